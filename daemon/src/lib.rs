@@ -1,0 +1,1 @@
+//! convlens daemon crate (filled in by its own issue).

@@ -1,0 +1,7 @@
+//! The convlens engine: CNN graphs with PyTorch-style layer names, weight loading, forward and
+//! backward passes. Pure computation: no sockets, no async, no terminal.
+
+pub mod error;
+pub mod weights;
+
+pub use error::{Error, Result};

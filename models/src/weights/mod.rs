@@ -1,0 +1,3 @@
+//! Weight files: safetensors, PyTorch checkpoints (zip and legacy), synthetic weights.
+
+pub mod synthetic;

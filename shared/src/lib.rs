@@ -1,0 +1,1 @@
+//! convlens shared crate (filled in by its own issue).

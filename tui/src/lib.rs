@@ -1,0 +1,1 @@
+//! convlens tui crate (filled in by its own issue).
