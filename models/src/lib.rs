@@ -2,6 +2,10 @@
 //! backward passes. Pure computation: no sockets, no async, no terminal.
 
 pub mod error;
+pub mod arch;
+pub mod graph;
+pub mod input;
+pub mod ops;
 pub mod weights;
 
 pub use error::{Error, Result};

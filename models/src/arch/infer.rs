@@ -1,0 +1,106 @@
+//! Guessing the architecture of a state_dict from its keys and shapes. The guess is then checked
+//! by building the graph, which refuses any missing, extra or misshapen tensor.
+
+use std::collections::BTreeMap;
+
+use candle_core::Tensor;
+
+use super::{find, Architecture};
+use crate::{Error, Result};
+
+fn dims<'a>(dict: &'a BTreeMap<String, Tensor>, key: &str) -> Option<&'a [usize]> {
+    dict.get(key).map(|t| t.dims())
+}
+
+/// The number of numbered children under `prefix` (`layer1.0.`, `layer1.1.`, … → 2).
+fn count_children(dict: &BTreeMap<String, Tensor>, prefix: &str) -> usize {
+    dict.keys()
+        .filter_map(|k| k.strip_prefix(prefix))
+        .filter_map(|rest| rest.split('.').next()?.parse::<usize>().ok())
+        .map(|i| i + 1)
+        .max()
+        .unwrap_or(0)
+}
+
+fn guess(dict: &BTreeMap<String, Tensor>) -> Option<&'static str> {
+    let has = |k: &str| dict.contains_key(k);
+    if has("layer1.0.conv1.weight") {
+        let blocks: Vec<usize> = (1..=4).map(|i| count_children(dict, &format!("layer{i}."))).collect();
+        let bottleneck = has("layer1.0.conv3.weight");
+        return match (bottleneck, blocks.as_slice()) {
+            (false, [2, 2, 2, 2]) => Some("resnet18"),
+            (false, [3, 4, 6, 3]) => Some("resnet34"),
+            (true, [3, 4, 6, 3]) => Some("resnet50"),
+            (true, [3, 4, 23, 3]) => Some("resnet101"),
+            (true, [3, 8, 36, 3]) => Some("resnet152"),
+            _ => None,
+        };
+    }
+    if has("_blocks.0._depthwise_conv.weight") && !has("_blocks.0._se_reduce.weight") {
+        return Some("efficientnet_lite0");
+    }
+    if has("inception3a.branch1.conv.weight") {
+        return Some("googlenet");
+    }
+    if has("features.denseblock1.denselayer1.conv1.weight") {
+        return Some("densenet121");
+    }
+    if has("features.1.0.block.0.0.weight") || has("features.1.0.block.1.0.weight") {
+        return Some("efficientnet_b0");
+    }
+    if has("features.1.conv.0.0.weight") {
+        return Some("mobilenet_v2");
+    }
+    if has("features.1.block.0.0.weight") {
+        return match dims(dict, "classifier.0.weight") {
+            Some([1024, 576]) => Some("mobilenet_v3_small"),
+            Some([1280, 960]) => Some("mobilenet_v3_large"),
+            _ => None,
+        };
+    }
+    if has("features.3.squeeze.weight") {
+        return match dims(dict, "features.0.weight") {
+            Some([96, 3, 7, 7]) => Some("squeezenet1_0"),
+            Some([64, 3, 3, 3]) => Some("squeezenet1_1"),
+            _ => None,
+        };
+    }
+    if let Some([64, 3, 11, 11]) = dims(dict, "features.0.weight") {
+        return Some("alexnet");
+    }
+    if has("classifier.6.weight") && has("features.0.weight") {
+        let convs = dict
+            .iter()
+            .filter(|(k, t)| k.starts_with("features.") && k.ends_with(".weight") && t.rank() == 4)
+            .count();
+        let bn = has("features.1.running_mean");
+        return match (convs, bn) {
+            (8, false) => Some("vgg11"),
+            (10, false) => Some("vgg13"),
+            (13, false) => Some("vgg16"),
+            (16, false) => Some("vgg19"),
+            (8, true) => Some("vgg11_bn"),
+            (10, true) => Some("vgg13_bn"),
+            (13, true) => Some("vgg16_bn"),
+            (16, true) => Some("vgg19_bn"),
+            _ => None,
+        };
+    }
+    None
+}
+
+/// The architecture a state_dict was saved from, and its class count.
+pub fn infer_architecture(dict: &BTreeMap<String, Tensor>) -> Result<(&'static Architecture, usize)> {
+    let name = guess(dict).ok_or_else(|| {
+        let sample: Vec<&str> = dict.keys().take(4).map(String::as_str).collect();
+        Error::Unsupported(format!(
+            "cannot tell the architecture from the state_dict (keys begin {}); pass --arch NAME",
+            sample.join(", ")
+        ))
+    })?;
+    let arch = find(name)?;
+    let classes = dims(dict, arch.classifier)
+        .and_then(|d| d.first().copied())
+        .ok_or_else(|| Error::Weights(format!("state_dict looks like {name} but has no `{}`", arch.classifier)))?;
+    Ok((arch, classes))
+}

@@ -1,0 +1,64 @@
+//! The architectures convlens knows, each built with its reference implementation's parameter
+//! names, and the inference of an architecture from a state_dict's keys and shapes.
+
+mod infer;
+mod resnet;
+
+use candle_core::Device;
+
+pub use infer::infer_architecture;
+
+use crate::graph::{Graph, GraphBuilder, NodeId, WeightSource};
+use crate::input::Normalization;
+use crate::{Error, Result};
+
+/// A buildable architecture.
+pub struct Architecture {
+    /// The `--arch` name (torchvision's function name).
+    pub name: &'static str,
+    /// Adds the network's nodes to the builder and returns the output node.
+    pub build: fn(&mut GraphBuilder, &ArchConfig) -> Result<NodeId>,
+    /// The state_dict key of the final classifier's weight (its first dimension is the class count).
+    pub classifier: &'static str,
+    /// How the reference implementation expects its input normalized.
+    pub normalization: Normalization,
+}
+
+/// Options an architecture is built with.
+#[derive(Clone, Copy, Debug)]
+pub struct ArchConfig {
+    /// Number of output classes.
+    pub num_classes: usize,
+}
+
+impl Default for ArchConfig {
+    fn default() -> Self {
+        ArchConfig { num_classes: 1000 }
+    }
+}
+
+/// Every architecture, in the order `--arch` lists them.
+pub fn all() -> Vec<&'static Architecture> {
+    let mut list: Vec<&'static Architecture> = Vec::new();
+    list.extend(resnet::ARCHITECTURES.iter());
+    list
+}
+
+/// The architecture named `name`.
+pub fn find(name: &str) -> Result<&'static Architecture> {
+    let list = all();
+    let found = list.iter().find(|a| a.name == name).copied();
+    found.ok_or_else(|| {
+        let names: Vec<&str> = list.iter().map(|a| a.name).collect();
+        Error::Unsupported(format!("unknown architecture `{name}`; known: {}", names.join(", ")))
+    })
+}
+
+impl Architecture {
+    /// Builds the graph from `source` on `device`.
+    pub fn build_graph(&self, source: WeightSource, config: &ArchConfig, device: &Device) -> Result<Graph> {
+        let mut builder = GraphBuilder::new(source, device);
+        (self.build)(&mut builder, config)?;
+        builder.finish(self.name)
+    }
+}

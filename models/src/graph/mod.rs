@@ -1,0 +1,237 @@
+//! The network as a graph of named nodes in execution order, with a forward pass that keeps any
+//! chosen layer outputs and a backward pass that sends a signal from any layer to any earlier one.
+
+mod builder;
+mod rule;
+mod tree;
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+
+pub use builder::{ConvSpec, GraphBuilder, WeightSource};
+pub use rule::BackwardRule;
+pub use tree::{LayerInfo, LayerTree};
+
+use crate::ops::Op;
+use crate::{Error, Result};
+
+/// Index of a node in its graph; node 0 is the input.
+pub type NodeId = usize;
+
+/// One step of the network: an op applied to earlier nodes' outputs.
+#[derive(Debug)]
+pub struct Node {
+    /// PyTorch-style path (`layer1.0.conv1`); a module called twice gets `#2` on its second call.
+    pub name: String,
+    /// What it computes.
+    pub op: Op,
+    /// The nodes whose outputs it reads.
+    pub inputs: Vec<NodeId>,
+}
+
+/// A network ready to run: nodes in topological order, the last one the output.
+#[derive(Debug)]
+pub struct Graph {
+    nodes: Vec<Node>,
+    by_name: HashMap<String, NodeId>,
+    parameters: Vec<(String, Vec<usize>)>,
+}
+
+/// The outputs a forward pass kept, by node.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    outputs: Vec<Option<Tensor>>,
+}
+
+impl Trace {
+    /// The output of `node`, if the pass kept it.
+    pub fn get(&self, node: NodeId) -> Option<&Tensor> {
+        self.outputs.get(node).and_then(Option::as_ref)
+    }
+
+    /// The network's final output.
+    pub fn output(&self) -> Option<&Tensor> {
+        self.outputs.last().and_then(Option::as_ref)
+    }
+}
+
+impl Graph {
+    /// A graph from nodes in topological order (node 0 the input, the last node the output).
+    pub fn new(nodes: Vec<Node>) -> Result<Self> {
+        let mut by_name = HashMap::with_capacity(nodes.len());
+        for (id, node) in nodes.iter().enumerate() {
+            if node.inputs.iter().any(|&i| i >= id) {
+                return Err(Error::InvalidArgument(format!(
+                    "graph node `{}` reads a later node",
+                    node.name
+                )));
+            }
+            if by_name.insert(node.name.clone(), id).is_some() {
+                return Err(Error::InvalidArgument(format!("two graph nodes are named `{}`", node.name)));
+            }
+        }
+        if nodes.len() < 2 {
+            return Err(Error::InvalidArgument("a graph needs an input and at least one op".into()));
+        }
+        Ok(Graph {
+            nodes,
+            by_name,
+            parameters: vec![],
+        })
+    }
+
+    /// The state_dict keys and shapes the graph was built from, in the order they were read.
+    pub fn parameters(&self) -> &[(String, Vec<usize>)] {
+        &self.parameters
+    }
+
+    /// All nodes, in execution order.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// The node that produces the network's output.
+    pub fn output_id(&self) -> NodeId {
+        self.nodes.len() - 1
+    }
+
+    /// The node named `name`: a leaf path, or a module path standing for its last node's output.
+    pub fn node_id(&self, name: &str) -> Result<NodeId> {
+        if name == "input" {
+            return Ok(0);
+        }
+        if let Some(&id) = self.by_name.get(name) {
+            return Ok(id);
+        }
+        let prefix = format!("{name}.");
+        if let Some(id) = (0..self.nodes.len()).rev().find(|&i| self.nodes[i].name.starts_with(&prefix)) {
+            return Ok(id);
+        }
+        Err(Error::UnknownLayer {
+            layer: name.to_string(),
+            hint: self.suggest(name),
+        })
+    }
+
+    fn suggest(&self, name: &str) -> String {
+        let close: Vec<&str> = self
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .filter(|n| strsim::levenshtein(n, name) <= 2)
+            .take(3)
+            .collect();
+        if close.is_empty() {
+            "; `convlens layers MODEL` lists the layers".into()
+        } else {
+            format!("; did you mean {}?", close.join(", "))
+        }
+    }
+
+    /// Runs the network on `x`, keeping the outputs of `keep` (all nodes when `None`) and the
+    /// final output.
+    pub fn forward(&self, x: &Tensor, keep: Option<&[NodeId]>) -> Result<Trace> {
+        let n = self.nodes.len();
+        let mut last_use = vec![0usize; n];
+        for (id, node) in self.nodes.iter().enumerate() {
+            for &i in &node.inputs {
+                last_use[i] = id;
+            }
+        }
+        let mut wanted = vec![keep.is_none(); n];
+        if let Some(keep) = keep {
+            for &k in keep {
+                if let Some(w) = wanted.get_mut(k) {
+                    *w = true;
+                }
+            }
+        }
+        wanted[n - 1] = true;
+        let mut outputs: Vec<Option<Tensor>> = vec![None; n];
+        outputs[0] = Some(x.clone());
+        for id in 1..n {
+            let node = &self.nodes[id];
+            let inputs = node
+                .inputs
+                .iter()
+                .map(|&i| outputs[i].as_ref().ok_or_else(|| missing_output(&self.nodes[i].name)))
+                .collect::<Result<Vec<&Tensor>>>()?;
+            let y = node.op.forward(&inputs).map_err(|e| in_layer(&node.name, e))?;
+            outputs[id] = Some(y);
+            for &i in &node.inputs {
+                if last_use[i] == id && !wanted[i] {
+                    outputs[i] = None;
+                }
+            }
+        }
+        Ok(Trace { outputs })
+    }
+
+    /// Sends `signal` (shaped like `from`'s output) back to node `to` under `rule` and returns the
+    /// signal there. `trace` must hold every node's output (a forward pass with `keep = None`).
+    pub fn backward(
+        &self,
+        trace: &Trace,
+        from: NodeId,
+        signal: &Tensor,
+        to: NodeId,
+        rule: BackwardRule,
+    ) -> Result<Tensor> {
+        if to >= from {
+            return Err(Error::InvalidArgument(format!(
+                "cannot send a signal from `{}` back to `{}`: it is not earlier in the network",
+                self.name(from),
+                self.name(to)
+            )));
+        }
+        let mut grads: Vec<Option<Tensor>> = vec![None; from + 1];
+        grads[from] = Some(signal.clone());
+        for id in (to + 1..=from).rev() {
+            let Some(grad) = grads[id].take() else { continue };
+            let node = &self.nodes[id];
+            let inputs = node
+                .inputs
+                .iter()
+                .map(|&i| trace.get(i).ok_or_else(|| missing_output(&self.nodes[i].name)))
+                .collect::<Result<Vec<&Tensor>>>()?;
+            let output = trace.get(id).ok_or_else(|| missing_output(&node.name))?;
+            let input_grads = node
+                .op
+                .backward(&inputs, output, &grad, rule)
+                .map_err(|e| in_layer(&node.name, e))?;
+            for (&i, g) in node.inputs.iter().zip(input_grads) {
+                if i < to {
+                    continue;
+                }
+                grads[i] = Some(match grads[i].take() {
+                    Some(acc) => acc.add(&g)?,
+                    None => g,
+                });
+            }
+        }
+        grads[to].take().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "no path from `{}` back to `{}`",
+                self.name(from),
+                self.name(to)
+            ))
+        })
+    }
+
+    /// The name of node `id` (`input` for node 0).
+    pub fn name(&self, id: NodeId) -> &str {
+        if id == 0 {
+            return "input";
+        }
+        self.nodes.get(id).map_or("?", |n| n.name.as_str())
+    }
+}
+
+fn missing_output(name: &str) -> Error {
+    Error::InvalidArgument(format!("the forward pass did not keep the output of `{name}`"))
+}
+
+fn in_layer(name: &str, e: candle_core::Error) -> Error {
+    Error::InvalidArgument(format!("layer `{name}`: {e}"))
+}

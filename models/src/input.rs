@@ -1,0 +1,152 @@
+//! Model inputs: images decoded with the `image` crate and preprocessed as torchvision does
+//! (shorter side resized to 256 with antialiased bilinear filtering, centre crop 224, per-channel
+//! normalization), or `.npy` tensors that are already preprocessed.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use image::imageops::FilterType;
+use image::{DynamicImage, GenericImageView};
+
+use crate::{Error, Result};
+
+/// How pixel values in [0, 1] become the network's input: `(x - mean) / std` per channel.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Normalization {
+    /// Per-channel mean.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation.
+    pub std: [f32; 3],
+    /// Input channels (3 for RGB, 1 for grayscale models).
+    pub channels: usize,
+}
+
+impl Normalization {
+    /// torchvision's ImageNet statistics.
+    pub const IMAGENET: Normalization = Normalization {
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+        channels: 3,
+    };
+
+    /// EfficientNet-Lite's `(pixel - 127) / 128` on 0–255 pixel values.
+    pub const LITE: Normalization = Normalization {
+        mean: [127.0 / 255.0; 3],
+        std: [128.0 / 255.0; 3],
+        channels: 3,
+    };
+}
+
+/// The preprocessing a model's images go through.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Preprocess {
+    /// The shorter side is resized to this.
+    pub resize: u32,
+    /// Then the centre square of this size is cut out.
+    pub crop: u32,
+    /// Then pixel values are normalized.
+    pub normalization: Normalization,
+}
+
+impl Preprocess {
+    /// torchvision's standard evaluation transform with `normalization`.
+    pub fn standard(normalization: Normalization) -> Self {
+        Preprocess {
+            resize: 256,
+            crop: 224,
+            normalization,
+        }
+    }
+
+    /// The resized and centre-cropped image, before normalization (what overlays are drawn on).
+    pub fn crop_image(&self, image: &DynamicImage) -> DynamicImage {
+        let (w, h) = image.dimensions();
+        let short = w.min(h).max(1);
+        // torchvision: the longer side becomes int(size * long / short).
+        let (nw, nh) = if w <= h {
+            (self.resize, (u64::from(self.resize) * u64::from(h) / u64::from(short)) as u32)
+        } else {
+            ((u64::from(self.resize) * u64::from(w) / u64::from(short)) as u32, self.resize)
+        };
+        let resized = image.resize_exact(nw.max(1), nh.max(1), FilterType::Triangle);
+        let crop = self.crop.min(nw).min(nh);
+        // torchvision: top = int(round((h - crop) / 2)), Python's round-half-even.
+        let offset = |size: u32| -> u32 {
+            let half = f64::from(size - crop) / 2.0;
+            let r = half.round();
+            if (half - half.floor() - 0.5).abs() < f64::EPSILON && r % 2.0 != 0.0 {
+                (r - 1.0) as u32
+            } else {
+                r as u32
+            }
+        };
+        resized.crop_imm(offset(nw), offset(nh), crop, crop)
+    }
+
+    /// The normalized [C, H, W] tensor for a cropped image.
+    pub fn normalize(&self, cropped: &DynamicImage, device: &Device) -> Result<Tensor> {
+        let n = self.normalization;
+        let (w, h) = cropped.dimensions();
+        let plane = (w * h) as usize;
+        let data: Vec<f32> = if n.channels == 1 {
+            let gray = cropped.to_luma8();
+            gray.pixels().map(|p| (f32::from(p.0[0]) / 255.0 - n.mean[0]) / n.std[0]).collect()
+        } else {
+            let rgb = cropped.to_rgb8();
+            let mut data = vec![0f32; 3 * plane];
+            for (i, p) in rgb.pixels().enumerate() {
+                for c in 0..3 {
+                    data[c * plane + i] = (f32::from(p.0[c]) / 255.0 - n.mean[c]) / n.std[c];
+                }
+            }
+            data
+        };
+        Ok(Tensor::from_vec(data, (n.channels, h as usize, w as usize), device)?)
+    }
+}
+
+/// Decodes an image file, naming the file when it cannot.
+pub fn open_image(path: &Path) -> Result<DynamicImage> {
+    let reader = image::ImageReader::open(path)
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .with_guessed_format()
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    reader
+        .decode()
+        .map_err(|e| Error::format(path, format!("not a readable image: {e}")))
+}
+
+/// The network input [1, C, H, W] for `path`: a preprocessed `.npy` tensor as is, or an image
+/// preprocessed with `preprocess`.
+pub fn load_input(path: &Path, preprocess: &Preprocess, device: &Device) -> Result<Tensor> {
+    let is_npy = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    if is_npy {
+        let t = Tensor::read_npy(path)
+            .map_err(|e| Error::format(path, format!("not a readable .npy file: {e}")))?;
+        let t = t.to_dtype(DType::F32)?;
+        let c = preprocess.normalization.channels;
+        let t = match t.dims() {
+            [ch, _, _] if *ch == c => t.unsqueeze(0)?,
+            [1, ch, _, _] if *ch == c => t,
+            dims => {
+                return Err(Error::Shape {
+                    what: path.display().to_string(),
+                    expected: format!("[{c}, H, W] or [1, {c}, H, W] float32"),
+                    found: format!("{dims:?}"),
+                })
+            }
+        };
+        return Ok(t.to_device(device)?);
+    }
+    let image = open_image(path)?;
+    let cropped = preprocess.crop_image(&image);
+    Ok(preprocess.normalize(&cropped, device)?.unsqueeze(0)?)
+}

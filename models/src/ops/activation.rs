@@ -1,0 +1,139 @@
+//! Pointwise activations: the ReLU family (where backward rules differ) and the smooth ones.
+
+use candle_core::{Result, Tensor};
+
+use crate::graph::BackwardRule;
+
+/// A pointwise activation function, with PyTorch's definition and PyTorch's derivative at the kinks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    /// `nn.ReLU`.
+    Relu,
+    /// `nn.ReLU6`.
+    Relu6,
+    /// `nn.LeakyReLU` with its negative slope.
+    LeakyRelu(f64),
+    /// `nn.Hardtanh` / ONNX Clip with bounds other than (0, 6).
+    Clip {
+        /// Lower bound.
+        min: f64,
+        /// Upper bound.
+        max: f64,
+    },
+    /// `nn.Sigmoid`.
+    Sigmoid,
+    /// `nn.Hardsigmoid` (alpha 1/6, beta 1/2) or ONNX HardSigmoid.
+    HardSigmoid {
+        /// Slope.
+        alpha: f64,
+        /// Offset.
+        beta: f64,
+    },
+    /// `nn.Hardswish`.
+    HardSwish,
+    /// `nn.SiLU` (swish).
+    Silu,
+    /// `nn.Tanh`.
+    Tanh,
+}
+
+impl Activation {
+    /// PyTorch's `nn.Hardsigmoid`.
+    pub const TORCH_HARDSIGMOID: Activation = Activation::HardSigmoid {
+        alpha: 1.0 / 6.0,
+        beta: 0.5,
+    };
+
+    /// The activation's name as a PyTorch module class.
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            Activation::Relu => "ReLU",
+            Activation::Relu6 => "ReLU6",
+            Activation::LeakyRelu(_) => "LeakyReLU",
+            Activation::Clip { .. } => "Hardtanh",
+            Activation::Sigmoid => "Sigmoid",
+            Activation::HardSigmoid { .. } => "Hardsigmoid",
+            Activation::HardSwish => "Hardswish",
+            Activation::Silu => "SiLU",
+            Activation::Tanh => "Tanh",
+        }
+    }
+
+    /// Whether the backward rules (guided, deconvnet) act on this activation.
+    pub fn is_relu_family(&self) -> bool {
+        matches!(
+            self,
+            Activation::Relu | Activation::Relu6 | Activation::LeakyRelu(_)
+        ) || matches!(self, Activation::Clip { min, .. } if *min == 0.0)
+    }
+
+    /// The activation of `x`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match *self {
+            Activation::Relu => x.relu(),
+            Activation::Relu6 => x.clamp(0f32, 6f32),
+            Activation::LeakyRelu(slope) => {
+                let negative = x.minimum(0f32)?.affine(slope, 0.0)?;
+                x.relu()?.add(&negative)
+            }
+            Activation::Clip { min, max } => x.clamp(min as f32, max as f32),
+            Activation::Sigmoid => sigmoid(x),
+            Activation::HardSigmoid { alpha, beta } => x.affine(alpha, beta)?.clamp(0f32, 1f32),
+            Activation::HardSwish => x.mul(&x.affine(1.0, 3.0)?.clamp(0f32, 6f32)?)?.affine(1.0 / 6.0, 0.0),
+            Activation::Silu => x.silu(),
+            Activation::Tanh => x.tanh(),
+        }
+    }
+
+    /// The signal at the input, given the input `x`, the output `y` and the signal `grad` at the
+    /// output, under `rule`.
+    pub fn backward(&self, x: &Tensor, y: &Tensor, grad: &Tensor, rule: BackwardRule) -> Result<Tensor> {
+        if self.is_relu_family() {
+            return match rule {
+                BackwardRule::Gradient => self.local_gradient(x, y, grad),
+                BackwardRule::Guided => self.local_gradient(x, y, grad)?.relu(),
+                BackwardRule::Deconvnet => grad.relu(),
+            };
+        }
+        self.local_gradient(x, y, grad)
+    }
+
+    /// The exact gradient: `grad` times the derivative at `x`, with PyTorch's choice at the kinks.
+    fn local_gradient(&self, x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Tensor> {
+        let mask = |m: Tensor| -> Result<Tensor> { grad.mul(&m.to_dtype(grad.dtype())?) };
+        match *self {
+            Activation::Relu => mask(x.gt(0f32)?),
+            Activation::Relu6 => mask(x.gt(0f32)?.mul(&x.lt(6f32)?)?),
+            Activation::Clip { min, max } => mask(x.gt(min as f32)?.mul(&x.lt(max as f32)?)?),
+            Activation::LeakyRelu(slope) => {
+                let positive = x.gt(0f32)?.to_dtype(grad.dtype())?;
+                let factor = positive.affine(1.0 - slope, slope)?;
+                grad.mul(&factor)
+            }
+            Activation::Sigmoid => grad.mul(&y.mul(&y.affine(-1.0, 1.0)?)?),
+            Activation::HardSigmoid { alpha, beta } => {
+                let z = x.affine(alpha, beta)?;
+                let inside = z.gt(0f32)?.mul(&z.lt(1f32)?)?.to_dtype(grad.dtype())?;
+                grad.mul(&inside.affine(alpha, 0.0)?)
+            }
+            Activation::HardSwish => {
+                // torch: 0 for x < -3, x/3 + 1/2 for -3 <= x <= 3, 1 above.
+                let above = x.gt(3f32)?.to_dtype(grad.dtype())?;
+                let middle = x.ge(-3f32)?.mul(&x.le(3f32)?)?.to_dtype(grad.dtype())?;
+                let slope = middle.mul(&x.affine(1.0 / 3.0, 0.5)?)?.add(&above)?;
+                grad.mul(&slope)
+            }
+            Activation::Silu => {
+                let s = sigmoid(x)?;
+                let d = s.mul(&x.mul(&s.affine(-1.0, 1.0)?)?.affine(1.0, 1.0)?)?;
+                grad.mul(&d)
+            }
+            Activation::Tanh => grad.mul(&y.sqr()?.affine(-1.0, 1.0)?),
+        }
+    }
+}
+
+/// The logistic function, 1 / (1 + exp(-x)).
+pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
+    x.neg()?.exp()?.affine(1.0, 1.0)?.recip()
+}

@@ -1,0 +1,178 @@
+//! `nn.Conv2d`: grouped, strided, dilated 2-D convolution with explicit or TF-style 'same' padding.
+
+use std::sync::OnceLock;
+
+use candle_core::{Result, Tensor};
+
+use super::strided::place_strided;
+
+/// How a convolution or pooling window pads its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding {
+    /// Fixed zeros on each side: top, bottom, left, right.
+    Explicit {
+        /// Rows above.
+        top: usize,
+        /// Rows below.
+        bottom: usize,
+        /// Columns on the left.
+        left: usize,
+        /// Columns on the right.
+        right: usize,
+    },
+    /// TensorFlow's 'same': output = ceil(input / stride), the odd pixel padded at the end.
+    Same,
+}
+
+impl Padding {
+    /// The same padding on every side.
+    pub fn symmetric(pad: usize) -> Self {
+        Padding::Explicit {
+            top: pad,
+            bottom: pad,
+            left: pad,
+            right: pad,
+        }
+    }
+
+    /// (top, bottom, left, right) for an input of `h`×`w` and a window of effective size `kh`×`kw`.
+    pub fn resolve(&self, h: usize, w: usize, kh: usize, kw: usize, stride: usize) -> (usize, usize, usize, usize) {
+        match *self {
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            } => (top, bottom, left, right),
+            Padding::Same => {
+                let total = |size: usize, k: usize| {
+                    let out = size.div_ceil(stride);
+                    ((out.saturating_sub(1)) * stride + k).saturating_sub(size)
+                };
+                let (ph, pw) = (total(h, kh), total(w, kw));
+                (ph / 2, ph - ph / 2, pw / 2, pw - pw / 2)
+            }
+        }
+    }
+}
+
+/// A 2-D convolution layer; fields as in PyTorch's `nn.Conv2d` state_dict.
+#[derive(Debug)]
+pub struct Conv2d {
+    /// Kernel, [out_channels, in_channels / groups, kh, kw].
+    pub weight: Tensor,
+    /// Per-output-channel bias, when the layer has one.
+    pub bias: Option<Tensor>,
+    /// Stride (the same along both axes).
+    pub stride: usize,
+    /// Padding.
+    pub padding: Padding,
+    /// Dilation (the same along both axes).
+    pub dilation: usize,
+    /// Number of groups.
+    pub groups: usize,
+    /// The kernel of the input gradient, made on first use.
+    backward_kernel: OnceLock<Tensor>,
+}
+
+impl Conv2d {
+    /// A convolution from its parameters.
+    pub fn new(weight: Tensor, bias: Option<Tensor>, stride: usize, padding: Padding, dilation: usize, groups: usize) -> Self {
+        Conv2d {
+            weight,
+            bias,
+            stride,
+            padding,
+            dilation,
+            groups,
+            backward_kernel: OnceLock::new(),
+        }
+    }
+
+    /// Output channels.
+    pub fn out_channels(&self) -> usize {
+        self.weight.dims().first().copied().unwrap_or(0)
+    }
+
+    /// Input channels.
+    pub fn in_channels(&self) -> usize {
+        self.weight.dims().get(1).copied().unwrap_or(0) * self.groups
+    }
+
+    /// Kernel height and width.
+    pub fn kernel_size(&self) -> (usize, usize) {
+        let d = self.weight.dims();
+        (d.get(2).copied().unwrap_or(1), d.get(3).copied().unwrap_or(1))
+    }
+
+    fn effective_kernel(&self) -> (usize, usize) {
+        let (kh, kw) = self.kernel_size();
+        (self.dilation * (kh - 1) + 1, self.dilation * (kw - 1) + 1)
+    }
+
+    fn pads(&self, x: &Tensor) -> Result<(usize, usize, usize, usize)> {
+        let (_, _, h, w) = x.dims4()?;
+        let (kh, kw) = self.effective_kernel();
+        Ok(self.padding.resolve(h, w, kh, kw, self.stride))
+    }
+
+    /// The layer's output for `x` [N, C, H, W].
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (top, bottom, left, right) = self.pads(x)?;
+        let y = if top == bottom && left == right && top == left {
+            x.conv2d(&self.weight, top, self.stride, self.dilation, self.groups)?
+        } else {
+            x.pad_with_zeros(2, top, bottom)?
+                .pad_with_zeros(3, left, right)?
+                .conv2d(&self.weight, 0, self.stride, self.dilation, self.groups)?
+        };
+        match &self.bias {
+            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
+            None => Ok(y),
+        }
+    }
+
+    /// The transposed, spatially flipped kernel that correlates an output gradient into an
+    /// input gradient: [in_channels, out_channels / groups, kh, kw].
+    fn backward_kernel(&self) -> Result<&Tensor> {
+        if let Some(k) = self.backward_kernel.get() {
+            return Ok(k);
+        }
+        let (o, c_per_group, kh, kw) = self.weight.dims4()?;
+        let g = self.groups;
+        let device = self.weight.device();
+        let flip = |n: usize| Tensor::from_vec((0..n as u32).rev().collect::<Vec<u32>>(), n, device);
+        let kernel = self
+            .weight
+            .reshape((g, o / g, c_per_group, kh, kw))?
+            .transpose(1, 2)?
+            .reshape((g * c_per_group, o / g, kh, kw))?
+            .index_select(&flip(kh)?, 2)?
+            .index_select(&flip(kw)?, 3)?
+            .contiguous()?;
+        Ok(self.backward_kernel.get_or_init(|| kernel))
+    }
+
+    /// The gradient with respect to the input `x`, given the output gradient `grad`.
+    pub fn input_gradient(&self, x: &Tensor, grad: &Tensor) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        let (_, _, oh, ow) = grad.dims4()?;
+        let (top, bottom, left, right) = self.pads(x)?;
+        let (kh, kw) = self.effective_kernel();
+        let s = self.stride;
+        let dilated = place_strided(grad, 2, 0, s, (oh - 1) * s + 1)?;
+        let dilated = place_strided(&dilated, 3, 0, s, (ow - 1) * s + 1)?;
+        let padded = dilated.pad_with_zeros(2, kh - 1, kh - 1)?.pad_with_zeros(3, kw - 1, kw - 1)?;
+        let full = padded.conv2d(self.backward_kernel()?, 0, 1, self.dilation, self.groups)?;
+        let (hp, wp) = (h + top + bottom, w + left + right);
+        let (fh, fw) = (full.dim(2)?, full.dim(3)?);
+        let full = if fh < hp { full.pad_with_zeros(2, 0, hp - fh)? } else { full };
+        let full = if fw < wp { full.pad_with_zeros(3, 0, wp - fw)? } else { full };
+        full.narrow(2, top, h)?.narrow(3, left, w)
+    }
+
+    /// Number of parameters.
+    pub fn param_count(&self) -> usize {
+        self.weight.elem_count() + self.bias.as_ref().map_or(0, Tensor::elem_count)
+    }
+}

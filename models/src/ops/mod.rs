@@ -1,0 +1,185 @@
+//! The operations a graph node can perform, each with its forward pass and its backward pass
+//! (the signal at the inputs given the signal at the output; weight gradients are never made).
+
+pub mod activation;
+pub mod adaptive_avg_pool;
+pub mod avg_pool;
+pub mod batch_norm;
+pub mod conv2d;
+pub mod elementwise;
+pub mod linear;
+pub mod max_pool;
+pub mod pool;
+pub mod strided;
+
+use candle_core::{Result, Tensor, D};
+
+pub use activation::Activation;
+pub use adaptive_avg_pool::AdaptiveAvgPool2d;
+pub use avg_pool::AvgPool2d;
+pub use batch_norm::BatchNorm2d;
+pub use conv2d::{Conv2d, Padding};
+pub use linear::Linear;
+pub use max_pool::MaxPool2d;
+pub use pool::PoolWindow;
+
+use crate::graph::BackwardRule;
+
+/// What one node of the graph computes.
+#[derive(Debug)]
+pub enum Op {
+    /// The network's input.
+    Input,
+    /// `nn.Conv2d`.
+    Conv2d(Conv2d),
+    /// `nn.BatchNorm2d` (evaluation mode).
+    BatchNorm2d(BatchNorm2d),
+    /// A pointwise activation.
+    Activation(Activation),
+    /// `nn.MaxPool2d`.
+    MaxPool2d(MaxPool2d),
+    /// `nn.AvgPool2d`.
+    AvgPool2d(AvgPool2d),
+    /// `nn.AdaptiveAvgPool2d`.
+    AdaptiveAvgPool2d(AdaptiveAvgPool2d),
+    /// `nn.Linear`.
+    Linear(Linear),
+    /// `torch.flatten(x, start_dim)`.
+    Flatten {
+        /// First axis folded.
+        start_dim: usize,
+    },
+    /// Sum of the inputs (a residual connection).
+    Add,
+    /// Product of two inputs (a squeeze-excitation gate).
+    Mul,
+    /// `torch.cat(inputs, dim)`.
+    Concat {
+        /// The axis.
+        dim: usize,
+    },
+    /// `nn.Dropout` and friends: the identity at evaluation.
+    Identity,
+    /// Mean over the spatial axes, keeping them (`x.mean((2, 3), keepdim=True)`).
+    SpatialMean,
+    /// `torch.softmax(x, dim=-1)`.
+    Softmax,
+}
+
+impl Op {
+    /// A PyTorch-like class name for display.
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            Op::Input => "Input",
+            Op::Conv2d(_) => "Conv2d",
+            Op::BatchNorm2d(_) => "BatchNorm2d",
+            Op::Activation(a) => a.class_name(),
+            Op::MaxPool2d(_) => "MaxPool2d",
+            Op::AvgPool2d(_) => "AvgPool2d",
+            Op::AdaptiveAvgPool2d(_) => "AdaptiveAvgPool2d",
+            Op::Linear(_) => "Linear",
+            Op::Flatten { .. } => "Flatten",
+            Op::Add => "Add",
+            Op::Mul => "Mul",
+            Op::Concat { .. } => "Concat",
+            Op::Identity => "Identity",
+            Op::SpatialMean => "Mean",
+            Op::Softmax => "Softmax",
+        }
+    }
+
+    /// Number of learned parameters.
+    pub fn param_count(&self) -> usize {
+        match self {
+            Op::Conv2d(c) => c.param_count(),
+            Op::BatchNorm2d(b) => b.param_count(),
+            Op::Linear(l) => l.param_count(),
+            _ => 0,
+        }
+    }
+
+    /// The op's output for its inputs.
+    pub fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let first = || -> Result<&Tensor> {
+            match inputs.first() {
+                Some(t) => Ok(*t),
+                None => candle_core::bail!("{} needs an input", self.class_name()),
+            }
+        };
+        match self {
+            Op::Input | Op::Identity => Ok(first()?.clone()),
+            Op::Conv2d(c) => c.forward(first()?),
+            Op::BatchNorm2d(b) => b.forward(first()?),
+            Op::Activation(a) => a.forward(first()?),
+            Op::MaxPool2d(p) => p.forward(first()?),
+            Op::AvgPool2d(p) => p.forward(first()?),
+            Op::AdaptiveAvgPool2d(p) => p.forward(first()?),
+            Op::Linear(l) => l.forward(first()?),
+            Op::Flatten { start_dim } => first()?.flatten_from(*start_dim),
+            Op::Add => elementwise::add_forward(inputs),
+            Op::Mul => match inputs {
+                [a, b] => elementwise::mul_forward(a, b),
+                _ => candle_core::bail!("Mul needs two inputs, got {}", inputs.len()),
+            },
+            Op::Concat { dim } => Tensor::cat(inputs, *dim),
+            Op::SpatialMean => first()?.mean_keepdim(3)?.mean_keepdim(2),
+            Op::Softmax => {
+                let x = first()?;
+                let shifted = x.broadcast_sub(&x.max_keepdim(D::Minus1)?)?.exp()?;
+                shifted.broadcast_div(&shifted.sum_keepdim(D::Minus1)?)
+            }
+        }
+    }
+
+    /// The signal at each input, given the inputs, the output and the signal at the output.
+    pub fn backward(
+        &self,
+        inputs: &[&Tensor],
+        output: &Tensor,
+        grad: &Tensor,
+        rule: BackwardRule,
+    ) -> Result<Vec<Tensor>> {
+        let first = || -> Result<&Tensor> {
+            match inputs.first() {
+                Some(t) => Ok(*t),
+                None => candle_core::bail!("{} needs an input", self.class_name()),
+            }
+        };
+        let one = |t: Tensor| Ok(vec![t]);
+        match self {
+            Op::Input | Op::Identity => one(grad.clone()),
+            Op::Conv2d(c) => one(c.input_gradient(first()?, grad)?),
+            Op::BatchNorm2d(b) => one(b.input_gradient(grad)?),
+            Op::Activation(a) => one(a.backward(first()?, output, grad, rule)?),
+            Op::MaxPool2d(p) => one(p.backward(first()?, output, grad)?),
+            Op::AvgPool2d(p) => one(p.backward(first()?, grad)?),
+            Op::AdaptiveAvgPool2d(p) => one(p.backward(first()?, grad)?),
+            Op::Linear(l) => one(l.input_gradient(grad)?),
+            Op::Flatten { .. } => one(grad.reshape(first()?.shape())?),
+            Op::Add => inputs
+                .iter()
+                .map(|t| elementwise::sum_to_shape(grad, t.shape()))
+                .collect(),
+            Op::Mul => match inputs {
+                [a, b] => {
+                    let (ga, gb) = elementwise::mul_backward(a, b, grad)?;
+                    Ok(vec![ga, gb])
+                }
+                _ => candle_core::bail!("Mul needs two inputs, got {}", inputs.len()),
+            },
+            Op::Concat { dim } => elementwise::concat_backward(inputs, grad, *dim),
+            Op::SpatialMean => {
+                let x = first()?;
+                let (_, _, h, w) = x.dims4()?;
+                one(grad
+                    .affine(1.0 / (h * w) as f64, 0.0)?
+                    .broadcast_as(x.shape())?
+                    .contiguous()?)
+            }
+            Op::Softmax => {
+                let dot = grad.mul(output)?.sum_keepdim(D::Minus1)?;
+                one(output.mul(&grad.broadcast_sub(&dot)?)?)
+            }
+        }
+    }
+}
