@@ -104,3 +104,6 @@ macro_rules! reference_tests {
 }
 
 reference_tests!(resnet18, resnet34, resnet50, resnet101, resnet152);
+reference_tests!(alexnet, vgg11, vgg13, vgg16, vgg19, vgg11_bn, vgg13_bn, vgg16_bn, vgg19_bn);
+reference_tests!(squeezenet1_0, squeezenet1_1, densenet121, googlenet);
+reference_tests!(mobilenet_v2, mobilenet_v3_small, mobilenet_v3_large, efficientnet_b0, efficientnet_lite0);

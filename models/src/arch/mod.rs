@@ -1,8 +1,17 @@
 //! The architectures convlens knows, each built with its reference implementation's parameter
 //! names, and the inference of an architecture from a state_dict's keys and shapes.
 
+mod alexnet;
+mod densenet;
+mod efficientnet;
+mod efficientnet_lite;
+mod googlenet;
 mod infer;
+mod mobilenet_v2;
+mod mobilenet_v3;
 mod resnet;
+mod squeezenet;
+mod vgg;
 
 use candle_core::Device;
 
@@ -40,7 +49,16 @@ impl Default for ArchConfig {
 /// Every architecture, in the order `--arch` lists them.
 pub fn all() -> Vec<&'static Architecture> {
     let mut list: Vec<&'static Architecture> = Vec::new();
+    list.extend(alexnet::ARCHITECTURES.iter());
+    list.extend(vgg::ARCHITECTURES.iter());
     list.extend(resnet::ARCHITECTURES.iter());
+    list.extend(squeezenet::ARCHITECTURES.iter());
+    list.extend(mobilenet_v2::ARCHITECTURES.iter());
+    list.extend(mobilenet_v3::ARCHITECTURES.iter());
+    list.extend(densenet::ARCHITECTURES.iter());
+    list.extend(googlenet::ARCHITECTURES.iter());
+    list.extend(efficientnet::ARCHITECTURES.iter());
+    list.extend(efficientnet_lite::ARCHITECTURES.iter());
     list
 }
 
