@@ -5,8 +5,9 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use image::imageops::FilterType;
-use image::{DynamicImage, GenericImageView};
+use image::{DynamicImage, GenericImageView, GrayImage, RgbImage};
+
+use crate::resample::resize_bilinear;
 
 use crate::{Error, Result};
 
@@ -68,7 +69,7 @@ impl Preprocess {
         } else {
             ((u64::from(self.resize) * u64::from(w) / u64::from(short)) as u32, self.resize)
         };
-        let resized = image.resize_exact(nw.max(1), nh.max(1), FilterType::Triangle);
+        let resized = resize_like_pillow(image, nw.max(1), nh.max(1));
         let crop = self.crop.min(nw).min(nh);
         // torchvision: top = int(round((h - crop) / 2)), Python's round-half-even.
         let offset = |size: u32| -> u32 {
@@ -103,6 +104,19 @@ impl Preprocess {
         };
         Ok(Tensor::from_vec(data, (n.channels, h as usize, w as usize), device)?)
     }
+}
+
+/// Pillow's bilinear resize of `image` to `w`×`h` (RGB, or grayscale for grayscale images).
+fn resize_like_pillow(image: &DynamicImage, w: u32, h: u32) -> DynamicImage {
+    let (iw, ih) = (image.width() as usize, image.height() as usize);
+    if matches!(image, DynamicImage::ImageLuma8(_)) {
+        let gray = image.to_luma8();
+        let out = resize_bilinear(gray.as_raw(), iw, ih, 1, w as usize, h as usize);
+        return GrayImage::from_raw(w, h, out).map_or_else(|| image.clone(), DynamicImage::ImageLuma8);
+    }
+    let rgb = image.to_rgb8();
+    let out = resize_bilinear(rgb.as_raw(), iw, ih, 3, w as usize, h as usize);
+    RgbImage::from_raw(w, h, out).map_or_else(|| image.clone(), DynamicImage::ImageRgb8)
 }
 
 /// Decodes an image file, naming the file when it cannot.

@@ -3,9 +3,15 @@
 
 pub mod error;
 pub mod arch;
+pub mod device;
 pub mod graph;
 pub mod input;
+pub mod labels;
+pub mod model;
+pub mod onnx;
 pub mod ops;
+pub mod resample;
 pub mod weights;
 
 pub use error::{Error, Result};
+pub use model::{ClassScore, LoadOptions, Model};

@@ -1,6 +1,49 @@
-//! Placeholder: filled in by the architecture work.
+//! torchvision's AlexNet (`torchvision.models.alexnet`).
 
-use super::Architecture;
+use super::{ArchConfig, Architecture};
+use crate::graph::{ConvSpec, GraphBuilder, NodeId};
+use crate::input::Normalization;
+use crate::Result;
 
-/// The architectures of this family.
-pub static ARCHITECTURES: [Architecture; 0] = [];
+/// `AlexNet.forward`: `features`, `avgpool`, flatten, `classifier`.
+fn alexnet(b: &mut GraphBuilder, config: &ArchConfig) -> Result<NodeId> {
+    let x = b.input();
+    let x = b.scope("features", |b| {
+        let x = b.conv2d(
+            "0",
+            x,
+            ConvSpec::new(3, 64, 11).stride(4).padding(2).bias(true),
+        )?;
+        let x = b.relu("1", x);
+        let x = b.max_pool("2", x, 3, 2, 0, false);
+        let x = b.conv2d("3", x, ConvSpec::new(64, 192, 5).padding(2).bias(true))?;
+        let x = b.relu("4", x);
+        let x = b.max_pool("5", x, 3, 2, 0, false);
+        let x = b.conv2d("6", x, ConvSpec::new(192, 384, 3).padding(1).bias(true))?;
+        let x = b.relu("7", x);
+        let x = b.conv2d("8", x, ConvSpec::new(384, 256, 3).padding(1).bias(true))?;
+        let x = b.relu("9", x);
+        let x = b.conv2d("10", x, ConvSpec::new(256, 256, 3).padding(1).bias(true))?;
+        let x = b.relu("11", x);
+        Ok(b.max_pool("12", x, 3, 2, 0, false))
+    })?;
+    let x = b.adaptive_avg_pool("avgpool", x, (6, 6));
+    let x = b.flatten("flatten", x);
+    b.scope("classifier", |b| {
+        let x = b.dropout("0", x);
+        let x = b.linear("1", x, 256 * 6 * 6, 4096, true)?;
+        let x = b.relu("2", x);
+        let x = b.dropout("3", x);
+        let x = b.linear("4", x, 4096, 4096, true)?;
+        let x = b.relu("5", x);
+        b.linear("6", x, 4096, config.num_classes, true)
+    })
+}
+
+/// AlexNet.
+pub static ARCHITECTURES: [Architecture; 1] = [Architecture {
+    name: "alexnet",
+    build: alexnet,
+    classifier: "classifier.6.weight",
+    normalization: Normalization::IMAGENET,
+}];

@@ -1,6 +1,199 @@
-//! Placeholder: filled in by the architecture work.
+//! torchvision's MobileNetV3 small and large (`torchvision.models.mobilenetv3`), with
+//! `SqueezeExcitation` from `torchvision.ops.misc`.
 
-use super::Architecture;
+use super::mobilenet_v2::{conv_norm_act, make_divisible};
+use super::{ArchConfig, Architecture};
+use crate::graph::{ConvSpec, GraphBuilder, NodeId};
+use crate::input::Normalization;
+use crate::ops::Activation;
+use crate::Result;
 
-/// The architectures of this family.
-pub static ARCHITECTURES: [Architecture; 0] = [];
+const BN_EPS: f64 = 0.001;
+
+/// One row of the inverted-residual setting (`InvertedResidualConfig`, width 1.0, dilation 1).
+#[derive(Clone, Copy)]
+struct Bneck {
+    input_channels: usize,
+    kernel: usize,
+    expanded_channels: usize,
+    out_channels: usize,
+    use_se: bool,
+    use_hs: bool,
+    stride: usize,
+}
+
+/// `bneck_conf(input, kernel, expanded, out, use_se, "RE" | "HS", stride, 1)`.
+const fn bneck(
+    input: usize,
+    kernel: usize,
+    expanded: usize,
+    out: usize,
+    use_se: bool,
+    hs: bool,
+    stride: usize,
+) -> Bneck {
+    Bneck {
+        input_channels: input,
+        kernel,
+        expanded_channels: expanded,
+        out_channels: out,
+        use_se,
+        use_hs: hs,
+        stride,
+    }
+}
+
+const RE: bool = false;
+const HS: bool = true;
+
+const LARGE: [Bneck; 15] = [
+    bneck(16, 3, 16, 16, false, RE, 1),
+    bneck(16, 3, 64, 24, false, RE, 2),
+    bneck(24, 3, 72, 24, false, RE, 1),
+    bneck(24, 5, 72, 40, true, RE, 2),
+    bneck(40, 5, 120, 40, true, RE, 1),
+    bneck(40, 5, 120, 40, true, RE, 1),
+    bneck(40, 3, 240, 80, false, HS, 2),
+    bneck(80, 3, 200, 80, false, HS, 1),
+    bneck(80, 3, 184, 80, false, HS, 1),
+    bneck(80, 3, 184, 80, false, HS, 1),
+    bneck(80, 3, 480, 112, true, HS, 1),
+    bneck(112, 3, 672, 112, true, HS, 1),
+    bneck(112, 5, 672, 160, true, HS, 2),
+    bneck(160, 5, 960, 160, true, HS, 1),
+    bneck(160, 5, 960, 160, true, HS, 1),
+];
+
+const SMALL: [Bneck; 11] = [
+    bneck(16, 3, 16, 16, true, RE, 2),
+    bneck(16, 3, 72, 24, false, RE, 2),
+    bneck(24, 3, 88, 24, false, RE, 1),
+    bneck(24, 5, 96, 40, true, HS, 2),
+    bneck(40, 5, 240, 40, true, HS, 1),
+    bneck(40, 5, 240, 40, true, HS, 1),
+    bneck(40, 5, 120, 48, true, HS, 1),
+    bneck(48, 5, 144, 48, true, HS, 1),
+    bneck(48, 5, 288, 96, true, HS, 2),
+    bneck(96, 5, 576, 96, true, HS, 1),
+    bneck(96, 5, 576, 96, true, HS, 1),
+];
+
+/// `SqueezeExcitation.forward`: `scale_activation(fc2(activation(fc1(avgpool(x))))) * x`.
+pub(super) fn squeeze_excitation(
+    b: &mut GraphBuilder,
+    x: NodeId,
+    input_channels: usize,
+    squeeze_channels: usize,
+    activation: Activation,
+    scale_activation: Activation,
+) -> Result<NodeId> {
+    let scale = b.adaptive_avg_pool("avgpool", x, (1, 1));
+    let fc1 = ConvSpec::new(input_channels, squeeze_channels, 1).bias(true);
+    let scale = b.conv2d("fc1", scale, fc1)?;
+    let scale = b.activation("activation", scale, activation);
+    let fc2 = ConvSpec::new(squeeze_channels, input_channels, 1).bias(true);
+    let scale = b.conv2d("fc2", scale, fc2)?;
+    let scale = b.activation("scale_activation", scale, scale_activation);
+    Ok(b.mul("mul", scale, x))
+}
+
+/// `InvertedResidual.forward`: `block(x)`, plus `x` when the shape is kept.
+fn inverted_residual(b: &mut GraphBuilder, x: NodeId, cnf: Bneck) -> Result<NodeId> {
+    let activation = Some(if cnf.use_hs {
+        Activation::HardSwish
+    } else {
+        Activation::Relu
+    });
+    let exp = cnf.expanded_channels;
+    let result = b.scope("block", |b| {
+        let mut y = x;
+        let mut index = 0;
+        // expand
+        if exp != cnf.input_channels {
+            let spec = ConvSpec::new(cnf.input_channels, exp, 1);
+            y = conv_norm_act(b, index, y, spec, BN_EPS, activation)?;
+            index += 1;
+        }
+        // depthwise
+        let spec = ConvSpec::new(exp, exp, cnf.kernel)
+            .stride(cnf.stride)
+            .groups(exp);
+        y = conv_norm_act(b, index, y, spec, BN_EPS, activation)?;
+        index += 1;
+        if cnf.use_se {
+            let squeeze = make_divisible((exp / 4) as f64, 8);
+            y = b.scope(index, |b| {
+                squeeze_excitation(
+                    b,
+                    y,
+                    exp,
+                    squeeze,
+                    Activation::Relu,
+                    Activation::TORCH_HARDSIGMOID,
+                )
+            })?;
+            index += 1;
+        }
+        // project
+        let spec = ConvSpec::new(exp, cnf.out_channels, 1);
+        conv_norm_act(b, index, y, spec, BN_EPS, None)
+    })?;
+    if cnf.stride == 1 && cnf.input_channels == cnf.out_channels {
+        Ok(b.add("add", result, x))
+    } else {
+        Ok(result)
+    }
+}
+
+/// `MobileNetV3.forward` for `setting` and the classifier's hidden width `last_channel`.
+fn mobilenet_v3(
+    b: &mut GraphBuilder,
+    config: &ArchConfig,
+    setting: &[Bneck],
+    last_channel: usize,
+) -> Result<NodeId> {
+    let first = setting.first().map_or(16, |c| c.input_channels);
+    let last_in = setting.last().map_or(first, |c| c.out_channels);
+    let last_out = 6 * last_in;
+    let x = b.input();
+    let x = b.scope("features", |b| {
+        let stem = ConvSpec::new(3, first, 3).stride(2);
+        let mut x = conv_norm_act(b, 0, x, stem, BN_EPS, Some(Activation::HardSwish))?;
+        for (i, &cnf) in setting.iter().enumerate() {
+            x = b.scope(i + 1, |b| inverted_residual(b, x, cnf))?;
+        }
+        let head = ConvSpec::new(last_in, last_out, 1);
+        conv_norm_act(
+            b,
+            setting.len() + 1,
+            x,
+            head,
+            BN_EPS,
+            Some(Activation::HardSwish),
+        )
+    })?;
+    let x = b.adaptive_avg_pool("avgpool", x, (1, 1));
+    let x = b.flatten("flatten", x);
+    b.scope("classifier", |b| {
+        let x = b.linear("0", x, last_out, last_channel, true)?;
+        let x = b.activation("1", x, Activation::HardSwish);
+        let x = b.dropout("2", x);
+        b.linear("3", x, last_channel, config.num_classes, true)
+    })
+}
+
+/// MobileNetV3 small and large.
+pub static ARCHITECTURES: [Architecture; 2] = [
+    Architecture {
+        name: "mobilenet_v3_large",
+        build: |b, c| mobilenet_v3(b, c, &LARGE, 1280),
+        classifier: "classifier.3.weight",
+        normalization: Normalization::IMAGENET,
+    },
+    Architecture {
+        name: "mobilenet_v3_small",
+        build: |b, c| mobilenet_v3(b, c, &SMALL, 1024),
+        classifier: "classifier.3.weight",
+        normalization: Normalization::IMAGENET,
+    },
+];

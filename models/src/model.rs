@@ -1,0 +1,161 @@
+//! A loaded model: its graph, how its inputs are preprocessed, its class names.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor, D};
+
+use crate::arch::{self, ArchConfig};
+use crate::graph::{Graph, LayerTree, WeightSource};
+use crate::input::{Normalization, Preprocess};
+use crate::{labels, weights, Error, Result};
+
+/// The bundled demo: EfficientNet-Lite0 with its ImageNet weights (Apache-2.0).
+const DEMO_WEIGHTS: &[u8] = include_bytes!("../assets/efficientnet_lite0.safetensors");
+
+/// How to load a model.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// The architecture, when it should not be inferred from the weights.
+    pub arch: Option<String>,
+    /// A class-name file (one a line), instead of ImageNet's.
+    pub labels: Option<PathBuf>,
+}
+
+/// A network ready to run, with what it needs to read images and name classes.
+#[derive(Debug)]
+pub struct Model {
+    /// The architecture's name (`resnet18`, `efficientnet_lite0`, `onnx`).
+    pub arch: String,
+    /// Where it came from (a path, `demo`, `random:ARCH`).
+    pub source: String,
+    /// The network.
+    pub graph: Graph,
+    /// Image preprocessing.
+    pub preprocess: Preprocess,
+    /// Class names, one per output.
+    pub labels: Vec<String>,
+    /// Where its tensors live.
+    pub device: Device,
+}
+
+/// One class of a prediction.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ClassScore {
+    /// Class index.
+    pub class: usize,
+    /// Class name.
+    pub label: String,
+    /// Softmax probability.
+    pub prob: f32,
+}
+
+impl Model {
+    /// Loads `spec`: `demo`, `random:ARCH` (synthetic weights), or a weight file (safetensors,
+    /// PyTorch checkpoint, ONNX).
+    pub fn load(spec: &str, options: &LoadOptions, device: &Device) -> Result<Model> {
+        let (arch_name, dict, source) = if spec == "demo" {
+            let dict = candle_core::safetensors::load_buffer(DEMO_WEIGHTS, &Device::Cpu)?;
+            (Some("efficientnet_lite0".to_string()), Some(dict.into_iter().collect()), "demo".to_string())
+        } else if let Some(name) = spec.strip_prefix("random:") {
+            (Some(name.to_string()), None, spec.to_string())
+        } else {
+            let path = Path::new(spec);
+            if !path.exists() {
+                return Err(Error::Io {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file (or use `demo`)"),
+                });
+            }
+            (options.arch.clone(), Some(weights::load_state_dict(path)?), spec.to_string())
+        };
+        let arch_name = options.arch.clone().or(arch_name);
+        let (architecture, classes) = match (&arch_name, &dict) {
+            (Some(name), Some(dict)) => {
+                let a = arch::find(name)?;
+                let classes = dict.get(a.classifier).and_then(|t| t.dims().first().copied()).unwrap_or(1000);
+                (a, classes)
+            }
+            (Some(name), None) => (arch::find(name)?, 1000),
+            (None, Some(dict)) => arch::infer_architecture(dict)?,
+            (None, None) => return Err(Error::InvalidArgument("no weights and no architecture".into())),
+        };
+        let source_weights = match dict {
+            Some(d) => WeightSource::StateDict(d),
+            None => WeightSource::Synthetic { seed: 0 },
+        };
+        let config = ArchConfig { num_classes: classes };
+        let graph = architecture.build_graph(source_weights, &config, device).map_err(|e| match e {
+            Error::Weights(m) => Error::Weights(format!("{source}: {m}")),
+            other => other,
+        })?;
+        let labels = match &options.labels {
+            Some(path) => labels::from_file(path)?,
+            None => labels::default_for(classes),
+        };
+        Ok(Model {
+            arch: architecture.name.to_string(),
+            source,
+            graph,
+            preprocess: Preprocess::standard(architecture.normalization),
+            labels,
+            device: device.clone(),
+        })
+    }
+
+    /// The normalization inputs need.
+    pub fn normalization(&self) -> Normalization {
+        self.preprocess.normalization
+    }
+
+    /// Logits [N, classes] for a batch of inputs.
+    pub fn logits(&self, input: &Tensor) -> Result<Tensor> {
+        let trace = self.graph.forward(input, Some(&[]))?;
+        trace
+            .output()
+            .cloned()
+            .ok_or_else(|| Error::InvalidArgument("the network produced no output".into()))
+    }
+
+    /// The module tree with output shapes for a square input of `size` pixels.
+    pub fn layer_tree(&self, size: usize) -> Result<LayerTree> {
+        let c = self.preprocess.normalization.channels;
+        let x = Tensor::zeros((1, c, size, size), DType::F32, &self.device)?;
+        let trace = self.graph.forward(&x, None)?;
+        Ok(LayerTree::new(&self.graph, &trace))
+    }
+
+    /// The `k` most probable classes of each row of `logits`.
+    pub fn top_k(&self, logits: &Tensor, k: usize) -> Result<Vec<Vec<ClassScore>>> {
+        let probs = softmax_rows(logits)?;
+        let rows = probs.to_vec2::<f32>()?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let mut order: Vec<usize> = (0..row.len()).collect();
+                order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+                order
+                    .into_iter()
+                    .take(k)
+                    .map(|class| ClassScore {
+                        class,
+                        label: self.labels.get(class).cloned().unwrap_or_else(|| format!("class {class}")),
+                        prob: row[class],
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+/// Softmax over the last axis, on the CPU in f32.
+fn softmax_rows(logits: &Tensor) -> Result<Tensor> {
+    let x = logits.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
+    let e = x.broadcast_sub(&x.max_keepdim(D::Minus1)?)?.exp()?;
+    Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)
+}
+
+/// A state_dict from `pairs` (for callers that build one by hand).
+pub fn state_dict_from(pairs: impl IntoIterator<Item = (String, Tensor)>) -> BTreeMap<String, Tensor> {
+    pairs.into_iter().collect()
+}

@@ -1,0 +1,70 @@
+//! The shipped demo weights (`models/assets/efficientnet_lite0.safetensors`) against the
+//! reference package's logits on the preprocessed chelsea photo (`tests/fixtures/demo`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use convlens_models::arch::{self, ArchConfig};
+use convlens_models::graph::WeightSource;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn efficientnet_lite0_demo_weights_match_reference_logits() {
+    let start = Instant::now();
+    let tensors = candle_core::safetensors::load(
+        root().join("assets/efficientnet_lite0.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let dict: BTreeMap<String, Tensor> = tensors.into_iter().collect();
+    assert_eq!(dict.len(), 247, "tensor count of the demo weights");
+    let loaded = start.elapsed();
+
+    let arch = arch::find("efficientnet_lite0").unwrap();
+    // Fails on any missing, unexpected or misshapen tensor.
+    let graph = arch
+        .build_graph(
+            WeightSource::StateDict(dict),
+            &ArchConfig::default(),
+            &Device::Cpu,
+        )
+        .unwrap();
+    let built = start.elapsed();
+
+    let demo = root().join("../tests/fixtures/demo");
+    let x = Tensor::read_npy(demo.join("chelsea_input.npy")).unwrap();
+    assert_eq!(x.dims(), &[1, 3, 224, 224]);
+    let trace = graph.forward(&x, Some(&[])).unwrap();
+    let got = trace.output().unwrap();
+    let forward = start.elapsed() - built;
+
+    let want = Tensor::read_npy(demo.join("chelsea_logits.npy")).unwrap();
+    assert_eq!(got.dims(), want.dims());
+    let diff = got
+        .sub(&want)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap();
+    let scale = want.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+    let (diff, scale) = (
+        diff.to_scalar::<f32>().unwrap(),
+        scale.to_scalar::<f32>().unwrap(),
+    );
+    eprintln!(
+        "efficientnet_lite0 demo: load {loaded:?}, build {:?}, forward {forward:?}; max|Δ| {diff:e} (max|ref| {scale:e})",
+        built - loaded
+    );
+    assert!(
+        diff <= 1e-4 * scale,
+        "logits: max abs diff {diff:e} exceeds 1e-4 x {scale:e}"
+    );
+}

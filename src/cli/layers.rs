@@ -1,0 +1,62 @@
+//! `convlens layers`: the module tree with output shapes and parameter counts.
+
+use std::io::Write;
+
+use candle_core::Device;
+
+use super::ModelArgs;
+
+/// Arguments of `convlens layers`.
+#[derive(clap::Args, Debug)]
+pub struct LayersArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Square input size the shapes are computed for.
+    #[arg(long, default_value_t = 224)]
+    input_size: usize,
+    /// Print JSON instead of a tree.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Prints the layer tree.
+pub fn run(args: &LayersArgs, device: &Device) -> anyhow::Result<()> {
+    let model = args.model.load(device)?;
+    let mut out = std::io::stdout().lock();
+    let tree = model.layer_tree(args.input_size)?;
+    if args.json {
+        let value = serde_json::json!({
+            "arch": model.arch,
+            "inputSize": args.input_size,
+            "totalParams": tree.total_params(),
+            "layers": tree.layers,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        return Ok(());
+    }
+    writeln!(out, 
+        "{} ({}), input 1x{}x{}x{}",
+        model.arch, model.source, model.preprocess.normalization.channels, args.input_size, args.input_size
+    )?;
+    for layer in &tree.layers {
+        let indent = "  ".repeat(layer.depth);
+        let shape = format!("{:?}", layer.output_shape);
+        let label = format!("{indent}{} ({})", layer.path, layer.class_name);
+        writeln!(out, "{label:<56} {shape:<22} {:>12}", group_digits(layer.params))?;
+    }
+    writeln!(out, "total parameters: {}", group_digits(tree.total_params()))?;
+    Ok(())
+}
+
+/// 1234567 → "1,234,567".
+fn group_digits(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

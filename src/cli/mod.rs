@@ -1,0 +1,59 @@
+//! Command-line parsing and dispatch to the subcommands.
+
+mod layers;
+mod predict;
+
+use clap::{Parser, Subcommand};
+use convlens_models::{device, LoadOptions, Model};
+
+/// Look inside convolutional networks from the terminal.
+#[derive(Parser, Debug)]
+#[command(name = "convlens", version, about)]
+pub struct Cli {
+    /// Where to compute: cpu, cuda or cuda:N.
+    #[arg(long, global = true, default_value = "cpu")]
+    device: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How to find and load the model, shared by every subcommand.
+#[derive(clap::Args, Debug)]
+pub struct ModelArgs {
+    /// Weights file (.safetensors, .pt/.pth/.ckpt, .onnx), `demo`, or `random:ARCH`.
+    pub model: String,
+    /// Architecture (inferred from the weights when omitted).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Class names, one a line (ImageNet's by default for 1000 classes).
+    #[arg(long)]
+    pub labels: Option<std::path::PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The layer tree with output shapes and parameter counts.
+    Layers(layers::LayersArgs),
+    /// Top-K classes for images.
+    Predict(predict::PredictArgs),
+}
+
+impl ModelArgs {
+    /// Loads the model on `device`.
+    pub fn load(&self, device: &candle_core::Device) -> anyhow::Result<Model> {
+        let options = LoadOptions {
+            arch: self.arch.clone(),
+            labels: self.labels.clone(),
+        };
+        Ok(Model::load(&self.model, &options, device)?)
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let device = device::parse_device(&cli.device)?;
+    match cli.command {
+        Command::Layers(args) => layers::run(&args, &device),
+        Command::Predict(args) => predict::run(&args, &device),
+    }
+}

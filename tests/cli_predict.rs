@@ -1,0 +1,110 @@
+//! End to end through the binary: `convlens predict` on the bundled demo model and photos gives
+//! PyTorch's top-5 (tests/fixtures/make_demo_assets.py), and bad input gives one clear error.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn convlens(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_convlens"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("the convlens binary runs")
+}
+
+#[test]
+fn demo_top5_on_the_bundled_photos_equals_pytorch() {
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/fixtures/demo/predictions.json")).unwrap(),
+    )
+    .unwrap();
+    let photos: Vec<String> = reference
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("models/assets/photos/{}", r["image"].as_str().unwrap()))
+        .collect();
+    let mut args = vec!["predict", "demo", "--json", "--top", "5"];
+    args.extend(photos.iter().map(String::as_str));
+    let out = convlens(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (want, got) in reference.as_array().unwrap().iter().zip(got.as_array().unwrap()) {
+        let want_top: Vec<u64> = want["top5"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        let got_top: Vec<u64> = got["top"].as_array().unwrap().iter().map(|c| c["class"].as_u64().unwrap()).collect();
+        assert_eq!(got_top, want_top, "top-5 of {}", want["image"]);
+        let want_p = want["top5_probs"][0].as_f64().unwrap();
+        let got_p = got["top"][0]["prob"].as_f64().unwrap();
+        assert!((want_p - got_p).abs() < 0.03, "top-1 probability {got_p} vs torch's {want_p}");
+    }
+}
+
+#[test]
+fn predict_writes_logits_npy_with_one_row_per_image() {
+    let dir = std::env::temp_dir().join(format!("convlens-npy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let npy = dir.join("logits.npy");
+    let out = convlens(&[
+        "predict",
+        "demo",
+        "tests/fixtures/demo/chelsea_input.npy",
+        "models/assets/photos/coffee.jpg",
+        "--npy",
+        npy.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let logits = candle_core::Tensor::read_npy(&npy).unwrap();
+    assert_eq!(logits.dims(), &[2, 1000]);
+    let torch = candle_core::Tensor::read_npy(root().join("tests/fixtures/demo/chelsea_logits.npy")).unwrap();
+    let diff = logits.narrow(0, 0, 1).unwrap().sub(&torch).unwrap().abs().unwrap().max_all().unwrap();
+    let scale = torch.abs().unwrap().max_all().unwrap();
+    assert!(diff.to_scalar::<f32>().unwrap() <= 1e-4 * scale.to_scalar::<f32>().unwrap());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn assert_one_clear_error(args: &[&str], needle: &str) {
+    let out = convlens(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{args:?} should print one line: {stderr}");
+    assert!(stderr.contains(needle), "{args:?}: `{stderr}` should mention `{needle}`");
+}
+
+#[test]
+fn bad_input_gives_one_clear_error_line() {
+    assert_one_clear_error(&["predict", "demo", "no-such-photo.png"], "no-such-photo.png");
+    assert_one_clear_error(&["predict", "demo", "README.md"], "README.md");
+    assert_one_clear_error(&["layers", "random:resnet19"], "resnet19");
+    assert_one_clear_error(
+        &["predict", "demo", "tests/fixtures/reference/resnet18/logits.npy"],
+        "logits.npy",
+    );
+    assert_one_clear_error(&["layers", "no-such-model.pth"], "no-such-model.pth");
+    assert_one_clear_error(&["layers", "demo", "--device", "cuda:7"], "cuda");
+}
+
+#[test]
+fn wrong_architecture_names_the_misfit_tensors() {
+    assert_one_clear_error(
+        &["layers", "models/assets/efficientnet_lite0.safetensors", "--arch", "resnet18"],
+        "do not fit resnet18",
+    );
+}
+
+#[test]
+fn layers_json_lists_every_module_with_shapes() {
+    let out = convlens(&["layers", "random:resnet18", "--json", "--input-size", "64"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["totalParams"].as_u64(), Some(11_689_512), "torchvision's resnet18 parameter count");
+    let layers = v["layers"].as_array().unwrap();
+    let fc = layers.iter().find(|l| l["path"] == "fc").unwrap();
+    assert_eq!(fc["output_shape"], serde_json::json!([1, 1000]));
+    let conv = layers.iter().find(|l| l["path"] == "layer2.0.conv1").unwrap();
+    assert_eq!(conv["output_shape"], serde_json::json!([1, 128, 8, 8]));
+}
