@@ -31,15 +31,37 @@ fn demo_top5_on_the_bundled_photos_equals_pytorch() {
     let mut args = vec!["predict", "demo", "--json", "--top", "5"];
     args.extend(photos.iter().map(String::as_str));
     let out = convlens(&args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for (want, got) in reference.as_array().unwrap().iter().zip(got.as_array().unwrap()) {
-        let want_top: Vec<u64> = want["top5"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
-        let got_top: Vec<u64> = got["top"].as_array().unwrap().iter().map(|c| c["class"].as_u64().unwrap()).collect();
+    for (want, got) in reference
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(got.as_array().unwrap())
+    {
+        let want_top: Vec<u64> = want["top5"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        let got_top: Vec<u64> = got["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["class"].as_u64().unwrap())
+            .collect();
         assert_eq!(got_top, want_top, "top-5 of {}", want["image"]);
         let want_p = want["top5_probs"][0].as_f64().unwrap();
         let got_p = got["top"][0]["prob"].as_f64().unwrap();
-        assert!((want_p - got_p).abs() < 0.03, "top-1 probability {got_p} vs torch's {want_p}");
+        assert!(
+            (want_p - got_p).abs() < 0.03,
+            "top-1 probability {got_p} vs torch's {want_p}"
+        );
     }
 }
 
@@ -56,11 +78,25 @@ fn predict_writes_logits_npy_with_one_row_per_image() {
         "--npy",
         npy.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let logits = candle_core::Tensor::read_npy(&npy).unwrap();
     assert_eq!(logits.dims(), &[2, 1000]);
-    let torch = candle_core::Tensor::read_npy(root().join("tests/fixtures/demo/chelsea_logits.npy")).unwrap();
-    let diff = logits.narrow(0, 0, 1).unwrap().sub(&torch).unwrap().abs().unwrap().max_all().unwrap();
+    let torch =
+        candle_core::Tensor::read_npy(root().join("tests/fixtures/demo/chelsea_logits.npy"))
+            .unwrap();
+    let diff = logits
+        .narrow(0, 0, 1)
+        .unwrap()
+        .sub(&torch)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap();
     let scale = torch.abs().unwrap().max_all().unwrap();
     assert!(diff.to_scalar::<f32>().unwrap() <= 1e-4 * scale.to_scalar::<f32>().unwrap());
     std::fs::remove_dir_all(&dir).ok();
@@ -71,27 +107,80 @@ fn assert_one_clear_error(args: &[&str], needle: &str) {
     assert!(!out.status.success(), "{args:?} should fail");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{args:?} should print one line: {stderr}");
-    assert!(stderr.contains(needle), "{args:?}: `{stderr}` should mention `{needle}`");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{args:?} should print one line: {stderr}"
+    );
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: `{stderr}` should mention `{needle}`"
+    );
 }
 
 #[test]
 fn bad_input_gives_one_clear_error_line() {
-    assert_one_clear_error(&["predict", "demo", "no-such-photo.png"], "no-such-photo.png");
+    assert_one_clear_error(
+        &["predict", "demo", "no-such-photo.png"],
+        "no-such-photo.png",
+    );
     assert_one_clear_error(&["predict", "demo", "README.md"], "README.md");
     assert_one_clear_error(&["layers", "random:resnet19"], "resnet19");
     assert_one_clear_error(
-        &["predict", "demo", "tests/fixtures/reference/resnet18/logits.npy"],
+        &[
+            "predict",
+            "demo",
+            "tests/fixtures/reference/resnet18/logits.npy",
+        ],
         "logits.npy",
     );
     assert_one_clear_error(&["layers", "no-such-model.pth"], "no-such-model.pth");
     assert_one_clear_error(&["layers", "demo", "--device", "cuda:7"], "cuda");
+    assert_one_clear_error(
+        &["layers", "tests/fixtures/onnx/unsupported_op.onnx"],
+        "Einsum",
+    );
+    assert_one_clear_error(
+        &[
+            "explain",
+            "demo",
+            "models/assets/photos/coffee.jpg",
+            "--method",
+            "nope",
+        ],
+        "unknown method `nope`",
+    );
+    assert_one_clear_error(
+        &[
+            "explain",
+            "demo",
+            "models/assets/photos/coffee.jpg",
+            "--layer",
+            "_blocks.99",
+        ],
+        "unknown layer `_blocks.99`",
+    );
+    assert_one_clear_error(
+        &[
+            "explain",
+            "demo",
+            "models/assets/photos/coffee.jpg",
+            "--target",
+            "1000",
+        ],
+        "out of range",
+    );
 }
 
 #[test]
 fn wrong_architecture_names_the_misfit_tensors() {
     assert_one_clear_error(
-        &["layers", "models/assets/efficientnet_lite0.safetensors", "--arch", "resnet18"],
+        &[
+            "layers",
+            "models/assets/efficientnet_lite0.safetensors",
+            "--arch",
+            "resnet18",
+        ],
         "do not fit resnet18",
     );
 }
@@ -99,12 +188,59 @@ fn wrong_architecture_names_the_misfit_tensors() {
 #[test]
 fn layers_json_lists_every_module_with_shapes() {
     let out = convlens(&["layers", "random:resnet18", "--json", "--input-size", "64"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["totalParams"].as_u64(), Some(11_689_512), "torchvision's resnet18 parameter count");
+    assert_eq!(
+        v["totalParams"].as_u64(),
+        Some(11_689_512),
+        "torchvision's resnet18 parameter count"
+    );
     let layers = v["layers"].as_array().unwrap();
     let fc = layers.iter().find(|l| l["path"] == "fc").unwrap();
     assert_eq!(fc["output_shape"], serde_json::json!([1, 1000]));
-    let conv = layers.iter().find(|l| l["path"] == "layer2.0.conv1").unwrap();
+    let conv = layers
+        .iter()
+        .find(|l| l["path"] == "layer2.0.conv1")
+        .unwrap();
     assert_eq!(conv["output_shape"], serde_json::json!([1, 128, 8, 8]));
+}
+
+#[test]
+fn explain_writes_the_raw_map_and_an_overlay() {
+    let dir = std::env::temp_dir().join(format!("convlens-explain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (npy, png) = (dir.join("cam.npy"), dir.join("cam.png"));
+    let out = convlens(&[
+        "explain",
+        "demo",
+        "models/assets/photos/chelsea.jpg",
+        "--method",
+        "gradcam",
+        "--json",
+        "--npy",
+        npy.to_str().unwrap(),
+        "-o",
+        png.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["layer"], "_swish#2",
+        "the default layer is the head activation"
+    );
+    assert_eq!(v["class"], 285);
+    let map = candle_core::Tensor::read_npy(&npy).unwrap();
+    assert_eq!(map.dims(), &[7, 7]);
+    assert!(map.max_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -28,26 +28,44 @@ fn engine(c: &mut Criterion) {
     for (name, model) in models(&device) {
         for batch in [1usize, 8] {
             let x = Tensor::randn(0f32, 1f32, (batch, 3, 224, 224), &device).expect("input");
-            group.bench_with_input(BenchmarkId::new(format!("forward/{name}"), batch), &x, |b, x| {
-                b.iter(|| {
-                    let y = model.logits(x).expect("forward");
-                    sync(&device);
-                    y
-                })
-            });
-            group.bench_with_input(BenchmarkId::new(format!("input_gradient/{name}"), batch), &x, |b, x| {
-                b.iter(|| {
-                    let trace = model.graph.forward(x, None).expect("forward");
-                    let out = trace.output().expect("output");
-                    let signal = out.ones_like().expect("signal").to_dtype(DType::F32).expect("f32");
-                    let g = model
-                        .graph
-                        .backward(&trace, model.graph.output_id(), &signal, 0, BackwardRule::Gradient)
-                        .expect("backward");
-                    sync(&device);
-                    g
-                })
-            });
+            group.bench_with_input(
+                BenchmarkId::new(format!("forward/{name}"), batch),
+                &x,
+                |b, x| {
+                    b.iter(|| {
+                        let y = model.logits(x).expect("forward");
+                        sync(&device);
+                        y
+                    })
+                },
+            );
+            group.bench_with_input(
+                BenchmarkId::new(format!("input_gradient/{name}"), batch),
+                &x,
+                |b, x| {
+                    b.iter(|| {
+                        let trace = model.graph.forward(x, None).expect("forward");
+                        let out = trace.output().expect("output");
+                        let signal = out
+                            .ones_like()
+                            .expect("signal")
+                            .to_dtype(DType::F32)
+                            .expect("f32");
+                        let g = model
+                            .graph
+                            .backward(
+                                &trace,
+                                model.graph.output_id(),
+                                &signal,
+                                0,
+                                BackwardRule::Gradient,
+                            )
+                            .expect("backward");
+                        sync(&device);
+                        g
+                    })
+                },
+            );
         }
     }
     group.finish();

@@ -24,7 +24,8 @@ fn cuda(ordinal: usize) -> Result<Device> {
             "this convlens was built without the `cuda` feature; see the README's GPU build".into(),
         ));
     }
-    Device::new_cuda(ordinal).map_err(|e| Error::Unsupported(format!("cannot open cuda:{ordinal}: {e}")))
+    Device::new_cuda(ordinal)
+        .map_err(|e| Error::Unsupported(format!("cannot open cuda:{ordinal}: {e}")))
 }
 
 /// The device named by the `CONVLENS_DEVICE` environment variable, or the CPU.

@@ -65,9 +65,15 @@ impl Preprocess {
         let short = w.min(h).max(1);
         // torchvision: the longer side becomes int(size * long / short).
         let (nw, nh) = if w <= h {
-            (self.resize, (u64::from(self.resize) * u64::from(h) / u64::from(short)) as u32)
+            (
+                self.resize,
+                (u64::from(self.resize) * u64::from(h) / u64::from(short)) as u32,
+            )
         } else {
-            ((u64::from(self.resize) * u64::from(w) / u64::from(short)) as u32, self.resize)
+            (
+                (u64::from(self.resize) * u64::from(w) / u64::from(short)) as u32,
+                self.resize,
+            )
         };
         let resized = resize_like_pillow(image, nw.max(1), nh.max(1));
         let crop = self.crop.min(nw).min(nh);
@@ -91,7 +97,9 @@ impl Preprocess {
         let plane = (w * h) as usize;
         let data: Vec<f32> = if n.channels == 1 {
             let gray = cropped.to_luma8();
-            gray.pixels().map(|p| (f32::from(p.0[0]) / 255.0 - n.mean[0]) / n.std[0]).collect()
+            gray.pixels()
+                .map(|p| (f32::from(p.0[0]) / 255.0 - n.mean[0]) / n.std[0])
+                .collect()
         } else {
             let rgb = cropped.to_rgb8();
             let mut data = vec![0f32; 3 * plane];
@@ -102,7 +110,11 @@ impl Preprocess {
             }
             data
         };
-        Ok(Tensor::from_vec(data, (n.channels, h as usize, w as usize), device)?)
+        Ok(Tensor::from_vec(
+            data,
+            (n.channels, h as usize, w as usize),
+            device,
+        )?)
     }
 }
 
@@ -112,7 +124,8 @@ fn resize_like_pillow(image: &DynamicImage, w: u32, h: u32) -> DynamicImage {
     if matches!(image, DynamicImage::ImageLuma8(_)) {
         let gray = image.to_luma8();
         let out = resize_bilinear(gray.as_raw(), iw, ih, 1, w as usize, h as usize);
-        return GrayImage::from_raw(w, h, out).map_or_else(|| image.clone(), DynamicImage::ImageLuma8);
+        return GrayImage::from_raw(w, h, out)
+            .map_or_else(|| image.clone(), DynamicImage::ImageLuma8);
     }
     let rgb = image.to_rgb8();
     let out = resize_bilinear(rgb.as_raw(), iw, ih, 3, w as usize, h as usize);

@@ -1,15 +1,17 @@
 //! The convlens engine: CNN graphs with PyTorch-style layer names, weight loading, forward and
 //! backward passes. Pure computation: no sockets, no async, no terminal.
 
-pub mod error;
 pub mod arch;
 pub mod device;
+pub mod error;
+pub mod explain;
 pub mod graph;
 pub mod input;
 pub mod labels;
 pub mod model;
 pub mod onnx;
 pub mod ops;
+pub mod render;
 pub mod resample;
 pub mod weights;
 

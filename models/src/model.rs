@@ -56,7 +56,11 @@ impl Model {
     pub fn load(spec: &str, options: &LoadOptions, device: &Device) -> Result<Model> {
         let (arch_name, dict, source) = if spec == "demo" {
             let dict = candle_core::safetensors::load_buffer(DEMO_WEIGHTS, &Device::Cpu)?;
-            (Some("efficientnet_lite0".to_string()), Some(dict.into_iter().collect()), "demo".to_string())
+            (
+                Some("efficientnet_lite0".to_string()),
+                Some(dict.into_iter().collect()),
+                "demo".to_string(),
+            )
         } else if let Some(name) = spec.strip_prefix("random:") {
             (Some(name.to_string()), None, spec.to_string())
         } else {
@@ -64,31 +68,55 @@ impl Model {
             if !path.exists() {
                 return Err(Error::Io {
                     path: path.to_path_buf(),
-                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file (or use `demo`)"),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no such file (or use `demo`)",
+                    ),
                 });
             }
-            (options.arch.clone(), Some(weights::load_state_dict(path)?), spec.to_string())
+            if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+            {
+                return Self::load_onnx(path, options, device);
+            }
+            (
+                options.arch.clone(),
+                Some(weights::load_state_dict(path)?),
+                spec.to_string(),
+            )
         };
         let arch_name = options.arch.clone().or(arch_name);
         let (architecture, classes) = match (&arch_name, &dict) {
             (Some(name), Some(dict)) => {
                 let a = arch::find(name)?;
-                let classes = dict.get(a.classifier).and_then(|t| t.dims().first().copied()).unwrap_or(1000);
+                let classes = dict
+                    .get(a.classifier)
+                    .and_then(|t| t.dims().first().copied())
+                    .unwrap_or(1000);
                 (a, classes)
             }
             (Some(name), None) => (arch::find(name)?, 1000),
             (None, Some(dict)) => arch::infer_architecture(dict)?,
-            (None, None) => return Err(Error::InvalidArgument("no weights and no architecture".into())),
+            (None, None) => {
+                return Err(Error::InvalidArgument(
+                    "no weights and no architecture".into(),
+                ))
+            }
         };
         let source_weights = match dict {
             Some(d) => WeightSource::StateDict(d),
             None => WeightSource::Synthetic { seed: 0 },
         };
-        let config = ArchConfig { num_classes: classes };
-        let graph = architecture.build_graph(source_weights, &config, device).map_err(|e| match e {
-            Error::Weights(m) => Error::Weights(format!("{source}: {m}")),
-            other => other,
-        })?;
+        let config = ArchConfig {
+            num_classes: classes,
+        };
+        let graph = architecture
+            .build_graph(source_weights, &config, device)
+            .map_err(|e| match e {
+                Error::Weights(m) => Error::Weights(format!("{source}: {m}")),
+                other => other,
+            })?;
         let labels = match &options.labels {
             Some(path) => labels::from_file(path)?,
             None => labels::default_for(classes),
@@ -98,6 +126,44 @@ impl Model {
             source,
             graph,
             preprocess: Preprocess::standard(architecture.normalization),
+            labels,
+            device: device.clone(),
+        })
+    }
+
+    /// An ONNX export: its graph as is, ImageNet normalization (or that of `--arch`), its input
+    /// size as the crop.
+    fn load_onnx(path: &Path, options: &LoadOptions, device: &Device) -> Result<Model> {
+        let imported = crate::onnx::import_onnx(path, device)?;
+        let normalization = match &options.arch {
+            Some(name) => arch::find(name)?.normalization,
+            None => Normalization::IMAGENET,
+        };
+        let mut preprocess = Preprocess::standard(normalization);
+        let dims = &imported.input_shape;
+        if let (Some(Some(h)), Some(Some(w))) = (dims.get(2), dims.get(3)) {
+            if h == w {
+                preprocess.crop = *h as u32;
+                preprocess.resize = (*h as u32 * 256).div_ceil(224);
+            }
+        }
+        let size = preprocess.crop as usize;
+        let probe = Tensor::zeros((1, normalization.channels, size, size), DType::F32, device)?;
+        let classes = imported
+            .graph
+            .forward(&probe, Some(&[]))?
+            .output()
+            .map(|t| t.dims().last().copied().unwrap_or(0))
+            .unwrap_or(0);
+        let labels = match &options.labels {
+            Some(file) => labels::from_file(file)?,
+            None => labels::default_for(classes),
+        };
+        Ok(Model {
+            arch: "onnx".into(),
+            source: path.display().to_string(),
+            graph: imported.graph,
+            preprocess,
             labels,
             device: device.clone(),
         })
@@ -139,7 +205,11 @@ impl Model {
                     .take(k)
                     .map(|class| ClassScore {
                         class,
-                        label: self.labels.get(class).cloned().unwrap_or_else(|| format!("class {class}")),
+                        label: self
+                            .labels
+                            .get(class)
+                            .cloned()
+                            .unwrap_or_else(|| format!("class {class}")),
                         prob: row[class],
                     })
                     .collect()
@@ -156,6 +226,8 @@ fn softmax_rows(logits: &Tensor) -> Result<Tensor> {
 }
 
 /// A state_dict from `pairs` (for callers that build one by hand).
-pub fn state_dict_from(pairs: impl IntoIterator<Item = (String, Tensor)>) -> BTreeMap<String, Tensor> {
+pub fn state_dict_from(
+    pairs: impl IntoIterator<Item = (String, Tensor)>,
+) -> BTreeMap<String, Tensor> {
     pairs.into_iter().collect()
 }

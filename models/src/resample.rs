@@ -49,11 +49,19 @@ fn coefficients(in_size: usize, out_size: usize) -> Coefficients {
         for (x, &w) in k.iter().enumerate().take(count) {
             let w = if total != 0.0 { w / total } else { w };
             let fixed = w * f64::from(1u32 << PRECISION_BITS);
-            weights[xx * ksize + x] = if w < 0.0 { (fixed - 0.5) as i32 } else { (fixed + 0.5) as i32 };
+            weights[xx * ksize + x] = if w < 0.0 {
+                (fixed - 0.5) as i32
+            } else {
+                (fixed + 0.5) as i32
+            };
         }
         bounds.push((xmin, count));
     }
-    Coefficients { bounds, weights, ksize }
+    Coefficients {
+        bounds,
+        weights,
+        ksize,
+    }
 }
 
 fn clip8(acc: i64) -> u8 {
@@ -62,7 +70,14 @@ fn clip8(acc: i64) -> u8 {
 
 /// Resizes an interleaved 8-bit image of `channels` channels from `w`×`h` to `nw`×`nh`, as
 /// Pillow's `Image.resize((nw, nh), Image.BILINEAR)` does.
-pub fn resize_bilinear(pixels: &[u8], w: usize, h: usize, channels: usize, nw: usize, nh: usize) -> Vec<u8> {
+pub fn resize_bilinear(
+    pixels: &[u8],
+    w: usize,
+    h: usize,
+    channels: usize,
+    nw: usize,
+    nh: usize,
+) -> Vec<u8> {
     let round = 1i64 << (PRECISION_BITS - 1);
     // Horizontal pass first, into an 8-bit image of nw × h (skipped when the width is unchanged).
     let horizontal = if nw != w {
@@ -96,7 +111,8 @@ pub fn resize_bilinear(pixels: &[u8], w: usize, h: usize, channels: usize, nw: u
             for ch in 0..channels {
                 let mut acc = round;
                 for (y, &wt) in k.iter().enumerate() {
-                    acc += i64::from(horizontal[((ymin + y) * nw + x) * channels + ch]) * i64::from(wt);
+                    acc += i64::from(horizontal[((ymin + y) * nw + x) * channels + ch])
+                        * i64::from(wt);
                 }
                 out[(yy * nw + x) * channels + ch] = clip8(acc);
             }
@@ -116,7 +132,10 @@ mod tests {
         assert!(out.iter().all(|&v| v == 200));
         let c = coefficients(451, 256);
         for (i, &(_, n)) in c.bounds.iter().enumerate() {
-            let s: i64 = c.weights[i * c.ksize..i * c.ksize + n].iter().map(|&w| i64::from(w)).sum();
+            let s: i64 = c.weights[i * c.ksize..i * c.ksize + n]
+                .iter()
+                .map(|&w| i64::from(w))
+                .sum();
             assert!((s - (1 << PRECISION_BITS)).abs() <= n as i64);
         }
     }

@@ -37,9 +37,20 @@ fn assert_close(what: &str, got: &Tensor, want: &Tensor) {
     let got = got.to_device(&Device::Cpu).unwrap();
     let got = &got;
     assert_eq!(got.dims(), want.dims(), "{what}: shape");
-    let diff = got.sub(want).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+    let diff = got
+        .sub(want)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap();
     let scale = want.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
-    let (diff, scale) = (diff.to_scalar::<f32>().unwrap(), scale.to_scalar::<f32>().unwrap());
+    let (diff, scale) = (
+        diff.to_scalar::<f32>().unwrap(),
+        scale.to_scalar::<f32>().unwrap(),
+    );
     assert!(scale > 0.0, "{what}: reference is all zeros");
     let tol = tolerance();
     assert!(
@@ -50,8 +61,12 @@ fn assert_close(what: &str, got: &Tensor, want: &Tensor) {
 
 fn build(name: &str) -> Graph {
     let arch = arch::find(name).unwrap();
-    arch.build_graph(WeightSource::Synthetic { seed: 0 }, &ArchConfig::default(), &device())
-        .unwrap()
+    arch.build_graph(
+        WeightSource::Synthetic { seed: 0 },
+        &ArchConfig::default(),
+        &device(),
+    )
+    .unwrap()
 }
 
 fn check_parameter_names(name: &str, graph: &Graph) {
@@ -62,14 +77,21 @@ fn check_parameter_names(name: &str, graph: &Graph) {
         .filter(|l| !(name == "googlenet" && l.starts_with("aux")))
         .map(|l| {
             let (k, shape) = l.split_once('\t').unwrap();
-            let dims = shape.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
+            let dims = shape
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().unwrap())
+                .collect();
             (k.to_string(), dims)
         })
         .collect();
     let mut got = graph.parameters().to_vec();
     want.sort();
     got.sort();
-    assert_eq!(got, want, "{name}: parameter names and shapes differ from torch's state_dict");
+    assert_eq!(
+        got, want,
+        "{name}: parameter names and shapes differ from torch's state_dict"
+    );
 }
 
 fn check_arch(name: &str) {
@@ -95,8 +117,16 @@ fn check_arch(name: &str) {
     let mut onehot = vec![0f32; classes];
     onehot[target] = 1.0;
     let signal = Tensor::from_vec(onehot, (1, classes), &device()).unwrap();
-    let mut checks = vec![("input_grad.npy", BackwardRule::Gradient, "input".to_string())];
-    checks.push(("mid_grad.npy", BackwardRule::Gradient, spec["mid_layer"].as_str().unwrap().to_string()));
+    let mut checks = vec![(
+        "input_grad.npy",
+        BackwardRule::Gradient,
+        "input".to_string(),
+    )];
+    checks.push((
+        "mid_grad.npy",
+        BackwardRule::Gradient,
+        spec["mid_layer"].as_str().unwrap().to_string(),
+    ));
     if spec["guided"].as_bool() == Some(true) {
         checks.push(("guided.npy", BackwardRule::Guided, "input".into()));
         checks.push(("deconvnet.npy", BackwardRule::Deconvnet, "input".into()));
@@ -123,4 +153,10 @@ macro_rules! reference_tests {
 reference_tests!(resnet18, resnet34, resnet50, resnet101, resnet152);
 reference_tests!(alexnet, vgg11, vgg13, vgg16, vgg19, vgg11_bn, vgg13_bn, vgg16_bn, vgg19_bn);
 reference_tests!(squeezenet1_0, squeezenet1_1, densenet121, googlenet);
-reference_tests!(mobilenet_v2, mobilenet_v3_small, mobilenet_v3_large, efficientnet_b0, efficientnet_lite0);
+reference_tests!(
+    mobilenet_v2,
+    mobilenet_v3_small,
+    mobilenet_v3_large,
+    efficientnet_b0,
+    efficientnet_lite0
+);

@@ -34,17 +34,30 @@ pub fn run(args: &LayersArgs, device: &Device) -> anyhow::Result<()> {
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
     }
-    writeln!(out, 
+    writeln!(
+        out,
         "{} ({}), input 1x{}x{}x{}",
-        model.arch, model.source, model.preprocess.normalization.channels, args.input_size, args.input_size
+        model.arch,
+        model.source,
+        model.preprocess.normalization.channels,
+        args.input_size,
+        args.input_size
     )?;
     for layer in &tree.layers {
         let indent = "  ".repeat(layer.depth);
         let shape = format!("{:?}", layer.output_shape);
         let label = format!("{indent}{} ({})", layer.path, layer.class_name);
-        writeln!(out, "{label:<56} {shape:<22} {:>12}", group_digits(layer.params))?;
+        writeln!(
+            out,
+            "{label:<56} {shape:<22} {:>12}",
+            group_digits(layer.params)
+        )?;
     }
-    writeln!(out, "total parameters: {}", group_digits(tree.total_params()))?;
+    writeln!(
+        out,
+        "total parameters: {}",
+        group_digits(tree.total_params())
+    )?;
     Ok(())
 }
 

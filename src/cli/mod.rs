@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch to the subcommands.
 
+mod explain;
 mod layers;
 mod predict;
 
@@ -36,6 +37,8 @@ enum Command {
     Layers(layers::LayersArgs),
     /// Top-K classes for images.
     Predict(predict::PredictArgs),
+    /// Attribution maps and class activation maps for a prediction.
+    Explain(explain::ExplainArgs),
 }
 
 impl ModelArgs {
@@ -55,5 +58,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Layers(args) => layers::run(&args, &device),
         Command::Predict(args) => predict::run(&args, &device),
+        Command::Explain(args) => explain::run(&args, &device),
     }
 }

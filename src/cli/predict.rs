@@ -41,7 +41,10 @@ pub fn run(args: &PredictArgs, device: &Device) -> anyhow::Result<()> {
     let logits = if same_shape {
         model.logits(&Tensor::cat(&inputs, 0)?)?
     } else {
-        let rows = inputs.iter().map(|x| model.logits(x)).collect::<Result<Vec<_>, _>>()?;
+        let rows = inputs
+            .iter()
+            .map(|x| model.logits(x))
+            .collect::<Result<Vec<_>, _>>()?;
         Tensor::cat(&rows, 0)?
     };
     if let Some(path) = &args.npy {
@@ -64,7 +67,13 @@ pub fn run(args: &PredictArgs, device: &Device) -> anyhow::Result<()> {
     for (path, classes) in args.images.iter().zip(&top) {
         writeln!(out, "{}", path.display())?;
         for c in classes {
-            writeln!(out, "  {:>6.2}%  {:>4}  {}", c.prob * 100.0, c.class, c.label)?;
+            writeln!(
+                out,
+                "  {:>6.2}%  {:>4}  {}",
+                c.prob * 100.0,
+                c.class,
+                c.label
+            )?;
         }
     }
     Ok(())

@@ -25,7 +25,9 @@ fn count_children(dict: &BTreeMap<String, Tensor>, prefix: &str) -> usize {
 fn guess(dict: &BTreeMap<String, Tensor>) -> Option<&'static str> {
     let has = |k: &str| dict.contains_key(k);
     if has("layer1.0.conv1.weight") {
-        let blocks: Vec<usize> = (1..=4).map(|i| count_children(dict, &format!("layer{i}."))).collect();
+        let blocks: Vec<usize> = (1..=4)
+            .map(|i| count_children(dict, &format!("layer{i}.")))
+            .collect();
         let bottleneck = has("layer1.0.conv3.weight");
         return match (bottleneck, blocks.as_slice()) {
             (false, [2, 2, 2, 2]) => Some("resnet18"),
@@ -90,7 +92,9 @@ fn guess(dict: &BTreeMap<String, Tensor>) -> Option<&'static str> {
 }
 
 /// The architecture a state_dict was saved from, and its class count.
-pub fn infer_architecture(dict: &BTreeMap<String, Tensor>) -> Result<(&'static Architecture, usize)> {
+pub fn infer_architecture(
+    dict: &BTreeMap<String, Tensor>,
+) -> Result<(&'static Architecture, usize)> {
     let name = guess(dict).ok_or_else(|| {
         let sample: Vec<&str> = dict.keys().take(4).map(String::as_str).collect();
         Error::Unsupported(format!(
@@ -101,6 +105,11 @@ pub fn infer_architecture(dict: &BTreeMap<String, Tensor>) -> Result<(&'static A
     let arch = find(name)?;
     let classes = dims(dict, arch.classifier)
         .and_then(|d| d.first().copied())
-        .ok_or_else(|| Error::Weights(format!("state_dict looks like {name} but has no `{}`", arch.classifier)))?;
+        .ok_or_else(|| {
+            Error::Weights(format!(
+                "state_dict looks like {name} but has no `{}`",
+                arch.classifier
+            ))
+        })?;
     Ok((arch, classes))
 }

@@ -68,13 +68,21 @@ pub fn find(name: &str) -> Result<&'static Architecture> {
     let found = list.iter().find(|a| a.name == name).copied();
     found.ok_or_else(|| {
         let names: Vec<&str> = list.iter().map(|a| a.name).collect();
-        Error::Unsupported(format!("unknown architecture `{name}`; known: {}", names.join(", ")))
+        Error::Unsupported(format!(
+            "unknown architecture `{name}`; known: {}",
+            names.join(", ")
+        ))
     })
 }
 
 impl Architecture {
     /// Builds the graph from `source` on `device`.
-    pub fn build_graph(&self, source: WeightSource, config: &ArchConfig, device: &Device) -> Result<Graph> {
+    pub fn build_graph(
+        &self,
+        source: WeightSource,
+        config: &ArchConfig,
+        device: &Device,
+    ) -> Result<Graph> {
         let mut builder = GraphBuilder::new(source, device);
         (self.build)(&mut builder, config)?;
         builder.finish(self.name)

@@ -26,8 +26,18 @@ impl Block {
 }
 
 /// `BasicBlock.forward`.
-fn basic_block(b: &mut GraphBuilder, x: NodeId, inplanes: usize, planes: usize, stride: usize) -> Result<NodeId> {
-    let out = b.conv2d("conv1", x, ConvSpec::new(inplanes, planes, 3).stride(stride).padding(1))?;
+fn basic_block(
+    b: &mut GraphBuilder,
+    x: NodeId,
+    inplanes: usize,
+    planes: usize,
+    stride: usize,
+) -> Result<NodeId> {
+    let out = b.conv2d(
+        "conv1",
+        x,
+        ConvSpec::new(inplanes, planes, 3).stride(stride).padding(1),
+    )?;
     let out = b.batch_norm("bn1", out, planes, BN_EPS)?;
     let out = b.relu("relu", out);
     let out = b.conv2d("conv2", out, ConvSpec::new(planes, planes, 3).padding(1))?;
@@ -38,12 +48,22 @@ fn basic_block(b: &mut GraphBuilder, x: NodeId, inplanes: usize, planes: usize, 
 }
 
 /// `Bottleneck.forward` (stride on the 3×3 conv, as torchvision's ResNet v1.5).
-fn bottleneck(b: &mut GraphBuilder, x: NodeId, inplanes: usize, planes: usize, stride: usize) -> Result<NodeId> {
+fn bottleneck(
+    b: &mut GraphBuilder,
+    x: NodeId,
+    inplanes: usize,
+    planes: usize,
+    stride: usize,
+) -> Result<NodeId> {
     let width = planes;
     let out = b.conv2d("conv1", x, ConvSpec::new(inplanes, width, 1))?;
     let out = b.batch_norm("bn1", out, width, BN_EPS)?;
     let out = b.relu("relu", out);
-    let out = b.conv2d("conv2", out, ConvSpec::new(width, width, 3).stride(stride).padding(1))?;
+    let out = b.conv2d(
+        "conv2",
+        out,
+        ConvSpec::new(width, width, 3).stride(stride).padding(1),
+    )?;
     let out = b.batch_norm("bn2", out, width, BN_EPS)?;
     let out = b.relu("relu", out);
     let out = b.conv2d("conv3", out, ConvSpec::new(width, planes * 4, 1))?;
@@ -54,7 +74,13 @@ fn bottleneck(b: &mut GraphBuilder, x: NodeId, inplanes: usize, planes: usize, s
 }
 
 /// The block's `downsample` branch (1×1 conv + BN) when the shape changes, else the input.
-fn downsample(b: &mut GraphBuilder, x: NodeId, inplanes: usize, outplanes: usize, stride: usize) -> Result<NodeId> {
+fn downsample(
+    b: &mut GraphBuilder,
+    x: NodeId,
+    inplanes: usize,
+    outplanes: usize,
+    stride: usize,
+) -> Result<NodeId> {
     if stride == 1 && inplanes == outplanes {
         return Ok(x);
     }
@@ -65,7 +91,12 @@ fn downsample(b: &mut GraphBuilder, x: NodeId, inplanes: usize, outplanes: usize
 }
 
 /// `ResNet.forward` for `layers` blocks per stage.
-fn resnet(b: &mut GraphBuilder, config: &ArchConfig, block: Block, layers: [usize; 4]) -> Result<NodeId> {
+fn resnet(
+    b: &mut GraphBuilder,
+    config: &ArchConfig,
+    block: Block,
+    layers: [usize; 4],
+) -> Result<NodeId> {
     let x = b.input();
     let x = b.conv2d("conv1", x, ConvSpec::new(3, 64, 7).stride(2).padding(3))?;
     let x = b.batch_norm("bn1", x, 64, BN_EPS)?;

@@ -7,7 +7,8 @@ use candle_core::{Device, Tensor};
 
 use super::{Graph, Node, NodeId};
 use crate::ops::{
-    Activation, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, Op, Padding, PoolWindow,
+    Activation, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, Op, Padding,
+    PoolWindow,
 };
 use crate::weights::synthetic::synthetic_tensor;
 use crate::{Error, Result};
@@ -131,7 +132,11 @@ impl GraphBuilder {
     }
 
     /// Runs `body` with `name` appended to the current module path.
-    pub fn scope<R>(&mut self, name: impl std::fmt::Display, body: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+    pub fn scope<R>(
+        &mut self,
+        name: impl std::fmt::Display,
+        body: impl FnOnce(&mut Self) -> Result<R>,
+    ) -> Result<R> {
         self.scope.push(name.to_string());
         let result = body(self);
         self.scope.pop();
@@ -158,7 +163,9 @@ impl GraphBuilder {
         let tensor = match &self.source {
             WeightSource::Synthetic { seed } => synthetic_tensor(&key, shape, *seed, &self.device)?,
             WeightSource::StateDict(dict) => match dict.get(&key) {
-                Some(t) if t.dims() == shape => t.to_dtype(candle_core::DType::F32)?.to_device(&self.device)?,
+                Some(t) if t.dims() == shape => t
+                    .to_dtype(candle_core::DType::F32)?
+                    .to_device(&self.device)?,
                 Some(t) => {
                     self.mismatched
                         .push(format!("{key}: expected {shape:?}, found {:?}", t.dims()));
@@ -180,7 +187,11 @@ impl GraphBuilder {
         let path = self.path(name);
         let count = self.calls.entry(path.clone()).or_insert(0);
         *count += 1;
-        let name = if *count == 1 { path } else { format!("{path}#{count}") };
+        let name = if *count == 1 {
+            path
+        } else {
+            format!("{path}#{count}")
+        };
         self.nodes.push(Node {
             name,
             op,
@@ -194,7 +205,12 @@ impl GraphBuilder {
         let weight = self.scope(name, |b| {
             b.param(
                 "weight",
-                &[spec.out_channels, spec.in_channels / spec.groups.max(1), spec.kernel, spec.kernel],
+                &[
+                    spec.out_channels,
+                    spec.in_channels / spec.groups.max(1),
+                    spec.kernel,
+                    spec.kernel,
+                ],
             )
         })?;
         let bias = if spec.bias {
@@ -202,12 +218,25 @@ impl GraphBuilder {
         } else {
             None
         };
-        let conv = Conv2d::new(weight, bias, spec.stride, spec.padding, spec.dilation, spec.groups);
+        let conv = Conv2d::new(
+            weight,
+            bias,
+            spec.stride,
+            spec.padding,
+            spec.dilation,
+            spec.groups,
+        );
         Ok(self.push(name, Op::Conv2d(conv), &[x]))
     }
 
     /// `nn.BatchNorm2d(channels, eps)` named `name`.
-    pub fn batch_norm(&mut self, name: &str, x: NodeId, channels: usize, eps: f64) -> Result<NodeId> {
+    pub fn batch_norm(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        channels: usize,
+        eps: f64,
+    ) -> Result<NodeId> {
         let bn = self.scope(name, |b| {
             let weight = b.param("weight", &[channels])?;
             let bias = b.param("bias", &[channels])?;
@@ -229,7 +258,15 @@ impl GraphBuilder {
     }
 
     /// `nn.MaxPool2d(kernel, stride, padding, ceil_mode=ceil_mode)` named `name`.
-    pub fn max_pool(&mut self, name: &str, x: NodeId, kernel: usize, stride: usize, padding: usize, ceil_mode: bool) -> NodeId {
+    pub fn max_pool(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        ceil_mode: bool,
+    ) -> NodeId {
         let window = PoolWindow::square(kernel, stride, padding, ceil_mode);
         self.push(name, Op::MaxPool2d(MaxPool2d { window }), &[x])
     }
@@ -246,14 +283,29 @@ impl GraphBuilder {
 
     /// `nn.AdaptiveAvgPool2d(size)` named `name`.
     pub fn adaptive_avg_pool(&mut self, name: &str, x: NodeId, size: (usize, usize)) -> NodeId {
-        self.push(name, Op::AdaptiveAvgPool2d(AdaptiveAvgPool2d { output_size: size }), &[x])
+        self.push(
+            name,
+            Op::AdaptiveAvgPool2d(AdaptiveAvgPool2d { output_size: size }),
+            &[x],
+        )
     }
 
     /// `nn.Linear(in, out, bias)` named `name`.
-    pub fn linear(&mut self, name: &str, x: NodeId, in_features: usize, out_features: usize, bias: bool) -> Result<NodeId> {
+    pub fn linear(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+    ) -> Result<NodeId> {
         let (weight, bias) = self.scope(name, |b| {
             let weight = b.param("weight", &[out_features, in_features])?;
-            let bias = if bias { Some(b.param("bias", &[out_features])?) } else { None };
+            let bias = if bias {
+                Some(b.param("bias", &[out_features])?)
+            } else {
+                None
+            };
             Ok((weight, bias))
         })?;
         Ok(self.push(name, Op::Linear(Linear { weight, bias }), &[x]))
@@ -295,18 +347,31 @@ impl GraphBuilder {
             ));
         }
         if !self.missing.is_empty() {
-            problems.push(format!("{} missing ({})", self.missing.len(), summarize(&self.missing)));
+            problems.push(format!(
+                "{} missing ({})",
+                self.missing.len(),
+                summarize(&self.missing)
+            ));
         }
         if let WeightSource::StateDict(dict) = &self.source {
             let unexpected: Vec<String> = dict
                 .keys()
                 .filter(|k| !self.used.contains(*k))
                 .filter(|k| !k.ends_with("num_batches_tracked"))
-                .filter(|k| !self.ignored_prefixes.iter().any(|p| k.starts_with(p.as_str())))
+                .filter(|k| {
+                    !self
+                        .ignored_prefixes
+                        .iter()
+                        .any(|p| k.starts_with(p.as_str()))
+                })
                 .cloned()
                 .collect();
             if !unexpected.is_empty() {
-                problems.push(format!("{} unexpected ({})", unexpected.len(), summarize(&unexpected)));
+                problems.push(format!(
+                    "{} unexpected ({})",
+                    unexpected.len(),
+                    summarize(&unexpected)
+                ));
             }
         }
         if !problems.is_empty() {

@@ -68,11 +68,16 @@ impl Graph {
                 )));
             }
             if by_name.insert(node.name.clone(), id).is_some() {
-                return Err(Error::InvalidArgument(format!("two graph nodes are named `{}`", node.name)));
+                return Err(Error::InvalidArgument(format!(
+                    "two graph nodes are named `{}`",
+                    node.name
+                )));
             }
         }
         if nodes.len() < 2 {
-            return Err(Error::InvalidArgument("a graph needs an input and at least one op".into()));
+            return Err(Error::InvalidArgument(
+                "a graph needs an input and at least one op".into(),
+            ));
         }
         Ok(Graph {
             nodes,
@@ -105,7 +110,10 @@ impl Graph {
             return Ok(id);
         }
         let prefix = format!("{name}.");
-        if let Some(id) = (0..self.nodes.len()).rev().find(|&i| self.nodes[i].name.starts_with(&prefix)) {
+        if let Some(id) = (0..self.nodes.len())
+            .rev()
+            .find(|&i| self.nodes[i].name.starts_with(&prefix))
+        {
             return Ok(id);
         }
         Err(Error::UnknownLayer {
@@ -155,9 +163,16 @@ impl Graph {
             let inputs = node
                 .inputs
                 .iter()
-                .map(|&i| outputs[i].as_ref().ok_or_else(|| missing_output(&self.nodes[i].name)))
+                .map(|&i| {
+                    outputs[i]
+                        .as_ref()
+                        .ok_or_else(|| missing_output(&self.nodes[i].name))
+                })
                 .collect::<Result<Vec<&Tensor>>>()?;
-            let y = node.op.forward(&inputs).map_err(|e| in_layer(&node.name, e))?;
+            let y = node
+                .op
+                .forward(&inputs)
+                .map_err(|e| in_layer(&node.name, e))?;
             outputs[id] = Some(y);
             for &i in &node.inputs {
                 if last_use[i] == id && !wanted[i] {
@@ -188,12 +203,18 @@ impl Graph {
         let mut grads: Vec<Option<Tensor>> = vec![None; from + 1];
         grads[from] = Some(signal.clone());
         for id in (to + 1..=from).rev() {
-            let Some(grad) = grads[id].take() else { continue };
+            let Some(grad) = grads[id].take() else {
+                continue;
+            };
             let node = &self.nodes[id];
             let inputs = node
                 .inputs
                 .iter()
-                .map(|&i| trace.get(i).ok_or_else(|| missing_output(&self.nodes[i].name)))
+                .map(|&i| {
+                    trace
+                        .get(i)
+                        .ok_or_else(|| missing_output(&self.nodes[i].name))
+                })
                 .collect::<Result<Vec<&Tensor>>>()?;
             let output = trace.get(id).ok_or_else(|| missing_output(&node.name))?;
             let input_grads = node
@@ -219,6 +240,61 @@ impl Graph {
         })
     }
 
+    /// The nodes that read the output of `id`.
+    pub fn consumers(&self, id: NodeId) -> Vec<NodeId> {
+        (id + 1..self.nodes.len())
+            .filter(|&n| self.nodes[n].inputs.contains(&id))
+            .collect()
+    }
+
+    /// Re-runs the network from node `from` onwards with its output replaced by `replacement`
+    /// (whose batch may be larger than the trace's): earlier outputs come from `trace` (a pass
+    /// keeping all nodes), repeated along the batch to match. Returns the final output.
+    pub fn forward_from(
+        &self,
+        trace: &Trace,
+        from: NodeId,
+        replacement: &Tensor,
+    ) -> Result<Tensor> {
+        let n = self.nodes.len();
+        let batch = replacement.dim(0)?;
+        let mut outputs: Vec<Option<Tensor>> = vec![None; n];
+        outputs[from] = Some(replacement.clone());
+        for id in from + 1..n {
+            let node = &self.nodes[id];
+            let mut inputs = Vec::with_capacity(node.inputs.len());
+            for &i in &node.inputs {
+                let t = match &outputs[i] {
+                    Some(t) => t.clone(),
+                    None => {
+                        let t = trace
+                            .get(i)
+                            .ok_or_else(|| missing_output(&self.nodes[i].name))?;
+                        let t = if t.rank() > 0 && t.dim(0)? != batch && t.dim(0)? == 1 {
+                            let mut reps = vec![1usize; t.rank()];
+                            reps[0] = batch;
+                            t.repeat(reps)?
+                        } else {
+                            t.clone()
+                        };
+                        outputs[i] = Some(t.clone());
+                        t
+                    }
+                };
+                inputs.push(t);
+            }
+            let refs: Vec<&Tensor> = inputs.iter().collect();
+            outputs[id] = Some(
+                node.op
+                    .forward(&refs)
+                    .map_err(|e| in_layer(&node.name, e))?,
+            );
+        }
+        outputs[n - 1]
+            .take()
+            .ok_or_else(|| missing_output(self.name(n - 1)))
+    }
+
     /// The name of node `id` (`input` for node 0).
     pub fn name(&self, id: NodeId) -> &str {
         if id == 0 {
@@ -229,7 +305,9 @@ impl Graph {
 }
 
 fn missing_output(name: &str) -> Error {
-    Error::InvalidArgument(format!("the forward pass did not keep the output of `{name}`"))
+    Error::InvalidArgument(format!(
+        "the forward pass did not keep the output of `{name}`"
+    ))
 }
 
 fn in_layer(name: &str, e: candle_core::Error) -> Error {

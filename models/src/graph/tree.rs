@@ -83,6 +83,10 @@ impl LayerTree {
 
     /// Total parameters.
     pub fn total_params(&self) -> usize {
-        self.layers.iter().filter(|l| l.depth == 0).map(|l| l.params).sum()
+        self.layers
+            .iter()
+            .filter(|l| l.depth == 0)
+            .map(|l| l.params)
+            .sum()
     }
 }

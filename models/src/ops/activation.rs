@@ -79,7 +79,9 @@ impl Activation {
             Activation::Clip { min, max } => x.clamp(min as f32, max as f32),
             Activation::Sigmoid => sigmoid(x),
             Activation::HardSigmoid { alpha, beta } => x.affine(alpha, beta)?.clamp(0f32, 1f32),
-            Activation::HardSwish => x.mul(&x.affine(1.0, 3.0)?.clamp(0f32, 6f32)?)?.affine(1.0 / 6.0, 0.0),
+            Activation::HardSwish => x
+                .mul(&x.affine(1.0, 3.0)?.clamp(0f32, 6f32)?)?
+                .affine(1.0 / 6.0, 0.0),
             Activation::Silu => x.silu(),
             Activation::Tanh => x.tanh(),
         }
@@ -87,7 +89,13 @@ impl Activation {
 
     /// The signal at the input, given the input `x`, the output `y` and the signal `grad` at the
     /// output, under `rule`.
-    pub fn backward(&self, x: &Tensor, y: &Tensor, grad: &Tensor, rule: BackwardRule) -> Result<Tensor> {
+    pub fn backward(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+        rule: BackwardRule,
+    ) -> Result<Tensor> {
         if self.is_relu_family() {
             return match rule {
                 BackwardRule::Gradient => self.local_gradient(x, y, grad),

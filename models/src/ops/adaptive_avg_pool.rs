@@ -37,7 +37,8 @@ impl AdaptiveAvgPool2d {
         }
         let rows = bin_matrix(h, oh, x.device())?.to_dtype(x.dtype())?;
         let cols = bin_matrix(w, ow, x.device())?.to_dtype(x.dtype())?;
-        rows.broadcast_matmul(&x.contiguous()?)?.broadcast_matmul(&cols.t()?)
+        rows.broadcast_matmul(&x.contiguous()?)?
+            .broadcast_matmul(&cols.t()?)
     }
 
     /// The signal at the input.
@@ -45,13 +46,18 @@ impl AdaptiveAvgPool2d {
         let (n, c, h, w) = x.dims4()?;
         let (oh, ow) = self.output_size;
         if (oh, ow) == (1, 1) {
-            return grad.affine(1.0 / (h * w) as f64, 0.0)?.broadcast_as((n, c, h, w))?.contiguous();
+            return grad
+                .affine(1.0 / (h * w) as f64, 0.0)?
+                .broadcast_as((n, c, h, w))?
+                .contiguous();
         }
         if (oh, ow) == (h, w) {
             return Ok(grad.clone());
         }
         let rows = bin_matrix(h, oh, x.device())?.to_dtype(x.dtype())?;
         let cols = bin_matrix(w, ow, x.device())?.to_dtype(x.dtype())?;
-        rows.t()?.broadcast_matmul(&grad.contiguous()?)?.broadcast_matmul(&cols)
+        rows.t()?
+            .broadcast_matmul(&grad.contiguous()?)?
+            .broadcast_matmul(&cols)
     }
 }

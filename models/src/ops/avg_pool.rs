@@ -39,7 +39,12 @@ impl AvgPool2d {
         self.sum_windows(&self.window, &padded, r.out)
     }
 
-    fn sum_windows(&self, window: &PoolWindow, padded: &Tensor, out: (usize, usize)) -> Result<Tensor> {
+    fn sum_windows(
+        &self,
+        window: &PoolWindow,
+        padded: &Tensor,
+        out: (usize, usize),
+    ) -> Result<Tensor> {
         let (kh, kw) = window.kernel;
         let mut total = window.window_element(padded, out, 0, 0)?;
         for i in 0..kh {

@@ -23,7 +23,13 @@ pub struct BatchNorm2d {
 
 impl BatchNorm2d {
     /// A layer from its parameters and statistics.
-    pub fn new(weight: Tensor, bias: Tensor, running_mean: Tensor, running_var: Tensor, eps: f64) -> Result<Self> {
+    pub fn new(
+        weight: Tensor,
+        bias: Tensor,
+        running_mean: Tensor,
+        running_var: Tensor,
+        eps: f64,
+    ) -> Result<Self> {
         let scale = weight.div(&running_var.affine(1.0, eps)?.sqrt()?)?;
         let shift = bias.sub(&running_mean.mul(&scale)?)?;
         Ok(BatchNorm2d {

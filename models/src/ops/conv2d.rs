@@ -36,7 +36,14 @@ impl Padding {
     }
 
     /// (top, bottom, left, right) for an input of `h`×`w` and a window of effective size `kh`×`kw`.
-    pub fn resolve(&self, h: usize, w: usize, kh: usize, kw: usize, stride: usize) -> (usize, usize, usize, usize) {
+    pub fn resolve(
+        &self,
+        h: usize,
+        w: usize,
+        kh: usize,
+        kw: usize,
+        stride: usize,
+    ) -> (usize, usize, usize, usize) {
         match *self {
             Padding::Explicit {
                 top,
@@ -77,7 +84,14 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// A convolution from its parameters.
-    pub fn new(weight: Tensor, bias: Option<Tensor>, stride: usize, padding: Padding, dilation: usize, groups: usize) -> Self {
+    pub fn new(
+        weight: Tensor,
+        bias: Option<Tensor>,
+        stride: usize,
+        padding: Padding,
+        dilation: usize,
+        groups: usize,
+    ) -> Self {
         Conv2d {
             weight,
             bias,
@@ -102,7 +116,10 @@ impl Conv2d {
     /// Kernel height and width.
     pub fn kernel_size(&self) -> (usize, usize) {
         let d = self.weight.dims();
-        (d.get(2).copied().unwrap_or(1), d.get(3).copied().unwrap_or(1))
+        (
+            d.get(2).copied().unwrap_or(1),
+            d.get(3).copied().unwrap_or(1),
+        )
     }
 
     fn effective_kernel(&self) -> (usize, usize) {
@@ -141,7 +158,8 @@ impl Conv2d {
         let (o, c_per_group, kh, kw) = self.weight.dims4()?;
         let g = self.groups;
         let device = self.weight.device();
-        let flip = |n: usize| Tensor::from_vec((0..n as u32).rev().collect::<Vec<u32>>(), n, device);
+        let flip =
+            |n: usize| Tensor::from_vec((0..n as u32).rev().collect::<Vec<u32>>(), n, device);
         let kernel = self
             .weight
             .reshape((g, o / g, c_per_group, kh, kw))?
@@ -162,12 +180,23 @@ impl Conv2d {
         let s = self.stride;
         let dilated = place_strided(grad, 2, 0, s, (oh - 1) * s + 1)?;
         let dilated = place_strided(&dilated, 3, 0, s, (ow - 1) * s + 1)?;
-        let padded = dilated.pad_with_zeros(2, kh - 1, kh - 1)?.pad_with_zeros(3, kw - 1, kw - 1)?;
+        let padded =
+            dilated
+                .pad_with_zeros(2, kh - 1, kh - 1)?
+                .pad_with_zeros(3, kw - 1, kw - 1)?;
         let full = padded.conv2d(self.backward_kernel()?, 0, 1, self.dilation, self.groups)?;
         let (hp, wp) = (h + top + bottom, w + left + right);
         let (fh, fw) = (full.dim(2)?, full.dim(3)?);
-        let full = if fh < hp { full.pad_with_zeros(2, 0, hp - fh)? } else { full };
-        let full = if fw < wp { full.pad_with_zeros(3, 0, wp - fw)? } else { full };
+        let full = if fh < hp {
+            full.pad_with_zeros(2, 0, hp - fh)?
+        } else {
+            full
+        };
+        let full = if fw < wp {
+            full.pad_with_zeros(3, 0, wp - fw)?
+        } else {
+            full
+        };
         full.narrow(2, top, h)?.narrow(3, left, w)
     }
 

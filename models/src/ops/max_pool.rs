@@ -48,7 +48,9 @@ impl MaxPool2d {
                 let element = self.window.window_element(&padded, r.out, i, j)?;
                 let is_max = element.eq(y)?.to_dtype(grad.dtype())?.mul(&unclaimed)?;
                 unclaimed = unclaimed.sub(&is_max)?;
-                let placed = self.window.place_element(&grad.mul(&is_max)?, r.padded, i, j)?;
+                let placed = self
+                    .window
+                    .place_element(&grad.mul(&is_max)?, r.padded, i, j)?;
                 total = Some(match total {
                     None => placed,
                     Some(t) => t.add(&placed)?,

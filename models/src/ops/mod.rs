@@ -8,8 +8,14 @@ pub mod batch_norm;
 pub mod conv2d;
 pub mod elementwise;
 pub mod linear;
+pub mod matmul;
 pub mod max_pool;
+pub mod pad;
 pub mod pool;
+pub mod reduce;
+pub mod reshape;
+pub mod resize;
+pub mod slice;
 pub mod strided;
 
 use candle_core::{Result, Tensor, D};
@@ -21,7 +27,12 @@ pub use batch_norm::BatchNorm2d;
 pub use conv2d::{Conv2d, Padding};
 pub use linear::Linear;
 pub use max_pool::MaxPool2d;
+pub use pad::Pad;
 pub use pool::PoolWindow;
+pub use reduce::ReduceMean;
+pub use reshape::{Reshape, Transpose};
+pub use resize::{CoordinateMode, NearestRounding, Resize, ResizeMode, ResizeTarget};
+pub use slice::{Slice, SliceAxis};
 
 use crate::graph::BackwardRule;
 
@@ -64,6 +75,22 @@ pub enum Op {
     SpatialMean,
     /// `torch.softmax(x, dim=-1)`.
     Softmax,
+    /// A fixed tensor (an imported model's constant operand); it reads no input.
+    Constant(Tensor),
+    /// `x.reshape(..)`, the target worked out from the input's shape.
+    Reshape(Reshape),
+    /// `x.permute(..)`.
+    Transpose(Transpose),
+    /// Constant padding (`nn.ZeroPad2d`, `F.pad`).
+    Pad(Pad),
+    /// `F.interpolate` (nearest or bilinear).
+    Resize(Resize),
+    /// `a @ b` of two computed tensors.
+    MatMul,
+    /// `x.mean(axes, keepdim)`.
+    ReduceMean(ReduceMean),
+    /// `x[.., start:end:step, ..]`.
+    Slice(Slice),
 }
 
 impl Op {
@@ -85,6 +112,15 @@ impl Op {
             Op::Identity => "Identity",
             Op::SpatialMean => "Mean",
             Op::Softmax => "Softmax",
+            Op::Constant(_) => "Constant",
+            Op::Reshape(Reshape::Flatten2d(_)) => "Flatten",
+            Op::Reshape(_) => "Reshape",
+            Op::Transpose(_) => "Permute",
+            Op::Pad(_) => "Pad",
+            Op::Resize(_) => "Upsample",
+            Op::MatMul => "MatMul",
+            Op::ReduceMean(_) => "Mean",
+            Op::Slice(_) => "Slice",
         }
     }
 
@@ -94,6 +130,7 @@ impl Op {
             Op::Conv2d(c) => c.param_count(),
             Op::BatchNorm2d(b) => b.param_count(),
             Op::Linear(l) => l.param_count(),
+            Op::Constant(t) => t.elem_count(),
             _ => 0,
         }
     }
@@ -128,6 +165,17 @@ impl Op {
                 let shifted = x.broadcast_sub(&x.max_keepdim(D::Minus1)?)?.exp()?;
                 shifted.broadcast_div(&shifted.sum_keepdim(D::Minus1)?)
             }
+            Op::Constant(t) => Ok(t.clone()),
+            Op::Reshape(r) => r.forward(first()?),
+            Op::Transpose(t) => t.forward(first()?),
+            Op::Pad(p) => p.forward(first()?),
+            Op::Resize(r) => r.forward(first()?),
+            Op::MatMul => match inputs {
+                [a, b] => matmul::forward(a, b),
+                _ => candle_core::bail!("MatMul needs two inputs, got {}", inputs.len()),
+            },
+            Op::ReduceMean(r) => r.forward(first()?),
+            Op::Slice(s) => s.forward(first()?),
         }
     }
 
@@ -180,6 +228,20 @@ impl Op {
                 let dot = grad.mul(output)?.sum_keepdim(D::Minus1)?;
                 one(output.mul(&grad.broadcast_sub(&dot)?)?)
             }
+            Op::Constant(_) => Ok(vec![]),
+            Op::Reshape(r) => one(r.backward(first()?, grad)?),
+            Op::Transpose(t) => one(t.backward(grad)?),
+            Op::Pad(p) => one(p.backward(first()?, grad)?),
+            Op::Resize(r) => one(r.backward(first()?, grad)?),
+            Op::MatMul => match inputs {
+                [a, b] => {
+                    let (ga, gb) = matmul::backward(a, b, grad)?;
+                    Ok(vec![ga, gb])
+                }
+                _ => candle_core::bail!("MatMul needs two inputs, got {}", inputs.len()),
+            },
+            Op::ReduceMean(r) => one(r.backward(first()?, grad)?),
+            Op::Slice(s) => one(s.backward(first()?, grad)?),
         }
     }
 }

@@ -64,26 +64,39 @@ impl PoolWindow {
         let (_, _, h, w) = x.dims4()?;
         let r = self.resolve(h, w);
         let (t, _, l, _) = self.padding;
-        let fit = |x: Tensor, dim: usize, before: usize, size: usize, want: usize| -> Result<Tensor> {
-            if before + size >= want {
-                pad_with_value(&x, dim, before, 0, value)?.narrow(dim, 0, want)
-            } else {
-                pad_with_value(&x, dim, before, want - before - size, value)
-            }
-        };
+        let fit =
+            |x: Tensor, dim: usize, before: usize, size: usize, want: usize| -> Result<Tensor> {
+                if before + size >= want {
+                    pad_with_value(&x, dim, before, 0, value)?.narrow(dim, 0, want)
+                } else {
+                    pad_with_value(&x, dim, before, want - before - size, value)
+                }
+            };
         let x = fit(x.clone(), 2, t, h, r.padded.0)?;
         fit(x, 3, l, w, r.padded.1)
     }
 
     /// The window element at offset (`i`, `j`) for every output position.
-    pub fn window_element(&self, padded: &Tensor, out: (usize, usize), i: usize, j: usize) -> Result<Tensor> {
+    pub fn window_element(
+        &self,
+        padded: &Tensor,
+        out: (usize, usize),
+        i: usize,
+        j: usize,
+    ) -> Result<Tensor> {
         let rows = take_strided(padded, 2, i, out.0, self.stride.0)?;
         take_strided(&rows, 3, j, out.1, self.stride.1)
     }
 
     /// Adjoint of [`PoolWindow::window_element`]: spreads per-output values back onto the padded
     /// input's grid at offset (`i`, `j`).
-    pub fn place_element(&self, values: &Tensor, padded: (usize, usize), i: usize, j: usize) -> Result<Tensor> {
+    pub fn place_element(
+        &self,
+        values: &Tensor,
+        padded: (usize, usize),
+        i: usize,
+        j: usize,
+    ) -> Result<Tensor> {
         let cols = place_strided(values, 3, j, self.stride.1, padded.1)?;
         place_strided(&cols, 2, i, self.stride.0, padded.0)
     }

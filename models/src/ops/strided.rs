@@ -6,7 +6,13 @@ use candle_core::{Result, Tensor};
 /// `x[.., start + step * i, ..]` for `i` in `0..count` along `dim`.
 ///
 /// Positions past the end of `x` are never read; `x` is padded with zeros to make the reshape legal.
-pub fn take_strided(x: &Tensor, dim: usize, start: usize, count: usize, step: usize) -> Result<Tensor> {
+pub fn take_strided(
+    x: &Tensor,
+    dim: usize,
+    start: usize,
+    count: usize,
+    step: usize,
+) -> Result<Tensor> {
     if step == 1 {
         return x.narrow(dim, start, count);
     }
@@ -21,12 +27,21 @@ pub fn take_strided(x: &Tensor, dim: usize, start: usize, count: usize, step: us
     let mut split: Vec<usize> = window.dims().to_vec();
     split[dim] = count;
     split.insert(dim + 1, step);
-    window.reshape(split)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)
+    window
+        .reshape(split)?
+        .narrow(dim + 1, 0, 1)?
+        .squeeze(dim + 1)
 }
 
 /// The adjoint of [`take_strided`]: a tensor of length `len` along `dim` holding `y[i]` at
 /// `start + step * i` and zeros elsewhere.
-pub fn place_strided(y: &Tensor, dim: usize, start: usize, step: usize, len: usize) -> Result<Tensor> {
+pub fn place_strided(
+    y: &Tensor,
+    dim: usize,
+    start: usize,
+    step: usize,
+    len: usize,
+) -> Result<Tensor> {
     let count = y.dim(dim)?;
     let spread = if step == 1 {
         y.clone()
@@ -47,7 +62,13 @@ pub fn place_strided(y: &Tensor, dim: usize, start: usize, step: usize, len: usi
 }
 
 /// Pads `x` along `dim` with `before` and `after` copies of `value`.
-pub fn pad_with_value(x: &Tensor, dim: usize, before: usize, after: usize, value: f64) -> Result<Tensor> {
+pub fn pad_with_value(
+    x: &Tensor,
+    dim: usize,
+    before: usize,
+    after: usize,
+    value: f64,
+) -> Result<Tensor> {
     if value == 0.0 {
         return x.pad_with_zeros(dim, before, after);
     }
@@ -72,7 +93,10 @@ mod tests {
 
     #[test]
     fn take_and_place_are_adjoint() {
-        let x = Tensor::arange(0f32, 10., &Device::Cpu).unwrap().reshape((1, 10)).unwrap();
+        let x = Tensor::arange(0f32, 10., &Device::Cpu)
+            .unwrap()
+            .reshape((1, 10))
+            .unwrap();
         let t = take_strided(&x, 1, 1, 4, 3).unwrap();
         assert_eq!(t.to_vec2::<f32>().unwrap(), vec![vec![1., 4., 7., 0.]]);
         let t = take_strided(&x, 1, 1, 3, 3).unwrap();

@@ -88,7 +88,11 @@ mod tests {
         let t = synthetic_tensor("bn1.running_var", &[1000], 0, &Device::Cpu).unwrap();
         let v = t.to_vec1::<f32>().unwrap();
         assert!(v.iter().all(|x| (0.5..1.5).contains(x)));
-        let spread = v.iter().cloned().fold(f32::MIN, f32::max) - v.iter().cloned().fold(f32::MAX, f32::min);
-        assert!(spread > 0.9, "values should cover the range, spread {spread}");
+        let spread =
+            v.iter().cloned().fold(f32::MIN, f32::max) - v.iter().cloned().fold(f32::MAX, f32::min);
+        assert!(
+            spread > 0.9,
+            "values should cover the range, spread {spread}"
+        );
     }
 }

@@ -1,0 +1,198 @@
+//! Explaining a prediction: attribution maps in input space (gradients, SmoothGrad, Integrated
+//! Gradients, guided backprop, deconvnet, occlusion) and class activation maps at a layer
+//! (CAM, Grad-CAM and its family), each equal to its peer's number (Captum, pytorch-grad-cam).
+
+mod cam;
+mod gauss_legendre;
+mod gradients;
+mod integrated_gradients;
+mod layer;
+mod method;
+mod occlusion;
+mod perturbation_cam;
+pub mod resize;
+
+use candle_core::{DType, Tensor};
+
+pub use layer::{default_cam_layer, gap_linear_head};
+pub use method::{Baseline, Method, MethodKind};
+
+use crate::graph::{BackwardRule, Trace};
+use crate::{Error, Model, Result};
+
+/// The parameters of an explanation, as the CLI flags and protocol fields name them.
+#[derive(Clone, Debug)]
+pub struct ExplainOptions {
+    /// The method.
+    pub method: Method,
+    /// Class to explain; the top-1 prediction when `None`.
+    pub target: Option<usize>,
+    /// Layer for the CAM family; the last spatial layer before the head when `None`.
+    pub layer: Option<String>,
+    /// SmoothGrad samples.
+    pub samples: usize,
+    /// SmoothGrad noise, as a fraction of the input's range (max - min).
+    pub noise: f64,
+    /// Seed of SmoothGrad's noise and of noise baselines.
+    pub seed: u64,
+    /// Integrated Gradients steps.
+    pub steps: usize,
+    /// Integrated Gradients baseline.
+    pub baseline: Baseline,
+    /// Occlusion window (square, all channels).
+    pub window: usize,
+    /// Occlusion stride.
+    pub stride: usize,
+    /// How many inputs go through the network at once (IG steps, occluded copies, masks).
+    pub batch_size: usize,
+}
+
+impl Default for ExplainOptions {
+    fn default() -> Self {
+        ExplainOptions {
+            method: Method::GradCam,
+            target: None,
+            layer: None,
+            samples: 50,
+            noise: 0.15,
+            seed: 0,
+            steps: 50,
+            baseline: Baseline::Zero,
+            window: 16,
+            stride: 8,
+            batch_size: 16,
+        }
+    }
+}
+
+/// The result of an explanation.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    /// The method.
+    pub method: Method,
+    /// The class explained.
+    pub target: usize,
+    /// The model's logit for that class.
+    pub score: f32,
+    /// The layer a CAM was computed at.
+    pub layer: Option<String>,
+    /// The raw map: [C, H, W] in input space, or [h, w] at the layer (float32, unnormalized).
+    pub map: Tensor,
+    /// Integrated Gradients' completeness gap: Σattr − (F(x) − F(baseline)).
+    pub convergence_delta: Option<f32>,
+    /// SmoothGrad's noisy inputs, [samples, C, H, W], when asked to keep them.
+    pub noisy_inputs: Option<Tensor>,
+}
+
+/// Explains the model's prediction on `input` [1, C, H, W].
+pub fn explain(model: &Model, input: &Tensor, options: &ExplainOptions) -> Result<Explanation> {
+    if input.rank() != 4 || input.dim(0)? != 1 {
+        return Err(Error::Shape {
+            what: "explain input".into(),
+            expected: "[1, C, H, W]".into(),
+            found: format!("{:?}", input.dims()),
+        });
+    }
+    let trace = model.graph.forward(input, None)?;
+    let logits = trace
+        .output()
+        .ok_or_else(|| Error::InvalidArgument("the network produced no output".into()))?
+        .flatten_all()?
+        .to_dtype(DType::F32)?
+        .to_vec1::<f32>()?;
+    let target = match options.target {
+        Some(t) if t < logits.len() => t,
+        Some(t) => {
+            return Err(Error::InvalidArgument(format!(
+                "class {t} is out of range: the model has {} classes (0..={})",
+                logits.len(),
+                logits.len().saturating_sub(1)
+            )))
+        }
+        None => argmax(&logits),
+    };
+    let score = logits[target];
+    let mut explanation = Explanation {
+        method: options.method,
+        target,
+        score,
+        layer: None,
+        map: Tensor::zeros(1, DType::F32, input.device())?,
+        convergence_delta: None,
+        noisy_inputs: None,
+    };
+    let ctx = Context {
+        model,
+        input,
+        trace: &trace,
+        target,
+    };
+    match options.method.kind() {
+        MethodKind::Attribution => {
+            let (map, delta, noisy) = gradients::attribute(&ctx, options)?;
+            explanation.map = map;
+            explanation.convergence_delta = delta;
+            explanation.noisy_inputs = noisy;
+        }
+        MethodKind::Cam => {
+            let layer = match &options.layer {
+                Some(l) => model.graph.node_id(l)?,
+                None => default_cam_layer(&model.graph)?,
+            };
+            explanation.layer = Some(model.graph.name(layer).to_string());
+            explanation.map = cam::class_activation_map(&ctx, layer, options)?;
+        }
+    }
+    Ok(explanation)
+}
+
+/// What every method reads: the model, the input, its full forward trace and the class.
+pub(crate) struct Context<'a> {
+    pub model: &'a Model,
+    pub input: &'a Tensor,
+    pub trace: &'a Trace,
+    pub target: usize,
+}
+
+impl Context<'_> {
+    /// A one-hot signal [n, classes] at the target class.
+    pub fn target_signal(&self, n: usize) -> Result<Tensor> {
+        let classes = self
+            .trace
+            .output()
+            .ok_or_else(|| Error::InvalidArgument("no output".into()))?
+            .dim(1)?;
+        let mut v = vec![0f32; n * classes];
+        for row in 0..n {
+            v[row * classes + self.target] = 1.0;
+        }
+        Ok(Tensor::from_vec(v, (n, classes), self.input.device())?)
+    }
+
+    /// The signal at node `to` for a batch `x`, from the target logit, under `rule`.
+    pub fn signal_at(&self, x: &Tensor, to: usize, rule: BackwardRule) -> Result<(Tensor, Trace)> {
+        let trace = self.model.graph.forward(x, None)?;
+        let signal = self.target_signal(x.dim(0)?)?;
+        let g =
+            self.model
+                .graph
+                .backward(&trace, self.model.graph.output_id(), &signal, to, rule)?;
+        Ok((g, trace))
+    }
+
+    /// The target logit for each row of a batch, by a forward pass.
+    pub fn target_scores(&self, x: &Tensor) -> Result<Tensor> {
+        let out = self.model.logits(x)?;
+        Ok(out.narrow(1, self.target, 1)?.squeeze(1)?)
+    }
+}
+
+fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best
+}

@@ -1,0 +1,177 @@
+//! Turning maps into pictures: matplotlib's colormaps, Captum's attribution scaling, CAM
+//! upsampling, blending over the photo, tile grids.
+
+mod colormap_tables;
+
+use candle_core::{DType, Device, Tensor};
+use image::{Rgb, RgbImage};
+
+use crate::explain::resize::scale_cam;
+use crate::{Error, Result};
+
+/// A colormap, as matplotlib names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Colormap {
+    /// Perceptually uniform, the default.
+    Viridis,
+    /// Perceptually uniform, black to yellow.
+    Inferno,
+    /// The classic rainbow.
+    Jet,
+    /// Black to white.
+    Gray,
+}
+
+impl Colormap {
+    /// Parses a `--cmap` name.
+    pub fn from_name(name: &str) -> Result<Colormap> {
+        match name {
+            "viridis" => Ok(Colormap::Viridis),
+            "inferno" => Ok(Colormap::Inferno),
+            "jet" => Ok(Colormap::Jet),
+            "gray" | "grey" => Ok(Colormap::Gray),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown colormap `{other}`; known: viridis, inferno, jet, gray"
+            ))),
+        }
+    }
+
+    fn table(self) -> &'static [[f32; 3]; 256] {
+        match self {
+            Colormap::Viridis => &colormap_tables::VIRIDIS,
+            Colormap::Inferno => &colormap_tables::INFERNO,
+            Colormap::Jet => &colormap_tables::JET,
+            Colormap::Gray => &colormap_tables::GRAY,
+        }
+    }
+
+    /// The colour of `v` in [0, 1], as matplotlib's `cmap(v)` with 256 entries.
+    pub fn color(self, v: f32) -> [f32; 3] {
+        let index = if v.is_nan() {
+            0
+        } else {
+            ((v.clamp(0.0, 1.0)) * 256.0).min(255.0) as usize
+        };
+        self.table()[index]
+    }
+}
+
+/// Captum's `visualize_image_attr(sign="absolute_value")` scaling of an attribution [C, H, W]:
+/// |Σ_c attr|, divided by the value where the sorted cumulative sum reaches 98 %, clipped to 1.
+pub fn attribution_magnitude(attr: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let attr = attr.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
+    let combined = if attr.rank() == 3 { attr.sum(0)? } else { attr };
+    let rows = combined.abs()?.to_vec2::<f32>()?;
+    let mut sorted: Vec<f32> = rows.iter().flatten().copied().collect();
+    sorted.sort_by(f32::total_cmp);
+    let total: f64 = sorted.iter().map(|&v| f64::from(v)).sum();
+    let mut running = 0f64;
+    let mut threshold = sorted.last().copied().unwrap_or(1.0);
+    for &v in &sorted {
+        running += f64::from(v);
+        if running >= total * 0.98 {
+            threshold = v;
+            break;
+        }
+    }
+    let threshold = if threshold > 0.0 { threshold } else { 1.0 };
+    Ok(rows
+        .into_iter()
+        .map(|r| r.into_iter().map(|v| (v / threshold).min(1.0)).collect())
+        .collect())
+}
+
+/// A CAM [h, w] upsampled to `h`×`w` and min–max scaled as pytorch-grad-cam shows it.
+pub fn cam_heat(cam: &Tensor, h: usize, w: usize) -> Result<Vec<Vec<f32>>> {
+    let scaled = scale_cam(&cam.to_dtype(DType::F32)?, h, w)?;
+    Ok(scaled.to_device(&Device::Cpu)?.to_vec2::<f32>()?)
+}
+
+/// `heat` (values in [0, 1]) coloured with `cmap` and blended over `photo` with weight `alpha`.
+pub fn overlay(photo: &RgbImage, heat: &[Vec<f32>], cmap: Colormap, alpha: f32) -> RgbImage {
+    let (w, h) = photo.dimensions();
+    let mut out = RgbImage::new(w, h);
+    for (x, y, p) in out.enumerate_pixels_mut() {
+        let v = heat
+            .get(y as usize)
+            .and_then(|r| r.get(x as usize))
+            .copied()
+            .unwrap_or(0.0);
+        let c = cmap.color(v);
+        let base = photo.get_pixel(x, y).0;
+        let mut px = [0u8; 3];
+        for i in 0..3 {
+            let blended = alpha * c[i] * 255.0 + (1.0 - alpha) * f32::from(base[i]);
+            px[i] = blended.round().clamp(0.0, 255.0) as u8;
+        }
+        *p = Rgb(px);
+    }
+    out
+}
+
+/// `tiles` (equal sizes) laid out in a grid `columns` wide with a `gap`-pixel dark border.
+pub fn grid(tiles: &[RgbImage], columns: usize, gap: u32) -> RgbImage {
+    let Some(first) = tiles.first() else {
+        return RgbImage::new(1, 1);
+    };
+    let (tw, th) = first.dimensions();
+    let columns = columns.max(1);
+    let rows = tiles.len().div_ceil(columns);
+    let width = columns as u32 * (tw + gap) + gap;
+    let height = rows as u32 * (th + gap) + gap;
+    let mut out = RgbImage::from_pixel(width, height, Rgb([24, 24, 24]));
+    for (i, tile) in tiles.iter().enumerate() {
+        let x0 = gap + (i % columns) as u32 * (tw + gap);
+        let y0 = gap + (i / columns) as u32 * (th + gap);
+        image::imageops::overlay(&mut out, tile, i64::from(x0), i64::from(y0));
+    }
+    out
+}
+
+/// The photo a model input [1, C, H, W] shows, undoing the normalization.
+pub fn input_photo(input: &Tensor, mean: [f32; 3], std: [f32; 3]) -> Result<RgbImage> {
+    let x = input
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::F32)?
+        .squeeze(0)?;
+    let (c, h, w) = x.dims3()?;
+    let data = x.flatten_all()?.to_vec1::<f32>()?;
+    let plane = h * w;
+    let mut img = RgbImage::new(w as u32, h as u32);
+    for (i, p) in img.pixels_mut().enumerate() {
+        let mut px = [0u8; 3];
+        for (ch, slot) in px.iter_mut().enumerate() {
+            let src = if c == 1 { 0 } else { ch };
+            let v = data[src * plane + i] * std[src] + mean[src];
+            *slot = (v * 255.0).round().clamp(0.0, 255.0) as u8;
+        }
+        *p = Rgb(px);
+    }
+    Ok(img)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colormap_ends_are_matplotlibs() {
+        // matplotlib: viridis(0) = (0.267004, 0.004874, 0.329415), viridis(1.0) = (0.993248, 0.906157, 0.143936)
+        assert_eq!(Colormap::Viridis.color(0.0), [0.267004, 0.004874, 0.329415]);
+        assert_eq!(Colormap::Viridis.color(1.0), [0.993248, 0.906157, 0.143936]);
+        assert_eq!(Colormap::Gray.color(1.0), [1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn magnitude_clips_the_top_two_percent() {
+        let mut v = vec![1f32; 100];
+        v[0] = 1000.0;
+        let t = Tensor::from_vec(v, (1, 10, 10), &Device::Cpu).unwrap();
+        let m = attribution_magnitude(&t).unwrap();
+        assert_eq!(m[0][0], 1.0);
+        assert!(
+            m[5][5] < 0.01,
+            "an outlier holding over 2% of the mass sets the scale"
+        );
+    }
+}
