@@ -4,6 +4,7 @@ use std::sync::OnceLock;
 
 use candle_core::{Result, Tensor};
 
+use super::depthwise::{depthwise_forward, depthwise_input_gradient};
 use super::strided::place_strided;
 
 /// How a convolution or pooling window pads its input.
@@ -122,6 +123,13 @@ impl Conv2d {
         )
     }
 
+    /// Whether every channel is convolved on its own (groups = in = out channels, groups > 1).
+    fn is_depthwise(&self) -> bool {
+        self.groups > 1
+            && self.weight.dims().get(1) == Some(&1)
+            && self.out_channels() == self.groups
+    }
+
     fn effective_kernel(&self) -> (usize, usize) {
         let (kh, kw) = self.kernel_size();
         (self.dilation * (kh - 1) + 1, self.dilation * (kw - 1) + 1)
@@ -136,6 +144,20 @@ impl Conv2d {
     /// The layer's output for `x` [N, C, H, W].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (top, bottom, left, right) = self.pads(x)?;
+        if self.is_depthwise() {
+            let (_, _, h, w) = x.dims4()?;
+            let (kh, kw) = self.effective_kernel();
+            let (hp, wp) = (h + top + bottom, w + left + right);
+            let out = ((hp - kh) / self.stride + 1, (wp - kw) / self.stride + 1);
+            let padded = x
+                .pad_with_zeros(2, top, bottom)?
+                .pad_with_zeros(3, left, right)?;
+            let y = depthwise_forward(&padded, &self.weight, self.stride, self.dilation, out)?;
+            return match &self.bias {
+                Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
+                None => Ok(y),
+            };
+        }
         let y = if top == bottom && left == right && top == left {
             x.conv2d(&self.weight, top, self.stride, self.dilation, self.groups)?
         } else {
@@ -177,6 +199,12 @@ impl Conv2d {
         let (_, _, oh, ow) = grad.dims4()?;
         let (top, bottom, left, right) = self.pads(x)?;
         let (kh, kw) = self.effective_kernel();
+        if self.is_depthwise() {
+            let (hp, wp) = (h + top + bottom, w + left + right);
+            let full =
+                depthwise_input_gradient(grad, &self.weight, self.stride, self.dilation, (hp, wp))?;
+            return full.narrow(2, top, h)?.narrow(3, left, w);
+        }
         let s = self.stride;
         let dilated = place_strided(grad, 2, 0, s, (oh - 1) * s + 1)?;
         let dilated = place_strided(&dilated, 3, 0, s, (ow - 1) * s + 1)?;

@@ -6,6 +6,7 @@ pub mod adaptive_avg_pool;
 pub mod avg_pool;
 pub mod batch_norm;
 pub mod conv2d;
+pub mod depthwise;
 pub mod elementwise;
 pub mod linear;
 pub mod matmul;
