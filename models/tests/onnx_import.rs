@@ -37,8 +37,12 @@ fn tolerance() -> f32 {
 struct Scratch(PathBuf);
 
 impl Scratch {
+    /// A fresh folder per call: tests run in parallel and some of them damage their copy.
     fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("convlens-onnx-{}-{tag}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("convlens-onnx-{}-{n}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)
