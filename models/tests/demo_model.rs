@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
+
+mod common;
+use common::assert_close_on_device;
 
 use candle_core::{Device, Tensor};
 use convlens_models::arch::{self, ArchConfig};
@@ -16,7 +18,6 @@ fn root() -> PathBuf {
 #[test]
 fn efficientnet_lite0_demo_weights_match_reference_logits() {
     let device = convlens_models::device::device_from_env().unwrap();
-    let start = Instant::now();
     let tensors = candle_core::safetensors::load(
         root().join("assets/efficientnet_lite0.safetensors"),
         &Device::Cpu,
@@ -24,7 +25,6 @@ fn efficientnet_lite0_demo_weights_match_reference_logits() {
     .unwrap();
     let dict: BTreeMap<String, Tensor> = tensors.into_iter().collect();
     assert_eq!(dict.len(), 247, "tensor count of the demo weights");
-    let loaded = start.elapsed();
 
     let arch = arch::find("efficientnet_lite0").unwrap();
     // Fails on any missing, unexpected or misshapen tensor.
@@ -35,7 +35,6 @@ fn efficientnet_lite0_demo_weights_match_reference_logits() {
             &device,
         )
         .unwrap();
-    let built = start.elapsed();
 
     let demo = root().join("../tests/fixtures/demo");
     let x = Tensor::read_npy(demo.join("chelsea_input.npy"))
@@ -45,31 +44,7 @@ fn efficientnet_lite0_demo_weights_match_reference_logits() {
     assert_eq!(x.dims(), &[1, 3, 224, 224]);
     let trace = graph.forward(&x, Some(&[])).unwrap();
     let got = trace.output().unwrap().to_device(&Device::Cpu).unwrap();
-    let forward = start.elapsed() - built;
 
     let want = Tensor::read_npy(demo.join("chelsea_logits.npy")).unwrap();
-    assert_eq!(got.dims(), want.dims());
-    let diff = got
-        .sub(&want)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap();
-    let scale = want.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
-    let (diff, scale) = (
-        diff.to_scalar::<f32>().unwrap(),
-        scale.to_scalar::<f32>().unwrap(),
-    );
-    eprintln!(
-        "efficientnet_lite0 demo: load {loaded:?}, build {:?}, forward {forward:?}; max|Δ| {diff:e} (max|ref| {scale:e})",
-        built - loaded
-    );
-    let tol = if device.is_cpu() { 1e-4 } else { 1e-3 };
-    assert!(
-        diff <= tol * scale,
-        "logits: max abs diff {diff:e} exceeds {tol:e} x {scale:e}"
-    );
+    assert_close_on_device("efficientnet_lite0 demo logits", &got, &want);
 }

@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use candle_core::{Device, Tensor};
 use convlens_models::explain::{explain, ExplainOptions, Method};
 use convlens_models::weights::synthetic::synthetic_tensor;
-use convlens_models::{device::device_from_env, LoadOptions, Model};
+use convlens_models::{LoadOptions, Model};
+
+mod common;
+use common::{assert_close, device};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/explain")
@@ -17,10 +20,6 @@ fn fixtures() -> PathBuf {
 fn manifest() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(fixtures().join("manifest.json")).unwrap())
         .unwrap()
-}
-
-fn device() -> Device {
-    device_from_env().unwrap()
 }
 
 /// The model, its input [1,3,64,64], the target class and the CAM layer of the fixture.
@@ -51,33 +50,6 @@ fn setup(name: &str) -> (Model, Tensor, usize, Option<String>) {
         )
     };
     (model, input, target, layer)
-}
-
-/// max|got − want| ≤ tol · max|want|.
-fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f32) {
-    let got = got.to_device(&Device::Cpu).unwrap();
-    assert_eq!(got.dims(), want.dims(), "{what}: shape");
-    let diff = got
-        .sub(want)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let scale = want
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    assert!(scale > 0.0, "{what}: the reference is all zeros");
-    assert!(
-        diff <= tol * scale,
-        "{what}: max abs diff {diff:e} exceeds {tol:e} x {scale:e}"
-    );
 }
 
 fn run(

@@ -15,22 +15,11 @@ use convlens_models::ops::Op;
 use convlens_models::weights::synthetic::synthetic_tensor;
 use convlens_models::Error;
 
+mod common;
+use common::{assert_close_on_device as assert_close, device};
+
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/onnx")
-}
-
-/// The device under test (`CONVLENS_DEVICE`, the CPU by default).
-fn device() -> Device {
-    convlens_models::device::device_from_env().unwrap()
-}
-
-/// 1e-4 relative on the CPU; 1e-3 on a GPU, whose convolutions sum in other orders.
-fn tolerance() -> f32 {
-    if device().is_cpu() {
-        1e-4
-    } else {
-        1e-3
-    }
 }
 
 /// A scratch folder removed on drop.
@@ -101,33 +90,6 @@ fn materialize(arch: &str) -> (Scratch, PathBuf) {
         std::fs::write(scratch.0.join(location), bytes).unwrap();
     }
     (scratch, dst)
-}
-
-/// max|got - want| <= tolerance * max|want|.
-fn assert_close(what: &str, got: &Tensor, want: &Tensor) {
-    let got = &got.to_device(&Device::Cpu).unwrap();
-    let want = &want.to_device(&Device::Cpu).unwrap();
-    assert_eq!(got.dims(), want.dims(), "{what}: shape");
-    let diff = got
-        .sub(want)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap();
-    let scale = want.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
-    let (diff, scale) = (
-        diff.to_scalar::<f32>().unwrap(),
-        scale.to_scalar::<f32>().unwrap(),
-    );
-    assert!(scale > 0.0, "{what}: reference is all zeros");
-    let tol = tolerance();
-    assert!(
-        diff <= tol * scale,
-        "{what}: max abs diff {diff:e} exceeds {tol:e} x {scale:e}"
-    );
 }
 
 /// The signal at the input for `signal` at the output, under `rule`.

@@ -4,10 +4,13 @@
 
 use std::path::PathBuf;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use convlens_models::arch::{self, ArchConfig};
 use convlens_models::graph::{BackwardRule, Graph, WeightSource};
 use convlens_models::weights::synthetic::synthetic_tensor;
+
+mod common;
+use common::{assert_close_on_device as assert_close, device};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/reference")
@@ -16,47 +19,6 @@ fn fixtures() -> PathBuf {
 fn manifest() -> serde_json::Value {
     let text = std::fs::read_to_string(fixtures().join("manifest.json")).unwrap();
     serde_json::from_str(&text).unwrap()
-}
-
-/// The device under test (`CONVLENS_DEVICE`, the CPU by default).
-fn device() -> Device {
-    convlens_models::device::device_from_env().unwrap()
-}
-
-/// 1e-4 relative on the CPU; 1e-3 on a GPU, whose convolutions sum in other orders (TF32 off).
-fn tolerance() -> f32 {
-    if device().is_cpu() {
-        1e-4
-    } else {
-        1e-3
-    }
-}
-
-/// max|got - want| <= tolerance * max|want|.
-fn assert_close(what: &str, got: &Tensor, want: &Tensor) {
-    let got = got.to_device(&Device::Cpu).unwrap();
-    let got = &got;
-    assert_eq!(got.dims(), want.dims(), "{what}: shape");
-    let diff = got
-        .sub(want)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap();
-    let scale = want.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
-    let (diff, scale) = (
-        diff.to_scalar::<f32>().unwrap(),
-        scale.to_scalar::<f32>().unwrap(),
-    );
-    assert!(scale > 0.0, "{what}: reference is all zeros");
-    let tol = tolerance();
-    assert!(
-        diff <= tol * scale,
-        "{what}: max abs diff {diff:e} exceeds {tol:e} x {scale:e}"
-    );
 }
 
 fn build(name: &str) -> Graph {

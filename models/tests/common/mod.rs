@@ -1,0 +1,42 @@
+//! What the reference tests share: the device under test and the closeness check.
+
+#![allow(dead_code)] // Each test file uses its own subset.
+
+use candle_core::{Device, Tensor};
+
+/// The device under test (`CONVLENS_DEVICE`, the CPU by default).
+pub fn device() -> Device {
+    convlens_models::device::device_from_env().unwrap()
+}
+
+/// 1e-4 relative on the CPU; 1e-3 on a GPU, whose convolutions sum in other orders.
+pub fn device_tolerance() -> f32 {
+    if device().is_cpu() {
+        1e-4
+    } else {
+        1e-3
+    }
+}
+
+/// max|got − want| ≤ tol · max|want|, on the CPU, with a message naming `what`.
+pub fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f32) {
+    let got = got.to_device(&Device::Cpu).unwrap();
+    let want = want.to_device(&Device::Cpu).unwrap();
+    assert_eq!(got.dims(), want.dims(), "{what}: shape");
+    let diff = got.sub(&want).unwrap().abs().unwrap().max_all().unwrap();
+    let scale = want.abs().unwrap().max_all().unwrap();
+    let (diff, scale) = (
+        diff.to_scalar::<f32>().unwrap(),
+        scale.to_scalar::<f32>().unwrap(),
+    );
+    assert!(scale > 0.0, "{what}: the reference is all zeros");
+    assert!(
+        diff <= tol * scale,
+        "{what}: max abs diff {diff:e} exceeds {tol:e} x {scale:e}"
+    );
+}
+
+/// [`assert_close`] at the device's tolerance.
+pub fn assert_close_on_device(what: &str, got: &Tensor, want: &Tensor) {
+    assert_close(what, got, want, device_tolerance());
+}
