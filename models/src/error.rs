@@ -56,6 +56,9 @@ pub enum Error {
     /// A request whose arguments are out of range.
     #[error("{0}")]
     InvalidArgument(String),
+    /// The caller cancelled the computation (through its [`crate::progress::Progress`]).
+    #[error("cancelled")]
+    Cancelled,
     /// An error from candle's tensor library.
     #[error("tensor error: {0}")]
     Tensor(#[from] candle_core::Error),
@@ -73,6 +76,7 @@ impl Error {
             Error::UnknownLayer { .. } => "unknownLayer",
             Error::Unsupported(_) => "unsupported",
             Error::InvalidArgument(_) => "invalidArgument",
+            Error::Cancelled => "cancelled",
             Error::Tensor(_) => "tensor",
         }
     }

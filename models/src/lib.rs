@@ -11,6 +11,7 @@ pub mod labels;
 pub mod model;
 pub mod onnx;
 pub mod ops;
+pub mod progress;
 pub mod render;
 pub mod resample;
 pub mod weights;
