@@ -93,6 +93,7 @@ fn smooth(ctx: &Context, noisy: &Tensor, options: &ExplainOptions) -> Result<Ten
             None => s2,
         });
         start += len;
+        ctx.report(start, n)?;
     }
     let (Some(sum), Some(sum_sq)) = (sum, sum_sq) else {
         return Err(Error::InvalidArgument("no samples".into()));

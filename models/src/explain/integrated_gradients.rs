@@ -63,6 +63,7 @@ pub(crate) fn integrated_gradients(
             None => part,
         });
         start += len;
+        ctx.report(start, alphas.len())?;
     }
     let total = total.ok_or_else(|| Error::InvalidArgument("no steps".into()))?;
     let attribution = total.mul(&diff)?;

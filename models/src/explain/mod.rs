@@ -18,6 +18,7 @@ pub use layer::{default_cam_layer, gap_linear_head};
 pub use method::{Baseline, Method, MethodKind};
 
 use crate::graph::{BackwardRule, Trace};
+use crate::progress::{Progress, Silent};
 use crate::{Error, Model, Result};
 
 /// The parameters of an explanation, as the CLI flags and protocol fields name them.
@@ -86,6 +87,17 @@ pub struct Explanation {
 
 /// Explains the model's prediction on `input` [1, C, H, W].
 pub fn explain(model: &Model, input: &Tensor, options: &ExplainOptions) -> Result<Explanation> {
+    explain_with_progress(model, input, options, &Silent)
+}
+
+/// [`explain`], reporting each batch (SmoothGrad samples, IG steps, occluded copies, CAM masks
+/// and ablations) to `progress`, which may cancel.
+pub fn explain_with_progress(
+    model: &Model,
+    input: &Tensor,
+    options: &ExplainOptions,
+    progress: &dyn Progress,
+) -> Result<Explanation> {
     if input.rank() != 4 || input.dim(0)? != 1 {
         return Err(Error::Shape {
             what: "explain input".into(),
@@ -126,6 +138,7 @@ pub fn explain(model: &Model, input: &Tensor, options: &ExplainOptions) -> Resul
         input,
         trace: &trace,
         target,
+        progress,
     };
     match options.method.kind() {
         MethodKind::Attribution => {
@@ -152,6 +165,8 @@ pub(crate) struct Context<'a> {
     pub input: &'a Tensor,
     pub trace: &'a Trace,
     pub target: usize,
+    /// Where batches are reported; it may cancel.
+    pub progress: &'a dyn Progress,
 }
 
 impl Context<'_> {
@@ -178,6 +193,11 @@ impl Context<'_> {
                 .graph
                 .backward(&trace, self.model.graph.output_id(), &signal, to, rule)?;
         Ok((g, trace))
+    }
+
+    /// Reports that `done` of `total` inputs went through the network.
+    pub fn report(&self, done: usize, total: usize) -> Result<()> {
+        self.progress.step(done, total, "explain")
     }
 
     /// The target logit for each row of a batch, by a forward pass.

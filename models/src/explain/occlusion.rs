@@ -49,6 +49,7 @@ pub(crate) fn occlusion(ctx: &Context, options: &ExplainOptions) -> Result<Tenso
         let occluded = mask.broadcast_mul(x)?;
         let scores = ctx.target_scores(&occluded)?.to_vec1::<f32>()?;
         drops.extend(scores.into_iter().map(|s| original - s));
+        ctx.report(drops.len(), positions.len())?;
     }
     let mut total = vec![0f32; h * w];
     let mut count = vec![0f32; h * w];

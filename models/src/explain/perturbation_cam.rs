@@ -31,6 +31,7 @@ pub(crate) fn score_cam(ctx: &Context, a: &Tensor, options: &ExplainOptions) -> 
         let masked = m.broadcast_mul(ctx.input)?;
         scores.push(ctx.target_scores(&masked)?);
         start += len;
+        ctx.report(start, k)?;
     }
     let scores = Tensor::cat(&scores, 0)?.unsqueeze(0)?;
     softmax_last(&scores)
@@ -65,6 +66,7 @@ pub(crate) fn ablation_cam(
         let out = graph.forward_from(ctx.trace, layer, &ablated)?;
         scores.push(out.narrow(1, ctx.target, 1)?.squeeze(1)?);
         start += len;
+        ctx.report(start, k)?;
     }
     let scores = Tensor::cat(&scores, 0)?.unsqueeze(0)?;
     let original = original.unsqueeze(0)?;
