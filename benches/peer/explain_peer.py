@@ -1,0 +1,112 @@
+"""Times the explain peers (Captum, pytorch-grad-cam) against `models/benches/explain.rs`.
+
+Same models, input size and settings as the convlens bench: resnet18 (torchvision, synthetic
+weights) and the demo EfficientNet-Lite0 (efficientnet-lite-pytorch with the committed weights,
+restructured as tests/fixtures/make_explain.py does so that the head ReLU6 is its own module),
+224x224, one image, target = top-1.
+
+Methods and the peer's own defaults unless the convlens default differs (said per line):
+  gradcam     pytorch_grad_cam.GradCAM at the last spatial layer
+  scorecam    pytorch_grad_cam.ScoreCAM (its batch of 16 masks; convlens uses 16 too)
+  saliency    captum Saliency(abs=True)
+  ig          captum IntegratedGradients, 50 steps, gausslegendre, internal_batch_size=16
+              (convlens batches 16 points too; captum's default is all 50 at once)
+  occlusion   captum Occlusion window 16 stride 8, perturbations_per_eval=1 (captum's default;
+              convlens batches 16 copies: that batching is the point of comparison)
+
+Prints one JSON object per line: {"bench", "model", "median_ms", "runs", ...}.
+
+    python benches/peer/explain_peer.py [--device cpu|cuda] [--runs N] [--only METHOD,...]
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import warnings
+
+import torch
+import torchvision
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "fixtures"))
+os.environ.setdefault("TQDM_DISABLE", "1")
+warnings.filterwarnings("ignore")
+
+
+def timed(fn, device, runs):
+    fn()  # warm-up
+    samples = []
+    for _ in range(runs):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
+
+
+def models():
+    from synthetic import fill_synthetic
+
+    resnet = torchvision.models.resnet18(weights=None).eval()
+    fill_synthetic(resnet, seed=0)
+    yield "resnet18", resnet, resnet.layer4[-1]
+    try:
+        from make_explain import prepare_demo
+    except ImportError as e:
+        print(json.dumps({"skipped": "demo", "why": str(e)}), flush=True)
+        return
+    demo = prepare_demo()[0].eval()
+    yield "demo", demo, demo._bn1.act
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", default="gradcam,scorecam,saliency,ig,occlusion")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    from captum.attr import IntegratedGradients, Occlusion, Saliency
+    from pytorch_grad_cam import GradCAM, ScoreCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    for name, model, layer in models():
+        model = model.to(args.device)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(1, 3, 224, 224, generator=g).to(args.device)
+        with torch.no_grad():
+            c = int(model(x).argmax(1))
+        targets = [ClassifierOutputTarget(c)]
+        gradcam = GradCAM(model=model, target_layers=[layer])
+        scorecam = ScoreCAM(model=model, target_layers=[layer])
+        benches = {
+            # Parameters are frozen (no weight gradients, as in convlens), so the input carries
+            # requires_grad for the layer's activations to get a gradient.
+            "gradcam": lambda: gradcam(input_tensor=x.clone().requires_grad_(True), targets=targets),
+            "scorecam": lambda: scorecam(input_tensor=x, targets=targets),
+            "saliency": lambda: Saliency(model).attribute(x.clone().requires_grad_(True), target=c, abs=True),
+            "ig": lambda: IntegratedGradients(model).attribute(
+                x, target=c, n_steps=50, method="gausslegendre", internal_batch_size=16),
+            "occlusion": lambda: Occlusion(model).attribute(
+                x, target=c, sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8), baselines=0),
+        }
+        for bench, fn in benches.items():
+            if bench not in only:
+                continue
+            runs = 1 if bench in ("scorecam", "occlusion") and args.device == "cpu" else args.runs
+            ms = timed(fn, args.device, runs)
+            print(json.dumps({"bench": bench, "model": name, "median_ms": round(ms, 2), "runs": runs,
+                              "threads": torch.get_num_threads(), "torch": torch.__version__,
+                              "device": args.device}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+//! Explanations of one 224×224 image on resnet18 and the demo model: Grad-CAM, Score-CAM,
+//! saliency, Integrated Gradients (50 steps) and occlusion (window 16, stride 8), each with
+//! convlens' defaults (batches of 16). `benches/peer/explain_peer.py` times Captum and
+//! pytorch-grad-cam on the same; docs/PERFORMANCE.md gives both and their ratio.
+//!
+//! `CONVLENS_BENCH_METHODS=gradcam,saliency` limits the methods (Score-CAM and occlusion take
+//! seconds per run on a CPU).
+
+use candle_core::{Device, Tensor};
+use convlens_models::device::device_from_env;
+use convlens_models::explain::{explain, ExplainOptions, Method};
+use convlens_models::{LoadOptions, Model};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+
+const METHODS: [&str; 5] = [
+    "gradcam",
+    "scorecam",
+    "saliency",
+    "integrated-gradients",
+    "occlusion",
+];
+
+fn methods() -> Vec<&'static str> {
+    match std::env::var("CONVLENS_BENCH_METHODS") {
+        Ok(list) => METHODS
+            .into_iter()
+            .filter(|m| list.split(',').any(|w| w == *m))
+            .collect(),
+        Err(_) => METHODS.to_vec(),
+    }
+}
+
+fn sync(device: &Device) {
+    device.synchronize().expect("device synchronizes");
+}
+
+fn explain_bench(c: &mut Criterion) {
+    let device = device_from_env().expect("device");
+    let mut group = c.benchmark_group("explain");
+    group.sample_size(10);
+    for spec in ["random:resnet18", "demo"] {
+        let model = Model::load(spec, &LoadOptions::default(), &device).expect("model loads");
+        let name = spec.trim_start_matches("random:");
+        let x = Tensor::randn(0f32, 1f32, (1, 3, 224, 224), &device).expect("input");
+        for method in methods() {
+            let options = ExplainOptions {
+                method: Method::from_name(method).expect("method"),
+                ..Default::default()
+            };
+            group.bench_with_input(BenchmarkId::new(method, name), &x, |b, x| {
+                b.iter(|| {
+                    let e = explain(&model, x, &options).expect("explain");
+                    sync(&device);
+                    e
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, explain_bench);
+criterion_main!(benches);
