@@ -1,0 +1,187 @@
+//! `image/explain`: attribution maps and class activation maps (`convlens explain`).
+
+use serde::{Deserialize, Serialize};
+
+use super::model::ModelId;
+use super::progress::ProgressToken;
+use super::request;
+use crate::array::{Array, Png};
+
+request!(
+    /// Explains the model's prediction on one image by one method (or `all`).
+    ImageExplain,
+    "image/explain",
+    ExplainParams,
+    ExplainResult
+);
+
+/// `image/explain`'s parameters: the `convlens explain` flags, with the same defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExplainParams {
+    /// The model.
+    pub model_id: ModelId,
+    /// The image (or preprocessed `.npy`), absolute path.
+    pub image: String,
+    /// gradient, saliency, input-x-gradient, smoothgrad, smoothgrad-sq, vargrad,
+    /// integrated-gradients, guided-backprop, deconvnet, occlusion, cam, gradcam, gradcam++,
+    /// xgradcam, hirescam, layercam, scorecam, ablationcam, eigencam, guided-gradcam, or all.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Layer for the CAM family (default: the last spatial layer before the head).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    /// Class to explain (default: the top-1 prediction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<usize>,
+    /// SmoothGrad samples.
+    #[serde(default = "default_samples")]
+    pub samples: usize,
+    /// SmoothGrad noise as a fraction of the input's range.
+    #[serde(default = "default_noise")]
+    pub noise: f64,
+    /// Seed for SmoothGrad's noise.
+    #[serde(default)]
+    pub seed: u64,
+    /// Integrated Gradients steps.
+    #[serde(default = "default_steps")]
+    pub steps: usize,
+    /// Integrated Gradients baseline: zero, blur or noise.
+    #[serde(default = "default_baseline")]
+    pub baseline: String,
+    /// Occlusion window (pixels, square).
+    #[serde(default = "default_window")]
+    pub window: usize,
+    /// Occlusion stride.
+    #[serde(default = "default_stride")]
+    pub stride: usize,
+    /// Inputs per batch for IG steps, occluded copies and CAM masks.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// Colormap of the overlays: viridis, inferno, jet or gray.
+    #[serde(default = "default_cmap")]
+    pub cmap: String,
+    /// Weight of the heat map over the photo.
+    #[serde(default = "default_alpha")]
+    pub alpha: f32,
+    /// Whether to return each raw map.
+    #[serde(default = "yes")]
+    pub map: bool,
+    /// Whether to return each overlay and the photo as PNGs.
+    #[serde(default = "yes")]
+    pub render: bool,
+    /// Where to send `$/progress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_done_token: Option<ProgressToken>,
+}
+
+impl ExplainParams {
+    /// The parameters `convlens explain MODEL IMAGE` uses when given no flag.
+    pub fn new(model_id: impl Into<ModelId>, image: impl Into<String>) -> Self {
+        ExplainParams {
+            model_id: model_id.into(),
+            image: image.into(),
+            method: default_method(),
+            layer: None,
+            target: None,
+            samples: default_samples(),
+            noise: default_noise(),
+            seed: 0,
+            steps: default_steps(),
+            baseline: default_baseline(),
+            window: default_window(),
+            stride: default_stride(),
+            batch: default_batch(),
+            cmap: default_cmap(),
+            alpha: default_alpha(),
+            map: true,
+            render: true,
+            work_done_token: None,
+        }
+    }
+}
+
+fn default_method() -> String {
+    "gradcam".into()
+}
+fn default_samples() -> usize {
+    50
+}
+fn default_noise() -> f64 {
+    0.15
+}
+fn default_steps() -> usize {
+    50
+}
+fn default_baseline() -> String {
+    "zero".into()
+}
+fn default_window() -> usize {
+    16
+}
+fn default_stride() -> usize {
+    8
+}
+fn default_batch() -> usize {
+    16
+}
+fn default_cmap() -> String {
+    "viridis".into()
+}
+fn default_alpha() -> f32 {
+    0.5
+}
+fn yes() -> bool {
+    true
+}
+
+/// One method's explanation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExplanationData {
+    /// The method's name.
+    pub method: String,
+    /// The class explained.
+    pub class: usize,
+    /// Its name.
+    pub label: Option<String>,
+    /// The model's logit for it.
+    pub logit: f32,
+    /// The layer a CAM was computed at.
+    pub layer: Option<String>,
+    /// The raw map's shape ([C, H, W] in input space, [h, w] at the layer).
+    pub shape: Vec<usize>,
+    /// Integrated Gradients' completeness gap.
+    pub convergence_delta: Option<f32>,
+    /// The raw map (float32, unnormalized), when asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<Array>,
+    /// The overlay on the photo, when asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<Png>,
+}
+
+/// A method that `all` skipped because it does not apply to this model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// The method.
+    pub method: String,
+    /// Why.
+    pub error: String,
+}
+
+/// `image/explain`'s result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExplainResult {
+    /// The model version that answered.
+    pub version: u64,
+    /// The preprocessed photo the overlays are drawn on, when rendering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photo: Option<Png>,
+    /// One per method, in order.
+    pub explanations: Vec<ExplanationData>,
+    /// What `all` skipped.
+    #[serde(default)]
+    pub skipped: Vec<Skipped>,
+}
