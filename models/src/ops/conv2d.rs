@@ -4,6 +4,7 @@ use std::sync::OnceLock;
 
 use candle_core::{Result, Tensor};
 
+use super::col2im::conv_input_gradient_by_gemm;
 use super::depthwise::{depthwise_forward, depthwise_input_gradient};
 use super::strided::place_strided;
 
@@ -81,6 +82,8 @@ pub struct Conv2d {
     pub groups: usize,
     /// The kernel of the input gradient, made on first use.
     backward_kernel: OnceLock<Tensor>,
+    /// The weight as [in_channels·kh·kw, out_channels], made on first use.
+    weight_transposed: OnceLock<Tensor>,
 }
 
 impl Conv2d {
@@ -101,6 +104,7 @@ impl Conv2d {
             dilation,
             groups,
             backward_kernel: OnceLock::new(),
+            weight_transposed: OnceLock::new(),
         }
     }
 
@@ -193,6 +197,16 @@ impl Conv2d {
         Ok(self.backward_kernel.get_or_init(|| kernel))
     }
 
+    /// The weight flattened to [out_channels, in_channels·kh·kw] and transposed.
+    fn weight_transposed(&self) -> Result<&Tensor> {
+        if let Some(w) = self.weight_transposed.get() {
+            return Ok(w);
+        }
+        let o = self.out_channels();
+        let w = self.weight.reshape((o, ()))?.t()?.contiguous()?;
+        Ok(self.weight_transposed.get_or_init(|| w))
+    }
+
     /// The gradient with respect to the input `x`, given the output gradient `grad`.
     pub fn input_gradient(&self, x: &Tensor, grad: &Tensor) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
@@ -203,6 +217,21 @@ impl Conv2d {
             let (hp, wp) = (h + top + bottom, w + left + right);
             let full =
                 depthwise_input_gradient(grad, &self.weight, self.stride, self.dilation, (hp, wp))?;
+            return full.narrow(2, top, h)?.narrow(3, left, w);
+        }
+        // Strided convolutions: Wᵀ·g then col2im, instead of correlating the zero-dilated
+        // gradient (s² more work, and a huge im2col for stems with few input channels). At
+        // stride 1 candle's convolution of the padded gradient is the faster of the two.
+        if self.groups == 1 && self.stride > 1 {
+            let (hp, wp) = (h + top + bottom, w + left + right);
+            let full = conv_input_gradient_by_gemm(
+                grad,
+                self.weight_transposed()?,
+                self.kernel_size(),
+                self.stride,
+                self.dilation,
+                (hp, wp),
+            )?;
             return full.narrow(2, top, h)?.narrow(3, left, w);
         }
         let s = self.stride;

@@ -4,6 +4,7 @@
 use candle_core::{Result, Tensor};
 
 use super::pool::PoolWindow;
+use super::strided::{place_strided, take_strided};
 
 /// A max-pooling layer.
 #[derive(Debug, Clone)]
@@ -41,21 +42,30 @@ impl MaxPool2d {
         let r = self.window.resolve(h, w);
         let padded = self.window.pad(x, f64::NEG_INFINITY)?;
         let (kh, kw) = self.window.kernel;
+        let (sh, sw) = self.window.stride;
         let mut unclaimed = y.ones_like()?;
         let mut total: Option<Tensor> = None;
         for i in 0..kh {
+            // The taps of one window row land on the same input rows: fold them along the width,
+            // then place the row once (k fewer full-size placements than tap by tap).
+            let rows = take_strided(&padded, 2, i, r.out.0, sh)?;
+            let mut row: Option<Tensor> = None;
             for j in 0..kw {
-                let element = self.window.window_element(&padded, r.out, i, j)?;
+                let element = take_strided(&rows, 3, j, r.out.1, sw)?;
                 let is_max = element.eq(y)?.to_dtype(grad.dtype())?.mul(&unclaimed)?;
                 unclaimed = unclaimed.sub(&is_max)?;
-                let placed = self
-                    .window
-                    .place_element(&grad.mul(&is_max)?, r.padded, i, j)?;
-                total = Some(match total {
+                let placed = place_strided(&grad.mul(&is_max)?, 3, j, sw, r.padded.1)?;
+                row = Some(match row {
                     None => placed,
                     Some(t) => t.add(&placed)?,
                 });
             }
+            let Some(row) = row else { continue };
+            let placed = place_strided(&row, 2, i, sh, r.padded.0)?;
+            total = Some(match total {
+                None => placed,
+                Some(t) => t.add(&placed)?,
+            });
         }
         match total {
             Some(t) => self.window.unpad(&t, h, w),

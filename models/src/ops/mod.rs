@@ -5,6 +5,7 @@ pub mod activation;
 pub mod adaptive_avg_pool;
 pub mod avg_pool;
 pub mod batch_norm;
+pub mod col2im;
 pub mod conv2d;
 pub mod depthwise;
 pub mod elementwise;
