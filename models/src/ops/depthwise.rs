@@ -18,6 +18,20 @@ pub fn depthwise_forward(
     dilation: usize,
     out: (usize, usize),
 ) -> Result<Tensor> {
+    if super::depthwise_cpu::applies(padded) {
+        return super::depthwise_cpu::forward(padded, weight, stride, dilation, out);
+    }
+    depthwise_forward_by_taps(padded, weight, stride, dilation, out)
+}
+
+/// [`depthwise_forward`] as k² whole-tensor candle ops (every device).
+pub fn depthwise_forward_by_taps(
+    padded: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    dilation: usize,
+    out: (usize, usize),
+) -> Result<Tensor> {
     let (c, _, kh, kw) = weight.dims4()?;
     let mut total: Option<Tensor> = None;
     for i in 0..kh {
@@ -44,6 +58,20 @@ pub fn depthwise_forward(
 /// The signal on the padded input grid [N, C, hp, wp] given the output signal `grad`: each tap's
 /// product placed back where it was read.
 pub fn depthwise_input_gradient(
+    grad: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    dilation: usize,
+    padded: (usize, usize),
+) -> Result<Tensor> {
+    if super::depthwise_cpu::applies(grad) {
+        return super::depthwise_cpu::input_gradient(grad, weight, stride, dilation, padded);
+    }
+    depthwise_input_gradient_by_taps(grad, weight, stride, dilation, padded)
+}
+
+/// [`depthwise_input_gradient`] as k² whole-tensor candle ops (every device).
+pub fn depthwise_input_gradient_by_taps(
     grad: &Tensor,
     weight: &Tensor,
     stride: usize,

@@ -8,6 +8,7 @@ pub mod batch_norm;
 pub mod col2im;
 pub mod conv2d;
 pub mod depthwise;
+pub mod depthwise_cpu;
 pub mod elementwise;
 pub mod linear;
 pub mod matmul;
