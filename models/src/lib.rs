@@ -13,6 +13,7 @@ pub mod onnx;
 pub mod ops;
 pub mod progress;
 pub mod render;
+pub mod represent;
 pub mod resample;
 pub mod weights;
 

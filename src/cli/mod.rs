@@ -1,8 +1,11 @@
 //! Command-line parsing and dispatch to the subcommands.
 
+mod embed;
 mod explain;
 mod layers;
+mod neighbors;
 mod predict;
+mod top;
 
 use clap::{Parser, Subcommand};
 use convlens_models::{device, LoadOptions, Model};
@@ -39,6 +42,12 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Attribution maps and class activation maps for a prediction.
     Explain(explain::ExplainArgs),
+    /// The CNN code of every image under a folder (cached), with a t-SNE or PCA map.
+    Embed(embed::EmbedArgs),
+    /// The images under a folder that excite each unit of a layer most, and unit statistics.
+    Top(top::TopArgs),
+    /// The images under a folder closest to an image in code space.
+    Neighbors(neighbors::NeighborsArgs),
 }
 
 impl ModelArgs {
@@ -59,5 +68,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Layers(args) => layers::run(&args, &device),
         Command::Predict(args) => predict::run(&args, &device),
         Command::Explain(args) => explain::run(&args, &device),
+        Command::Embed(args) => embed::run(&args, &device),
+        Command::Top(args) => top::run(&args, &device),
+        Command::Neighbors(args) => neighbors::run(&args, &device),
     }
 }

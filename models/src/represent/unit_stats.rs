@@ -1,0 +1,72 @@
+//! Per-unit statistics over a folder: mean activation, maximum, how often the unit fires, and
+//! which units never do.
+
+use super::codes::FolderSummary;
+
+/// The statistics of one unit.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct UnitStat {
+    /// The unit (channel) index.
+    pub unit: usize,
+    /// Mean activation over images and positions.
+    pub mean: f32,
+    /// Largest activation over images and positions.
+    pub max: f32,
+    /// Fraction of images on which the unit is active (its maximum over positions is above 0).
+    pub active_fraction: f32,
+}
+
+/// Statistics of every unit of a layer over a folder.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct UnitStats {
+    /// The layer's path.
+    pub layer: String,
+    /// Images counted.
+    pub images: usize,
+    /// One entry per unit.
+    pub units: Vec<UnitStat>,
+    /// Units never active on any image.
+    pub dead: Vec<usize>,
+}
+
+/// The statistics of every unit of `summary`'s layer.
+pub fn unit_stats(summary: &FolderSummary) -> UnitStats {
+    let c = summary.shape.units;
+    let n = summary.len();
+    let mut sum = vec![0f64; c];
+    let mut max = vec![f32::NEG_INFINITY; c];
+    let mut active = vec![0usize; c];
+    for i in 0..n {
+        for u in 0..c {
+            sum[u] += f64::from(summary.codes[i * c + u]);
+            let m = summary.max[i * c + u];
+            max[u] = max[u].max(m);
+            if m > 0.0 {
+                active[u] += 1;
+            }
+        }
+    }
+    let units: Vec<UnitStat> = (0..c)
+        .map(|u| UnitStat {
+            unit: u,
+            mean: if n > 0 {
+                (sum[u] / n as f64) as f32
+            } else {
+                0.0
+            },
+            max: if n > 0 { max[u] } else { 0.0 },
+            active_fraction: if n > 0 {
+                active[u] as f32 / n as f32
+            } else {
+                0.0
+            },
+        })
+        .collect();
+    let dead = (0..c).filter(|&u| n > 0 && active[u] == 0).collect();
+    UnitStats {
+        layer: summary.layer.clone(),
+        images: n,
+        units,
+        dead,
+    }
+}
