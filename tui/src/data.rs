@@ -1,0 +1,292 @@
+//! The view-model data the daemon's answers are turned into: what the views draw, free of any
+//! wire format.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A decoded picture (a photo, a reconstruction, an overlay), cheap to clone. Its `id` names
+/// its pixels for the terminal-image cache: two pictures with the same id are the same picture.
+#[derive(Clone)]
+pub struct Picture {
+    /// Unique per decoded picture.
+    pub id: u64,
+    /// The pixels.
+    pub image: Arc<image::RgbaImage>,
+}
+
+impl Picture {
+    /// Wraps pixels under a fresh id.
+    pub fn new(image: image::RgbaImage) -> Picture {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Picture {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            image: Arc::new(image),
+        }
+    }
+
+    /// Decodes an encoded picture (PNG, JPEG, ...), shrinking it to at most `max_side` pixels on
+    /// its longer side (the terminal never shows more).
+    pub fn decode(bytes: &[u8], max_side: u32) -> Result<Picture, String> {
+        let image = image::load_from_memory(bytes).map_err(|e| format!("bad picture: {e}"))?;
+        Ok(Picture::new(shrink(image, max_side).to_rgba8()))
+    }
+
+    /// Width and height in pixels.
+    pub fn size(&self) -> (u32, u32) {
+        self.image.dimensions()
+    }
+}
+
+/// `image` shrunk to fit `max_side` (kept as is when it already fits).
+pub fn shrink(image: image::DynamicImage, max_side: u32) -> image::DynamicImage {
+    if image.width().max(image.height()) <= max_side {
+        image
+    } else {
+        image.resize(max_side, max_side, image::imageops::FilterType::Triangle)
+    }
+}
+
+impl std::fmt::Debug for Picture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (w, h) = self.size();
+        write!(f, "Picture#{}({w}x{h})", self.id)
+    }
+}
+
+impl PartialEq for Picture {
+    fn eq(&self, other: &Picture) -> bool {
+        self.id == other.id
+    }
+}
+
+/// One module of the model's tree.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    /// Full module path (`_blocks.3._project_conv`).
+    pub path: String,
+    /// Op class for a leaf (`Conv2d`), `Module` for a container.
+    pub class_name: String,
+    /// Nesting depth (0 for top-level modules).
+    pub depth: usize,
+    /// Output shape for one input image (`[1, 40, 28, 28]`).
+    pub output_shape: Vec<usize>,
+    /// Parameters in the module and its children.
+    pub params: usize,
+    /// Whether it has no children.
+    pub is_leaf: bool,
+}
+
+impl Layer {
+    /// The last part of the path, shown in the tree under its parent.
+    pub fn short_name(&self) -> &str {
+        self.path.rsplit('.').next().unwrap_or(&self.path)
+    }
+
+    /// Channels of its output (the second dimension), 0 for a scalar output.
+    pub fn channels(&self) -> usize {
+        self.output_shape.get(1).copied().unwrap_or(0)
+    }
+
+    /// Whether it is a convolution (the only layers with a filters view).
+    pub fn is_conv(&self) -> bool {
+        self.class_name == "Conv2d"
+    }
+}
+
+/// The open model as the daemon describes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelView {
+    /// The daemon's id for it.
+    pub model_id: String,
+    /// Architecture (`efficientnet_lite0`).
+    pub arch: String,
+    /// Where it came from (`demo`, a path).
+    pub source: String,
+    /// Checkpoint version: 1 when loaded, one more each reload.
+    pub version: u64,
+    /// Number of classes.
+    pub classes: usize,
+    /// Total parameters.
+    pub total_params: usize,
+    /// Modules in pre-order.
+    pub layers: Vec<Layer>,
+}
+
+/// A class and its probability.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassScore {
+    /// Class index.
+    pub class: usize,
+    /// Class name.
+    pub label: String,
+    /// Softmax probability.
+    pub prob: f32,
+}
+
+/// Top-k classes of one image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    /// The image.
+    pub image: PathBuf,
+    /// Best first.
+    pub top: Vec<ClassScore>,
+}
+
+/// Statistics of one unit (channel) over an image or a folder.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UnitStats {
+    /// Mean activation.
+    pub mean: f32,
+    /// Maximum activation.
+    pub max: f32,
+    /// Fraction of positions with a positive activation.
+    pub frac_active: f32,
+}
+
+/// Every channel of one layer for one image: a small map per channel and its statistics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerActivations {
+    /// The layer.
+    pub layer: String,
+    /// The image.
+    pub image: PathBuf,
+    /// Map height (1 for a vector output).
+    pub height: usize,
+    /// Map width.
+    pub width: usize,
+    /// `channels × height × width` values, row-major.
+    pub maps: Vec<f32>,
+    /// One entry per channel.
+    pub stats: Vec<UnitStats>,
+}
+
+impl LayerActivations {
+    /// Number of channels (units).
+    pub fn channels(&self) -> usize {
+        self.stats.len()
+    }
+
+    /// The map of channel `unit` (empty when out of range).
+    pub fn map(&self, unit: usize) -> &[f32] {
+        let n = self.height * self.width;
+        self.maps.get(unit * n..(unit + 1) * n).unwrap_or(&[])
+    }
+
+    /// The largest |value| over every map (the shared colour scale of the grid).
+    pub fn scale(&self) -> f32 {
+        self.maps.iter().fold(0.0f32, |m, v| m.max(v.abs()))
+    }
+}
+
+/// Statistics of a unit over the whole folder.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FolderStats {
+    /// The statistics.
+    pub stats: UnitStats,
+    /// Images they were computed over.
+    pub images: usize,
+}
+
+/// An image that excites a unit, with its score.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopImage {
+    /// The image.
+    pub image: PathBuf,
+    /// Its activation (the unit's max over the image).
+    pub score: f32,
+}
+
+/// An attribution drawn over the image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explanation {
+    /// The method's name.
+    pub method: String,
+    /// The explained class.
+    pub class: usize,
+    /// Its name.
+    pub label: Option<String>,
+    /// The overlay.
+    pub overlay: Picture,
+}
+
+/// A small RGB picture drawn cell by cell (a filter's weights).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tile {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Row-major pixels.
+    pub pixels: Vec<[u8; 3]>,
+}
+
+/// The filters of a convolution.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FilterBank {
+    /// The layer.
+    pub layer: String,
+    /// One tile per output channel.
+    pub tiles: Vec<Tile>,
+    /// How the weights were turned into colours (`RGB of the 3 input channels`).
+    pub note: String,
+}
+
+/// One image placed on the folder map.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MapPoint {
+    /// The image.
+    pub image: PathBuf,
+    /// Position, in any unit.
+    pub x: f64,
+    /// Position, in any unit.
+    pub y: f64,
+}
+
+/// The t-SNE map of the folder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FolderMap {
+    /// The layer whose embeddings were mapped.
+    pub layer: String,
+    /// One point per image.
+    pub points: Vec<MapPoint>,
+}
+
+impl FolderMap {
+    /// The x and y ranges of the points, never empty.
+    pub fn bounds(&self) -> ([f64; 2], [f64; 2]) {
+        let mut x = [f64::INFINITY, f64::NEG_INFINITY];
+        let mut y = x;
+        for p in &self.points {
+            x = [x[0].min(p.x), x[1].max(p.x)];
+            y = [y[0].min(p.y), y[1].max(p.y)];
+        }
+        let widen = |r: [f64; 2]| {
+            if !r[0].is_finite() {
+                [-1.0, 1.0]
+            } else if r[1] - r[0] < 1e-9 {
+                [r[0] - 1.0, r[1] + 1.0]
+            } else {
+                let pad = (r[1] - r[0]) * 0.05;
+                [r[0] - pad, r[1] + pad]
+            }
+        };
+        (widen(x), widen(y))
+    }
+
+    /// The index of the point nearest to `(x, y)` (in the map's units, scaled by the ranges so
+    /// that both axes count alike).
+    pub fn nearest(&self, x: f64, y: f64) -> Option<usize> {
+        let (bx, by) = self.bounds();
+        let (sx, sy) = (bx[1] - bx[0], by[1] - by[0]);
+        self.points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let (dx, dy) = ((p.x - x) / sx, (p.y - y) / sy);
+                (i, dx * dx + dy * dy)
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(i, _)| i)
+    }
+}

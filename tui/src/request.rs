@@ -1,0 +1,184 @@
+//! What the app asks of the outside world: daemon calls and local photo loads, each with a
+//! ticket whose slot says which view it feeds (a newer ticket for a slot supersedes the older).
+
+use std::path::PathBuf;
+
+/// A capability of the daemon the views depend on; the link knows which protocol method gives
+/// each one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Feature {
+    /// The model and its layer tree.
+    Model,
+    /// The images of a folder and news of new ones.
+    Images,
+    /// Top-k classes of an image.
+    Predict,
+    /// Every channel of a layer for an image.
+    Activations,
+    /// A unit's statistics over the folder.
+    FolderStats,
+    /// A unit's deconvnet reconstruction.
+    Deconv,
+    /// A unit's activation-maximization image.
+    Maximize,
+    /// The images that excite a unit most.
+    TopImages,
+    /// Attribution overlays.
+    Explain,
+    /// The filters of a convolution.
+    Filters,
+    /// The t-SNE map of the folder.
+    Map,
+}
+
+/// Which view a request feeds; a newer request in the same slot supersedes (cancels) the older.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// The model and its tree.
+    Model,
+    /// The folder listing.
+    Images,
+    /// A photo read from disk (one slot per file: photos never supersede each other).
+    Photo(PathBuf),
+    /// The current image's top-5.
+    Predict,
+    /// The unit grid.
+    Activations,
+    /// The inspector's folder statistics.
+    FolderStats,
+    /// The inspector's reconstruction.
+    Deconv,
+    /// The inspector's activation maximization.
+    Maximize,
+    /// The inspector's top images.
+    TopImages,
+    /// The overlay view.
+    Explain,
+    /// The filters view.
+    Filters,
+    /// The map view.
+    Map,
+}
+
+/// Identifies one request: its slot and its sequence number.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Ticket {
+    /// The view it feeds.
+    pub slot: Slot,
+    /// Unique, increasing.
+    pub seq: u64,
+}
+
+/// What to fetch.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    /// Load `model` (a file, `demo`, `random:ARCH`), watch its file, and describe its layers.
+    OpenModel {
+        /// As given on the command line.
+        model: String,
+    },
+    /// List and watch the images of `folder`.
+    ListImages {
+        /// The folder.
+        folder: PathBuf,
+    },
+    /// Read a photo from disk (done locally, not by the daemon).
+    LoadPhoto {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Top-5 classes of `image`.
+    Predict {
+        /// The model.
+        model_id: String,
+        /// The image.
+        image: PathBuf,
+    },
+    /// Every channel of `layer` for `image`.
+    Activations {
+        /// The model.
+        model_id: String,
+        /// The layer.
+        layer: String,
+        /// The image.
+        image: PathBuf,
+    },
+    /// A unit's statistics over `folder`.
+    FolderStats {
+        /// The model.
+        model_id: String,
+        /// The layer.
+        layer: String,
+        /// The channel.
+        unit: usize,
+        /// The folder.
+        folder: PathBuf,
+    },
+    /// A unit's deconvnet reconstruction on `image`.
+    Deconv {
+        /// The model.
+        model_id: String,
+        /// The layer.
+        layer: String,
+        /// The channel.
+        unit: usize,
+        /// The image.
+        image: PathBuf,
+    },
+    /// A unit's activation-maximization image.
+    Maximize {
+        /// The model.
+        model_id: String,
+        /// The layer.
+        layer: String,
+        /// The channel.
+        unit: usize,
+    },
+    /// The images of `folder` that excite a unit most.
+    TopImages {
+        /// The model.
+        model_id: String,
+        /// The layer.
+        layer: String,
+        /// The channel.
+        unit: usize,
+        /// The folder.
+        folder: PathBuf,
+    },
+    /// An attribution overlay.
+    Explain {
+        /// The model.
+        model_id: String,
+        /// The image.
+        image: PathBuf,
+        /// The method (`gradcam`).
+        method: String,
+        /// The class (the top one when `None`).
+        class: Option<usize>,
+    },
+    /// The filters of a convolution.
+    Filters {
+        /// The model.
+        model_id: String,
+        /// The layer.
+        layer: String,
+    },
+    /// The t-SNE map of `folder`.
+    Map {
+        /// The model.
+        model_id: String,
+        /// The layer whose outputs are embedded.
+        layer: Option<String>,
+        /// The folder.
+        folder: PathBuf,
+    },
+}
+
+/// A request with its ticket.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outgoing {
+    /// Its identity.
+    pub ticket: Ticket,
+    /// What to do.
+    pub request: Request,
+}

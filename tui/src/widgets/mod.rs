@@ -1,0 +1,184 @@
+//! The panes, one file each, and what they share: the pane frame, the spinner, and how a piece
+//! of remote data that is not there yet is shown.
+
+pub mod filters_view;
+pub mod header;
+pub mod help;
+pub mod image_strip;
+pub mod inspector;
+pub mod layer_tree;
+pub mod map_view;
+pub mod overlay;
+pub mod status_line;
+pub mod unit_grid;
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, LineGauge, Paragraph, Widget, Wrap};
+
+use crate::remote::{Progress, Remote};
+
+/// The accent of the focused pane and of cursors.
+pub const ACCENT: Color = Color::Cyan;
+
+/// The spinner's frames.
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+/// The spinner frame at `tick`.
+pub fn spinner(tick: u64) -> &'static str {
+    SPINNER[(tick % SPINNER.len() as u64) as usize]
+}
+
+/// A pane's frame with its title, drawn; returns the inside.
+pub fn pane(buf: &mut Buffer, area: Rect, title: Line<'_>, focused: bool) -> Rect {
+    let color = if focused { ACCENT } else { Color::DarkGray };
+    let block = Block::bordered()
+        .border_type(if focused {
+            BorderType::Thick
+        } else {
+            BorderType::Plain
+        })
+        .border_style(Style::default().fg(color))
+        .title(title);
+    let inner = block.inner(area);
+    block.render(area, buf);
+    inner
+}
+
+/// A title: bold name, then grey details.
+pub fn title<'a>(name: &'a str, details: String) -> Line<'a> {
+    let mut spans = vec![Span::styled(
+        format!(" {name} "),
+        Style::default().add_modifier(Modifier::BOLD),
+    )];
+    if !details.is_empty() {
+        spans.push(Span::styled(
+            format!("{details} "),
+            Style::default().fg(Color::Gray),
+        ));
+    }
+    Line::from(spans)
+}
+
+/// Draws `remote` when it is not ready (spinner and gauge, error, not offered) and returns
+/// the data when it is. `what` names the data; `idle` is shown before anything was asked.
+pub fn unless_ready<'r, T>(
+    buf: &mut Buffer,
+    area: Rect,
+    remote: &'r Remote<T>,
+    what: &str,
+    idle: &str,
+    tick: u64,
+) -> Option<&'r T> {
+    match remote {
+        Remote::Ready(t) => return Some(t),
+        Remote::Idle => message(buf, area, idle, Style::default().fg(Color::DarkGray)),
+        Remote::Loading(progress) => loading(buf, area, what, progress, tick),
+        Remote::Failed(e) => message(
+            buf,
+            area,
+            &format!("{what}: {e}"),
+            Style::default().fg(Color::Red),
+        ),
+        Remote::Unavailable(method) => message(
+            buf,
+            area,
+            &format!("{what}: not available from this daemon (it has no `{method}` method)"),
+            Style::default().fg(Color::Yellow),
+        ),
+    }
+    None
+}
+
+/// A spinner with what is being computed, and a gauge when the daemon reports a percentage.
+pub fn loading(buf: &mut Buffer, area: Rect, what: &str, progress: &Progress, tick: u64) {
+    let text = match &progress.message {
+        Some(m) => format!("{} {what}: {m}", spinner(tick)),
+        None => format!("{} {what}…", spinner(tick)),
+    };
+    message(buf, area, &text, Style::default().fg(Color::Gray));
+    if let Some(pct) = progress.percentage {
+        if area.height >= 2 {
+            let gauge_area = Rect::new(area.x, area.y + 1, area.width.min(40), 1);
+            LineGauge::default()
+                .ratio(f64::from(pct.min(100)) / 100.0)
+                .filled_style(Style::default().fg(ACCENT))
+                .render(gauge_area, buf);
+        }
+    }
+}
+
+/// Wrapped text at the top of `area`.
+pub fn message(buf: &mut Buffer, area: Rect, text: &str, style: Style) {
+    Paragraph::new(text.to_string())
+        .style(style)
+        .wrap(Wrap { trim: true })
+        .render(area, buf);
+}
+
+/// A number in at most `width` characters (`3.21`, `12.3`, `-0.05`, `1.2e4`).
+pub fn compact(v: f32, width: usize) -> String {
+    let a = v.abs();
+    let s = if a >= 99_999.5 {
+        format!("{v:.0e}")
+    } else if a >= 999.5 {
+        format!("{v:.0}")
+    } else if a >= 9.995 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    };
+    if s.chars().count() > width {
+        format!("{v:.0}")
+    } else {
+        s
+    }
+}
+
+/// A parameter count in a few characters (`864`, `12.3k`, `2.96M`).
+pub fn count(n: usize) -> String {
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
+        _ => format!("{:.2}M", n as f64 / 1e6),
+    }
+}
+
+/// The file name of `path` (the whole path when it has none).
+pub fn file_name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// `s` cut to `width` characters with an ellipsis.
+pub fn fit(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else if width == 0 {
+        String::new()
+    } else {
+        let mut out: String = s.chars().take(width - 1).collect();
+        out.push('…');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_fit_their_width() {
+        assert_eq!(compact(3.214, 6), "3.21");
+        assert_eq!(compact(12.34, 6), "12.3");
+        assert_eq!(compact(-0.05, 6), "-0.05");
+        assert_eq!(compact(1234.0, 6), "1234");
+        assert_eq!(count(864), "864");
+        assert_eq!(count(2_957_920), "2.96M");
+        assert_eq!(fit("abcdef", 4), "abc…");
+    }
+}

@@ -1,0 +1,115 @@
+//! The overlay view: the current image under the chosen explanation method for the chosen
+//! class, with the methods and the top-5 classes to cycle through.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Widget;
+
+use super::{fit, pane, title, unless_ready, ACCENT};
+use crate::app::{App, Pane, METHODS};
+use crate::images::Images;
+use crate::layout::scroll_for;
+
+/// Draws the overlay pane.
+pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images) {
+    let class = match app.explanation.state.ready() {
+        Some(e) => format!("class {} {}", e.class, e.label.as_deref().unwrap_or("")),
+        None => String::new(),
+    };
+    let details = format!("{} · {class}", app.method_name());
+    let inner = pane(
+        buf,
+        area,
+        title("Overlay", details),
+        app.focus == Pane::Main,
+    );
+    let side_width = 24.min(inner.width / 2);
+    let [picture, side] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(side_width)]).areas(inner);
+    if app.current_image().is_none() {
+        super::message(
+            buf,
+            picture,
+            "no image",
+            Style::default().fg(Color::DarkGray),
+        );
+    } else if let Some(e) = unless_ready(
+        buf,
+        picture,
+        &app.explanation.state,
+        app.method_name(),
+        "",
+        app.tick,
+    ) {
+        images.draw(buf, picture, &e.overlay);
+    }
+    let top5 = app
+        .prediction
+        .state
+        .ready()
+        .map_or(0, |p| p.top.len().min(5)) as u16;
+    let [methods, classes] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(top5 + 2)]).areas(side);
+    draw_methods(buf, methods, app);
+    draw_classes(buf, classes, app);
+}
+
+fn heading(buf: &mut Buffer, area: Rect, text: &str) {
+    Line::from(Span::styled(
+        text,
+        Style::default()
+            .fg(Color::Yellow)
+            .add_modifier(Modifier::BOLD),
+    ))
+    .render(
+        Rect::new(area.x + 1, area.y, area.width.saturating_sub(1), 1),
+        buf,
+    );
+}
+
+fn chosen(selected: bool) -> Style {
+    if selected {
+        Style::default()
+            .fg(Color::Black)
+            .bg(ACCENT)
+            .add_modifier(Modifier::BOLD)
+    } else {
+        Style::default().fg(Color::Gray)
+    }
+}
+
+fn draw_methods(buf: &mut Buffer, area: Rect, app: &App) {
+    heading(buf, area, "method  m M");
+    let height = usize::from(area.height.saturating_sub(1));
+    let first = scroll_for(app.method, height, METHODS.len());
+    for (row, name) in METHODS.iter().enumerate().skip(first).take(height) {
+        let text = fit(name, usize::from(area.width.saturating_sub(2)));
+        let y = area.y + 1 + (row - first) as u16;
+        Line::from(Span::styled(format!(" {text}"), chosen(row == app.method))).render(
+            Rect::new(area.x + 1, y, area.width.saturating_sub(1), 1),
+            buf,
+        );
+    }
+}
+
+fn draw_classes(buf: &mut Buffer, area: Rect, app: &App) {
+    heading(buf, area, "class  c C");
+    let Some(p) = app.prediction.state.ready() else {
+        return;
+    };
+    for (i, c) in p.top.iter().take(5).enumerate() {
+        let text = format!("{:>3.0}% {}", c.prob * 100.0, c.label);
+        let text = fit(&text, usize::from(area.width.saturating_sub(2)));
+        let y = area.y + 1 + i as u16;
+        Line::from(Span::styled(
+            format!(" {text}"),
+            chosen(i == app.class_rank),
+        ))
+        .render(
+            Rect::new(area.x + 1, y, area.width.saturating_sub(1), 1),
+            buf,
+        );
+    }
+}
