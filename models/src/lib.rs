@@ -15,6 +15,7 @@ pub mod progress;
 pub mod render;
 pub mod represent;
 pub mod resample;
+pub mod units;
 pub mod weights;
 
 pub use error::{Error, Result};

@@ -1,7 +1,10 @@
 //! Command-line parsing and dispatch to the subcommands.
 
+mod activations;
+mod deconv;
 mod embed;
 mod explain;
+mod filters;
 mod layers;
 mod neighbors;
 mod predict;
@@ -42,6 +45,12 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Attribution maps and class activation maps for a prediction.
     Explain(explain::ExplainArgs),
+    /// A convolution's kernels as a picture, with norms and dead filters.
+    Filters(filters::FiltersArgs),
+    /// Every channel's feature map of a layer on an image.
+    Activations(activations::ActivationsArgs),
+    /// Deconvnet (or guided-backprop) reconstructions of units, cropped to their receptive field.
+    Deconv(deconv::DeconvArgs),
     /// The CNN code of every image under a folder (cached), with a t-SNE or PCA map.
     Embed(embed::EmbedArgs),
     /// The images under a folder that excite each unit of a layer most, and unit statistics.
@@ -68,6 +77,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Layers(args) => layers::run(&args, &device),
         Command::Predict(args) => predict::run(&args, &device),
         Command::Explain(args) => explain::run(&args, &device),
+        Command::Filters(args) => filters::run(&args, &device),
+        Command::Activations(args) => activations::run(&args, &device),
+        Command::Deconv(args) => deconv::run(&args, &device),
         Command::Embed(args) => embed::run(&args, &device),
         Command::Top(args) => top::run(&args, &device),
         Command::Neighbors(args) => neighbors::run(&args, &device),
