@@ -93,7 +93,7 @@ pub fn normalize_points(points: &[[f32; 2]]) -> Vec<[f32; 2]> {
         }
     }
     let span = (hi[0] - lo[0]).max(hi[1] - lo[1]);
-    if !(span > 0.0) || !span.is_finite() {
+    if span.is_nan() || span <= 0.0 || span.is_infinite() {
         return vec![[0.5, 0.5]; points.len()];
     }
     let offset = [

@@ -15,7 +15,7 @@ pub struct Neighbor {
 }
 
 fn matrix(codes: &[f32], dim: usize, device: &Device) -> Result<Tensor> {
-    if dim == 0 || codes.len() % dim != 0 {
+    if dim == 0 || !codes.len().is_multiple_of(dim) {
         return Err(Error::InvalidArgument(format!(
             "{} code values do not make rows of {dim}",
             codes.len()

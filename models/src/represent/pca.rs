@@ -36,7 +36,7 @@ const OVERSAMPLING: usize = 8;
 
 /// The first `components` principal components of `data` (`n` rows of `dim` values).
 pub fn pca(data: &[f32], dim: usize, components: usize, seed: u64, device: &Device) -> Result<Pca> {
-    if dim == 0 || data.len() % dim != 0 || data.is_empty() {
+    if dim == 0 || !data.len().is_multiple_of(dim) || data.is_empty() {
         return Err(Error::InvalidArgument(format!(
             "PCA needs rows of {dim} values, got {} values",
             data.len()
@@ -208,15 +208,16 @@ fn jacobi_eigen(mut a: Vec<Vec<f64>>) -> (Vec<f64>, Vec<Vec<f64>>) {
                 let t = if theta == 0.0 { 1.0 } else { t };
                 let c = 1.0 / (t * t + 1.0).sqrt();
                 let s = t * c;
-                for k in 0..m {
-                    let (akp, akr) = (a[k][p], a[k][r]);
-                    a[k][p] = c * akp - s * akr;
-                    a[k][r] = s * akp + c * akr;
+                for row in a.iter_mut() {
+                    let (akp, akr) = (row[p], row[r]);
+                    row[p] = c * akp - s * akr;
+                    row[r] = s * akp + c * akr;
                 }
-                for k in 0..m {
-                    let (apk, ark) = (a[p][k], a[r][k]);
-                    a[p][k] = c * apk - s * ark;
-                    a[r][k] = s * apk + c * ark;
+                let (before, from_r) = a.split_at_mut(r);
+                for (x, y) in before[p].iter_mut().zip(from_r[0].iter_mut()) {
+                    let (apk, ark) = (*x, *y);
+                    *x = c * apk - s * ark;
+                    *y = s * apk + c * ark;
                 }
                 for row in v.iter_mut() {
                     let (vp, vr) = (row[p], row[r]);

@@ -136,8 +136,7 @@ pub fn receptive_field(model: &Model, layer: NodeId) -> Result<ReceptiveField> {
         y: AxisField::IDENTITY,
         x: AxisField::IDENTITY,
     });
-    for id in 1..=layer {
-        let node = &nodes[id];
+    for node in nodes.iter().take(layer + 1).skip(1) {
         let inputs: Vec<ReceptiveField> = node.inputs.iter().map(|&i| fields[i]).collect();
         let first = inputs.first().copied().unwrap_or(ReceptiveField::Global);
         let in_hw = node.inputs.first().and_then(|&i| spatial(i));

@@ -83,7 +83,7 @@ pub fn tsne(
     device: &Device,
     progress: &dyn Progress,
 ) -> Result<TsneMap> {
-    if dim == 0 || codes.len() % dim != 0 {
+    if dim == 0 || !codes.len().is_multiple_of(dim) {
         return Err(Error::InvalidArgument(format!(
             "{} code values do not make rows of {dim}",
             codes.len()
@@ -95,13 +95,13 @@ pub fn tsne(
             "t-SNE needs at least 4 images, got {n}"
         )));
     }
-    if !(options.perplexity > 0.0 && options.perplexity.is_finite()) {
+    if !options.perplexity.is_finite() || options.perplexity <= 0.0 {
         return Err(Error::InvalidArgument(format!(
             "the perplexity must be positive, got {}",
             options.perplexity
         )));
     }
-    if !(options.theta > 0.0) {
+    if options.theta.is_nan() || options.theta <= 0.0 {
         return Err(Error::InvalidArgument(format!(
             "theta must be positive, got {}",
             options.theta
