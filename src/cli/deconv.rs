@@ -51,6 +51,9 @@ pub struct DeconvArgs {
     /// Write the raw signal at the input here: [3, H, W] for one unit, [K, 3, H, W] for several.
     #[arg(long)]
     npy: Option<PathBuf>,
+    /// Side in pixels of the square each receptive-field crop is fitted into.
+    #[arg(long, default_value_t = 160)]
+    tile: u32,
     /// Print the units, kept positions, activations and receptive fields as JSON.
     #[arg(long)]
     json: bool,
@@ -96,7 +99,7 @@ pub fn run(args: &DeconvArgs, device: &Device) -> anyhow::Result<()> {
     }
     let norm = model.normalization();
     let photo = input_photo(&input, norm.mean, norm.std)?;
-    let picture = render_reconstructions(&recs, &photo)?;
+    let picture = render_reconstructions(&recs, &photo, args.tile.max(8))?;
     if let Some(path) = &args.output {
         save_png(&picture, path)?;
     }
@@ -128,10 +131,12 @@ pub fn run(args: &DeconvArgs, device: &Device) -> anyhow::Result<()> {
             ),
             _ => " (whole map)".into(),
         };
-        let quiet = if r.activation > 0.0 {
-            ""
-        } else {
+        let quiet = if r.activation <= 0.0 {
             "; the unit is not active on this image"
+        } else if r.signal.data.iter().all(|&v| v == 0.0) {
+            "; the projection is zero (a saturated ReLU6 passes nothing back under guided or gradient)"
+        } else {
+            ""
         };
         writeln!(
             out,

@@ -169,14 +169,16 @@ fn place_channel(kept: &Tensor, unit: usize, channels: usize) -> Result<Tensor> 
     Ok(Tensor::cat(&parts, 1)?)
 }
 
-/// Side of the square each crop is fitted into.
-const CROP_TILE: u32 = 160;
-
-/// Each reconstruction beside the same part of `photo`: the receptive field's crop for
-/// [`UnitPosition::Max`], the whole image for [`UnitPosition::All`]; pairs in a grid, four a row.
+/// Each reconstruction beside the same part of `photo`: the receptive field's crop (fitted into a
+/// `tile`-pixel square) for [`UnitPosition::Max`], the whole image for [`UnitPosition::All`];
+/// pairs in a grid, four a row.
 /// The signal is drawn symmetrically around zero (mid-gray), scaled so that its 99.5th
 /// percentile magnitude inside the shown part reaches white or black.
-pub fn render_reconstructions(recs: &[Reconstruction], photo: &RgbImage) -> Result<RgbImage> {
+pub fn render_reconstructions(
+    recs: &[Reconstruction],
+    photo: &RgbImage,
+    tile: u32,
+) -> Result<RgbImage> {
     let pairs = recs
         .iter()
         .map(|r| {
@@ -194,8 +196,8 @@ pub fn render_reconstructions(recs: &[Reconstruction], photo: &RgbImage) -> Resu
                         .to_image()
                     };
                     (
-                        fit(&crop(photo), CROP_TILE),
-                        fit(&crop(&picture), CROP_TILE),
+                        fit(&crop(photo), tile),
+                        fit(&crop(&picture), tile),
                     )
                 }
                 None => (photo.clone(), picture),
