@@ -25,7 +25,7 @@ use crate::ops::Op;
 use crate::{Error, Model, Result};
 
 /// Bumped whenever the record layout or what a record means changes.
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"CLCODES\0";
 const HEADER_LEN: usize = 8 + 4 * 4;
 
@@ -140,8 +140,15 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-fn record_len(units: usize) -> usize {
-    32 + 4 + 4 + 4 + 12 * units
+/// Whether records keep the maxima and their positions: not for a layer without space, where
+/// the maximum is the code and its position 0.
+fn keeps_maxima(shape: LayerShape) -> bool {
+    shape.height * shape.width > 1
+}
+
+fn record_len(shape: LayerShape) -> usize {
+    let per_unit = if keeps_maxima(shape) { 12 } else { 4 };
+    32 + 4 + 4 + 4 + per_unit * shape.units
 }
 
 impl CodeCache {
@@ -167,10 +174,10 @@ impl CodeCache {
             std::fs::remove_file(&path).map_err(io_error(&path))?;
             return Ok(cache);
         };
-        let len = record_len(shape.units);
+        let len = record_len(shape);
         let mut good_end = HEADER_LEN;
         for chunk in bytes[HEADER_LEN..].chunks_exact(len) {
-            if let Some((hash, summary)) = parse_record(chunk, shape.units) {
+            if let Some((hash, summary)) = parse_record(chunk, shape) {
                 cache.records.insert(hash, summary);
             }
             good_end += len;
@@ -253,7 +260,7 @@ impl CodeCache {
                     shape.units
                 )));
             }
-            buffer.extend_from_slice(&encode_record(&hash, &summary));
+            buffer.extend_from_slice(&encode_record(&hash, &summary, keeps_maxima(shape)));
             new.push((hash, summary));
         }
         let mut f = if fresh {
@@ -284,18 +291,20 @@ fn parse_header(bytes: &[u8]) -> Option<LayerShape> {
     (shape.units > 0).then_some(shape)
 }
 
-fn encode_record(hash: &ContentHash, s: &ImageSummary) -> Vec<u8> {
+fn encode_record(hash: &ContentHash, s: &ImageSummary, maxima: bool) -> Vec<u8> {
     let mut payload = Vec::with_capacity(8 + 12 * s.code.len());
     payload.extend_from_slice(&s.top1_class.to_le_bytes());
     payload.extend_from_slice(&s.top1_prob.to_le_bytes());
     for v in &s.code {
         payload.extend_from_slice(&v.to_le_bytes());
     }
-    for v in &s.max {
-        payload.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in &s.argmax {
-        payload.extend_from_slice(&v.to_le_bytes());
+    if maxima {
+        for v in &s.max {
+            payload.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in &s.argmax {
+            payload.extend_from_slice(&v.to_le_bytes());
+        }
     }
     let mut out = Vec::with_capacity(36 + payload.len());
     out.extend_from_slice(hash);
@@ -304,7 +313,8 @@ fn encode_record(hash: &ContentHash, s: &ImageSummary) -> Vec<u8> {
     out
 }
 
-fn parse_record(chunk: &[u8], units: usize) -> Option<(ContentHash, ImageSummary)> {
+fn parse_record(chunk: &[u8], shape: LayerShape) -> Option<(ContentHash, ImageSummary)> {
+    let units = shape.units;
     let hash: ContentHash = chunk.get(..32)?.try_into().ok()?;
     let crc = u32::from_le_bytes(chunk.get(32..36)?.try_into().ok()?);
     let payload = chunk.get(36..)?;
@@ -317,17 +327,29 @@ fn parse_record(chunk: &[u8], units: usize) -> Option<(ContentHash, ImageSummary
         .collect();
     let f = |w: &[u8; 4]| f32::from_le_bytes(*w);
     let u = |w: &[u8; 4]| u32::from_le_bytes(*w);
-    if words.len() != 2 + 3 * units {
-        return None;
-    }
+    let code: Vec<f32> = words.get(2..2 + units)?.iter().map(f).collect();
+    let (max, argmax) = if keeps_maxima(shape) {
+        if words.len() != 2 + 3 * units {
+            return None;
+        }
+        (
+            words[2 + units..2 + 2 * units].iter().map(f).collect(),
+            words[2 + 2 * units..].iter().map(u).collect(),
+        )
+    } else {
+        if words.len() != 2 + units {
+            return None;
+        }
+        (code.clone(), vec![0; units])
+    };
     Some((
         hash,
         ImageSummary {
             top1_class: u(&words[0]),
             top1_prob: f(&words[1]),
-            code: words[2..2 + units].iter().map(f).collect(),
-            max: words[2 + units..2 + 2 * units].iter().map(f).collect(),
-            argmax: words[2 + 2 * units..].iter().map(u).collect(),
+            code,
+            max,
+            argmax,
         },
     ))
 }
