@@ -295,10 +295,10 @@ impl App {
         p.top.get(self.class_rank).map(|c| c.class)
     }
 
-    /// The inspected unit, when the inspector has one.
+    /// The unit under the cursor: the selected layer's channel at the current version.
     pub fn unit_key(&self) -> Option<UnitKey> {
-        let layer = self.activations.state.ready()?;
-        (self.unit < layer.channels()).then(|| (layer.layer.clone(), self.unit, self.version))
+        let layer = self.selected_layer()?;
+        (self.unit < layer.channels()).then(|| (layer.path.clone(), self.unit, self.version))
     }
 
     /// The map point nearest to the cursor.
@@ -483,16 +483,17 @@ impl App {
             self.on_search_key(key);
             return;
         }
-        let Some(action) = keys::action(key) else {
-            return;
-        };
+        let action = keys::action(key);
         if self.help {
             match action {
-                Action::Quit => self.quit = true,
+                Some(Action::Quit) => self.quit = true,
                 _ => self.help = false,
             }
             return;
         }
+        let Some(action) = action else {
+            return;
+        };
         match action {
             Action::Quit => self.quit = true,
             Action::Help => self.help = true,
@@ -626,7 +627,8 @@ impl App {
             return;
         };
         self.inspector_open = true;
-        if self.maximized.contains_key(&key) || self.maximize.is_for(&key) {
+        let failed = matches!(self.maximize.state, Remote::Failed(_));
+        if self.maximized.contains_key(&key) || (self.maximize.is_for(&key) && !failed) {
             return;
         }
         // The request itself goes out from `refresh`, which sees the wanted key.
@@ -673,11 +675,7 @@ impl App {
             Action::End => self.tree.move_to_end(&layers, true),
             Action::Right => self.tree.right(&layers),
             Action::Left => self.tree.left(&layers),
-            Action::Enter => {
-                if !self.tree.toggle(&layers) {
-                    self.focus = Pane::Main;
-                }
-            }
+            Action::Enter if !self.tree.toggle(&layers) => self.focus = Pane::Main,
             _ => {}
         }
     }
@@ -747,7 +745,7 @@ impl App {
         }
         let version = self.version;
         if !self.model.is_for(&version) {
-            self.model.start(version);
+            self.model.revalidate(version);
             let request = Request::OpenModel {
                 model: self.model_spec.clone(),
             };

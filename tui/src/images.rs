@@ -164,16 +164,13 @@ impl Images {
             return;
         }
         let key = (picture.id, area.width, area.height);
+        if !self.encoded.contains_key(&key) {
+            self.start(key, picture);
+        }
         match self.encoded.get(&key) {
-            Some(Ok(protocol)) => Image::new(protocol).render(area, buf),
+            Some(Ok(protocol)) => Image::new(protocol).render(centred(area, protocol.area()), buf),
             Some(Err(e)) => placeholder(buf, area, &format!("cannot draw: {e}")),
-            None => {
-                self.start(key, picture);
-                match self.encoded.get(&key) {
-                    Some(Ok(protocol)) => Image::new(protocol).render(area, buf),
-                    _ => placeholder(buf, area, "…"),
-                }
-            }
+            None => placeholder(buf, area, "…"),
         }
     }
 
@@ -199,10 +196,21 @@ impl Images {
     }
 }
 
+/// A rectangle of `size`'s width and height in the middle of `area`.
+fn centred(area: Rect, size: Rect) -> Rect {
+    let (w, h) = (size.width.min(area.width), size.height.min(area.height));
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
 fn encode(picker: &Picker, image: DynamicImage, key: Key) -> Result<Protocol, String> {
     let area = Rect::new(0, 0, key.1, key.2);
     picker
-        .new_protocol(image, area, Resize::Fit(None))
+        .new_protocol(image, area, Resize::Scale(None))
         .map_err(|e| e.to_string())
 }
 

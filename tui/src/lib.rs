@@ -12,8 +12,14 @@ pub mod heatmap;
 pub mod images;
 pub mod keys;
 pub mod layout;
+pub mod link;
+pub mod photos;
 pub mod remote;
 pub mod request;
+pub mod runtime;
 pub mod tree;
 pub mod ui;
 pub mod widgets;
+
+pub use images::Graphics;
+pub use runtime::{run, Options};

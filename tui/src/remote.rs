@@ -72,6 +72,15 @@ impl<K: PartialEq, T> Fetch<K, T> {
         self.state = Remote::Loading(Progress::default());
     }
 
+    /// Asks again for `key` while keeping the data already there on screen until the answer
+    /// comes (a reloaded checkpoint's tree).
+    pub fn revalidate(&mut self, key: K) {
+        self.key = Some(key);
+        if !matches!(self.state, Remote::Ready(_)) {
+            self.state = Remote::Loading(Progress::default());
+        }
+    }
+
     /// Marks `key` as not offered by the daemon.
     pub fn unavailable(&mut self, key: K, method: &str) {
         self.key = Some(key);

@@ -35,7 +35,17 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
         );
         return;
     };
-    let Some(acts) = app.activations.state.ready() else {
+    let Some(acts) = unless_ready(
+        buf,
+        inner,
+        &app.activations.state,
+        "activations",
+        "",
+        app.tick,
+    ) else {
+        return;
+    };
+    let Some(image_stats) = acts.stats.get(key.1) else {
         return;
     };
     let large = is_large(screen);
@@ -54,7 +64,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
         Remote::Ready(f) => Ok((f.stats, f.images)),
         other => Err(other),
     };
-    draw_stats(buf, stats_area, &acts.stats[key.1], folder, app.tick);
+    draw_stats(buf, stats_area, image_stats, folder, app.tick);
 
     let [left, right] =
         Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).areas(pictures_area);
@@ -169,13 +179,23 @@ fn picture(
 }
 
 fn draw_top(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, large: bool) {
-    caption(buf, area, "top images in the folder");
-    let body = Rect::new(
-        area.x,
-        area.y + 1,
-        area.width,
-        area.height.saturating_sub(1),
-    );
+    let body = if area.height < 3 {
+        caption(buf, area, "top:");
+        Rect::new(
+            area.x + 5,
+            area.y,
+            area.width.saturating_sub(5),
+            area.height,
+        )
+    } else {
+        caption(buf, area, "top images in the folder");
+        Rect::new(
+            area.x,
+            area.y + 1,
+            area.width,
+            area.height.saturating_sub(1),
+        )
+    };
     let Some(top) = unless_ready(buf, body, &app.top_images.state, "top images", "", app.tick)
     else {
         return;

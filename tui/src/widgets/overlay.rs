@@ -18,7 +18,11 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images) {
         Some(e) => format!("class {} {}", e.class, e.label.as_deref().unwrap_or("")),
         None => String::new(),
     };
-    let details = format!("{} · {class}", app.method_name());
+    let details = if class.is_empty() {
+        app.method_name().to_string()
+    } else {
+        format!("{} · {class}", app.method_name())
+    };
     let inner = pane(
         buf,
         area,

@@ -106,7 +106,10 @@ pub fn draw_tiles(
             continue;
         }
         let heat = Rect::new(x, y, tile.width, tile.height);
-        let label = paint(buf, i, heat);
+        let mut label = paint(buf, i, heat);
+        if i == cursor && label.chars().count() + 2 <= usize::from(tile.width) {
+            label = format!("[{label}]");
+        }
         let style = if i == cursor {
             Style::default()
                 .fg(Color::Black)

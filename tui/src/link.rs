@@ -1,0 +1,499 @@
+//! The link to the daemon: the app's requests become protocol calls through
+//! `convlens_shared::Client`, answers and notifications become [`Event`]s. Every call runs on a
+//! thread of its own so the screen never waits; a newer request in a slot sends
+//! `$/cancelRequest` for the older one still running.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use convlens_shared::methods::explain::{ExplainParams, ImageExplain};
+use convlens_shared::methods::images::{FolderParams, ImageList, ImagesChangedParams};
+use convlens_shared::methods::model::{
+    LayersParams, LoadParams, ModelLayers, ModelLoad, ReloadFailedParams, ReloadedParams,
+};
+use convlens_shared::methods::predict::{ImagePredict, PredictParams};
+use convlens_shared::methods::progress::{ProgressParams, WorkDoneProgress};
+use convlens_shared::methods::watch::{WatchAdd, WatchParams};
+use convlens_shared::methods::{NotificationMethod, RequestMethod};
+use convlens_shared::{Client, ClientError, Notification, RequestId};
+
+use crate::data::{ClassScore, Explanation, Layer, ModelView, Picture, Prediction};
+use crate::event::{Connection, Event, Reply};
+use crate::photos;
+use crate::remote::Progress;
+use crate::request::{Feature, Outgoing, Request, Slot, Ticket};
+
+/// Pictures from the daemon are shrunk to this many pixels on their longer side.
+const MAX_PICTURE: u32 = 512;
+
+/// The protocol method each feature needs. Features whose method the daemon's protocol does not
+/// define yet are listed in [`NOT_IN_PROTOCOL`] and shown as not available.
+pub fn method_of(feature: Feature) -> &'static str {
+    match feature {
+        Feature::Model => ModelLoad::NAME,
+        Feature::Images => WatchAdd::NAME,
+        Feature::Predict => ImagePredict::NAME,
+        Feature::Explain => ImageExplain::NAME,
+        Feature::Activations => "unit/activations",
+        Feature::FolderStats => "unit/stats",
+        Feature::Deconv => "unit/deconv",
+        Feature::Maximize => "unit/maximize",
+        Feature::TopImages => "unit/top",
+        Feature::Filters => "layer/filters",
+        Feature::Map => "folder/map",
+    }
+}
+
+/// Features with no typed method in `convlens-shared` yet: the TUI cannot call them, whatever
+/// the daemon advertises.
+pub const NOT_IN_PROTOCOL: &[Feature] = &[
+    Feature::Activations,
+    Feature::FolderStats,
+    Feature::Deconv,
+    Feature::Maximize,
+    Feature::TopImages,
+    Feature::Filters,
+    Feature::Map,
+];
+
+/// Every feature.
+const FEATURES: &[Feature] = &[
+    Feature::Model,
+    Feature::Images,
+    Feature::Predict,
+    Feature::Explain,
+    Feature::Activations,
+    Feature::FolderStats,
+    Feature::Deconv,
+    Feature::Maximize,
+    Feature::TopImages,
+    Feature::Filters,
+    Feature::Map,
+];
+
+/// Where events go (the UI's channel).
+pub type Emit = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// Opens the connection to the daemon (starting one when none runs).
+pub type Connect = Box<dyn FnOnce() -> Result<Client, String> + Send>;
+
+/// The UI's handle: send requests here.
+pub struct Link {
+    requests: Sender<Outgoing>,
+}
+
+impl Link {
+    /// Connects on a thread of its own (the UI shows "connecting" meanwhile) and serves
+    /// requests from then on.
+    pub fn start(connect: Connect, emit: Emit) -> Link {
+        let (requests, rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("convlens-link".into())
+            .spawn({
+                let emit = emit.clone();
+                move || serve(connect, rx, emit)
+            });
+        if let Err(e) = spawned {
+            emit(Event::Disconnected(format!(
+                "cannot start the link thread: {e}"
+            )));
+        }
+        Link { requests }
+    }
+
+    /// Sends the app's requests.
+    pub fn send(&self, requests: Vec<Outgoing>) {
+        for r in requests {
+            let _ = self.requests.send(r);
+        }
+    }
+}
+
+/// What the link threads share.
+struct Shared {
+    client: Client,
+    emit: Emit,
+    /// The request running in each slot: its ticket and protocol id.
+    running: Mutex<HashMap<Slot, (u64, RequestId)>>,
+    /// Progress tokens to tickets.
+    tokens: Mutex<HashMap<String, Ticket>>,
+    /// The open model's id (to pick out its reload notices).
+    model_id: Mutex<Option<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn serve(connect: Connect, requests: Receiver<Outgoing>, emit: Emit) {
+    let client = match connect() {
+        Ok(c) => c,
+        Err(e) => {
+            emit(Event::Disconnected(e));
+            return;
+        }
+    };
+    let methods: Vec<String> = client
+        .server()
+        .map(|s| s.capabilities.methods.clone())
+        .unwrap_or_default();
+    let device = client
+        .server()
+        .map_or_else(|| "?".into(), |s| s.capabilities.device.clone());
+    let notifications = client.take_notifications();
+    let shared = Arc::new(Shared {
+        client,
+        emit: emit.clone(),
+        running: Mutex::new(HashMap::new()),
+        tokens: Mutex::new(HashMap::new()),
+        model_id: Mutex::new(None),
+    });
+    emit(Event::Connected(Connection {
+        device,
+        unavailable: unavailable(&methods),
+    }));
+    if let Some(rx) = notifications {
+        let shared = Arc::clone(&shared);
+        let _ = std::thread::Builder::new()
+            .name("convlens-link-notices".into())
+            .spawn(move || {
+                while let Ok(n) = rx.recv() {
+                    on_notification(&shared, n);
+                }
+                (shared.emit)(Event::Disconnected(
+                    "the daemon closed the connection".into(),
+                ));
+            });
+    }
+    while let Ok(outgoing) = requests.recv() {
+        dispatch(&shared, &methods, outgoing);
+    }
+}
+
+/// Features the daemon lacks, with the method each needs.
+pub fn unavailable(methods: &[String]) -> Vec<(Feature, String)> {
+    FEATURES
+        .iter()
+        .filter(|f| {
+            let name = method_of(**f);
+            let images_fallback =
+                **f == Feature::Images && methods.iter().any(|m| m == ImageList::NAME);
+            NOT_IN_PROTOCOL.contains(f) || (!methods.iter().any(|m| m == name) && !images_fallback)
+        })
+        .map(|f| (*f, method_of(*f).to_string()))
+        .collect()
+}
+
+fn dispatch(shared: &Arc<Shared>, methods: &[String], outgoing: Outgoing) {
+    let Outgoing { ticket, request } = outgoing;
+    if let Request::LoadPhoto { path } = &request {
+        let (emit, path) = (shared.emit.clone(), path.clone());
+        let _ = std::thread::Builder::new()
+            .name("convlens-photo".into())
+            .spawn(move || match photos::load(&path) {
+                Ok(p) => emit(Event::Reply(ticket, Reply::Photo(p))),
+                Err(e) => emit(Event::Failed(ticket, e)),
+            });
+        return;
+    }
+    let shared = Arc::clone(shared);
+    let watch = methods.iter().any(|m| m == WatchAdd::NAME);
+    let _ = std::thread::Builder::new()
+        .name("convlens-call".into())
+        .spawn(move || {
+            let result = call(&shared, &ticket, request, watch);
+            {
+                let mut running = lock(&shared.running);
+                if running
+                    .get(&ticket.slot)
+                    .is_some_and(|(seq, _)| *seq == ticket.seq)
+                {
+                    running.remove(&ticket.slot);
+                }
+            }
+            lock(&shared.tokens).remove(&token(&ticket));
+            (shared.emit)(match result {
+                Ok(reply) => Event::Reply(ticket, reply),
+                Err(e) => Event::Failed(ticket, e),
+            });
+        });
+}
+
+/// The progress token of a ticket.
+fn token(ticket: &Ticket) -> String {
+    format!("tui-{}", ticket.seq)
+}
+
+/// Starts `M`, first cancelling the request still running in the ticket's slot.
+fn start<M: RequestMethod>(
+    shared: &Shared,
+    ticket: &Ticket,
+    params: &M::Params,
+) -> Result<M::Result, String> {
+    let pending = shared.client.start::<M>(params).map_err(describe)?;
+    let older =
+        lock(&shared.running).insert(ticket.slot.clone(), (ticket.seq, pending.id().clone()));
+    if let Some((seq, id)) = older {
+        if seq < ticket.seq {
+            let _ = shared.client.cancel(&id);
+        }
+    }
+    pending.wait().map_err(describe)
+}
+
+fn describe(e: ClientError) -> String {
+    e.to_string()
+}
+
+/// Absolute form of a path (the daemon runs in its own folder).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn text(path: &Path) -> String {
+    absolute(path).display().to_string()
+}
+
+fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Result<Reply, String> {
+    match request {
+        Request::OpenModel { model } => {
+            let path = if model == "demo" || model.starts_with("random:") {
+                model
+            } else {
+                text(Path::new(&model))
+            };
+            let params = LoadParams {
+                path,
+                watch: Some(true),
+                ..Default::default()
+            };
+            let loaded = start::<ModelLoad>(shared, ticket, &params)?;
+            let id = loaded.model.model_id.clone();
+            *lock(&shared.model_id) = Some(id.clone());
+            let layers = start::<ModelLayers>(
+                shared,
+                ticket,
+                &LayersParams {
+                    model_id: id.clone(),
+                    input_size: loaded.model.input_size,
+                },
+            )?;
+            Ok(Reply::Model(ModelView {
+                model_id: id,
+                arch: layers.arch,
+                source: layers.source,
+                version: layers.version.max(loaded.model.version),
+                classes: loaded.model.classes,
+                total_params: layers.total_params,
+                layers: layers
+                    .layers
+                    .into_iter()
+                    .map(|l| Layer {
+                        path: l.path,
+                        class_name: l.class_name,
+                        depth: l.depth,
+                        output_shape: l.output_shape,
+                        params: l.params,
+                        is_leaf: l.is_leaf,
+                    })
+                    .collect(),
+            }))
+        }
+        Request::ListImages { folder } => {
+            let images = if watch {
+                start::<WatchAdd>(
+                    shared,
+                    ticket,
+                    &WatchParams {
+                        path: text(&folder),
+                    },
+                )?
+                .images
+            } else {
+                start::<ImageList>(
+                    shared,
+                    ticket,
+                    &FolderParams {
+                        folder: text(&folder),
+                    },
+                )?
+                .images
+            };
+            Ok(Reply::Images(
+                images.into_iter().map(PathBuf::from).collect(),
+            ))
+        }
+        Request::Predict { model_id, image } => {
+            let params = PredictParams {
+                model_id,
+                images: vec![text(&image)],
+                top: 5,
+                logits: false,
+            };
+            let result = start::<ImagePredict>(shared, ticket, &params)?;
+            let p = result
+                .predictions
+                .into_iter()
+                .next()
+                .ok_or("the daemon answered no prediction")?;
+            Ok(Reply::Predict(Prediction {
+                image,
+                top: p
+                    .top
+                    .into_iter()
+                    .map(|c| ClassScore {
+                        class: c.class,
+                        label: c.label,
+                        prob: c.prob,
+                    })
+                    .collect(),
+            }))
+        }
+        Request::Explain {
+            model_id,
+            image,
+            method,
+            class,
+        } => {
+            let mut params = ExplainParams::new(model_id, text(&image));
+            params.method = method;
+            params.target = class;
+            params.map = false;
+            params.render = true;
+            let token = token(ticket);
+            lock(&shared.tokens).insert(token.clone(), ticket.clone());
+            params.work_done_token = Some(RequestId::String(token));
+            let result = start::<ImageExplain>(shared, ticket, &params)?;
+            let e = result.explanations.into_iter().next().ok_or_else(|| {
+                match result.skipped.first() {
+                    Some(s) => format!("{}: {}", s.method, s.error),
+                    None => "the daemon answered no explanation".to_string(),
+                }
+            })?;
+            let png = e.overlay.ok_or("the daemon sent no overlay picture")?;
+            let bytes = png.to_bytes().map_err(|e| e.to_string())?;
+            Ok(Reply::Explain(Explanation {
+                method: e.method,
+                class: e.class,
+                label: e.label,
+                overlay: Picture::decode(&bytes, MAX_PICTURE)?,
+            }))
+        }
+        Request::LoadPhoto { path } => photos::load(&path).map(Reply::Photo),
+        Request::Activations { .. }
+        | Request::FolderStats { .. }
+        | Request::Deconv { .. }
+        | Request::Maximize { .. }
+        | Request::TopImages { .. }
+        | Request::Filters { .. }
+        | Request::Map { .. } => Err("not available from this daemon".into()),
+    }
+}
+
+fn on_notification(shared: &Shared, n: Notification) {
+    let emit = &shared.emit;
+    match n.method.as_str() {
+        m if m == convlens_shared::methods::progress::Progress::NAME => {
+            let Ok(p) = serde_json::from_value::<ProgressParams>(n.params) else {
+                return;
+            };
+            let key = match &p.token {
+                RequestId::String(s) => s.clone(),
+                RequestId::Number(n) => n.to_string(),
+            };
+            let Some(ticket) = lock(&shared.tokens).get(&key).cloned() else {
+                return;
+            };
+            let progress = match p.value {
+                WorkDoneProgress::Begin {
+                    message,
+                    percentage,
+                    ..
+                }
+                | WorkDoneProgress::Report {
+                    message,
+                    percentage,
+                } => Progress {
+                    percentage,
+                    message,
+                },
+                WorkDoneProgress::End { .. } => return,
+            };
+            emit(Event::Progress(ticket, progress));
+        }
+        m if m == convlens_shared::methods::images::ImagesChanged::NAME => {
+            if let Ok(p) = serde_json::from_value::<ImagesChangedParams>(n.params) {
+                emit(Event::ImagesChanged {
+                    added: p.added.into_iter().map(PathBuf::from).collect(),
+                    removed: p.removed.into_iter().map(PathBuf::from).collect(),
+                });
+            }
+        }
+        m if m == convlens_shared::methods::model::ModelReloaded::NAME => {
+            if let Ok(p) = serde_json::from_value::<ReloadedParams>(n.params) {
+                if is_ours(shared, &p.model_id) {
+                    emit(Event::ModelReloaded {
+                        version: p.version,
+                        at: clock(),
+                    });
+                }
+            }
+        }
+        m if m == convlens_shared::methods::model::ModelReloadFailed::NAME => {
+            if let Ok(p) = serde_json::from_value::<ReloadFailedParams>(n.params) {
+                if is_ours(shared, &p.model_id) {
+                    emit(Event::ReloadFailed {
+                        error: p.error,
+                        at: clock(),
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_ours(shared: &Shared, model_id: &str) -> bool {
+    lock(&shared.model_id).as_deref() == Some(model_id)
+}
+
+/// The time of day (UTC), `HH:MM:SS UTC`.
+fn clock() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let day = secs % 86_400;
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        day / 3600,
+        day % 3600 / 60,
+        day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_without_their_method_are_unavailable() {
+        let methods: Vec<String> = ["model/load", "model/layers", "image/list", "image/predict"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let missing = unavailable(&methods);
+        let features: Vec<Feature> = missing.iter().map(|(f, _)| *f).collect();
+        assert!(!features.contains(&Feature::Model));
+        assert!(
+            !features.contains(&Feature::Images),
+            "image/list stands in for watch/add"
+        );
+        assert!(!features.contains(&Feature::Predict));
+        assert!(features.contains(&Feature::Explain));
+        assert!(missing.contains(&(Feature::Explain, "image/explain".into())));
+        assert!(features.contains(&Feature::Activations));
+    }
+}
