@@ -11,7 +11,8 @@
 //!   printed as JSON lines `{"bench": "tsne", "points", "threads", "seconds", "exact"}`. One run
 //!   because a 20 000-point map takes tens of seconds, too long for criterion's ten samples.
 //!
-//! Quick check: `CONVLENS_BENCH_IMAGES=4 CONVLENS_BENCH_TSNE_SIZES=300 cargo bench -p
+//! Under `cargo test --all-targets` (no `--bench` argument) the defaults shrink to 2 images and
+//! 100 points. Quick check of the benchmark itself: `CONVLENS_BENCH_IMAGES=4 CONVLENS_BENCH_TSNE_SIZES=300 cargo bench -p
 //! convlens-models --bench represent -- --warm-up-time 0.1 --measurement-time 0.1`.
 
 use std::path::PathBuf;
@@ -48,9 +49,16 @@ fn images(count: usize) -> Vec<PathBuf> {
     files
 }
 
+/// Whether cargo runs this as a benchmark (`cargo bench`) rather than as a test (`cargo test
+/// --all-targets` runs every benchmark once, on tiny sizes so that CI stays fast).
+fn benchmarking() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
 fn embed(c: &mut Criterion, device: &Device) {
     let model = Model::load("demo", &LoadOptions::default(), device).expect("demo model");
-    let count = env_list("CONVLENS_BENCH_IMAGES", "64")
+    let default = if benchmarking() { "64" } else { "2" };
+    let count = env_list("CONVLENS_BENCH_IMAGES", default)
         .first()
         .copied()
         .unwrap_or(64);
@@ -98,7 +106,8 @@ pub fn cluster_points(n: usize) -> Vec<f32> {
 }
 
 fn tsne_timings(device: &Device) {
-    for n in env_list("CONVLENS_BENCH_TSNE_SIZES", "5000,20000") {
+    let default = if benchmarking() { "5000,20000" } else { "100" };
+    for n in env_list("CONVLENS_BENCH_TSNE_SIZES", default) {
         let points = cluster_points(n);
         for threads in [1usize, 0] {
             let options = TsneOptions {
