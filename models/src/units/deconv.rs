@@ -195,10 +195,7 @@ pub fn render_reconstructions(
                         )
                         .to_image()
                     };
-                    (
-                        fit(&crop(photo), tile),
-                        fit(&crop(&picture), tile),
-                    )
+                    (fit(&crop(photo), tile), fit(&crop(&picture), tile))
                 }
                 None => (photo.clone(), picture),
             };
