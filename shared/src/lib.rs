@@ -7,6 +7,7 @@
 //! `docs/PROTOCOL.md` shows an example of every message.
 
 pub mod array;
+pub mod build_id;
 pub mod client;
 pub mod codes;
 pub mod framing;

@@ -3,17 +3,13 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use candle_core::Device;
-use convlens_models::explain::{
-    explain, Baseline, ExplainOptions, Explanation, Method, MethodKind,
-};
-use convlens_models::input::load_input;
-use convlens_models::render::{
-    attribution_magnitude, cam_heat, grid, input_photo, overlay, Colormap,
-};
-use convlens_models::Model;
+use candle_core::{Device, Tensor};
+use convlens_models::render::grid;
+use convlens_shared::array::Png;
+use convlens_shared::methods::explain::{ExplainParams, ExplanationData, ImageExplain};
 use image::RgbImage;
 
+use super::client::{Engine, EngineChoice};
 use super::ModelArgs;
 
 /// Arguments of `convlens explain`.
@@ -76,79 +72,57 @@ pub struct ExplainArgs {
 }
 
 /// Runs the explanation and writes what was asked for.
-pub fn run(args: &ExplainArgs, device: &Device) -> anyhow::Result<()> {
-    let model = args.model.load(device)?;
-    let input = load_input(&args.image, &model.preprocess, device)?;
-    let cmap = Colormap::from_name(&args.cmap)?;
-    let methods = if args.method == "all" {
-        Method::all()
-    } else {
-        vec![Method::from_name(&args.method)?]
-    };
-    let base = ExplainOptions {
-        method: methods[0],
-        target: args.target,
+pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
+    let engine = Engine::open(choice)?;
+    let model_id = engine.load_model(&args.model)?;
+    let show_inline = !args.json && args.output.is_none() && args.npy.is_none();
+    let params = ExplainParams {
+        model_id,
+        image: engine.path_arg(&args.image),
+        method: args.method.clone(),
         layer: args.layer.clone(),
+        target: args.target,
         samples: args.samples,
         noise: args.noise,
         seed: args.seed,
         steps: args.steps,
-        baseline: Baseline::from_name(&args.baseline)?,
+        baseline: args.baseline.clone(),
         window: args.window,
         stride: args.stride,
-        batch_size: args.batch,
+        batch: args.batch,
+        cmap: args.cmap.clone(),
+        alpha: args.alpha,
+        map: args.npy.is_some(),
+        render: args.output.is_some() || show_inline,
+        work_done_token: None,
     };
-    let photo = input_photo(
-        &input,
-        model.normalization().mean,
-        model.normalization().std,
-    )?;
-    let mut explanations = Vec::new();
-    for &method in &methods {
-        let options = ExplainOptions {
-            method,
-            ..base.clone()
-        };
-        match explain(&model, &input, &options) {
-            Ok(e) => explanations.push(e),
-            // `all` skips what does not apply to this model (plain CAM without a GAP head).
-            Err(e) if methods.len() > 1 => eprintln!("{}: skipped: {e}", method.name()),
-            Err(e) => return Err(e.into()),
-        }
+    let result = engine.request::<ImageExplain>(&params, true)?;
+    for skipped in &result.skipped {
+        eprintln!("{}: skipped: {}", skipped.method, skipped.error);
     }
+    let explanations = &result.explanations;
     let mut out = std::io::stdout().lock();
     if let Some(path) = &args.npy {
-        let first = explanations
+        let map = explanations
             .first()
+            .and_then(|e| e.map.as_ref())
             .ok_or_else(|| anyhow::anyhow!("no method applied"))?;
-        first
-            .map
-            .to_device(&Device::Cpu)?
+        Tensor::from_vec(map.to_f32()?, map.shape.clone(), &Device::Cpu)?
             .write_npy(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
-    let tiles = explanations
-        .iter()
-        .map(|e| render(e, &photo, cmap, args.alpha))
-        .collect::<anyhow::Result<Vec<RgbImage>>>()?;
-    let picture = if tiles.len() == 1 {
-        tiles
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| RgbImage::new(1, 1))
+    let picture = if params.render {
+        Some(picture(&result.photo, explanations)?)
     } else {
-        let mut with_photo = vec![photo.clone()];
-        with_photo.extend(tiles);
-        grid(&with_photo, 7, 4)
+        None
     };
-    if let Some(path) = &args.output {
+    if let (Some(path), Some(picture)) = (&args.output, &picture) {
         picture
             .save(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
     if args.json {
-        let records: Vec<serde_json::Value> =
-            explanations.iter().map(|e| summary(&model, e)).collect();
+        let records: Vec<serde_json::Value> = explanations.iter().map(summary).collect();
         let value = if records.len() == 1 {
             records.into_iter().next().unwrap_or_default()
         } else {
@@ -156,8 +130,8 @@ pub fn run(args: &ExplainArgs, device: &Device) -> anyhow::Result<()> {
         };
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
     } else {
-        for e in &explanations {
-            let label = model.labels.get(e.target).cloned().unwrap_or_default();
+        for e in explanations {
+            let label = e.label.clone().unwrap_or_default();
             let layer = e
                 .layer
                 .as_deref()
@@ -170,63 +144,71 @@ pub fn run(args: &ExplainArgs, device: &Device) -> anyhow::Result<()> {
             writeln!(
                 out,
                 "{}: class {} ({label}), logit {:.3}{layer}{delta}",
-                e.method.name(),
-                e.target,
-                e.score
+                e.method, e.class, e.logit
             )?;
         }
-        if methods.len() > 1 {
+        if args.method == "all" {
             writeln!(
                 out,
                 "grid: the photo, then {} in that order",
-                names(&explanations)
+                names(explanations)
             )?;
         }
-        if args.output.is_none() && args.npy.is_none() {
-            show_inline(&picture)?;
+        if let (true, Some(picture)) = (show_inline, &picture) {
+            draw_inline(picture)?;
         }
     }
     Ok(())
 }
 
-fn names(explanations: &[Explanation]) -> String {
+fn names(explanations: &[ExplanationData]) -> String {
     explanations
         .iter()
-        .map(|e| e.method.name())
+        .map(|e| e.method.as_str())
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// The overlay of one explanation on the photo.
-fn render(
-    e: &Explanation,
-    photo: &RgbImage,
-    cmap: Colormap,
-    alpha: f32,
-) -> anyhow::Result<RgbImage> {
-    let (w, h) = photo.dimensions();
-    let heat = if e.method.kind() == MethodKind::Cam && e.map.rank() == 2 {
-        cam_heat(&e.map, h as usize, w as usize)?
-    } else {
-        attribution_magnitude(&e.map)?
-    };
-    Ok(overlay(photo, &heat, cmap, alpha))
+/// Decodes a PNG from the daemon.
+fn decode(png: &Png) -> anyhow::Result<RgbImage> {
+    Ok(image::load_from_memory_with_format(&png.to_bytes()?, image::ImageFormat::Png)?.to_rgb8())
 }
 
-fn summary(model: &Model, e: &Explanation) -> serde_json::Value {
+/// One overlay, or the photo then every overlay in a grid.
+fn picture(photo: &Option<Png>, explanations: &[ExplanationData]) -> anyhow::Result<RgbImage> {
+    let tiles = explanations
+        .iter()
+        .filter_map(|e| e.overlay.as_ref())
+        .map(decode)
+        .collect::<anyhow::Result<Vec<RgbImage>>>()?;
+    if tiles.len() == 1 {
+        return Ok(tiles
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| RgbImage::new(1, 1)));
+    }
+    let photo = photo
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no method applied"))?;
+    let mut with_photo = vec![decode(photo)?];
+    with_photo.extend(tiles);
+    Ok(grid(&with_photo, 7, 4))
+}
+
+fn summary(e: &ExplanationData) -> serde_json::Value {
     serde_json::json!({
-        "method": e.method.name(),
-        "class": e.target,
-        "label": model.labels.get(e.target),
-        "logit": e.score,
+        "method": e.method,
+        "class": e.class,
+        "label": e.label,
+        "logit": e.logit,
         "layer": e.layer,
-        "shape": e.map.dims(),
+        "shape": e.shape,
         "convergenceDelta": e.convergence_delta,
     })
 }
 
 /// Prints `picture` in the terminal (kitty, iTerm2, sixel or half-blocks, as viuer finds).
-fn show_inline(picture: &RgbImage) -> anyhow::Result<()> {
+fn draw_inline(picture: &RgbImage) -> anyhow::Result<()> {
     let config = viuer::Config {
         absolute_offset: false,
         width: Some(48),

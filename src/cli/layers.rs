@@ -2,8 +2,10 @@
 
 use std::io::Write;
 
-use candle_core::Device;
+use convlens_models::graph::LayerInfo;
+use convlens_shared::methods::model::{LayersParams, ModelLayers};
 
+use super::client::{Engine, EngineChoice};
 use super::ModelArgs;
 
 /// Arguments of `convlens layers`.
@@ -20,16 +22,36 @@ pub struct LayersArgs {
 }
 
 /// Prints the layer tree.
-pub fn run(args: &LayersArgs, device: &Device) -> anyhow::Result<()> {
-    let model = args.model.load(device)?;
+pub fn run(args: &LayersArgs, choice: &EngineChoice) -> anyhow::Result<()> {
+    let engine = Engine::open(choice)?;
+    let model_id = engine.load_model(&args.model)?;
+    let tree = engine.request::<ModelLayers>(
+        &LayersParams {
+            model_id,
+            input_size: args.input_size,
+        },
+        false,
+    )?;
+    let layers: Vec<LayerInfo> = tree
+        .layers
+        .into_iter()
+        .map(|l| LayerInfo {
+            path: l.path,
+            class_name: l.class_name,
+            depth: l.depth,
+            output_shape: l.output_shape,
+            params: l.params,
+            is_leaf: l.is_leaf,
+            node: l.node,
+        })
+        .collect();
     let mut out = std::io::stdout().lock();
-    let tree = model.layer_tree(args.input_size)?;
     if args.json {
         let value = serde_json::json!({
-            "arch": model.arch,
+            "arch": tree.arch,
             "inputSize": args.input_size,
-            "totalParams": tree.total_params(),
-            "layers": tree.layers,
+            "totalParams": tree.total_params,
+            "layers": layers,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
@@ -37,13 +59,9 @@ pub fn run(args: &LayersArgs, device: &Device) -> anyhow::Result<()> {
     writeln!(
         out,
         "{} ({}), input 1x{}x{}x{}",
-        model.arch,
-        model.source,
-        model.preprocess.normalization.channels,
-        args.input_size,
-        args.input_size
+        tree.arch, args.model.model, tree.channels, args.input_size, args.input_size
     )?;
-    for layer in &tree.layers {
+    for layer in &layers {
         let indent = "  ".repeat(layer.depth);
         let shape = format!("{:?}", layer.output_shape);
         let label = format!("{indent}{} ({})", layer.path, layer.class_name);
@@ -53,11 +71,7 @@ pub fn run(args: &LayersArgs, device: &Device) -> anyhow::Result<()> {
             group_digits(layer.params)
         )?;
     }
-    writeln!(
-        out,
-        "total parameters: {}",
-        group_digits(tree.total_params())
-    )?;
+    writeln!(out, "total parameters: {}", group_digits(tree.total_params))?;
     Ok(())
 }
 

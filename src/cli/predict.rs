@@ -1,12 +1,12 @@
 //! `convlens predict`: the top-K classes for each image.
 
+use std::io::Write;
 use std::path::PathBuf;
 
-use std::io::Write;
-
 use candle_core::{Device, Tensor};
-use convlens_models::input::load_input;
+use convlens_shared::methods::predict::{ImagePredict, PredictParams};
 
+use super::client::{Engine, EngineChoice};
 use super::ModelArgs;
 
 /// Arguments of `convlens predict`.
@@ -29,44 +29,35 @@ pub struct PredictArgs {
 }
 
 /// Prints the predictions.
-pub fn run(args: &PredictArgs, device: &Device) -> anyhow::Result<()> {
-    let model = args.model.load(device)?;
-    let mut out = std::io::stdout().lock();
-    let inputs = args
-        .images
-        .iter()
-        .map(|p| load_input(p, &model.preprocess, device))
-        .collect::<Result<Vec<Tensor>, _>>()?;
-    let same_shape = inputs.windows(2).all(|w| w[0].dims() == w[1].dims());
-    let logits = if same_shape {
-        model.logits(&Tensor::cat(&inputs, 0)?)?
-    } else {
-        let rows = inputs
-            .iter()
-            .map(|x| model.logits(x))
-            .collect::<Result<Vec<_>, _>>()?;
-        Tensor::cat(&rows, 0)?
+pub fn run(args: &PredictArgs, choice: &EngineChoice) -> anyhow::Result<()> {
+    let engine = Engine::open(choice)?;
+    let model_id = engine.load_model(&args.model)?;
+    let params = PredictParams {
+        model_id,
+        images: args.images.iter().map(|p| engine.path_arg(p)).collect(),
+        top: args.top,
+        logits: args.npy.is_some(),
     };
-    if let Some(path) = &args.npy {
-        logits
-            .to_device(&Device::Cpu)?
+    let result = engine.request::<ImagePredict>(&params, false)?;
+    let mut out = std::io::stdout().lock();
+    if let (Some(path), Some(logits)) = (&args.npy, &result.logits) {
+        Tensor::from_vec(logits.to_f32()?, logits.shape.clone(), &Device::Cpu)?
             .write_npy(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
-    let top = model.top_k(&logits, args.top)?;
     if args.json {
         let records: Vec<serde_json::Value> = args
             .images
             .iter()
-            .zip(&top)
-            .map(|(p, t)| serde_json::json!({"image": p.display().to_string(), "top": t}))
+            .zip(&result.predictions)
+            .map(|(p, t)| serde_json::json!({"image": p.display().to_string(), "top": t.top}))
             .collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&records)?)?;
         return Ok(());
     }
-    for (path, classes) in args.images.iter().zip(&top) {
+    for (path, prediction) in args.images.iter().zip(&result.predictions) {
         writeln!(out, "{}", path.display())?;
-        for c in classes {
+        for c in &prediction.top {
             writeln!(
                 out,
                 "  {:>6.2}%  {:>4}  {}",

@@ -80,4 +80,7 @@ pub struct StatusResult {
     pub watches: Vec<WatchInfo>,
     /// The queue.
     pub queue: Queue,
+    /// Forward passes run since start (repeated requests on one image share one).
+    #[serde(default)]
+    pub forward_passes: u64,
 }

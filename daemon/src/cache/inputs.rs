@@ -1,0 +1,51 @@
+//! Preprocessed inputs: an image decoded, resized, cropped and normalized once per model
+//! version, kept on the device.
+
+use std::sync::Mutex;
+
+use candle_core::Tensor;
+use convlens_models::input::load_input;
+use convlens_models::Model;
+
+use super::{tensor_bytes, ByteLru, VersionKey};
+use crate::files::ImageKey;
+
+/// Inputs by (model version, image).
+pub struct InputCache {
+    entries: Mutex<ByteLru<(VersionKey, ImageKey), Tensor>>,
+}
+
+impl InputCache {
+    /// A cache of at most `capacity` bytes.
+    pub fn new(capacity: u64) -> Self {
+        InputCache {
+            entries: Mutex::new(ByteLru::new(capacity)),
+        }
+    }
+
+    /// The input tensor [1, C, H, W] of `image` for `model`, loaded when not cached.
+    pub fn get_or_load(
+        &self,
+        version: &VersionKey,
+        model: &Model,
+        image: &ImageKey,
+    ) -> convlens_models::Result<Tensor> {
+        let key = (version.clone(), image.clone());
+        if let Some(t) = crate::service::lock(&self.entries).get(&key) {
+            return Ok(t);
+        }
+        let t = load_input(&image.path, &model.preprocess, &model.device)?;
+        crate::service::lock(&self.entries).insert(key, t.clone(), tensor_bytes(&t));
+        Ok(t)
+    }
+
+    /// Drops the entries of `model` that `keep` refuses.
+    pub fn retain(&self, keep: impl Fn(&VersionKey) -> bool) {
+        crate::service::lock(&self.entries).retain(|(v, _)| keep(v));
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        crate::service::lock(&self.entries).bytes()
+    }
+}

@@ -1,0 +1,53 @@
+//! How a daemon is set up (`convlens daemon` flags).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The daemon's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The socket (default: [`convlens_shared::paths::default_socket`]).
+    pub socket: PathBuf,
+    /// Where models run: `cpu`, `cuda`, `cuda:N`.
+    pub device: String,
+    /// Folders and checkpoints watched from the start, for every client.
+    pub watch: Vec<PathBuf>,
+    /// The most bytes resident models may take; the least recently used model not in use is
+    /// evicted past it.
+    pub memory_budget: Option<u64>,
+    /// Bytes of cached activations and inputs.
+    pub activation_cache_bytes: u64,
+    /// Bytes of cached results.
+    pub result_cache_bytes: u64,
+    /// The largest frame read.
+    pub max_frame: usize,
+    /// Worker threads for engine work (at least 2: one only takes interactive jobs).
+    pub workers: usize,
+    /// Jobs that may wait in the queue before requests are refused as busy.
+    pub queue_capacity: usize,
+    /// Exit after this long with no client, no job and no client watch.
+    pub idle_exit: Option<Duration>,
+    /// Also log to stderr.
+    pub foreground: bool,
+    /// How long a changed checkpoint's size and mtime must stay the same before it is read.
+    pub settle: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            socket: convlens_shared::paths::default_socket(),
+            device: "cpu".into(),
+            watch: Vec::new(),
+            memory_budget: None,
+            activation_cache_bytes: 512 << 20,
+            result_cache_bytes: 256 << 20,
+            max_frame: convlens_shared::framing::DEFAULT_MAX_FRAME,
+            workers: 2,
+            queue_capacity: 1024,
+            idle_exit: None,
+            foreground: false,
+            settle: Duration::from_millis(500),
+        }
+    }
+}

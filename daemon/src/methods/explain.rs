@@ -1,0 +1,126 @@
+//! `image/explain`: one attribution or CAM method (or all of them) on one image, with the raw
+//! maps and the overlays. Results are cached by their full parameters.
+
+use std::path::Path;
+
+use candle_core::{DType, Device};
+use convlens_models::explain::{explain_with_progress, Baseline, ExplainOptions, Method};
+use convlens_models::render::{input_photo, Colormap};
+use convlens_shared::array::Array;
+use convlens_shared::methods::explain::{
+    ExplainParams, ExplainResult, ExplanationData, ImageExplain, Skipped,
+};
+
+use super::{cached, interactive, Router};
+use crate::files::ImageKey;
+use crate::render::{overlay_of, png};
+use crate::{Call, MethodError};
+
+/// Adds `image/explain`.
+pub fn register(r: &mut Router) {
+    r.job::<ImageExplain>(interactive, explain);
+}
+
+/// Explains the prediction on one image.
+pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodError> {
+    let loaded = call.service.models.acquire(&p.model_id)?;
+    let version = loaded.key();
+    let image = ImageKey::of(Path::new(&p.image));
+    let key = {
+        let mut q = p.clone();
+        q.work_done_token = None;
+        format!(
+            "image/explain {} {:?}",
+            serde_json::to_string(&q).unwrap_or_default(),
+            image.stamp
+        )
+    };
+    cached(call, &version, key, || {
+        let model = &loaded.model;
+        let input = call.service.inputs.get_or_load(&version, model, &image)?;
+        let cmap = Colormap::from_name(&p.cmap)?;
+        let methods = if p.method == "all" {
+            Method::all()
+        } else {
+            vec![Method::from_name(&p.method)?]
+        };
+        let base = ExplainOptions {
+            method: methods[0],
+            target: p.target,
+            layer: p.layer.clone(),
+            samples: p.samples,
+            noise: p.noise,
+            seed: p.seed,
+            steps: p.steps,
+            baseline: Baseline::from_name(&p.baseline)?,
+            window: p.window,
+            stride: p.stride,
+            batch_size: p.batch,
+        };
+        let photo = if p.render {
+            Some(input_photo(
+                &input,
+                model.normalization().mean,
+                model.normalization().std,
+            )?)
+        } else {
+            None
+        };
+        let mut result = ExplainResult {
+            version: loaded.version,
+            photo: None,
+            explanations: Vec::new(),
+            skipped: Vec::new(),
+        };
+        for &method in &methods {
+            let options = ExplainOptions {
+                method,
+                ..base.clone()
+            };
+            let e = match explain_with_progress(model, &input, &options, call.progress) {
+                Ok(e) => e,
+                Err(convlens_models::Error::Cancelled) => return Err(MethodError::cancelled()),
+                // `all` skips what does not apply to this model (plain CAM without a GAP head).
+                Err(e) if methods.len() > 1 => {
+                    result.skipped.push(Skipped {
+                        method: method.name().into(),
+                        error: e.to_string(),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let map = if p.map {
+                let host = e.map.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
+                Some(Array::from_f32(
+                    host.dims(),
+                    &host.flatten_all()?.to_vec1::<f32>()?,
+                ))
+            } else {
+                None
+            };
+            let overlay = match &photo {
+                Some(photo) => Some(
+                    png(&overlay_of(&e, photo, cmap, p.alpha)?)
+                        .map_err(|err| MethodError::internal(err.to_string()))?,
+                ),
+                None => None,
+            };
+            result.explanations.push(ExplanationData {
+                method: e.method.name().into(),
+                class: e.target,
+                label: model.labels.get(e.target).cloned(),
+                logit: e.score,
+                layer: e.layer.clone(),
+                shape: e.map.dims().to_vec(),
+                convergence_delta: e.convergence_delta,
+                map,
+                overlay,
+            });
+        }
+        if let Some(photo) = &photo {
+            result.photo = Some(png(photo).map_err(|err| MethodError::internal(err.to_string()))?);
+        }
+        Ok(result)
+    })
+}

@@ -1,0 +1,49 @@
+//! `status`: models, memory, watches, queue and clients.
+
+use convlens_shared::methods::status::{Memory, Queue, Status, StatusResult};
+use convlens_shared::methods::NoParams;
+
+use super::Router;
+use crate::{Call, MethodError};
+
+/// Adds `status`.
+pub fn register(r: &mut Router) {
+    r.inline::<Status>(status);
+}
+
+/// What the daemon holds now.
+pub fn status(call: &Call, _: NoParams) -> Result<StatusResult, MethodError> {
+    let s = call.service;
+    Ok(StatusResult {
+        pid: std::process::id(),
+        uptime_secs: s.started.elapsed().as_secs(),
+        device: s.device_name.clone(),
+        socket: s.config.socket.display().to_string(),
+        clients: s.clients.count(),
+        models: s.models.list(),
+        memory: Memory {
+            budget: s.config.memory_budget,
+            models: s.models.resident_bytes(),
+            activation_cache: s.activations.bytes() + s.inputs.bytes(),
+            result_cache: s.results.bytes(),
+            rss: resident_set_bytes(),
+        },
+        watches: s.watches.list(),
+        queue: s.jobs.get().map(|q| q.stats()).unwrap_or(Queue {
+            interactive: 0,
+            sweeps: 0,
+            running: 0,
+            workers: 0,
+            completed: 0,
+        }),
+        forward_passes: s.activations.forwards(),
+    })
+}
+
+/// The process's resident set from /proc/self/status (Linux), in bytes.
+pub fn resident_set_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

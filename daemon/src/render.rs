@@ -1,0 +1,33 @@
+//! Explanations as pictures: the overlay of a map on the preprocessed photo, and PNG encoding
+//! for the wire.
+
+use convlens_models::explain::{Explanation, MethodKind};
+use convlens_models::render::{attribution_magnitude, cam_heat, overlay, Colormap};
+use convlens_shared::array::Png;
+use image::RgbImage;
+
+/// The overlay of `e` on `photo`: a CAM upsampled to the photo, an attribution's magnitude.
+pub fn overlay_of(
+    e: &Explanation,
+    photo: &RgbImage,
+    cmap: Colormap,
+    alpha: f32,
+) -> convlens_models::Result<RgbImage> {
+    let (w, h) = photo.dimensions();
+    let heat = if e.method.kind() == MethodKind::Cam && e.map.rank() == 2 {
+        cam_heat(&e.map, h as usize, w as usize)?
+    } else {
+        attribution_magnitude(&e.map)?
+    };
+    Ok(overlay(photo, &heat, cmap, alpha))
+}
+
+/// `picture` as a PNG for the wire.
+pub fn png(picture: &RgbImage) -> Result<Png, image::ImageError> {
+    let mut bytes = Vec::new();
+    picture.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )?;
+    Ok(Png::from_bytes(picture.width(), picture.height(), &bytes))
+}

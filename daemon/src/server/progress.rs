@@ -1,0 +1,94 @@
+//! A job's [`Progress`]: it answers the engine's steps with cancellation (`$/cancelRequest`) and
+//! sends `$/progress` to the client that passed a `workDoneToken`, at most every 50 ms.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use convlens_models::progress::{CancelFlag, Progress};
+use convlens_models::{Error, Result};
+use convlens_shared::methods::progress::{
+    Progress as ProgressMethod, ProgressParams, ProgressToken, WorkDoneProgress,
+};
+
+use crate::clients::Subscriber;
+use crate::service::lock;
+use crate::Service;
+
+/// The shortest time between two reports.
+const REPORT_EVERY: Duration = Duration::from_millis(50);
+
+/// Progress and cancellation of one request.
+pub struct JobProgress {
+    /// Set by `$/cancelRequest`.
+    pub cancel: Arc<CancelFlag>,
+    service: Arc<Service>,
+    client: u64,
+    token: Option<ProgressToken>,
+    last: Mutex<Option<Instant>>,
+}
+
+impl JobProgress {
+    /// Progress of a request of `client` that passed `token`.
+    pub fn new(
+        service: Arc<Service>,
+        client: u64,
+        token: Option<ProgressToken>,
+        cancel: Arc<CancelFlag>,
+    ) -> Self {
+        JobProgress {
+            cancel,
+            service,
+            client,
+            token,
+            last: Mutex::new(None),
+        }
+    }
+
+    fn send(&self, value: WorkDoneProgress) {
+        if let Some(token) = &self.token {
+            self.service.clients.notify::<ProgressMethod>(
+                Subscriber::Client(self.client),
+                &ProgressParams {
+                    token: token.clone(),
+                    value,
+                },
+            );
+        }
+    }
+
+    /// `begin`.
+    pub fn begin(&self, title: &str) {
+        self.send(WorkDoneProgress::Begin {
+            title: title.into(),
+            cancellable: true,
+            message: None,
+            percentage: Some(0),
+        });
+    }
+
+    /// `end`.
+    pub fn end(&self, message: Option<String>) {
+        self.send(WorkDoneProgress::End { message });
+    }
+}
+
+impl Progress for JobProgress {
+    fn step(&self, done: usize, total: usize, message: &str) -> Result<()> {
+        if self.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        if self.token.is_some() {
+            let mut last = lock(&self.last);
+            let due = last.is_none_or(|t| t.elapsed() >= REPORT_EVERY) || done >= total;
+            if due {
+                *last = Some(Instant::now());
+                drop(last);
+                self.send(WorkDoneProgress::Report {
+                    message: Some(format!("{message} {done}/{total}")),
+                    percentage: (total > 0).then(|| (done.min(total) * 100 / total) as u32),
+                });
+            }
+        }
+        Ok(())
+    }
+}

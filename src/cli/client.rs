@@ -1,0 +1,309 @@
+//! Where the one-shot subcommands compute: in a running daemon when there is one of this build
+//! on this device (warm models, shared caches), in one started in the background when there is
+//! none, or in-process with `--no-daemon` (the same handlers, called directly).
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use convlens_daemon::{Config, Service};
+use convlens_models::progress::FnProgress;
+use convlens_shared::methods::lifecycle::{Exit, Shutdown};
+use convlens_shared::methods::model::{LoadParams, ModelLoad};
+use convlens_shared::methods::progress::{ProgressParams, WorkDoneProgress};
+use convlens_shared::methods::status::Status;
+use convlens_shared::methods::{NoParams, RequestMethod};
+use convlens_shared::{Client, ClientError, RequestId};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::ModelArgs;
+
+/// How long an auto-started daemon lives with no client.
+const AUTO_IDLE_EXIT_SECS: u64 = 900;
+/// How long to wait for an auto-started daemon's socket.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The global flags that choose where to compute.
+#[derive(Clone, Debug)]
+pub struct EngineChoice {
+    /// `--device`.
+    pub device: String,
+    /// `--no-daemon`.
+    pub no_daemon: bool,
+    /// `--socket` (default: the standard socket).
+    pub socket: PathBuf,
+}
+
+/// A daemon connection or an in-process service.
+pub enum Backend {
+    /// A running daemon.
+    Daemon(Box<Client>),
+    /// The handlers in this process.
+    Local(Arc<Service>),
+}
+
+/// A backend plus the paths it was given, so that its errors name them as the user typed them.
+pub struct Engine {
+    backend: Backend,
+    paths: RefCell<Vec<(String, String)>>,
+}
+
+impl Engine {
+    /// Connects as `choice` says: `--no-daemon`, a compatible running daemon, or one started
+    /// now; in-process when no daemon can be had.
+    pub fn open(choice: &EngineChoice) -> anyhow::Result<Engine> {
+        let backend = if choice.no_daemon {
+            None
+        } else {
+            daemon(choice)
+        };
+        let backend = match backend {
+            Some(client) => Backend::Daemon(Box::new(client)),
+            None => Backend::Local(local(choice)?),
+        };
+        Ok(Engine {
+            backend,
+            paths: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// Whether requests go to a daemon.
+    pub fn is_daemon(&self) -> bool {
+        matches!(self.backend, Backend::Daemon(_))
+    }
+
+    /// `path` as the backend needs it: absolute for a daemon (it has its own folder).
+    pub fn path_arg(&self, path: &Path) -> String {
+        let given = path.display().to_string();
+        if !self.is_daemon() || path.is_absolute() {
+            return given;
+        }
+        let absolute = std::env::current_dir()
+            .map(|d| d.join(path).display().to_string())
+            .unwrap_or_else(|_| given.clone());
+        self.paths.borrow_mut().push((absolute.clone(), given));
+        absolute
+    }
+
+    /// Loads the model of `args`; returns its id.
+    pub fn load_model(&self, args: &ModelArgs) -> anyhow::Result<String> {
+        let spec = if args.model == "demo" || args.model.starts_with("random:") {
+            args.model.clone()
+        } else {
+            self.path_arg(Path::new(&args.model))
+        };
+        let params = LoadParams {
+            path: spec,
+            arch: args.arch.clone(),
+            labels: args.labels.as_deref().map(|p| self.path_arg(p)),
+            watch: Some(self.is_daemon()),
+        };
+        Ok(self.request::<ModelLoad>(&params, false)?.model.model_id)
+    }
+
+    /// Sends `M` and waits for its result; with `progress`, long work draws a progress bar.
+    pub fn request<M: RequestMethod>(
+        &self,
+        params: &M::Params,
+        progress: bool,
+    ) -> anyhow::Result<M::Result> {
+        let bar = progress.then(progress_bar);
+        let result = match &self.backend {
+            Backend::Local(service) => match &bar {
+                Some(bar) => {
+                    let report = FnProgress(|done: usize, total: usize, _msg: &str| {
+                        bar.set_length(total as u64);
+                        bar.set_position(done as u64);
+                        Ok(())
+                    });
+                    service.call_typed::<M>(params, Some(&report))
+                }
+                None => service.call_typed::<M>(params, None),
+            }
+            .map_err(|e| anyhow::anyhow!(e.message)),
+            Backend::Daemon(client) => {
+                let mut value = serde_json::to_value(params)?;
+                if bar.is_some() {
+                    if let Some(o) = value.as_object_mut() {
+                        o.insert("workDoneToken".into(), "cli".into());
+                    }
+                }
+                let params: M::Params = serde_json::from_value(value)?;
+                let pending = client.start::<M>(&params).map_err(client_error)?;
+                match &bar {
+                    Some(bar) => follow_progress(client, bar, pending),
+                    None => pending.wait(),
+                }
+                .map_err(client_error)
+            }
+        };
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        result.map_err(|e| anyhow::anyhow!(self.as_typed(&e.to_string())))
+    }
+
+    /// `message` with the absolute paths this engine made put back as the user typed them.
+    fn as_typed(&self, message: &str) -> String {
+        let mut text = message.to_string();
+        for (absolute, given) in self.paths.borrow().iter() {
+            text = text.replace(absolute, given);
+        }
+        text
+    }
+}
+
+fn client_error(e: ClientError) -> anyhow::Error {
+    anyhow::anyhow!(e.to_string())
+}
+
+/// A bar on stderr (hidden when stderr is not a terminal).
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Draws the daemon's `$/progress` for our token until the request is answered.
+fn follow_progress<M: RequestMethod>(
+    client: &Client,
+    bar: &ProgressBar,
+    pending: convlens_shared::client::Pending<M>,
+) -> Result<M::Result, ClientError> {
+    let token = RequestId::String("cli".into());
+    loop {
+        if let Some(outcome) = pending.try_wait() {
+            return outcome;
+        }
+        let Some(n) = client.next_notification(Duration::from_millis(50)) else {
+            continue;
+        };
+        let Ok(p) = serde_json::from_value::<ProgressParams>(n.params) else {
+            continue;
+        };
+        if p.token != token {
+            continue;
+        }
+        match p.value {
+            WorkDoneProgress::Begin { title, .. } => bar.set_message(title),
+            WorkDoneProgress::Report { message, .. } => {
+                if let Some((done, total)) = message
+                    .as_deref()
+                    .and_then(|m| m.rsplit(' ').next())
+                    .and_then(|f| f.split_once('/'))
+                {
+                    bar.set_length(total.parse().unwrap_or(0));
+                    bar.set_position(done.parse().unwrap_or(0));
+                }
+            }
+            WorkDoneProgress::End { .. } => {}
+        }
+    }
+}
+
+/// An in-process service on the chosen device.
+fn local(choice: &EngineChoice) -> anyhow::Result<Arc<Service>> {
+    let config = Config {
+        device: choice.device.clone(),
+        ..Config::default()
+    };
+    Service::new(config).map_err(anyhow::Error::from)
+}
+
+/// How a running daemon fits this command.
+enum Fit {
+    /// This build on the wanted device.
+    Yes,
+    /// This build on another device: compute in-process.
+    OtherDevice,
+    /// Another build (or protocol): replace it if it serves nobody else.
+    OtherBuild,
+}
+
+/// A compatible daemon: the running one, or one started now. `None` when none can be had.
+fn daemon(choice: &EngineChoice) -> Option<Client> {
+    if let Ok(client) = Client::connect(&choice.socket) {
+        match fit(&client, choice) {
+            Fit::Yes => return Some(client),
+            Fit::OtherDevice => return None,
+            Fit::OtherBuild if !replace_stale(&client, choice) => return None,
+            Fit::OtherBuild => {}
+        }
+    }
+    // Open the device here first so that a bad `--device` fails at once, in-process.
+    convlens_models::device::parse_device(&choice.device).ok()?;
+    start(choice).ok()?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Ok(client) = Client::connect(&choice.socket) {
+            return matches!(fit(&client, choice), Fit::Yes).then_some(client);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    None
+}
+
+/// How the daemon behind `client` fits `choice`.
+fn fit(client: &Client, choice: &EngineChoice) -> Fit {
+    match client.server() {
+        Some(s)
+            if s.protocol_version == convlens_shared::PROTOCOL_VERSION
+                && s.build == convlens_shared::build_id::build_id() =>
+        {
+            if s.capabilities.device == convlens_daemon::device_name::canonical(&choice.device) {
+                Fit::Yes
+            } else {
+                Fit::OtherDevice
+            }
+        }
+        _ => Fit::OtherBuild,
+    }
+}
+
+/// Stops a daemon of another build or device that serves nobody else; says whether it went.
+fn replace_stale(client: &Client, choice: &EngineChoice) -> bool {
+    let alone = client
+        .request::<Status>(&NoParams {})
+        .is_ok_and(|s| s.clients <= 1 && s.queue.running == 0);
+    if !alone {
+        return false;
+    }
+    if client.request::<Shutdown>(&NoParams {}).is_err()
+        || client.notify::<Exit>(&NoParams {}).is_err()
+    {
+        return false;
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if !choice.socket.exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+/// Starts `convlens daemon` in the background, detached from this terminal.
+fn start(choice: &EngineChoice) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()?;
+    Command::new(exe)
+        .arg("--device")
+        .arg(&choice.device)
+        .arg("daemon")
+        .arg("--socket")
+        .arg(&choice.socket)
+        .arg("--idle-exit")
+        .arg(AUTO_IDLE_EXIT_SECS.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map(drop)
+}

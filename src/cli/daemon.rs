@@ -1,0 +1,88 @@
+//! `convlens daemon`: keep models loaded and serve clients on a Unix socket
+//! (docs/PROTOCOL.md), or `--stop` the running one.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use convlens_shared::methods::lifecycle::{Exit, Shutdown};
+use convlens_shared::methods::NoParams;
+use convlens_shared::Client;
+
+/// Arguments of `convlens daemon` (the socket and device are the global `--socket` and
+/// `--device`).
+#[derive(clap::Args, Debug)]
+pub struct DaemonArgs {
+    /// Watch a folder of images or a checkpoint file from the start, for every client.
+    #[arg(long)]
+    watch: Vec<PathBuf>,
+    /// Bytes resident models may take (suffixes K, M, G); the least recently used model not in
+    /// use is evicted past it.
+    #[arg(long, value_parser = parse_bytes)]
+    memory_budget: Option<u64>,
+    /// Also log to stderr.
+    #[arg(long)]
+    foreground: bool,
+    /// Exit after this many seconds with no client, no job and no client watch.
+    #[arg(long)]
+    idle_exit: Option<u64>,
+    /// Worker threads for engine work (at least 2).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// The largest frame accepted, in bytes (suffixes K, M, G).
+    #[arg(long, value_parser = parse_bytes)]
+    max_frame: Option<u64>,
+    /// Ask the running daemon to shut down, and exit.
+    #[arg(long)]
+    stop: bool,
+}
+
+/// Runs the daemon in this process (or stops the running one).
+pub fn run(args: &DaemonArgs, device: &str, socket: PathBuf) -> anyhow::Result<()> {
+    if args.stop {
+        return stop(&socket);
+    }
+    let defaults = convlens_daemon::Config::default();
+    let config = convlens_daemon::Config {
+        socket,
+        device: device.to_string(),
+        watch: args
+            .watch
+            .iter()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+            .collect(),
+        memory_budget: args.memory_budget,
+        max_frame: args.max_frame.map_or(defaults.max_frame, |b| b as usize),
+        workers: args.workers,
+        idle_exit: args.idle_exit.map(Duration::from_secs),
+        foreground: args.foreground,
+        ..defaults
+    };
+    convlens_daemon::run(config)
+}
+
+/// Sends `shutdown` and `exit` to the daemon on `socket`.
+fn stop(socket: &std::path::Path) -> anyhow::Result<()> {
+    let client = Client::connect(socket)
+        .map_err(|e| anyhow::anyhow!("no daemon on {}: {e}", socket.display()))?;
+    client.request::<Shutdown>(&NoParams {})?;
+    client.notify::<Exit>(&NoParams {})?;
+    println!("stopped the daemon on {}", socket.display());
+    Ok(())
+}
+
+/// `4096`, `512K`, `64M`, `2G` → bytes.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, scale) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("`{text}` is not a size in bytes (like 4096, 512M or 2G)"))
+}
