@@ -1,6 +1,8 @@
 //! Command-line parsing and dispatch to the subcommands.
 
 mod activations;
+mod client;
+mod daemon;
 mod deconv;
 mod embed;
 mod explain;
@@ -8,6 +10,7 @@ mod filters;
 mod layers;
 mod neighbors;
 mod predict;
+mod status;
 mod top;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +23,12 @@ pub struct Cli {
     /// Where to compute: cpu, cuda or cuda:N.
     #[arg(long, global = true, default_value = "cpu")]
     device: String,
+    /// Compute in this process instead of through the daemon.
+    #[arg(long, global = true)]
+    no_daemon: bool,
+    /// The daemon's socket (default: $XDG_RUNTIME_DIR/convlens/daemon.sock).
+    #[arg(long, global = true)]
+    socket: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,6 +66,10 @@ enum Command {
     Top(top::TopArgs),
     /// The images under a folder closest to an image in code space.
     Neighbors(neighbors::NeighborsArgs),
+    /// Keep models loaded and serve clients on a Unix socket (docs/PROTOCOL.md).
+    Daemon(daemon::DaemonArgs),
+    /// The running daemon's models, memory, watches and queue.
+    Status(status::StatusArgs),
 }
 
 impl ModelArgs {
@@ -72,11 +85,30 @@ impl ModelArgs {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let choice = client::EngineChoice {
+        device: cli.device.clone(),
+        no_daemon: cli.no_daemon,
+        socket: cli
+            .socket
+            .clone()
+            .unwrap_or_else(convlens_shared::paths::default_socket),
+    };
+    // These go through the daemon, which opens the device itself.
+    match &cli.command {
+        Command::Layers(args) => return layers::run(args, &choice),
+        Command::Predict(args) => return predict::run(args, &choice),
+        Command::Explain(args) => return explain::run(args, &choice),
+        Command::Daemon(args) => return daemon::run(args, &cli.device, choice.socket),
+        Command::Status(args) => return status::run(args, &choice.socket),
+        _ => {}
+    }
     let device = device::parse_device(&cli.device)?;
     match cli.command {
-        Command::Layers(args) => layers::run(&args, &device),
-        Command::Predict(args) => predict::run(&args, &device),
-        Command::Explain(args) => explain::run(&args, &device),
+        Command::Layers(_)
+        | Command::Predict(_)
+        | Command::Explain(_)
+        | Command::Daemon(_)
+        | Command::Status(_) => Ok(()),
         Command::Filters(args) => filters::run(&args, &device),
         Command::Activations(args) => activations::run(&args, &device),
         Command::Deconv(args) => deconv::run(&args, &device),
