@@ -15,6 +15,7 @@ pub mod progress;
 pub mod render;
 pub mod represent;
 pub mod resample;
+pub mod train;
 pub mod units;
 pub mod weights;
 

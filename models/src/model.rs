@@ -96,7 +96,10 @@ impl Model {
                     .unwrap_or(1000);
                 (a, classes)
             }
-            (Some(name), None) => (arch::find(name)?, 1000),
+            (Some(name), None) => {
+                let a = arch::find(name)?;
+                (a, a.default_classes())
+            }
             (None, Some(dict)) => arch::infer_architecture(dict)?,
             (None, None) => {
                 return Err(Error::InvalidArgument(
@@ -119,13 +122,13 @@ impl Model {
             })?;
         let labels = match &options.labels {
             Some(path) => labels::from_file(path)?,
-            None => labels::default_for(classes),
+            None => architecture.default_labels(classes),
         };
         Ok(Model {
             arch: architecture.name.to_string(),
             source,
             graph,
-            preprocess: Preprocess::standard(architecture.normalization),
+            preprocess: architecture.preprocess(),
             labels,
             device: device.clone(),
         })

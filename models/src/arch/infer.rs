@@ -22,8 +22,28 @@ fn count_children(dict: &BTreeMap<String, Tensor>, prefix: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// small-vgg or small-resnet: a one-channel 3×3 first conv and a GAP + `fc` head.
+fn guess_fashion_mnist(dict: &BTreeMap<String, Tensor>) -> Option<&'static str> {
+    if !dict.contains_key("fc.weight") {
+        return None;
+    }
+    if let Some([_, 1, 3, 3]) = dims(dict, "features.0.weight") {
+        return Some(super::small_vgg::NAME);
+    }
+    if let Some([_, 1, 3, 3]) = dims(dict, "conv1.weight") {
+        if dict.contains_key("layer3.0.conv1.weight") && !dict.contains_key("layer4.0.conv1.weight")
+        {
+            return Some(super::small_resnet::NAME);
+        }
+    }
+    None
+}
+
 fn guess(dict: &BTreeMap<String, Tensor>) -> Option<&'static str> {
     let has = |k: &str| dict.contains_key(k);
+    if let Some(name) = guess_fashion_mnist(dict) {
+        return Some(name);
+    }
     if has("layer1.0.conv1.weight") {
         let blocks: Vec<usize> = (1..=4)
             .map(|i| count_children(dict, &format!("layer{i}.")))

@@ -5,11 +5,14 @@ mod alexnet;
 mod densenet;
 mod efficientnet;
 mod efficientnet_lite;
+pub mod fashion_mnist;
 mod googlenet;
 mod infer;
 mod mobilenet_v2;
 mod mobilenet_v3;
 mod resnet;
+pub mod small_resnet;
+pub mod small_vgg;
 mod squeezenet;
 mod vgg;
 
@@ -18,7 +21,7 @@ use candle_core::Device;
 pub use infer::infer_architecture;
 
 use crate::graph::{Graph, GraphBuilder, NodeId, WeightSource};
-use crate::input::Normalization;
+use crate::input::{Normalization, Preprocess};
 use crate::{Error, Result};
 
 /// A buildable architecture.
@@ -59,6 +62,8 @@ pub fn all() -> Vec<&'static Architecture> {
     list.extend(googlenet::ARCHITECTURES.iter());
     list.extend(efficientnet::ARCHITECTURES.iter());
     list.extend(efficientnet_lite::ARCHITECTURES.iter());
+    list.extend(small_vgg::ARCHITECTURES.iter());
+    list.extend(small_resnet::ARCHITECTURES.iter());
     list
 }
 
@@ -86,5 +91,39 @@ impl Architecture {
         let mut builder = GraphBuilder::new(source, device);
         (self.build)(&mut builder, config)?;
         builder.finish(self.name)
+    }
+
+    /// Whether it is one of the 28×28 grayscale Fashion-MNIST architectures.
+    fn is_fashion_mnist(&self) -> bool {
+        self.name == small_vgg::NAME || self.name == small_resnet::NAME
+    }
+
+    /// How its images are preprocessed: torchvision's evaluation transform with its
+    /// normalization, or 28×28 grayscale for the Fashion-MNIST architectures.
+    pub fn preprocess(&self) -> Preprocess {
+        if self.is_fashion_mnist() {
+            fashion_mnist::preprocess()
+        } else {
+            Preprocess::standard(self.normalization)
+        }
+    }
+
+    /// The class count of a model built without weights (`random:ARCH`): 10 for the
+    /// Fashion-MNIST architectures, ImageNet's 1000 otherwise.
+    pub fn default_classes(&self) -> usize {
+        if self.is_fashion_mnist() {
+            fashion_mnist::CLASS_NAMES.len()
+        } else {
+            ArchConfig::default().num_classes
+        }
+    }
+
+    /// The class names of a model with `classes` outputs when no label file is given.
+    pub fn default_labels(&self, classes: usize) -> Vec<String> {
+        if self.is_fashion_mnist() {
+            fashion_mnist::labels(classes)
+        } else {
+            crate::labels::default_for(classes)
+        }
     }
 }
