@@ -14,7 +14,6 @@ use convlens_models::represent::codes::{resolve_layer, summarize_files};
 use convlens_models::represent::map_render::{render_scatter, snap_to_grid};
 use convlens_models::represent::neighbors::{knn_euclidean, nearest_by_cosine};
 use convlens_models::represent::pca::pca;
-use convlens_models::represent::receptive_field::{receptive_field, ReceptiveField};
 use convlens_models::represent::top_units::top_images;
 use convlens_models::represent::tsne::{tsne, TsneOptions};
 use convlens_models::represent::unit_stats::unit_stats;
@@ -552,33 +551,6 @@ fn neighbours_are_the_most_cosine_similar_codes() {
         assert!((f64::from(got.similarity) - want.1).abs() < 1e-5);
         assert_eq!(got.index, want.0);
     }
-}
-
-#[test]
-fn receptive_fields_of_resnet18() {
-    let m = model();
-    let field = |layer: &str| receptive_field(&m, m.graph.node_id(layer).unwrap()).unwrap();
-    // The textbook sizes: 211 pixels at layer3, 435 at layer4, 16 and 32 pixels apart.
-    match field("layer3") {
-        ReceptiveField::Local { y, x } => {
-            assert_eq!((y.size(), y.jump, y.start), (211, 16, -105));
-            assert_eq!(x, y);
-        }
-        other => panic!("{other:?}"),
-    }
-    match field("layer4") {
-        ReceptiveField::Local { y, .. } => assert_eq!((y.size(), y.jump), (435, 32)),
-        other => panic!("{other:?}"),
-    }
-    match field("conv1") {
-        ReceptiveField::Local { y, .. } => assert_eq!((y.size(), y.jump, y.start), (7, 2, -3)),
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(field("fc"), ReceptiveField::Global);
-    // At 64 pixels: layer2 units are 8 pixels apart and see 99 pixels, clipped to the image.
-    let l2 = field("layer2");
-    assert_eq!(l2.rect(0, 0, 64, 64), (0, 0, 49, 49));
-    assert_eq!(l2.rect(7, 7, 64, 64), (7, 7, 63, 63));
 }
 
 #[test]

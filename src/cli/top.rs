@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use convlens_models::represent::codes::resolve_layer;
-use convlens_models::represent::receptive_field::receptive_field;
 use convlens_models::represent::top_units::top_images;
 use convlens_models::represent::unit_grid::render_top_grid;
 use convlens_models::represent::unit_stats::unit_stats;
@@ -54,9 +53,7 @@ pub fn run(args: &TopArgs, device: &Device) -> anyhow::Result<()> {
     let top = top_images(&summary, args.k, units)?;
     let stats = unit_stats(&summary);
     if let Some(path) = &args.output {
-        let field = receptive_field(&model, layer_id)?;
-        let img =
-            with_progress(|p| render_top_grid(&top, &model.preprocess, &field, args.tile, p))?;
+        let img = with_progress(|p| render_top_grid(&model, layer_id, &top, args.tile, p))?;
         img.save(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }

@@ -12,7 +12,6 @@ pub mod folder;
 pub mod map_render;
 pub mod neighbors;
 pub mod pca;
-pub mod receptive_field;
 pub mod top_units;
 pub mod tsne;
 pub mod unit_grid;
