@@ -254,7 +254,10 @@ impl Client {
     }
 
     fn send(&self, message: &Message) -> Result<(), ClientError> {
-        write_frame(&mut *lock(&self.writer), &message.to_bytes()).map_err(ClientError::Io)
+        write_frame(&mut *lock(&self.writer), &message.to_bytes()).map_err(|e| match e.kind() {
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => ClientError::Disconnected,
+            _ => ClientError::Io(e),
+        })
     }
 
     /// The next notification, waiting at most `timeout`.

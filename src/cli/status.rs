@@ -19,7 +19,14 @@ pub fn run(args: &StatusArgs, socket: &std::path::Path) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let client = match Client::connect(socket) {
         Ok(c) => c,
-        Err(convlens_shared::ClientError::Io(_)) => {
+        Err(convlens_shared::ClientError::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::PermissionDenied
+            ) =>
+        {
             writeln!(out, "no daemon is running on {}", socket.display())?;
             return Ok(());
         }
