@@ -4,7 +4,8 @@
 //! pytorch-grad-cam on the same; docs/PERFORMANCE.md gives both and their ratio.
 //!
 //! `CONVLENS_BENCH_METHODS=gradcam,saliency` limits the methods (Score-CAM and occlusion take
-//! seconds per run on a CPU).
+//! seconds per run on a CPU). Under `cargo test --all-targets` (no `--bench` argument) each
+//! method runs once on a 64×64 input, to check that the bench works without costing CI minutes.
 
 use candle_core::{Device, Tensor};
 use convlens_models::device::device_from_env;
@@ -30,6 +31,15 @@ fn methods() -> Vec<&'static str> {
     }
 }
 
+/// The input side: 224 when benchmarking, 64 when cargo runs the bench as a test.
+fn input_size() -> usize {
+    if std::env::args().any(|a| a == "--bench") {
+        224
+    } else {
+        64
+    }
+}
+
 fn sync(device: &Device) {
     device.synchronize().expect("device synchronizes");
 }
@@ -41,7 +51,7 @@ fn explain_bench(c: &mut Criterion) {
     for spec in ["random:resnet18", "demo"] {
         let model = Model::load(spec, &LoadOptions::default(), &device).expect("model loads");
         let name = spec.trim_start_matches("random:");
-        let x = Tensor::randn(0f32, 1f32, (1, 3, 224, 224), &device).expect("input");
+        let x = Tensor::randn(0f32, 1f32, (1, 3, input_size(), input_size()), &device).expect("input");
         for method in methods() {
             let options = ExplainOptions {
                 method: Method::from_name(method).expect("method"),
