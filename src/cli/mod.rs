@@ -12,6 +12,7 @@ mod neighbors;
 mod predict;
 mod status;
 mod top;
+mod train_demo;
 
 use clap::{Parser, Subcommand};
 use convlens_models::{device, LoadOptions, Model};
@@ -66,6 +67,8 @@ enum Command {
     Top(top::TopArgs),
     /// The images under a folder closest to an image in code space.
     Neighbors(neighbors::NeighborsArgs),
+    /// Train small-vgg or small-resnet on Fashion-MNIST, writing a checkpoint every N steps.
+    TrainDemo(train_demo::TrainDemoArgs),
     /// Keep models loaded and serve clients on a Unix socket (docs/PROTOCOL.md).
     Daemon(daemon::DaemonArgs),
     /// The running daemon's models, memory, watches and queue.
@@ -115,5 +118,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Embed(args) => embed::run(&args, &device),
         Command::Top(args) => top::run(&args, &device),
         Command::Neighbors(args) => neighbors::run(&args, &device),
+        Command::TrainDemo(args) => train_demo::run(&args, &device),
     }
 }
