@@ -8,6 +8,7 @@ pub mod explain;
 pub mod graph;
 pub mod input;
 pub mod labels;
+pub mod maximize;
 pub mod model;
 pub mod onnx;
 pub mod ops;

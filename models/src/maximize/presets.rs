@@ -1,0 +1,198 @@
+//! The named recipes: plain gradient ascent (Simonyan et al. 2014), the four regularized
+//! settings of Yosinski et al. 2015 (Table 1), and Lucid's "better priors" (Olah et al. 2017).
+
+use super::transforms::TransformRobustness;
+use crate::{Error, Result};
+
+/// A named set of optimization settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Preset {
+    /// Plain gradient ascent on the pixels with a little L2 decay, from the mean image
+    /// (Simonyan et al. 2014): the "no regularization" row.
+    None,
+    /// Row 1–4 of Yosinski et al. 2015, Table 1.
+    Yosinski(u8),
+    /// Fourier parameterization with 1/f scaling, decorrelated colour, transformation
+    /// robustness, Adam at 0.05, 512 steps (Lucid's `render_vis` defaults).
+    #[default]
+    Lucid,
+}
+
+/// How the pixel-space presets pick their step size (deep-visualization-toolbox's `lr_policy`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LearningRate {
+    /// A fixed step size.
+    Constant(f64),
+    /// `min(max_lr, desired_progress / ‖grad‖²)`: the step that would raise a linear objective
+    /// by `desired_progress`, capped.
+    Progress {
+        /// The cap.
+        max_lr: f64,
+        /// The objective gain aimed at per step.
+        desired_progress: f64,
+    },
+}
+
+/// Where the pixel-space presets start, in mean-subtracted 0–255 pixels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Start {
+    /// The mean image (zeros).
+    Mean,
+    /// The mean plus Gaussian noise of this standard deviation (the toolbox's `mean_plus_rand`,
+    /// σ = 10).
+    MeanPlusNoise(f64),
+}
+
+/// Gradient ascent on the pixels with Yosinski's regularizers, in the toolbox's units (mean-
+/// subtracted 0–255 pixels, as Caffe's input): each step clips to the valid range, runs the
+/// network, then `x += lr·grad; x *= 1 − decay`, blurs every `blur_every` steps, and zeroes the
+/// pixels of small norm and of small contribution. The last step only measures.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PixelAscent {
+    /// θ_decay: L2 decay per step.
+    pub decay: f64,
+    /// θ_b_width: Gaussian blur σ in pixels (0: none).
+    pub blur_width: f64,
+    /// θ_b_every: blur every this many steps (0: never).
+    pub blur_every: usize,
+    /// θ_n_pct: zero the pixels whose norm is below this percentile (0: off).
+    pub small_norm_percentile: f64,
+    /// θ_c_pct: zero the pixels whose contribution is below this percentile (0: off).
+    pub small_contribution_percentile: f64,
+    /// Step size rule.
+    pub learning_rate: LearningRate,
+    /// Steps (forward + backward passes).
+    pub steps: usize,
+    /// Starting image.
+    pub start: Start,
+}
+
+/// Lucid's recipe: the image is sigmoid(decorrelate(irfft(1/f · spectrum))), optimized by Adam
+/// through random transforms.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FourierAdam {
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// Steps.
+    pub steps: usize,
+    /// Standard deviation of the initial spectrum.
+    pub init_sd: f64,
+    /// Whether colours go through Lucid's decorrelation matrix.
+    pub decorrelate: bool,
+    /// The random transforms of each step.
+    pub transforms: TransformRobustness,
+}
+
+/// A preset's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Recipe {
+    /// Pixel-space gradient ascent (none, yosinski1–4).
+    Pixel(PixelAscent),
+    /// Lucid.
+    Fourier(FourierAdam),
+}
+
+impl Preset {
+    /// Every preset, in the order of the gallery.
+    pub fn all() -> Vec<Preset> {
+        vec![
+            Preset::None,
+            Preset::Yosinski(1),
+            Preset::Yosinski(2),
+            Preset::Yosinski(3),
+            Preset::Yosinski(4),
+            Preset::Lucid,
+        ]
+    }
+
+    /// The command-line name (`none`, `yosinski1`, …, `lucid`).
+    pub fn name(self) -> String {
+        match self {
+            Preset::None => "none".into(),
+            Preset::Yosinski(i) => format!("yosinski{i}"),
+            Preset::Lucid => "lucid".into(),
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn from_name(name: &str) -> Result<Preset> {
+        match name {
+            "none" => Ok(Preset::None),
+            "lucid" => Ok(Preset::Lucid),
+            "yosinski1" => Ok(Preset::Yosinski(1)),
+            "yosinski2" => Ok(Preset::Yosinski(2)),
+            "yosinski3" => Ok(Preset::Yosinski(3)),
+            "yosinski4" => Ok(Preset::Yosinski(4)),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown preset `{other}`: expected none, yosinski1, yosinski2, yosinski3, yosinski4 or lucid"
+            ))),
+        }
+    }
+
+    /// The preset's settings.
+    ///
+    /// The Yosinski rows are the toolbox's command lines for Table 1 (its README, "Reproducing
+    /// paper results"), with their learning-rate rules and iteration counts; they start from
+    /// the mean plus N(0, 10) noise, the toolbox's default. `none` has no blur and no clipping;
+    /// Simonyan et al. give no λ, so it takes row 3's decay (1e-4) and step size (100).
+    pub fn recipe(self) -> Result<Recipe> {
+        let pixel = |decay, blur_width, blur_every, norm, contribution, lr, steps| {
+            Recipe::Pixel(PixelAscent {
+                decay,
+                blur_width,
+                blur_every,
+                small_norm_percentile: norm,
+                small_contribution_percentile: contribution,
+                learning_rate: lr,
+                steps,
+                start: Start::MeanPlusNoise(10.0),
+            })
+        };
+        let progress = |max_lr| LearningRate::Progress {
+            max_lr,
+            desired_progress: 2.0,
+        };
+        Ok(match self {
+            Preset::None => Recipe::Pixel(PixelAscent {
+                decay: 1e-4,
+                blur_width: 0.0,
+                blur_every: 0,
+                small_norm_percentile: 0.0,
+                small_contribution_percentile: 0.0,
+                learning_rate: LearningRate::Constant(100.0),
+                steps: 500,
+                start: Start::Mean,
+            }),
+            Preset::Yosinski(1) => pixel(0.0, 0.5, 4, 50.0, 0.0, progress(100.0), 500),
+            Preset::Yosinski(2) => {
+                pixel(0.3, 0.0, 0, 20.0, 0.0, LearningRate::Constant(100.0), 750)
+            }
+            Preset::Yosinski(3) => {
+                pixel(1e-4, 1.0, 4, 0.0, 0.0, LearningRate::Constant(100.0), 1000)
+            }
+            Preset::Yosinski(4) => pixel(0.0, 0.5, 4, 0.0, 90.0, progress(1e8), 1000),
+            Preset::Yosinski(i) => {
+                return Err(Error::InvalidArgument(format!(
+                "there is no preset yosinski{i}: Yosinski et al. give four (yosinski1..yosinski4)"
+            )))
+            }
+            Preset::Lucid => Recipe::Fourier(FourierAdam {
+                lr: 0.05,
+                steps: 512,
+                init_sd: 0.01,
+                decorrelate: true,
+                transforms: TransformRobustness::lucid(),
+            }),
+        })
+    }
+}
+
+impl Recipe {
+    /// The recipe's number of steps.
+    pub fn steps(&self) -> usize {
+        match self {
+            Recipe::Pixel(p) => p.steps,
+            Recipe::Fourier(f) => f.steps,
+        }
+    }
+}
