@@ -12,6 +12,7 @@ mod neighbors;
 mod predict;
 mod status;
 mod top;
+mod tui;
 mod train_demo;
 
 use clap::{Parser, Subcommand};
@@ -31,7 +32,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     socket: Option<std::path::PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// With no subcommand, the terminal UI: `convlens [MODEL] [--images DIR] [--graphics G]`.
+    #[command(flatten)]
+    tui: tui::TuiArgs,
 }
 
 /// How to find and load the model, shared by every subcommand.
@@ -88,6 +92,9 @@ impl ModelArgs {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let Some(command) = cli.command else {
+        return tui::run(&cli.tui, &cli.device, cli.socket.clone());
+    };
     let choice = client::EngineChoice {
         device: cli.device.clone(),
         no_daemon: cli.no_daemon,
@@ -97,7 +104,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             .unwrap_or_else(convlens_shared::paths::default_socket),
     };
     // These go through the daemon, which opens the device itself.
-    match &cli.command {
+    match &command {
         Command::Layers(args) => return layers::run(args, &choice),
         Command::Predict(args) => return predict::run(args, &choice),
         Command::Explain(args) => return explain::run(args, &choice),
@@ -106,7 +113,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         _ => {}
     }
     let device = device::parse_device(&cli.device)?;
-    match cli.command {
+    match command {
         Command::Layers(_)
         | Command::Predict(_)
         | Command::Explain(_)

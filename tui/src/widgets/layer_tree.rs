@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
 use super::{count, fit, pane, title, unless_ready, ACCENT};
-use crate::app::{App, Pane};
+use crate::app::{App, Link, Pane};
 use crate::layout::scroll_for;
 use crate::tree::visible;
 
@@ -26,6 +26,11 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App) {
         title("Layers", details),
         app.focus == Pane::Layers,
     );
+    if let (Link::Lost(why), None) = (&app.link, app.model_view()) {
+        let text = format!("no daemon: {why}");
+        super::message(buf, inner, &text, Style::default().fg(Color::Red));
+        return;
+    }
     let Some(model) = unless_ready(buf, inner, &app.model.state, "model", "", app.tick) else {
         return;
     };

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Screenshots of the terminal UI as a real terminal emulator draws it: xterm on a virtual X
+# display (Xvfb) attached to a tmux session that runs `convlens` with half-block pictures; keys
+# go in through tmux, `import` (ImageMagick) takes the picture. Writes docs/gallery/tui_*.png.
+#
+#   tui/scripts/screenshots.sh [path/to/convlens]
+#
+# Needs: Xvfb, xterm, tmux, ImageMagick, a monospace font (apt-get install xvfb xterm tmux
+# imagemagick fonts-dejavu-core).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bin=$(realpath "${1:-target/debug/convlens}")
+out=docs/gallery
+mkdir -p "$out"
+work=$(mktemp -d)
+server="convlens-shots-$$"
+display=":$((90 + $$ % 100))"
+cleanup() {
+  tmux -L "$server" kill-server 2>/dev/null || true
+  "$bin" --socket "$work/daemon.sock" status >/dev/null 2>&1 && pkill -f -- "--socket $work/daemon.sock" || true
+  [[ -n "${xvfb:-}" ]] && kill "$xvfb" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cols=160 rows=50
+tmux -L "$server" new-session -d -s t -x "$cols" -y "$rows" -e TERM=xterm-256color \
+  "$bin --socket $work/daemon.sock --graphics halfblocks"
+Xvfb "$display" -screen 0 1800x1200x24 -nolisten tcp >/dev/null 2>&1 &
+xvfb=$!
+sleep 1
+DISPLAY=$display xterm -geometry "${cols}x${rows}+0+0" -fa 'DejaVu Sans Mono' -fs 9 \
+  -bg '#101010' -fg '#d0d0d0' -xrm 'XTerm*termName: xterm-256color' \
+  -e tmux -L "$server" attach -t t &
+sleep 2
+
+screen() { tmux -L "$server" capture-pane -p -t t; }
+wait_for() { # wait_for TEXT: until the screen shows TEXT (90 s at most)
+  for _ in $(seq 1 900); do screen | grep -qF -- "$1" && return 0; sleep 0.1; done
+  echo "never showed: $1" >&2; screen >&2; return 1
+}
+keys() { for k in "$@"; do tmux -L "$server" send-keys -t t "$k"; sleep 0.05; done; }
+shot() { # shot NAME: the xterm window as docs/gallery/tui_NAME.png
+  sleep 1.5
+  local win
+  win=$(DISPLAY=$display xwininfo -root -children | awk '/xterm/ {print $1; exit}')
+  DISPLAY=$display import -window "${win:-root}" "$out/tui_$1.png"
+  echo "wrote $out/tui_$1.png"
+}
+
+wait_for "% "
+keys Down Down Down Down Right Down Down Down
+wait_for "_blocks.0._project_conv"
+shot browse
+keys o
+wait_for "Overlay gradcam · class"
+shot overlay_gradcam
+keys M M M M M M M
+wait_for "Overlay guided-backprop · class"
+shot overlay_guided_backprop
+keys ']' m
+wait_for "chelsea.jpg"
+wait_for "Overlay deconvnet · class"
+shot overlay_deconvnet_chelsea
+keys '?'
+wait_for "any key closes"
+shot help
+keys Escape q
