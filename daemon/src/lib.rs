@@ -14,6 +14,7 @@ pub mod error;
 pub mod files;
 pub mod jobs;
 pub mod logging;
+pub mod memory;
 pub mod methods;
 pub mod registry;
 pub mod render;

@@ -75,6 +75,7 @@ fn reload(service: &Service, path: &Path, stamp: FileStamp) {
             Ok(model) => match service.models.replace(&id, model) {
                 Ok(v) => {
                     service.drop_caches(&id, Some(v));
+                    crate::memory::release_free_memory();
                     tracing::info!(model = %id, version = v, "reloaded");
                     service.clients.notify::<ModelReloaded>(
                         Subscriber::Everyone,
