@@ -4,6 +4,7 @@
 pub mod arch;
 pub mod device;
 pub mod error;
+pub mod evolve;
 pub mod explain;
 pub mod graph;
 pub mod input;
