@@ -186,7 +186,7 @@ fn eight_clients_two_hundred_mixed_requests_each() {
         "unloading drops the model and its caches"
     );
     assert!(
-        end_rss < start_rss + 64 * 1048576,
+        end_rss < start_rss + 24 * 1048576,
         "memory back near its start: {:.1} MiB at start, {:.1} MiB after unload",
         mib(start_rss),
         mib(end_rss)

@@ -13,3 +13,15 @@ pub fn release_free_memory() {
         libc::malloc_trim(0);
     }
 }
+
+/// Large allocations (tensors of 1 MiB and more) get pages of their own that go back to the
+/// system when freed. glibc's default raises this threshold after the first large free, after
+/// which model weights land in arenas that unloading cannot shrink (a daemon that unloaded its
+/// models kept about their size). Called once at start (glibc only).
+pub fn return_large_allocations() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a glibc malloc parameter; it is called before other threads run.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}

@@ -22,6 +22,7 @@ use crate::{Config, Service};
 
 /// Runs a daemon with `config` until it is told to exit.
 pub fn run(config: Config) -> anyhow::Result<()> {
+    crate::memory::return_large_allocations();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
