@@ -5,6 +5,7 @@ mod client;
 mod daemon;
 mod deconv;
 mod embed;
+mod evolve;
 mod explain;
 mod filters;
 mod layers;
@@ -73,6 +74,8 @@ enum Command {
     Neighbors(neighbors::NeighborsArgs),
     /// Train small-vgg or small-resnet on Fashion-MNIST, writing a checkpoint every N steps.
     TrainDemo(train_demo::TrainDemoArgs),
+    /// One view (filters, Grad-CAM, a unit's map) across a run's checkpoints, as a GIF or strip.
+    Evolve(evolve::EvolveArgs),
     /// Keep models loaded and serve clients on a Unix socket (docs/PROTOCOL.md).
     Daemon(daemon::DaemonArgs),
     /// The running daemon's models, memory, watches and queue.
@@ -125,6 +128,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Embed(args) => embed::run(&args, &device),
         Command::Top(args) => top::run(&args, &device),
         Command::Neighbors(args) => neighbors::run(&args, &device),
+        Command::Evolve(args) => evolve::run(&args, &device),
         Command::TrainDemo(args) => train_demo::run(&args, &device),
     }
 }
