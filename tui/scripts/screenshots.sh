@@ -17,7 +17,9 @@ server="convlens-shots-$$"
 display=":$((90 + $$ % 100))"
 cleanup() {
   tmux -L "$server" kill-server 2>/dev/null || true
-  "$bin" --socket "$work/daemon.sock" status >/dev/null 2>&1 && pkill -f -- "--socket $work/daemon.sock" || true
+  # The daemon the TUI started on the private socket: stopped by its pid, which `status` names.
+  pid=$("$bin" --socket "$work/daemon.sock" status 2>/dev/null | awk '/^daemon pid/ {print $3}')
+  [[ -n "${pid:-}" ]] && kill "$pid" 2>/dev/null || true
   [[ -n "${xvfb:-}" ]] && kill "$xvfb" 2>/dev/null || true
   rm -rf "$work"
 }
@@ -26,6 +28,7 @@ trap cleanup EXIT
 cols=160 rows=50
 tmux -L "$server" new-session -d -s t -x "$cols" -y "$rows" -e TERM=xterm-256color \
   "$bin --socket $work/daemon.sock --graphics halfblocks"
+tmux -L "$server" set-option -t t status off
 Xvfb "$display" -screen 0 1800x1200x24 -nolisten tcp >/dev/null 2>&1 &
 xvfb=$!
 sleep 1
@@ -49,7 +52,7 @@ shot() { # shot NAME: the xterm window as docs/gallery/tui_NAME.png
 }
 
 wait_for "% "
-keys Down Down Down Down Right Down Down Down
+keys Down Down Down Down Right Down Down Down Down
 wait_for "_blocks.0._project_conv"
 shot browse
 keys o

@@ -14,10 +14,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, graphics: &str) {
     let dim = Style::default().fg(Color::Gray);
     let mut spans = vec![Span::styled(
         " convlens ",
-        Style::default()
-            .fg(Color::Black)
-            .bg(ACCENT)
-            .add_modifier(Modifier::BOLD),
+        Style::default().fg(Color::Black).bg(ACCENT),
     )];
     match app.model_view() {
         Some(m) => {

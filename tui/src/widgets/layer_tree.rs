@@ -69,7 +69,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App) {
         let mut name_style = if layer.is_leaf {
             Style::default()
         } else {
-            Style::default().fg(Color::Blue)
+            Style::default().fg(Color::LightBlue)
         };
         if matches.contains(&i) {
             name_style = name_style.fg(Color::Yellow);

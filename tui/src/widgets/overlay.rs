@@ -75,10 +75,7 @@ fn heading(buf: &mut Buffer, area: Rect, text: &str) {
 
 fn chosen(selected: bool) -> Style {
     if selected {
-        Style::default()
-            .fg(Color::Black)
-            .bg(ACCENT)
-            .add_modifier(Modifier::BOLD)
+        Style::default().fg(Color::Black).bg(ACCENT)
     } else {
         Style::default().fg(Color::Gray)
     }

@@ -111,10 +111,7 @@ pub fn draw_tiles(
             label = format!("[{label}]");
         }
         let style = if i == cursor {
-            Style::default()
-                .fg(Color::Black)
-                .bg(ACCENT)
-                .add_modifier(Modifier::BOLD)
+            Style::default().fg(Color::Black).bg(ACCENT)
         } else {
             Style::default().fg(Color::Gray)
         };
