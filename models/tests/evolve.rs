@@ -116,6 +116,10 @@ fn checkpoints_sort_by_step_and_the_corrupt_and_foreign_ones_are_skipped() {
     assert_eq!(list.order, CheckpointOrder::Step);
     let steps: Vec<_> = list.checkpoints.iter().map(|c| c.step).collect();
     assert_eq!(steps, [Some(2), Some(3), Some(4), Some(5), Some(6)]);
+    // A file named again (as a shell expanding the glob would pass it) is listed once.
+    let mut again = run_glob();
+    again.push(vgg_checkpoints()[0].to_string_lossy().into_owned());
+    assert_eq!(find_checkpoints(&again).unwrap(), list);
 
     let evolution = evolve(&list, &EvolveOptions::default(), &device(), &Silent).unwrap();
     let shown: Vec<_> = evolution.versions.iter().map(|v| v.step).collect();

@@ -66,16 +66,19 @@ pub fn find_checkpoints(patterns: &[String]) -> Result<CheckpointList> {
         let entries = glob::glob(pattern).map_err(|e| {
             Error::InvalidArgument(format!("`{pattern}` is not a valid glob pattern: {e}"))
         })?;
-        let before = paths.len();
+        let mut matched = false;
         for entry in entries {
             // An entry the glob could not read (a folder without permission) is left out; the
             // files it did list are what the user can load anyway.
             let Ok(path) = entry else { continue };
-            if path.is_file() && !paths.contains(&path) {
-                paths.push(path);
+            if path.is_file() {
+                matched = true;
+                if !paths.contains(&path) {
+                    paths.push(path);
+                }
             }
         }
-        if paths.len() == before && !paths.iter().any(|p| p.as_path() == Path::new(pattern)) {
+        if !matched {
             return Err(Error::InvalidArgument(format!(
                 "no checkpoint file matches `{pattern}`"
             )));
