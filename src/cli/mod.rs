@@ -9,6 +9,7 @@ mod evolve;
 mod explain;
 mod filters;
 mod layers;
+mod maximize;
 mod neighbors;
 mod predict;
 mod status;
@@ -72,6 +73,8 @@ enum Command {
     Top(top::TopArgs),
     /// The images under a folder closest to an image in code space.
     Neighbors(neighbors::NeighborsArgs),
+    /// Synthesize an input that maximizes a class, a channel or a neuron (Lucid, Yosinski, plain).
+    Maximize(maximize::MaximizeArgs),
     /// Train small-vgg or small-resnet on Fashion-MNIST, writing a checkpoint every N steps.
     TrainDemo(train_demo::TrainDemoArgs),
     /// One view (filters, Grad-CAM, a unit's map) across a run's checkpoints, as a GIF or strip.
@@ -130,5 +133,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Neighbors(args) => neighbors::run(&args, &device),
         Command::Evolve(args) => evolve::run(&args, &device),
         Command::TrainDemo(args) => train_demo::run(&args, &device),
+        Command::Maximize(args) => maximize::run(&args, &device),
     }
 }

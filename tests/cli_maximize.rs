@@ -1,0 +1,108 @@
+//! End to end through the binary: `convlens maximize` writes the PNG, the GIF and the input
+//! tensor it is asked for and reports the objective; bad requests get one clear error each.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn convlens(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_convlens"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("the convlens binary runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("convlens-maximize-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn maximize_writes_png_gif_and_npy_and_reports_the_objective() {
+    let dir = scratch("outputs");
+    let (png, gif, npy) = (dir.join("x.png"), dir.join("x.gif"), dir.join("x.npy"));
+    let out = convlens(&[
+        "maximize",
+        "demo",
+        "--class",
+        "309",
+        "--steps",
+        "6",
+        "--size",
+        "48",
+        "--frame-every",
+        "2",
+        "-o",
+        png.to_str().unwrap(),
+        "--gif",
+        gif.to_str().unwrap(),
+        "--npy",
+        npy.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["objective"], "class 309");
+    assert_eq!(report["preset"], "lucid");
+    assert_eq!(report["steps"], 6);
+    assert_eq!(report["history"].as_array().unwrap().len(), 6);
+    let image = &report["images"][0];
+    assert!(image["final"].as_f64().unwrap() > image["start"].as_f64().unwrap());
+    assert_eq!(image["top"].as_array().unwrap().len(), 3);
+
+    let picture = image::open(&png).unwrap();
+    assert_eq!((picture.width(), picture.height()), (48, 48));
+    let x = candle_core::Tensor::read_npy(&npy).unwrap();
+    assert_eq!(x.dims(), &[3, 48, 48]);
+    // The GIF holds frames 0, 2, 4 and the last (step 6).
+    let frames = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
+        std::fs::File::open(&gif).unwrap(),
+    ))
+    .unwrap();
+    use image::AnimationDecoder;
+    assert_eq!(frames.into_frames().count(), 4);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn error_of(args: &[&str]) -> String {
+    let out = convlens(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn bad_requests_get_one_clear_error() {
+    let common = ["maximize", "demo", "--size", "48", "--steps", "2"];
+    let with = |extra: &[&str]| {
+        let mut args = common.to_vec();
+        args.extend_from_slice(extra);
+        error_of(&args)
+    };
+    let unit = with(&["--layer", "_blocks.10", "--unit", "500"]);
+    assert!(
+        unit.contains("unit 500 is out of range: layer `_blocks.10` has 112 channels"),
+        "{unit}"
+    );
+    let flat = with(&["--layer", "_fc", "--unit", "0"]);
+    assert!(flat.contains("layer `_fc` has no channels"), "{flat}");
+    let class = with(&["--class", "1000"]);
+    assert!(class.contains("class 1000 is out of range"), "{class}");
+    let steps = error_of(&["maximize", "demo", "--class", "1", "--steps", "0"]);
+    assert!(steps.contains("steps must be at least 1"), "{steps}");
+    let preset = with(&["--class", "1", "--preset", "yosinski9"]);
+    assert!(preset.contains("unknown preset `yosinski9`"), "{preset}");
+    let neither = error_of(&["maximize", "demo"]);
+    assert!(
+        neither.contains("--class") && neither.contains("--layer"),
+        "{neither}"
+    );
+}
