@@ -251,36 +251,50 @@ fn a_rewritten_checkpoint_refreshes_the_views() {
     std::fs::create_dir_all(&scratch).unwrap();
     let checkpoint = scratch.join("efficientnet_lite0.safetensors");
     std::fs::copy(&weights, &checkpoint).unwrap();
+    let folder = scratch.join("photos");
+    std::fs::create_dir_all(&folder).unwrap();
+    for name in ["chelsea.jpg", "coffee.jpg"] {
+        std::fs::copy(photos.join(name), folder.join(name)).unwrap();
+    }
 
     let tui = Tui::start(
         "ckpt",
         &[
             checkpoint.to_str().unwrap(),
             "--images",
-            photos.to_str().unwrap(),
+            folder.to_str().unwrap(),
         ],
         100,
         30,
     );
     tui.wait_for("the checkpoint open at v1 with a top-5", |s| {
-        s.contains(" · v1 · ") && s.contains("% ")
+        s.contains(" · v1 · ") && s.contains("% ") && s.contains("Images 1/2")
+    });
+    // A photo landing in the folder joins the strip.
+    std::fs::copy(photos.join("rocket.jpg"), folder.join(".rocket.partial")).unwrap();
+    std::fs::rename(folder.join(".rocket.partial"), folder.join("rocket.jpg")).unwrap();
+    tui.wait_for("the new photo counted", |s| s.contains("Images 1/3"));
+    tui.step(&["Tab", "End"], "the new photo current", |s| {
+        s.contains("rocket.jpg") && s.contains("Images 3/3")
     });
     // Rewrite it as a trainer does (a new file renamed over the old one).
     let next = scratch.join("next.safetensors");
     std::fs::copy(&weights, &next).unwrap();
     std::fs::rename(&next, &checkpoint).unwrap();
     let written = Instant::now();
-    let screen = tui.wait_for("the reload notice and v2 in the header", |s| {
-        s.contains("checkpoint v2 loaded at") && s.contains(" · v2 · ")
+    tui.wait_for("the reload notice", |s| {
+        s.contains("checkpoint v2 loaded at")
+    });
+    let noticed = written.elapsed();
+    let screen = tui.wait_for("v2 in the header and its top-5", |s| {
+        s.contains(" · v2 · ") && s.contains("% ")
     });
     eprintln!(
-        "checkpoint rewrite → views at v2: {} ms",
+        "checkpoint rewrite → reload notice on screen: {} ms; → tree and top-5 of v2: {} ms",
+        noticed.as_millis(),
         written.elapsed().as_millis()
     );
     assert!(!screen.contains("v1 ·"), "{screen}");
-    tui.wait_for("the top-5 at v2", |s| {
-        s.contains(" · v2 · ") && s.contains("% ")
-    });
 
     // A broken rewrite is reported and the TUI goes on with v2.
     std::fs::write(scratch.join("bad.safetensors"), b"not a checkpoint").unwrap();

@@ -568,3 +568,32 @@ fn quit_and_views_by_key() {
     s.keys("q");
     assert!(s.app.quit);
 }
+
+#[test]
+fn every_view_draws_at_any_size_without_panicking() {
+    for (w, h) in [
+        (1, 1),
+        (10, 3),
+        (20, 6),
+        (40, 12),
+        (79, 23),
+        (100, 30),
+        (139, 39),
+        (240, 70),
+    ] {
+        let mut s = Session::new(w, h);
+        for keys in ["", "i", "a", "o", "f", "t", "?"] {
+            s.keys(keys);
+            s.settle();
+            let screen = s.draw();
+            assert_eq!(
+                screen.lines().count(),
+                usize::from(h),
+                "{w}x{h} after {keys:?}"
+            );
+            if keys == "?" {
+                s.keys("?");
+            }
+        }
+    }
+}

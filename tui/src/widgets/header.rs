@@ -6,7 +6,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
-use super::{count, ACCENT};
+use super::{count, file_name, ACCENT};
 use crate::app::{App, Link};
 
 /// Draws the header.
@@ -25,7 +25,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, graphics: &str) {
             spans.push(Span::styled(
                 format!(
                     "{} · v{} · {} params",
-                    m.source,
+                    file_name(std::path::Path::new(&m.source)),
                     m.version,
                     count(m.total_params)
                 ),

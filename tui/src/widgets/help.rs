@@ -30,7 +30,7 @@ pub fn draw(buf: &mut Buffer, area: Rect) {
         Rect::new(
             inner.x + half + 1,
             inner.y,
-            inner.width - half - 1,
+            (inner.width - half).saturating_sub(1),
             inner.height,
         ),
     ];
