@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use convlens_shared::methods::{
-    cancel, explain, images, lifecycle, model, predict, progress, status, watch,
+    activations, cancel, explain, images, lifecycle, model, predict, progress, status, watch,
 };
 use convlens_shared::{Message, NotificationMethod, RequestMethod};
 use serde_json::Value;
@@ -73,6 +73,7 @@ fn methods() -> Vec<(&'static str, Check, Option<Check>)> {
         req!(predict::ImagePredict),
         req!(explain::ImageExplain),
         req!(images::ImageList),
+        req!(activations::UnitActivations),
         note!(images::ImagesChanged),
         req!(watch::WatchAdd),
         req!(watch::WatchRemove),

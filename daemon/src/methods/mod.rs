@@ -5,6 +5,7 @@
 //! run on the job queue at the priority its parameters call for). `initialize`, `shutdown` and
 //! `exit` belong to the connection and are handled by the server.
 
+pub mod activations;
 pub mod explain;
 pub mod images;
 pub mod model;
@@ -66,6 +67,7 @@ impl Router {
         model::register(&mut r);
         predict::register(&mut r);
         explain::register(&mut r);
+        activations::register(&mut r);
         images::register(&mut r);
         watch::register(&mut r);
         status::register(&mut r);

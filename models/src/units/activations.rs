@@ -6,9 +6,9 @@ use image::RgbImage;
 use serde::Serialize;
 
 use super::array::HostArray;
-use super::feature_layer::{feature_layer, FeatureLayer};
+use super::feature_layer::{feature_layer_in, FeatureLayer};
 use super::tiles::{enlarged_tile, square_columns, to_byte, upscale_factor, TILE_GAP};
-use crate::graph::Graph;
+use crate::graph::{Graph, NodeId};
 use crate::render::{grid, Colormap};
 use crate::{Error, Result};
 
@@ -69,9 +69,18 @@ pub fn layer_activations(graph: &Graph, input: &Tensor, layer: &str) -> Result<L
     check_single_image(input)?;
     let id = graph.node_id(layer)?;
     let trace = graph.forward(input, Some(&[id]))?;
-    let layer = feature_layer(graph, &trace, layer)?;
-    let output = trace
-        .get(layer.node)
+    layer_activations_from(graph, layer, |node| trace.get(node).cloned())
+}
+
+/// The numbers and maps of `layer` from its output on one image, which `output_of` gives (a
+/// forward pass run elsewhere, such as the daemon's activation cache).
+pub fn layer_activations_from(
+    graph: &Graph,
+    layer: &str,
+    output_of: impl Fn(NodeId) -> Option<Tensor>,
+) -> Result<LayerActivations> {
+    let layer = feature_layer_in(graph, layer, &output_of)?;
+    let output = output_of(layer.node)
         .ok_or_else(|| Error::InvalidArgument(format!("no output for `{}`", layer.name)))?
         .to_dtype(DType::F32)?;
     let (c, h, w) = (layer.channels, layer.height, layer.width);

@@ -1,6 +1,7 @@
 //! A layer whose output is a feature map [1, C, H, W]: the only kind whose units (channels) can
 //! be shown as maps or projected down to pixels.
 
+use candle_core::Tensor;
 use serde::Serialize;
 
 use crate::graph::{Graph, NodeId, Trace};
@@ -24,6 +25,16 @@ pub struct FeatureLayer {
 /// The layer called `name` in `trace` (a forward pass of one image that kept it), refused with
 /// a clear error when it is unknown, the input, or has no [1, C, H, W] output.
 pub fn feature_layer(graph: &Graph, trace: &Trace, name: &str) -> Result<FeatureLayer> {
+    feature_layer_in(graph, name, |node| trace.get(node).cloned())
+}
+
+/// The layer called `name`, whose output `output_of` gives (a forward pass run elsewhere, such
+/// as the daemon's activation cache), checked as [`feature_layer`] does.
+pub fn feature_layer_in(
+    graph: &Graph,
+    name: &str,
+    output_of: impl Fn(NodeId) -> Option<Tensor>,
+) -> Result<FeatureLayer> {
     let node = graph.node_id(name)?;
     if node == 0 {
         return Err(Error::InvalidArgument(
@@ -32,7 +43,7 @@ pub fn feature_layer(graph: &Graph, trace: &Trace, name: &str) -> Result<Feature
         ));
     }
     let resolved = graph.name(node).to_string();
-    let output = trace.get(node).ok_or_else(|| {
+    let output = output_of(node).ok_or_else(|| {
         Error::InvalidArgument(format!(
             "the forward pass did not keep the output of `{resolved}`"
         ))

@@ -14,14 +14,14 @@ mod receptive_field;
 mod tiles;
 
 pub use activations::{
-    layer_activations, range_level, render_activation_grid, ActivationScale, ChannelStats,
-    LayerActivations,
+    layer_activations, layer_activations_from, range_level, render_activation_grid,
+    ActivationScale, ChannelStats, LayerActivations,
 };
 pub use array::HostArray;
 pub use deconv::{
     reconstruct, render_reconstructions, DeconvOptions, Reconstruction, UnitPosition, UnitSelection,
 };
-pub use feature_layer::{feature_layer, FeatureLayer};
+pub use feature_layer::{feature_layer, feature_layer_in, FeatureLayer};
 pub use filters::{
     conv_filters, render_filter_grid, symmetric_level, FilterBank, FilterGridOptions, FilterStats,
     KernelStats,

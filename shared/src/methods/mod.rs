@@ -1,6 +1,7 @@
 //! Every method of the protocol: its name, its parameters and its result, one file per
 //! capability. Field names are camelCase on the wire.
 
+pub mod activations;
 pub mod cancel;
 pub mod explain;
 pub mod images;
