@@ -43,6 +43,9 @@ pub const METHODS: &[&str] = &[
     "occlusion",
 ];
 
+/// Photos kept in memory at most (each at most 512 pixels a side).
+const MAX_PHOTOS: usize = 64;
+
 /// Top images the inspector asks for.
 pub const TOP_IMAGES: usize = 5;
 
@@ -976,6 +979,12 @@ impl App {
     fn want_photo(&mut self, path: &PathBuf, out: &mut Vec<Outgoing>) {
         if self.photos.contains_key(path) {
             return;
+        }
+        if self.photos.len() >= MAX_PHOTOS {
+            // Browsing a big folder: forget every photo but the current one (they are read
+            // again from disk when shown again).
+            let current = self.current_image().cloned();
+            self.photos.retain(|p, _| Some(p) == current.as_ref());
         }
         self.photos
             .insert(path.clone(), Remote::Loading(Progress::default()));

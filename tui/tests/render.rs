@@ -597,3 +597,26 @@ fn every_view_draws_at_any_size_without_panicking() {
         }
     }
 }
+
+#[test]
+fn browsing_a_big_folder_keeps_few_photos() {
+    let mut s = Session::new(80, 24);
+    let many: Vec<PathBuf> = (0..200)
+        .map(|i| PathBuf::from(FOLDER).join(format!("{i:03}.png")))
+        .collect();
+    s.send(Event::ImagesChanged {
+        added: many,
+        removed: vec![],
+    });
+    for _ in 0..150 {
+        s.keys("]");
+        s.settle();
+    }
+    assert!(
+        s.app.photos.len() <= 64,
+        "{} photos kept",
+        s.app.photos.len()
+    );
+    let current = s.app.current_image().unwrap().clone();
+    assert!(s.app.photos.get(&current).and_then(|p| p.ready()).is_some());
+}
