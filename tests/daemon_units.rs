@@ -9,6 +9,7 @@ use convlens_models::input::load_input;
 use convlens_models::{LoadOptions, Model};
 use convlens_shared::codes;
 use convlens_shared::methods::activations::{ActivationsParams, UnitActivations};
+use convlens_shared::methods::deconv::{DeconvParams, UnitDeconv};
 use convlens_shared::methods::model::{LoadParams, ModelLoad};
 use convlens_shared::methods::status::Status;
 use convlens_shared::methods::NoParams;
@@ -140,4 +141,89 @@ fn unit_activations_equal_the_engine_and_reuse_the_cached_forward_pass() {
     bad_scale.scale = "loud".into();
     let e = server_error(c.request::<UnitActivations>(&bad_scale));
     assert!(e.message.contains("loud"), "{}", e.message);
+}
+
+#[test]
+fn unit_deconv_equals_the_engine_for_strongest_and_chosen_units() {
+    use convlens_models::graph::BackwardRule;
+    use convlens_models::progress::Silent;
+    use convlens_models::units::{reconstruct, DeconvOptions, UnitPosition, UnitSelection};
+
+    let d = Daemon::start("deconv", &[]);
+    let c = d.client();
+    let id = load(&c);
+    let x = d.scratch.path("x.npy");
+    write_input(&x, 64, 12);
+    let image = x.display().to_string();
+    let model = engine();
+    let input = load_input(&x, &model.preprocess, &Device::Cpu).unwrap();
+
+    let mut strongest = DeconvParams::new(&id, &image, "layer2", Vec::new());
+    strongest.top = Some(2);
+    let mut guided_all = DeconvParams::new(&id, &image, "layer1", vec![5, 1]);
+    guided_all.rule = "guided".into();
+    guided_all.position = "all".into();
+    let cases = [
+        (
+            strongest,
+            DeconvOptions {
+                layer: "layer2".into(),
+                units: UnitSelection::Strongest(2),
+                position: UnitPosition::Max,
+                rule: BackwardRule::Deconvnet,
+            },
+        ),
+        (
+            guided_all,
+            DeconvOptions {
+                layer: "layer1".into(),
+                units: UnitSelection::Units(vec![5, 1]),
+                position: UnitPosition::All,
+                rule: BackwardRule::Guided,
+            },
+        ),
+    ];
+    for (params, options) in cases {
+        let got = c.request::<UnitDeconv>(&params).unwrap();
+        let want = reconstruct(&model.graph, &input, &options, &Silent).unwrap();
+        assert_eq!(got.reconstructions.len(), want.len());
+        for (g, w) in got.reconstructions.iter().zip(&want) {
+            let what = format!("{} unit {}", w.layer, w.unit);
+            assert_eq!(
+                (&g.layer, g.unit, &g.rule),
+                (&w.layer, w.unit, &w.rule),
+                "{what}"
+            );
+            assert_eq!(g.location, w.location.map(|(r, c)| [r, c]), "{what}");
+            assert_eq!(
+                g.receptive_field
+                    .map(|f| (f.top, f.left, f.bottom, f.right, f.size)),
+                w.receptive_field
+                    .map(|f| (f.top, f.left, f.bottom, f.right, [f.size.0, f.size.1])),
+                "{what}"
+            );
+            assert_close(&what, &[g.activation], &[w.activation]);
+            let signal = g.signal.as_ref().expect("signals by default");
+            assert_eq!(signal.shape, w.signal.shape, "{what}");
+            assert_close(&what, &signal.to_f32().unwrap(), &w.signal.data);
+        }
+        assert!(got.picture.is_none());
+    }
+
+    // Out of range, and neither units nor top: one clear error each.
+    let e =
+        server_error(c.request::<UnitDeconv>(&DeconvParams::new(&id, &image, "layer1", vec![64])));
+    assert_eq!(e.code, codes::REQUEST_FAILED);
+    assert!(
+        e.message.contains("unit 64 is out of range"),
+        "{}",
+        e.message
+    );
+    let e = server_error(c.request::<UnitDeconv>(&DeconvParams::new(
+        &id,
+        &image,
+        "layer1",
+        Vec::new(),
+    )));
+    assert!(e.message.contains("`units` and `top`"), "{}", e.message);
 }

@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use convlens_shared::methods::{
-    activations, cancel, explain, images, lifecycle, model, predict, progress, status, watch,
+    activations, cancel, deconv, explain, images, lifecycle, model, predict, progress, status,
+    watch,
 };
 use convlens_shared::{Message, NotificationMethod, RequestMethod};
 use serde_json::Value;
@@ -74,6 +75,7 @@ fn methods() -> Vec<(&'static str, Check, Option<Check>)> {
         req!(explain::ImageExplain),
         req!(images::ImageList),
         req!(activations::UnitActivations),
+        req!(deconv::UnitDeconv),
         note!(images::ImagesChanged),
         req!(watch::WatchAdd),
         req!(watch::WatchRemove),

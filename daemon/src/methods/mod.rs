@@ -6,6 +6,7 @@
 //! `exit` belong to the connection and are handled by the server.
 
 pub mod activations;
+pub mod deconv;
 pub mod explain;
 pub mod images;
 pub mod model;
@@ -68,6 +69,7 @@ impl Router {
         predict::register(&mut r);
         explain::register(&mut r);
         activations::register(&mut r);
+        deconv::register(&mut r);
         images::register(&mut r);
         watch::register(&mut r);
         status::register(&mut r);

@@ -3,6 +3,7 @@
 
 pub mod activations;
 pub mod cancel;
+pub mod deconv;
 pub mod explain;
 pub mod images;
 pub mod lifecycle;

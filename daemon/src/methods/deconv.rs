@@ -1,0 +1,110 @@
+//! `unit/deconv`: deconvnet (or guided, or gradient) projections of units of a layer down to
+//! pixels, a step of `$/progress` per unit. Results are cached by their full parameters.
+
+use std::path::Path;
+
+use convlens_models::graph::BackwardRule;
+use convlens_models::render::input_photo;
+use convlens_models::units::{
+    reconstruct, render_reconstructions, DeconvOptions, Reconstruction, UnitPosition, UnitSelection,
+};
+use convlens_shared::array::Array;
+use convlens_shared::methods::deconv::{
+    DeconvParams, DeconvResult, ReceptiveField, ReconstructionData, UnitDeconv,
+};
+
+use super::{cached, interactive, Router};
+use crate::files::ImageKey;
+use crate::render::png;
+use crate::{Call, MethodError};
+
+/// Adds `unit/deconv`.
+pub fn register(r: &mut Router) {
+    r.job::<UnitDeconv>(interactive, deconv);
+}
+
+/// The projections of the asked units.
+pub fn deconv(call: &Call, p: DeconvParams) -> Result<DeconvResult, MethodError> {
+    let options = options_of(&p)?;
+    let loaded = call.service.models.acquire(&p.model_id)?;
+    let version = loaded.key();
+    let image = ImageKey::of(Path::new(&p.image));
+    let key = {
+        let mut q = p.clone();
+        q.work_done_token = None;
+        format!(
+            "unit/deconv {} {:?}",
+            serde_json::to_string(&q).unwrap_or_default(),
+            image.stamp
+        )
+    };
+    cached(call, &version, key, || {
+        let model = &loaded.model;
+        let input = call.service.inputs.get_or_load(&version, model, &image)?;
+        call.service.activations.count_forward();
+        let recs = reconstruct(&model.graph, &input, &options, call.progress)?;
+        let picture = if p.render {
+            let norm = model.normalization();
+            let photo = input_photo(&input, norm.mean, norm.std)?;
+            let drawn = render_reconstructions(&recs, &photo, p.tile.max(8))?;
+            Some(png(&drawn).map_err(|e| MethodError::internal(e.to_string()))?)
+        } else {
+            None
+        };
+        Ok(DeconvResult {
+            version: loaded.version,
+            reconstructions: recs.iter().map(|r| data_of(r, p.signals)).collect(),
+            picture,
+        })
+    })
+}
+
+/// The engine's options from the parameters, refusing what does not fit.
+fn options_of(p: &DeconvParams) -> Result<DeconvOptions, MethodError> {
+    let position = UnitPosition::from_name(&p.position)?;
+    let rule = BackwardRule::from_name(&p.rule).ok_or_else(|| {
+        MethodError::from(convlens_models::Error::InvalidArgument(format!(
+            "unknown rule `{}`; known: deconvnet, guided, gradient",
+            p.rule
+        )))
+    })?;
+    let units = match (p.top, p.units.is_empty()) {
+        (Some(k), true) => UnitSelection::Strongest(k),
+        (None, false) => UnitSelection::Units(p.units.clone()),
+        _ => {
+            return Err(convlens_models::Error::InvalidArgument(
+                "give exactly one of `units` and `top`".into(),
+            )
+            .into())
+        }
+    };
+    Ok(DeconvOptions {
+        layer: p.layer.clone(),
+        units,
+        position,
+        rule,
+    })
+}
+
+/// One reconstruction in the protocol's terms.
+fn data_of(r: &Reconstruction, signal: bool) -> ReconstructionData {
+    ReconstructionData {
+        layer: r.layer.clone(),
+        unit: r.unit,
+        position: match r.position {
+            UnitPosition::Max => "max".into(),
+            UnitPosition::All => "all".into(),
+        },
+        rule: r.rule.clone(),
+        location: r.location.map(|(row, col)| [row, col]),
+        activation: r.activation,
+        receptive_field: r.receptive_field.map(|f| ReceptiveField {
+            top: f.top,
+            left: f.left,
+            bottom: f.bottom,
+            right: f.right,
+            size: [f.size.0, f.size.1],
+        }),
+        signal: signal.then(|| Array::from_f32(&r.signal.shape, &r.signal.data)),
+    }
+}
