@@ -32,11 +32,11 @@ fn maximize_writes_png_gif_and_npy_and_reports_the_objective() {
         "--class",
         "309",
         "--steps",
-        "6",
+        "20",
         "--size",
-        "48",
+        "64",
         "--frame-every",
-        "2",
+        "5",
         "-o",
         png.to_str().unwrap(),
         "--gif",
@@ -53,23 +53,23 @@ fn maximize_writes_png_gif_and_npy_and_reports_the_objective() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["objective"], "class 309");
     assert_eq!(report["preset"], "lucid");
-    assert_eq!(report["steps"], 6);
-    assert_eq!(report["history"].as_array().unwrap().len(), 6);
+    assert_eq!(report["steps"], 20);
+    assert_eq!(report["history"].as_array().unwrap().len(), 20);
     let image = &report["images"][0];
     assert!(image["final"].as_f64().unwrap() > image["start"].as_f64().unwrap());
     assert_eq!(image["top"].as_array().unwrap().len(), 3);
 
     let picture = image::open(&png).unwrap();
-    assert_eq!((picture.width(), picture.height()), (48, 48));
+    assert_eq!((picture.width(), picture.height()), (64, 64));
     let x = candle_core::Tensor::read_npy(&npy).unwrap();
-    assert_eq!(x.dims(), &[3, 48, 48]);
-    // The GIF holds frames 0, 2, 4 and the last (step 6).
+    assert_eq!(x.dims(), &[3, 64, 64]);
+    // The GIF holds frames 0, 5, 10, 15 and the last (step 20).
     let frames = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
         std::fs::File::open(&gif).unwrap(),
     ))
     .unwrap();
     use image::AnimationDecoder;
-    assert_eq!(frames.into_frames().count(), 4);
+    assert_eq!(frames.into_frames().count(), 5);
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -89,7 +89,9 @@ fn bad_requests_get_one_clear_error() {
     };
     let unit = with(&["--layer", "_blocks.10", "--unit", "500"]);
     assert!(
-        unit.contains("unit 500 is out of range: layer `_blocks.10` has 112 channels"),
+        unit.contains(
+            "unit 500 is out of range: layer `_blocks.10` (`_blocks.10.add`) has 112 channels"
+        ),
         "{unit}"
     );
     let flat = with(&["--layer", "_fc", "--unit", "0"]);

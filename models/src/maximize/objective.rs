@@ -79,16 +79,23 @@ impl BoundObjective {
                         "the input is not a layer to maximize: name a layer after it".into(),
                     ));
                 }
-                let name = graph.name(node);
+                // The layer as asked for, and the node it stands for when that differs
+                // (`_blocks.10` is its last node, `_blocks.10.add`).
+                let leaf = graph.name(node);
+                let name = if leaf == layer {
+                    format!("{layer}`")
+                } else {
+                    format!("{layer}` (`{leaf}`)")
+                };
                 let dims = output_dims(graph, trace, node)?;
                 if dims.len() != 4 {
                     return Err(Error::InvalidArgument(format!(
-                        "layer `{name}` has no channels: its output is {dims:?}, and --layer needs a [N, C, H, W] output (use --class for the logits)"
+                        "layer `{name} has no channels: its output is {dims:?}, and --layer needs a [N, C, H, W] output (use --class for the logits)"
                     )));
                 }
                 if *unit >= dims[1] {
                     return Err(Error::InvalidArgument(format!(
-                        "unit {unit} is out of range: layer `{name}` has {} channels (0..={})",
+                        "unit {unit} is out of range: layer `{name} has {} channels (0..={})",
                         dims[1],
                         dims[1].saturating_sub(1)
                     )));
