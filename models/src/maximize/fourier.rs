@@ -71,7 +71,7 @@ impl FourierImage {
         for l in 0..wf {
             // c2r counts every frequency twice (itself and its conjugate) except DC and, for even
             // widths, Nyquist; their imaginary parts drop out because sin vanishes there.
-            let weight = if l == 0 || (w % 2 == 0 && l == w / 2) {
+            let weight = if l == 0 || (w.is_multiple_of(2) && l == w / 2) {
                 1.0
             } else {
                 2.0

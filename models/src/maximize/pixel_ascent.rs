@@ -139,7 +139,7 @@ pub fn run(
             x = l2_decay(&x, settings.decay)?;
         }
         if let Some(blur) = &blur {
-            if step % settings.blur_every == 0 {
+            if step.is_multiple_of(settings.blur_every) {
                 x = blur.apply(&x)?;
             }
         }
