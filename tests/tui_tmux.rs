@@ -146,6 +146,19 @@ fn main_title(screen: &str) -> String {
     screen.lines().nth(1).unwrap_or_default().to_string()
 }
 
+/// The unit grid's caption (`unit 7/32 · max 1.80 · mean 0.76 · active 91%`).
+fn unit_caption(screen: &str) -> Option<String> {
+    let line = screen
+        .lines()
+        .find(|l| l.contains("unit ") && l.contains(" · max "))?;
+    let at = line.find("unit ")?;
+    Some(
+        line[at..]
+            .trim_end_matches(|c| c == ' ' || c == '┃' || c == '│')
+            .to_string(),
+    )
+}
+
 /// The class number in the overlay's title.
 fn explained_class(screen: &str) -> Option<String> {
     let title = main_title(screen);
@@ -187,18 +200,40 @@ fn browse_the_demo_as_a_person_would() {
         main_title(s).contains("Units _blocks.0._depthwise_conv")
     });
 
-    // The unit grid and the inspector: this daemon has no `unit/activations` method yet, so the
-    // grid must say exactly that (this assertion fails once the method lands: then the unit
-    // cursor, its numbers and the inspector's pictures are to be checked here).
-    let screen = tui.wait_for("the unit grid's state", |s| s.contains("activations:"));
+    // The unit grid: every channel of the layer as a tile with its max, the cursor's in brackets.
+    let screen = tui.wait_for("the unit grid of _depthwise_conv", |s| {
+        s.contains("unit 0/32 · max") && s.contains('[')
+    });
+    let first = unit_caption(&screen);
+    let screen = tui.step(
+        &["Tab", "Tab", "Right", "Right", "Down"],
+        "the unit cursor moved",
+        |s| {
+            unit_caption(s).is_some_and(|c| Some(&c) != first.as_ref() && !c.starts_with("unit 0/"))
+        },
+    );
+    let moved = unit_caption(&screen).unwrap_or_default();
     assert!(
-        screen.contains("not available from this daemon"),
+        moved.contains("max ") && moved.contains("active "),
+        "{moved}"
+    );
+    // The inspector: the unit's numbers on the image.
+    let screen = tui.step(&["i"], "the inspector", |s| s.contains("Inspector unit"));
+    let unit = moved
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("unit ");
+    assert!(
+        screen.contains(&format!("Inspector unit {unit} ")),
         "{screen}"
     );
-    assert!(screen.contains("unit/activations"), "{screen}");
-    tui.step(&["Tab", "Tab", "i"], "the inspector", |s| {
-        s.contains("Inspector")
-    });
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("│image ") && l.contains('%')),
+        "{screen}"
+    );
 
     // Next image: the strip moves and the top-5 follows.
     tui.step(&["]"], "the next photo", |s| {
@@ -206,13 +241,13 @@ fn browse_the_demo_as_a_person_would() {
     });
 
     // Overlays: Grad-CAM first, then the next methods, each a new picture.
+    // The overlay is encoded off the UI thread: a placeholder first, then the picture.
     let screen = tui.step(&["o"], "the Grad-CAM overlay", |s| {
-        main_title(s).contains("Overlay gradcam · class")
+        main_title(s).contains("Overlay gradcam · class") && has_half_blocks(s, 300)
     });
-    assert!(has_half_blocks(&screen, 200), "{screen}");
     let gradcam = screen;
     let screen = tui.step(&["m"], "the Grad-CAM++ overlay", |s| {
-        main_title(s).contains("Overlay gradcam++ · class")
+        main_title(s).contains("Overlay gradcam++ · class") && has_half_blocks(s, 300)
     });
     assert_ne!(screen, gradcam);
     let screen = tui.step(&["m"], "the XGrad-CAM overlay", |s| {

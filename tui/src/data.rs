@@ -179,6 +179,42 @@ impl LayerActivations {
     }
 }
 
+/// `channels` maps of `height × width` (row-major, one after the other) averaged down to at
+/// most `max_side` positions a side; returns the maps and their new height and width.
+pub fn shrink_maps(
+    maps: &[f32],
+    channels: usize,
+    height: usize,
+    width: usize,
+    max_side: usize,
+) -> Result<(Vec<f32>, usize, usize), String> {
+    if maps.len() != channels * height * width {
+        return Err(format!(
+            "{} values for {channels} maps of {height}×{width}",
+            maps.len()
+        ));
+    }
+    let (th, tw) = (height.min(max_side).max(1), width.min(max_side).max(1));
+    if (th, tw) == (height, width) {
+        return Ok((maps.to_vec(), height, width));
+    }
+    let mut out = Vec::with_capacity(channels * th * tw);
+    for map in maps.chunks_exact((height * width).max(1)) {
+        for ty in 0..th {
+            let (y0, y1) = (ty * height / th, ((ty + 1) * height).div_ceil(th));
+            for tx in 0..tw {
+                let (x0, x1) = (tx * width / tw, ((tx + 1) * width).div_ceil(tw));
+                let mut sum = 0.0;
+                for y in y0..y1 {
+                    sum += map[y * width + x0..y * width + x1].iter().sum::<f32>();
+                }
+                out.push(sum / ((y1 - y0) * (x1 - x0)) as f32);
+            }
+        }
+    }
+    Ok((out, th, tw))
+}
+
 /// Statistics of a unit over the whole folder.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FolderStats {
@@ -288,5 +324,21 @@ impl FolderMap {
             })
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(i, _)| i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_shrink_by_averaging() {
+        let maps: Vec<f32> = (0..2 * 4 * 4).map(|v| v as f32).collect();
+        let (out, h, w) = shrink_maps(&maps, 2, 4, 4, 2).unwrap();
+        assert_eq!((h, w), (2, 2));
+        assert_eq!(out, vec![2.5, 4.5, 10.5, 12.5, 18.5, 20.5, 26.5, 28.5]);
+        let (same, h, w) = shrink_maps(&maps, 2, 4, 4, 16).unwrap();
+        assert_eq!((same.len(), h, w), (32, 4, 4));
+        assert!(shrink_maps(&maps, 3, 4, 4, 2).is_err());
     }
 }

@@ -9,6 +9,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use convlens_shared::methods::activations::{ActivationsParams, UnitActivations};
 use convlens_shared::methods::explain::{ExplainParams, ImageExplain};
 use convlens_shared::methods::images::{FolderParams, ImageList, ImagesChangedParams};
 use convlens_shared::methods::model::{
@@ -20,11 +21,18 @@ use convlens_shared::methods::watch::{WatchAdd, WatchParams};
 use convlens_shared::methods::{NotificationMethod, RequestMethod};
 use convlens_shared::{Client, ClientError, Notification, RequestId};
 
-use crate::data::{ClassScore, Explanation, Layer, ModelView, Picture, Prediction};
+use crate::data::{
+    shrink_maps, ClassScore, Explanation, Layer, LayerActivations, ModelView, Picture, Prediction,
+    UnitStats,
+};
 use crate::event::{Connection, Event, Reply};
 use crate::photos;
 use crate::remote::Progress;
 use crate::request::{Feature, Outgoing, Request, Slot, Ticket};
+
+/// Feature maps are averaged down to at most this many positions a side (a grid tile shows at
+/// most 8×8 pixels).
+const MAX_MAP: usize = 16;
 
 /// Pictures from the daemon are shrunk to this many pixels on their longer side.
 const MAX_PICTURE: u32 = 512;
@@ -37,7 +45,7 @@ pub fn method_of(feature: Feature) -> &'static str {
         Feature::Images => WatchAdd::NAME,
         Feature::Predict => ImagePredict::NAME,
         Feature::Explain => ImageExplain::NAME,
-        Feature::Activations => "unit/activations",
+        Feature::Activations => UnitActivations::NAME,
         Feature::FolderStats => "unit/stats",
         Feature::Deconv => "unit/deconv",
         Feature::Maximize => "unit/maximize",
@@ -50,7 +58,6 @@ pub fn method_of(feature: Feature) -> &'static str {
 /// Features with no typed method in `convlens-shared` yet: the TUI cannot call them, whatever
 /// the daemon advertises.
 pub const NOT_IN_PROTOCOL: &[Feature] = &[
-    Feature::Activations,
     Feature::FolderStats,
     Feature::Deconv,
     Feature::Maximize,
@@ -383,8 +390,38 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             }))
         }
         Request::LoadPhoto { path } => photos::load(&path).map(Reply::Photo),
-        Request::Activations { .. }
-        | Request::FolderStats { .. }
+        Request::Activations {
+            model_id,
+            layer,
+            image,
+        } => {
+            let params = ActivationsParams::new(model_id, text(&image), layer.clone());
+            let result = start::<UnitActivations>(shared, ticket, &params)?;
+            let [channels, h, w] = result.shape;
+            let maps = result
+                .maps
+                .ok_or("the daemon sent no maps")?
+                .to_f32()
+                .map_err(|e| e.to_string())?;
+            let (maps, height, width) = shrink_maps(&maps, channels, h, w, MAX_MAP)?;
+            Ok(Reply::Activations(LayerActivations {
+                layer,
+                image,
+                height,
+                width,
+                maps,
+                stats: result
+                    .channels
+                    .iter()
+                    .map(|c| UnitStats {
+                        mean: c.mean,
+                        max: c.max,
+                        frac_active: c.active_fraction,
+                    })
+                    .collect(),
+            }))
+        }
+        Request::FolderStats { .. }
         | Request::Deconv { .. }
         | Request::Maximize { .. }
         | Request::TopImages { .. }
@@ -494,6 +531,10 @@ mod tests {
         assert!(!features.contains(&Feature::Predict));
         assert!(features.contains(&Feature::Explain));
         assert!(missing.contains(&(Feature::Explain, "image/explain".into())));
-        assert!(features.contains(&Feature::Activations));
+        assert!(
+            features.contains(&Feature::Activations),
+            "no unit/activations here"
+        );
+        assert!(features.contains(&Feature::Deconv));
     }
 }

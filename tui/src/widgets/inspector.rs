@@ -13,6 +13,7 @@ use crate::data::{Picture, UnitStats};
 use crate::images::{placeholder, Images};
 use crate::layout::is_large;
 use crate::remote::Remote;
+use crate::request::Feature;
 
 /// Draws the inspector pane.
 pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen: Rect) {
@@ -95,12 +96,20 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
                 right.width,
                 right.height.saturating_sub(1),
             );
-            super::message(
-                buf,
-                body,
-                "press a to compute",
-                Style::default().fg(Color::DarkGray),
-            );
+            match app.offers(Feature::Maximize) {
+                Ok(()) => super::message(
+                    buf,
+                    body,
+                    "press a to compute",
+                    Style::default().fg(Color::DarkGray),
+                ),
+                Err(method) => super::message(
+                    buf,
+                    body,
+                    &format!("not available from this daemon (it has no `{method}` method)"),
+                    Style::default().fg(Color::Yellow),
+                ),
+            }
         }
     }
     draw_top(buf, top_area, app, images, large);
