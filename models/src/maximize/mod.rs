@@ -147,7 +147,8 @@ pub(crate) struct Run {
 
 impl Run {
     fn wants_frame(&self, step: usize) -> bool {
-        self.frame_every.is_some_and(|every| step.is_multiple_of(every))
+        self.frame_every
+            .is_some_and(|every| step.is_multiple_of(every))
     }
 
     fn message(&self, values: &[f32]) -> String {
