@@ -10,6 +10,7 @@ use convlens_models::{LoadOptions, Model};
 use convlens_shared::codes;
 use convlens_shared::methods::activations::{ActivationsParams, UnitActivations};
 use convlens_shared::methods::deconv::{DeconvParams, UnitDeconv};
+use convlens_shared::methods::maximize::{MaximizeParams, UnitMaximize};
 use convlens_shared::methods::model::{LoadParams, ModelLoad};
 use convlens_shared::methods::status::Status;
 use convlens_shared::methods::NoParams;
@@ -226,4 +227,125 @@ fn unit_deconv_equals_the_engine_for_strongest_and_chosen_units() {
         Vec::new(),
     )));
     assert!(e.message.contains("`units` and `top`"), "{}", e.message);
+}
+
+#[test]
+fn unit_maximize_equals_the_engine_with_few_steps() {
+    use convlens_models::maximize::{maximize, MaximizeOptions, Objective, Preset};
+    use convlens_models::progress::Silent;
+
+    let d = Daemon::start("maximize", &[]);
+    let c = d.client();
+    let id = load(&c);
+    let model = engine();
+    let mut class = MaximizeParams::class(&id, 3);
+    class.steps = Some(3);
+    class.size = Some(64);
+    class.seed = 5;
+    class.diversity = 2;
+    class.frame_every = Some(2);
+    class.inputs = true;
+    let mut neuron = MaximizeParams::channel(&id, "layer2", 7);
+    neuron.neuron = true;
+    neuron.preset = "yosinski1".into();
+    neuron.steps = Some(2);
+    neuron.size = Some(64);
+    let cases = [
+        (
+            class,
+            MaximizeOptions {
+                objective: Objective::Class(3),
+                preset: Preset::Lucid,
+                steps: Some(3),
+                seed: 5,
+                size: Some(64),
+                images: 2,
+                frame_every: Some(2),
+                ..Default::default()
+            },
+        ),
+        (
+            neuron,
+            MaximizeOptions {
+                objective: Objective::Neuron {
+                    layer: "layer2".into(),
+                    unit: 7,
+                },
+                preset: Preset::Yosinski(1),
+                steps: Some(2),
+                size: Some(64),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (params, options) in cases {
+        let got = c.request::<UnitMaximize>(&params).unwrap();
+        let want = maximize(&model, &options, &Silent).unwrap();
+        let what = want.objective.describe();
+        assert_eq!(got.objective, what);
+        assert_eq!(
+            (&got.layer, &got.preset, got.steps),
+            (&want.layer, &want.preset.name(), want.steps)
+        );
+        assert_eq!(got.images.shape, want.images.dims(), "{what}");
+        let want_images = want.images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_close(&what, &got.images.to_f32().unwrap(), &want_images);
+        assert_close(&what, &got.final_values, &want.final_values);
+        assert_close(&what, &got.start_values, &want.start_values);
+        assert_eq!(got.history.len(), want.history.len());
+        for (g, w) in got.history.iter().zip(&want.history) {
+            assert_close(&what, g, w);
+        }
+        assert_close(&what, &got.similarity, &want.similarity);
+        assert_eq!(got.pictures.len(), want.images.dim(0).unwrap(), "{what}");
+        assert_eq!(
+            got.frames.iter().map(|f| f.step).collect::<Vec<_>>(),
+            want.frames.iter().map(|f| f.step).collect::<Vec<_>>()
+        );
+        assert_eq!(got.inputs.is_some(), params.inputs);
+    }
+
+    // Neither a class nor a layer with a unit: one clear error.
+    let mut neither = MaximizeParams::class(&id, 0);
+    neither.class = None;
+    let e = server_error(c.request::<UnitMaximize>(&neither));
+    assert_eq!(e.code, codes::REQUEST_FAILED);
+    assert!(e.message.contains("`class`"), "{}", e.message);
+}
+
+#[test]
+fn unit_maximize_reports_its_steps_and_is_cancelled() {
+    let d = Daemon::start("maximize-cancel", &[]);
+    let c = d.client();
+    let id = load(&c);
+    let mut params = MaximizeParams::channel(&id, "layer2", 1);
+    params.steps = Some(100_000);
+    params.size = Some(64);
+    params.work_done_token = Some(convlens_shared::RequestId::String("max".into()));
+    let pending = c.start::<UnitMaximize>(&params).unwrap();
+    let (report, _) =
+        daemon_support::wait_for(&c, "$/progress", std::time::Duration::from_secs(60), |n| {
+            n.params["value"]["kind"] == "report"
+                && n.params["value"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.ends_with("/100000") && !m.ends_with(" 0/100000"))
+        });
+    assert!(report.is_some(), "the run reports its steps");
+    c.cancel(pending.id()).unwrap();
+    match pending.wait_timeout(std::time::Duration::from_secs(60)) {
+        Err(ClientError::Server(e)) => assert_eq!(
+            (e.code, e.kind()),
+            (codes::REQUEST_CANCELLED, Some("cancelled"))
+        ),
+        other => panic!("expected RequestCancelled, got {other:?}"),
+    }
+    let (end, _) =
+        daemon_support::wait_for(&c, "$/progress", std::time::Duration::from_secs(10), |n| {
+            n.params["value"]["kind"] == "end"
+        });
+    assert!(end.is_some(), "the progress ends");
+    assert!(
+        c.request::<Status>(&NoParams {}).is_ok(),
+        "the daemon goes on"
+    );
 }

@@ -9,6 +9,7 @@ pub mod activations;
 pub mod deconv;
 pub mod explain;
 pub mod images;
+pub mod maximize;
 pub mod model;
 pub mod predict;
 pub mod status;
@@ -70,6 +71,7 @@ impl Router {
         explain::register(&mut r);
         activations::register(&mut r);
         deconv::register(&mut r);
+        maximize::register(&mut r);
         images::register(&mut r);
         watch::register(&mut r);
         status::register(&mut r);

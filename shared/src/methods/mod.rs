@@ -7,6 +7,7 @@ pub mod deconv;
 pub mod explain;
 pub mod images;
 pub mod lifecycle;
+pub mod maximize;
 pub mod model;
 pub mod predict;
 pub mod progress;
