@@ -73,9 +73,29 @@ try:
         if i:
             tree += [t, t2]
     report("layer cursor → redrawn tree and grid title", tree)
-    # Unit grid: needs the daemon's activations method.
+    # Unit grid: a new layer's grid from the daemon (unit/activations; cached after round 1) ...
     if "not available from this daemon" in screen():
-        print("unit cursor → redrawn unit grid                 not measurable: this daemon has no unit/activations method")
+        print("unit grid                                       not measurable: this daemon has no unit/activations method")
+    else:
+        grid = []
+        for i in range(rounds + 1):
+            t = timed("Down", lambda s: "Units _bn0" in title(s) and "unit 0/32 · max" in s)
+            t2 = timed("Up", lambda s: "Units _conv_stem" in title(s) and "unit 0/32 · max" in s)
+            if i:
+                grid += [t, t2]
+        report("layer cursor → new layer's unit grid drawn", grid)
+        # ... and the unit cursor moving over it (no daemon call).
+        tmux("send-keys", "-t", "t", "Tab")
+        tmux("send-keys", "-t", "t", "Tab")
+        units = []
+        for i in range(rounds + 1):
+            t = timed("Right", lambda s: "unit 1/32 · max" in s)
+            t2 = timed("Left", lambda s: "unit 0/32 · max" in s)
+            if i:
+                units += [t, t2]
+        report("unit cursor → redrawn unit grid", units)
+        tmux("send-keys", "-t", "t", "Tab")
+        tmux("send-keys", "-t", "t", "Tab")
     # Next image → its top-5 (a daemon round trip: image/predict, cached after the first round).
     images = []
     for i in range(rounds + 1):

@@ -54,7 +54,11 @@ shot() { # shot NAME: the xterm window as docs/gallery/tui_NAME.png
 wait_for "% "
 keys Down Down Down Down Right Down Down Down Down
 wait_for "_blocks.0._project_conv"
+wait_for "unit 0/16 · max"
 shot browse
+keys Tab Tab Right Right Right Down i
+wait_for "Inspector unit"
+shot units_inspector
 keys o
 wait_for "Overlay gradcam · class"
 shot overlay_gradcam
