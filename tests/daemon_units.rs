@@ -10,6 +10,7 @@ use convlens_models::{LoadOptions, Model};
 use convlens_shared::codes;
 use convlens_shared::methods::activations::{ActivationsParams, UnitActivations};
 use convlens_shared::methods::deconv::{DeconvParams, UnitDeconv};
+use convlens_shared::methods::filters::{FiltersParams, LayerFilters};
 use convlens_shared::methods::maximize::{MaximizeParams, UnitMaximize};
 use convlens_shared::methods::model::{LoadParams, ModelLoad};
 use convlens_shared::methods::status::Status;
@@ -348,4 +349,76 @@ fn unit_maximize_reports_its_steps_and_is_cancelled() {
         c.request::<Status>(&NoParams {}).is_ok(),
         "the daemon goes on"
     );
+}
+
+#[test]
+fn layer_filters_equal_the_engine() {
+    use convlens_models::units::{conv_filters, render_filter_grid, FilterGridOptions};
+
+    let d = Daemon::start("filters", &[]);
+    let c = d.client();
+    let id = load(&c);
+    let model = engine();
+    for layer in [None, Some("layer3.0.conv2".to_string())] {
+        let mut params = FiltersParams::new(&id, layer.clone());
+        params.render = true;
+        params.dead_ratio = 0.5;
+        let got = c.request::<LayerFilters>(&params).unwrap();
+        let want = conv_filters(&model.graph, layer.as_deref(), 0.5).unwrap();
+        let what = want.layer.clone();
+        assert_eq!(got.layer, want.layer);
+        assert_eq!(
+            (
+                got.out_channels,
+                got.in_channels,
+                got.groups,
+                got.kernel_size,
+                got.rgb
+            ),
+            (
+                want.out_channels,
+                want.in_channels,
+                want.groups,
+                [want.kernel_size.0, want.kernel_size.1],
+                want.rgb
+            )
+        );
+        assert_eq!(got.stats.dead, want.stats.dead, "{what}");
+        assert_close(
+            &what,
+            &[
+                got.stats.norm_min,
+                got.stats.norm_median,
+                got.stats.norm_max,
+            ],
+            &[
+                want.stats.norm_min,
+                want.stats.norm_median,
+                want.stats.norm_max,
+            ],
+        );
+        let norms = |f: &[convlens_shared::methods::filters::KernelStats]| {
+            f.iter().map(|k| k.l2_norm).collect::<Vec<f32>>()
+        };
+        let want_norms: Vec<f32> = want.filters.iter().map(|k| k.l2_norm).collect();
+        assert_close(&what, &norms(&got.filters), &want_norms);
+        let weights = got.weights.as_ref().expect("weights by default");
+        assert_eq!(weights.shape, want.weights.shape);
+        assert_close(&what, &weights.to_f32().unwrap(), &want.weights.data);
+        let grid = image::load_from_memory(&got.grid.unwrap().to_bytes().unwrap())
+            .unwrap()
+            .to_rgb8();
+        let expected = render_filter_grid(
+            &want,
+            FilterGridOptions {
+                max_filters: 64,
+                max_inputs: 32,
+            },
+        );
+        assert_eq!(grid.into_raw(), expected.into_raw(), "{what}: the grid");
+    }
+    let e =
+        server_error(c.request::<LayerFilters>(&FiltersParams::new(&id, Some("layer1".into()))));
+    assert_eq!(e.code, codes::REQUEST_FAILED);
+    assert!(e.message.contains("layer1"), "{}", e.message);
 }

@@ -8,6 +8,7 @@
 pub mod activations;
 pub mod deconv;
 pub mod explain;
+pub mod filters;
 pub mod images;
 pub mod maximize;
 pub mod model;
@@ -72,6 +73,7 @@ impl Router {
         activations::register(&mut r);
         deconv::register(&mut r);
         maximize::register(&mut r);
+        filters::register(&mut r);
         images::register(&mut r);
         watch::register(&mut r);
         status::register(&mut r);

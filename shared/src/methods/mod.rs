@@ -5,6 +5,7 @@ pub mod activations;
 pub mod cancel;
 pub mod deconv;
 pub mod explain;
+pub mod filters;
 pub mod images;
 pub mod lifecycle;
 pub mod maximize;
