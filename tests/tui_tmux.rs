@@ -152,11 +152,7 @@ fn unit_caption(screen: &str) -> Option<String> {
         .lines()
         .find(|l| l.contains("unit ") && l.contains(" · max "))?;
     let at = line.find("unit ")?;
-    Some(
-        line[at..]
-            .trim_end_matches(|c| c == ' ' || c == '┃' || c == '│')
-            .to_string(),
-    )
+    Some(line[at..].trim_end_matches([' ', '┃', '│']).to_string())
 }
 
 /// The class number in the overlay's title.
