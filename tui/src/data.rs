@@ -215,6 +215,49 @@ pub fn shrink_maps(
     Ok((out, th, tw))
 }
 
+/// The tiles of a kernel `[out, in, kh, kw]`: with `rgb` (three inputs) each filter's inputs as
+/// red, green and blue, otherwise the mean over its inputs as grey; each filter scaled
+/// symmetrically around zero (mid-grey) by its own largest |weight|.
+pub fn filter_tiles(values: &[f32], shape: &[usize], rgb: bool) -> Result<Vec<Tile>, String> {
+    let &[out, inputs, kh, kw] = shape else {
+        return Err(format!(
+            "a kernel of shape {shape:?}, expected [out, in, kh, kw]"
+        ));
+    };
+    if values.len() != out * inputs * kh * kw || inputs == 0 {
+        return Err(format!(
+            "{} weights for a kernel of shape {shape:?}",
+            values.len()
+        ));
+    }
+    let rgb = rgb && inputs == 3;
+    let grey = |v: f32, scale: f32| (127.5 + 127.5 * v / scale).round().clamp(0.0, 255.0) as u8;
+    Ok(values
+        .chunks_exact(inputs * kh * kw)
+        .map(|filter| {
+            let scale = filter.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let scale = if scale > 0.0 { scale } else { 1.0 };
+            let pixels = (0..kh * kw)
+                .map(|p| {
+                    let at = |i: usize| filter[i * kh * kw + p];
+                    if rgb {
+                        [grey(at(0), scale), grey(at(1), scale), grey(at(2), scale)]
+                    } else {
+                        let mean = (0..inputs).map(at).sum::<f32>() / inputs as f32;
+                        let g = grey(mean, scale);
+                        [g, g, g]
+                    }
+                })
+                .collect();
+            Tile {
+                width: kw,
+                height: kh,
+                pixels,
+            }
+        })
+        .collect())
+}
+
 /// Statistics of a unit over the whole folder.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FolderStats {
@@ -340,5 +383,17 @@ mod tests {
         let (same, h, w) = shrink_maps(&maps, 2, 4, 4, 16).unwrap();
         assert_eq!((same.len(), h, w), (32, 4, 4));
         assert!(shrink_maps(&maps, 3, 4, 4, 2).is_err());
+    }
+
+    #[test]
+    fn filters_become_tiles_around_mid_grey() {
+        // Two filters of one 1x2 kernel over three inputs.
+        let w = [1.0, -1.0, 0.0, 0.5, -0.5, 0.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0];
+        let rgb = filter_tiles(&w, &[2, 3, 1, 2], true).unwrap();
+        assert_eq!(rgb[0].pixels, vec![[255, 128, 64], [0, 191, 128]]);
+        let grey = filter_tiles(&w, &[2, 3, 1, 2], false).unwrap();
+        assert_eq!(grey[0].pixels, vec![[149, 149, 149], [106, 106, 106]]);
+        assert_eq!(grey[1].pixels, vec![[255, 255, 255]; 2]);
+        assert!(filter_tiles(&w, &[2, 3, 2, 2], true).is_err());
     }
 }

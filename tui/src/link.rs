@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use convlens_shared::methods::activations::{ActivationsParams, UnitActivations};
+use convlens_shared::methods::deconv::{DeconvParams, UnitDeconv};
 use convlens_shared::methods::explain::{ExplainParams, ImageExplain};
+use convlens_shared::methods::filters::{FiltersParams, LayerFilters};
 use convlens_shared::methods::images::{FolderParams, ImageList, ImagesChangedParams};
 use convlens_shared::methods::model::{
     LayersParams, LoadParams, ModelLayers, ModelLoad, ReloadFailedParams, ReloadedParams,
@@ -22,8 +24,8 @@ use convlens_shared::methods::{NotificationMethod, RequestMethod};
 use convlens_shared::{Client, ClientError, Notification, RequestId};
 
 use crate::data::{
-    shrink_maps, ClassScore, Explanation, Layer, LayerActivations, ModelView, Picture, Prediction,
-    UnitStats,
+    filter_tiles, shrink_maps, ClassScore, Explanation, FilterBank, Layer, LayerActivations,
+    ModelView, Picture, Prediction, UnitStats,
 };
 use crate::event::{Connection, Event, Reply};
 use crate::photos;
@@ -47,10 +49,10 @@ pub fn method_of(feature: Feature) -> &'static str {
         Feature::Explain => ImageExplain::NAME,
         Feature::Activations => UnitActivations::NAME,
         Feature::FolderStats => "unit/stats",
-        Feature::Deconv => "unit/deconv",
+        Feature::Deconv => UnitDeconv::NAME,
         Feature::Maximize => "unit/maximize",
         Feature::TopImages => "unit/top",
-        Feature::Filters => "layer/filters",
+        Feature::Filters => LayerFilters::NAME,
         Feature::Map => "folder/map",
     }
 }
@@ -59,10 +61,8 @@ pub fn method_of(feature: Feature) -> &'static str {
 /// the daemon advertises.
 pub const NOT_IN_PROTOCOL: &[Feature] = &[
     Feature::FolderStats,
-    Feature::Deconv,
     Feature::Maximize,
     Feature::TopImages,
-    Feature::Filters,
     Feature::Map,
 ];
 
@@ -421,11 +421,46 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
                     .collect(),
             }))
         }
+        Request::Deconv {
+            model_id,
+            layer,
+            unit,
+            image,
+        } => {
+            let mut params = DeconvParams::new(model_id, text(&image), layer, vec![unit]);
+            params.signals = false;
+            params.render = true;
+            let token = token(ticket);
+            lock(&shared.tokens).insert(token.clone(), ticket.clone());
+            params.work_done_token = Some(RequestId::String(token));
+            let result = start::<UnitDeconv>(shared, ticket, &params)?;
+            let png = result
+                .picture
+                .ok_or("the daemon sent no reconstruction picture")?;
+            let bytes = png.to_bytes().map_err(|e| e.to_string())?;
+            Ok(Reply::Deconv(Picture::decode(&bytes, MAX_PICTURE)?))
+        }
+        Request::Filters { model_id, layer } => {
+            let mut params = FiltersParams::new(model_id, Some(layer.clone()));
+            params.weights = true;
+            params.render = false;
+            let result = start::<LayerFilters>(shared, ticket, &params)?;
+            let kernel = result.weights.ok_or("the daemon sent no kernel")?;
+            let values = kernel.to_f32().map_err(|e| e.to_string())?;
+            let tiles = filter_tiles(&values, &kernel.shape, result.rgb)?;
+            let note = if result.rgb {
+                "RGB of the 3 input channels, mid-grey = 0".to_string()
+            } else {
+                format!(
+                    "mean of {} input channels, mid-grey = 0",
+                    kernel.shape.get(1).copied().unwrap_or(0)
+                )
+            };
+            Ok(Reply::Filters(FilterBank { layer, tiles, note }))
+        }
         Request::FolderStats { .. }
-        | Request::Deconv { .. }
         | Request::Maximize { .. }
         | Request::TopImages { .. }
-        | Request::Filters { .. }
         | Request::Map { .. } => Err("not available from this daemon".into()),
     }
 }
