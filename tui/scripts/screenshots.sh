@@ -58,6 +58,8 @@ wait_for "unit 0/16 · max"
 shot browse
 keys Tab Tab Right Right Right Down i
 wait_for "Inspector unit"
+wait_for "maximization"
+sleep 3
 shot units_inspector
 keys o
 wait_for "Overlay gradcam · class"
@@ -72,4 +74,7 @@ shot overlay_deconvnet_chelsea
 keys '?'
 wait_for "any key closes"
 shot help
-keys Escape q
+keys Escape Tab g f
+wait_for "filter 0/32"
+shot filters
+keys q
