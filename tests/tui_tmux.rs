@@ -254,6 +254,12 @@ fn browse_the_demo_as_a_person_would() {
         main_title(s).contains("Overlay xgradcam · class") && explained_class(s) != top_class
     });
 
+    // The filters of the selected depthwise convolution (one input channel each: grey tiles).
+    tui.step(&["f"], "the filters view", |s| {
+        main_title(s).contains("Filters _blocks.0._depthwise_conv")
+            && s.contains("filter 0/32 · 3×3 · mean of 1 input channels")
+    });
+
     // The key list, then quit.
     tui.step(&["?"], "the key list", |s| {
         s.contains("Keys") && s.contains("quit")
