@@ -116,7 +116,7 @@ fn assert_raises(
 fn none_raises_class_channel_and_neuron_tenfold() {
     let model = demo();
     for objective in objectives() {
-        assert_raises(&model, objective, Preset::None, 60, SIZE, 10.0);
+        assert_raises(&model, objective, Preset::None, 150, SIZE, 10.0);
     }
 }
 

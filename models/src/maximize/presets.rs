@@ -134,7 +134,10 @@ impl Preset {
     /// The Yosinski rows are the toolbox's command lines for Table 1 (its README, "Reproducing
     /// paper results"), with their learning-rate rules and iteration counts; they start from
     /// the mean plus N(0, 10) noise, the toolbox's default. `none` has no blur and no clipping;
-    /// Simonyan et al. give no λ, so it takes row 3's decay (1e-4) and step size (100).
+    /// Simonyan et al. give no λ and no step size, so it takes row 3's decay (1e-4) and row 4's
+    /// "progress" step (each step aims at +2 on the objective): the constant step of 100 that the
+    /// toolbox calibrated for CaffeNet's raw pixels leaves the demo model at the mean image
+    /// (its logit gradient there is too small to move 224-pixel images in 500 steps).
     pub fn recipe(self) -> Result<Recipe> {
         let pixel = |decay, blur_width, blur_every, norm, contribution, lr, steps| {
             Recipe::Pixel(PixelAscent {
@@ -159,7 +162,7 @@ impl Preset {
                 blur_every: 0,
                 small_norm_percentile: 0.0,
                 small_contribution_percentile: 0.0,
-                learning_rate: LearningRate::Constant(100.0),
+                learning_rate: progress(1e8),
                 steps: 500,
                 start: Start::Mean,
             }),
