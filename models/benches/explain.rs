@@ -51,7 +51,8 @@ fn explain_bench(c: &mut Criterion) {
     for spec in ["random:resnet18", "demo"] {
         let model = Model::load(spec, &LoadOptions::default(), &device).expect("model loads");
         let name = spec.trim_start_matches("random:");
-        let x = Tensor::randn(0f32, 1f32, (1, 3, input_size(), input_size()), &device).expect("input");
+        let x =
+            Tensor::randn(0f32, 1f32, (1, 3, input_size(), input_size()), &device).expect("input");
         for method in methods() {
             let options = ExplainOptions {
                 method: Method::from_name(method).expect("method"),

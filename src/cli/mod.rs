@@ -14,8 +14,8 @@ mod neighbors;
 mod predict;
 mod status;
 mod top;
-mod tui;
 mod train_demo;
+mod tui;
 
 use clap::{Parser, Subcommand};
 use convlens_models::{device, LoadOptions, Model};

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs every benchmark and its peer one after the other on this machine, writing the raw output
+# to docs/bench-logs/<section>-<date>.txt. Run it on a quiet machine: nothing else building.
+#
+#   scripts/bench-cpu.sh [SECTION ...]     sections: engine explain represent maximize daemon tui
+#
+# PY selects the Python with torch, captum, grad-cam, scikit-learn, efficientnet-lite-pytorch
+# (default /work/venv/ref/bin/python).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-/work/venv/ref/bin/python}
+DAY=$(date -u +%F)
+mkdir -p docs/bench-logs
+SECTIONS=${*:-engine explain represent maximize daemon tui}
+CRIT=(-- --warm-up-time 1 --measurement-time 3)
+
+log() { echo "== $1: $(date -u +%T)"; }
+
+for s in $SECTIONS; do
+  out=docs/bench-logs/$s-cpu-$DAY.txt
+  log "$s" | tee "$out"
+  {
+    uname -srm; nproc; "$PY" -c 'import torch; print("torch", torch.__version__, "threads", torch.get_num_threads())'
+    case $s in
+      engine)
+        "$PY" benches/peer/torch_engine.py --runs 5
+        cargo bench -p convlens-models --bench engine "${CRIT[@]}" ;;
+      explain)
+        "$PY" benches/peer/explain_peer.py --runs 5
+        CONVLENS_BENCH_METHODS=gradcam,saliency,integrated-gradients \
+          cargo bench -p convlens-models --bench explain "${CRIT[@]}"
+        # Score-CAM and occlusion take tens of seconds a run on this CPU: one timed CLI run each
+        # (model load and decoding included, a fraction of a second), in-process.
+        cargo build --release -q
+        for spec in random:resnet18 demo; do
+          for m in scorecam occlusion; do
+            t0=$(date +%s.%N)
+            target/release/convlens --no-daemon explain "$spec" models/assets/photos/chelsea.jpg \
+              --method "$m" --npy /tmp/bench-$m.npy > /dev/null
+            t1=$(date +%s.%N)
+            echo "{\"bench\": \"$m\", \"model\": \"$spec\", \"convlens_cli_s\": $(echo "$t1 - $t0" | bc)}"
+          done
+        done ;;
+      represent)
+        "$PY" benches/peer/represent_peer.py
+        cargo bench -p convlens-models --bench represent "${CRIT[@]}" ;;
+      maximize)
+        "$PY" benches/peer/maximize_step.py
+        cargo bench -p convlens-models --bench maximize "${CRIT[@]}" ;;
+      daemon)
+        "$PY" benches/peer/warm_latency.py
+        cargo bench -p convlens-daemon --bench warm_latency "${CRIT[@]}" ;;
+      tui)
+        cargo build --release -q
+        python3 tui/scripts/latency.py target/release/convlens --rounds 20 ;;
+      *) echo "unknown section $s" ;;
+    esac
+  } 2>&1 | grep -v "^\s*Compiling\|^\s*Running\|Benchmarking .*: \(Warming\|Collecting\|Analyzing\)" | tee -a "$out"
+done
