@@ -14,6 +14,7 @@ use convlens_shared::methods::deconv::{DeconvParams, UnitDeconv};
 use convlens_shared::methods::explain::{ExplainParams, ImageExplain};
 use convlens_shared::methods::filters::{FiltersParams, LayerFilters};
 use convlens_shared::methods::images::{FolderParams, ImageList, ImagesChangedParams};
+use convlens_shared::methods::maximize::{MaximizeParams, UnitMaximize};
 use convlens_shared::methods::model::{
     LayersParams, LoadParams, ModelLayers, ModelLoad, ReloadFailedParams, ReloadedParams,
 };
@@ -50,7 +51,7 @@ pub fn method_of(feature: Feature) -> &'static str {
         Feature::Activations => UnitActivations::NAME,
         Feature::FolderStats => "unit/stats",
         Feature::Deconv => UnitDeconv::NAME,
-        Feature::Maximize => "unit/maximize",
+        Feature::Maximize => UnitMaximize::NAME,
         Feature::TopImages => "unit/top",
         Feature::Filters => LayerFilters::NAME,
         Feature::Map => "folder/map",
@@ -59,12 +60,7 @@ pub fn method_of(feature: Feature) -> &'static str {
 
 /// Features with no typed method in `convlens-shared` yet: the TUI cannot call them, whatever
 /// the daemon advertises.
-pub const NOT_IN_PROTOCOL: &[Feature] = &[
-    Feature::FolderStats,
-    Feature::Maximize,
-    Feature::TopImages,
-    Feature::Map,
-];
+pub const NOT_IN_PROTOCOL: &[Feature] = &[Feature::FolderStats, Feature::TopImages, Feature::Map];
 
 /// Every feature.
 const FEATURES: &[Feature] = &[
@@ -458,10 +454,30 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             };
             Ok(Reply::Filters(FilterBank { layer, tiles, note }))
         }
-        Request::FolderStats { .. }
-        | Request::Maximize { .. }
-        | Request::TopImages { .. }
-        | Request::Map { .. } => Err("not available from this daemon".into()),
+        Request::Maximize {
+            model_id,
+            layer,
+            unit,
+        } => {
+            // The CLI's defaults (the lucid preset, 512 steps): minutes on a CPU, so the
+            // inspector shows the daemon's step progress as a gauge meanwhile.
+            let mut params = MaximizeParams::channel(model_id, layer, unit);
+            params.render = true;
+            let token = token(ticket);
+            lock(&shared.tokens).insert(token.clone(), ticket.clone());
+            params.work_done_token = Some(RequestId::String(token));
+            let result = start::<UnitMaximize>(shared, ticket, &params)?;
+            let png = result
+                .pictures
+                .into_iter()
+                .next()
+                .ok_or("the daemon sent no maximization picture")?;
+            let bytes = png.to_bytes().map_err(|e| e.to_string())?;
+            Ok(Reply::Maximize(Picture::decode(&bytes, MAX_PICTURE)?))
+        }
+        Request::FolderStats { .. } | Request::TopImages { .. } | Request::Map { .. } => {
+            Err("not available from this daemon".into())
+        }
     }
 }
 
