@@ -304,3 +304,41 @@ fn the_subset_has_its_documented_size_and_balanced_labels() {
     }
     assert!(counts.iter().all(|&c| c > 250), "{counts:?}");
 }
+
+/// The engine's accuracy on the full Fashion-MNIST test set of a checkpoint `convlens
+/// train-demo` wrote, which must reach 90 % (docs/GALLERY.md): run with
+/// `CONVLENS_FASHION_MNIST=DIR CONVLENS_CHECKPOINT=FILE cargo test -p convlens-models --release
+/// --test small_archs -- --ignored`.
+#[test]
+#[ignore = "needs the full Fashion-MNIST set and a trained checkpoint (see the doc comment)"]
+fn a_trained_checkpoint_reaches_90_percent_on_the_full_test_set() {
+    let dir = std::env::var("CONVLENS_FASHION_MNIST").expect("CONVLENS_FASHION_MNIST=DIR");
+    let checkpoint = std::env::var("CONVLENS_CHECKPOINT").expect("CONVLENS_CHECKPOINT=FILE");
+    let data = FashionMnist::load(Path::new(&dir)).unwrap();
+    assert_eq!(data.test.len(), 10_000, "the full test set");
+    let dev = device();
+    let model = Model::load(&checkpoint, &LoadOptions::default(), &dev).unwrap();
+    let images = data.test.images_tensor(&dev).unwrap();
+    let mut right = 0usize;
+    for start in (0..data.test.len()).step_by(500) {
+        let logits = model
+            .logits(&images.narrow(0, start, 500).unwrap())
+            .unwrap();
+        let predicted: Vec<u32> = logits
+            .argmax(candle_core::D::Minus1)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        right += predicted
+            .iter()
+            .zip(&data.test.labels[start..start + 500])
+            .filter(|(p, l)| **p == u32::from(**l))
+            .count();
+    }
+    let accuracy = right as f64 / data.test.len() as f64;
+    eprintln!(
+        "{} ({}): {right}/10000 = {accuracy:.4}",
+        checkpoint, model.arch
+    );
+    assert!(accuracy >= 0.90, "{accuracy}");
+}
