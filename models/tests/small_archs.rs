@@ -342,3 +342,44 @@ fn a_trained_checkpoint_reaches_90_percent_on_the_full_test_set() {
     );
     assert!(accuracy >= 0.90, "{accuracy}");
 }
+
+#[test]
+fn training_stops_when_cancelled_and_writes_into_a_creatable_folder_only() {
+    let dev = device();
+    let data = subset();
+    let out = scratch("cancel");
+    let writer = CheckpointWriter::create(&out).unwrap();
+    let config = TrainConfig {
+        max_steps: Some(3),
+        batch_size: 8,
+        every: 1,
+        eval_images: Some(8),
+        ..TrainConfig::default()
+    };
+    // Cancelled after the first checkpoint: the error is Cancelled, and one checkpoint exists.
+    let flag = convlens_models::progress::CancelFlag::new();
+    let mut seen = Vec::new();
+    let err = match train(
+        &config,
+        &data,
+        &dev,
+        &writer,
+        &mut |m| {
+            seen.push(m.step);
+            flag.cancel();
+        },
+        &flag,
+    ) {
+        Ok(_) => panic!("training went on after cancel"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, Error::Cancelled), "{err}");
+    assert_eq!(seen, [1]);
+    assert!(out.join("step-000001.safetensors").is_file());
+    assert!(!out.join("step-000002.safetensors").exists());
+    // An output path under a regular file cannot be created, and says which path.
+    let file = out.join("checkpoint.json");
+    let err = CheckpointWriter::create(&file.join("sub")).unwrap_err();
+    assert!(err.to_string().contains("checkpoint.json"), "{err}");
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -75,10 +75,12 @@ pub struct StepOutcome {
 }
 
 impl Trainer {
-    /// A freshly initialized `arch` on `device`: conv and linear weights He-uniform from the
-    /// synthetic stream of `seed` (`crate::weights::synthetic`, reproducible in Python), biases
-    /// 0, BatchNorm weight 1, running mean 0, running variance 1.
-    pub fn new(arch: SmallArch, config: &TrainConfig, device: &Device) -> Result<Self> {
+    /// A freshly initialized `config.arch` on `device` with `config`'s optimizer settings: conv
+    /// and linear weights He-uniform from the synthetic stream of `config.seed`
+    /// (`crate::weights::synthetic`, reproducible in Python), biases 0, BatchNorm weight 1,
+    /// running mean 0, running variance 1.
+    pub fn new(config: &TrainConfig, device: &Device) -> Result<Self> {
+        let arch = config.arch;
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
         let net = TrainNet::new(arch, CLASS_NAMES.len(), vb)?;
@@ -222,7 +224,7 @@ pub fn cosine_learning_rate(peak: f64, step: usize, total: usize) -> f64 {
 pub struct TrainSummary {
     /// Every checkpoint's metrics, in order.
     pub history: Vec<Metrics>,
-    /// The trained network.
+    /// Optimizer steps done.
     pub steps: usize,
 }
 
@@ -251,7 +253,7 @@ pub fn train(
         )));
     }
     let total = (steps_per_epoch * config.epochs).min(config.max_steps.unwrap_or(usize::MAX));
-    let mut trainer = Trainer::new(config.arch, config, device)?;
+    let mut trainer = Trainer::new(config, device)?;
     let train_images = data.train.images_tensor(device)?;
     let train_labels = data.train.labels_tensor(device)?;
     let test: Split = match config.eval_images {
