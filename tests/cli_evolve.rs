@@ -6,23 +6,13 @@
 //! frame per checkpoint and `-o x.png` a strip; bad requests give one clear error line.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use candle_core::{DType, Device};
 use image::AnimationDecoder;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn convlens(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_convlens"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("the convlens binary runs")
-}
+mod cli_support;
+use cli_support::convlens;
 
 fn succeed(args: &[&str]) -> String {
     let output = convlens(args);

@@ -2,19 +2,9 @@
 //! tensor it is asked for and reports the objective; bad requests get one clear error each.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn convlens(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_convlens"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("the convlens binary runs")
-}
+mod cli_support;
+use cli_support::convlens;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("convlens-maximize-{}-{name}", std::process::id()));

@@ -1,20 +1,8 @@
 //! End to end through the binary: `convlens predict` on the bundled demo model and photos gives
 //! PyTorch's top-5 (tests/fixtures/make_demo_assets.py), and bad input gives one clear error.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn convlens(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_convlens"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("the convlens binary runs")
-}
+mod cli_support;
+use cli_support::{convlens, root};
 
 #[test]
 fn demo_top5_on_the_bundled_photos_equals_pytorch() {

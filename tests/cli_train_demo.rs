@@ -4,23 +4,13 @@
 //! missing data folder gives one clear message saying how to get the data.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use candle_core::{Device, D};
 use convlens_models::train::FashionMnist;
 use convlens_models::{LoadOptions, Model};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn convlens(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_convlens"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("the convlens binary runs")
-}
+mod cli_support;
+use cli_support::{convlens, root};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("convlens-train-{name}-{}", std::process::id()));

@@ -3,32 +3,12 @@
 //! their pictures, and refuse bad requests with one clear line.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use candle_core::{Device, Tensor};
 use convlens_models::weights::synthetic::synthetic_tensor;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn convlens(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_convlens"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("the convlens binary runs")
-}
-
-fn succeed(args: &[&str]) -> std::process::Output {
-    let out = convlens(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+mod cli_support;
+use cli_support::{convlens, root, succeed};
 
 /// A scratch folder for one test, with the fixtures' synthetic input [1, 3, 64, 64] as a `.npy`.
 fn scratch(name: &str) -> PathBuf {
