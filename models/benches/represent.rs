@@ -71,6 +71,7 @@ fn embed(c: &mut Criterion, device: &Device) {
             layer: None,
             batch,
             cache_dir: None,
+            preprocess: None,
         };
         group.bench_with_input(BenchmarkId::new("demo", batch), &options, |b, options| {
             b.iter(|| {

@@ -45,6 +45,7 @@ fn options(layer: Option<&str>, batch: usize, cache: Option<&Path>) -> SummaryOp
         layer: layer.map(str::to_string),
         batch,
         cache_dir: cache.map(Path::to_path_buf),
+        preprocess: None,
     }
 }
 
@@ -365,6 +366,41 @@ fn a_cancelled_pass_stops_with_cancelled() {
     let files: Vec<PathBuf> = reference_paths().iter().map(|p| folder().join(p)).collect();
     let r = summarize_files(&m, &files, &options(None, 8, None), &flag);
     assert!(matches!(r, Err(Error::Cancelled)));
+}
+
+#[test]
+fn a_preprocessing_override_equals_the_model_preprocessed_that_way_and_caches_apart() {
+    let own = model();
+    let plain = Model::load("random:resnet18", &LoadOptions::default(), &device()).unwrap();
+    let files: Vec<PathBuf> = reference_paths()
+        .iter()
+        .take(6)
+        .map(|p| folder().join(p))
+        .collect();
+    let want = summarize_files(&own, &files, &options(None, 4, None), &Silent).unwrap();
+    let cache = scratch("override-cache");
+    let with = |crop: u32| SummaryOptions {
+        preprocess: Some(convlens_models::input::Preprocess {
+            crop,
+            resize: (crop * 256).div_ceil(224),
+            ..plain.preprocess
+        }),
+        ..options(None, 4, Some(&cache))
+    };
+    let got = summarize_files(&plain, &files, &with(64), &Silent).unwrap();
+    assert_eq!(got.computed, 6);
+    assert_eq!(got.codes, want.codes);
+    assert_eq!(got.max, want.max);
+    assert_eq!(got.argmax, want.argmax);
+    // Another input size is another cache file; the same one again is answered from the cache.
+    let smaller = summarize_files(&plain, &files, &with(32), &Silent).unwrap();
+    assert_eq!(smaller.computed, 6);
+    assert_ne!(smaller.cache_file, got.cache_file);
+    assert_ne!(smaller.codes, got.codes);
+    let again = summarize_files(&plain, &files, &with(64), &Silent).unwrap();
+    assert_eq!((again.computed, again.cached), (0, 6));
+    assert_eq!(again.codes, want.codes);
+    std::fs::remove_dir_all(&cache).ok();
 }
 
 #[test]

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use super::cache::{model_fingerprint, CacheKey, CodeCache, ContentHash, HashIndex};
 use super::folder::list_images;
 use crate::graph::NodeId;
+use crate::input::Preprocess;
 use crate::ops::Op;
 use crate::progress::Progress;
 use crate::{Error, Model, Result};
@@ -24,6 +25,9 @@ pub struct SummaryOptions {
     pub batch: usize,
     /// Where summaries are cached; no cache when `None`.
     pub cache_dir: Option<PathBuf>,
+    /// How images are resized, cropped and normalized; the model's own preprocessing when
+    /// `None`.
+    pub preprocess: Option<Preprocess>,
 }
 
 impl Default for SummaryOptions {
@@ -32,6 +36,7 @@ impl Default for SummaryOptions {
             layer: None,
             batch: 32,
             cache_dir: None,
+            preprocess: None,
         }
     }
 }
@@ -193,12 +198,13 @@ pub fn summarize_files(
         ));
     }
     let (layer_id, layer) = resolve_layer(model, options.layer.as_deref())?;
+    let preprocess = options.preprocess.unwrap_or(model.preprocess);
     let (mut cache, mut index) = match &options.cache_dir {
         Some(dir) => {
             let key = CacheKey {
                 model: model_fingerprint(model)?,
                 layer: layer.clone(),
-                preprocess: model.preprocess,
+                preprocess,
             };
             (Some(CodeCache::open(dir, &key)?), HashIndex::open(dir))
         }
@@ -223,7 +229,7 @@ pub fn summarize_files(
         let batch: Vec<Pending> = std::mem::take(pending);
         let decoded: Vec<std::result::Result<Tensor, String>> = batch
             .par_iter()
-            .map(|p| preprocess_file(model, &files[p.slot], p.bytes.as_deref()))
+            .map(|p| preprocess_file(&preprocess, &files[p.slot], p.bytes.as_deref()))
             .collect();
         let mut inputs = Vec::new();
         let mut ready = Vec::new();
@@ -305,7 +311,7 @@ pub fn summarize_files(
     index.save()?;
     let shape = match shape {
         Some(s) => s,
-        None => probe_shape(model, layer_id)?,
+        None => probe_shape(model, &preprocess, layer_id)?,
     };
     let mut out = FolderSummary {
         layer,
@@ -349,7 +355,7 @@ fn reason_of(e: &Error) -> String {
 /// Decodes and preprocesses one file into a [C, H, W] tensor on the CPU, as
 /// [`crate::input::load_input`] does.
 fn preprocess_file(
-    model: &Model,
+    preprocess: &Preprocess,
     path: &Path,
     bytes: Option<&[u8]>,
 ) -> std::result::Result<Tensor, String> {
@@ -369,16 +375,14 @@ fn preprocess_file(
         .map_err(|e| e.to_string())?
         .decode()
         .map_err(|e| format!("not a readable image: {e}"))?;
-    let cropped = model.preprocess.crop_image(&image);
-    model
-        .preprocess
+    let cropped = preprocess.crop_image(&image);
+    preprocess
         .normalize(&cropped, &Device::Cpu)
         .map_err(|e| e.to_string())
 }
 
 /// The layer's shape, from one forward pass of a blank input (for a pass that read no image).
-fn probe_shape(model: &Model, layer_id: NodeId) -> Result<LayerShape> {
-    let p = model.preprocess;
+fn probe_shape(model: &Model, p: &Preprocess, layer_id: NodeId) -> Result<LayerShape> {
     let size = p.crop as usize;
     let x = Tensor::zeros(
         (1, p.normalization.channels, size, size),

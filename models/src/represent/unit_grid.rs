@@ -59,8 +59,7 @@ pub fn field_crop(
 }
 
 /// A forward pass of a blank input keeping every node, whose shapes give the receptive fields.
-fn shape_trace(model: &Model) -> Result<Trace> {
-    let p = model.preprocess;
+fn shape_trace(model: &Model, p: &Preprocess) -> Result<Trace> {
     let size = p.crop as usize;
     let x = Tensor::zeros(
         (1, p.normalization.channels, size, size),
@@ -71,9 +70,14 @@ fn shape_trace(model: &Model) -> Result<Trace> {
 }
 
 /// The input rectangle seen by `layer`'s unit at (`y`, `x`): its receptive field, or the whole
-/// input for a layer without space.
-fn field_rect(model: &Model, trace: &Trace, layer: NodeId, (y, x): (usize, usize)) -> InputRect {
-    let size = model.preprocess.crop as usize;
+/// input (`size` pixels square) for a layer without space.
+fn field_rect(
+    model: &Model,
+    trace: &Trace,
+    layer: NodeId,
+    size: usize,
+    (y, x): (usize, usize),
+) -> InputRect {
     match receptive_field(&model.graph, trace, layer, y, x) {
         Ok(f) => InputRect {
             top: f.top,
@@ -91,15 +95,18 @@ fn field_rect(model: &Model, trace: &Trace, layer: NodeId, (y, x): (usize, usize
 }
 
 /// One row per unit of `top` (a ranking of node `layer`'s units), its images left to right, best
-/// first, under a "unit N" label.
+/// first, under a "unit N" label. Images are cropped as `preprocess` makes the model see them (the
+/// preprocessing the ranking was computed with).
 pub fn render_top_grid(
     model: &Model,
+    preprocess: &Preprocess,
     layer: NodeId,
     top: &TopUnits,
     tile: u32,
     progress: &dyn Progress,
 ) -> Result<RgbImage> {
-    let trace = shape_trace(model)?;
+    let trace = shape_trace(model, preprocess)?;
+    let size = preprocess.crop as usize;
     let k = top
         .units
         .iter()
@@ -122,8 +129,8 @@ pub fn render_top_grid(
             1,
         );
         for (c, entry) in unit.top.iter().enumerate() {
-            let rect = field_rect(model, &trace, layer, (entry.y, entry.x));
-            let crop = field_crop(&entry.path, &model.preprocess, rect, tile);
+            let rect = field_rect(model, &trace, layer, size, (entry.y, entry.x));
+            let crop = field_crop(&entry.path, preprocess, rect, tile);
             let x0 = LABEL_WIDTH + GAP + c as u32 * (tile + GAP);
             imageops::overlay(&mut img, &crop, x0.into(), y0.into());
         }
