@@ -31,6 +31,13 @@ pub struct Config {
     pub foreground: bool,
     /// How long a changed checkpoint's size and mtime must stay the same before it is read.
     pub settle: Duration,
+    /// The most versions of each watched checkpoint kept for `model/atVersion` (0: none).
+    pub history_versions: usize,
+    /// The most bytes all kept checkpoint versions may take on disk together.
+    pub history_bytes: u64,
+    /// Where kept versions are copied; a folder of this process is made inside and removed when
+    /// it ends (default: `daemon-history` in convlens's cache folder, `~/.cache/convlens`).
+    pub history_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -48,6 +55,9 @@ impl Default for Config {
             idle_exit: None,
             foreground: false,
             settle: Duration::from_millis(500),
+            history_versions: 32,
+            history_bytes: 1 << 30,
+            history_dir: None,
         }
     }
 }

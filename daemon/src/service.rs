@@ -67,7 +67,7 @@ impl Service {
         let device = convlens_models::device::parse_device(&config.device)?;
         Ok(Arc::new_cyclic(|weak| Service {
             device_name: crate::device_name::canonical(&config.device),
-            models: ModelRegistry::new(device, config.memory_budget),
+            models: ModelRegistry::new(device, config.memory_budget).with_history(&config),
             inputs: InputCache::new(config.activation_cache_bytes / 4),
             activations: ActivationCache::new(config.activation_cache_bytes),
             results: ResultCache::new(config.result_cache_bytes),

@@ -9,6 +9,7 @@ pub mod activations;
 pub mod deconv;
 pub mod explain;
 pub mod filters;
+pub mod history;
 pub mod images;
 pub mod maximize;
 pub mod model;
@@ -68,6 +69,7 @@ impl Router {
             routes: BTreeMap::new(),
         };
         model::register(&mut r);
+        history::register(&mut r);
         predict::register(&mut r);
         explain::register(&mut r);
         activations::register(&mut r);

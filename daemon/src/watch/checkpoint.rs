@@ -3,7 +3,8 @@
 //! that it did not change during the load. A file that fails to load while still changing is
 //! waited for again; one that fails and stays the same is reported (`model/reloadFailed`) and
 //! the previous version keeps serving. A good one becomes the next version (`model/reloaded`),
-//! and the old version's caches are dropped.
+//! a copy of its file is kept for the history (`model/versions`, `model/atVersion`), and the
+//! old version's caches are dropped.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use convlens_shared::methods::model::{
 
 use crate::clients::Subscriber;
 use crate::files::FileStamp;
+use crate::registry::Snapshot;
 use crate::Service;
 
 /// How long a checkpoint may stay missing (between a writer's unlink and rename) before the
@@ -66,13 +68,19 @@ fn reload(service: &Service, path: &Path, stamp: FileStamp) {
     let settle = service.watches.settle();
     for (id, key, version) in service.models.watched_from(path) {
         let loaded = key.load(service.models.device());
+        // Kept for the history (`model/atVersion`) only if the file is still the one loaded.
+        let snapshot = match &loaded {
+            Ok(_) => service.models.snapshot(path, Some(stamp)),
+            Err(_) => Snapshot::default(),
+        };
         if FileStamp::of(path) != Some(stamp) {
             // Written to while it was read: the next round reads it again.
             tracing::info!(model = %id, "checkpoint changed while loading; waiting again");
+            service.models.discard(snapshot);
             return;
         }
         match loaded {
-            Ok(model) => match service.models.replace(&id, model) {
+            Ok(model) => match service.models.replace(&id, model, snapshot) {
                 Ok(v) => {
                     service.drop_caches(&id, Some(v));
                     crate::memory::release_free_memory();

@@ -1,9 +1,12 @@
 //! Watched folders and checkpoints. One notify watcher (debounced) watches directories: a
 //! folder itself, or a checkpoint's parent (so that atomic renames onto it are seen). Events go
-//! to [`folder`] (images added and removed) and [`checkpoint`] (wait for a stable file, reload).
+//! to [`folder`] (images added and removed) and [`checkpoint`] (wait for a stable file, reload,
+//! keep a copy in [`history`] with the [`metrics`] written beside it).
 
 pub mod checkpoint;
 pub mod folder;
+pub mod history;
+pub mod metrics;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
