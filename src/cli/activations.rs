@@ -4,12 +4,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use candle_core::Device;
-use convlens_models::input::load_input;
 use convlens_models::render::Colormap;
-use convlens_models::units::{layer_activations, render_activation_grid, ActivationScale};
+use convlens_models::units::{ActivationScale, ChannelStats};
+use convlens_shared::methods::activations::{ActivationsParams, UnitActivations};
 
-use super::filters::{save_png, show_inline};
+use super::client::{Engine, EngineChoice};
+use super::filters::{decode_png, host_array, save_png, show_inline};
 use super::ModelArgs;
 
 /// Arguments of `convlens activations`.
@@ -40,37 +40,60 @@ pub struct ActivationsArgs {
 }
 
 /// Computes the maps and writes what was asked for.
-pub fn run(args: &ActivationsArgs, device: &Device) -> anyhow::Result<()> {
-    let scale = ActivationScale::from_name(&args.scale)?;
-    let cmap = Colormap::from_name(&args.cmap)?;
-    let model = args.model.load(device)?;
-    let input = load_input(&args.image, &model.preprocess, device)?;
-    let acts = layer_activations(&model.graph, &input, &args.layer)?;
-    if let Some(path) = &args.npy {
-        acts.maps.write_npy(path)?;
+pub fn run(args: &ActivationsArgs, choice: &EngineChoice) -> anyhow::Result<()> {
+    ActivationScale::from_name(&args.scale)?;
+    Colormap::from_name(&args.cmap)?;
+    let engine = Engine::open(choice)?;
+    let model_id = engine.load_model(&args.model)?;
+    let show = !args.json && args.output.is_none() && args.npy.is_none();
+    let params = ActivationsParams {
+        model_id,
+        image: engine.path_arg(&args.image),
+        layer: args.layer.clone(),
+        maps: args.npy.is_some(),
+        render: args.output.is_some() || show,
+        scale: args.scale.clone(),
+        cmap: args.cmap.clone(),
+    };
+    let acts = engine.request::<UnitActivations>(&params, false)?;
+    if let (Some(path), Some(maps)) = (&args.npy, &acts.maps) {
+        host_array(maps)?.write_npy(path)?;
     }
-    let picture = render_activation_grid(&acts, scale, cmap);
-    if let Some(path) = &args.output {
-        save_png(&picture, path)?;
+    let picture = acts.grid.as_ref().map(decode_png).transpose()?;
+    if let (Some(path), Some(picture)) = (&args.output, &picture) {
+        save_png(picture, path)?;
     }
+    // The engine's numbers, as `--json` has always printed them.
+    let channels: Vec<ChannelStats> = acts
+        .channels
+        .iter()
+        .map(|c| ChannelStats {
+            channel: c.channel,
+            mean: c.mean,
+            min: c.min,
+            max: c.max,
+            argmax: (c.argmax[0], c.argmax[1]),
+            active_fraction: c.active_fraction,
+        })
+        .collect();
     let mut out = std::io::stdout().lock();
     if args.json {
         let value = serde_json::json!({
-            "layer": acts.layer.name,
-            "shape": [acts.layer.channels, acts.layer.height, acts.layer.width],
-            "channels": acts.channels,
+            "layer": acts.layer,
+            "shape": acts.shape,
+            "channels": channels,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
     }
-    let l = &acts.layer;
-    let active = acts.channels.iter().filter(|c| c.max > 0.0).count();
+    let [count, h, w] = acts.shape;
+    let active = channels.iter().filter(|c| c.max > 0.0).count();
     writeln!(
         out,
-        "{}: {} channels of {}x{}; {active} active somewhere on this image",
-        l.name, l.channels, l.height, l.width
+        "{}: {count} channels of {h}x{w}; {active} active somewhere on this image",
+        acts.layer
     )?;
-    let mut strongest: Vec<_> = acts.channels.iter().collect();
+    let mut strongest: Vec<_> = channels.iter().collect();
     strongest.sort_by(|a, b| b.max.total_cmp(&a.max));
     for c in strongest.iter().take(5) {
         writeln!(
@@ -83,8 +106,8 @@ pub fn run(args: &ActivationsArgs, device: &Device) -> anyhow::Result<()> {
             100.0 * c.active_fraction
         )?;
     }
-    if args.output.is_none() && args.npy.is_none() {
-        show_inline(&picture)?;
+    if let (true, Some(picture)) = (show, &picture) {
+        show_inline(picture)?;
     }
     Ok(())
 }

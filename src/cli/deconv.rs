@@ -4,17 +4,13 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use convlens_models::graph::BackwardRule;
-use convlens_models::input::load_input;
-use convlens_models::progress::FnProgress;
-use convlens_models::render::input_photo;
-use convlens_models::units::{
-    reconstruct, render_reconstructions, DeconvOptions, Reconstruction, UnitPosition, UnitSelection,
-};
-use indicatif::{ProgressBar, ProgressStyle};
+use convlens_models::units::{HostArray, UnitPosition};
+use convlens_shared::methods::deconv::{DeconvParams, UnitDeconv};
 
-use super::filters::{save_png, show_inline};
+use super::client::{Engine, EngineChoice};
+use super::filters::{decode_png, host_array, save_png, show_inline};
 use super::ModelArgs;
 
 /// Arguments of `convlens deconv`.
@@ -60,54 +56,59 @@ pub struct DeconvArgs {
 }
 
 /// Runs the projections and writes what was asked for.
-pub fn run(args: &DeconvArgs, device: &Device) -> anyhow::Result<()> {
-    let position = UnitPosition::from_name(&args.position)?;
-    let rule = BackwardRule::from_name(&args.rule).ok_or_else(|| {
-        anyhow::anyhow!(
+pub fn run(args: &DeconvArgs, choice: &EngineChoice) -> anyhow::Result<()> {
+    UnitPosition::from_name(&args.position)?;
+    if BackwardRule::from_name(&args.rule).is_none() {
+        anyhow::bail!(
             "unknown rule `{}`; known: deconvnet, guided, gradient",
             args.rule
-        )
-    })?;
-    let units = match args.top {
-        Some(k) => UnitSelection::Strongest(k),
-        None => UnitSelection::Units(args.unit.clone()),
-    };
-    let model = args.model.load(device)?;
-    let input = load_input(&args.image, &model.preprocess, device)?;
-    let options = DeconvOptions {
-        layer: args.layer.clone(),
-        units,
-        position,
-        rule,
-    };
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let progress = FnProgress(|done: usize, total: usize, message: &str| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-        bar.set_message(message.to_string());
-        Ok(())
-    });
-    let result = reconstruct(&model.graph, &input, &options, &progress);
-    bar.finish_and_clear();
-    let recs = result?;
-    if let Some(path) = &args.npy {
-        write_signals(&recs, path)?;
+        );
     }
-    let norm = model.normalization();
-    let photo = input_photo(&input, norm.mean, norm.std)?;
-    let picture = render_reconstructions(&recs, &photo, args.tile.max(8))?;
-    if let Some(path) = &args.output {
-        save_png(&picture, path)?;
+    let engine = Engine::open(choice)?;
+    let model_id = engine.load_model(&args.model)?;
+    let show = !args.json && args.output.is_none() && args.npy.is_none();
+    let params = DeconvParams {
+        model_id,
+        image: engine.path_arg(&args.image),
+        layer: args.layer.clone(),
+        units: if args.top.is_some() {
+            Vec::new()
+        } else {
+            args.unit.clone()
+        },
+        top: args.top,
+        position: args.position.clone(),
+        rule: args.rule.clone(),
+        // The text says when a projection is all zeros, and the JSON gives each one's shape.
+        signals: true,
+        render: args.output.is_some() || show,
+        tile: args.tile,
+        work_done_token: None,
+    };
+    let result = engine.request::<UnitDeconv>(&params, true)?;
+    let recs = &result.reconstructions;
+    let signals = recs
+        .iter()
+        .map(|r| {
+            r.signal
+                .as_ref()
+                .map(host_array)
+                .unwrap_or_else(|| Err(anyhow::anyhow!("the daemon sent no signal")))
+        })
+        .collect::<anyhow::Result<Vec<HostArray>>>()?;
+    if let Some(path) = &args.npy {
+        write_signals(&signals, path)?;
+    }
+    let picture = result.picture.as_ref().map(decode_png).transpose()?;
+    if let (Some(path), Some(picture)) = (&args.output, &picture) {
+        save_png(picture, path)?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {
         let summary: Vec<serde_json::Value> = recs
             .iter()
-            .map(|r| {
+            .zip(&signals)
+            .map(|(r, signal)| {
                 serde_json::json!({
                     "layer": r.layer,
                     "unit": r.unit,
@@ -116,24 +117,24 @@ pub fn run(args: &DeconvArgs, device: &Device) -> anyhow::Result<()> {
                     "location": r.location,
                     "activation": r.activation,
                     "receptiveField": r.receptive_field,
-                    "shape": r.signal.shape,
+                    "shape": signal.shape,
                 })
             })
             .collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
         return Ok(());
     }
-    for r in &recs {
+    for (r, signal) in recs.iter().zip(&signals) {
         let at = match (r.location, r.receptive_field) {
             (Some(loc), Some(rf)) => format!(
-                " at {loc:?}, receptive field rows {}..{} columns {}..{} ({}x{} before clipping)",
-                rf.top, rf.bottom, rf.left, rf.right, rf.size.0, rf.size.1
+                " at ({}, {}), receptive field rows {}..{} columns {}..{} ({}x{} before clipping)",
+                loc[0], loc[1], rf.top, rf.bottom, rf.left, rf.right, rf.size[0], rf.size[1]
             ),
             _ => " (whole map)".into(),
         };
         let quiet = if r.activation <= 0.0 {
             "; the unit is not active on this image"
-        } else if r.signal.data.iter().all(|&v| v == 0.0) {
+        } else if signal.data.iter().all(|&v| v == 0.0) {
             "; the projection is zero (a saturated ReLU6 passes nothing back under guided or gradient)"
         } else {
             ""
@@ -144,22 +145,21 @@ pub fn run(args: &DeconvArgs, device: &Device) -> anyhow::Result<()> {
             r.layer, r.unit, r.activation
         )?;
     }
-    if args.output.is_none() && args.npy.is_none() {
-        show_inline(&picture)?;
+    if let (true, Some(picture)) = (show, &picture) {
+        show_inline(picture)?;
     }
     Ok(())
 }
 
 /// The signals as one `.npy`: [3, H, W] for one unit, stacked [K, 3, H, W] for several.
-fn write_signals(recs: &[Reconstruction], path: &std::path::Path) -> anyhow::Result<()> {
-    let tensors = recs
+fn write_signals(signals: &[HostArray], path: &std::path::Path) -> anyhow::Result<()> {
+    let tensors = signals
         .iter()
-        .map(|r| r.signal.to_tensor())
+        .map(HostArray::to_tensor)
         .collect::<convlens_models::Result<Vec<Tensor>>>()?;
-    let array = if tensors.len() == 1 {
-        tensors[0].clone()
-    } else {
-        Tensor::stack(&tensors, 0)?
+    let array = match tensors.as_slice() {
+        [one] => one.clone(),
+        _ => Tensor::stack(&tensors, 0)?,
     };
     array
         .write_npy(path)

@@ -3,10 +3,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
-use convlens_models::units::{conv_filters, render_filter_grid, FilterBank, FilterGridOptions};
+use convlens_models::units::{FilterBank, FilterGridOptions, FilterStats, HostArray, KernelStats};
+use convlens_shared::array::{Array, Png};
+use convlens_shared::methods::filters::{FiltersParams, FiltersResult, LayerFilters};
 use image::RgbImage;
 
+use super::client::{Engine, EngineChoice};
 use super::ModelArgs;
 
 /// Arguments of `convlens filters`.
@@ -38,19 +40,31 @@ pub struct FiltersArgs {
 }
 
 /// Shows the kernels and writes what was asked for.
-pub fn run(args: &FiltersArgs, device: &Device) -> anyhow::Result<()> {
-    let model = args.model.load(device)?;
-    let bank = conv_filters(&model.graph, args.layer.as_deref(), args.dead_ratio)?;
+pub fn run(args: &FiltersArgs, choice: &EngineChoice) -> anyhow::Result<()> {
+    let engine = Engine::open(choice)?;
+    let model_id = engine.load_model(&args.model)?;
+    let show = !args.json && args.output.is_none() && args.npy.is_none();
+    let params = FiltersParams {
+        model_id,
+        layer: args.layer.clone(),
+        dead_ratio: args.dead_ratio,
+        weights: args.npy.is_some(),
+        render: args.output.is_some() || show,
+        max_filters: args.max_filters,
+        max_inputs: args.max_inputs,
+    };
+    let result = engine.request::<LayerFilters>(&params, false)?;
     let options = FilterGridOptions {
         max_filters: args.max_filters,
         max_inputs: args.max_inputs,
     };
+    let bank = bank_of(&result)?;
     if let Some(path) = &args.npy {
         bank.weights.write_npy(path)?;
     }
-    let picture = render_filter_grid(&bank, options);
-    if let Some(path) = &args.output {
-        save_png(&picture, path)?;
+    let picture = result.grid.as_ref().map(decode_png).transpose()?;
+    if let (Some(path), Some(picture)) = (&args.output, &picture) {
+        save_png(picture, path)?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -62,10 +76,62 @@ pub fn run(args: &FiltersArgs, device: &Device) -> anyhow::Result<()> {
         return Ok(());
     }
     summarize(&mut out, &bank, options)?;
-    if args.output.is_none() && args.npy.is_none() {
-        show_inline(&picture)?;
+    if let (true, Some(picture)) = (show, &picture) {
+        show_inline(picture)?;
     }
     Ok(())
+}
+
+/// The engine's filter bank from the answer (the kernel's values only when it was asked for;
+/// its shape always, which the grid layout needs).
+fn bank_of(r: &FiltersResult) -> anyhow::Result<FilterBank> {
+    let weights = match &r.weights {
+        Some(w) => host_array(w)?,
+        None => HostArray {
+            shape: vec![
+                r.out_channels,
+                r.in_channels / r.groups.max(1),
+                r.kernel_size[0],
+                r.kernel_size[1],
+            ],
+            data: Vec::new(),
+        },
+    };
+    let s = &r.stats;
+    Ok(FilterBank {
+        layer: r.layer.clone(),
+        out_channels: r.out_channels,
+        in_channels: r.in_channels,
+        groups: r.groups,
+        kernel_size: (r.kernel_size[0], r.kernel_size[1]),
+        stride: r.stride,
+        dilation: r.dilation,
+        padding: r.padding.clone(),
+        rgb: r.rgb,
+        stats: FilterStats {
+            norm_min: s.norm_min,
+            norm_median: s.norm_median,
+            norm_mean: s.norm_mean,
+            norm_max: s.norm_max,
+            dead_ratio: s.dead_ratio,
+            dead: s.dead.clone(),
+            batch_norm_scaled: s.batch_norm_scaled,
+        },
+        filters: r
+            .filters
+            .iter()
+            .map(|k| KernelStats {
+                filter: k.filter,
+                l2_norm: k.l2_norm,
+                mean: k.mean,
+                min: k.min,
+                max: k.max,
+                effective_norm: k.effective_norm,
+                dead: k.dead,
+            })
+            .collect(),
+        weights,
+    })
 }
 
 fn summarize(
@@ -117,6 +183,19 @@ fn summarize(
         "picture: filters 0..{shown} as {how}; each filter scaled by its largest |w| (mid-gray = 0)"
     )?;
     Ok(())
+}
+
+/// An array from the daemon as the engine's host array.
+pub(super) fn host_array(a: &Array) -> anyhow::Result<HostArray> {
+    Ok(HostArray {
+        shape: a.shape.clone(),
+        data: a.to_f32()?,
+    })
+}
+
+/// A picture from the daemon.
+pub(super) fn decode_png(png: &Png) -> anyhow::Result<RgbImage> {
+    Ok(image::load_from_memory_with_format(&png.to_bytes()?, image::ImageFormat::Png)?.to_rgb8())
 }
 
 /// Writes `picture` as a PNG, naming the file in any error.

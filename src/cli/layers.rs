@@ -13,9 +13,10 @@ use super::ModelArgs;
 pub struct LayersArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Square input size the shapes are computed for.
-    #[arg(long, default_value_t = 224)]
-    input_size: usize,
+    /// Square input size the shapes are computed for (default: the model's own, 224 for the
+    /// ImageNet models, 28 for small-vgg and small-resnet).
+    #[arg(long)]
+    input_size: Option<usize>,
     /// Print JSON instead of a tree.
     #[arg(long)]
     json: bool,
@@ -28,7 +29,7 @@ pub fn run(args: &LayersArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     let tree = engine.request::<ModelLayers>(
         &LayersParams {
             model_id,
-            input_size: args.input_size,
+            input_size: args.input_size.unwrap_or(0),
         },
         false,
     )?;
@@ -49,7 +50,7 @@ pub fn run(args: &LayersArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     if args.json {
         let value = serde_json::json!({
             "arch": tree.arch,
-            "inputSize": args.input_size,
+            "inputSize": tree.input_size,
             "totalParams": tree.total_params,
             "layers": layers,
         });
@@ -59,7 +60,7 @@ pub fn run(args: &LayersArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     writeln!(
         out,
         "{} ({}), input 1x{}x{}x{}",
-        tree.arch, args.model.model, tree.channels, args.input_size, args.input_size
+        tree.arch, args.model.model, tree.channels, tree.input_size, tree.input_size
     )?;
     for layer in &layers {
         let indent = "  ".repeat(layer.depth);

@@ -5,18 +5,16 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
-use convlens_models::maximize::{
-    maximize, picture_inputs, pictures, Frame, Maximization, MaximizeOptions, Objective, Preset,
-    DEFAULT_DIVERSITY_WEIGHT,
-};
-use convlens_models::progress::FnProgress;
+use candle_core::{Device, Tensor};
+use convlens_models::maximize::{pictures, Preset, DEFAULT_DIVERSITY_WEIGHT};
 use convlens_models::render::grid;
-use convlens_models::{ClassScore, Model};
+use convlens_shared::array::Array;
+use convlens_shared::methods::maximize::{MaximizeParams, MaximizeResult, UnitMaximize};
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, RgbImage};
-use indicatif::{ProgressBar, ProgressStyle};
 
+use super::client::{Engine, EngineChoice};
+use super::filters::decode_png;
 use super::ModelArgs;
 
 /// Arguments of `convlens maximize`.
@@ -77,26 +75,11 @@ pub struct MaximizeArgs {
     json: bool,
 }
 
-impl MaximizeArgs {
-    fn objective(&self) -> anyhow::Result<Objective> {
-        match (self.class, &self.layer, self.unit) {
-            (Some(class), _, _) => Ok(Objective::Class(class)),
-            (None, Some(layer), Some(unit)) if self.neuron => Ok(Objective::Neuron {
-                layer: layer.clone(),
-                unit,
-            }),
-            (None, Some(layer), Some(unit)) => Ok(Objective::Channel {
-                layer: layer.clone(),
-                unit,
-            }),
-            _ => anyhow::bail!("give --class C, or --layer L with --unit U"),
-        }
-    }
-}
-
 /// Runs the optimization and writes what was asked for.
-pub fn run(args: &MaximizeArgs, device: &Device) -> anyhow::Result<()> {
-    let model = args.model.load(device)?;
+pub fn run(args: &MaximizeArgs, choice: &EngineChoice) -> anyhow::Result<()> {
+    if args.class.is_none() && (args.layer.is_none() || args.unit.is_none()) {
+        anyhow::bail!("give --class C, or --layer L with --unit U");
+    }
     let preset = Preset::from_name(&args.preset)?;
     let steps = match args.steps {
         Some(steps) => steps,
@@ -107,51 +90,41 @@ pub fn run(args: &MaximizeArgs, device: &Device) -> anyhow::Result<()> {
         (Some(_), Some(every)) => Some(every),
         (Some(_), None) => Some(steps.div_ceil(60).max(1)),
     };
-    let options = MaximizeOptions {
-        objective: args.objective()?,
-        preset,
+    let engine = Engine::open(choice)?;
+    let model_id = engine.load_model(&args.model)?;
+    let params = MaximizeParams {
+        model_id,
+        class: args.class,
+        layer: args.layer.clone(),
+        unit: args.unit,
+        neuron: args.neuron,
+        preset: args.preset.clone(),
         steps: args.steps,
         seed: args.seed,
         size: args.size,
-        images: args.diversity,
+        diversity: args.diversity,
         diversity_weight: args.diversity_weight,
         diversity_layer: args.diversity_layer.clone(),
         frame_every,
+        // 8-bit frames are what a GIF holds, at a fraction of the bytes of float arrays.
+        frame_pictures: true,
+        // The pictures are drawn here from `images`, exactly as the daemon would.
+        render: false,
+        inputs: args.npy.is_some(),
+        top: 3,
+        work_done_token: None,
     };
-    let bar = ProgressBar::new(steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} steps, {msg} ({elapsed} elapsed, {eta} left)",
-        )?
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(format!(
-        "{} {}",
-        preset.name(),
-        options.objective.describe()
-    ));
-    let progress = FnProgress(|done: usize, _total: usize, message: &str| {
-        bar.set_position(done as u64);
-        bar.set_message(message.to_string());
-        Ok(())
-    });
-    let result = maximize(&model, &options, &progress);
-    bar.finish_and_clear();
-    let result = result?;
+    let result = engine.request::<UnitMaximize>(&params, true)?;
 
-    let tiles = pictures(&result.images)?;
-    let picture = if tiles.len() == 1 {
-        tiles[0].clone()
-    } else {
-        grid(&tiles, tiles.len().min(4), 4)
-    };
+    let tiles = pictures(&tensor_of(&result.images)?)?;
+    let picture = grid_of(tiles);
     if let Some(path) = &args.output {
         picture
             .save(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
-    if let Some(path) = &args.npy {
-        let inputs = result.inputs.to_device(&Device::Cpu)?;
+    if let (Some(path), Some(inputs)) = (&args.npy, &result.inputs) {
+        let inputs = tensor_of(inputs)?;
         let inputs = if inputs.dim(0)? == 1 {
             inputs.squeeze(0)?
         } else {
@@ -162,32 +135,40 @@ pub fn run(args: &MaximizeArgs, device: &Device) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
     if let Some(path) = &args.gif {
-        write_gif(path, &result.frames)?;
+        write_gif(path, &result)?;
     }
-    // What the model makes of the pictures as saved (8-bit), seen as they are.
-    let seen = model.top_k(&model.logits(&picture_inputs(&model, &tiles)?)?, 3)?;
-    report(args, &model, &result, &seen)?;
+    report(args, &result)?;
     if args.output.is_none() && args.npy.is_none() && args.gif.is_none() && !args.json {
         show_inline(&picture)?;
     }
     Ok(())
 }
 
-fn report(
-    args: &MaximizeArgs,
-    model: &Model,
-    result: &Maximization,
-    seen: &[Vec<ClassScore>],
-) -> anyhow::Result<()> {
+/// An array from the daemon as a CPU tensor.
+fn tensor_of(a: &Array) -> anyhow::Result<Tensor> {
+    Ok(Tensor::from_vec(
+        a.to_f32()?,
+        a.shape.as_slice(),
+        &Device::Cpu,
+    )?)
+}
+
+/// One picture, or a batch's as a grid.
+fn grid_of(tiles: Vec<RgbImage>) -> RgbImage {
+    match <[RgbImage; 1]>::try_from(tiles) {
+        Ok([one]) => one,
+        Err(tiles) => grid(&tiles, tiles.len().min(4), 4),
+    }
+}
+
+fn report(args: &MaximizeArgs, result: &MaximizeResult) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    let label = match &result.objective {
-        Objective::Class(c) => model
-            .labels
-            .get(*c)
-            .map(|l| format!(" ({l})"))
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
+    let label = result
+        .label
+        .as_ref()
+        .map(|l| format!(" ({l})"))
+        .unwrap_or_default();
+    let seen = &result.top;
     if args.json {
         let images: Vec<serde_json::Value> = (0..seen.len())
             .map(|i| {
@@ -199,12 +180,12 @@ fn report(
             })
             .collect();
         let value = serde_json::json!({
-            "objective": result.objective.describe(),
+            "objective": result.objective,
             "layer": result.layer,
-            "preset": result.preset.name(),
+            "preset": result.preset,
             "steps": result.steps,
             "seed": args.seed,
-            "size": result.images.dim(3)?,
+            "size": result.images.shape.get(3),
             "images": images,
             "history": result.history.iter().map(|v| v.iter().sum::<f32>() / v.len().max(1) as f32).collect::<Vec<f32>>(),
         });
@@ -214,10 +195,7 @@ fn report(
     writeln!(
         out,
         "{} {}{label} at `{}`, {} steps:",
-        result.preset.name(),
-        result.objective.describe(),
-        result.layer,
-        result.steps
+        result.preset, result.objective, result.layer, result.steps
     )?;
     for (i, top) in seen.iter().enumerate() {
         let classes: Vec<String> = top
@@ -236,19 +214,21 @@ fn report(
 }
 
 /// An animated GIF, one frame per kept step (the batch as a grid), looping.
-fn write_gif(path: &Path, frames: &[Frame]) -> anyhow::Result<()> {
+fn write_gif(path: &Path, result: &MaximizeResult) -> anyhow::Result<()> {
     let file =
         std::fs::File::create(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let mut encoder = GifEncoder::new_with_speed(std::io::BufWriter::new(file), 10);
     encoder.set_repeat(Repeat::Infinite)?;
-    for frame in frames {
-        let tiles = pictures(&frame.images)?;
-        let picture: RgbImage = if tiles.len() == 1 {
-            tiles[0].clone()
-        } else {
-            grid(&tiles, tiles.len().min(4), 4)
+    for frame in &result.frames {
+        let tiles = match &frame.images {
+            Some(images) => pictures(&tensor_of(images)?)?,
+            None => frame
+                .pictures
+                .iter()
+                .map(decode_png)
+                .collect::<anyhow::Result<Vec<_>>>()?,
         };
-        let rgba = image::DynamicImage::ImageRgb8(picture).to_rgba8();
+        let rgba = image::DynamicImage::ImageRgb8(grid_of(tiles)).to_rgba8();
         encoder.encode_frame(image::Frame::from_parts(
             rgba,
             0,

@@ -114,6 +114,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Layers(args) => return layers::run(args, &choice),
         Command::Predict(args) => return predict::run(args, &choice),
         Command::Explain(args) => return explain::run(args, &choice),
+        Command::Filters(args) => return filters::run(args, &choice),
+        Command::Activations(args) => return activations::run(args, &choice),
+        Command::Deconv(args) => return deconv::run(args, &choice),
+        Command::Maximize(args) => return maximize::run(args, &choice),
         Command::Daemon(args) => return daemon::run(args, &cli.device, choice.socket),
         Command::Status(args) => return status::run(args, &choice.socket),
         _ => {}
@@ -125,14 +129,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Explain(_)
         | Command::Daemon(_)
         | Command::Status(_) => Ok(()),
-        Command::Filters(args) => filters::run(&args, &device),
-        Command::Activations(args) => activations::run(&args, &device),
-        Command::Deconv(args) => deconv::run(&args, &device),
+        Command::Filters(_)
+        | Command::Activations(_)
+        | Command::Deconv(_)
+        | Command::Maximize(_) => Ok(()),
         Command::Embed(args) => embed::run(&args, &device),
         Command::Top(args) => top::run(&args, &device),
         Command::Neighbors(args) => neighbors::run(&args, &device),
         Command::Evolve(args) => evolve::run(&args, &device),
         Command::TrainDemo(args) => train_demo::run(&args, &device),
-        Command::Maximize(args) => maximize::run(&args, &device),
     }
 }

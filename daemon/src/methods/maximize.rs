@@ -3,9 +3,13 @@
 //! Results are cached by their full parameters (a seed makes a run repeatable).
 
 use candle_core::{DType, Device, Tensor};
-use convlens_models::maximize::{maximize, pictures, MaximizeOptions, Objective, Preset};
-use convlens_shared::array::Array;
+use convlens_models::maximize::{
+    maximize, picture_inputs, pictures, Frame, MaximizeOptions, Objective, Preset,
+};
+use convlens_shared::array::{Array, Png};
 use convlens_shared::methods::maximize::{FrameData, MaximizeParams, MaximizeResult, UnitMaximize};
+use convlens_shared::methods::predict::ClassScore;
+use image::RgbImage;
 
 use super::{cached, sweep, Router};
 use crate::render::png;
@@ -30,29 +34,41 @@ pub fn run(call: &Call, p: MaximizeParams) -> Result<MaximizeResult, MethodError
         )
     };
     cached(call, &version, key, || {
-        let result = maximize(&loaded.model, &options, call.progress)?;
-        let pictures = if p.render {
+        let model = &loaded.model;
+        let result = maximize(model, &options, call.progress)?;
+        let tiles = if p.render || p.top > 0 {
             pictures(&result.images)?
-                .iter()
-                .map(png)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| MethodError::internal(e.to_string()))?
         } else {
             Vec::new()
+        };
+        let top = if p.top > 0 {
+            // What the model makes of the pictures as saved (8-bit), seen as they are.
+            let seen = model.top_k(&model.logits(&picture_inputs(model, &tiles)?)?, p.top)?;
+            seen.into_iter()
+                .map(|classes| classes.into_iter().map(score_of).collect())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let label = match &result.objective {
+            Objective::Class(c) => model.labels.get(*c).cloned(),
+            _ => None,
         };
         Ok(MaximizeResult {
             version: loaded.version,
             objective: result.objective.describe(),
+            label,
             layer: result.layer.clone(),
             preset: result.preset.name(),
             steps: result.steps,
             images: array_of(&result.images)?,
-            pictures,
+            pictures: if p.render { pngs(&tiles)? } else { Vec::new() },
             inputs: if p.inputs {
                 Some(array_of(&result.inputs)?)
             } else {
                 None
             },
+            top,
             start_values: result.start_values.clone(),
             final_values: result.final_values.clone(),
             history: result.history.clone(),
@@ -60,15 +76,45 @@ pub fn run(call: &Call, p: MaximizeParams) -> Result<MaximizeResult, MethodError
             frames: result
                 .frames
                 .iter()
-                .map(|f| {
-                    Ok(FrameData {
-                        step: f.step,
-                        images: array_of(&f.images)?,
-                    })
-                })
+                .map(|f| frame_of(f, p.frame_pictures))
                 .collect::<Result<Vec<_>, MethodError>>()?,
         })
     })
+}
+
+/// One kept frame: its images as an array, or as PNGs.
+fn frame_of(frame: &Frame, as_pictures: bool) -> Result<FrameData, MethodError> {
+    Ok(if as_pictures {
+        FrameData {
+            step: frame.step,
+            images: None,
+            pictures: pngs(&pictures(&frame.images)?)?,
+        }
+    } else {
+        FrameData {
+            step: frame.step,
+            images: Some(array_of(&frame.images)?),
+            pictures: Vec::new(),
+        }
+    })
+}
+
+/// Pictures as PNGs for the wire.
+fn pngs(tiles: &[RgbImage]) -> Result<Vec<Png>, MethodError> {
+    tiles
+        .iter()
+        .map(png)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| MethodError::internal(e.to_string()))
+}
+
+/// The engine's class score in the protocol's terms.
+fn score_of(c: convlens_models::ClassScore) -> ClassScore {
+    ClassScore {
+        class: c.class,
+        label: c.label,
+        prob: c.prob,
+    }
 }
 
 /// The engine's options from the parameters, refusing an objective that is not one of a class,

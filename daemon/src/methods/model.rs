@@ -69,19 +69,23 @@ pub fn unload(call: &Call, p: ModelRef) -> Result<(), MethodError> {
 pub fn layers(call: &Call, p: LayersParams) -> Result<LayersResult, MethodError> {
     let loaded = call.service.models.acquire(&p.model_id)?;
     let version = loaded.key();
+    let size = match p.input_size {
+        0 => loaded.model.preprocess.crop as usize,
+        n => n,
+    };
     cached(
         call,
         &version,
-        format!("model/layers {}", p.input_size),
+        format!("model/layers {size}"),
         || {
             let model = &loaded.model;
-            let tree = model.layer_tree(p.input_size)?;
+            let tree = model.layer_tree(size)?;
             Ok(LayersResult {
                 arch: model.arch.clone(),
                 source: model.source.clone(),
                 version: loaded.version,
                 channels: model.preprocess.normalization.channels,
-                input_size: p.input_size,
+                input_size: size,
                 total_params: tree.total_params(),
                 layers: tree
                     .layers

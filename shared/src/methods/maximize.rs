@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::model::ModelId;
+use super::predict::ClassScore;
 use super::progress::ProgressToken;
 use super::request;
 use crate::array::{Array, Png};
@@ -59,12 +60,20 @@ pub struct MaximizeParams {
     /// Keep the images every this many steps (and the last), returned as `frames`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame_every: Option<usize>,
+    /// Whether the kept frames come as PNGs (`pictures`, 8-bit, a fraction of the bytes)
+    /// instead of float arrays (`images`).
+    #[serde(default)]
+    pub frame_pictures: bool,
     /// Whether to return each image as a PNG.
     #[serde(default = "yes")]
     pub render: bool,
     /// Whether to return the network's input for the images (normalized) [N, C, S, S].
     #[serde(default)]
     pub inputs: bool,
+    /// How many of the model's top classes to return for each final image as saved (8-bit);
+    /// 0 for none.
+    #[serde(default = "default_top")]
+    pub top: usize,
     /// Where to send `$/progress` (a step per optimization step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_done_token: Option<ProgressToken>,
@@ -87,8 +96,10 @@ impl MaximizeParams {
             diversity_weight: default_diversity_weight(),
             diversity_layer: None,
             frame_every: None,
+            frame_pictures: false,
             render: true,
             inputs: false,
+            top: default_top(),
             work_done_token: None,
         }
     }
@@ -117,14 +128,22 @@ fn default_diversity_weight() -> f64 {
 fn yes() -> bool {
     true
 }
+/// The classes `convlens maximize` reports for each image.
+fn default_top() -> usize {
+    3
+}
 
 /// The images at one step of the optimization.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FrameData {
     /// The step (0 is the starting image).
     pub step: usize,
-    /// The images in [0, 1], [N, C, S, S].
-    pub images: Array,
+    /// The images in [0, 1], [N, C, S, S] (absent with `framePictures`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<Array>,
+    /// Each image as a PNG, with `framePictures`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pictures: Vec<Png>,
 }
 
 /// `unit/maximize`'s result.
@@ -135,6 +154,9 @@ pub struct MaximizeResult {
     pub version: u64,
     /// The objective (`class 207`, `channel layer3:5`, `neuron layer3:5`).
     pub objective: String,
+    /// The class's name, for a class objective.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     /// The layer it was read at.
     pub layer: String,
     /// The preset.
@@ -149,6 +171,10 @@ pub struct MaximizeResult {
     /// The network's input for the images, when asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<Array>,
+    /// The model's top classes for each image as saved (8-bit), `top` of them:
+    /// `top[image][rank]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top: Vec<Vec<ClassScore>>,
     /// The objective of each starting image.
     pub start_values: Vec<f32>,
     /// The objective of each final image.

@@ -125,13 +125,10 @@ pub struct ModelRef {
 pub struct LayersParams {
     /// The model's id.
     pub model_id: ModelId,
-    /// Square input size the shapes are computed for.
-    #[serde(default = "default_input_size")]
+    /// Square input size the shapes are computed for; 0 (the default): the model's own input
+    /// size (`inputSize` of `model/load`).
+    #[serde(default)]
     pub input_size: usize,
-}
-
-fn default_input_size() -> usize {
-    224
 }
 
 /// One module of the layer tree.
