@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use convlens_shared::methods::{
-    activations, cancel, deconv, explain, filters, images, lifecycle, maximize, model, predict,
-    progress, status, watch,
+    activations, cancel, deconv, explain, filters, folder, images, lifecycle, maximize, model,
+    predict, progress, status, watch,
 };
 use convlens_shared::{Message, NotificationMethod, RequestMethod};
 use serde_json::Value;
@@ -78,6 +78,9 @@ fn methods() -> Vec<(&'static str, Check, Option<Check>)> {
         req!(deconv::UnitDeconv),
         req!(maximize::UnitMaximize),
         req!(filters::LayerFilters),
+        req!(folder::FolderEmbed),
+        req!(folder::FolderTop),
+        req!(folder::FolderNeighbors),
         note!(images::ImagesChanged),
         req!(watch::WatchAdd),
         req!(watch::WatchRemove),

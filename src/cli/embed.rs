@@ -1,19 +1,18 @@
 //! `convlens embed`: the CNN code of every image under a folder (cached), and its t-SNE or PCA
-//! map as a CSV and a picture. Also the folder options that `top` and `neighbors` share.
+//! map as a CSV and a picture, computed by the daemon's `folder/embed`. Also the folder options
+//! and path display that `top` and `neighbors` share.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use convlens_models::progress::FnProgress;
 use convlens_models::represent::cache::default_cache_dir;
-use convlens_models::represent::map_render::{render_grid, render_scatter};
-use convlens_models::represent::pca::pca;
-use convlens_models::represent::tsne::{tsne, TsneOptions};
-use convlens_models::represent::{summarize_folder, FolderSummary, SummaryOptions};
-use convlens_models::Model;
-use indicatif::{ProgressBar, ProgressStyle};
+use convlens_shared::array::Png;
+use convlens_shared::methods::folder::{
+    EmbedParams, EmbedResult, FolderEmbed, FolderPass, PassReport,
+};
 
+use super::client::{Engine, EngineChoice};
 use super::ModelArgs;
 
 /// How a folder is read and summarized (shared by `embed`, `top` and `neighbors`).
@@ -35,75 +34,83 @@ pub struct FolderArgs {
 }
 
 impl FolderArgs {
-    /// Applies `--size` to the model's preprocessing.
-    pub fn configure(&self, model: &mut Model) -> anyhow::Result<()> {
+    /// The protocol's folder pass over `dir` at `layer`. The default cache folder is this
+    /// process's (its `$CONVLENS_CACHE_DIR`), not the daemon's.
+    pub fn pass(
+        &self,
+        engine: &Engine,
+        dir: &Path,
+        layer: Option<String>,
+    ) -> anyhow::Result<FolderPass> {
         if let Some(size) = self.size {
             if size < 8 {
                 anyhow::bail!("--size {size} is too small (at least 8 pixels)");
             }
-            model.preprocess.crop = size;
-            model.preprocess.resize = (size * 256).div_ceil(224);
         }
-        Ok(())
-    }
-
-    /// The summary options for `layer`.
-    pub fn options(&self, layer: Option<String>) -> SummaryOptions {
-        SummaryOptions {
+        let cache_dir = if self.no_cache {
+            None
+        } else {
+            self.cache.clone().or_else(default_cache_dir)
+        };
+        Ok(FolderPass {
+            folder: engine.path_arg(dir),
             layer,
             batch: self.batch,
-            cache_dir: if self.no_cache {
-                None
-            } else {
-                self.cache.clone().or_else(default_cache_dir)
-            },
-        }
+            size: self.size,
+            cache: !self.no_cache,
+            cache_dir: cache_dir.map(|d| engine.path_arg(&d)),
+        })
     }
 }
 
-/// A progress bar on stderr (hidden when stderr is not a terminal), with items per second.
-pub fn progress_bar() -> ProgressBar {
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>18} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
+/// Puts the paths of a result back as the user typed the folder (the daemon is given absolute
+/// paths).
+pub struct Shown {
+    absolute: String,
+    given: String,
 }
 
-/// Runs `f` with a progress bar that it reports to, clearing the bar afterwards.
-pub fn with_progress<T>(
-    f: impl FnOnce(&dyn convlens_models::progress::Progress) -> convlens_models::Result<T>,
-) -> anyhow::Result<T> {
-    let bar = progress_bar();
-    let progress = FnProgress(|done: usize, total: usize, message: &str| {
-        if bar.length() != Some(total as u64) {
-            bar.set_length(total as u64);
-            bar.reset_eta();
+impl Shown {
+    /// For the folder typed as `dir`, sent as `sent`.
+    pub fn new(dir: &Path, sent: &str) -> Shown {
+        Shown {
+            absolute: sent.to_string(),
+            given: dir.display().to_string(),
         }
-        bar.set_position(done as u64);
-        bar.set_message(message.to_string());
+    }
+
+    /// `path` under the folder as typed.
+    pub fn path(&self, path: &str) -> String {
+        match path.strip_prefix(&self.absolute) {
+            Some(rest) if self.absolute != self.given => format!("{}{rest}", self.given),
+            _ => path.to_string(),
+        }
+    }
+
+    /// Says on stderr which files of the pass were skipped, and why.
+    pub fn report_skipped(&self, report: &PassReport) -> anyhow::Result<()> {
+        let mut err = std::io::stderr().lock();
+        for s in &report.skipped {
+            writeln!(err, "skipped {}: {}", self.path(&s.path), s.reason)?;
+        }
         Ok(())
-    });
-    let result = f(&progress);
-    bar.finish_and_clear();
-    Ok(result?)
+    }
+
+    /// The skipped files as `[{"path", "reason"}]`.
+    pub fn skipped_json(&self, report: &PassReport) -> serde_json::Value {
+        report
+            .skipped
+            .iter()
+            .map(|s| serde_json::json!({"path": self.path(&s.path), "reason": s.reason}))
+            .collect()
+    }
 }
 
-/// Summarizes the folder, with a progress bar, and says on stderr what was skipped.
-pub fn summarize(
-    model: &Model,
-    dir: &Path,
-    folder: &FolderArgs,
-    layer: Option<String>,
-) -> anyhow::Result<FolderSummary> {
-    let options = folder.options(layer);
-    let summary = with_progress(|p| summarize_folder(model, dir, &options, p))?;
-    let mut err = std::io::stderr().lock();
-    for s in &summary.skipped {
-        writeln!(err, "skipped {}: {}", s.path.display(), s.reason)?;
-    }
-    Ok(summary)
+/// Decodes a picture from the daemon and writes it to `path` (its format from the extension).
+pub fn save_picture(picture: &Png, path: &Path) -> anyhow::Result<()> {
+    image::load_from_memory_with_format(&picture.to_bytes()?, image::ImageFormat::Png)?
+        .save(path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Which map of the codes to make.
@@ -115,6 +122,17 @@ pub enum MapKind {
     Pca,
     /// No map.
     None,
+}
+
+impl MapKind {
+    /// Its name in `folder/embed`.
+    fn name(self) -> &'static str {
+        match self {
+            MapKind::Tsne => "tsne",
+            MapKind::Pca => "pca",
+            MapKind::None => "none",
+        }
+    }
 }
 
 /// Arguments of `convlens embed`.
@@ -163,95 +181,83 @@ pub struct EmbedArgs {
 }
 
 /// Embeds the folder and writes what was asked for.
-pub fn run(args: &EmbedArgs, device: &Device) -> anyhow::Result<()> {
-    let mut model = args.model.load(device)?;
-    args.folder.configure(&mut model)?;
-    let summary = summarize(&model, &args.dir, &args.folder, args.layer.clone())?;
-    let n = summary.len();
-    let dim = summary.shape.units;
-    if let Some(path) = &args.out {
-        Tensor::from_slice(&summary.codes, (n, dim), &Device::Cpu)?
+pub fn run(args: &EmbedArgs, choice: &EngineChoice) -> anyhow::Result<()> {
+    let engine = Engine::open(choice)?;
+    let model_id = engine.load_model(&args.model)?;
+    let pass = args.folder.pass(&engine, &args.dir, args.layer.clone())?;
+    let shown = Shown::new(&args.dir, &pass.folder);
+    // The map is made only for what draws it.
+    let wants_map = args.csv.is_some() || args.output.is_some();
+    let mut params = EmbedParams::new(model_id, pass.folder.clone());
+    params.pass = pass;
+    params.map = if wants_map { args.map } else { MapKind::None }
+        .name()
+        .into();
+    params.perplexity = args.perplexity;
+    params.iterations = args.iterations;
+    params.threads = args.threads;
+    params.seed = args.seed;
+    params.codes = args.out.is_some();
+    params.render = args
+        .output
+        .is_some()
+        .then(|| if args.grid { "grid" } else { "scatter" }.into());
+    let result = engine.request::<FolderEmbed>(&params, true)?;
+    let report = &result.report;
+    shown.report_skipped(report)?;
+    let n = result.paths.len();
+    if let (Some(path), Some(codes)) = (&args.out, &result.codes) {
+        Tensor::from_vec(codes.to_f32()?, codes.shape.clone(), &Device::Cpu)?
             .write_npy(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
-    let wants_map = args.csv.is_some() || args.output.is_some();
-    let points: Option<Vec<[f32; 2]>> = match (args.map, wants_map, n) {
-        (MapKind::None, _, _) | (_, false, _) | (_, _, 0) => None,
-        (MapKind::Pca, true, _) => {
-            let p = pca(&summary.codes, dim, 2.min(dim).min(n), args.seed, device)?;
-            Some(
-                p.projected
-                    .chunks(p.components)
-                    .map(|c| [c[0], c.get(1).copied().unwrap_or(0.0)])
-                    .collect(),
-            )
-        }
-        (MapKind::Tsne, true, _) => {
-            let options = TsneOptions {
-                perplexity: args.perplexity,
-                epochs: args.iterations,
-                seed: args.seed,
-                threads: args.threads,
-                ..TsneOptions::default()
-            };
-            let map = with_progress(|p| tsne(&summary.codes, dim, &options, device, p))?;
-            Some(map.points)
-        }
-    };
-    if let (Some(path), Some(points)) = (&args.csv, &points) {
-        write_csv(path, &summary, points)?;
+    if let (Some(path), Some(points)) = (&args.csv, &result.points) {
+        write_csv(path, &result, points, &shown)?;
     }
-    if let (Some(path), Some(points)) = (&args.output, &points) {
-        let img = if args.grid {
-            let tile = (8192 / (n as f64).sqrt().ceil().max(1.0) as u32).clamp(8, 64);
-            with_progress(|p| render_grid(points, &summary.paths, &model.preprocess, tile, p))?
-        } else {
-            let label = |c: u32| {
-                model
-                    .labels
-                    .get(c as usize)
-                    .cloned()
-                    .unwrap_or_else(|| format!("class {c}"))
-            };
-            render_scatter(points, &summary.top1_class, &label, 800)
-        };
-        img.save(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if let (Some(path), Some(picture)) = (&args.output, &result.picture) {
+        save_picture(picture, path)?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {
+        let paths: Vec<String> = result.paths.iter().map(|p| shown.path(p)).collect();
         let value = serde_json::json!({
-            "layer": summary.layer,
-            "dim": dim,
+            "layer": report.layer,
+            "dim": report.units,
             "images": n,
-            "computed": summary.computed,
-            "cached": summary.cached,
-            "forwardPasses": summary.forward_passes,
-            "otherFiles": summary.other_files,
-            "skipped": summary.skipped,
-            "cacheFile": summary.cache_file,
-            "paths": summary.paths,
-            "map": points,
+            "computed": report.computed,
+            "cached": report.cached,
+            "forwardPasses": report.forward_passes,
+            "otherFiles": report.other_files,
+            "skipped": shown.skipped_json(report),
+            "cacheFile": report.cache_file,
+            "paths": paths,
+            "map": result.points,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
     } else {
         writeln!(
             out,
-            "{n} images, layer `{}` ({dim} values per code): {} embedded, {} from the cache; {} skipped",
-            summary.layer,
-            summary.computed,
-            summary.cached,
-            summary.skipped.len()
+            "{n} images, layer `{}` ({} values per code): {} embedded, {} from the cache; {} skipped",
+            report.layer,
+            report.units,
+            report.computed,
+            report.cached,
+            report.skipped.len()
         )?;
     }
     Ok(())
 }
 
 /// `path,x,y,top1_class,top1_prob` per image.
-fn write_csv(path: &Path, summary: &FolderSummary, points: &[[f32; 2]]) -> anyhow::Result<()> {
+fn write_csv(
+    path: &Path,
+    result: &EmbedResult,
+    points: &[[f32; 2]],
+    shown: &Shown,
+) -> anyhow::Result<()> {
     let mut text = String::from("path,x,y,top1_class,top1_prob\n");
-    for (i, p) in summary.paths.iter().enumerate() {
-        let name = p.display().to_string();
+    for (i, p) in result.paths.iter().enumerate() {
+        let name = shown.path(p);
         let name = if name.contains([',', '"', '\n']) {
             format!("\"{}\"", name.replace('"', "\"\""))
         } else {
@@ -259,7 +265,7 @@ fn write_csv(path: &Path, summary: &FolderSummary, points: &[[f32; 2]]) -> anyho
         };
         text.push_str(&format!(
             "{name},{},{},{},{}\n",
-            points[i][0], points[i][1], summary.top1_class[i], summary.top1_prob[i]
+            points[i][0], points[i][1], result.top1_class[i], result.top1_prob[i]
         ));
     }
     std::fs::write(path, text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))

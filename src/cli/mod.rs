@@ -118,6 +118,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Activations(args) => return activations::run(args, &choice),
         Command::Deconv(args) => return deconv::run(args, &choice),
         Command::Maximize(args) => return maximize::run(args, &choice),
+        Command::Embed(args) => return embed::run(args, &choice),
+        Command::Top(args) => return top::run(args, &choice),
+        Command::Neighbors(args) => return neighbors::run(args, &choice),
         Command::Daemon(args) => return daemon::run(args, &cli.device, choice.socket),
         Command::Status(args) => return status::run(args, &choice.socket),
         _ => {}
@@ -132,10 +135,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Filters(_)
         | Command::Activations(_)
         | Command::Deconv(_)
-        | Command::Maximize(_) => Ok(()),
-        Command::Embed(args) => embed::run(&args, &device),
-        Command::Top(args) => top::run(&args, &device),
-        Command::Neighbors(args) => neighbors::run(&args, &device),
+        | Command::Maximize(_)
+        | Command::Embed(_)
+        | Command::Top(_)
+        | Command::Neighbors(_) => Ok(()),
         Command::Evolve(args) => evolve::run(&args, &device),
         Command::TrainDemo(args) => train_demo::run(&args, &device),
     }

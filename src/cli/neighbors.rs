@@ -1,15 +1,13 @@
 //! `convlens neighbors`: the images under a folder whose codes are closest to an image's (cosine
-//! similarity).
+//! similarity), computed by the daemon's `folder/neighbors`.
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use candle_core::Device;
-use convlens_models::progress::Silent;
-use convlens_models::represent::codes::summarize_files;
-use convlens_models::represent::neighbors::nearest_by_cosine;
+use convlens_shared::methods::folder::{FolderNeighbors, NeighborsParams};
 
-use super::embed::{summarize, FolderArgs};
+use super::client::{Engine, EngineChoice};
+use super::embed::{FolderArgs, Shown};
 use super::ModelArgs;
 
 /// Arguments of `convlens neighbors`.
@@ -35,43 +33,25 @@ pub struct NeighborsArgs {
 }
 
 /// Prints the query's nearest neighbours in the folder.
-pub fn run(args: &NeighborsArgs, device: &Device) -> anyhow::Result<()> {
-    let mut model = args.model.load(device)?;
-    args.folder.configure(&mut model)?;
-    let summary = summarize(&model, &args.dir, &args.folder, args.layer.clone())?;
-    let query = summarize_files(
-        &model,
-        std::slice::from_ref(&args.image),
-        &args.folder.options(args.layer.clone()),
-        &Silent,
-    )?;
-    if let Some(s) = query.skipped.first() {
-        anyhow::bail!("{}: {}", s.path.display(), s.reason);
-    }
-    // The query itself, when it lies in the folder, is not its own neighbour.
-    let query_path = std::fs::canonicalize(&args.image).ok();
-    let exclude: Vec<usize> = summary
-        .paths
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| query_path.is_some() && std::fs::canonicalize(p).ok() == query_path)
-        .map(|(i, _)| i)
-        .collect();
-    let found = nearest_by_cosine(
-        &summary.codes,
-        summary.shape.units,
-        query.code(0),
-        args.k,
-        &exclude,
-        device,
-    )?;
+pub fn run(args: &NeighborsArgs, choice: &EngineChoice) -> anyhow::Result<()> {
+    let engine = Engine::open(choice)?;
+    let model_id = engine.load_model(&args.model)?;
+    let pass = args.folder.pass(&engine, &args.dir, args.layer.clone())?;
+    let shown = Shown::new(&args.dir, &pass.folder);
+    let mut params =
+        NeighborsParams::new(model_id, pass.folder.clone(), engine.path_arg(&args.image));
+    params.pass = pass;
+    params.k = args.k;
+    let result = engine.request::<FolderNeighbors>(&params, true)?;
+    shown.report_skipped(&result.report)?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        let records: Vec<serde_json::Value> = found
+        let records: Vec<serde_json::Value> = result
+            .neighbors
             .iter()
             .map(|n| {
                 serde_json::json!({
-                    "path": summary.paths[n.index].display().to_string(),
+                    "path": shown.path(&n.path),
                     "similarity": n.similarity,
                 })
             })
@@ -83,15 +63,10 @@ pub fn run(args: &NeighborsArgs, device: &Device) -> anyhow::Result<()> {
         out,
         "nearest to {} by cosine similarity of `{}` codes:",
         args.image.display(),
-        summary.layer
+        result.report.layer
     )?;
-    for n in &found {
-        writeln!(
-            out,
-            "  {:.4}  {}",
-            n.similarity,
-            summary.paths[n.index].display()
-        )?;
+    for n in &result.neighbors {
+        writeln!(out, "  {:.4}  {}", n.similarity, shown.path(&n.path))?;
     }
     Ok(())
 }

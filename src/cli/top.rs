@@ -1,16 +1,16 @@
 //! `convlens top`: the images under a folder that excite each unit of a layer most (deepvis's top
-//! 9), with the position of the maximum, and per-unit statistics over the folder.
+//! 9), with the position of the maximum, and per-unit statistics over the folder, computed by the
+//! daemon's `folder/top`.
 
+use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use candle_core::Device;
-use convlens_models::represent::codes::resolve_layer;
-use convlens_models::represent::top_units::top_images;
-use convlens_models::represent::unit_grid::render_top_grid;
-use convlens_models::represent::unit_stats::unit_stats;
+use convlens_models::represent::folder::list_images;
+use convlens_shared::methods::folder::{FolderTop, TopParams, TopResult};
 
-use super::embed::{summarize, with_progress, FolderArgs};
+use super::client::{Engine, EngineChoice};
+use super::embed::{save_picture, FolderArgs, Shown};
 use super::ModelArgs;
 
 /// Arguments of `convlens top`.
@@ -43,29 +43,35 @@ pub struct TopArgs {
 }
 
 /// Ranks the folder's images for the layer's units and prints (or draws) them.
-pub fn run(args: &TopArgs, device: &Device) -> anyhow::Result<()> {
-    let mut model = args.model.load(device)?;
-    args.folder.configure(&mut model)?;
-    let (layer_id, _) = resolve_layer(&model, Some(&args.layer))?;
+pub fn run(args: &TopArgs, choice: &EngineChoice) -> anyhow::Result<()> {
+    let engine = Engine::open(choice)?;
+    let model_id = engine.load_model(&args.model)?;
     // One pass keeps every unit's maxima (in the cache too), so any unit can be ranked at once.
-    let summary = summarize(&model, &args.dir, &args.folder, Some(args.layer.clone()))?;
-    let units = (!args.unit.is_empty()).then_some(args.unit.as_slice());
-    let top = top_images(&summary, args.k, units)?;
-    let stats = unit_stats(&summary);
-    if let Some(path) = &args.output {
-        let img = with_progress(|p| render_top_grid(&model, layer_id, &top, args.tile, p))?;
-        img.save(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let pass = args
+        .folder
+        .pass(&engine, &args.dir, Some(args.layer.clone()))?;
+    let shown = Shown::new(&args.dir, &pass.folder);
+    let mut params = TopParams::new(model_id, pass.folder.clone(), args.layer.clone());
+    params.pass = pass;
+    params.units = args.unit.clone();
+    params.k = args.k;
+    params.render = args.output.is_some();
+    params.tile = args.tile;
+    let result = engine.request::<FolderTop>(&params, true)?;
+    let report = &result.report;
+    shown.report_skipped(report)?;
+    if let (Some(path), Some(picture)) = (&args.output, &result.picture) {
+        save_picture(picture, path)?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {
         let value = serde_json::json!({
-            "images": summary.len(),
-            "computed": summary.computed,
-            "cached": summary.cached,
-            "skipped": summary.skipped,
-            "top": top,
-            "stats": stats,
+            "images": report.images,
+            "computed": report.computed,
+            "cached": report.cached,
+            "skipped": shown.skipped_json(report),
+            "top": top_json(&result, args.k, &shown, &image_indices(&args.dir, &result, &shown)),
+            "stats": stats_json(&result),
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
@@ -73,47 +79,48 @@ pub fn run(args: &TopArgs, device: &Device) -> anyhow::Result<()> {
     writeln!(
         out,
         "layer `{}`: {} units at {}×{} positions, {} images ({} embedded, {} from the cache)",
-        top.layer,
-        top.shape.units,
-        top.shape.height,
-        top.shape.width,
-        summary.len(),
-        summary.computed,
-        summary.cached
+        report.layer,
+        report.units,
+        report.positions[0],
+        report.positions[1],
+        report.images,
+        report.computed,
+        report.cached
     )?;
-    for unit in &top.units {
-        let s = &stats.units[unit.unit];
-        writeln!(
-            out,
-            "unit {}: mean {:.4}, max {:.4}, active on {:.1}% of images",
-            unit.unit,
-            s.mean,
-            s.max,
-            100.0 * s.active_fraction
-        )?;
+    for unit in &result.units {
+        if let Some(s) = result.stats.get(unit.unit) {
+            writeln!(
+                out,
+                "unit {}: mean {:.4}, max {:.4}, active on {:.1}% of images",
+                unit.unit,
+                s.mean,
+                s.max,
+                100.0 * s.active_fraction
+            )?;
+        }
         for (rank, e) in unit.top.iter().enumerate() {
             writeln!(
                 out,
                 "  {:>2}. {:>10.4} at ({}, {})  {}",
                 rank + 1,
                 e.value,
-                e.y,
-                e.x,
-                e.path.display()
+                e.position[0],
+                e.position[1],
+                shown.path(&e.path)
             )?;
         }
     }
-    if units.is_none() {
+    if args.unit.is_empty() {
         writeln!(
             out,
             "dead units (never active): {}",
-            if stats.dead.is_empty() {
+            if result.dead.is_empty() {
                 "none".to_string()
             } else {
                 format!(
                     "{} ({})",
-                    stats.dead.len(),
-                    stats
+                    result.dead.len(),
+                    result
                         .dead
                         .iter()
                         .map(ToString::to_string)
@@ -124,4 +131,87 @@ pub fn run(args: &TopArgs, device: &Device) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The rankings as `convlens top --json` has always printed them (the engine's `TopUnits`).
+fn top_json(
+    result: &TopResult,
+    k: usize,
+    shown: &Shown,
+    indices: &HashMap<String, usize>,
+) -> serde_json::Value {
+    let report = &result.report;
+    let units: Vec<serde_json::Value> = result
+        .units
+        .iter()
+        .map(|u| {
+            let top: Vec<serde_json::Value> = u
+                .top
+                .iter()
+                .map(|e| {
+                    let path = shown.path(&e.path);
+                    serde_json::json!({
+                        "image": indices.get(&path),
+                        "path": path,
+                        "value": e.value,
+                        "y": e.position[0],
+                        "x": e.position[1],
+                    })
+                })
+                .collect();
+            serde_json::json!({"unit": u.unit, "top": top})
+        })
+        .collect();
+    serde_json::json!({
+        "layer": report.layer,
+        "shape": {
+            "units": report.units,
+            "height": report.positions[0],
+            "width": report.positions[1],
+        },
+        "k": k,
+        "units": units,
+    })
+}
+
+/// The statistics as `convlens top --json` has always printed them (the engine's `UnitStats`).
+fn stats_json(result: &TopResult) -> serde_json::Value {
+    let units: Vec<serde_json::Value> = result
+        .stats
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "unit": s.unit,
+                "mean": s.mean,
+                "max": s.max,
+                "active_fraction": s.active_fraction,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "layer": result.report.layer,
+        "images": result.report.images,
+        "units": units,
+        "dead": result.dead,
+    })
+}
+
+/// Each image's index among the images of the pass (the folder's images, sorted, without the
+/// skipped ones), as the engine numbers them, by path as shown.
+fn image_indices(dir: &Path, result: &TopResult, shown: &Shown) -> HashMap<String, usize> {
+    let skipped: Vec<String> = result
+        .report
+        .skipped
+        .iter()
+        .map(|s| shown.path(&s.path))
+        .collect();
+    list_images(dir)
+        .map(|listing| listing.images)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p.display().to_string())
+        .filter(|p| !skipped.contains(p))
+        .enumerate()
+        .map(|(i, p)| (p, i))
+        .collect()
 }

@@ -9,6 +9,7 @@ pub mod activations;
 pub mod deconv;
 pub mod explain;
 pub mod filters;
+pub mod folder;
 pub mod history;
 pub mod images;
 pub mod maximize;
@@ -76,6 +77,7 @@ impl Router {
         deconv::register(&mut r);
         maximize::register(&mut r);
         filters::register(&mut r);
+        folder::register(&mut r);
         images::register(&mut r);
         watch::register(&mut r);
         status::register(&mut r);

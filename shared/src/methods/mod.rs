@@ -6,6 +6,7 @@ pub mod cancel;
 pub mod deconv;
 pub mod explain;
 pub mod filters;
+pub mod folder;
 pub mod history;
 pub mod images;
 pub mod lifecycle;

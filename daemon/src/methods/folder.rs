@@ -1,0 +1,488 @@
+//! `folder/embed`, `folder/top` and `folder/neighbors`: the representation of an image folder, as
+//! sweep jobs. One batched pass of the engine (`summarize_files`, whose per-image summaries are
+//! kept in the on-disk code cache by model weights, layer, preprocessing and file content) steps
+//! the job's progress, so `$/progress` and `$/cancelRequest` work. A finished result is kept in
+//! the result cache by its full parameters and the folder's listing (paths, sizes, mtimes), so an
+//! unchanged folder is answered at once; its report then says no image was computed.
+
+use std::path::{Path, PathBuf};
+
+use convlens_models::input::Preprocess;
+use convlens_models::represent::cache::{content_hash, default_cache_dir, hex};
+use convlens_models::represent::codes::{resolve_layer, summarize_files};
+use convlens_models::represent::folder::{list_images, FolderListing};
+use convlens_models::represent::map_render::{render_grid, render_scatter};
+use convlens_models::represent::neighbors::nearest_by_cosine;
+use convlens_models::represent::pca::pca;
+use convlens_models::represent::top_units::top_images;
+use convlens_models::represent::tsne::{tsne, TsneOptions};
+use convlens_models::represent::unit_grid::render_top_grid;
+use convlens_models::represent::unit_stats::unit_stats;
+use convlens_models::represent::{FolderSummary, SkippedFile, SummaryOptions};
+use convlens_models::{Error, Model};
+use convlens_shared::array::{Array, Png};
+use convlens_shared::methods::folder::{
+    EmbedParams, EmbedResult, FolderEmbed, FolderNeighbors, FolderPass, FolderTop, FolderUnitStat,
+    Neighbor, NeighborsParams, NeighborsResult, PassReport, TopImage, TopParams, TopResult,
+    UnitTop,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{cached, sweep, Router};
+use crate::files::FileStamp;
+use crate::registry::Loaded;
+use crate::render::png;
+use crate::{Call, MethodError};
+
+/// Side of the scatter plot, in pixels (as `convlens embed -o`).
+const SCATTER_SIZE: u32 = 800;
+
+/// Adds `folder/embed`, `folder/top` and `folder/neighbors`.
+pub fn register(r: &mut Router) {
+    r.job::<FolderEmbed>(sweep, embed);
+    r.job::<FolderTop>(sweep, top);
+    r.job::<FolderNeighbors>(sweep, neighbors);
+}
+
+/// The codes of the folder's images, their map and its picture.
+pub fn embed(call: &Call, p: EmbedParams) -> Result<EmbedResult, MethodError> {
+    let map = MapKind::from_name(&p.map)?;
+    let render = p.render.as_deref().map(Render::from_name).transpose()?;
+    let loaded = call.service.models.acquire(&p.model_id)?;
+    let model = &loaded.model;
+    let preprocess = preprocess_of(model, p.pass.size)?;
+    resolve_layer(model, p.pass.layer.as_deref())?;
+    let folder = Folder::read(&p.pass.folder)?;
+    let key = key_of(&p.pass, "folder/embed", &p, &folder, "");
+    reuse_or(call, &loaded, key, || {
+        let summary = folder.summarize(call, model, &p.pass, p.pass.layer.clone(), preprocess)?;
+        let (n, dim) = (summary.len(), summary.shape.units);
+        let points: Option<Vec<[f32; 2]>> = match map {
+            _ if n == 0 => None,
+            MapKind::None => None,
+            MapKind::Pca => {
+                let fit = pca(
+                    &summary.codes,
+                    dim,
+                    2.min(dim).min(n),
+                    p.seed,
+                    &model.device,
+                )?;
+                Some(
+                    fit.projected
+                        .chunks(fit.components)
+                        .map(|c| [c[0], c.get(1).copied().unwrap_or(0.0)])
+                        .collect(),
+                )
+            }
+            MapKind::Tsne => {
+                let options = TsneOptions {
+                    perplexity: p.perplexity,
+                    epochs: p.iterations,
+                    seed: p.seed,
+                    threads: p.threads,
+                    ..TsneOptions::default()
+                };
+                Some(tsne(&summary.codes, dim, &options, &model.device, call.progress)?.points)
+            }
+        };
+        let label = |c: u32| label_of(model, c);
+        let picture = match (render, &points) {
+            (Some(Render::Grid), Some(points)) => {
+                let tile = (8192 / (n as f64).sqrt().ceil().max(1.0) as u32).clamp(8, 64);
+                let seen = preprocess.unwrap_or(model.preprocess);
+                let img = render_grid(points, &summary.paths, &seen, tile, call.progress)?;
+                Some(picture_of(&img)?)
+            }
+            (Some(Render::Scatter), Some(points)) => Some(picture_of(&render_scatter(
+                points,
+                &summary.top1_class,
+                &label,
+                SCATTER_SIZE,
+            ))?),
+            _ => None,
+        };
+        Ok(EmbedResult {
+            version: loaded.version,
+            report: report_of(&summary),
+            paths: summary.paths.iter().map(|p| shown(p)).collect(),
+            points,
+            top1_label: summary.top1_class.iter().map(|&c| label(c)).collect(),
+            top1_class: summary.top1_class.clone(),
+            top1_prob: summary.top1_prob.clone(),
+            codes: p.codes.then(|| Array::from_f32(&[n, dim], &summary.codes)),
+            picture,
+        })
+    })
+}
+
+/// The images that excite each unit most, and every unit's statistics.
+pub fn top(call: &Call, p: TopParams) -> Result<TopResult, MethodError> {
+    let layer = p.pass.layer.clone().ok_or_else(|| {
+        MethodError::from(Error::InvalidArgument(
+            "folder/top needs `layer`: the layer whose units are ranked".into(),
+        ))
+    })?;
+    let loaded = call.service.models.acquire(&p.model_id)?;
+    let model = &loaded.model;
+    let preprocess = preprocess_of(model, p.pass.size)?;
+    let (layer_id, _) = resolve_layer(model, Some(&layer))?;
+    let folder = Folder::read(&p.pass.folder)?;
+    let key = key_of(&p.pass, "folder/top", &p, &folder, "");
+    reuse_or(call, &loaded, key, || {
+        let summary = folder.summarize(call, model, &p.pass, Some(layer.clone()), preprocess)?;
+        let units = (!p.units.is_empty()).then_some(p.units.as_slice());
+        let ranking = top_images(&summary, p.k, units)?;
+        let stats = unit_stats(&summary);
+        let picture = if p.render {
+            let seen = preprocess.unwrap_or(model.preprocess);
+            let img = render_top_grid(model, &seen, layer_id, &ranking, p.tile, call.progress)?;
+            Some(picture_of(&img)?)
+        } else {
+            None
+        };
+        Ok(TopResult {
+            version: loaded.version,
+            report: report_of(&summary),
+            units: ranking
+                .units
+                .iter()
+                .map(|u| UnitTop {
+                    unit: u.unit,
+                    top: u
+                        .top
+                        .iter()
+                        .map(|e| TopImage {
+                            path: shown(&e.path),
+                            value: e.value,
+                            position: [e.y, e.x],
+                        })
+                        .collect(),
+                })
+                .collect(),
+            stats: stats
+                .units
+                .iter()
+                .map(|s| FolderUnitStat {
+                    unit: s.unit,
+                    mean: s.mean,
+                    max: s.max,
+                    active_fraction: s.active_fraction,
+                })
+                .collect(),
+            dead: stats.dead,
+            picture,
+        })
+    })
+}
+
+/// The folder's images whose codes are most similar to the query image's.
+pub fn neighbors(call: &Call, p: NeighborsParams) -> Result<NeighborsResult, MethodError> {
+    let loaded = call.service.models.acquire(&p.model_id)?;
+    let model = &loaded.model;
+    let preprocess = preprocess_of(model, p.pass.size)?;
+    resolve_layer(model, p.pass.layer.as_deref())?;
+    let query_path = PathBuf::from(&p.image);
+    if !query_path.is_file() {
+        let source = std::fs::metadata(&query_path)
+            .err()
+            .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file"));
+        return Err(Error::Io {
+            path: query_path,
+            source,
+        }
+        .into());
+    }
+    let folder = Folder::read(&p.pass.folder)?;
+    let query_stamp = format!("{:?}", FileStamp::of(&query_path));
+    let key = key_of(&p.pass, "folder/neighbors", &p, &folder, &query_stamp);
+    reuse_or(call, &loaded, key, || {
+        let summary = folder.summarize(call, model, &p.pass, p.pass.layer.clone(), preprocess)?;
+        let options = summary_options(&p.pass, p.pass.layer.clone(), preprocess);
+        let query = summarize_files(
+            model,
+            std::slice::from_ref(&query_path),
+            &options,
+            &convlens_models::progress::Silent,
+        )?;
+        if let Some(s) = query.skipped.first() {
+            return Err(Error::format(s.path.clone(), s.reason.clone()).into());
+        }
+        // The query itself, when it lies in the folder, is not its own neighbour.
+        let canonical = std::fs::canonicalize(&query_path).ok();
+        let exclude: Vec<usize> = summary
+            .paths
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| canonical.is_some() && std::fs::canonicalize(f).ok() == canonical)
+            .map(|(i, _)| i)
+            .collect();
+        let found = nearest_by_cosine(
+            &summary.codes,
+            summary.shape.units,
+            query.code(0),
+            p.k,
+            &exclude,
+            &model.device,
+        )?;
+        Ok(NeighborsResult {
+            version: loaded.version,
+            report: report_of(&summary),
+            neighbors: found
+                .iter()
+                .map(|n| Neighbor {
+                    path: shown(&summary.paths[n.index]),
+                    similarity: n.similarity,
+                })
+                .collect(),
+        })
+    })
+}
+
+/// Which map of the codes to make.
+#[derive(Clone, Copy)]
+enum MapKind {
+    Tsne,
+    Pca,
+    None,
+}
+
+impl MapKind {
+    fn from_name(name: &str) -> Result<MapKind, MethodError> {
+        match name {
+            "tsne" => Ok(MapKind::Tsne),
+            "pca" => Ok(MapKind::Pca),
+            "none" => Ok(MapKind::None),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown map `{other}`: tsne, pca or none"
+            ))
+            .into()),
+        }
+    }
+}
+
+/// Which picture of the map to draw.
+#[derive(Clone, Copy)]
+enum Render {
+    Scatter,
+    Grid,
+}
+
+impl Render {
+    fn from_name(name: &str) -> Result<Render, MethodError> {
+        match name {
+            "scatter" => Ok(Render::Scatter),
+            "grid" => Ok(Render::Grid),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown render `{other}`: scatter or grid"
+            ))
+            .into()),
+        }
+    }
+}
+
+/// A folder as read for one request: its images and what identifies this state of it.
+struct Folder {
+    listing: FolderListing,
+    /// A hash of every image's path, size, mtime and inode, and of the other entries.
+    stamp: String,
+}
+
+impl Folder {
+    /// Lists `folder` (recursively) and stamps every image; a folder that does not exist or is
+    /// not a folder is refused, naming it.
+    fn read(folder: &str) -> Result<Folder, MethodError> {
+        let listing = list_images(Path::new(folder))?;
+        let mut text = format!("{} other files\n", listing.other_files);
+        for image in &listing.images {
+            text.push_str(&format!(
+                "{}\t{:?}\n",
+                image.display(),
+                FileStamp::of(image)
+            ));
+        }
+        for (path, reason) in &listing.unlistable {
+            text.push_str(&format!("unlistable {}\t{reason}\n", path.display()));
+        }
+        Ok(Folder {
+            stamp: hex(&content_hash(text.as_bytes())),
+            listing,
+        })
+    }
+
+    /// The engine's pass over the listed images, as `summarize_folder` makes it, counted in the
+    /// daemon's forward passes.
+    fn summarize(
+        &self,
+        call: &Call,
+        model: &Model,
+        pass: &FolderPass,
+        layer: Option<String>,
+        preprocess: Option<Preprocess>,
+    ) -> Result<FolderSummary, MethodError> {
+        let options = summary_options(pass, layer, preprocess);
+        let mut summary = summarize_files(model, &self.listing.images, &options, call.progress)?;
+        for _ in 0..summary.forward_passes {
+            call.service.activations.count_forward();
+        }
+        summary.other_files = self.listing.other_files;
+        summary.skipped.extend(
+            self.listing
+                .unlistable
+                .iter()
+                .map(|(path, reason)| SkippedFile {
+                    path: path.clone(),
+                    reason: reason.clone(),
+                }),
+        );
+        summary.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(summary)
+    }
+}
+
+/// The engine's options for a pass: the cache folder asked for, else the default one, unless the
+/// cache is off.
+fn summary_options(
+    pass: &FolderPass,
+    layer: Option<String>,
+    preprocess: Option<Preprocess>,
+) -> SummaryOptions {
+    SummaryOptions {
+        layer,
+        batch: pass.batch,
+        cache_dir: if pass.cache {
+            pass.cache_dir
+                .as_ref()
+                .map(PathBuf::from)
+                .or_else(default_cache_dir)
+        } else {
+            None
+        },
+        preprocess,
+    }
+}
+
+/// The preprocessing for input size `size` (shorter side to ⌈S·256/224⌉, centre crop S×S, the
+/// model's normalization); the model's own when `None`.
+fn preprocess_of(model: &Model, size: Option<u32>) -> Result<Option<Preprocess>, MethodError> {
+    match size {
+        None => Ok(None),
+        Some(s) if s < 8 => {
+            Err(Error::InvalidArgument(format!("size {s} is too small (at least 8 pixels)")).into())
+        }
+        Some(s) => Ok(Some(Preprocess {
+            resize: (s * 256).div_ceil(224),
+            crop: s,
+            ..model.preprocess
+        })),
+    }
+}
+
+/// The result-cache key of a request: its method, its parameters without the progress token,
+/// the folder's stamp and `extra` (the query image's stamp). `None` when the cache is off.
+fn key_of(
+    pass: &FolderPass,
+    method: &str,
+    params: &impl Serialize,
+    folder: &Folder,
+    extra: &str,
+) -> Option<String> {
+    pass.cache.then(|| {
+        let mut params = serde_json::to_value(params).unwrap_or_default();
+        if let Some(fields) = params.as_object_mut() {
+            fields.remove("workDoneToken");
+        }
+        format!("{method} {params} {} {extra}", folder.stamp)
+    })
+}
+
+/// A result with a pass report.
+trait Reported {
+    fn report_mut(&mut self) -> &mut PassReport;
+}
+
+impl Reported for EmbedResult {
+    fn report_mut(&mut self) -> &mut PassReport {
+        &mut self.report
+    }
+}
+
+impl Reported for TopResult {
+    fn report_mut(&mut self) -> &mut PassReport {
+        &mut self.report
+    }
+}
+
+impl Reported for NeighborsResult {
+    fn report_mut(&mut self) -> &mut PassReport {
+        &mut self.report
+    }
+}
+
+/// The kept result for `key`, its report saying that this call computed nothing, or the result
+/// of `compute`, kept. Without a key, `compute` runs and nothing is kept.
+fn reuse_or<R: Serialize + DeserializeOwned + Reported>(
+    call: &Call,
+    loaded: &Loaded,
+    key: Option<String>,
+    compute: impl FnOnce() -> Result<R, MethodError>,
+) -> Result<R, MethodError> {
+    let Some(key) = key else {
+        return compute();
+    };
+    let mut fresh = false;
+    let mut result = cached(call, &loaded.key(), key, || {
+        fresh = true;
+        compute()
+    })?;
+    if !fresh {
+        let report = result.report_mut();
+        report.cached = report.images;
+        report.computed = 0;
+        report.forward_passes = 0;
+    }
+    Ok(result)
+}
+
+/// What the pass did, on the wire.
+fn report_of(s: &FolderSummary) -> PassReport {
+    PassReport {
+        layer: s.layer.clone(),
+        units: s.shape.units,
+        positions: [s.shape.height, s.shape.width],
+        images: s.len(),
+        computed: s.computed,
+        cached: s.cached,
+        forward_passes: s.forward_passes,
+        skipped: s
+            .skipped
+            .iter()
+            .map(|f| convlens_shared::methods::folder::SkippedFile {
+                path: shown(&f.path),
+                reason: f.reason.clone(),
+            })
+            .collect(),
+        other_files: s.other_files,
+        cache_file: s.cache_file.as_deref().map(shown),
+    }
+}
+
+/// Class `c`'s label, or `class c` for a model without one.
+fn label_of(model: &Model, c: u32) -> String {
+    model
+        .labels
+        .get(c as usize)
+        .cloned()
+        .unwrap_or_else(|| format!("class {c}"))
+}
+
+/// A path on the wire.
+fn shown(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// A picture as a PNG on the wire.
+fn picture_of(img: &image::RgbImage) -> Result<Png, MethodError> {
+    png(img).map_err(|e| MethodError::internal(e.to_string()))
+}
