@@ -141,6 +141,13 @@ fn has_half_blocks(screen: &str, min: usize) -> bool {
     screen.chars().filter(|c| *c == '▀' || *c == '▄').count() >= min
 }
 
+/// Whether the screen holds braille dots (the map's scatter).
+fn has_braille(screen: &str) -> bool {
+    screen
+        .chars()
+        .any(|c| ('\u{2801}'..='\u{28ff}').contains(&c))
+}
+
 /// The title line of the main pane (`Units …`, `Overlay …`).
 fn main_title(screen: &str) -> String {
     screen.lines().nth(1).unwrap_or_default().to_string()
@@ -260,6 +267,18 @@ fn browse_the_demo_as_a_person_would() {
             && s.contains("filter 0/32 · 3×3 · mean of 1 input channels")
     });
 
+    // The map of the five demo photos: t-SNE in the daemon, the points in braille, the photo
+    // nearest to the cursor named with its predicted class; moving the cursor redraws it.
+    let screen = tui.step(&["t"], "the t-SNE map", |s| {
+        main_title(s).contains("Map t-SNE of 5 images") && has_braille(s) && s.contains("▶ ")
+    });
+    assert!(screen.contains('%'), "{screen}");
+    tui.step(
+        &["Left", "Left", "Left", "Left", "Up", "Up", "Up"],
+        "the map cursor moved",
+        |s| main_title(s).contains("Map t-SNE of 5 images") && has_braille(s),
+    );
+
     // The key list, then quit.
     tui.step(&["?"], "the key list", |s| {
         s.contains("Keys") && s.contains("quit")
@@ -332,6 +351,19 @@ fn a_rewritten_checkpoint_refreshes_the_views() {
         written.elapsed().as_millis()
     );
     assert!(!screen.contains("v1 ·"), "{screen}");
+
+    // Back to v1 on the timeline: the daemon kept it, every view asks it, the status line says so.
+    let screen = tui.step(&["v"], "the timeline of two versions", |s| {
+        main_title(s).contains("Timeline 2 versions · showing v2 (live)")
+    });
+    assert!(screen.contains("▶ v2"), "{screen}");
+    let screen = tui.step(&["<"], "version 1 shown", |s| {
+        s.contains("showing v1 of v2") && s.contains(" · v1/2 · ") && s.contains("% ")
+    });
+    assert!(screen.contains("▶ v1"), "{screen}");
+    tui.step(&[">"], "the live version again", |s| {
+        s.contains(" · v2 · ") && s.contains("v2 live")
+    });
 
     // A broken rewrite is reported and the TUI goes on with v2.
     std::fs::write(scratch.join("bad.safetensors"), b"not a checkpoint").unwrap();

@@ -9,14 +9,15 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 use ratatui::layout::Rect;
 
 use crate::data::{
-    Explanation, FilterBank, FolderMap, FolderStats, Layer, LayerActivations, ModelView, Picture,
-    Prediction, TopImage,
+    Explanation, FilterBank, FolderMap, Layer, LayerActivations, LayerOverFolder, ModelView,
+    Picture, Prediction, UnitOverFolder,
 };
 use crate::event::{Connection, Event, Reply};
 use crate::keys::{self, Action};
 use crate::layout;
 use crate::remote::{Fetch, Progress, Remote};
 use crate::request::{Feature, Outgoing, Request, Slot, Ticket};
+use crate::timeline::{self, Version};
 use crate::tree::{Search, TreeState};
 
 /// Every explanation method the daemon's `image/explain` knows, in the order `m` cycles them.
@@ -46,9 +47,6 @@ pub const METHODS: &[&str] = &[
 /// Photos kept in memory at most (each at most 512 pixels a side).
 const MAX_PHOTOS: usize = 64;
 
-/// Top images the inspector asks for.
-pub const TOP_IMAGES: usize = 5;
-
 /// The panes Tab moves between.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pane {
@@ -73,6 +71,8 @@ pub enum View {
     Filters,
     /// The t-SNE map of the folder.
     Map,
+    /// The checkpoint timeline.
+    Timeline,
 }
 
 /// The link to the daemon.
@@ -115,8 +115,15 @@ pub struct App {
     pub link: Link,
     /// Features the daemon lacks, with the method each would need.
     pub unavailable: BTreeMap<Feature, String>,
-    /// The checkpoint version the views should show (raised by reload notices).
+    /// The live checkpoint version (raised by reload notices); the views show it unless an
+    /// earlier one is [`App::pinned`].
     pub version: u64,
+    /// The earlier version the views show instead of the live one, chosen on the timeline.
+    pub pinned: Option<u64>,
+    /// The model's versions (asked again at each live version).
+    pub versions: Fetch<u64, Vec<Version>>,
+    /// The frozen model id of the pinned version (`m1@3`), which every view then asks.
+    pub frozen: Fetch<u64, String>,
     /// The model and its tree.
     pub model: Fetch<u64, ModelView>,
     /// The layer tree's cursor, folding and search.
@@ -135,16 +142,16 @@ pub struct App {
     pub unit: usize,
     /// Whether the inspector is open.
     pub inspector_open: bool,
-    /// The inspected unit over the folder.
-    pub folder_stats: Fetch<(UnitKey, usize), FolderStats>,
+    /// Every unit of the inspected layer over the folder (layer, version, image count).
+    pub folder_top: Fetch<(String, u64, usize), LayerOverFolder>,
+    /// The inspected unit's best top image cropped to its receptive field.
+    pub top_crop: Fetch<(UnitKey, usize), Picture>,
     /// The inspected unit's reconstruction on the current image.
     pub deconv: Fetch<(UnitKey, PathBuf), Picture>,
     /// The activation maximization being computed.
     pub maximize: Fetch<UnitKey, Picture>,
     /// Activation-maximization images computed so far.
     pub maximized: HashMap<UnitKey, Picture>,
-    /// The inspected unit's top images.
-    pub top_images: Fetch<(UnitKey, usize), Vec<TopImage>>,
     /// Index into [`METHODS`].
     pub method: usize,
     /// Which of the top-5 classes to explain (0 = the top one).
@@ -188,6 +195,9 @@ impl App {
             link: Link::Connecting,
             unavailable: BTreeMap::new(),
             version: 0,
+            pinned: None,
+            versions: Fetch::default(),
+            frozen: Fetch::default(),
             model: Fetch::default(),
             tree: TreeState::default(),
             images: Fetch::default(),
@@ -197,11 +207,11 @@ impl App {
             activations: Fetch::default(),
             unit: 0,
             inspector_open: false,
-            folder_stats: Fetch::default(),
+            folder_top: Fetch::default(),
+            top_crop: Fetch::default(),
             deconv: Fetch::default(),
             maximize: Fetch::default(),
             maximized: HashMap::new(),
-            top_images: Fetch::default(),
             method: 0,
             class_rank: 0,
             explanation: Fetch::default(),
@@ -301,7 +311,28 @@ impl App {
     /// The unit under the cursor: the selected layer's channel at the current version.
     pub fn unit_key(&self) -> Option<UnitKey> {
         let layer = self.selected_layer()?;
-        (self.unit < layer.channels()).then(|| (layer.path.clone(), self.unit, self.version))
+        (self.unit < layer.channels())
+            .then(|| (layer.path.clone(), self.unit, self.shown_version()))
+    }
+
+    /// The inspected unit over the folder, once its layer's pass is there.
+    pub fn unit_over_folder(&self) -> Option<&UnitOverFolder> {
+        let (layer, unit, version) = self.unit_key()?;
+        let (asked, at, _) = self.folder_top.key.as_ref()?;
+        if *asked != layer || *at != version {
+            return None;
+        }
+        self.folder_top.state.ready()?.unit(unit)
+    }
+
+    /// The checkpoint version the views show: the pinned one, else the live one.
+    pub fn shown_version(&self) -> u64 {
+        self.pinned.unwrap_or(self.version)
+    }
+
+    /// The model's versions, when listed.
+    pub fn version_list(&self) -> &[Version] {
+        self.versions.state.ready().map_or(&[], |v| v)
     }
 
     /// The map point nearest to the cursor.
@@ -327,13 +358,15 @@ impl App {
             || self.images.state.is_loading()
             || self.prediction.state.is_loading()
             || self.activations.state.is_loading()
-            || self.folder_stats.state.is_loading()
+            || self.folder_top.state.is_loading()
+            || self.top_crop.state.is_loading()
             || self.deconv.state.is_loading()
             || self.maximize.state.is_loading()
-            || self.top_images.state.is_loading()
             || self.explanation.state.is_loading()
             || self.filters.state.is_loading()
             || self.map.state.is_loading()
+            || self.versions.state.is_loading()
+            || self.frozen.state.is_loading()
             || self.photos.values().any(Remote::is_loading)
     }
 
@@ -358,16 +391,20 @@ impl App {
         self.unavailable = connection.unavailable.into_iter().collect();
         self.model.reset();
         self.images.reset();
+        // A new daemon knows no frozen models of the old one.
+        self.pinned = None;
+        self.versions.reset();
+        self.frozen.reset();
         self.reset_views();
     }
 
     fn reset_views(&mut self) {
         self.prediction.reset();
         self.activations.reset();
-        self.folder_stats.reset();
+        self.folder_top.reset();
+        self.top_crop.reset();
         self.deconv.reset();
         self.maximize.reset();
-        self.top_images.reset();
         self.explanation.reset();
         self.filters.reset();
         self.map.reset();
@@ -395,7 +432,8 @@ impl App {
                 self.unit = self.unit.min(a.channels().saturating_sub(1));
                 self.activations.state = Remote::Ready(a);
             }
-            Reply::FolderStats(s) => self.folder_stats.state = Remote::Ready(s),
+            Reply::FolderTop(t) => self.folder_top.state = Remote::Ready(t),
+            Reply::TopCrop(p) => self.top_crop.state = Remote::Ready(p),
             Reply::Deconv(p) => self.deconv.state = Remote::Ready(p),
             Reply::Maximize(p) => {
                 if let Some(key) = self.maximize.key.clone() {
@@ -403,13 +441,14 @@ impl App {
                 }
                 self.maximize.state = Remote::Ready(p);
             }
-            Reply::TopImages(t) => self.top_images.state = Remote::Ready(t),
             Reply::Explain(e) => self.explanation.state = Remote::Ready(e),
             Reply::Filters(f) => {
                 self.filter = self.filter.min(f.tiles.len().saturating_sub(1));
                 self.filters.state = Remote::Ready(f);
             }
             Reply::Map(m) => self.map.state = Remote::Ready(m),
+            Reply::Versions(v) => self.versions.state = Remote::Ready(v),
+            Reply::AtVersion(id) => self.frozen.state = Remote::Ready(id),
         }
     }
 
@@ -429,13 +468,21 @@ impl App {
             }
             Slot::Predict => fail(&mut self.prediction.state, e),
             Slot::Activations => fail(&mut self.activations.state, e),
-            Slot::FolderStats => fail(&mut self.folder_stats.state, e),
+            Slot::FolderTop => fail(&mut self.folder_top.state, e),
+            Slot::TopCrop => fail(&mut self.top_crop.state, e),
             Slot::Deconv => fail(&mut self.deconv.state, e),
             Slot::Maximize => fail(&mut self.maximize.state, e),
-            Slot::TopImages => fail(&mut self.top_images.state, e),
             Slot::Explain => fail(&mut self.explanation.state, e),
             Slot::Filters => fail(&mut self.filters.state, e),
             Slot::Map => fail(&mut self.map.state, e),
+            Slot::Versions => fail(&mut self.versions.state, e),
+            Slot::AtVersion => {
+                // The version cannot be had (dropped from the history): back to the live one.
+                if let Some(v) = self.pinned.take() {
+                    self.message = Some(format!("checkpoint v{v}: {error}"));
+                }
+                self.frozen.reset();
+            }
         }
     }
 
@@ -447,14 +494,19 @@ impl App {
         }
         match slot {
             Slot::Activations => set(&mut self.activations.state, progress),
-            Slot::FolderStats => set(&mut self.folder_stats.state, progress),
+            Slot::FolderTop => set(&mut self.folder_top.state, progress),
+            Slot::TopCrop => set(&mut self.top_crop.state, progress),
             Slot::Deconv => set(&mut self.deconv.state, progress),
-            Slot::TopImages => set(&mut self.top_images.state, progress),
             Slot::Explain => set(&mut self.explanation.state, progress),
             Slot::Filters => set(&mut self.filters.state, progress),
             Slot::Map => set(&mut self.map.state, progress),
             Slot::Maximize => set(&mut self.maximize.state, progress),
-            Slot::Model | Slot::Images | Slot::Photo(_) | Slot::Predict => {}
+            Slot::Model
+            | Slot::Images
+            | Slot::Photo(_)
+            | Slot::Predict
+            | Slot::Versions
+            | Slot::AtVersion => {}
         }
     }
 
@@ -506,11 +558,16 @@ impl App {
             Action::ViewOverlay => self.show(View::Overlay),
             Action::ViewFilters => self.show(View::Filters),
             Action::ViewMap => self.show(View::Map),
+            Action::ViewTimeline => self.show(View::Timeline),
+            Action::EarlierVersion => self.step_version(false),
+            Action::LaterVersion => self.step_version(true),
             Action::PrevImage => self.step_image(-1),
             Action::NextImage => self.step_image(1),
             Action::Refresh => {
                 self.model.reset();
                 self.images.reset();
+                self.versions.reset();
+                self.frozen.reset();
                 self.photos.clear();
                 self.reset_views();
                 self.message = None;
@@ -596,6 +653,33 @@ impl App {
         self.current = (self.current as isize + delta).rem_euclid(n as isize) as usize;
     }
 
+    /// Shows the kept version before or after the one shown; every view follows.
+    fn step_version(&mut self, forward: bool) {
+        if let Err(method) = self.offers(Feature::AtVersion) {
+            self.message = Some(format!(
+                "no checkpoint history from this daemon (it has no `{method}` method)"
+            ));
+            return;
+        }
+        match timeline::step(self.version_list(), self.shown_version(), forward) {
+            Some(v) => self.show_version(v),
+            None if self.versions.state.ready().is_some() => {
+                self.message = Some(if forward {
+                    format!("v{} is the newest checkpoint", self.shown_version())
+                } else {
+                    format!("no kept checkpoint before v{}", self.shown_version())
+                });
+            }
+            None => {}
+        }
+    }
+
+    /// Shows `version`: the live one follows reloads, an earlier one is pinned.
+    fn show_version(&mut self, version: u64) {
+        self.pinned = (version < self.version).then_some(version);
+        self.message = None;
+    }
+
     fn step_method(&mut self, forward: bool) {
         let n = METHODS.len();
         self.method = if forward {
@@ -660,6 +744,18 @@ impl App {
             },
             (Pane::Main, View::Filters) => self.on_filters_action(action),
             (Pane::Main, View::Map) => self.on_map_action(action),
+            (Pane::Main, View::Timeline) => match action {
+                Action::Up | Action::Left => self.step_version(false),
+                Action::Down | Action::Right => self.step_version(true),
+                Action::Home => {
+                    let first = self.version_list().iter().find(|v| v.kept);
+                    if let Some(v) = first.map(|v| v.version) {
+                        self.show_version(v);
+                    }
+                }
+                Action::End => self.show_version(self.version),
+                _ => {}
+            },
             (Pane::Inspector, _) => {}
         }
     }
@@ -725,9 +821,7 @@ impl App {
                     .map_nearest()
                     .and_then(|i| self.map.state.ready()?.points.get(i))
                     .map(|p| p.image.clone());
-                if let Some(i) =
-                    image.and_then(|img| self.image_list().iter().position(|p| *p == img))
-                {
+                if let Some(i) = image.and_then(|img| self.position_of(&img)) {
                     self.current = i;
                 }
             }
@@ -737,6 +831,23 @@ impl App {
             self.map_cursor.0.clamp(0.0, 1.0),
             self.map_cursor.1.clamp(0.0, 1.0),
         );
+    }
+
+    /// Where `image` is in the folder's list: the same path, else the only file of that name
+    /// (the daemon may spell the folder another way).
+    fn position_of(&self, image: &std::path::Path) -> Option<usize> {
+        let list = self.image_list();
+        list.iter().position(|p| p == image).or_else(|| {
+            let name = image.file_name()?;
+            let mut same = list
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.file_name() == Some(name));
+            match (same.next(), same.next()) {
+                (Some((i, _)), None) => Some(i),
+                _ => None,
+            }
+        })
     }
 
     /// Asks for whatever the visible views want and do not have: the declarative core that makes
@@ -764,7 +875,45 @@ impl App {
         let Some(model) = self.model_view() else {
             return out;
         };
-        let model_id = model.model_id.clone();
+        let live_id = model.model_id.clone();
+        if !self.versions.is_for(&version) {
+            // Asked again at each reload, the old list kept meanwhile (the version keys use it).
+            match self.unavailable.get(&Feature::Versions).cloned() {
+                Some(method) => self.versions.unavailable(version, &method),
+                None => {
+                    self.versions.revalidate(version);
+                    let request = Request::Versions {
+                        model_id: live_id.clone(),
+                    };
+                    out.push(self.issue(Slot::Versions, request));
+                }
+            }
+        }
+        // An earlier version: every view asks its frozen model, once the daemon has made it.
+        let model_id = match self.pinned {
+            None => live_id,
+            Some(pinned) => {
+                if !self.frozen.is_for(&pinned) {
+                    let request = Request::AtVersion {
+                        model_id: live_id,
+                        version: pinned,
+                    };
+                    self.fetch(
+                        Feature::AtVersion,
+                        Slot::AtVersion,
+                        pinned,
+                        request,
+                        &mut out,
+                        |a| &mut a.frozen,
+                    );
+                }
+                match self.frozen.state.ready() {
+                    Some(id) => id.clone(),
+                    None => return out,
+                }
+            }
+        };
+        let version = self.shown_version();
         let image = self.current_image().cloned();
         let layer = self.selected_layer().map(|l| l.path.clone());
 
@@ -851,6 +1000,9 @@ impl App {
                     self.want_photo(&path, &mut out);
                 }
             }
+            // The list is asked for above, whatever the view: the status line and the
+            // version keys need it.
+            View::Timeline => {}
         }
         out
     }
@@ -862,7 +1014,7 @@ impl App {
         image: Option<PathBuf>,
         out: &mut Vec<Outgoing>,
     ) {
-        let version = self.version;
+        let version = self.shown_version();
         let (Some(layer), Some(image)) = (layer, image) else {
             return;
         };
@@ -900,38 +1052,48 @@ impl App {
         };
         let count = self.image_list().len();
         let (layer, channel, _) = unit.clone();
-        let key = (unit.clone(), count);
-        if !self.folder_stats.is_for(&key) {
-            let request = Request::FolderStats {
+        // One pass over the folder for the whole layer: every unit's numbers and ranking.
+        let key = (layer.clone(), version, count);
+        if !self.folder_top.is_for(&key) {
+            let request = Request::FolderTop {
                 model_id: model_id.into(),
                 layer: layer.clone(),
-                unit: channel,
                 folder: self.folder.clone(),
             };
             self.fetch(
-                Feature::FolderStats,
-                Slot::FolderStats,
-                key.clone(),
-                request,
-                out,
-                |a| &mut a.folder_stats,
-            );
-        }
-        if !self.top_images.is_for(&key) {
-            let request = Request::TopImages {
-                model_id: model_id.into(),
-                layer: layer.clone(),
-                unit: channel,
-                folder: self.folder.clone(),
-            };
-            self.fetch(
-                Feature::TopImages,
-                Slot::TopImages,
+                Feature::FolderTop,
+                Slot::FolderTop,
                 key,
                 request,
                 out,
-                |a| &mut a.top_images,
+                |a| &mut a.folder_top,
             );
+        }
+        let tops: Vec<PathBuf> = self
+            .unit_over_folder()
+            .map(|u| u.top.iter().take(3).map(|t| t.image.clone()).collect())
+            .unwrap_or_default();
+        // The best image cropped to the receptive field, where the inspector has room for it;
+        // asked once the layer's pass is there, so that it only reads the cached pass.
+        let crop_key = (unit.clone(), count);
+        if layout::is_large(self.size) && !tops.is_empty() && !self.top_crop.is_for(&crop_key) {
+            let request = Request::TopCrop {
+                model_id: model_id.into(),
+                layer: layer.clone(),
+                unit: channel,
+                folder: self.folder.clone(),
+            };
+            self.fetch(
+                Feature::FolderTop,
+                Slot::TopCrop,
+                crop_key,
+                request,
+                out,
+                |a| &mut a.top_crop,
+            );
+        }
+        for path in tops {
+            self.want_photo(&path, out);
         }
         let key = (unit, image.clone());
         if !self.deconv.is_for(&key) {
@@ -944,15 +1106,6 @@ impl App {
             self.fetch(Feature::Deconv, Slot::Deconv, key, request, out, |a| {
                 &mut a.deconv
             });
-        }
-        let tops: Vec<PathBuf> = self
-            .top_images
-            .state
-            .ready()
-            .map(|t| t.iter().take(3).map(|t| t.image.clone()).collect())
-            .unwrap_or_default();
-        for path in tops {
-            self.want_photo(&path, out);
         }
     }
 

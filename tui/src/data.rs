@@ -134,7 +134,7 @@ pub struct Prediction {
 }
 
 /// Statistics of one unit (channel) over an image or a folder.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct UnitStats {
     /// Mean activation.
     pub mean: f32,
@@ -258,13 +258,42 @@ pub fn filter_tiles(values: &[f32], shape: &[usize], rgb: bool) -> Result<Vec<Ti
         .collect())
 }
 
-/// Statistics of a unit over the whole folder.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct FolderStats {
-    /// The statistics.
+/// One unit of a layer over the whole folder: its statistics and the images that excite it most.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UnitOverFolder {
+    /// Mean and maximum over images and positions; `frac_active` is the fraction of images on
+    /// which the unit is active (its maximum above 0).
     pub stats: UnitStats,
-    /// Images they were computed over.
+    /// Whether it is never active on any image of the folder.
+    pub dead: bool,
+    /// Its top images, best first.
+    pub top: Vec<TopImage>,
+}
+
+/// Every unit of one layer over the folder, from one pass (`folder/top`): moving between the
+/// layer's units needs no other request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerOverFolder {
+    /// The layer.
+    pub layer: String,
+    /// Images the pass used.
     pub images: usize,
+    /// Files that could not be read.
+    pub skipped: usize,
+    /// One entry per unit, in unit order.
+    pub units: Vec<UnitOverFolder>,
+}
+
+impl LayerOverFolder {
+    /// Unit `unit`, when the layer has it.
+    pub fn unit(&self, unit: usize) -> Option<&UnitOverFolder> {
+        self.units.get(unit)
+    }
+
+    /// How many units are dead.
+    pub fn dead(&self) -> usize {
+        self.units.iter().filter(|u| u.dead).count()
+    }
 }
 
 /// An image that excites a unit, with its score.
@@ -320,6 +349,23 @@ pub struct MapPoint {
     pub x: f64,
     /// Position, in any unit.
     pub y: f64,
+    /// Its predicted (top-1) class.
+    pub class: usize,
+    /// That class's name.
+    pub label: String,
+    /// Its softmax probability.
+    pub prob: f32,
+}
+
+/// A predicted class on the folder map and how many images have it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MapClass {
+    /// Class index.
+    pub class: usize,
+    /// Class name.
+    pub label: String,
+    /// Images predicted as it.
+    pub count: usize,
 }
 
 /// The t-SNE map of the folder.
@@ -329,9 +375,28 @@ pub struct FolderMap {
     pub layer: String,
     /// One point per image.
     pub points: Vec<MapPoint>,
+    /// Files that could not be read.
+    pub skipped: usize,
 }
 
 impl FolderMap {
+    /// The predicted classes, the most frequent first (ties: the smaller class index first).
+    pub fn classes(&self) -> Vec<MapClass> {
+        let mut out: Vec<MapClass> = Vec::new();
+        for p in &self.points {
+            match out.iter_mut().find(|c| c.class == p.class) {
+                Some(c) => c.count += 1,
+                None => out.push(MapClass {
+                    class: p.class,
+                    label: p.label.clone(),
+                    count: 1,
+                }),
+            }
+        }
+        out.sort_by(|a, b| b.count.cmp(&a.count).then(a.class.cmp(&b.class)));
+        out
+    }
+
     /// The x and y ranges of the points, never empty.
     pub fn bounds(&self) -> ([f64; 2], [f64; 2]) {
         let mut x = [f64::INFINITY, f64::NEG_INFINITY];
@@ -383,6 +448,35 @@ mod tests {
         let (same, h, w) = shrink_maps(&maps, 2, 4, 4, 16).unwrap();
         assert_eq!((same.len(), h, w), (32, 4, 4));
         assert!(shrink_maps(&maps, 3, 4, 4, 2).is_err());
+    }
+
+    #[test]
+    fn map_classes_are_counted_most_frequent_first() {
+        let classes = [5usize, 2, 5, 9, 2, 5, 7];
+        let map = FolderMap {
+            layer: "fc".into(),
+            points: classes
+                .iter()
+                .enumerate()
+                .map(|(i, &class)| MapPoint {
+                    image: PathBuf::from(format!("/f/{i}.png")),
+                    x: i as f64,
+                    y: 0.0,
+                    class,
+                    label: format!("class {class}"),
+                    prob: 0.5,
+                })
+                .collect(),
+            skipped: 0,
+        };
+        let got = map.classes();
+        // Brute force: each distinct class with its count.
+        for c in &got {
+            assert_eq!(c.count, classes.iter().filter(|k| **k == c.class).count());
+            assert_eq!(c.label, format!("class {}", c.class));
+        }
+        let order: Vec<usize> = got.iter().map(|c| c.class).collect();
+        assert_eq!(order, vec![5, 2, 7, 9]);
     }
 
     #[test]

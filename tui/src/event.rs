@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use ratatui::crossterm::event::KeyEvent;
 
 use crate::data::{
-    Explanation, FilterBank, FolderMap, FolderStats, LayerActivations, ModelView, Picture,
-    Prediction, TopImage,
+    Explanation, FilterBank, FolderMap, LayerActivations, LayerOverFolder, ModelView, Picture,
+    Prediction,
 };
 use crate::remote::Progress;
 use crate::request::{Feature, Ticket};
+use crate::timeline::Version;
 
 /// An answer to a request.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,20 +26,24 @@ pub enum Reply {
     Predict(Prediction),
     /// A layer's channels.
     Activations(LayerActivations),
-    /// A unit over the folder.
-    FolderStats(FolderStats),
+    /// Every unit of a layer over the folder.
+    FolderTop(LayerOverFolder),
+    /// A unit's best top image, cropped.
+    TopCrop(Picture),
     /// A unit's reconstruction.
     Deconv(Picture),
     /// A unit's activation-maximization image.
     Maximize(Picture),
-    /// A unit's top images.
-    TopImages(Vec<TopImage>),
     /// An overlay.
     Explain(Explanation),
     /// A convolution's filters.
     Filters(FilterBank),
     /// The folder map.
     Map(FolderMap),
+    /// The model's versions, oldest first.
+    Versions(Vec<Version>),
+    /// The frozen model id of a version (`m1@3`).
+    AtVersion(String),
 }
 
 /// What the daemon offers, learned when connecting.

@@ -51,6 +51,12 @@ pub enum Action {
     ViewFilters,
     /// The map view.
     ViewMap,
+    /// The checkpoint timeline.
+    ViewTimeline,
+    /// Show the previous kept checkpoint version.
+    EarlierVersion,
+    /// Show the next checkpoint version (the live one after the last).
+    LaterVersion,
     /// The next explanation method.
     NextMethod,
     /// The previous explanation method.
@@ -105,6 +111,9 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('2') | KeyCode::Char('o') => Action::ViewOverlay,
         KeyCode::Char('3') | KeyCode::Char('f') => Action::ViewFilters,
         KeyCode::Char('4') | KeyCode::Char('t') => Action::ViewMap,
+        KeyCode::Char('5') | KeyCode::Char('v') => Action::ViewTimeline,
+        KeyCode::Char('<') => Action::EarlierVersion,
+        KeyCode::Char('>') => Action::LaterVersion,
         KeyCode::Char('m') => Action::NextMethod,
         KeyCode::Char('M') => Action::PrevMethod,
         KeyCode::Char('c') => Action::NextClass,
@@ -128,7 +137,9 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("2  o", "overlay: explanations"),
             ("3  f", "filters (convolutions)"),
             ("4  t", "map: t-SNE of folder"),
+            ("5  v", "checkpoint timeline"),
             ("[  ]", "previous / next image"),
+            ("<  >", "earlier / later checkpoint"),
             ("r  Ctrl-L", "ask the daemon again"),
             ("Esc", "close search, inspector"),
         ],
@@ -165,6 +176,13 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
         &[
             ("↑↓←→ hjkl", "move the cursor"),
             ("Enter", "map: nearest → current"),
+        ],
+    ),
+    (
+        "Timeline",
+        &[
+            ("↑↓←→ hjkl", "earlier / later version"),
+            ("g  G", "oldest kept / live"),
         ],
     ),
 ];

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod data;
 pub mod event;
+pub mod folder;
 pub mod heatmap;
 pub mod images;
 pub mod keys;
@@ -17,6 +18,7 @@ pub mod photos;
 pub mod remote;
 pub mod request;
 pub mod runtime;
+pub mod timeline;
 pub mod tree;
 pub mod ui;
 pub mod widgets;

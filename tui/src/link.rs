@@ -13,10 +13,12 @@ use convlens_shared::methods::activations::{ActivationsParams, UnitActivations};
 use convlens_shared::methods::deconv::{DeconvParams, UnitDeconv};
 use convlens_shared::methods::explain::{ExplainParams, ImageExplain};
 use convlens_shared::methods::filters::{FiltersParams, LayerFilters};
+use convlens_shared::methods::folder::{EmbedParams, FolderEmbed, FolderTop, TopParams};
+use convlens_shared::methods::history::{AtVersionParams, ModelAtVersion, ModelVersions};
 use convlens_shared::methods::images::{FolderParams, ImageList, ImagesChangedParams};
 use convlens_shared::methods::maximize::{MaximizeParams, UnitMaximize};
 use convlens_shared::methods::model::{
-    LayersParams, LoadParams, ModelLayers, ModelLoad, ReloadFailedParams, ReloadedParams,
+    LayersParams, LoadParams, ModelLayers, ModelLoad, ModelRef, ReloadFailedParams, ReloadedParams,
 };
 use convlens_shared::methods::predict::{ImagePredict, PredictParams};
 use convlens_shared::methods::progress::{ProgressParams, WorkDoneProgress};
@@ -29,9 +31,11 @@ use crate::data::{
     ModelView, Picture, Prediction, UnitStats,
 };
 use crate::event::{Connection, Event, Reply};
+use crate::folder::{folder_map, layer_over_folder};
 use crate::photos;
 use crate::remote::Progress;
 use crate::request::{Feature, Outgoing, Request, Slot, Ticket};
+use crate::timeline::{self, time_of_day};
 
 /// Feature maps are averaged down to at most this many positions a side (a grid tile shows at
 /// most 8×8 pixels).
@@ -40,8 +44,13 @@ const MAX_MAP: usize = 16;
 /// Pictures from the daemon are shrunk to this many pixels on their longer side.
 const MAX_PICTURE: u32 = 512;
 
-/// The protocol method each feature needs. Features whose method the daemon's protocol does not
-/// define yet are listed in [`NOT_IN_PROTOCOL`] and shown as not available.
+/// Images the inspector's top list holds per unit.
+const TOP_K: usize = 5;
+
+/// Tile size, in pixels, of the inspector's cropped best image.
+const CROP_TILE: u32 = 128;
+
+/// The protocol method each feature needs.
 pub fn method_of(feature: Feature) -> &'static str {
     match feature {
         Feature::Model => ModelLoad::NAME,
@@ -49,18 +58,15 @@ pub fn method_of(feature: Feature) -> &'static str {
         Feature::Predict => ImagePredict::NAME,
         Feature::Explain => ImageExplain::NAME,
         Feature::Activations => UnitActivations::NAME,
-        Feature::FolderStats => "unit/stats",
+        Feature::FolderTop => FolderTop::NAME,
         Feature::Deconv => UnitDeconv::NAME,
         Feature::Maximize => UnitMaximize::NAME,
-        Feature::TopImages => "unit/top",
         Feature::Filters => LayerFilters::NAME,
-        Feature::Map => "folder/map",
+        Feature::Map => FolderEmbed::NAME,
+        Feature::Versions => ModelVersions::NAME,
+        Feature::AtVersion => ModelAtVersion::NAME,
     }
 }
-
-/// Features with no typed method in `convlens-shared` yet: the TUI cannot call them, whatever
-/// the daemon advertises.
-pub const NOT_IN_PROTOCOL: &[Feature] = &[Feature::FolderStats, Feature::TopImages, Feature::Map];
 
 /// Every feature.
 const FEATURES: &[Feature] = &[
@@ -69,12 +75,13 @@ const FEATURES: &[Feature] = &[
     Feature::Predict,
     Feature::Explain,
     Feature::Activations,
-    Feature::FolderStats,
+    Feature::FolderTop,
     Feature::Deconv,
     Feature::Maximize,
-    Feature::TopImages,
     Feature::Filters,
     Feature::Map,
+    Feature::Versions,
+    Feature::AtVersion,
 ];
 
 /// Where events go (the UI's channel).
@@ -184,7 +191,7 @@ pub fn unavailable(methods: &[String]) -> Vec<(Feature, String)> {
             let name = method_of(**f);
             let images_fallback =
                 **f == Feature::Images && methods.iter().any(|m| m == ImageList::NAME);
-            NOT_IN_PROTOCOL.contains(f) || (!methods.iter().any(|m| m == name) && !images_fallback)
+            !methods.iter().any(|m| m == name) && !images_fallback
         })
         .map(|f| (*f, method_of(*f).to_string()))
         .collect()
@@ -228,6 +235,13 @@ fn dispatch(shared: &Arc<Shared>, methods: &[String], outgoing: Outgoing) {
 /// The progress token of a ticket.
 fn token(ticket: &Ticket) -> String {
     format!("tui-{}", ticket.seq)
+}
+
+/// A progress token for `ticket`, registered so that its `$/progress` reaches the ticket's view.
+fn watch_progress(shared: &Shared, ticket: &Ticket) -> RequestId {
+    let token = token(ticket);
+    lock(&shared.tokens).insert(token.clone(), ticket.clone());
+    RequestId::String(token)
 }
 
 /// Starts `M`, first cancelling the request still running in the ticket's slot.
@@ -366,9 +380,7 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             params.target = class;
             params.map = false;
             params.render = true;
-            let token = token(ticket);
-            lock(&shared.tokens).insert(token.clone(), ticket.clone());
-            params.work_done_token = Some(RequestId::String(token));
+            params.work_done_token = Some(watch_progress(shared, ticket));
             let result = start::<ImageExplain>(shared, ticket, &params)?;
             let e = result.explanations.into_iter().next().ok_or_else(|| {
                 match result.skipped.first() {
@@ -426,9 +438,7 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             let mut params = DeconvParams::new(model_id, text(&image), layer, vec![unit]);
             params.signals = false;
             params.render = true;
-            let token = token(ticket);
-            lock(&shared.tokens).insert(token.clone(), ticket.clone());
-            params.work_done_token = Some(RequestId::String(token));
+            params.work_done_token = Some(watch_progress(shared, ticket));
             let result = start::<UnitDeconv>(shared, ticket, &params)?;
             let png = result
                 .picture
@@ -463,9 +473,7 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             // inspector shows the daemon's step progress as a gauge meanwhile.
             let mut params = MaximizeParams::channel(model_id, layer, unit);
             params.render = true;
-            let token = token(ticket);
-            lock(&shared.tokens).insert(token.clone(), ticket.clone());
-            params.work_done_token = Some(RequestId::String(token));
+            params.work_done_token = Some(watch_progress(shared, ticket));
             let result = start::<UnitMaximize>(shared, ticket, &params)?;
             let png = result
                 .pictures
@@ -475,8 +483,58 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             let bytes = png.to_bytes().map_err(|e| e.to_string())?;
             Ok(Reply::Maximize(Picture::decode(&bytes, MAX_PICTURE)?))
         }
-        Request::FolderStats { .. } | Request::TopImages { .. } | Request::Map { .. } => {
-            Err("not available from this daemon".into())
+        Request::FolderTop {
+            model_id,
+            layer,
+            folder,
+        } => {
+            // Every unit in one pass: the inspector then moves between units with no request.
+            let mut params = TopParams::new(model_id, text(&folder), layer);
+            params.k = TOP_K;
+            params.work_done_token = Some(watch_progress(shared, ticket));
+            let result = start::<FolderTop>(shared, ticket, &params)?;
+            layer_over_folder(result).map(Reply::FolderTop)
+        }
+        Request::TopCrop {
+            model_id,
+            layer,
+            unit,
+            folder,
+        } => {
+            // The layer's pass is cached by now (asked after its folder/top answer): this only
+            // reads and crops the one image.
+            let mut params = TopParams::new(model_id, text(&folder), layer);
+            params.units = vec![unit];
+            params.k = 1;
+            params.render = true;
+            params.tile = CROP_TILE;
+            let result = start::<FolderTop>(shared, ticket, &params)?;
+            let png = result
+                .picture
+                .ok_or("the daemon sent no top-image picture")?;
+            let bytes = png.to_bytes().map_err(|e| e.to_string())?;
+            Ok(Reply::TopCrop(Picture::decode(&bytes, MAX_PICTURE)?))
+        }
+        Request::Versions { model_id } => {
+            let result = start::<ModelVersions>(shared, ticket, &ModelRef { model_id })?;
+            Ok(Reply::Versions(timeline::versions(result)))
+        }
+        Request::AtVersion { model_id, version } => {
+            let params = AtVersionParams { model_id, version };
+            let loaded = start::<ModelAtVersion>(shared, ticket, &params)?;
+            Ok(Reply::AtVersion(loaded.model.model_id))
+        }
+        Request::Map {
+            model_id,
+            layer,
+            folder,
+        } => {
+            let mut params = EmbedParams::new(model_id, text(&folder));
+            params.pass.layer = layer;
+            params.map = "tsne".into();
+            params.work_done_token = Some(watch_progress(shared, ticket));
+            let result = start::<FolderEmbed>(shared, ticket, &params)?;
+            folder_map(result).map(Reply::Map)
         }
     }
 }
@@ -553,13 +611,7 @@ fn clock() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let day = secs % 86_400;
-    format!(
-        "{:02}:{:02}:{:02} UTC",
-        day / 3600,
-        day % 3600 / 60,
-        day % 60
-    )
+    time_of_day(secs)
 }
 
 #[cfg(test)]
@@ -587,5 +639,31 @@ mod tests {
             "no unit/activations here"
         );
         assert!(features.contains(&Feature::Deconv));
+        assert!(missing.contains(&(Feature::Map, "folder/embed".into())));
+        assert!(missing.contains(&(Feature::FolderTop, "folder/top".into())));
+        assert!(missing.contains(&(Feature::Versions, "model/versions".into())));
+        assert!(missing.contains(&(Feature::AtVersion, "model/atVersion".into())));
+        let more: Vec<String> = methods
+            .iter()
+            .cloned()
+            .chain(
+                [
+                    "folder/embed",
+                    "folder/top",
+                    "model/versions",
+                    "model/atVersion",
+                ]
+                .map(String::from),
+            )
+            .collect();
+        let missing: Vec<Feature> = unavailable(&more).into_iter().map(|(f, _)| f).collect();
+        for f in [
+            Feature::Map,
+            Feature::FolderTop,
+            Feature::Versions,
+            Feature::AtVersion,
+        ] {
+            assert!(!missing.contains(&f), "{f:?}");
+        }
     }
 }

@@ -15,20 +15,22 @@ pub enum Feature {
     Predict,
     /// Every channel of a layer for an image.
     Activations,
-    /// A unit's statistics over the folder.
-    FolderStats,
+    /// Every unit of a layer over the folder: statistics and top images.
+    FolderTop,
     /// A unit's deconvnet reconstruction.
     Deconv,
     /// A unit's activation-maximization image.
     Maximize,
-    /// The images that excite a unit most.
-    TopImages,
     /// Attribution overlays.
     Explain,
     /// The filters of a convolution.
     Filters,
     /// The t-SNE map of the folder.
     Map,
+    /// The versions of a watched checkpoint.
+    Versions,
+    /// An earlier version of the model as a frozen model.
+    AtVersion,
 }
 
 /// Which view a request feeds; a newer request in the same slot supersedes (cancels) the older.
@@ -44,20 +46,24 @@ pub enum Slot {
     Predict,
     /// The unit grid.
     Activations,
-    /// The inspector's folder statistics.
-    FolderStats,
+    /// The inspector's folder statistics and top images (the whole layer's).
+    FolderTop,
+    /// The inspector's best top image, cropped to the unit's receptive field.
+    TopCrop,
     /// The inspector's reconstruction.
     Deconv,
     /// The inspector's activation maximization.
     Maximize,
-    /// The inspector's top images.
-    TopImages,
     /// The overlay view.
     Explain,
     /// The filters view.
     Filters,
     /// The map view.
     Map,
+    /// The timeline's list of versions.
+    Versions,
+    /// The frozen model of the version shown.
+    AtVersion,
 }
 
 /// Identifies one request: its slot and its sequence number.
@@ -103,8 +109,17 @@ pub enum Request {
         /// The image.
         image: PathBuf,
     },
-    /// A unit's statistics over `folder`.
-    FolderStats {
+    /// Every unit of `layer` over `folder`: statistics, dead units, top images.
+    FolderTop {
+        /// The model.
+        model_id: String,
+        /// The layer.
+        layer: String,
+        /// The folder.
+        folder: PathBuf,
+    },
+    /// The image of `folder` that excites a unit most, cropped to the unit's receptive field.
+    TopCrop {
         /// The model.
         model_id: String,
         /// The layer.
@@ -134,17 +149,6 @@ pub enum Request {
         /// The channel.
         unit: usize,
     },
-    /// The images of `folder` that excite a unit most.
-    TopImages {
-        /// The model.
-        model_id: String,
-        /// The layer.
-        layer: String,
-        /// The channel.
-        unit: usize,
-        /// The folder.
-        folder: PathBuf,
-    },
     /// An attribution overlay.
     Explain {
         /// The model.
@@ -167,10 +171,22 @@ pub enum Request {
     Map {
         /// The model.
         model_id: String,
-        /// The layer whose outputs are embedded.
+        /// The layer whose outputs are embedded (the penultimate one when `None`).
         layer: Option<String>,
         /// The folder.
         folder: PathBuf,
+    },
+    /// The versions of the model.
+    Versions {
+        /// The model (the live one).
+        model_id: String,
+    },
+    /// Version `version` of the model as a frozen model, for every view to ask.
+    AtVersion {
+        /// The model (the live one).
+        model_id: String,
+        /// The version.
+        version: u64,
     },
 }
 

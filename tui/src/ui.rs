@@ -7,7 +7,7 @@ use crate::images::Images;
 use crate::layout::areas;
 use crate::widgets::{
     filters_view, header, help, image_strip, inspector, layer_tree, map_view, overlay, status_line,
-    unit_grid,
+    timeline_view, unit_grid,
 };
 
 /// Draws one frame.
@@ -29,6 +29,7 @@ pub fn draw(frame: &mut Frame, app: &App, images: &mut Images) {
         View::Overlay => overlay::draw(buf, a.main, app, images),
         View::Filters => filters_view::draw(buf, a.main, app, screen),
         View::Map => map_view::draw(buf, a.main, app, images),
+        View::Timeline => timeline_view::draw(buf, a.main, app),
     }
     status_line::draw(buf, a.status, app);
     if app.help {

@@ -6,15 +6,21 @@
 
 use std::path::PathBuf;
 
+use convlens_shared::methods::folder::{
+    EmbedResult, FolderUnitStat, PassReport, TopImage as WireTop, TopResult, UnitTop,
+};
+use convlens_shared::methods::history::{VersionInfo, VersionsResult};
 use convlens_tui::app::{App, Pane, View};
 use convlens_tui::data::{
-    ClassScore, Explanation, FilterBank, FolderMap, FolderStats, Layer, LayerActivations, MapPoint,
-    ModelView, Picture, Prediction, Tile, TopImage, UnitStats,
+    ClassScore, Explanation, FilterBank, Layer, LayerActivations, ModelView, Picture, Prediction,
+    Tile, UnitStats,
 };
 use convlens_tui::event::{Connection, Event, Reply};
+use convlens_tui::folder::{folder_map, layer_over_folder};
 use convlens_tui::images::Images;
 use convlens_tui::remote::{Progress, Remote};
 use convlens_tui::request::{Feature, Outgoing, Request, Slot};
+use convlens_tui::timeline::{self, Version};
 use convlens_tui::ui;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -166,6 +172,83 @@ fn channels_of(layer: &str) -> usize {
         .map_or(0, |l| l.channels())
 }
 
+/// The made-up pass over the folder: unit `u`'s numbers (every fourth unit dead) and its
+/// ranking (the images in an order that turns with `u`).
+fn folder_unit(u: usize) -> (FolderUnitStat, UnitTop) {
+    let dead = u % 4 == 3;
+    let stat = FolderUnitStat {
+        unit: u,
+        mean: if dead {
+            -0.4
+        } else {
+            0.05 + 0.1 * (u % 7) as f32
+        },
+        max: if dead {
+            -0.1
+        } else {
+            1.0 + 0.5 * (u % 5) as f32
+        },
+        active_fraction: if dead { 0.0 } else { (1 + u % 5) as f32 / 5.0 },
+    };
+    let names = images();
+    let top = (0..names.len())
+        .map(|i| WireTop {
+            path: names[(i + u) % names.len()].display().to_string(),
+            value: stat.max - 0.25 * i as f32,
+            position: [i, u % 3],
+        })
+        .collect();
+    (stat, UnitTop { unit: u, top })
+}
+
+fn report(layer: &str, units: usize) -> PassReport {
+    PassReport {
+        layer: layer.into(),
+        units,
+        positions: [7, 7],
+        images: NAMES.len(),
+        computed: NAMES.len(),
+        ..Default::default()
+    }
+}
+
+/// The predicted class of each photo on the map: (class, label, probability).
+const MAP_CLASSES: [(u32, &str, f32); 5] = [
+    (812, "space shuttle", 0.61),
+    (281, "tabby", 0.74),
+    (967, "espresso", 0.88),
+    (665, "moped", 0.52),
+    (812, "space shuttle", 0.93),
+];
+
+/// The map's point of photo `i`.
+fn map_point(i: usize) -> [f32; 2] {
+    [(i as f32 * 1.7).sin() * 10.0, i as f32 * 3.0]
+}
+
+/// The made-up daemon's checkpoint history: versions 1..=`n`, the later ones with metrics.
+fn history(n: u64) -> Vec<Version> {
+    timeline::versions(VersionsResult {
+        model_id: "m1".into(),
+        versions: (1..=n)
+            .map(|v| VersionInfo {
+                version: v,
+                loaded_at: 1_764_300_000_000 + v * 95_000,
+                source: "/run/checkpoint.safetensors".into(),
+                bytes: 1_000_000,
+                kept: true,
+                metrics: (v > 1).then(|| {
+                    serde_json::json!({
+                        "step": v * 200,
+                        "loss": 1.2 / v as f64,
+                        "test_accuracy": 0.6 + 0.1 * v as f64,
+                    })
+                }),
+            })
+            .collect(),
+    })
+}
+
 /// The made-up daemon: the answer to `request`.
 fn reply_to(request: &Request) -> Reply {
     match request {
@@ -187,27 +270,26 @@ fn reply_to(request: &Request) -> Reply {
         Request::Activations { layer, image, .. } => {
             Reply::Activations(activations(layer, image, channels_of(layer)))
         }
-        Request::FolderStats { .. } => Reply::FolderStats(FolderStats {
-            stats: UnitStats {
-                mean: 0.31,
-                max: 2.75,
-                frac_active: 0.42,
-            },
-            images: 5,
-        }),
+        Request::FolderTop { layer, .. } => {
+            let n = channels_of(layer);
+            let (stats, units): (Vec<_>, Vec<_>) = (0..n).map(folder_unit).unzip();
+            let result = TopResult {
+                version: 1,
+                report: report(layer, n),
+                units,
+                dead: stats
+                    .iter()
+                    .filter(|s| s.active_fraction == 0.0)
+                    .map(|s| s.unit)
+                    .collect(),
+                stats,
+                picture: None,
+            };
+            Reply::FolderTop(layer_over_folder(result).unwrap())
+        }
+        Request::TopCrop { unit, .. } => Reply::TopCrop(picture(*unit as u32 + 13, 48, 48)),
         Request::Deconv { unit, .. } => Reply::Deconv(picture(*unit as u32 + 7, 64, 64)),
         Request::Maximize { unit, .. } => Reply::Maximize(picture(*unit as u32 + 11, 64, 64)),
-        Request::TopImages { .. } => Reply::TopImages(
-            images()
-                .into_iter()
-                .rev()
-                .enumerate()
-                .map(|(i, image)| TopImage {
-                    image,
-                    score: 3.0 - i as f32 * 0.5,
-                })
-                .collect(),
-        ),
         Request::Explain { method, class, .. } => Reply::Explain(Explanation {
             method: method.clone(),
             class: class.unwrap_or(281),
@@ -234,18 +316,24 @@ fn reply_to(request: &Request) -> Reply {
                 .collect(),
             note: "RGB of the 3 input channels".into(),
         }),
-        Request::Map { .. } => Reply::Map(FolderMap {
-            layer: "_conv_head".into(),
-            points: images()
-                .into_iter()
-                .enumerate()
-                .map(|(i, image)| MapPoint {
-                    image,
-                    x: (i as f64 * 1.7).sin() * 10.0,
-                    y: i as f64 * 3.0,
-                })
-                .collect(),
-        }),
+        Request::Map { .. } => Reply::Map(
+            folder_map(EmbedResult {
+                version: 1,
+                report: report("_conv_head", 1280),
+                paths: images().iter().map(|p| p.display().to_string()).collect(),
+                points: Some((0..NAMES.len()).map(map_point).collect()),
+                top1_class: MAP_CLASSES.iter().map(|c| c.0).collect(),
+                top1_label: MAP_CLASSES.iter().map(|c| c.1.to_string()).collect(),
+                top1_prob: MAP_CLASSES.iter().map(|c| c.2).collect(),
+                codes: None,
+                picture: None,
+            })
+            .unwrap(),
+        ),
+        Request::Versions { .. } => Reply::Versions(history(1)),
+        Request::AtVersion { model_id, version } => {
+            Reply::AtVersion(format!("{model_id}@{version}"))
+        }
     }
 }
 
@@ -258,6 +346,8 @@ struct Session {
     pending: Vec<Outgoing>,
     /// Every request made, in order.
     log: Vec<Request>,
+    /// The checkpoint versions the made-up daemon lists.
+    live: u64,
 }
 
 impl Session {
@@ -279,6 +369,7 @@ impl Session {
             images: Images::inline(Picker::halfblocks()),
             pending: vec![],
             log: vec![],
+            live: 1,
         };
         s.send(Event::Connected(connection));
         s.settle();
@@ -308,7 +399,10 @@ impl Session {
                 return;
             }
             for o in std::mem::take(&mut self.pending) {
-                let reply = reply_to(&o.request);
+                let reply = match o.request {
+                    Request::Versions { .. } => Reply::Versions(history(self.live)),
+                    _ => reply_to(&o.request),
+                };
                 self.send(Event::Reply(o.ticket, reply));
             }
         }
@@ -367,7 +461,88 @@ fn inspector_view() {
         s.settle();
         assert!(s.app.inspector_open);
         assert_eq!(s.app.unit, 2);
+        // The folder row and the ranking are unit 2's of the made-up pass.
+        let screen = s.draw();
+        let (stat, top) = folder_unit(2);
+        let row = screen
+            .lines()
+            .find(|l| l.contains("folder "))
+            .unwrap_or_else(|| panic!("no folder row:\n{screen}"));
+        for want in [
+            format!("{:.2}", stat.mean),
+            format!("{:.2}", stat.max),
+            format!("{:.0}%", stat.active_fraction * 100.0),
+            format!("of {} images", NAMES.len()),
+        ] {
+            assert!(row.contains(&want), "{want} not in {row}");
+        }
+        let best = PathBuf::from(&top.top[0].path);
+        let best = best.file_name().unwrap().to_string_lossy();
+        assert!(screen.contains(&format!("1. {best}")), "{screen}");
     });
+}
+
+#[test]
+fn moving_between_units_needs_no_new_folder_pass() {
+    let passes = |s: &Session| {
+        s.log
+            .iter()
+            .filter(|r| matches!(r, Request::FolderTop { .. }))
+            .count()
+    };
+    let mut s = Session::new(160, 50);
+    s.keys("i");
+    // The crop waits for the layer's pass, so that it only reads the daemon's cached pass.
+    assert!(s
+        .pending
+        .iter()
+        .any(|o| matches!(o.request, Request::FolderTop { .. })));
+    assert!(!s
+        .pending
+        .iter()
+        .any(|o| matches!(o.request, Request::TopCrop { .. })));
+    s.settle();
+    assert_eq!(passes(&s), 1);
+    s.keys("1");
+    for _ in 0..3 {
+        s.key(KeyCode::Right);
+        s.settle();
+    }
+    assert_eq!(s.app.unit, 3);
+    assert_eq!(passes(&s), 1, "a unit move asked for another folder pass");
+    let crops: Vec<usize> = s
+        .log
+        .iter()
+        .filter_map(|r| match r {
+            Request::TopCrop { unit, .. } => Some(*unit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(crops, vec![0, 1, 2, 3]);
+    // Unit 3 is dead in the made-up pass: the inspector says so.
+    let screen = s.draw();
+    let (stat, _) = folder_unit(3);
+    let row = screen.lines().find(|l| l.contains("folder ")).unwrap();
+    assert!(row.contains("dead"), "{row}");
+    assert!(row.contains(&format!("{:.2}", stat.mean)), "{row}");
+    let dead = (0..channels_of("_conv_stem"))
+        .filter(|u| folder_unit(*u).0.active_fraction == 0.0)
+        .count();
+    assert!(
+        screen.contains(&format!("layer: {dead} of 32 units dead")),
+        "{screen}"
+    );
+    // Another layer: one new pass, for that layer.
+    s.key(KeyCode::Tab);
+    s.key(KeyCode::Tab);
+    assert_eq!(s.app.focus, Pane::Layers);
+    s.key(KeyCode::Down);
+    s.settle();
+    assert_eq!(passes(&s), 2);
+    assert!(matches!(
+        s.log.iter().rfind(|r| matches!(r, Request::FolderTop { .. })),
+        Some(Request::FolderTop { layer, .. }) if layer == "_bn0"
+    ));
 }
 
 #[test]
@@ -403,11 +578,249 @@ fn filters_view_of_a_non_convolution() {
 fn map_view() {
     both_sizes("map", |s| {
         s.keys("t");
+        assert!(s.pending.iter().any(|o| o.request
+            == Request::Map {
+                model_id: "m1".into(),
+                layer: None,
+                folder: PathBuf::from(FOLDER),
+            }));
         s.settle();
         s.key(KeyCode::Up);
         s.key(KeyCode::Up);
+        s.settle();
+        // The photo nearest to the cursor, by brute force over the made-up points (each axis
+        // scaled by the plotted range, padded by 5 % a side).
+        let range = |v: Vec<f32>| {
+            let (lo, hi) = v
+                .iter()
+                .fold((f32::MAX, f32::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
+            let pad = (hi - lo) * 0.05;
+            (f64::from(lo - pad), f64::from(hi + pad))
+        };
+        let (x0, x1) = range((0..5).map(|i| map_point(i)[0]).collect());
+        let (y0, y1) = range((0..5).map(|i| map_point(i)[1]).collect());
+        let (cx, cy) = s.app.map_cursor;
+        let distance = |i: usize| {
+            let [x, y] = map_point(i);
+            let dx = (f64::from(x) - x0) / (x1 - x0) - cx;
+            let dy = (f64::from(y) - y0) / (y1 - y0) - cy;
+            dx * dx + dy * dy
+        };
+        let nearest = (0..5)
+            .min_by(|a, b| distance(*a).total_cmp(&distance(*b)))
+            .unwrap();
+        let screen = s.draw();
+        assert!(screen.contains(NAMES[nearest]), "{screen}");
+        let (_, label, prob) = MAP_CLASSES[nearest];
+        assert!(
+            screen.contains(&format!("{label} {:.0}%", prob * 100.0)),
+            "{screen}"
+        );
+        s.key(KeyCode::Enter);
+        assert_eq!(
+            s.app.current_image(),
+            Some(&PathBuf::from(FOLDER).join(NAMES[nearest]))
+        );
         s.settle();
     });
+}
+
+#[test]
+fn the_map_shows_its_progress_and_a_newer_one_supersedes_it() {
+    let mut s = Session::new(80, 24);
+    s.keys("t");
+    let first = s
+        .pending
+        .iter()
+        .find(|o| o.ticket.slot == Slot::Map)
+        .unwrap()
+        .clone();
+    s.send(Event::Progress(
+        first.ticket.clone(),
+        Progress {
+            percentage: Some(35),
+            message: Some("t-SNE iteration 350/1000".into()),
+        },
+    ));
+    let screen = s.draw();
+    assert!(screen.contains("t-SNE map 35%"), "{screen}");
+    insta::assert_snapshot!("map_progress_80x24", screen);
+    // A photo lands: the map is asked again and the older answer no longer counts.
+    s.send(Event::ImagesChanged {
+        added: vec![PathBuf::from(FOLDER).join("zebra.jpg")],
+        removed: vec![],
+    });
+    let second = s
+        .pending
+        .iter()
+        .rfind(|o| o.ticket.slot == Slot::Map)
+        .unwrap()
+        .clone();
+    assert!(second.ticket.seq > first.ticket.seq);
+    s.send(Event::Reply(first.ticket.clone(), reply_to(&first.request)));
+    assert!(s.app.map.state.is_loading());
+    s.send(Event::Reply(
+        second.ticket.clone(),
+        reply_to(&second.request),
+    ));
+    assert!(s.app.map.state.ready().is_some());
+}
+
+/// A session whose model was reloaded twice: versions 1 to 3, the third live.
+fn reloaded_twice(s: &mut Session) {
+    s.live = 3;
+    for v in 2..=3 {
+        s.send(Event::ModelReloaded {
+            version: v,
+            at: format!("12:0{v}:00 UTC"),
+        });
+        s.settle();
+    }
+    assert_eq!(s.app.version_list().len(), 3);
+}
+
+/// The model ids of the view requests (everything but the model and its history) since `from`.
+fn view_model_ids(s: &Session, from: usize) -> Vec<String> {
+    s.log[from..]
+        .iter()
+        .filter_map(|r| match r {
+            Request::Predict { model_id, .. }
+            | Request::Activations { model_id, .. }
+            | Request::FolderTop { model_id, .. }
+            | Request::TopCrop { model_id, .. }
+            | Request::Deconv { model_id, .. }
+            | Request::Explain { model_id, .. }
+            | Request::Filters { model_id, .. }
+            | Request::Map { model_id, .. } => Some(model_id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn timeline_view() {
+    both_sizes("timeline", |s| {
+        reloaded_twice(s);
+        s.keys("v");
+        s.settle();
+        assert_eq!(s.app.view, View::Timeline);
+        let before = s.log.len();
+        s.keys("<");
+        s.settle();
+        assert_eq!(s.app.pinned, Some(2));
+        assert!(s.log[before..].contains(&Request::AtVersion {
+            model_id: "m1".into(),
+            version: 2
+        }));
+        let ids = view_model_ids(s, before);
+        assert!(!ids.is_empty());
+        assert!(ids.iter().all(|id| id == "m1@2"), "{ids:?}");
+        let screen = s.draw();
+        assert!(screen.contains("showing v2 of v3"), "{screen}");
+        assert!(screen.contains("v2/3"), "{screen}");
+    });
+}
+
+#[test]
+fn every_view_follows_the_version_stepped_to() {
+    let mut s = Session::new(80, 24);
+    reloaded_twice(&mut s);
+    s.keys("i");
+    s.settle();
+    for (keys, pinned) in [("<", Some(2)), ("<", Some(1))] {
+        let before = s.log.len();
+        s.keys(keys);
+        s.settle();
+        assert_eq!(s.app.pinned, pinned);
+        let ids = view_model_ids(&s, before);
+        for want in ["Predict", "Activations", "FolderTop", "Deconv"] {
+            assert!(
+                s.log[before..]
+                    .iter()
+                    .any(|r| format!("{r:?}").starts_with(want)),
+                "{want} not asked at {pinned:?}"
+            );
+        }
+        let frozen = format!("m1@{}", pinned.unwrap());
+        assert!(ids.iter().all(|id| *id == frozen), "{ids:?}");
+    }
+    // Nothing is kept before v1.
+    s.keys("<");
+    assert_eq!(s.app.pinned, Some(1));
+    assert!(s.draw().contains("no kept checkpoint before v1"));
+    // Later, twice: back to the live version and its own id.
+    s.keys(">");
+    s.settle();
+    assert_eq!(s.app.pinned, Some(2));
+    let before = s.log.len();
+    s.keys(">");
+    s.settle();
+    assert_eq!(s.app.pinned, None);
+    let ids = view_model_ids(&s, before);
+    assert!(
+        !ids.is_empty() && ids.iter().all(|id| id == "m1"),
+        "{ids:?}"
+    );
+    assert!(s.draw().contains(" v3 live ·"));
+    // A reload while an earlier version is shown leaves the views on it.
+    s.keys("<");
+    s.settle();
+    s.live = 4;
+    let before = s.log.len();
+    s.send(Event::ModelReloaded {
+        version: 4,
+        at: "12:04:00 UTC".into(),
+    });
+    s.settle();
+    assert_eq!(s.app.pinned, Some(2));
+    assert!(view_model_ids(&s, before).is_empty());
+    assert!(s.draw().contains("showing v2 of v4"));
+}
+
+#[test]
+fn a_version_the_daemon_dropped_goes_back_to_live() {
+    let mut s = Session::new(80, 24);
+    reloaded_twice(&mut s);
+    s.keys("<");
+    let at = s
+        .pending
+        .iter()
+        .find(|o| o.ticket.slot == Slot::AtVersion)
+        .unwrap()
+        .clone();
+    s.send(Event::Failed(
+        at.ticket,
+        "version 2 is no longer kept".into(),
+    ));
+    assert_eq!(s.app.pinned, None);
+    let screen = s.draw();
+    assert!(
+        screen.contains("checkpoint v2: version 2 is no longer kept"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_daemon_without_history_says_so() {
+    let connection = Connection {
+        device: "cpu".into(),
+        unavailable: vec![
+            (Feature::Versions, "model/versions".into()),
+            (Feature::AtVersion, "model/atVersion".into()),
+        ],
+    };
+    let mut s = Session::with(80, 24, connection);
+    assert!(!s.log.iter().any(|r| matches!(r, Request::Versions { .. })));
+    s.keys("<");
+    assert_eq!(s.app.pinned, None);
+    assert!(s.draw().contains("no checkpoint history from this daemon"));
+    s.keys("v");
+    let screen = s.draw();
+    assert!(
+        screen.contains("not available from this daemon"),
+        "{screen}"
+    );
+    assert!(screen.contains("`model/versions`"), "{screen}");
 }
 
 #[test]
@@ -509,11 +922,11 @@ fn a_reloaded_checkpoint_refreshes_the_views() {
     let asked: Vec<&Request> = s.log[before..].iter().collect();
     for want in [
         "OpenModel",
+        "Versions",
         "Predict",
         "Activations",
-        "FolderStats",
+        "FolderTop",
         "Deconv",
-        "TopImages",
     ] {
         assert!(
             asked.iter().any(|r| format!("{r:?}").starts_with(want)),
@@ -582,7 +995,7 @@ fn every_view_draws_at_any_size_without_panicking() {
         (240, 70),
     ] {
         let mut s = Session::new(w, h);
-        for keys in ["", "i", "a", "o", "f", "t", "?"] {
+        for keys in ["", "i", "a", "o", "f", "t", "v", "?"] {
             s.keys(keys);
             s.settle();
             let screen = s.draw();

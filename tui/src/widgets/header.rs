@@ -22,11 +22,15 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, graphics: &str) {
                 format!(" {} ", m.arch),
                 Style::default().add_modifier(Modifier::BOLD),
             ));
+            // An earlier version pinned on the timeline: `v3/7` (shown / live).
+            let version = match app.pinned {
+                Some(v) => format!("v{v}/{}", app.version),
+                None => format!("v{}", m.version),
+            };
             spans.push(Span::styled(
                 format!(
-                    "{} · v{} · {} params",
+                    "{} · {version} · {} params",
                     file_name(std::path::Path::new(&m.source)),
-                    m.version,
                     count(m.total_params)
                 ),
                 dim,

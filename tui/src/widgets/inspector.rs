@@ -9,7 +9,7 @@ use ratatui::widgets::Widget;
 
 use super::{compact, file_name, fit, pane, title, unless_ready};
 use crate::app::{App, Pane};
-use crate::data::{Picture, UnitStats};
+use crate::data::{LayerOverFolder, Picture, UnitOverFolder, UnitStats};
 use crate::images::{placeholder, Images};
 use crate::layout::is_large;
 use crate::remote::Remote;
@@ -51,7 +51,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
     };
     let large = is_large(screen);
     let [stats_area, pictures_area, top_area] = Layout::vertical([
-        Constraint::Length(3),
+        Constraint::Length(if large { 4 } else { 3 }),
         Constraint::Length(if large {
             inner.height / 2
         } else {
@@ -61,11 +61,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
     ])
     .areas(inner);
 
-    let folder = match &app.folder_stats.state {
-        Remote::Ready(f) => Ok((f.stats, f.images)),
-        other => Err(other),
-    };
-    draw_stats(buf, stats_area, image_stats, folder, app.tick);
+    draw_stats(buf, stats_area, image_stats, app);
 
     let [left, right] =
         Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).areas(pictures_area);
@@ -115,13 +111,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
     draw_top(buf, top_area, app, images, large);
 }
 
-fn draw_stats(
-    buf: &mut Buffer,
-    area: Rect,
-    image: &UnitStats,
-    folder: Result<(UnitStats, usize), &Remote<crate::data::FolderStats>>,
-    tick: u64,
-) {
+fn draw_stats(buf: &mut Buffer, area: Rect, image: &UnitStats, app: &App) {
     let head = Style::default().fg(Color::DarkGray);
     let row = |name: &str, s: &UnitStats| {
         format!(
@@ -131,30 +121,68 @@ fn draw_stats(
             s.frac_active * 100.0
         )
     };
-    let lines = [
-        Line::from(Span::styled(
-            format!("{:<7}{:>8}{:>8}{:>8}", "", "mean", "max", "active"),
-            head,
-        )),
-        Line::from(row("image", image)),
-    ];
-    for (i, line) in lines.into_iter().enumerate() {
-        line.render(Rect::new(area.x, area.y + i as u16, area.width, 1), buf);
+    let line = |i: u16| Rect::new(area.x, area.y + i, area.width, 1);
+    Line::from(Span::styled(
+        format!("{:<7}{:>8}{:>8}{:>8}", "", "mean", "max", "active"),
+        head,
+    ))
+    .render(line(0), buf);
+    Line::from(vec![
+        Span::raw(row("image", image)),
+        Span::styled(" of positions", head),
+    ])
+    .render(line(1), buf);
+    let third = line(2);
+    let (Some(unit), Some(layer)) = (app.unit_over_folder(), app.folder_top.state.ready()) else {
+        Line::from("folder").render(Rect::new(third.x, third.y, 7, 1), buf);
+        let rest = Rect::new(third.x + 7, third.y, third.width.saturating_sub(7), 1);
+        let _ = unless_ready(
+            buf,
+            rest,
+            &app.folder_top.state,
+            "folder pass",
+            "",
+            app.tick,
+        );
+        return;
+    };
+    folder_row(unit, layer.images, row("folder", &unit.stats)).render(third, buf);
+    if area.height >= 4 {
+        layer_summary(layer).render(line(3), buf);
     }
-    let third = Rect::new(area.x, area.y + 2, area.width, 1);
-    match folder {
-        Ok((s, n)) => Line::from(vec![
-            Span::raw(row("folder", &s)),
-            Span::styled(format!(" ({n} images)"), head),
+}
+
+/// The unit over the folder: its numbers, over how many images, and whether it is dead.
+fn folder_row(unit: &UnitOverFolder, images: usize, numbers: String) -> Line<'static> {
+    let head = Style::default().fg(Color::DarkGray);
+    if unit.dead {
+        Line::from(vec![
+            Span::raw(numbers),
+            Span::styled(format!(" of {images} · "), head),
+            Span::styled(
+                "dead",
+                Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+            ),
         ])
-        .render(third, buf),
-        Err(remote) => {
-            let label = Rect::new(third.x, third.y, 7, 1);
-            Line::from("folder").render(label, buf);
-            let rest = Rect::new(third.x + 7, third.y, third.width.saturating_sub(7), 1);
-            let _ = unless_ready(buf, rest, remote, "folder statistics", "", tick);
-        }
+    } else {
+        Line::from(vec![
+            Span::raw(numbers),
+            Span::styled(format!(" of {images} images"), head),
+        ])
     }
+}
+
+/// The layer's dead units and the files the pass could not read.
+fn layer_summary(layer: &LayerOverFolder) -> Line<'static> {
+    let mut text = format!(
+        "layer: {} of {} units dead on the folder",
+        layer.dead(),
+        layer.units.len()
+    );
+    if layer.skipped > 0 {
+        text.push_str(&format!(" · {} unreadable files", layer.skipped));
+    }
+    Line::from(Span::styled(text, Style::default().fg(Color::DarkGray)))
 }
 
 fn caption(buf: &mut Buffer, area: Rect, text: &str) {
@@ -188,7 +216,8 @@ fn picture(
 }
 
 fn draw_top(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, large: bool) {
-    let body = if area.height < 3 {
+    let small = area.height < 3;
+    let body = if small {
         caption(buf, area, "top:");
         Rect::new(
             area.x + 5,
@@ -197,7 +226,7 @@ fn draw_top(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, large:
             area.height,
         )
     } else {
-        caption(buf, area, "top images in the folder");
+        caption(buf, area, "top images in the folder (max over positions)");
         Rect::new(
             area.x,
             area.y + 1,
@@ -205,8 +234,19 @@ fn draw_top(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, large:
             area.height.saturating_sub(1),
         )
     };
-    let Some(top) = unless_ready(buf, body, &app.top_images.state, "top images", "", app.tick)
-    else {
+    if unless_ready(
+        buf,
+        body,
+        &app.folder_top.state,
+        "folder pass",
+        "",
+        app.tick,
+    )
+    .is_none()
+    {
+        return;
+    }
+    let Some(top) = app.unit_over_folder().map(|u| &u.top) else {
         return;
     };
     if top.is_empty() {
@@ -222,11 +262,47 @@ fn draw_top(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, large:
         super::message(buf, body, &text.join("  "), Style::default());
         return;
     }
-    let [thumbs, names] = Layout::vertical([
-        Constraint::Min(3),
-        Constraint::Length(top.len().min(5) as u16),
-    ])
-    .areas(body);
+    // The best image cropped to the unit's receptive field beside the ranking, the top three
+    // whole photos under them.
+    let ranked = top.len().min(5) as u16;
+    let crop_height = (body.height / 2).max(ranked + 1);
+    let [upper, thumbs] =
+        Layout::vertical([Constraint::Length(crop_height), Constraint::Min(0)]).areas(body);
+    let [crop, names] =
+        Layout::horizontal([Constraint::Ratio(2, 5), Constraint::Ratio(3, 5)]).areas(upper);
+    let crop_key = app.unit_key().map(|k| (k, app.image_list().len()));
+    let idle = Remote::Idle;
+    let crop_state = match &crop_key {
+        Some(k) if app.top_crop.is_for(k) => &app.top_crop.state,
+        _ => &idle,
+    };
+    picture(buf, crop, "#1, cropped", crop_state, images, app.tick);
+    let name_width = usize::from(names.width.saturating_sub(12));
+    for (i, t) in top.iter().take(5).enumerate() {
+        let line = format!(
+            "{}. {:<name_width$} {:>7}",
+            i + 1,
+            fit(&file_name(&t.image), name_width),
+            compact(t.score, 7)
+        );
+        let style = if i == 0 {
+            Style::default().add_modifier(Modifier::BOLD)
+        } else {
+            Style::default()
+        };
+        Line::from(Span::styled(line, style)).render(
+            Rect::new(
+                names.x + 1,
+                names.y + 1 + i as u16,
+                names.width.saturating_sub(1),
+                1,
+            ),
+            buf,
+        );
+    }
+    if thumbs.height < 3 {
+        return;
+    }
     let shown = top.iter().take(3).collect::<Vec<_>>();
     let cells = Layout::horizontal(vec![Constraint::Ratio(1, shown.len() as u32); shown.len()])
         .split(thumbs);
@@ -236,14 +312,5 @@ fn draw_top(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, large:
             Some(Remote::Ready(p)) => images.draw(buf, cell, p),
             _ => placeholder(buf, cell, "…"),
         }
-    }
-    for (i, t) in top.iter().take(5).enumerate() {
-        let line = format!(
-            "{}. {:<24} {}",
-            i + 1,
-            fit(&file_name(&t.image), 24),
-            compact(t.score, 7)
-        );
-        Line::from(line).render(Rect::new(names.x, names.y + i as u16, names.width, 1), buf);
     }
 }

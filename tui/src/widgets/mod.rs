@@ -10,6 +10,7 @@ pub mod layer_tree;
 pub mod map_view;
 pub mod overlay;
 pub mod status_line;
+pub mod timeline_view;
 pub mod unit_grid;
 
 use ratatui::buffer::Buffer;

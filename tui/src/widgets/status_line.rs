@@ -36,6 +36,18 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App) {
         return;
     }
     let mut spans = Vec::new();
+    // Which checkpoint version the views show, once there is more than one.
+    if let Some(v) = app.pinned {
+        spans.push(Span::styled(
+            format!(" showing v{v} of v{} ·", app.version),
+            Style::default().fg(Color::Yellow),
+        ));
+    } else if app.version_list().len() > 1 {
+        spans.push(Span::styled(
+            format!(" v{} live ·", app.version),
+            Style::default().fg(Color::Gray),
+        ));
+    }
     if let Some(busy) = busy_with(app) {
         spans.push(Span::styled(
             format!(" {} {busy}", spinner(app.tick)),
@@ -81,12 +93,14 @@ fn busy_with(app: &App) -> Option<String> {
     pct(&app.maximize.state, "maximization")
         .or_else(|| pct(&app.map.state, "t-SNE map"))
         .or_else(|| pct(&app.explanation.state, app.method_name()))
-        .or_else(|| pct(&app.top_images.state, "top images"))
-        .or_else(|| pct(&app.folder_stats.state, "folder statistics"))
+        .or_else(|| pct(&app.folder_top.state, "folder pass"))
+        .or_else(|| pct(&app.top_crop.state, "top image"))
         .or_else(|| pct(&app.deconv.state, "deconvnet"))
         .or_else(|| pct(&app.activations.state, "activations"))
         .or_else(|| pct(&app.filters.state, "filters"))
         .or_else(|| pct(&app.prediction.state, "top-5"))
+        .or_else(|| pct(&app.frozen.state, "earlier checkpoint"))
+        .or_else(|| pct(&app.versions.state, "versions"))
         .or_else(|| pct(&app.model.state, "model"))
         .or_else(|| pct(&app.images.state, "images"))
 }
