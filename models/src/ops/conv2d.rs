@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use candle_core::{Result, Tensor};
 
 use super::col2im::conv_input_gradient_by_gemm;
+use super::conv2d_cpu;
 use super::depthwise::{depthwise_forward, depthwise_input_gradient};
 use super::strided::place_strided;
 
@@ -84,6 +85,8 @@ pub struct Conv2d {
     backward_kernel: OnceLock<Tensor>,
     /// The weight as [in_channels·kh·kw, out_channels], made on first use.
     weight_transposed: OnceLock<Tensor>,
+    /// The weight as [out_channels, kh, kw, in_channels / groups] for the CPU fast path.
+    weight_taps_major: OnceLock<Tensor>,
 }
 
 impl Conv2d {
@@ -105,6 +108,7 @@ impl Conv2d {
             groups,
             backward_kernel: OnceLock::new(),
             weight_transposed: OnceLock::new(),
+            weight_taps_major: OnceLock::new(),
         }
     }
 
@@ -147,6 +151,23 @@ impl Conv2d {
 
     /// The layer's output for `x` [N, C, H, W].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if !self.is_depthwise() && conv2d_cpu::applies(x, &self.weight) {
+            return conv2d_cpu::forward(
+                x,
+                self.weight_taps_major()?,
+                self.bias.as_ref(),
+                self.stride,
+                self.dilation,
+                self.pads(x)?,
+                self.groups,
+            );
+        }
+        self.forward_by_candle(x)
+    }
+
+    /// [`Conv2d::forward`] by candle's convolution (every device; the CPU fast path is checked
+    /// against it).
+    pub fn forward_by_candle(&self, x: &Tensor) -> Result<Tensor> {
         let (top, bottom, left, right) = self.pads(x)?;
         if self.is_depthwise() {
             let (_, _, h, w) = x.dims4()?;
@@ -207,8 +228,35 @@ impl Conv2d {
         Ok(self.weight_transposed.get_or_init(|| w))
     }
 
+    /// The weight permuted to [out_channels, kh, kw, in_channels / groups].
+    fn weight_taps_major(&self) -> Result<&Tensor> {
+        if let Some(w) = self.weight_taps_major.get() {
+            return Ok(w);
+        }
+        let w = conv2d_cpu::taps_major(&self.weight)?;
+        Ok(self.weight_taps_major.get_or_init(|| w))
+    }
+
     /// The gradient with respect to the input `x`, given the output gradient `grad`.
     pub fn input_gradient(&self, x: &Tensor, grad: &Tensor) -> Result<Tensor> {
+        if !self.is_depthwise() && conv2d_cpu::applies(grad, &self.weight) {
+            let (_, _, h, w) = x.dims4()?;
+            return conv2d_cpu::input_gradient(
+                grad,
+                &self.weight,
+                self.stride,
+                self.dilation,
+                self.pads(x)?,
+                self.groups,
+                (h, w),
+            );
+        }
+        self.input_gradient_by_candle(x, grad)
+    }
+
+    /// [`Conv2d::input_gradient`] by candle ops (every device; the CPU fast path is checked
+    /// against it).
+    pub fn input_gradient_by_candle(&self, x: &Tensor, grad: &Tensor) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
         let (_, _, oh, ow) = grad.dims4()?;
         let (top, bottom, left, right) = self.pads(x)?;

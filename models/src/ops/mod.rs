@@ -7,6 +7,8 @@ pub mod avg_pool;
 pub mod batch_norm;
 pub mod col2im;
 pub mod conv2d;
+pub mod conv2d_cpu;
+pub mod cpu_slice;
 pub mod depthwise;
 pub mod depthwise_cpu;
 pub mod elementwise;

@@ -1,0 +1,546 @@
+//! The CPU fast path of (grouped, non-depthwise) 2-D convolution: im2col straight into the
+//! [C·kh·kw, oh·ow] matrix the GEMM reads, one GEMM per image and group writing the output in
+//! NCHW, and the input gradient as Wᵀ·g followed by a col2im fold.
+//!
+//! candle 0.11.1's CPU convolution first copies the input to NHWC on one thread, builds im2col
+//! tiles element by element, and scatters each tile's result back to NCHW; padding that is not
+//! the same on all sides costs two more padded copies, and the input gradient goes through a
+//! padded (and, when strided, zero-dilated) copy of the output gradient. Here padding is never
+//! materialized (out-of-range taps are zeros in the column matrix), rows of the column matrix
+//! are copied as contiguous runs in parallel, and the bias is the GEMM's initial output. It
+//! runs only for f32 tensors on the CPU; every other device keeps the candle path, and the
+//! tests below check this path against it.
+
+use candle_core::{Result, Tensor};
+use gemm::{gemm, Parallelism};
+use rayon::prelude::*;
+
+use super::cpu_slice::{is_cpu_f32, with_f32};
+
+/// Whether the fast path applies to an input (or output signal) `x` and kernel `weight`.
+pub fn applies(x: &Tensor, weight: &Tensor) -> bool {
+    is_cpu_f32(x) && is_cpu_f32(weight)
+}
+
+/// The shape of one convolution, as the loops need it.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    /// Kernel rows and columns.
+    kernel: (usize, usize),
+    stride: usize,
+    dilation: usize,
+    /// Zero rows above and columns on the left (those below and on the right only bound the
+    /// output size).
+    pad: (usize, usize),
+    /// Input plane (rows, columns), unpadded.
+    input: (usize, usize),
+    /// Output plane (rows, columns).
+    output: (usize, usize),
+}
+
+impl Geometry {
+    fn new(
+        kernel: (usize, usize),
+        stride: usize,
+        dilation: usize,
+        pads: (usize, usize, usize, usize),
+        input: (usize, usize),
+    ) -> Result<Self> {
+        let (top, bottom, left, right) = pads;
+        let (kh, kw) = kernel;
+        if stride == 0 || dilation == 0 || kh == 0 || kw == 0 {
+            candle_core::bail!("convolution with a zero stride, dilation or kernel size");
+        }
+        let (ekh, ekw) = (dilation * (kh - 1) + 1, dilation * (kw - 1) + 1);
+        let (hp, wp) = (input.0 + top + bottom, input.1 + left + right);
+        if hp < ekh || wp < ekw {
+            candle_core::bail!(
+                "convolution kernel {ekh}x{ekw} (dilated) is larger than the padded input {hp}x{wp}"
+            );
+        }
+        Ok(Geometry {
+            kernel,
+            stride,
+            dilation,
+            pad: (top, left),
+            input,
+            output: ((hp - ekh) / stride + 1, (wp - ekw) / stride + 1),
+        })
+    }
+
+    /// Whether the column matrix is the input itself (1×1 kernel, stride 1, no padding).
+    fn is_pointwise(&self) -> bool {
+        self.kernel == (1, 1) && self.stride == 1 && self.pad == (0, 0) && self.output == self.input
+    }
+
+    /// The output positions `lo..hi` along one axis whose tap at `offset` (kernel index times
+    /// dilation) reads inside an input of `len`, given the padding `pad` before it.
+    fn valid(&self, count: usize, offset: usize, pad: usize, len: usize) -> (usize, usize) {
+        let s = self.stride;
+        let lo = if pad > offset {
+            (pad - offset).div_ceil(s)
+        } else {
+            0
+        };
+        let hi = if len + pad > offset {
+            ((len + pad - offset - 1) / s + 1).min(count)
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
+    }
+
+    /// The input row read by output row `oy` at kernel row offset `offset`, if inside.
+    fn input_row(&self, oy: usize, offset: usize) -> Option<usize> {
+        (oy * self.stride + offset)
+            .checked_sub(self.pad.0)
+            .filter(|&y| y < self.input.0)
+    }
+}
+
+/// Copies the column-matrix row of kernel tap (`i`, `j`) of one input plane: `row` [oh·ow].
+fn im2col_row(geo: &Geometry, plane: &[f32], (i, j): (usize, usize), row: &mut [f32]) {
+    let ow = geo.output.1;
+    let w = geo.input.1;
+    let (s, d) = (geo.stride, geo.dilation);
+    let offset = j * d;
+    let (lo, hi) = geo.valid(ow, offset, geo.pad.1, w);
+    if lo >= hi || ow == 0 {
+        row.fill(0.0);
+        return;
+    }
+    for (oy, out) in row.chunks_exact_mut(ow).enumerate() {
+        let Some(y) = geo.input_row(oy, i * d) else {
+            out.fill(0.0);
+            continue;
+        };
+        let src = &plane[y * w..(y + 1) * w];
+        out[..lo].fill(0.0);
+        out[hi..].fill(0.0);
+        let first = lo * s + offset - geo.pad.1;
+        if s == 1 {
+            out[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
+        } else {
+            for (v, x) in out[lo..hi].iter_mut().zip(src[first..].iter().step_by(s)) {
+                *v = *x;
+            }
+        }
+    }
+}
+
+/// The column matrix of one image `img` [C, H, W] for `groups` groups: per group, rows ordered
+/// (kernel row, kernel column, channel), as candle's convolution orders them, so that the GEMM
+/// sums each output in the same order as the candle path and rounds alike (a last-bit
+/// difference flips ReLU6 masks at pre-activations of exactly 6).
+fn im2col(geo: &Geometry, img: &[f32], channels: usize, groups: usize, col: &mut [f32]) {
+    let (h, w) = geo.input;
+    let m = geo.output.0 * geo.output.1;
+    let kw = geo.kernel.1;
+    let cg = channels / groups;
+    let kg = cg * geo.kernel.0 * kw;
+    if m == 0 || kg == 0 {
+        return;
+    }
+    let rows_per_task = 4096usize.div_ceil(m).max(1);
+    col.par_chunks_mut(m * rows_per_task)
+        .enumerate()
+        .for_each(|(task, rows)| {
+            for (k, row) in rows.chunks_exact_mut(m).enumerate() {
+                let r = task * rows_per_task + k;
+                let (g, rr) = (r / kg, r % kg);
+                let (tap, cl) = (rr / cg, rr % cg);
+                let c = g * cg + cl;
+                let plane = &img[c * h * w..(c + 1) * h * w];
+                im2col_row(geo, plane, (tap / kw, tap % kw), row);
+            }
+        });
+}
+
+/// Adds one input plane's kh·kw rows of the column matrix back onto the plane (col2im).
+fn col2im_plane(geo: &Geometry, rows: &[f32], plane: &mut [f32]) {
+    let (kh, kw) = geo.kernel;
+    let ow = geo.output.1;
+    let w = geo.input.1;
+    let (s, d) = (geo.stride, geo.dilation);
+    let m = geo.output.0 * ow;
+    for i in 0..kh {
+        for j in 0..kw {
+            let row = &rows[(i * kw + j) * m..(i * kw + j + 1) * m];
+            let offset = j * d;
+            let (lo, hi) = geo.valid(ow, offset, geo.pad.1, w);
+            if lo >= hi {
+                continue;
+            }
+            for (oy, src) in row.chunks_exact(ow).enumerate() {
+                let Some(y) = geo.input_row(oy, i * d) else {
+                    continue;
+                };
+                let first = lo * s + offset - geo.pad.1;
+                let dst = &mut plane[y * w + first..(y + 1) * w];
+                if s == 1 {
+                    for (v, g) in dst.iter_mut().zip(&src[lo..hi]) {
+                        *v += *g;
+                    }
+                } else {
+                    for (v, g) in dst.iter_mut().step_by(s).zip(&src[lo..hi]) {
+                        *v += *g;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst` [m, n] = `lhs` · `rhs` (plus `dst` when `accumulate`), row-major; `lhs` is [m, k], or
+/// stored as its transpose [k, m] when `lhs_transposed`; `rhs` is [k, n].
+#[allow(clippy::too_many_arguments)]
+fn gemm_into(
+    dst: &mut [f32],
+    lhs: &[f32],
+    lhs_transposed: bool,
+    rhs: &[f32],
+    (m, n, k): (usize, usize, usize),
+    accumulate: bool,
+    parallelism: Parallelism,
+) -> Result<()> {
+    if dst.len() != m * n || lhs.len() != m * k || rhs.len() != k * n {
+        candle_core::bail!(
+            "convolution GEMM of {m}x{k} by {k}x{n} given buffers of {}, {} and {}",
+            lhs.len(),
+            rhs.len(),
+            dst.len()
+        );
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let (lhs_cs, lhs_rs) = if lhs_transposed {
+        (m as isize, 1)
+    } else {
+        (1, k as isize)
+    };
+    // SAFETY: the lengths were checked above, so every element the strides reach (row-major
+    // [m, n], [m, k] or its transpose, [k, n]) lies inside the slices; `dst` is borrowed
+    // mutably and does not alias the inputs.
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs,
+            lhs_rs,
+            rhs.as_ptr(),
+            1,
+            n as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    Ok(())
+}
+
+/// A convolution weight [O, C/groups, kh, kw] permuted to [O, kh, kw, C/groups], the layout
+/// [`forward`] takes.
+pub fn taps_major(weight: &Tensor) -> Result<Tensor> {
+    weight.permute((0, 2, 3, 1))?.contiguous()
+}
+
+/// Parallelism for the GEMMs: across images when there are enough of them, else inside each.
+fn plan_parallelism(images: usize) -> (bool, Parallelism) {
+    let threads = rayon::current_num_threads();
+    if threads > 1 && images >= threads {
+        (true, Parallelism::None)
+    } else if threads > 1 {
+        (false, Parallelism::Rayon(threads))
+    } else {
+        (false, Parallelism::None)
+    }
+}
+
+/// Runs `f` on each (output chunk, input chunk) pair, in parallel when `parallel`.
+fn for_each_image<F>(
+    out: &mut [f32],
+    out_len: usize,
+    inp: &[f32],
+    in_len: usize,
+    parallel: bool,
+    f: F,
+) -> Result<()>
+where
+    F: Fn(&mut Vec<f32>, &mut [f32], &[f32]) -> Result<()> + Sync,
+{
+    if out_len == 0 || in_len == 0 {
+        return Ok(());
+    }
+    if parallel {
+        out.par_chunks_mut(out_len)
+            .zip(inp.par_chunks(in_len))
+            .try_for_each_init(Vec::new, |scratch, (o, i)| f(scratch, o, i))
+    } else {
+        let mut scratch = Vec::new();
+        out.chunks_mut(out_len)
+            .zip(inp.chunks(in_len))
+            .try_for_each(|(o, i)| f(&mut scratch, o, i))
+    }
+}
+
+/// The output [N, O, oh, ow] of convolving `x` [N, C, H, W] with a kernel given as `weight_hwc`
+/// [O, kh, kw, C/groups] (the layer's weight permuted, see [`taps_major`]) plus `bias` [O],
+/// padded by `pads` = (top, bottom, left, right).
+pub fn forward(
+    x: &Tensor,
+    weight_hwc: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    dilation: usize,
+    pads: (usize, usize, usize, usize),
+    groups: usize,
+) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (o, kh, kw, cg) = weight_hwc.dims4()?;
+    if groups == 0 || cg * groups != c || o % groups != 0 {
+        candle_core::bail!(
+            "convolution weight (as [O, kh, kw, C/groups]) {:?} with {groups} groups does not fit an input of {c} channels",
+            weight_hwc.dims()
+        );
+    }
+    let geo = Geometry::new((kh, kw), stride, dilation, pads, (h, w))?;
+    let (oh, ow) = geo.output;
+    let m = oh * ow;
+    let (og, kg) = (o / groups, cg * kh * kw);
+    let bias = match bias {
+        Some(b) => {
+            let b = b.flatten_all()?.to_vec1::<f32>()?;
+            if b.len() != o {
+                candle_core::bail!("convolution bias has {} values for {o} channels", b.len());
+            }
+            Some(b)
+        }
+        None => None,
+    };
+    let (parallel, parallelism) = plan_parallelism(n);
+    let mut y = vec![0f32; n * o * m];
+    with_f32(x, |xs| {
+        with_f32(weight_hwc, |ws| {
+            for_each_image(&mut y, o * m, xs, c * h * w, parallel, |scratch, yimg, img| {
+                let col: &[f32] = if geo.is_pointwise() {
+                    img
+                } else {
+                    scratch.resize(c * kh * kw * m, 0.0);
+                    if h * w > 0 {
+                        im2col(&geo, img, c, groups, scratch);
+                    }
+                    &scratch[..]
+                };
+                if let Some(b) = &bias {
+                    for (row, &v) in yimg.chunks_exact_mut(m.max(1)).zip(b) {
+                        row.fill(v);
+                    }
+                }
+                for g in 0..groups {
+                    gemm_into(
+                        &mut yimg[g * og * m..(g + 1) * og * m],
+                        &ws[g * og * kg..(g + 1) * og * kg],
+                        false,
+                        &col[g * kg * m..(g + 1) * kg * m],
+                        (og, m, kg),
+                        bias.is_some(),
+                        parallelism,
+                    )?;
+                }
+                Ok(())
+            })
+        })
+    })?;
+    Tensor::from_vec(y, (n, o, oh, ow), x.device())
+}
+
+/// The gradient with respect to the input [N, C, H, W] (`input` = (H, W)) of [`forward`], given
+/// the output gradient `grad` [N, O, oh, ow].
+pub fn input_gradient(
+    grad: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    dilation: usize,
+    pads: (usize, usize, usize, usize),
+    groups: usize,
+    input: (usize, usize),
+) -> Result<Tensor> {
+    let (n, o, goh, gow) = grad.dims4()?;
+    let (wo, cg, kh, kw) = weight.dims4()?;
+    if groups == 0 || wo != o || o % groups != 0 {
+        candle_core::bail!(
+            "convolution weight {:?} with {groups} groups does not fit a signal of {o} channels",
+            weight.dims()
+        );
+    }
+    let geo = Geometry::new((kh, kw), stride, dilation, pads, input)?;
+    if geo.output != (goh, gow) {
+        candle_core::bail!(
+            "convolution signal is {goh}x{gow}, but the layer's output is {}x{}",
+            geo.output.0,
+            geo.output.1
+        );
+    }
+    let c = cg * groups;
+    let (h, w) = input;
+    let m = goh * gow;
+    let (og, kg) = (o / groups, cg * kh * kw);
+    let (parallel, parallelism) = plan_parallelism(n);
+    let mut gx = vec![0f32; n * c * h * w];
+    with_f32(grad, |gs| {
+        with_f32(weight, |ws| {
+            for_each_image(&mut gx, c * h * w, gs, o * m, parallel, |cols, gximg, gimg| {
+                let pointwise = geo.is_pointwise();
+                if !pointwise {
+                    cols.resize(c * kh * kw * m, 0.0);
+                }
+                for g in 0..groups {
+                    let dst = if pointwise {
+                        &mut gximg[g * kg * m..(g + 1) * kg * m]
+                    } else {
+                        &mut cols[g * kg * m..(g + 1) * kg * m]
+                    };
+                    gemm_into(
+                        dst,
+                        &ws[g * og * kg..(g + 1) * og * kg],
+                        true,
+                        &gimg[g * og * m..(g + 1) * og * m],
+                        (kg, m, og),
+                        false,
+                        parallelism,
+                    )?;
+                }
+                if !pointwise && m > 0 && h * w > 0 {
+                    gximg
+                        .par_chunks_mut(h * w)
+                        .zip(cols.par_chunks(kh * kw * m))
+                        .for_each(|(plane, rows)| col2im_plane(&geo, rows, plane));
+                }
+                Ok(())
+            })
+        })
+    })?;
+    Tensor::from_vec(gx, (n, c, h, w), grad.device())
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    use crate::ops::{Conv2d, Padding};
+
+    fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        let d = a.sub(b).unwrap().abs().unwrap().max_all().unwrap();
+        let s = b
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        d.to_scalar::<f32>().unwrap() / s.max(1e-6)
+    }
+
+    struct Case {
+        n: usize,
+        c: usize,
+        o: usize,
+        k: (usize, usize),
+        stride: usize,
+        padding: Padding,
+        dilation: usize,
+        groups: usize,
+        hw: (usize, usize),
+        bias: bool,
+    }
+
+    fn check(case: &Case) {
+        let dev = Device::Cpu;
+        let (kh, kw) = case.k;
+        let w = Tensor::randn(0f32, 1f32, (case.o, case.c / case.groups, kh, kw), &dev).unwrap();
+        let b = case
+            .bias
+            .then(|| Tensor::randn(0f32, 1f32, case.o, &dev).unwrap());
+        let conv = Conv2d::new(
+            w,
+            b,
+            case.stride,
+            case.padding,
+            case.dilation,
+            case.groups,
+        );
+        let x = Tensor::randn(0f32, 1f32, (case.n, case.c, case.hw.0, case.hw.1), &dev).unwrap();
+        let fast = conv.forward(&x).unwrap();
+        let slow = conv.forward_by_candle(&x).unwrap();
+        let what = format!(
+            "n={} c={} o={} k={:?} s={} pad={:?} d={} g={} hw={:?}",
+            case.n,
+            case.c,
+            case.o,
+            case.k,
+            case.stride,
+            case.padding,
+            case.dilation,
+            case.groups,
+            case.hw
+        );
+        assert!(max_rel(&fast, &slow) < 1e-5, "forward {what}");
+        let g = Tensor::randn(0f32, 1f32, fast.dims(), &dev).unwrap();
+        let fast = conv.input_gradient(&x, &g).unwrap();
+        let slow = conv.input_gradient_by_candle(&x, &g).unwrap();
+        assert!(max_rel(&fast, &slow) < 1e-5, "input gradient {what}");
+    }
+
+    #[test]
+    fn the_cpu_convolution_equals_the_candle_path() {
+        let sym = Padding::symmetric;
+        let asym = Padding::Explicit {
+            top: 0,
+            bottom: 2,
+            left: 1,
+            right: 0,
+        };
+        let cases = [
+            // (n, c, o, k, stride, padding, dilation, groups, hw, bias)
+            (1, 3, 8, (7, 7), 2, sym(3), 1, 1, (23, 19), true),
+            (2, 4, 6, (3, 3), 1, sym(1), 1, 1, (9, 11), false),
+            (3, 4, 6, (3, 3), 2, sym(1), 1, 1, (10, 9), true),
+            (2, 6, 4, (1, 1), 1, sym(0), 1, 1, (7, 8), true),
+            (2, 6, 4, (1, 1), 2, sym(0), 1, 1, (7, 8), false),
+            (1, 5, 3, (3, 3), 1, sym(2), 2, 1, (12, 10), true),
+            (2, 4, 6, (3, 3), 1, sym(1), 1, 2, (8, 8), true),
+            (2, 8, 4, (3, 3), 2, sym(1), 1, 4, (9, 9), false),
+            (1, 4, 4, (1, 1), 1, sym(0), 1, 2, (5, 6), true),
+            (2, 3, 5, (3, 2), 3, sym(0), 1, 1, (11, 13), true),
+            (1, 3, 5, (3, 3), 2, asym, 1, 1, (8, 9), true),
+            (2, 4, 4, (3, 3), 2, Padding::Same, 1, 1, (8, 9), false),
+            (1, 2, 3, (5, 5), 1, Padding::Same, 2, 1, (9, 7), true),
+            (4, 4, 6, (3, 3), 1, sym(4), 3, 2, (6, 6), false),
+        ];
+        for (n, c, o, k, stride, padding, dilation, groups, hw, bias) in cases {
+            check(&Case {
+                n,
+                c,
+                o,
+                k,
+                stride,
+                padding,
+                dilation,
+                groups,
+                hw,
+                bias,
+            });
+        }
+    }
+}
