@@ -2,6 +2,7 @@
 
 use candle_core::{Result, Tensor};
 
+use super::pointwise_cpu::band_gradient;
 use crate::graph::BackwardRule;
 
 /// A pointwise activation function, with PyTorch's definition and PyTorch's derivative at the kinks.
@@ -110,9 +111,20 @@ impl Activation {
     fn local_gradient(&self, x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Tensor> {
         let mask = |m: Tensor| -> Result<Tensor> { grad.mul(&m.to_dtype(grad.dtype())?) };
         match *self {
-            Activation::Relu => mask(x.gt(0f32)?),
-            Activation::Relu6 => mask(x.gt(0f32)?.mul(&x.lt(6f32)?)?),
-            Activation::Clip { min, max } => mask(x.gt(min as f32)?.mul(&x.lt(max as f32)?)?),
+            Activation::Relu => match band_gradient(x, grad, 0.0, None)? {
+                Some(g) => Ok(g),
+                None => mask(x.gt(0f32)?),
+            },
+            Activation::Relu6 => match band_gradient(x, grad, 0.0, Some(6.0))? {
+                Some(g) => Ok(g),
+                None => mask(x.gt(0f32)?.mul(&x.lt(6f32)?)?),
+            },
+            Activation::Clip { min, max } => {
+                match band_gradient(x, grad, min as f32, Some(max as f32))? {
+                    Some(g) => Ok(g),
+                    None => mask(x.gt(min as f32)?.mul(&x.lt(max as f32)?)?),
+                }
+            }
             Activation::LeakyRelu(slope) => {
                 let positive = x.gt(0f32)?.to_dtype(grad.dtype())?;
                 let factor = positive.affine(1.0 - slope, slope)?;

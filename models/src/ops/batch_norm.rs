@@ -1,6 +1,10 @@
 //! `nn.BatchNorm2d` in evaluation mode: a per-channel affine map from the running statistics.
 
+use std::sync::OnceLock;
+
 use candle_core::{Result, Tensor};
+
+use super::pointwise_cpu::channel_affine;
 
 /// A batch-normalization layer; fields as in PyTorch's state_dict.
 #[derive(Debug)]
@@ -19,6 +23,8 @@ pub struct BatchNorm2d {
     scale: Tensor,
     /// bias - running_mean * scale, shaped [1, C, 1, 1].
     shift: Tensor,
+    /// `scale` and `shift` as host vectors for the CPU fast path, made on first use.
+    host: OnceLock<(Vec<f32>, Vec<f32>)>,
 }
 
 impl BatchNorm2d {
@@ -40,16 +46,38 @@ impl BatchNorm2d {
             running_mean,
             running_var,
             eps,
+            host: OnceLock::new(),
         })
+    }
+
+    /// `scale` and `shift` as f32 vectors.
+    fn host(&self) -> Result<&(Vec<f32>, Vec<f32>)> {
+        if let Some(h) = self.host.get() {
+            return Ok(h);
+        }
+        let as_vec = |t: &Tensor| t.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>();
+        let h = (as_vec(&self.scale)?, as_vec(&self.shift)?);
+        Ok(self.host.get_or_init(|| h))
     }
 
     /// The normalized `x`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if super::cpu_slice::is_cpu_f32(x) {
+            let (scale, shift) = self.host()?;
+            if let Some(y) = channel_affine(x, scale, Some(shift))? {
+                return Ok(y);
+            }
+        }
         x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
     }
 
     /// The gradient with respect to the input.
     pub fn input_gradient(&self, grad: &Tensor) -> Result<Tensor> {
+        if super::cpu_slice::is_cpu_f32(grad) {
+            if let Some(g) = channel_affine(grad, &self.host()?.0, None)? {
+                return Ok(g);
+            }
+        }
         grad.broadcast_mul(&self.scale)
     }
 

@@ -16,6 +16,7 @@ pub mod linear;
 pub mod matmul;
 pub mod max_pool;
 pub mod pad;
+pub mod pointwise_cpu;
 pub mod pool;
 pub mod reduce;
 pub mod reshape;

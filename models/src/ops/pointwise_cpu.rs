@@ -1,0 +1,167 @@
+//! CPU fast paths of the per-channel and pointwise maps that follow every convolution:
+//! batch-norm's affine map (forward and backward) and the ReLU/ReLU6/Hardtanh gradient, each one parallel pass
+//! over the planes instead of candle's chain of single-threaded whole-tensor ops (a broadcast
+//! multiply then a broadcast add; a comparison, a dtype cast and a multiply). They give the same
+//! values as the candle ops (the same f32 operations in the same order, never fused into an
+//! FMA); the tests below check that.
+
+use candle_core::{Result, Tensor};
+use rayon::prelude::*;
+
+use super::cpu_slice::{is_cpu_f32, with_f32};
+
+/// Planes smaller than this are grouped so that each parallel task has some work.
+const MIN_TASK: usize = 1 << 14;
+
+/// `x · scale[c] + shift[c]` (or `x · scale[c]` without a shift) for `x` [N, C, H, W] on the
+/// CPU, or `None` when the fast path does not apply (another device or dtype, another rank).
+pub fn channel_affine(x: &Tensor, scale: &[f32], shift: Option<&[f32]>) -> Result<Option<Tensor>> {
+    if !is_cpu_f32(x) || x.rank() != 4 {
+        return Ok(None);
+    }
+    let (n, c, h, w) = x.dims4()?;
+    if scale.len() != c || shift.is_some_and(|s| s.len() != c) {
+        candle_core::bail!(
+            "per-channel map of {} values applied to {c} channels",
+            scale.len()
+        );
+    }
+    let plane = h * w;
+    let mut y = vec![0f32; n * c * plane];
+    if plane > 0 {
+        with_f32(x, |xs| {
+            let per_task = MIN_TASK.div_ceil(plane).max(1);
+            y.par_chunks_mut(plane * per_task)
+                .zip(xs.par_chunks(plane * per_task))
+                .enumerate()
+                .for_each(|(task, (ys, xs))| {
+                    for (k, (yp, xp)) in ys.chunks_mut(plane).zip(xs.chunks(plane)).enumerate() {
+                        let ch = (task * per_task + k) % c;
+                        let s = scale[ch];
+                        match shift {
+                            Some(t) => {
+                                let t = t[ch];
+                                for (v, x) in yp.iter_mut().zip(xp) {
+                                    *v = *x * s + t;
+                                }
+                            }
+                            None => {
+                                for (v, x) in yp.iter_mut().zip(xp) {
+                                    *v = *x * s;
+                                }
+                            }
+                        }
+                    }
+                });
+            Ok(())
+        })?;
+    }
+    Ok(Some(Tensor::from_vec(y, (n, c, h, w), x.device())?))
+}
+
+/// `grad` where `lo < x` (and `x < hi` when given), zero elsewhere: the gradient of ReLU, ReLU6
+/// and Hardtanh with PyTorch's choice of 0 at the kinks, on the CPU, or `None` when the fast path
+/// does not apply.
+pub fn band_gradient(
+    x: &Tensor,
+    grad: &Tensor,
+    lo: f32,
+    hi: Option<f32>,
+) -> Result<Option<Tensor>> {
+    if !is_cpu_f32(x) || !is_cpu_f32(grad) || x.shape() != grad.shape() {
+        return Ok(None);
+    }
+    let mut out = vec![0f32; x.elem_count()];
+    with_f32(x, |xs| {
+        with_f32(grad, |gs| {
+            out.par_chunks_mut(MIN_TASK)
+                .zip(xs.par_chunks(MIN_TASK).zip(gs.par_chunks(MIN_TASK)))
+                .for_each(|(o, (xs, gs))| {
+                    let pairs = o.iter_mut().zip(xs.iter().zip(gs));
+                    match hi {
+                        Some(hi) => {
+                            for (v, (x, g)) in pairs {
+                                *v = if *x > lo && *x < hi { *g } else { 0.0 };
+                            }
+                        }
+                        None => {
+                            for (v, (x, g)) in pairs {
+                                *v = if *x > lo { *g } else { 0.0 };
+                            }
+                        }
+                    }
+                });
+            Ok(())
+        })
+    })?;
+    Ok(Some(Tensor::from_vec(out, x.shape(), x.device())?))
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        a.sub(b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn channel_affine_equals_the_broadcast_ops() {
+        let dev = Device::Cpu;
+        for dims in [(1, 3, 5, 7), (4, 6, 70, 70), (2, 5, 1, 1)] {
+            let x = Tensor::randn(0f32, 1f32, dims, &dev).unwrap();
+            let c = dims.1;
+            let scale = Tensor::randn(0f32, 1f32, c, &dev).unwrap();
+            let shift = Tensor::randn(0f32, 1f32, c, &dev).unwrap();
+            let (sv, tv) = (
+                scale.to_vec1::<f32>().unwrap(),
+                shift.to_vec1::<f32>().unwrap(),
+            );
+            let s4 = scale.reshape((1, c, 1, 1)).unwrap();
+            let t4 = shift.reshape((1, c, 1, 1)).unwrap();
+            let slow = x
+                .broadcast_mul(&s4)
+                .unwrap()
+                .broadcast_add(&t4)
+                .unwrap();
+            let fast = super::channel_affine(&x, &sv, Some(&tv)).unwrap().unwrap();
+            assert_eq!(max_abs(&fast, &slow), 0.0, "{dims:?}");
+            let slow = x.broadcast_mul(&s4).unwrap();
+            let fast = super::channel_affine(&x, &sv, None).unwrap().unwrap();
+            assert_eq!(max_abs(&fast, &slow), 0.0, "{dims:?} without shift");
+            // A non-contiguous input is read in its logical order.
+            let xt = x.transpose(2, 3).unwrap();
+            let slow = xt.broadcast_mul(&s4).unwrap();
+            let fast = super::channel_affine(&xt, &sv, None).unwrap().unwrap();
+            assert_eq!(max_abs(&fast, &slow), 0.0, "{dims:?} transposed");
+        }
+    }
+
+    #[test]
+    fn band_gradient_equals_the_mask_product() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1f32, (3, 4, 50, 60), &dev).unwrap();
+        // Negative, zero and positive entries.
+        let keep = x.abs().unwrap().gt(0.3f32).unwrap().to_dtype(x.dtype()).unwrap();
+        let x = x.mul(&keep).unwrap();
+        let g = Tensor::randn(0f32, 1f32, x.dims(), &dev).unwrap();
+        let slow = g
+            .mul(&x.gt(0f32).unwrap().to_dtype(g.dtype()).unwrap())
+            .unwrap();
+        let fast = super::band_gradient(&x, &g, 0.0, None).unwrap().unwrap();
+        assert_eq!(max_abs(&fast, &slow), 0.0);
+        let x = x.affine(4.0, 0.0).unwrap().round().unwrap(); // values at 0 and 6 included
+        let band = x.gt(0f32).unwrap().mul(&x.lt(6f32).unwrap()).unwrap();
+        let slow = g.mul(&band.to_dtype(g.dtype()).unwrap()).unwrap();
+        let fast = super::band_gradient(&x, &g, 0.0, Some(6.0)).unwrap().unwrap();
+        assert_eq!(max_abs(&fast, &slow), 0.0);
+    }
+}
