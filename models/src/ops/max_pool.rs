@@ -16,6 +16,15 @@ pub struct MaxPool2d {
 impl MaxPool2d {
     /// The pooled `x`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if super::max_pool_cpu::applies(x) {
+            return super::max_pool_cpu::forward(&self.window, x);
+        }
+        self.forward_by_candle(x)
+    }
+
+    /// [`MaxPool2d::forward`] by candle ops (every device; the CPU fast path is checked
+    /// against it).
+    pub fn forward_by_candle(&self, x: &Tensor) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
         let r = self.window.resolve(h, w);
         let padded = self.window.pad(x, f64::NEG_INFINITY)?;
@@ -38,6 +47,15 @@ impl MaxPool2d {
 
     /// The signal at the input: each output's signal goes to its window's first maximum.
     pub fn backward(&self, x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Tensor> {
+        if super::max_pool_cpu::applies(x) && super::max_pool_cpu::applies(grad) {
+            return super::max_pool_cpu::backward(&self.window, x, y, grad);
+        }
+        self.backward_by_candle(x, y, grad)
+    }
+
+    /// [`MaxPool2d::backward`] by candle ops (every device; the CPU fast path is checked
+    /// against it).
+    pub fn backward_by_candle(&self, x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
         let r = self.window.resolve(h, w);
         let padded = self.window.pad(x, f64::NEG_INFINITY)?;

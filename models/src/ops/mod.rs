@@ -15,6 +15,7 @@ pub mod elementwise;
 pub mod linear;
 pub mod matmul;
 pub mod max_pool;
+pub mod max_pool_cpu;
 pub mod pad;
 pub mod pointwise_cpu;
 pub mod pool;

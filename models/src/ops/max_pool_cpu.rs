@@ -1,0 +1,182 @@
+//! The CPU fast path of max pooling: one direct loop per channel plane, in parallel over planes,
+//! for the forward pass and for the backward pass (which finds each window's first maximum in
+//! row-major order again, as PyTorch and the candle path pick it, and adds the signal there).
+//!
+//! The device-generic path in `max_pool.rs` makes about ten whole-tensor candle ops per window
+//! tap (strided views, comparisons, casts, placements), each allocating and walking the tensor;
+//! a resnet stem's pooled plane is small enough to stay in cache when walked directly. Runs only
+//! for f32 tensors on the CPU; the tests below check it against the candle path.
+
+use candle_core::{Result, Tensor};
+use rayon::prelude::*;
+
+use super::cpu_slice::{is_cpu_f32, with_f32};
+use super::pool::PoolWindow;
+
+/// Whether the fast path applies to `x`.
+pub fn applies(x: &Tensor) -> bool {
+    is_cpu_f32(x)
+}
+
+/// The geometry of one plane's windows.
+#[derive(Clone, Copy)]
+struct Plan {
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    /// Padding above and on the left.
+    pad: (usize, usize),
+    input: (usize, usize),
+    output: (usize, usize),
+}
+
+impl Plan {
+    fn new(window: &PoolWindow, h: usize, w: usize) -> Self {
+        let r = window.resolve(h, w);
+        Plan {
+            kernel: window.kernel,
+            stride: window.stride,
+            pad: (window.padding.0, window.padding.2),
+            input: (h, w),
+            output: r.out,
+        }
+    }
+
+    /// The input index of window tap (`i`, `j`) of output (`oy`, `ox`), or `None` in padding.
+    fn tap(&self, oy: usize, ox: usize, i: usize, j: usize) -> Option<usize> {
+        let y = (oy * self.stride.0 + i).checked_sub(self.pad.0)?;
+        let x = (ox * self.stride.1 + j).checked_sub(self.pad.1)?;
+        (y < self.input.0 && x < self.input.1).then_some(y * self.input.1 + x)
+    }
+}
+
+/// [`super::MaxPool2d::forward`] on the CPU.
+pub fn forward(window: &PoolWindow, x: &Tensor) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let plan = Plan::new(window, h, w);
+    let (oh, ow) = plan.output;
+    let (kh, kw) = plan.kernel;
+    let mut y = vec![f32::NEG_INFINITY; n * c * oh * ow];
+    if oh * ow > 0 && h * w > 0 {
+        with_f32(x, |xs| {
+            y.par_chunks_mut(oh * ow)
+                .zip(xs.par_chunks(h * w))
+                .for_each(|(yp, xp)| {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let mut best = f32::NEG_INFINITY;
+                            for i in 0..kh {
+                                for j in 0..kw {
+                                    if let Some(k) = plan.tap(oy, ox, i, j) {
+                                        best = best.max(xp[k]);
+                                    }
+                                }
+                            }
+                            yp[oy * ow + ox] = best;
+                        }
+                    }
+                });
+            Ok(())
+        })?;
+    }
+    Tensor::from_vec(y, (n, c, oh, ow), x.device())
+}
+
+/// [`super::MaxPool2d::backward`] on the CPU: `grad` [N, C, oh, ow] added at each window's first
+/// tap (row-major, padding counting as −∞) equal to the output `y`.
+pub fn backward(window: &PoolWindow, x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let plan = Plan::new(window, h, w);
+    let (oh, ow) = plan.output;
+    if y.dims4()? != (n, c, oh, ow) || grad.dims4()? != (n, c, oh, ow) {
+        candle_core::bail!(
+            "max pooling backward: output {:?} and signal {:?} for a pooled {n}x{c}x{oh}x{ow}",
+            y.dims(),
+            grad.dims()
+        );
+    }
+    let (kh, kw) = plan.kernel;
+    let mut gx = vec![0f32; n * c * h * w];
+    if oh * ow > 0 && h * w > 0 {
+        with_f32(x, |xs| {
+            with_f32(y, |ys| {
+                with_f32(grad, |gs| {
+                    gx.par_chunks_mut(h * w)
+                        .zip(xs.par_chunks(h * w))
+                        .zip(ys.par_chunks(oh * ow).zip(gs.par_chunks(oh * ow)))
+                        .for_each(|((gxp, xp), (yp, gp))| {
+                            for oy in 0..oh {
+                                for ox in 0..ow {
+                                    let target = yp[oy * ow + ox];
+                                    'window: for i in 0..kh {
+                                        for j in 0..kw {
+                                            let tap = plan.tap(oy, ox, i, j);
+                                            let v = tap.map_or(f32::NEG_INFINITY, |k| xp[k]);
+                                            if v == target {
+                                                if let Some(k) = tap {
+                                                    gxp[k] += gp[oy * ow + ox];
+                                                }
+                                                break 'window;
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        });
+                    Ok(())
+                })
+            })
+        })?;
+    }
+    Tensor::from_vec(gx, (n, c, h, w), x.device())
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    use crate::ops::{MaxPool2d, PoolWindow};
+
+    fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        a.sub(b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_cpu_loops_equal_the_candle_path() {
+        let dev = Device::Cpu;
+        let windows = [
+            PoolWindow::square(3, 2, 1, false),
+            PoolWindow::square(2, 2, 0, false),
+            PoolWindow::square(3, 2, 0, true),
+            PoolWindow::square(3, 1, 1, false),
+            PoolWindow {
+                kernel: (2, 3),
+                stride: (1, 2),
+                padding: (1, 0, 0, 1),
+                ceil_mode: true,
+            },
+        ];
+        for window in windows {
+            for (n, c, h, w) in [(1, 3, 9, 11), (2, 4, 12, 12)] {
+                let x = Tensor::randn(0f32, 1f32, (n, c, h, w), &dev).unwrap();
+                // Ties: quantized values make windows share their maximum.
+                let x = x.affine(2.0, 0.0).unwrap().round().unwrap();
+                let pool = MaxPool2d { window };
+                let fast = super::forward(&window, &x).unwrap();
+                let slow = pool.forward_by_candle(&x).unwrap();
+                assert_eq!(max_abs(&fast, &slow), 0.0, "forward {window:?}");
+                let g = Tensor::randn(0f32, 1f32, fast.dims(), &dev).unwrap();
+                let fast_g = super::backward(&window, &x, &fast, &g).unwrap();
+                let slow_g = pool.backward_by_candle(&x, &slow, &g).unwrap();
+                assert!(max_abs(&fast_g, &slow_g) < 1e-6, "backward {window:?}");
+            }
+        }
+    }
+}
