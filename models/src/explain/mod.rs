@@ -184,9 +184,15 @@ impl Context<'_> {
         Ok(Tensor::from_vec(v, (n, classes), self.input.device())?)
     }
 
-    /// The signal at node `to` for a batch `x`, from the target logit, under `rule`.
+    /// The signal at node `to` for a batch `x`, from the target logit, under `rule`. For the
+    /// context's own input the full trace made by [`explain_with_progress`] is reused instead of
+    /// running the network again.
     pub fn signal_at(&self, x: &Tensor, to: usize, rule: BackwardRule) -> Result<(Tensor, Trace)> {
-        let trace = self.model.graph.forward(x, None)?;
+        let trace = if x.id() == self.input.id() {
+            self.trace.clone()
+        } else {
+            self.model.graph.forward(x, None)?
+        };
         let signal = self.target_signal(x.dim(0)?)?;
         let g =
             self.model
