@@ -55,7 +55,11 @@ impl BatchNorm2d {
         if let Some(h) = self.host.get() {
             return Ok(h);
         }
-        let as_vec = |t: &Tensor| t.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>();
+        let as_vec = |t: &Tensor| {
+            t.flatten_all()?
+                .to_dtype(candle_core::DType::F32)?
+                .to_vec1::<f32>()
+        };
         let h = (as_vec(&self.scale)?, as_vec(&self.shift)?);
         Ok(self.host.get_or_init(|| h))
     }

@@ -331,34 +331,41 @@ pub fn forward(
     let mut y = vec![0f32; n * o * m];
     with_f32(x, |xs| {
         with_f32(weight_hwc, |ws| {
-            for_each_image(&mut y, o * m, xs, c * h * w, parallel, |scratch, yimg, img| {
-                let col: &[f32] = if geo.is_pointwise() {
-                    img
-                } else {
-                    scratch.resize(c * kh * kw * m, 0.0);
-                    if h * w > 0 {
-                        im2col(&geo, img, c, groups, scratch);
+            for_each_image(
+                &mut y,
+                o * m,
+                xs,
+                c * h * w,
+                parallel,
+                |scratch, yimg, img| {
+                    let col: &[f32] = if geo.is_pointwise() {
+                        img
+                    } else {
+                        scratch.resize(c * kh * kw * m, 0.0);
+                        if h * w > 0 {
+                            im2col(&geo, img, c, groups, scratch);
+                        }
+                        &scratch[..]
+                    };
+                    if let Some(b) = &bias {
+                        for (row, &v) in yimg.chunks_exact_mut(m.max(1)).zip(b) {
+                            row.fill(v);
+                        }
                     }
-                    &scratch[..]
-                };
-                if let Some(b) = &bias {
-                    for (row, &v) in yimg.chunks_exact_mut(m.max(1)).zip(b) {
-                        row.fill(v);
+                    for g in 0..groups {
+                        gemm_into(
+                            &mut yimg[g * og * m..(g + 1) * og * m],
+                            &ws[g * og * kg..(g + 1) * og * kg],
+                            false,
+                            &col[g * kg * m..(g + 1) * kg * m],
+                            (og, m, kg),
+                            bias.is_some(),
+                            parallelism,
+                        )?;
                     }
-                }
-                for g in 0..groups {
-                    gemm_into(
-                        &mut yimg[g * og * m..(g + 1) * og * m],
-                        &ws[g * og * kg..(g + 1) * og * kg],
-                        false,
-                        &col[g * kg * m..(g + 1) * kg * m],
-                        (og, m, kg),
-                        bias.is_some(),
-                        parallelism,
-                    )?;
-                }
-                Ok(())
-            })
+                    Ok(())
+                },
+            )
         })
     })?;
     Tensor::from_vec(y, (n, o, oh, ow), x.device())
@@ -399,35 +406,42 @@ pub fn input_gradient(
     let mut gx = vec![0f32; n * c * h * w];
     with_f32(grad, |gs| {
         with_f32(weight, |ws| {
-            for_each_image(&mut gx, c * h * w, gs, o * m, parallel, |cols, gximg, gimg| {
-                let pointwise = geo.is_pointwise();
-                if !pointwise {
-                    cols.resize(c * kh * kw * m, 0.0);
-                }
-                for g in 0..groups {
-                    let dst = if pointwise {
-                        &mut gximg[g * kg * m..(g + 1) * kg * m]
-                    } else {
-                        &mut cols[g * kg * m..(g + 1) * kg * m]
-                    };
-                    gemm_into(
-                        dst,
-                        &ws[g * og * kg..(g + 1) * og * kg],
-                        true,
-                        &gimg[g * og * m..(g + 1) * og * m],
-                        (kg, m, og),
-                        false,
-                        parallelism,
-                    )?;
-                }
-                if !pointwise && m > 0 && h * w > 0 {
-                    gximg
-                        .par_chunks_mut(h * w)
-                        .zip(cols.par_chunks(kh * kw * m))
-                        .for_each(|(plane, rows)| col2im_plane(&geo, rows, plane));
-                }
-                Ok(())
-            })
+            for_each_image(
+                &mut gx,
+                c * h * w,
+                gs,
+                o * m,
+                parallel,
+                |cols, gximg, gimg| {
+                    let pointwise = geo.is_pointwise();
+                    if !pointwise {
+                        cols.resize(c * kh * kw * m, 0.0);
+                    }
+                    for g in 0..groups {
+                        let dst = if pointwise {
+                            &mut gximg[g * kg * m..(g + 1) * kg * m]
+                        } else {
+                            &mut cols[g * kg * m..(g + 1) * kg * m]
+                        };
+                        gemm_into(
+                            dst,
+                            &ws[g * og * kg..(g + 1) * og * kg],
+                            true,
+                            &gimg[g * og * m..(g + 1) * og * m],
+                            (kg, m, og),
+                            false,
+                            parallelism,
+                        )?;
+                    }
+                    if !pointwise && m > 0 && h * w > 0 {
+                        gximg
+                            .par_chunks_mut(h * w)
+                            .zip(cols.par_chunks(kh * kw * m))
+                            .for_each(|(plane, rows)| col2im_plane(&geo, rows, plane));
+                    }
+                    Ok(())
+                },
+            )
         })
     })?;
     Tensor::from_vec(gx, (n, c, h, w), grad.device())
@@ -472,14 +486,7 @@ mod tests {
         let b = case
             .bias
             .then(|| Tensor::randn(0f32, 1f32, case.o, &dev).unwrap());
-        let conv = Conv2d::new(
-            w,
-            b,
-            case.stride,
-            case.padding,
-            case.dilation,
-            case.groups,
-        );
+        let conv = Conv2d::new(w, b, case.stride, case.padding, case.dilation, case.groups);
         let x = Tensor::randn(0f32, 1f32, (case.n, case.c, case.hw.0, case.hw.1), &dev).unwrap();
         let fast = conv.forward(&x).unwrap();
         let slow = conv.forward_by_candle(&x).unwrap();

@@ -127,11 +127,7 @@ mod tests {
             );
             let s4 = scale.reshape((1, c, 1, 1)).unwrap();
             let t4 = shift.reshape((1, c, 1, 1)).unwrap();
-            let slow = x
-                .broadcast_mul(&s4)
-                .unwrap()
-                .broadcast_add(&t4)
-                .unwrap();
+            let slow = x.broadcast_mul(&s4).unwrap().broadcast_add(&t4).unwrap();
             let fast = super::channel_affine(&x, &sv, Some(&tv)).unwrap().unwrap();
             assert_eq!(max_abs(&fast, &slow), 0.0, "{dims:?}");
             let slow = x.broadcast_mul(&s4).unwrap();
@@ -150,7 +146,13 @@ mod tests {
         let dev = Device::Cpu;
         let x = Tensor::randn(0f32, 1f32, (3, 4, 50, 60), &dev).unwrap();
         // Negative, zero and positive entries.
-        let keep = x.abs().unwrap().gt(0.3f32).unwrap().to_dtype(x.dtype()).unwrap();
+        let keep = x
+            .abs()
+            .unwrap()
+            .gt(0.3f32)
+            .unwrap()
+            .to_dtype(x.dtype())
+            .unwrap();
         let x = x.mul(&keep).unwrap();
         let g = Tensor::randn(0f32, 1f32, x.dims(), &dev).unwrap();
         let slow = g
@@ -161,7 +163,9 @@ mod tests {
         let x = x.affine(4.0, 0.0).unwrap().round().unwrap(); // values at 0 and 6 included
         let band = x.gt(0f32).unwrap().mul(&x.lt(6f32).unwrap()).unwrap();
         let slow = g.mul(&band.to_dtype(g.dtype()).unwrap()).unwrap();
-        let fast = super::band_gradient(&x, &g, 0.0, Some(6.0)).unwrap().unwrap();
+        let fast = super::band_gradient(&x, &g, 0.0, Some(6.0))
+            .unwrap()
+            .unwrap();
         assert_eq!(max_abs(&fast, &slow), 0.0);
     }
 }
