@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use convlens_shared::methods::{
-    activations, cancel, deconv, explain, filters, folder, images, lifecycle, maximize, model,
-    predict, progress, status, watch,
+    activations, cancel, deconv, explain, filters, folder, history, images, lifecycle, maximize,
+    model, predict, progress, status, watch,
 };
 use convlens_shared::{Message, NotificationMethod, RequestMethod};
 use serde_json::Value;
@@ -71,6 +71,8 @@ fn methods() -> Vec<(&'static str, Check, Option<Check>)> {
         req!(model::ModelLayers),
         note!(model::ModelReloaded),
         note!(model::ModelReloadFailed),
+        req!(history::ModelVersions),
+        req!(history::ModelAtVersion),
         req!(predict::ImagePredict),
         req!(explain::ImageExplain),
         req!(images::ImageList),

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use convlens_daemon::{Config, Service};
 use convlens_models::progress::FnProgress;
+use convlens_shared::methods::history::{AtVersionParams, ModelAtVersion};
 use convlens_shared::methods::lifecycle::{Exit, Shutdown};
 use convlens_shared::methods::model::{LoadParams, ModelLoad};
 use convlens_shared::methods::progress::{ProgressParams, WorkDoneProgress};
@@ -19,6 +20,11 @@ use convlens_shared::{Client, ClientError, RequestId};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ModelArgs;
+
+/// Why `--at-version` cannot run in this process.
+const AT_VERSION_NEEDS_DAEMON: &str = "a checkpoint's versions are those the daemon kept \
+    while it watched it, and this command computes in this process (--no-daemon, or no daemon \
+    could be had); run it through the daemon (`convlens versions MODEL` lists them)";
 
 /// How long an auto-started daemon lives with no client.
 const AUTO_IDLE_EXIT_SECS: u64 = 900;
@@ -87,8 +93,11 @@ impl Engine {
         absolute
     }
 
-    /// Loads the model of `args`; returns its id.
+    /// Loads the model of `args` (at `--at-version`, a frozen version: `m1@3`); returns its id.
     pub fn load_model(&self, args: &ModelArgs) -> anyhow::Result<String> {
+        if let (Some(n), false) = (args.at_version, self.is_daemon()) {
+            anyhow::bail!("--at-version {n}: {AT_VERSION_NEEDS_DAEMON}");
+        }
         let spec = if args.model == "demo" || args.model.starts_with("random:") {
             args.model.clone()
         } else {
@@ -100,7 +109,17 @@ impl Engine {
             labels: args.labels.as_deref().map(|p| self.path_arg(p)),
             watch: Some(self.is_daemon()),
         };
-        Ok(self.request::<ModelLoad>(&params, false)?.model.model_id)
+        let id = self.request::<ModelLoad>(&params, false)?.model.model_id;
+        match args.at_version {
+            Some(version) => {
+                let at = AtVersionParams {
+                    model_id: id,
+                    version,
+                };
+                Ok(self.request::<ModelAtVersion>(&at, false)?.model.model_id)
+            }
+            None => Ok(id),
+        }
     }
 
     /// Sends `M` and waits for its result; with `progress`, long work draws a progress bar.

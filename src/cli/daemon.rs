@@ -31,6 +31,21 @@ pub struct DaemonArgs {
     /// The largest frame accepted, in bytes (suffixes K, M, G).
     #[arg(long, value_parser = parse_bytes)]
     max_frame: Option<u64>,
+    /// Versions of each watched checkpoint kept for `model/atVersion` and `--at-version`
+    /// (0: none); the oldest are dropped first.
+    #[arg(long, default_value_t = convlens_daemon::Config::default().history_versions)]
+    history_versions: usize,
+    /// Bytes the kept checkpoint versions may take on disk together (suffixes K, M, G).
+    #[arg(long, value_parser = parse_bytes, default_value = "1G")]
+    history_bytes: u64,
+    /// How long a changed checkpoint must stay the same (size, mtime, inode) before it is read,
+    /// in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    settle_ms: u64,
+    /// Where kept checkpoint versions are copied (default: daemon-history in convlens's cache
+    /// folder, ~/.cache/convlens).
+    #[arg(long)]
+    history_dir: Option<PathBuf>,
     /// Ask the running daemon to shut down, and exit.
     #[arg(long)]
     stop: bool,
@@ -55,6 +70,13 @@ pub fn run(args: &DaemonArgs, device: &str, socket: PathBuf) -> anyhow::Result<(
         workers: args.workers,
         idle_exit: args.idle_exit.map(Duration::from_secs),
         foreground: args.foreground,
+        settle: Duration::from_millis(args.settle_ms),
+        history_versions: args.history_versions,
+        history_bytes: args.history_bytes,
+        history_dir: args
+            .history_dir
+            .as_ref()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
         ..defaults
     };
     convlens_daemon::run(config)

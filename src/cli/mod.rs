@@ -16,9 +16,10 @@ mod status;
 mod top;
 mod train_demo;
 mod tui;
+mod versions;
 
 use clap::{Parser, Subcommand};
-use convlens_models::{device, LoadOptions, Model};
+use convlens_models::device;
 
 /// Look inside convolutional networks from the terminal.
 #[derive(Parser, Debug)]
@@ -51,6 +52,10 @@ pub struct ModelArgs {
     /// Class names, one a line (ImageNet's by default for 1000 classes).
     #[arg(long)]
     pub labels: Option<std::path::PathBuf>,
+    /// Use version N of the checkpoint as the daemon kept it while watching it (`convlens
+    /// versions MODEL` lists them).
+    #[arg(long, value_name = "N")]
+    pub at_version: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -83,17 +88,8 @@ enum Command {
     Daemon(daemon::DaemonArgs),
     /// The running daemon's models, memory, watches and queue.
     Status(status::StatusArgs),
-}
-
-impl ModelArgs {
-    /// Loads the model on `device`.
-    pub fn load(&self, device: &candle_core::Device) -> anyhow::Result<Model> {
-        let options = LoadOptions {
-            arch: self.arch.clone(),
-            labels: self.labels.clone(),
-        };
-        Ok(Model::load(&self.model, &options, device)?)
-    }
+    /// The versions of a watched checkpoint the daemon kept, with their metrics.
+    Versions(versions::VersionsArgs),
 }
 
 /// Runs the parsed command line.
@@ -123,6 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Neighbors(args) => return neighbors::run(args, &choice),
         Command::Daemon(args) => return daemon::run(args, &cli.device, choice.socket),
         Command::Status(args) => return status::run(args, &choice.socket),
+        Command::Versions(args) => return versions::run(args, &choice),
         _ => {}
     }
     let device = device::parse_device(&cli.device)?;
@@ -131,7 +128,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Predict(_)
         | Command::Explain(_)
         | Command::Daemon(_)
-        | Command::Status(_) => Ok(()),
+        | Command::Status(_)
+        | Command::Versions(_) => Ok(()),
         Command::Filters(_)
         | Command::Activations(_)
         | Command::Deconv(_)
