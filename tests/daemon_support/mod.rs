@@ -57,11 +57,17 @@ impl Daemon {
     pub fn start(tag: &str, args: &[&str]) -> Daemon {
         let scratch = Scratch::new(tag);
         let socket = scratch.path("run/daemon.sock");
+        // Kept checkpoint versions go in the scratch folder, not the user's cache.
+        let history = (!args.contains(&"--history-dir"))
+            .then(|| ["--history-dir".into(), scratch.path("history")])
+            .into_iter()
+            .flatten();
         let child = Command::new(binary())
             .arg("daemon")
             .arg("--socket")
             .arg(&socket)
             .args(args)
+            .args(history)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
