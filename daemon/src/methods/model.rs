@@ -73,34 +73,29 @@ pub fn layers(call: &Call, p: LayersParams) -> Result<LayersResult, MethodError>
         0 => loaded.model.preprocess.crop as usize,
         n => n,
     };
-    cached(
-        call,
-        &version,
-        format!("model/layers {size}"),
-        || {
-            let model = &loaded.model;
-            let tree = model.layer_tree(size)?;
-            Ok(LayersResult {
-                arch: model.arch.clone(),
-                source: model.source.clone(),
-                version: loaded.version,
-                channels: model.preprocess.normalization.channels,
-                input_size: size,
-                total_params: tree.total_params(),
-                layers: tree
-                    .layers
-                    .iter()
-                    .map(|l| LayerInfo {
-                        path: l.path.clone(),
-                        class_name: l.class_name.clone(),
-                        depth: l.depth,
-                        output_shape: l.output_shape.clone(),
-                        params: l.params,
-                        is_leaf: l.is_leaf,
-                        node: l.node,
-                    })
-                    .collect(),
-            })
-        },
-    )
+    cached(call, &version, format!("model/layers {size}"), || {
+        let model = &loaded.model;
+        let tree = model.layer_tree(size)?;
+        Ok(LayersResult {
+            arch: model.arch.clone(),
+            source: model.source.clone(),
+            version: loaded.version,
+            channels: model.preprocess.normalization.channels,
+            input_size: size,
+            total_params: tree.total_params(),
+            layers: tree
+                .layers
+                .iter()
+                .map(|l| LayerInfo {
+                    path: l.path.clone(),
+                    class_name: l.class_name.clone(),
+                    depth: l.depth,
+                    output_shape: l.output_shape.clone(),
+                    params: l.params,
+                    is_leaf: l.is_leaf,
+                    node: l.node,
+                })
+                .collect(),
+        })
+    })
 }
