@@ -132,16 +132,51 @@ fn yosinski1_raises_class_channel_and_neuron() {
     assert_raises(&model, neuron, Preset::Yosinski(1), 200, SIZE, 10.0);
 }
 
+/// Runs `preset` on `objective` from three seeds and checks the median final value ≥ `factor` ×
+/// max(largest start, scale): for presets whose clipping makes one run's end depend on last-bit
+/// rounding.
+fn assert_median_raises(
+    model: &Model,
+    objective: Objective,
+    preset: Preset,
+    steps: usize,
+    size: usize,
+    factor: f32,
+) {
+    let what = format!("{} {}", preset.name(), objective.describe());
+    let scale = unit_scale(model, &objective, size);
+    let mut starts = Vec::new();
+    let mut ends = Vec::new();
+    for seed in [1, 2, 3] {
+        let mut o = options(objective.clone(), preset, steps, size);
+        o.seed = seed;
+        let result = maximize(model, &o, &Silent).unwrap();
+        starts.push(result.start_values[0]);
+        ends.push(result.final_values[0]);
+    }
+    let base = starts.iter().copied().fold(scale, f32::max);
+    let mut sorted = ends.clone();
+    sorted.sort_by(f32::total_cmp);
+    let median = sorted[1];
+    assert!(
+        median >= factor * base,
+        "{what}: starts {starts:?} -> ends {ends:?} in {steps} steps; median below {factor} x max(start, scale {scale})"
+    );
+}
+
 /// yosinski2's decay of 0.3 a step holds the image near lr/decay times the gradient, so each
 /// objective settles at an equilibrium within tens of steps. For a logit that is small at 64
-/// pixels; at 128 the class clears 10× within 80 steps. The channel's mean settles at 9–10× its
+/// pixels; at 128 the class clears 10× within 80 steps in most runs, but the 20th-percentile
+/// norm clipping makes a single run chaotic: a last-bit change in a convolution's sum moved
+/// seed 7's logit from 12.6 to 0.99 (seeds 1–5 gave 0.75–24.5 on either convolution path), so
+/// the class is checked on the median of three seeds. The channel's mean settles at 9–10× its
 /// scale (18.7 after 60 steps, 21.9 after 150, 20.7 after 200, against a 10× mark of 21.5), so
 /// it gets an 8× check.
 #[test]
 fn yosinski2_raises_class_channel_and_neuron() {
     let model = demo();
     let [class, channel, neuron] = objectives();
-    assert_raises(&model, class, Preset::Yosinski(2), 80, 128, 10.0);
+    assert_median_raises(&model, class, Preset::Yosinski(2), 80, 128, 10.0);
     assert_raises(&model, channel, Preset::Yosinski(2), 100, SIZE, 8.0);
     assert_raises(&model, neuron, Preset::Yosinski(2), 60, SIZE, 10.0);
 }
