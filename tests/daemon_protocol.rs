@@ -17,7 +17,7 @@ use convlens_shared::methods::status::Status;
 use convlens_shared::methods::watch::{WatchAdd, WatchParams};
 use convlens_shared::methods::NoParams;
 use convlens_shared::{Client, ClientError, Message, RequestId};
-use daemon_support::{wait_for, write_input, Daemon};
+use daemon_support::{server_error, wait_for, write_input, Daemon};
 use serde_json::json;
 
 fn load_demo(client: &Client) -> String {
@@ -29,13 +29,6 @@ fn load_demo(client: &Client) -> String {
         .unwrap()
         .model
         .model_id
-}
-
-fn server_error(r: Result<serde_json::Value, ClientError>) -> convlens_shared::ResponseError {
-    match r {
-        Err(ClientError::Server(e)) => e,
-        other => panic!("expected an error response, got {other:?}"),
-    }
 }
 
 #[test]

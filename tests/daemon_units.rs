@@ -16,7 +16,7 @@ use convlens_shared::methods::model::{LoadParams, ModelLoad};
 use convlens_shared::methods::status::Status;
 use convlens_shared::methods::NoParams;
 use convlens_shared::{Client, ClientError};
-use daemon_support::{write_input, Daemon};
+use daemon_support::{assert_close, server_error, write_input, Daemon};
 
 /// The model every test uses: small, and the same weights in the daemon and in-process.
 const MODEL: &str = "random:resnet18";
@@ -34,25 +34,6 @@ fn load(client: &Client) -> String {
 
 fn engine() -> Model {
     Model::load(MODEL, &LoadOptions::default(), &Device::Cpu).unwrap()
-}
-
-/// `got` equals `want` within 1e-5 of `want`'s largest magnitude.
-fn assert_close(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= 1e-5 * scale,
-            "{what}[{i}]: {g} vs {w} (scale {scale})"
-        );
-    }
-}
-
-fn server_error<T: std::fmt::Debug>(r: Result<T, ClientError>) -> convlens_shared::ResponseError {
-    match r {
-        Err(ClientError::Server(e)) => e,
-        other => panic!("expected an error response, got {other:?}"),
-    }
 }
 
 #[test]

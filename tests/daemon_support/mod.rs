@@ -170,3 +170,25 @@ pub fn write_input(path: &Path, size: usize, seed: u64) {
         .write_npy(path)
         .unwrap();
 }
+
+/// `got` equals `want` within 1e-5 of `want`'s largest magnitude.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-5 * scale,
+            "{what}[{i}]: {g} vs {w} (scale {scale})"
+        );
+    }
+}
+
+/// The error response `r` must be.
+pub fn server_error<T: std::fmt::Debug>(
+    r: Result<T, convlens_shared::ClientError>,
+) -> convlens_shared::ResponseError {
+    match r {
+        Err(convlens_shared::ClientError::Server(e)) => e,
+        other => panic!("expected an error response, got {other:?}"),
+    }
+}
