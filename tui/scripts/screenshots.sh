@@ -77,4 +77,8 @@ shot help
 keys Escape Tab g f
 wait_for "filter 0/32"
 shot filters
+keys t
+wait_for "Map t-SNE of 5 images"
+wait_for "Enter: make it current"
+shot map
 keys q
