@@ -403,3 +403,56 @@ fn layer_filters_equal_the_engine() {
     assert_eq!(e.code, codes::REQUEST_FAILED);
     assert!(e.message.contains("layer1"), "{}", e.message);
 }
+
+#[test]
+fn predict_explain_activations_and_deconv_of_one_image_share_one_forward_pass() {
+    use convlens_models::explain::{explain, ExplainOptions, Method};
+    use convlens_shared::methods::explain::{ExplainParams, ImageExplain};
+    use convlens_shared::methods::predict::{ImagePredict, PredictParams};
+
+    let d = Daemon::start("one-forward", &[]);
+    let c = d.client();
+    let id = load(&c);
+    let x = d.scratch.path("x.npy");
+    write_input(&x, 64, 5);
+    let image = x.display().to_string();
+    let before = c.request::<Status>(&NoParams {}).unwrap().forward_passes;
+
+    c.request::<ImagePredict>(&PredictParams {
+        model_id: id.clone(),
+        images: vec![image.clone()],
+        top: 5,
+        logits: false,
+    })
+    .unwrap();
+    let mut params = ExplainParams::new(&id, &image);
+    params.render = false;
+    let got = c.request::<ImageExplain>(&params).unwrap();
+    c.request::<UnitActivations>(&ActivationsParams::new(&id, &image, "layer3"))
+        .unwrap();
+    c.request::<UnitDeconv>(&DeconvParams::new(&id, &image, "layer2", vec![1]))
+        .unwrap();
+    let after = c.request::<Status>(&NoParams {}).unwrap().forward_passes;
+    assert_eq!(
+        after - before,
+        1,
+        "predict, Grad-CAM, the unit grid and a deconvnet projection of one image cost one \
+         forward pass"
+    );
+
+    // The explanation made from the cached trace equals the engine's own.
+    let model = engine();
+    let input = load_input(&x, &model.preprocess, &Device::Cpu).unwrap();
+    let want = explain(
+        &model,
+        &input,
+        &ExplainOptions {
+            method: Method::from_name("gradcam").unwrap(),
+            ..ExplainOptions::default()
+        },
+    )
+    .unwrap();
+    let map = got.explanations[0].map.as_ref().unwrap().to_f32().unwrap();
+    let want_map = want.map.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_close("gradcam", &map, &want_map);
+}

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use candle_core::Tensor;
-use convlens_models::graph::NodeId;
+use convlens_models::graph::{NodeId, Trace};
 use convlens_models::{Error, Model, Result};
 
 use super::{tensor_bytes, ByteLru, VersionKey};
@@ -110,6 +110,22 @@ impl ActivationCache {
         let bytes = activations.bytes();
         lock(&self.entries).insert(key, Arc::clone(&activations), bytes);
         Ok(activations)
+    }
+
+    /// The forward trace of every node of `model` for `image` (computed from `input` and kept
+    /// when the cache holds less), for the methods that run backward passes over it.
+    pub fn full_trace(
+        &self,
+        version: &VersionKey,
+        model: &Model,
+        image: &ImageKey,
+        input: &Tensor,
+    ) -> Result<Trace> {
+        let forward = self.get_or_forward(version, model, image, None, || Ok(input.clone()))?;
+        let nodes = model.graph.nodes().len();
+        Ok(Trace::from_outputs(
+            (0..nodes).map(|n| forward.get(n).cloned()).collect(),
+        ))
     }
 
     /// Keeps the logits of images whose forward pass ran elsewhere (a batch).

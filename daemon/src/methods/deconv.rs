@@ -6,7 +6,8 @@ use std::path::Path;
 use convlens_models::graph::BackwardRule;
 use convlens_models::render::input_photo;
 use convlens_models::units::{
-    reconstruct, render_reconstructions, DeconvOptions, Reconstruction, UnitPosition, UnitSelection,
+    reconstruct_with_trace, render_reconstructions, DeconvOptions, Reconstruction, UnitPosition,
+    UnitSelection,
 };
 use convlens_shared::array::Array;
 use convlens_shared::methods::deconv::{
@@ -41,8 +42,12 @@ pub fn deconv(call: &Call, p: DeconvParams) -> Result<DeconvResult, MethodError>
     cached(call, &version, key, || {
         let model = &loaded.model;
         let input = call.service.inputs.get_or_load(&version, model, &image)?;
-        call.service.activations.count_forward();
-        let recs = reconstruct(&model.graph, &input, &options, call.progress)?;
+        // The full forward trace from the activation cache, shared with predict and explain.
+        let trace = call
+            .service
+            .activations
+            .full_trace(&version, model, &image, &input)?;
+        let recs = reconstruct_with_trace(&model.graph, &input, &trace, &options, call.progress)?;
         let picture = if p.render {
             let norm = model.normalization();
             let photo = input_photo(&input, norm.mean, norm.std)?;

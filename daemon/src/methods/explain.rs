@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use candle_core::{DType, Device};
-use convlens_models::explain::{explain_with_progress, Baseline, ExplainOptions, Method};
+use convlens_models::explain::{explain_with_trace, Baseline, ExplainOptions, Method};
 use convlens_models::render::{input_photo, Colormap};
 use convlens_shared::array::Array;
 use convlens_shared::methods::explain::{
@@ -38,6 +38,12 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
     cached(call, &version, key, || {
         let model = &loaded.model;
         let input = call.service.inputs.get_or_load(&version, model, &image)?;
+        // The full forward trace from the activation cache: predict, activations and every
+        // explanation of this image share one forward pass.
+        let trace = call
+            .service
+            .activations
+            .full_trace(&version, model, &image, &input)?;
         let cmap = Colormap::from_name(&p.cmap)?;
         let methods = if p.method == "all" {
             Method::all()
@@ -77,7 +83,7 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
                 method,
                 ..base.clone()
             };
-            let e = match explain_with_progress(model, &input, &options, call.progress) {
+            let e = match explain_with_trace(model, &input, &trace, &options, call.progress) {
                 Ok(e) => e,
                 Err(convlens_models::Error::Cancelled) => return Err(MethodError::cancelled()),
                 // `all` skips what does not apply to this model (plain CAM without a GAP head).

@@ -60,7 +60,11 @@ pub fn predict(call: &Call, p: PredictParams) -> Result<PredictResult, MethodErr
         call.progress.step(done * BATCH, missing.len(), "predict")?;
         let (indices, batch) = chunk;
         let same_shape = batch.windows(2).all(|w| w[0].dims() == w[1].dims());
-        if same_shape {
+        // One image (what the TUI asks as the user moves) keeps its whole forward trace, so the
+        // unit grid and every explanation of it that follow cost no forward pass; a batch keeps
+        // logits only.
+        let single = missing.len() == 1;
+        if same_shape && !single {
             service.activations.count_forward();
             let logits = model.logits(&Tensor::cat(batch, 0)?)?;
             for (row, &i) in indices.iter().enumerate() {
@@ -76,7 +80,7 @@ pub fn predict(call: &Call, p: PredictParams) -> Result<PredictResult, MethodErr
                     &version,
                     model,
                     &keys[i],
-                    Some(&[]),
+                    if single { None } else { Some(&[]) },
                     || Ok(x.clone()),
                 )?;
                 rows[i] = Some(a.logits.clone());

@@ -98,14 +98,27 @@ pub fn explain_with_progress(
     options: &ExplainOptions,
     progress: &dyn Progress,
 ) -> Result<Explanation> {
-    if input.rank() != 4 || input.dim(0)? != 1 {
-        return Err(Error::Shape {
-            what: "explain input".into(),
-            expected: "[1, C, H, W]".into(),
-            found: format!("{:?}", input.dims()),
-        });
-    }
+    check_input(input)?;
     let trace = model.graph.forward(input, None)?;
+    explain_with_trace(model, input, &trace, options, progress)
+}
+
+/// [`explain_with_progress`] from a full forward trace of `input` already made (the daemon keeps
+/// them per image), so that the explanation costs no forward pass of its own. A trace that does
+/// not keep every node's output is refused.
+pub fn explain_with_trace(
+    model: &Model,
+    input: &Tensor,
+    trace: &Trace,
+    options: &ExplainOptions,
+    progress: &dyn Progress,
+) -> Result<Explanation> {
+    check_input(input)?;
+    if !trace.is_complete(model.graph.nodes().len()) {
+        return Err(Error::InvalidArgument(
+            "explain needs the forward trace of every node; this one keeps only some".into(),
+        ));
+    }
     let logits = trace
         .output()
         .ok_or_else(|| Error::InvalidArgument("the network produced no output".into()))?
@@ -136,7 +149,7 @@ pub fn explain_with_progress(
     let ctx = Context {
         model,
         input,
-        trace: &trace,
+        trace,
         target,
         progress,
     };
@@ -157,6 +170,18 @@ pub fn explain_with_progress(
         }
     }
     Ok(explanation)
+}
+
+/// Refuses an input that is not one image [1, C, H, W].
+fn check_input(input: &Tensor) -> Result<()> {
+    if input.rank() != 4 || input.dim(0)? != 1 {
+        return Err(Error::Shape {
+            what: "explain input".into(),
+            expected: "[1, C, H, W]".into(),
+            found: format!("{:?}", input.dims()),
+        });
+    }
+    Ok(())
 }
 
 /// What every method reads: the model, the input, its full forward trace and the class.

@@ -54,6 +54,16 @@ impl Trace {
     pub fn output(&self) -> Option<&Tensor> {
         self.outputs.last().and_then(Option::as_ref)
     }
+
+    /// A trace from node outputs kept elsewhere (a cache), `outputs[i]` being node `i`'s.
+    pub fn from_outputs(outputs: Vec<Option<Tensor>>) -> Trace {
+        Trace { outputs }
+    }
+
+    /// Whether every one of a graph's `nodes` outputs is kept (what a backward pass needs).
+    pub fn is_complete(&self, nodes: usize) -> bool {
+        self.outputs.len() == nodes && self.outputs.iter().all(Option::is_some)
+    }
 }
 
 impl Graph {

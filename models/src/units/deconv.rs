@@ -13,7 +13,7 @@ use super::array::HostArray;
 use super::feature_layer::feature_layer;
 use super::receptive_field::{receptive_field, ReceptiveField};
 use super::tiles::to_byte;
-use crate::graph::{BackwardRule, Graph};
+use crate::graph::{BackwardRule, Graph, Trace};
 use crate::progress::Progress;
 use crate::render::grid;
 use crate::{Error, Result};
@@ -95,7 +95,26 @@ pub fn reconstruct(
 ) -> Result<Vec<Reconstruction>> {
     check_single_image(input)?;
     let trace = graph.forward(input, None)?;
-    let layer = feature_layer(graph, &trace, &options.layer)?;
+    reconstruct_with_trace(graph, input, &trace, options, progress)
+}
+
+/// [`reconstruct`] from a full forward trace of `input` already made (the daemon keeps them per
+/// image): no forward pass of its own. A trace that does not keep every node's output is refused.
+pub fn reconstruct_with_trace(
+    graph: &Graph,
+    input: &Tensor,
+    trace: &Trace,
+    options: &DeconvOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<Reconstruction>> {
+    check_single_image(input)?;
+    if !trace.is_complete(graph.nodes().len()) {
+        return Err(Error::InvalidArgument(
+            "a reconstruction needs the forward trace of every node; this one keeps only some"
+                .into(),
+        ));
+    }
+    let layer = feature_layer(graph, trace, &options.layer)?;
     let output = trace
         .get(layer.node)
         .ok_or_else(|| Error::InvalidArgument(format!("no output for `{}`", layer.name)))?;
@@ -134,9 +153,9 @@ pub fn reconstruct(
             UnitPosition::All => (map.clone(), None),
         };
         let signal = place_channel(&kept, unit, c)?;
-        let back = graph.backward(&trace, layer.node, &signal, 0, options.rule)?;
+        let back = graph.backward(trace, layer.node, &signal, 0, options.rule)?;
         let receptive_field = match location {
-            Some((row, col)) => Some(receptive_field(graph, &trace, layer.node, row, col)?),
+            Some((row, col)) => Some(receptive_field(graph, trace, layer.node, row, col)?),
             None => None,
         };
         results.push(Reconstruction {

@@ -19,7 +19,8 @@ pub use activations::{
 };
 pub use array::HostArray;
 pub use deconv::{
-    reconstruct, render_reconstructions, DeconvOptions, Reconstruction, UnitPosition, UnitSelection,
+    reconstruct, reconstruct_with_trace, render_reconstructions, DeconvOptions, Reconstruction,
+    UnitPosition, UnitSelection,
 };
 pub use feature_layer::{feature_layer, feature_layer_in, FeatureLayer};
 pub use filters::{
