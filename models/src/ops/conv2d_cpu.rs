@@ -449,22 +449,10 @@ pub fn input_gradient(
 
 #[cfg(test)]
 mod tests {
+    use crate::ops::test_compare::max_rel;
     use candle_core::{Device, Tensor};
 
     use crate::ops::{Conv2d, Padding};
-
-    fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
-        assert_eq!(a.dims(), b.dims());
-        let d = a.sub(b).unwrap().abs().unwrap().max_all().unwrap();
-        let s = b
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        d.to_scalar::<f32>().unwrap() / s.max(1e-6)
-    }
 
     struct Case {
         n: usize,

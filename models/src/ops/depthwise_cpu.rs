@@ -155,24 +155,13 @@ fn backward_plane(plan: &Plan, w: &[f32], g: &[f32], gx: &mut [f32]) {
 
 #[cfg(test)]
 mod tests {
+    use crate::ops::test_compare::max_rel;
     use candle_core::{Device, Tensor};
 
     use super::super::depthwise::{
         depthwise_forward_by_taps as depthwise_forward,
         depthwise_input_gradient_by_taps as depthwise_input_gradient,
     };
-
-    fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
-        let d = a.sub(b).unwrap().abs().unwrap().max_all().unwrap();
-        let s = b
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        d.to_scalar::<f32>().unwrap() / s.max(1e-6)
-    }
 
     #[test]
     fn the_cpu_loops_equal_the_candle_path() {

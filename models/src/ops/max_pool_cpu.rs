@@ -132,21 +132,10 @@ pub fn backward(window: &PoolWindow, x: &Tensor, y: &Tensor, grad: &Tensor) -> R
 
 #[cfg(test)]
 mod tests {
+    use crate::ops::test_compare::max_abs;
     use candle_core::{Device, Tensor};
 
     use crate::ops::{MaxPool2d, PoolWindow};
-
-    fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
-        assert_eq!(a.dims(), b.dims());
-        a.sub(b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
 
     #[test]
     fn the_cpu_loops_equal_the_candle_path() {

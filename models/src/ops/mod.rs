@@ -252,3 +252,6 @@ impl Op {
         }
     }
 }
+
+#[cfg(test)]
+mod test_compare;

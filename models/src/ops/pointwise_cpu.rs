@@ -99,19 +99,8 @@ pub fn band_gradient(
 
 #[cfg(test)]
 mod tests {
+    use crate::ops::test_compare::max_abs;
     use candle_core::{Device, Tensor};
-
-    fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
-        assert_eq!(a.dims(), b.dims());
-        a.sub(b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
 
     #[test]
     fn channel_affine_equals_the_broadcast_ops() {
