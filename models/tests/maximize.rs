@@ -120,9 +120,13 @@ fn none_raises_class_channel_and_neuron_tenfold() {
     }
 }
 
-/// yosinski1 zeroes the half of the pixels of smallest norm every step and blurs every fourth:
-/// a channel's mean over all positions climbs slowly against that (about 7.5× its scale after
-/// 300 steps at 64 pixels), so the channel gets a 5× check; class and neuron get 10×.
+/// The channel checks of yosinski1, 2 and 4 are below the issue's 10×: their priors bound a
+/// channel's mean over all positions, whatever the step size (docs/GALLERY.md, "How far each
+/// preset drives its objective", has the full runs at 224 pixels: 4.0×, 6.1× and 2.1× their
+/// scale, against 9.8× for yosinski3 and 11–13× for none and lucid). At 64 pixels they reach
+/// 6.9×, 9.8× and 3.5×; the checks leave room under that. Class and neuron get 10× everywhere.
+///
+/// yosinski1 zeroes the half of the pixels of smallest norm every step and blurs every fourth.
 #[test]
 fn yosinski1_raises_class_channel_and_neuron() {
     let model = demo();
@@ -132,51 +136,16 @@ fn yosinski1_raises_class_channel_and_neuron() {
     assert_raises(&model, neuron, Preset::Yosinski(1), 200, SIZE, 10.0);
 }
 
-/// Runs `preset` on `objective` from three seeds and checks the median final value ≥ `factor` ×
-/// max(largest start, scale): for presets whose clipping makes one run's end depend on last-bit
-/// rounding.
-fn assert_median_raises(
-    model: &Model,
-    objective: Objective,
-    preset: Preset,
-    steps: usize,
-    size: usize,
-    factor: f32,
-) {
-    let what = format!("{} {}", preset.name(), objective.describe());
-    let scale = unit_scale(model, &objective, size);
-    let mut starts = Vec::new();
-    let mut ends = Vec::new();
-    for seed in [1, 2, 3] {
-        let mut o = options(objective.clone(), preset, steps, size);
-        o.seed = seed;
-        let result = maximize(model, &o, &Silent).unwrap();
-        starts.push(result.start_values[0]);
-        ends.push(result.final_values[0]);
-    }
-    let base = starts.iter().copied().fold(scale, f32::max);
-    let mut sorted = ends.clone();
-    sorted.sort_by(f32::total_cmp);
-    let median = sorted[1];
-    assert!(
-        median >= factor * base,
-        "{what}: starts {starts:?} -> ends {ends:?} in {steps} steps; median below {factor} x max(start, scale {scale})"
-    );
-}
-
 /// yosinski2's decay of 0.3 a step holds the image near lr/decay times the gradient, so each
-/// objective settles at an equilibrium within tens of steps. For a logit that is small at 64
-/// pixels; at 128 the class clears 10× within 80 steps in most runs, but the 20th-percentile
-/// norm clipping makes a single run chaotic: a last-bit change in a convolution's sum moved
-/// seed 7's logit from 12.6 to 0.99 (seeds 1–5 gave 0.75–24.5 on either convolution path), so
-/// the class is checked on the median of three seeds. The channel's mean settles at 9–10× its
-/// scale (18.7 after 60 steps, 21.9 after 150, 20.7 after 200, against a 10× mark of 21.5), so
-/// it gets an 8× check.
+/// objective settles within tens of steps. For a class at 64 pixels the 20th-percentile norm
+/// clipping sends some seeds back to the mean image (seeds 7 and 1 end at 0.06, seeds 2 and 3
+/// at 28 and 43); at 128 pixels seeds 7, 1, 2 and 3 all end at 27–32, 150× the scale, so the
+/// class runs there.
 #[test]
 fn yosinski2_raises_class_channel_and_neuron() {
     let model = demo();
     let [class, channel, neuron] = objectives();
-    assert_median_raises(&model, class, Preset::Yosinski(2), 80, 128, 10.0);
+    assert_raises(&model, class, Preset::Yosinski(2), 80, 128, 10.0);
     assert_raises(&model, channel, Preset::Yosinski(2), 100, SIZE, 8.0);
     assert_raises(&model, neuron, Preset::Yosinski(2), 60, SIZE, 10.0);
 }
@@ -190,8 +159,9 @@ fn yosinski3_raises_class_channel_and_neuron_tenfold() {
 }
 
 /// yosinski4 keeps only the 10 % of pixels that contribute most, every step: a channel's mean
-/// over all positions barely moves against that (2× its scale at 224 pixels after the preset's
-/// 1000 steps, 3× here after 300), so the channel gets a 2× check; class and neuron get 10×.
+/// over all positions climbs to about 3× its scale against that (3.5× here after 300 steps;
+/// 2.1× at 224 pixels after the preset's 1000, and 2.9× at most when the progress rule aims at
+/// 10 or 50 a step instead of 2).
 #[test]
 fn yosinski4_raises_class_channel_and_neuron() {
     let model = demo();
@@ -199,6 +169,31 @@ fn yosinski4_raises_class_channel_and_neuron() {
     assert_raises(&model, class, Preset::Yosinski(4), 60, SIZE, 10.0);
     assert_raises(&model, channel, Preset::Yosinski(4), 300, SIZE, 2.0);
     assert_raises(&model, neuron, Preset::Yosinski(4), 300, SIZE, 10.0);
+}
+
+/// The pixel presets give each image at its best step, as the toolbox's `best_X`: the final
+/// objective is the highest of the run, not the last.
+#[test]
+fn pixel_presets_return_the_best_step() {
+    let model = demo();
+    let result = maximize(
+        &model,
+        &options(Objective::Class(1), Preset::Yosinski(1), 60, SIZE),
+        &Silent,
+    )
+    .unwrap();
+    let values: Vec<f32> = result.history.iter().map(|v| v[0]).collect();
+    let best = values.iter().copied().fold(f32::MIN, f32::max);
+    let last = values[values.len() - 1];
+    assert!(
+        last < best,
+        "this run must end below its best for the test to show anything: {values:?}"
+    );
+    let end = result.final_values[0];
+    assert!(
+        (end - best).abs() <= 1e-4 * best.abs(),
+        "final {end}, best step {best}, last step {last}"
+    );
 }
 
 #[test]

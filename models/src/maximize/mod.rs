@@ -16,6 +16,7 @@ pub mod objective;
 mod pixel_ascent;
 pub mod presets;
 pub mod regularizers;
+pub mod step_size;
 pub mod transforms;
 
 use candle_core::{DType, Device, Tensor};
@@ -107,7 +108,8 @@ pub struct Maximization {
     pub preset: Preset,
     /// Steps taken (forward + backward passes).
     pub steps: usize,
-    /// The images in [0, 1], [B, C, S, S], on the model's device.
+    /// The images in [0, 1], [B, C, S, S], on the model's device: the last step's for `lucid`,
+    /// each image's best step for the pixel presets (the toolbox's `best_X`).
     pub images: Tensor,
     /// The same images as the network's input (normalized), [B, C, S, S].
     pub inputs: Tensor,
@@ -118,7 +120,7 @@ pub struct Maximization {
     pub similarity: Vec<f32>,
     /// The objective of each starting image, seen as is.
     pub start_values: Vec<f32>,
-    /// The objective of each final image, seen as is.
+    /// The objective of each resulting image, seen as is.
     pub final_values: Vec<f32>,
     /// Snapshots for an animation, when asked for.
     pub frames: Vec<Frame>,

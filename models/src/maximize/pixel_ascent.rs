@@ -1,15 +1,17 @@
 //! The pixel-space loop of the `none` and `yosinski1..4` presets, step for step as
-//! deep-visualization-toolbox's `GradientOptimizer._optimize`, on a batch.
+//! deep-visualization-toolbox's `GradientOptimizer._optimize`, on a batch, keeping each image's
+//! best step as the toolbox keeps `best_xx`.
 
 use candle_core::{DType, Device, Tensor};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::gradient::Ascent;
-use super::presets::{LearningRate, PixelAscent, Start};
+use super::presets::{PixelAscent, Start};
 use super::regularizers::{
     clip_range, clip_small_contribution, clip_small_norm, l2_decay, GaussianBlur,
 };
+use super::step_size::StepSize;
 use super::{Frame, Run, Trajectory};
 use crate::input::Normalization;
 use crate::progress::Progress;
@@ -89,8 +91,48 @@ pub fn start(
     })
 }
 
-/// Runs `steps` steps from `x0` (already clipped) and returns the last pixels, the history and
-/// the frames.
+/// Each image of a batch at the step where its objective was highest so far (the first such
+/// step on a tie, as the toolbox's strict `>`).
+struct BestSoFar {
+    values: Vec<f32>,
+    x: Option<Tensor>,
+}
+
+impl BestSoFar {
+    fn new(batch: usize) -> Self {
+        BestSoFar {
+            values: vec![f32::NEG_INFINITY; batch],
+            x: None,
+        }
+    }
+
+    /// Takes the images of `x` whose `values` beat their best.
+    fn update(&mut self, x: &Tensor, values: &[f32]) -> Result<()> {
+        let better: Vec<u8> = values
+            .iter()
+            .zip(&self.values)
+            .map(|(v, best)| u8::from(v > best))
+            .collect();
+        for (best, v) in self.values.iter_mut().zip(values) {
+            if v > best {
+                *best = *v;
+            }
+        }
+        self.x = Some(match &self.x {
+            None => x.clone(),
+            Some(kept) => {
+                let b = better.len();
+                let mask =
+                    Tensor::from_vec(better, (b, 1, 1, 1), x.device())?.broadcast_as(x.shape())?;
+                mask.where_cond(x, kept)?
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Runs `steps` steps from `x0` (already clipped) and returns each image's best pixels (the
+/// objective measured on the image as is), the history and the frames.
 pub fn run(
     ascent: &Ascent,
     settings: &PixelAscent,
@@ -99,12 +141,14 @@ pub fn run(
     run: &Run,
     progress: &dyn Progress,
 ) -> Result<(Tensor, Trajectory)> {
-    let (_, _, h, w) = x0.dims4()?;
+    let (batch, _, h, w) = x0.dims4()?;
     let blur = if settings.blur_every > 0 && settings.blur_width > 0.0 {
         Some(GaussianBlur::new(settings.blur_width, h, w, x0.device())?)
     } else {
         None
     };
+    let mut step_size = StepSize::new(settings.learning_rate, settings.step_scale);
+    let mut best = BestSoFar::new(batch);
     let mut x = x0;
     let mut trajectory = Trajectory::default();
     for step in 0..run.steps {
@@ -114,26 +158,14 @@ pub fn run(
         }
         let result = ascent.gradient(&space.input(&x)?)?;
         progress.step(step + 1, run.steps, &run.message(&result.values))?;
+        best.update(&x, &result.values)?;
         trajectory.record(result.values, result.similarity);
         if step + 1 == run.steps {
-            // The toolbox's last iteration only measures, so the result is the image measured.
+            // The toolbox's last iteration only measures.
             break;
         }
         let grad = space.gradient(&result.gradient)?;
-        let lr = match settings.learning_rate {
-            LearningRate::Constant(lr) => grad.ones_like()?.affine(lr, 0.0)?,
-            LearningRate::Progress {
-                max_lr,
-                desired_progress,
-            } => {
-                let norm_sq = grad.sqr()?.sum_keepdim((1, 2, 3))?;
-                // desired / ‖g‖², capped; a zero gradient gets the cap (and moves nothing).
-                norm_sq
-                    .recip()?
-                    .affine(desired_progress, 0.0)?
-                    .clamp(0f32, max_lr as f32)?
-            }
-        };
+        let lr = step_size.rates(&grad)?;
         x = x.add(&grad.broadcast_mul(&lr)?)?;
         if settings.decay > 0.0 {
             x = l2_decay(&x, settings.decay)?;
@@ -150,5 +182,5 @@ pub fn run(
             x = clip_small_contribution(&x, &grad, settings.small_contribution_percentile)?;
         }
     }
-    Ok((x, trajectory))
+    Ok((best.x.unwrap_or(x), trajectory))
 }

@@ -1,6 +1,7 @@
 //! The named recipes: plain gradient ascent (Simonyan et al. 2014), the four regularized
 //! settings of Yosinski et al. 2015 (Table 1), and Lucid's "better priors" (Olah et al. 2017).
 
+use super::step_size::StepScale;
 use super::transforms::TransformRobustness;
 use crate::{Error, Result};
 
@@ -46,7 +47,8 @@ pub enum Start {
 /// Gradient ascent on the pixels with Yosinski's regularizers, in the toolbox's units (mean-
 /// subtracted 0–255 pixels, as Caffe's input): each step clips to the valid range, runs the
 /// network, then `x += lr·grad; x *= 1 − decay`, blurs every `blur_every` steps, and zeroes the
-/// pixels of small norm and of small contribution. The last step only measures.
+/// pixels of small norm and of small contribution. The last step only measures; the result is
+/// each image at its best step (the toolbox's `best_X`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PixelAscent {
     /// θ_decay: L2 decay per step.
@@ -61,6 +63,8 @@ pub struct PixelAscent {
     pub small_contribution_percentile: f64,
     /// Step size rule.
     pub learning_rate: LearningRate,
+    /// How the rule's learning rates carry over from CaffeNet to the model.
+    pub step_scale: StepScale,
     /// Steps (forward + backward passes).
     pub steps: usize,
     /// Starting image.
@@ -133,7 +137,9 @@ impl Preset {
     ///
     /// The Yosinski rows are the toolbox's command lines for Table 1 (its README, "Reproducing
     /// paper results"), with their learning-rate rules and iteration counts; they start from
-    /// the mean plus N(0, 10) noise, the toolbox's default. `none` has no blur and no clipping;
+    /// the mean plus N(0, 10) noise, the toolbox's default. Their learning rates (given for
+    /// CaffeNet) are calibrated to the model at the first step ([`StepScale::Calibrated`]: lr
+    /// 100 becomes the step that gains 2 there). `none` has no blur and no clipping;
     /// Simonyan et al. give no λ and no step size, so it takes row 3's decay (1e-4) and row 4's
     /// "progress" step (each step aims at +2 on the objective): the constant step of 100 that the
     /// toolbox calibrated for CaffeNet's raw pixels leaves the demo model at the mean image
@@ -147,6 +153,10 @@ impl Preset {
                 small_norm_percentile: norm,
                 small_contribution_percentile: contribution,
                 learning_rate: lr,
+                step_scale: StepScale::Calibrated {
+                    reference_lr: 100.0,
+                    desired_progress: 2.0,
+                },
                 steps,
                 start: Start::MeanPlusNoise(10.0),
             })
@@ -163,6 +173,7 @@ impl Preset {
                 small_norm_percentile: 0.0,
                 small_contribution_percentile: 0.0,
                 learning_rate: progress(1e8),
+                step_scale: StepScale::AsGiven,
                 steps: 500,
                 start: Start::Mean,
             }),
