@@ -164,7 +164,17 @@ mod tests {
                 let g = Tensor::randn(0f32, 1f32, fast.dims(), &dev).unwrap();
                 let fast_g = super::backward(&window, &x, &fast, &g).unwrap();
                 let slow_g = pool.backward_by_candle(&x, &slow, &g).unwrap();
-                assert!(max_abs(&fast_g, &slow_g) < 1e-6, "backward {window:?}");
+                // A position's gradient sums up to kh·kw window gradients, in another order
+                // than candle's: allow f32 rounding of such a sum (seen: up to 2e-6 on sums ~5).
+                let diff = max_abs(&fast_g, &slow_g);
+                let largest = slow_g.abs().unwrap().max_all().unwrap();
+                let largest = largest.to_scalar::<f32>().unwrap().max(1.0);
+                let area = (window.kernel.0 * window.kernel.1) as f32;
+                let tolerance = f32::EPSILON * area * largest;
+                assert!(
+                    diff <= tolerance,
+                    "backward {window:?}: differs by {diff} (tolerance {tolerance})"
+                );
             }
         }
     }
