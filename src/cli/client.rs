@@ -128,13 +128,18 @@ impl Engine {
         params: &M::Params,
         progress: bool,
     ) -> anyhow::Result<M::Result> {
-        let bar = progress.then(progress_bar);
+        let bar = progress.then(|| {
+            let bar = progress_bar();
+            bar.set_prefix(M::NAME);
+            bar
+        });
         let result = match &self.backend {
             Backend::Local(service) => match &bar {
                 Some(bar) => {
-                    let report = FnProgress(|done: usize, total: usize, _msg: &str| {
+                    let report = FnProgress(|done: usize, total: usize, msg: &str| {
                         bar.set_length(total as u64);
                         bar.set_position(done as u64);
+                        bar.set_message(msg.to_string());
                         Ok(())
                     });
                     service.call_typed::<M>(params, Some(&report))
@@ -178,11 +183,12 @@ fn client_error(e: ClientError) -> anyhow::Error {
     anyhow::anyhow!(e.to_string())
 }
 
-/// A bar on stderr (hidden when stderr is not a terminal).
+/// A bar on stderr (hidden when stderr is not a terminal): the work's title, the bar, and the
+/// latest report's words (maximize's running objective).
 fn progress_bar() -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} eta {eta}")
+        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} eta {eta} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
@@ -209,15 +215,15 @@ fn follow_progress<M: RequestMethod>(
             continue;
         }
         match p.value {
-            WorkDoneProgress::Begin { title, .. } => bar.set_message(title),
+            WorkDoneProgress::Begin { title, .. } => bar.set_prefix(title),
             WorkDoneProgress::Report { message, .. } => {
-                if let Some((done, total)) = message
-                    .as_deref()
-                    .and_then(|m| m.rsplit(' ').next())
-                    .and_then(|f| f.split_once('/'))
-                {
+                // The daemon's reports read "<words> <done>/<total>".
+                let message = message.unwrap_or_default();
+                let (words, count) = message.rsplit_once(' ').unwrap_or(("", &message));
+                if let Some((done, total)) = count.split_once('/') {
                     bar.set_length(total.parse().unwrap_or(0));
                     bar.set_position(done.parse().unwrap_or(0));
+                    bar.set_message(words.to_string());
                 }
             }
             WorkDoneProgress::End { .. } => {}
