@@ -92,6 +92,20 @@ pub enum Link {
 /// A unit of a layer at a checkpoint version.
 pub type UnitKey = (String, usize, u64);
 
+/// A unit's activation maximization with one preset.
+pub type MaximizeKey = (UnitKey, String);
+
+/// The activation-maximization presets the inspector offers, in the order `A` steps through
+/// them: Lucid's priors first (the CLI's default), then the paper's most used Yosinski row.
+pub const MAXIMIZE_PRESETS: [&str; 6] = [
+    "lucid",
+    "yosinski3",
+    "yosinski1",
+    "yosinski2",
+    "yosinski4",
+    "none",
+];
+
 /// The whole state of the UI.
 #[derive(Debug)]
 pub struct App {
@@ -149,9 +163,11 @@ pub struct App {
     /// The inspected unit's reconstruction on the current image.
     pub deconv: Fetch<(UnitKey, PathBuf), Picture>,
     /// The activation maximization being computed.
-    pub maximize: Fetch<UnitKey, Picture>,
+    pub maximize: Fetch<MaximizeKey, Picture>,
     /// Activation-maximization images computed so far.
-    pub maximized: HashMap<UnitKey, Picture>,
+    pub maximized: HashMap<MaximizeKey, Picture>,
+    /// The activation-maximization preset, an index into [`MAXIMIZE_PRESETS`].
+    pub maximize_preset: usize,
     /// Index into [`METHODS`].
     pub method: usize,
     /// Which of the top-5 classes to explain (0 = the top one).
@@ -170,7 +186,7 @@ pub struct App {
     pub checkpoint: Option<String>,
     /// The last error or notice for the status line.
     pub message: Option<String>,
-    pending_maximize: Option<UnitKey>,
+    pending_maximize: Option<MaximizeKey>,
     latest: HashMap<Slot, u64>,
     next_seq: u64,
 }
@@ -212,6 +228,7 @@ impl App {
             deconv: Fetch::default(),
             maximize: Fetch::default(),
             maximized: HashMap::new(),
+            maximize_preset: 0,
             method: 0,
             class_rank: 0,
             explanation: Fetch::default(),
@@ -598,6 +615,10 @@ impl App {
                 self.step_class(action == Action::NextClass)
             }
             Action::Maximize if self.view == View::Units => self.ask_maximize(),
+            Action::NextPreset if self.view == View::Units => {
+                self.maximize_preset = (self.maximize_preset + 1) % MAXIMIZE_PRESETS.len();
+                self.inspector_open = true;
+            }
             Action::Inspect if self.view == View::Units => self.toggle_inspector(),
             _ => self.on_pane_action(action),
         }
@@ -709,8 +730,14 @@ impl App {
         }
     }
 
+    /// The maximization of the unit under the cursor with the chosen preset.
+    pub fn maximize_key(&self) -> Option<MaximizeKey> {
+        let preset = MAXIMIZE_PRESETS[self.maximize_preset % MAXIMIZE_PRESETS.len()];
+        Some((self.unit_key()?, preset.to_string()))
+    }
+
     fn ask_maximize(&mut self) {
-        let Some(key) = self.unit_key() else {
+        let Some(key) = self.maximize_key() else {
             return;
         };
         self.inspector_open = true;
@@ -1037,8 +1064,9 @@ impl App {
         if let Some(unit) = self.pending_maximize.take() {
             let request = Request::Maximize {
                 model_id: model_id.into(),
-                layer: unit.0.clone(),
-                unit: unit.1,
+                layer: unit.0 .0.clone(),
+                unit: unit.0 .1,
+                preset: unit.1.clone(),
             };
             self.fetch(Feature::Maximize, Slot::Maximize, unit, request, out, |a| {
                 &mut a.maximize

@@ -67,6 +67,8 @@ pub enum Action {
     PrevClass,
     /// Compute the unit's activation-maximization image.
     Maximize,
+    /// Switch the activation-maximization preset.
+    NextPreset,
     /// Open or close the inspector.
     Inspect,
     /// Ask everything again.
@@ -119,6 +121,7 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('c') => Action::NextClass,
         KeyCode::Char('C') => Action::PrevClass,
         KeyCode::Char('a') => Action::Maximize,
+        KeyCode::Char('A') => Action::NextPreset,
         KeyCode::Char('i') => Action::Inspect,
         KeyCode::Char('r') => Action::Refresh,
         _ => return None,
@@ -168,7 +171,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
         &[
             ("↑↓←→ hjkl", "move the unit cursor"),
             ("Enter  i", "open / close inspector"),
-            ("a", "activation maximization"),
+            ("a  A", "maximize, next preset"),
         ],
     ),
     (

@@ -468,10 +468,12 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             model_id,
             layer,
             unit,
+            preset,
         } => {
-            // The CLI's defaults (the lucid preset, 512 steps): minutes on a CPU, so the
-            // inspector shows the daemon's step progress as a gauge meanwhile.
+            // The preset's own steps (500–1000): minutes on a CPU, so the inspector shows the
+            // daemon's step progress as a gauge meanwhile.
             let mut params = MaximizeParams::channel(model_id, layer, unit);
+            params.preset = preset;
             params.render = true;
             params.work_done_token = Some(watch_progress(shared, ticket));
             let result = start::<UnitMaximize>(shared, ticket, &params)?;

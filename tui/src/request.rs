@@ -148,6 +148,8 @@ pub enum Request {
         layer: String,
         /// The channel.
         unit: usize,
+        /// The preset (`lucid`, `yosinski1`..`4`, `none`).
+        preset: String,
     },
     /// An attribution overlay.
     Explain {

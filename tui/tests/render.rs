@@ -482,6 +482,45 @@ fn inspector_view() {
     });
 }
 
+/// `A` steps the maximization preset (lucid first): the inspector names it, `a` asks the daemon
+/// for that preset, and each preset's picture is kept apart, so coming back to one asks nothing.
+#[test]
+fn maximize_preset_is_picked_with_shift_a() {
+    let presets = |s: &Session| {
+        s.log
+            .iter()
+            .filter_map(|r| match r {
+                Request::Maximize { preset, .. } => Some(preset.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut s = Session::new(160, 50);
+    s.keys("1");
+    s.key(KeyCode::Right);
+    s.key(KeyCode::Enter);
+    s.settle();
+    s.keys("a");
+    s.settle();
+    assert!(s.draw().contains("lucid maximization"));
+    s.keys("A");
+    let screen = s.draw();
+    assert!(
+        screen.contains("yosinski3 maximization") && screen.contains("press a to compute"),
+        "{screen}"
+    );
+    s.keys("a");
+    s.settle();
+    assert_eq!(presets(&s), ["lucid", "yosinski3"]);
+    // Four more steps reach `none`, one more wraps around to `lucid`, whose picture is kept.
+    s.keys("AAAA");
+    assert!(s.draw().contains("none maximization"));
+    s.keys("Aa");
+    s.settle();
+    assert!(s.draw().contains("lucid maximization"));
+    assert_eq!(presets(&s), ["lucid", "yosinski3"]);
+}
+
 #[test]
 fn moving_between_units_needs_no_new_folder_pass() {
     let passes = |s: &Session| {

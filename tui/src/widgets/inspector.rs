@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
 use super::{compact, file_name, fit, pane, title, unless_ready};
-use crate::app::{App, Pane};
+use crate::app::{App, Pane, MAXIMIZE_PRESETS};
 use crate::data::{LayerOverFolder, Picture, UnitOverFolder, UnitStats};
 use crate::images::{placeholder, Images};
 use crate::layout::is_large;
@@ -66,26 +66,28 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
     let [left, right] =
         Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).areas(pictures_area);
     picture(buf, left, "deconvnet", &app.deconv.state, images, app.tick);
-    let maximized = app.maximized.get(&key);
-    match maximized {
+    let preset = MAXIMIZE_PRESETS[app.maximize_preset % MAXIMIZE_PRESETS.len()];
+    let maximize_key = (key.clone(), preset.to_string());
+    let maximize_title = format!("{preset} maximization");
+    match app.maximized.get(&maximize_key) {
         Some(p) => picture(
             buf,
             right,
-            "maximization",
+            &maximize_title,
             &Remote::Ready(p.clone()),
             images,
             app.tick,
         ),
-        None if app.maximize.is_for(&key) => picture(
+        None if app.maximize.is_for(&maximize_key) => picture(
             buf,
             right,
-            "maximization",
+            &maximize_title,
             &app.maximize.state,
             images,
             app.tick,
         ),
         None => {
-            caption(buf, right, "maximization");
+            caption(buf, right, &maximize_title);
             let body = Rect::new(
                 right.x,
                 right.y + 1,
@@ -96,7 +98,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
                 Ok(()) => super::message(
                     buf,
                     body,
-                    "press a to compute",
+                    "press a to compute, A for another preset",
                     Style::default().fg(Color::DarkGray),
                 ),
                 Err(method) => super::message(
