@@ -63,6 +63,64 @@ fn maximize_writes_png_gif_and_npy_and_reports_the_objective() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `--stretch` saves the display copy (the deviation from the mean image stretched to the full
+/// range, as the toolbox shows its results) and changes nothing else: the same objective and
+/// the same classes, which are of the image itself.
+#[test]
+fn stretch_fills_the_range_and_changes_only_the_picture() {
+    let dir = scratch("stretch");
+    let run = |name: &str, stretch: bool| {
+        let png = dir.join(name);
+        let mut args = vec![
+            "maximize",
+            "demo",
+            "--class",
+            "309",
+            "--preset",
+            "yosinski3",
+            "--steps",
+            "20",
+            "--size",
+            "64",
+            "--json",
+            "-o",
+            png.to_str().unwrap(),
+        ];
+        if stretch {
+            args.push("--stretch");
+        }
+        let out = convlens(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let picture = image::open(&png).unwrap().to_rgb8();
+        let (lo, hi) = picture
+            .pixels()
+            .flat_map(|p| p.0)
+            .fold((255u8, 0u8), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        (report["images"][0].clone(), lo, hi)
+    };
+    let (plain, plain_lo, plain_hi) = run("plain.png", false);
+    let (shown, lo, hi) = run("stretched.png", true);
+    assert_eq!(
+        plain, shown,
+        "the objective and classes are of the image itself"
+    );
+    assert!(
+        plain_hi - plain_lo < 128,
+        "yosinski3 stays near the mean: {plain_lo}..{plain_hi}"
+    );
+    assert!(lo == 0 || hi == 255, "the stretched copy spans {lo}..{hi}");
+    assert!(
+        hi - lo > 2 * (plain_hi - plain_lo),
+        "{lo}..{hi} vs {plain_lo}..{plain_hi}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 fn error_of(args: &[&str]) -> String {
     let out = convlens(args);
     assert!(!out.status.success(), "{args:?} should fail");

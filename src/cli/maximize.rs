@@ -60,6 +60,11 @@ pub struct MaximizeArgs {
     /// Write the image (a grid with --diversity) to this PNG.
     #[arg(short = 'o', long)]
     output: Option<PathBuf>,
+    /// Show and save the image as the deep-visualization-toolbox shows its results: the
+    /// deviation from the mean image stretched to the full range around mid-gray (the pixel
+    /// presets stay within a few levels of the mean). --npy and --json are of the image itself.
+    #[arg(long)]
+    stretch: bool,
     /// Write an animated GIF of the optimization here.
     #[arg(long)]
     gif: Option<PathBuf>,
@@ -108,15 +113,25 @@ pub fn run(args: &MaximizeArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         frame_every,
         // 8-bit frames are what a GIF holds, at a fraction of the bytes of float arrays.
         frame_pictures: true,
-        // The pictures are drawn here from `images`, exactly as the daemon would.
-        render: false,
+        // The pictures are drawn here from `images`, exactly as the daemon would; the stretched
+        // display copies need the model's mean, so the daemon draws those.
+        render: args.stretch,
+        stretch: args.stretch,
         inputs: args.npy.is_some(),
         top: 3,
         work_done_token: None,
     };
     let result = engine.request::<UnitMaximize>(&params, true)?;
 
-    let tiles = pictures(&tensor_of(&result.images)?)?;
+    let tiles = if args.stretch {
+        result
+            .pictures
+            .iter()
+            .map(decode_png)
+            .collect::<anyhow::Result<Vec<_>>>()?
+    } else {
+        pictures(&tensor_of(&result.images)?)?
+    };
     let picture = grid_of(tiles);
     if let Some(path) = &args.output {
         picture

@@ -473,6 +473,8 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             // The preset's own steps (500–1000): minutes on a CPU, so the inspector shows the
             // daemon's step progress as a gauge meanwhile.
             let mut params = MaximizeParams::channel(model_id, layer, unit);
+            // The pixel presets stay near the mean image: shown stretched, as the toolbox does.
+            params.stretch = preset != "lucid";
             params.preset = preset;
             params.render = true;
             params.work_done_token = Some(watch_progress(shared, ticket));

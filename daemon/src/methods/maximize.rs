@@ -3,6 +3,7 @@
 //! Results are cached by their full parameters (a seed makes a run repeatable).
 
 use candle_core::{DType, Device, Tensor};
+use convlens_models::maximize::display::stretched;
 use convlens_models::maximize::{
     maximize, picture_inputs, pictures, Frame, MaximizeOptions, Objective, Preset,
 };
@@ -62,7 +63,14 @@ pub fn run(call: &Call, p: MaximizeParams) -> Result<MaximizeResult, MethodError
             preset: result.preset.name(),
             steps: result.steps,
             images: array_of(&result.images)?,
-            pictures: if p.render { pngs(&tiles)? } else { Vec::new() },
+            pictures: match (p.render, p.stretch) {
+                (false, _) => Vec::new(),
+                (true, false) => pngs(&tiles)?,
+                (true, true) => {
+                    let mean = model.normalization().mean;
+                    pngs(&pictures(&stretched(&result.images, &mean)?)?)?
+                }
+            },
             inputs: if p.inputs {
                 Some(array_of(&result.inputs)?)
             } else {

@@ -8,6 +8,7 @@
 
 pub mod adam;
 pub mod color;
+pub mod display;
 pub mod diversity;
 pub mod fourier;
 mod fourier_adam;

@@ -67,6 +67,11 @@ pub struct MaximizeParams {
     /// Whether to return each image as a PNG.
     #[serde(default = "yes")]
     pub render: bool,
+    /// Whether those PNGs are display copies as the deep-visualization-toolbox shows its
+    /// results: the deviation from the mean image stretched to the full range around mid-gray
+    /// (the pixel presets stay within a few levels of the mean). `top` is of the image itself.
+    #[serde(default)]
+    pub stretch: bool,
     /// Whether to return the network's input for the images (normalized) [N, C, S, S].
     #[serde(default)]
     pub inputs: bool,
@@ -98,6 +103,7 @@ impl MaximizeParams {
             frame_every: None,
             frame_pictures: false,
             render: true,
+            stretch: false,
             inputs: false,
             top: default_top(),
             work_done_token: None,
