@@ -4,8 +4,10 @@
 //! The toolbox's learning rates (the constant 100 of Table 1's rows 2 and 3, the cap of 100 of
 //! row 1) are in CaffeNet's gradient units: d(fc8 logit)/d(raw pixel) of a net with
 //! fully-connected layers on a 227-pixel input. A network that averages its last feature map over
-//! all positions has a per-pixel gradient about H·W times smaller, so the same numbers barely
-//! move it (on the demo model at 224 pixels, row 2 holds a class logit at −0.04 for 750 steps).
+//! all positions divides each pixel's effect on a logit by the number of positions (49 for the
+//! demo model at 224 pixels), and one that reads normalized inputs scales it again, so the same
+//! numbers barely move it (on the demo model at 224 pixels, row 2 holds a class logit at −0.04
+//! for 750 steps).
 //! [`StepScale::Calibrated`] multiplies every learning rate of a run by one factor per image,
 //! fixed at the first step: the one that makes the reference rate (100) the step the progress
 //! rule would take there (a linear gain of 2 on the objective). The progress rule itself is
