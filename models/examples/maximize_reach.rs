@@ -5,41 +5,18 @@
 //! `cargo run --release -p convlens-models --example maximize_reach -- [SIZE] [CLASS] [LAYER] [UNIT]`
 //! (defaults 224, 1, `_blocks.10`, 5: the objectives of models/tests/maximize.rs).
 //!
-//! The scale of an objective is its size at the mean image (the zero input): the mean |logit|
-//! over classes for a class, the mean |activation| of the channel over positions for a channel
-//! or a neuron. The gain is the end over the larger of the start and that scale, as the tests
-//! measure it.
+//! The scale of an objective is its size at the mean image (`Objective::scale_at_mean_image`:
+//! the mean |logit| over classes for a class, the mean |activation| of the channel over
+//! positions for a channel or a neuron). The gain is the end over the larger of the start and
+//! that scale, as the tests measure it.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Device;
 use convlens_models::maximize::{maximize, MaximizeOptions, Objective, Preset};
 use convlens_models::progress::Silent;
 use convlens_models::{LoadOptions, Model};
 
 /// Any error, printed as is.
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
-
-fn scale(model: &Model, objective: &Objective, size: usize) -> AnyResult<f32> {
-    let x = Tensor::zeros((1, 3, size, size), DType::F32, &model.device)?;
-    let trace = model.graph.forward(&x, None)?;
-    let values = match objective {
-        Objective::Class(_) => trace
-            .output()
-            .ok_or("the forward pass kept no output")?
-            .clone(),
-        Objective::Channel { layer, unit } | Objective::Neuron { layer, unit } => {
-            let node = model.graph.node_id(layer)?;
-            trace
-                .get(node)
-                .ok_or(format!("the forward pass did not keep `{layer}`"))?
-                .narrow(1, *unit, 1)?
-        }
-    };
-    Ok(values
-        .abs()?
-        .mean_all()?
-        .to_device(&Device::Cpu)?
-        .to_scalar::<f32>()?)
-}
 
 fn main() -> AnyResult<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -59,7 +36,7 @@ fn main() -> AnyResult<()> {
     println!("| objective | preset | steps | start | end | scale | end / max(start, scale) |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for objective in &objectives {
-        let s = scale(&model, objective, size)?;
+        let s = objective.scale_at_mean_image(&model, size)?;
         for preset in Preset::all() {
             let options = MaximizeOptions {
                 objective: objective.clone(),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use convlens_models::maximize::adam::Adam;
 use convlens_models::maximize::color::ColorDecorrelation;
 use convlens_models::maximize::diversity::gram_similarity;
@@ -52,29 +52,11 @@ fn options(objective: Objective, preset: Preset, steps: usize, size: usize) -> M
 }
 
 /// The objective's own scale at the mean image (zero input, where `none` starts and the other
-/// presets start near): the mean |logit| over classes for a class, the mean |activation| of the
-/// unit's channel over positions for a channel or a neuron. The gain is measured against the
+/// presets start near; `Objective::scale_at_mean_image`). The gain is measured against the
 /// larger of this and the starting value, so that a start near zero (or below) does not make
 /// "ten times the start" trivial.
 fn unit_scale(model: &Model, objective: &Objective, size: usize) -> f32 {
-    let x = Tensor::zeros((1, 3, size, size), DType::F32, &model.device).unwrap();
-    let trace = model.graph.forward(&x, None).unwrap();
-    let values = match objective {
-        Objective::Class(_) => trace.output().unwrap().clone(),
-        Objective::Channel { layer, unit } | Objective::Neuron { layer, unit } => {
-            let node = model.graph.node_id(layer).unwrap();
-            trace.get(node).unwrap().narrow(1, *unit, 1).unwrap()
-        }
-    };
-    values
-        .abs()
-        .unwrap()
-        .mean_all()
-        .unwrap()
-        .to_device(&candle_core::Device::Cpu)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
+    objective.scale_at_mean_image(model, size).unwrap()
 }
 
 /// Runs `preset` on `objective` and checks final ≥ `factor` × max(start, scale), the start and

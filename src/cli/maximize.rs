@@ -62,7 +62,8 @@ pub struct MaximizeArgs {
     output: Option<PathBuf>,
     /// Show and save the image as the deep-visualization-toolbox shows its results: the
     /// deviation from the mean image stretched to the full range around mid-gray (the pixel
-    /// presets stay within a few levels of the mean). --npy and --json are of the image itself.
+    /// presets stay within a few levels of the mean). --npy, --json and the --gif frames are of
+    /// the image itself.
     #[arg(long)]
     stretch: bool,
     /// Write an animated GIF of the optimization here.

@@ -730,10 +730,14 @@ impl App {
         }
     }
 
+    /// The chosen activation-maximization preset's name.
+    pub fn maximize_preset_name(&self) -> &'static str {
+        MAXIMIZE_PRESETS[self.maximize_preset % MAXIMIZE_PRESETS.len()]
+    }
+
     /// The maximization of the unit under the cursor with the chosen preset.
     pub fn maximize_key(&self) -> Option<MaximizeKey> {
-        let preset = MAXIMIZE_PRESETS[self.maximize_preset % MAXIMIZE_PRESETS.len()];
-        Some((self.unit_key()?, preset.to_string()))
+        Some((self.unit_key()?, self.maximize_preset_name().to_string()))
     }
 
     fn ask_maximize(&mut self) {

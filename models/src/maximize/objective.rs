@@ -7,7 +7,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::graph::{Graph, NodeId, Trace};
-use crate::{Error, Result};
+use crate::{Error, Model, Result};
 
 /// What to maximize.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +38,38 @@ impl Objective {
             Objective::Channel { layer, unit } => format!("channel {layer}:{unit}"),
             Objective::Neuron { layer, unit } => format!("neuron {layer}:{unit}"),
         }
+    }
+}
+
+impl Objective {
+    /// The objective's size at the mean image (the zero input) of side `size`: the mean |logit|
+    /// over classes for a class, the mean |activation| of the channel over positions for a
+    /// channel or a neuron. What "ten times its value" is measured against when the start is
+    /// near zero or below.
+    pub fn scale_at_mean_image(&self, model: &Model, size: usize) -> Result<f32> {
+        let channels = model.normalization().channels;
+        let x = Tensor::zeros((1, channels, size, size), DType::F32, &model.device)?;
+        let trace = model.graph.forward(&x, None)?;
+        let kept = |node: NodeId| {
+            trace.get(node).cloned().ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "the forward pass did not keep the output of `{}`",
+                    model.graph.name(node)
+                ))
+            })
+        };
+        let values = match self {
+            Objective::Class(_) => kept(model.graph.output_id())?,
+            Objective::Channel { layer, unit } | Objective::Neuron { layer, unit } => {
+                kept(model.graph.node_id(layer)?)?.narrow(1, *unit, 1)?
+            }
+        };
+        Ok(values
+            .abs()?
+            .mean_all()?
+            .to_dtype(DType::F32)?
+            .to_device(&Device::Cpu)?
+            .to_scalar::<f32>()?)
     }
 }
 

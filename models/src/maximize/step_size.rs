@@ -13,7 +13,7 @@
 //! rule would take there (a linear gain of 2 on the objective). The progress rule itself is
 //! already free of units and is unchanged.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use super::presets::LearningRate;
 use crate::Result;
@@ -63,7 +63,7 @@ impl StepSize {
             return Ok(scale.clone());
         }
         let scale = match self.calibration {
-            StepScale::AsGiven => norm_sq(grad)?.ones_like()?,
+            StepScale::AsGiven => Tensor::ones((grad.dim(0)?, 1, 1, 1), DType::F32, grad.device())?,
             StepScale::Calibrated {
                 reference_lr,
                 desired_progress,
@@ -107,14 +107,6 @@ impl StepSize {
                     .minimum(&cap)?
             }
         })
-    }
-
-    /// The calibration factors fixed so far (none before the first step).
-    pub fn factors(&self) -> Result<Option<Vec<f32>>> {
-        self.scale
-            .as_ref()
-            .map(|s| Ok(s.flatten_all()?.to_vec1::<f32>()?))
-            .transpose()
     }
 }
 
@@ -164,7 +156,6 @@ mod tests {
         let mut constant = StepSize::new(LearningRate::Constant(100.0), calibrated);
         // lr 100 becomes 2/‖g₀‖²: 0.5 and 200.
         close(&values(&constant.rates(&grads()).unwrap()), &[0.5, 200.0]);
-        close(&constant.factors().unwrap().unwrap(), &[0.005, 2.0]);
         // Fixed at the first step: a later, larger gradient does not change it.
         let later = grads().affine(10.0, 0.0).unwrap();
         close(&values(&constant.rates(&later).unwrap()), &[0.5, 200.0]);

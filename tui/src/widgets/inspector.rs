@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
 use super::{compact, file_name, fit, pane, title, unless_ready};
-use crate::app::{App, Pane, MAXIMIZE_PRESETS};
+use crate::app::{App, Pane};
 use crate::data::{LayerOverFolder, Picture, UnitOverFolder, UnitStats};
 use crate::images::{placeholder, Images};
 use crate::layout::is_large;
@@ -66,7 +66,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
     let [left, right] =
         Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).areas(pictures_area);
     picture(buf, left, "deconvnet", &app.deconv.state, images, app.tick);
-    let preset = MAXIMIZE_PRESETS[app.maximize_preset % MAXIMIZE_PRESETS.len()];
+    let preset = app.maximize_preset_name();
     let maximize_key = (key.clone(), preset.to_string());
     let maximize_title = format!("{preset} maximization");
     match app.maximized.get(&maximize_key) {
