@@ -6,6 +6,7 @@ pub mod device;
 pub mod error;
 pub mod evolve;
 pub mod explain;
+pub mod export;
 pub mod graph;
 pub mod input;
 pub mod labels;

@@ -126,6 +126,11 @@ impl GraphBuilder {
         0
     }
 
+    /// The node added last.
+    pub fn last_id(&self) -> NodeId {
+        self.nodes.len() - 1
+    }
+
     /// The device parameters are placed on.
     pub fn device(&self) -> &Device {
         &self.device

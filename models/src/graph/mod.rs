@@ -36,6 +36,8 @@ pub struct Graph {
     nodes: Vec<Node>,
     by_name: HashMap<String, NodeId>,
     parameters: Vec<(String, Vec<usize>)>,
+    /// The input sizes the graph runs at (`None`: any), and what to do about another size.
+    input_sizes: Option<(Vec<Option<usize>>, String)>,
 }
 
 /// The outputs a forward pass kept, by node.
@@ -93,7 +95,42 @@ impl Graph {
             nodes,
             by_name,
             parameters: vec![],
+            input_sizes: None,
         })
+    }
+
+    /// Restricts the input to `sizes` (`None`: any size on that axis); a forward pass on another
+    /// input is refused with an error that ends in `advice`.
+    pub fn expect_input(&mut self, sizes: Vec<Option<usize>>, advice: &str) {
+        self.input_sizes = Some((sizes, advice.to_string()));
+    }
+
+    /// The input sizes the graph is restricted to, if any (`None` entries: any size).
+    pub fn input_sizes(&self) -> Option<&[Option<usize>]> {
+        self.input_sizes.as_ref().map(|(s, _)| s.as_slice())
+    }
+
+    fn check_input(&self, x: &Tensor) -> Result<()> {
+        let Some((sizes, advice)) = &self.input_sizes else {
+            return Ok(());
+        };
+        let fits = x.rank() == sizes.len()
+            && sizes
+                .iter()
+                .zip(x.dims())
+                .all(|(s, &d)| s.is_none_or(|s| s == d));
+        if fits {
+            return Ok(());
+        }
+        let wanted: Vec<String> = sizes
+            .iter()
+            .map(|s| s.map_or("N".to_string(), |n| n.to_string()))
+            .collect();
+        Err(Error::InvalidArgument(format!(
+            "the network takes inputs of [{}], not {:?}: {advice}",
+            wanted.join(", "),
+            x.dims()
+        )))
     }
 
     /// The state_dict keys and shapes the graph was built from, in the order they were read.
@@ -150,6 +187,7 @@ impl Graph {
     /// Runs the network on `x`, keeping the outputs of `keep` (all nodes when `None`) and the
     /// final output.
     pub fn forward(&self, x: &Tensor, keep: Option<&[NodeId]>) -> Result<Trace> {
+        self.check_input(x)?;
         let n = self.nodes.len();
         let mut last_use = vec![0usize; n];
         for (id, node) in self.nodes.iter().enumerate() {

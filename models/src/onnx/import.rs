@@ -1912,6 +1912,8 @@ fn activation_label(a: Activation) -> &'static str {
         Activation::HardSwish => "hardswish",
         Activation::Silu => "silu",
         Activation::Tanh => "tanh",
+        Activation::Gelu | Activation::GeluTanh => "gelu",
+        Activation::Elu(_) => "elu",
     }
 }
 

@@ -36,6 +36,12 @@ pub enum Activation {
     Silu,
     /// `nn.Tanh`.
     Tanh,
+    /// `nn.GELU()`: x·Φ(x), with the exact normal CDF.
+    Gelu,
+    /// `nn.GELU(approximate='tanh')`.
+    GeluTanh,
+    /// `nn.ELU` with its alpha.
+    Elu(f64),
 }
 
 impl Activation {
@@ -57,6 +63,8 @@ impl Activation {
             Activation::HardSwish => "Hardswish",
             Activation::Silu => "SiLU",
             Activation::Tanh => "Tanh",
+            Activation::Gelu | Activation::GeluTanh => "GELU",
+            Activation::Elu(_) => "ELU",
         }
     }
 
@@ -85,6 +93,9 @@ impl Activation {
                 .affine(1.0 / 6.0, 0.0),
             Activation::Silu => x.silu(),
             Activation::Tanh => x.tanh(),
+            Activation::Gelu => x.gelu_erf(),
+            Activation::GeluTanh => x.gelu(),
+            Activation::Elu(alpha) => x.elu(alpha),
         }
     }
 
@@ -149,6 +160,39 @@ impl Activation {
                 grad.mul(&d)
             }
             Activation::Tanh => grad.mul(&y.sqr()?.affine(-1.0, 1.0)?),
+            Activation::Gelu => {
+                // Φ(x) + x·φ(x).
+                let cdf = x
+                    .affine(std::f64::consts::FRAC_1_SQRT_2, 0.0)?
+                    .erf()?
+                    .affine(0.5, 0.5)?;
+                let pdf = x
+                    .sqr()?
+                    .affine(-0.5, 0.0)?
+                    .exp()?
+                    .affine(1.0 / (2.0 * std::f64::consts::PI).sqrt(), 0.0)?;
+                grad.mul(&cdf.add(&x.mul(&pdf)?)?)
+            }
+            Activation::GeluTanh => {
+                // u = √(2/π)(x + 0.044715x³): ½(1 + tanh u) + ½x(1 − tanh²u)·√(2/π)(1 + 3·0.044715x²).
+                let k = (2.0 / std::f64::consts::PI).sqrt();
+                let x2 = x.sqr()?;
+                let t = x.mul(&x2.affine(0.044715, 1.0)?)?.affine(k, 0.0)?.tanh()?;
+                let du = x2.affine(3.0 * 0.044715 * k, k)?;
+                let d = t.affine(0.5, 0.5)?.add(
+                    &x.mul(&t.sqr()?.affine(-1.0, 1.0)?)?
+                        .mul(&du)?
+                        .affine(0.5, 0.0)?,
+                )?;
+                grad.mul(&d)
+            }
+            Activation::Elu(alpha) => {
+                // 1 above 0, alpha·exp(x) = y + alpha at or below (torch's choice at 0).
+                let positive = x.gt(0f32)?.to_dtype(grad.dtype())?;
+                let below = y.affine(1.0, alpha)?;
+                let d = positive.add(&positive.affine(-1.0, 1.0)?.mul(&below)?)?;
+                grad.mul(&d)
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod cpu_slice;
 pub mod depthwise;
 pub mod depthwise_cpu;
 pub mod elementwise;
+pub mod layer_norm;
 pub mod linear;
 pub mod matmul;
 pub mod max_pool;
@@ -32,6 +33,7 @@ pub use adaptive_avg_pool::AdaptiveAvgPool2d;
 pub use avg_pool::AvgPool2d;
 pub use batch_norm::BatchNorm2d;
 pub use conv2d::{Conv2d, Padding};
+pub use layer_norm::{GroupNorm, LayerNorm};
 pub use linear::Linear;
 pub use max_pool::MaxPool2d;
 pub use pad::Pad;
@@ -98,6 +100,10 @@ pub enum Op {
     ReduceMean(ReduceMean),
     /// `x[.., start:end:step, ..]`.
     Slice(Slice),
+    /// `nn.LayerNorm` over the trailing axes.
+    LayerNorm(LayerNorm),
+    /// `nn.GroupNorm`.
+    GroupNorm(GroupNorm),
 }
 
 impl Op {
@@ -128,6 +134,8 @@ impl Op {
             Op::MatMul => "MatMul",
             Op::ReduceMean(_) => "Mean",
             Op::Slice(_) => "Slice",
+            Op::LayerNorm(_) => "LayerNorm",
+            Op::GroupNorm(_) => "GroupNorm",
         }
     }
 
@@ -138,6 +146,8 @@ impl Op {
             Op::BatchNorm2d(b) => b.param_count(),
             Op::Linear(l) => l.param_count(),
             Op::Constant(t) => t.elem_count(),
+            Op::LayerNorm(n) => n.param_count(),
+            Op::GroupNorm(n) => n.param_count(),
             _ => 0,
         }
     }
@@ -183,6 +193,8 @@ impl Op {
             },
             Op::ReduceMean(r) => r.forward(first()?),
             Op::Slice(s) => s.forward(first()?),
+            Op::LayerNorm(n) => n.forward(first()?),
+            Op::GroupNorm(n) => n.forward(first()?),
         }
     }
 
@@ -249,6 +261,8 @@ impl Op {
             },
             Op::ReduceMean(r) => one(r.backward(first()?, grad)?),
             Op::Slice(s) => one(s.backward(first()?, grad)?),
+            Op::LayerNorm(n) => one(n.backward(first()?, grad)?),
+            Op::GroupNorm(n) => one(n.backward(first()?, grad)?),
         }
     }
 }

@@ -7,9 +7,9 @@
 
 mod pickle;
 mod safetensors_file;
-mod state_dict;
+pub(crate) mod state_dict;
 pub mod synthetic;
-mod torch_file;
+pub(crate) mod torch_file;
 
 use std::path::Path;
 

@@ -53,7 +53,7 @@ fn materialize<'a>(
 }
 
 /// The bytes of a stored (uncompressed) zip entry, sliced out of the archive, CRC-checked.
-fn stored_entry<'a>(
+pub(crate) fn stored_entry<'a>(
     archive: &mut ZipArchive<Cursor<&'a [u8]>>,
     bytes: &'a [u8],
     name: &[u8],

@@ -1,0 +1,136 @@
+//! `torch.export` programs (`.pt2`): PyTorch's own serialization of a whole network, read
+//! without Python and lowered onto the engine's graph, so any CNN a user trains can be opened.
+//!
+//! - `archive.rs` reads the PT2 archive (JSON program, raw weight storages, `extra/` files);
+//! - `schema.rs` is the part of the export schema read;
+//! - `names.rs` names layers by PyTorch's module paths (`nn_module_stack`);
+//! - `lower.rs` and `lower_*.rs` turn ATen ops into engine ops, one file per op family.
+//!
+//! The program's parameters are inputs named by their state_dict keys, so a program can run
+//! with its own weights or with any checkpoint of the same model bound by key.
+
+mod archive;
+mod lower;
+mod lower_activation;
+mod lower_arithmetic;
+mod lower_conv_pool;
+mod lower_norm;
+mod lower_shape;
+mod names;
+mod schema;
+
+use std::path::Path;
+
+use candle_core::Device;
+
+pub use archive::EXTRA_FILE;
+pub use lower::SUPPORTED;
+
+use crate::graph::{Graph, WeightSource};
+use crate::weights::StateDict;
+use crate::{Error, Result};
+
+/// Where a program's weights come from.
+#[derive(Debug)]
+pub enum ProgramWeights {
+    /// The weights saved in the archive.
+    Archive,
+    /// A checkpoint bound by state_dict key.
+    StateDict(StateDict),
+    /// Synthetic weights (`weights::synthetic`), for tests.
+    Synthetic {
+        /// The seed.
+        seed: u64,
+    },
+}
+
+/// What the user put into the archive's `extra/convlens.json` (all optional):
+/// `{"mean": [..], "std": [..], "labels": [..], "resize": 256, "crop": 224}`.
+#[derive(Clone, Debug, Default, serde::Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramExtra {
+    /// Per-channel mean of the input normalization (0–1 pixel scale).
+    #[serde(default)]
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel standard deviation.
+    #[serde(default)]
+    pub std: Option<Vec<f32>>,
+    /// Class names, one per output.
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
+    /// The shorter side is resized to this before the centre crop.
+    #[serde(default)]
+    pub resize: Option<u32>,
+}
+
+/// A program lowered onto the engine.
+#[derive(Debug)]
+pub struct Program {
+    /// The network; its layers carry PyTorch's module paths.
+    pub graph: Graph,
+    /// The input's channels, height and width as exported (`None`: dynamic).
+    pub input_chw: [Option<usize>; 3],
+    /// The archive's `extra/convlens.json`.
+    pub extra: ProgramExtra,
+    /// The torch version that exported it.
+    pub torch_version: String,
+}
+
+/// Reads the program at `path` and binds `weights` to it.
+///
+/// Errors: [`Error::Format`] for an archive that is not a readable PT2 archive (truncated,
+/// another schema version, an older layout), [`Error::Unsupported`] naming the op, node and
+/// layer convlens cannot lower, [`Error::Weights`] for weights that do not fit, listing the first
+/// few missing, unexpected and misshapen keys.
+pub fn load_program(path: &Path, weights: ProgramWeights, device: &Device) -> Result<Program> {
+    let archive = archive::read(path)?;
+    let source = match weights {
+        ProgramWeights::Archive => {
+            if let Some(first) = archive.absent.first() {
+                return Err(Error::Weights(format!(
+                    "{}: the program was saved without the weights of {} tensors (`{first}`, …): \
+                     bind a checkpoint to it (`--graph {}` with the checkpoint as MODEL)",
+                    path.display(),
+                    archive.absent.len(),
+                    path.display()
+                )));
+            }
+            WeightSource::StateDict(archive.weights.clone())
+        }
+        ProgramWeights::StateDict(dict) => WeightSource::StateDict(dict),
+        ProgramWeights::Synthetic { seed } => WeightSource::Synthetic { seed },
+    };
+    let extra = match &archive.extra {
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+            Error::format(
+                path,
+                format!("extra/{EXTRA_FILE}: {e} (keys: mean, std, labels, resize)"),
+            )
+        })?,
+        None => ProgramExtra::default(),
+    };
+    let lowered = lower::lower(&archive.program, source, &archive.constants, device).map_err(
+        |e| match e {
+            Error::Unsupported(m) => Error::Unsupported(format!("{}: {m}", path.display())),
+            other => other,
+        },
+    )?;
+    let fixed = |d: &schema::Dim| match d {
+        schema::Dim::Fixed(n) => Some(*n),
+        schema::Dim::Dynamic(_) => None,
+    };
+    let dims = &lowered.input_dims;
+    let input_chw = [fixed(&dims[1]), fixed(&dims[2]), fixed(&dims[3])];
+    let mut graph = lowered.graph;
+    graph.expect_input(
+        [None, input_chw[0], input_chw[1], input_chw[2]].to_vec(),
+        "export it with dynamic height and width to run it at other sizes: \
+         torch.export.export(model, (x,), dynamic_shapes={'x': {2: Dim('h'), 3: Dim('w')}})",
+    );
+    Ok(Program {
+        graph,
+        input_chw,
+        extra,
+        torch_version: archive.program.torch_version.clone(),
+    })
+}
