@@ -30,12 +30,58 @@ impl Normalization {
         channels: 3,
     };
 
+    /// No normalization: 0–1 pixel values as `ToTensor()` gives them (mean 0, std 1).
+    pub const PLAIN: Normalization = Normalization {
+        mean: [0.0; 3],
+        std: [1.0; 3],
+        channels: 3,
+    };
+
     /// EfficientNet-Lite's `(pixel - 127) / 128` on 0–255 pixel values.
     pub const LITE: Normalization = Normalization {
         mean: [127.0 / 255.0; 3],
         std: [128.0 / 255.0; 3],
         channels: 3,
     };
+
+    /// These statistics for a network whose first conv takes `channels` channels (a grayscale
+    /// ResNet fine-tuned from RGB weights, say): unchanged when `channels` is already
+    /// `self.channels`; otherwise every channel gets the mean of the three means and the mean of
+    /// the three standard deviations. For ImageNet that is mean 0.449, std 0.226, the usual
+    /// choice for a one-channel model trained with `Grayscale()` and ImageNet-like statistics.
+    /// Images can be read for 1 or 3 channels; other counts take `.npy` inputs only.
+    pub fn with_channels(self, channels: usize) -> Normalization {
+        if channels == self.channels {
+            return self;
+        }
+        let mean = self.mean.iter().sum::<f32>() / 3.0;
+        let std = self.std.iter().sum::<f32>() / 3.0;
+        Normalization {
+            mean: [mean; 3],
+            std: [std; 3],
+            channels,
+        }
+    }
+}
+
+/// `image` as 8-bit grayscale the way torchvision's `Grayscale` (Pillow's `convert("L")`) makes
+/// it: L = 0.299 R + 0.587 G + 0.114 B, in Pillow's fixed point (weights 19595, 38470, 7471 of
+/// 65536, rounded). Alpha is dropped; a grayscale image is returned as is.
+pub fn to_gray(image: &DynamicImage) -> GrayImage {
+    if let DynamicImage::ImageLuma8(gray) = image {
+        return gray.clone();
+    }
+    let rgb = image.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    let data = rgb
+        .as_raw()
+        .chunks_exact(3)
+        .map(|p| {
+            let l = u32::from(p[0]) * 19595 + u32::from(p[1]) * 38470 + u32::from(p[2]) * 7471;
+            ((l + 0x8000) >> 16) as u8
+        })
+        .collect();
+    GrayImage::from_raw(w, h, data).unwrap_or_else(|| GrayImage::new(w, h))
 }
 
 /// The preprocessing a model's images go through.
@@ -60,7 +106,17 @@ impl Preprocess {
     }
 
     /// The resized and centre-cropped image, before normalization (what overlays are drawn on).
+    /// For a one-channel network the image is made grayscale first ([`to_gray`]), as
+    /// `Grayscale()` at the start of a torchvision transform does.
     pub fn crop_image(&self, image: &DynamicImage) -> DynamicImage {
+        let gray;
+        let image =
+            if self.normalization.channels == 1 && !matches!(image, DynamicImage::ImageLuma8(_)) {
+                gray = DynamicImage::ImageLuma8(to_gray(image));
+                &gray
+            } else {
+                image
+            };
         let (w, h) = image.dimensions();
         let short = w.min(h).max(1);
         // torchvision: the longer side becomes int(size * long / short).
@@ -90,13 +146,21 @@ impl Preprocess {
         resized.crop_imm(offset(nw), offset(nh), crop, crop)
     }
 
-    /// The normalized [C, H, W] tensor for a cropped image.
+    /// The normalized [C, H, W] tensor for a cropped image (grayscale by [`to_gray`] for a
+    /// one-channel network). Images can be read for 1 or 3 channels only.
     pub fn normalize(&self, cropped: &DynamicImage, device: &Device) -> Result<Tensor> {
         let n = self.normalization;
+        if n.channels != 1 && n.channels != 3 {
+            return Err(Error::Unsupported(format!(
+                "the network takes {} input channels: images are read as 1 (grayscale) or 3 \
+                 (RGB) channels; give a preprocessed .npy tensor instead",
+                n.channels
+            )));
+        }
         let (w, h) = cropped.dimensions();
         let plane = (w * h) as usize;
         let data: Vec<f32> = if n.channels == 1 {
-            let gray = cropped.to_luma8();
+            let gray = to_gray(cropped);
             gray.pixels()
                 .map(|p| (f32::from(p.0[0]) / 255.0 - n.mean[0]) / n.std[0])
                 .collect()

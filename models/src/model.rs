@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, D};
 
-use crate::arch::{self, ArchConfig};
+use crate::arch;
+use crate::export::{self, ProgramWeights};
 use crate::graph::{Graph, LayerTree, WeightSource};
 use crate::input::{Normalization, Preprocess};
 use crate::{labels, weights, Error, Result};
@@ -20,6 +21,14 @@ pub struct LoadOptions {
     pub arch: Option<String>,
     /// A class-name file (one a line), instead of ImageNet's.
     pub labels: Option<PathBuf>,
+    /// A `torch.export` program the weights file is bound to by state_dict key.
+    pub graph: Option<PathBuf>,
+    /// Per-channel input mean (0–1 pixel scale), one value or one per channel.
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel input standard deviation, one value or one per channel.
+    pub std: Option<Vec<f32>>,
+    /// The shorter image side is resized to this before the centre crop.
+    pub resize: Option<u32>,
 }
 
 /// A network ready to run, with what it needs to read images and name classes.
@@ -37,6 +46,9 @@ pub struct Model {
     pub labels: Vec<String>,
     /// Where its tensors live.
     pub device: Device,
+    /// A choice made for the user that they should hear of (a program found beside the
+    /// checkpoint).
+    pub note: Option<String>,
 }
 
 /// One class of a prediction.
@@ -51,9 +63,16 @@ pub struct ClassScore {
 }
 
 impl Model {
-    /// Loads `spec`: `demo`, `random:ARCH` (synthetic weights), or a weight file (safetensors,
-    /// PyTorch checkpoint, ONNX).
+    /// Loads `spec`: `demo`, `random:ARCH` (synthetic weights), a `torch.export` program, or a
+    /// weight file (safetensors, PyTorch checkpoint, ONNX) — bound to `options.graph` when
+    /// given. `--mean`, `--std` and `--resize` override the model's own preprocessing.
     pub fn load(spec: &str, options: &LoadOptions, device: &Device) -> Result<Model> {
+        let mut model = Self::load_network(spec, options, device)?;
+        model.preprocess = override_preprocess(model.preprocess, options)?;
+        Ok(model)
+    }
+
+    fn load_network(spec: &str, options: &LoadOptions, device: &Device) -> Result<Model> {
         let (arch_name, dict, source) = if spec == "demo" {
             let dict = candle_core::safetensors::load_buffer(DEMO_WEIGHTS, &Device::Cpu)?;
             (
@@ -80,25 +99,52 @@ impl Model {
             {
                 return Self::load_onnx(path, options, device);
             }
-            (
-                options.arch.clone(),
-                Some(weights::load_state_dict(path)?),
-                spec.to_string(),
-            )
+            if let Some(program) = &options.graph {
+                let dict = weights::load_state_dict(path)?;
+                return Self::load_program(
+                    program,
+                    ProgramWeights::StateDict(dict),
+                    spec,
+                    options,
+                    device,
+                );
+            }
+            if export::is_program_file(path) {
+                return Self::load_program(path, ProgramWeights::Archive, spec, options, device);
+            }
+            let dict = weights::load_state_dict(path)?;
+            if options.arch.is_none() {
+                if let Err(not_inferred) = arch::infer_architecture(&dict) {
+                    let Some(program) = export::program_beside(path) else {
+                        return Err(not_inferred);
+                    };
+                    let mut model = Self::load_program(
+                        &program,
+                        ProgramWeights::StateDict(dict),
+                        spec,
+                        options,
+                        device,
+                    )?;
+                    model.note = Some(format!(
+                        "{spec}: bound to the torch.export program {} found beside it (--graph chooses another)",
+                        program.display()
+                    ));
+                    return Ok(model);
+                }
+            }
+            (options.arch.clone(), Some(dict), spec.to_string())
         };
         let arch_name = options.arch.clone().or(arch_name);
-        let (architecture, classes) = match (&arch_name, &dict) {
+        // Input channels, head and class count come from the weights' shapes (a grayscale
+        // stem, a replaced `fc`), defaults where the weights do not show them.
+        let (architecture, config) = match (&arch_name, &dict) {
             (Some(name), Some(dict)) => {
                 let a = arch::find(name)?;
-                let classes = dict
-                    .get(a.classifier)
-                    .and_then(|t| t.dims().first().copied())
-                    .unwrap_or(1000);
-                (a, classes)
+                (a, a.config_for(dict))
             }
             (Some(name), None) => {
                 let a = arch::find(name)?;
-                (a, a.default_classes())
+                (a, a.default_config())
             }
             (None, Some(dict)) => arch::infer_architecture(dict)?,
             (None, None) => {
@@ -111,9 +157,7 @@ impl Model {
             Some(d) => WeightSource::StateDict(d),
             None => WeightSource::Synthetic { seed: 0 },
         };
-        let config = ArchConfig {
-            num_classes: classes,
-        };
+        let classes = config.num_classes;
         let graph = architecture
             .build_graph(source_weights, &config, device)
             .map_err(|e| match e {
@@ -128,9 +172,84 @@ impl Model {
             arch: architecture.name.to_string(),
             source,
             graph,
-            preprocess: architecture.preprocess(),
+            preprocess: architecture.preprocess_for(&config),
             labels,
             device: device.clone(),
+            note: None,
+        })
+    }
+
+    /// A `torch.export` program with `weights`: its input size as the crop, its channels, the
+    /// preprocessing and labels of its `extra/convlens.json` unless flags say otherwise.
+    fn load_program(
+        program: &Path,
+        weights: ProgramWeights,
+        source: &str,
+        options: &LoadOptions,
+        device: &Device,
+    ) -> Result<Model> {
+        let loaded = export::load_program(program, weights, device).map_err(|e| match e {
+            Error::Weights(m) => Error::Weights(format!("{source}: {m}")),
+            other => other,
+        })?;
+        let [channels, h, w] = loaded.input_chw;
+        let channels = channels.unwrap_or(3);
+        let normalization = if channels == 3 {
+            Normalization::IMAGENET
+        } else {
+            Normalization::PLAIN.with_channels(channels)
+        };
+        let mut preprocess = Preprocess::standard(normalization);
+        if let (Some(h), Some(w)) = (h, w) {
+            if h == w {
+                preprocess.crop = h as u32;
+                preprocess.resize = if h < 64 {
+                    h as u32
+                } else {
+                    (h as u32 * 256).div_ceil(224)
+                };
+            }
+        }
+        let extra = &loaded.extra;
+        let from_extra = LoadOptions {
+            mean: extra.mean.clone(),
+            std: extra.std.clone(),
+            resize: extra.resize,
+            ..LoadOptions::default()
+        };
+        let preprocess = override_preprocess(preprocess, &from_extra)
+            .map_err(|e| Error::format(program, format!("extra/{}: {e}", export::EXTRA_FILE)))?;
+        let size = preprocess.crop as usize;
+        let probe = Tensor::zeros((1, channels, size, size), DType::F32, device)?;
+        let classes = loaded
+            .graph
+            .forward(&probe, Some(&[]))?
+            .output()
+            .map(|t| t.dims().last().copied().unwrap_or(0))
+            .unwrap_or(0);
+        let labels = match (&options.labels, &extra.labels) {
+            (Some(file), _) => labels::from_file(file)?,
+            (None, Some(names)) if names.len() == classes => names.clone(),
+            (None, Some(names)) => {
+                return Err(Error::format(
+                    program,
+                    format!(
+                        "extra/{} names {} labels for {classes} outputs",
+                        export::EXTRA_FILE,
+                        names.len()
+                    ),
+                ))
+            }
+            (None, None) => labels::default_for(classes),
+        };
+        Ok(Model {
+            arch: "torch.export".into(),
+            source: source.to_string(),
+            graph: loaded.graph,
+            preprocess,
+            labels,
+            device: device.clone(),
+            note: None,
         })
     }
 
@@ -169,6 +288,7 @@ impl Model {
             preprocess,
             labels,
             device: device.clone(),
+            note: None,
         })
     }
 
@@ -219,6 +339,52 @@ impl Model {
             })
             .collect())
     }
+}
+
+/// `preprocess` with the mean, standard deviation and resize of `options` where given: one value
+/// stands for every channel, else one per channel.
+fn override_preprocess(mut preprocess: Preprocess, options: &LoadOptions) -> Result<Preprocess> {
+    let channels = preprocess.normalization.channels;
+    let per_channel = |values: &Option<Vec<f32>>,
+                       what: &str,
+                       current: [f32; 3]|
+     -> Result<[f32; 3]> {
+        let Some(v) = values else {
+            return Ok(current);
+        };
+        if v.iter().any(|x| !x.is_finite()) || (what == "std" && v.iter().any(|&x| x <= 0.0)) {
+            return Err(Error::InvalidArgument(format!(
+                "--{what} {v:?}: values must be finite{}",
+                if what == "std" { " and positive" } else { "" }
+            )));
+        }
+        match v.as_slice() {
+            [one] => Ok([*one; 3]),
+            many if many.len() == channels && channels <= 3 => {
+                let mut out = [many[0]; 3];
+                out[..channels].copy_from_slice(many);
+                Ok(out)
+            }
+            many => Err(Error::InvalidArgument(format!(
+                "--{what} has {} values; the network takes {channels} channels (give 1 or {channels})",
+                many.len()
+            ))),
+        }
+    };
+    preprocess.normalization.mean =
+        per_channel(&options.mean, "mean", preprocess.normalization.mean)?;
+    preprocess.normalization.std = per_channel(&options.std, "std", preprocess.normalization.std)?;
+    if let Some(resize) = options.resize {
+        if resize < preprocess.crop || resize > 1 << 14 {
+            return Err(Error::InvalidArgument(format!(
+                "--resize {resize}: must be at least the crop ({}) and at most {}",
+                preprocess.crop,
+                1 << 14
+            )));
+        }
+        preprocess.resize = resize;
+    }
+    Ok(preprocess)
 }
 
 /// Softmax over the last axis, on the CPU in f32.

@@ -1,8 +1,10 @@
 //! torchvision's AlexNet (`torchvision.models.alexnet`).
 
+use super::head::{classifier, Reference, Step};
 use super::{ArchConfig, Architecture};
 use crate::graph::{ConvSpec, GraphBuilder, NodeId};
 use crate::input::Normalization;
+use crate::ops::Activation;
 use crate::Result;
 
 /// `AlexNet.forward`: `features`, `avgpool`, flatten, `classifier`.
@@ -12,7 +14,10 @@ fn alexnet(b: &mut GraphBuilder, config: &ArchConfig) -> Result<NodeId> {
         let x = b.conv2d(
             "0",
             x,
-            ConvSpec::new(3, 64, 11).stride(4).padding(2).bias(true),
+            ConvSpec::new(config.in_channels, 64, 11)
+                .stride(4)
+                .padding(2)
+                .bias(true),
         )?;
         let x = b.relu("1", x);
         let x = b.max_pool("2", x, 3, 2, 0, false);
@@ -29,21 +34,25 @@ fn alexnet(b: &mut GraphBuilder, config: &ArchConfig) -> Result<NodeId> {
     })?;
     let x = b.adaptive_avg_pool("avgpool", x, (6, 6));
     let x = b.flatten("flatten", x);
-    b.scope("classifier", |b| {
-        let x = b.dropout("0", x);
-        let x = b.linear("1", x, 256 * 6 * 6, 4096, true)?;
-        let x = b.relu("2", x);
-        let x = b.dropout("3", x);
-        let x = b.linear("4", x, 4096, 4096, true)?;
-        let x = b.relu("5", x);
-        b.linear("6", x, 4096, config.num_classes, true)
-    })
+    classifier(b, "classifier", x, 256 * 6 * 6, HEAD, config)
 }
+
+/// AlexNet's `classifier`.
+const HEAD: Reference = Reference::Sequential(&[
+    Step::Dropout,
+    Step::Linear(4096),
+    Step::Act(Activation::Relu),
+    Step::Dropout,
+    Step::Linear(4096),
+    Step::Act(Activation::Relu),
+    Step::Classes,
+]);
 
 /// AlexNet.
 pub static ARCHITECTURES: [Architecture; 1] = [Architecture {
     name: "alexnet",
     build: alexnet,
     classifier: "classifier.6.weight",
+    stem: "features.0.weight",
     normalization: Normalization::IMAGENET,
 }];

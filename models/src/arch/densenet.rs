@@ -1,5 +1,6 @@
 //! torchvision's DenseNet-121 (`torchvision.models.densenet`).
 
+use super::head::{classifier, Reference};
 use super::{ArchConfig, Architecture};
 use crate::graph::{ConvSpec, GraphBuilder, NodeId};
 use crate::input::Normalization;
@@ -81,7 +82,9 @@ fn densenet(b: &mut GraphBuilder, config: &ArchConfig, cfg: Config) -> Result<No
         let x = b.conv2d(
             "conv0",
             x,
-            ConvSpec::new(3, num_features, 7).stride(2).padding(3),
+            ConvSpec::new(config.in_channels, num_features, 7)
+                .stride(2)
+                .padding(3),
         )?;
         let x = b.batch_norm("norm0", x, num_features, BN_EPS)?;
         let x = b.relu("relu0", x);
@@ -104,7 +107,7 @@ fn densenet(b: &mut GraphBuilder, config: &ArchConfig, cfg: Config) -> Result<No
     let x = b.relu("relu", x);
     let x = b.adaptive_avg_pool("adaptive_avg_pool", x, (1, 1));
     let x = b.flatten("flatten", x);
-    b.linear("classifier", x, num_features, config.num_classes, true)
+    classifier(b, "classifier", x, num_features, Reference::Linear, config)
 }
 
 /// DenseNet-121's hyperparameters (`densenet121`).
@@ -120,5 +123,6 @@ pub static ARCHITECTURES: [Architecture; 1] = [Architecture {
     name: "densenet121",
     build: |b, c| densenet(b, c, DENSENET121),
     classifier: "classifier.weight",
+    stem: "features.conv0.weight",
     normalization: Normalization::IMAGENET,
 }];

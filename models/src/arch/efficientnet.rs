@@ -1,5 +1,6 @@
 //! torchvision's EfficientNet-B0 (`torchvision.models.efficientnet`).
 
+use super::head::{classifier, Reference, Step};
 use super::mobilenet_v2::{conv_norm_act, make_divisible};
 use super::mobilenet_v3::squeeze_excitation;
 use super::{ArchConfig, Architecture};
@@ -101,7 +102,7 @@ fn efficientnet(b: &mut GraphBuilder, config: &ArchConfig, setting: &[Stage]) ->
     let last_out = 4 * last_in;
     let x = b.input();
     let x = b.scope("features", |b| {
-        let stem = ConvSpec::new(3, first, 3).stride(2);
+        let stem = ConvSpec::new(config.in_channels, first, 3).stride(2);
         let mut x = conv_norm_act(b, 0, x, stem, BN_EPS, Some(Activation::Silu))?;
         for (i, &stage) in setting.iter().enumerate() {
             x = b.scope(i + 1, |b| {
@@ -129,10 +130,8 @@ fn efficientnet(b: &mut GraphBuilder, config: &ArchConfig, setting: &[Stage]) ->
     })?;
     let x = b.adaptive_avg_pool("avgpool", x, (1, 1));
     let x = b.flatten("flatten", x);
-    b.scope("classifier", |b| {
-        let x = b.dropout("0", x);
-        b.linear("1", x, last_out, config.num_classes, true)
-    })
+    let head = Reference::Sequential(&[Step::Dropout, Step::Classes]);
+    classifier(b, "classifier", x, last_out, head, config)
 }
 
 /// EfficientNet-B0.
@@ -140,5 +139,6 @@ pub static ARCHITECTURES: [Architecture; 1] = [Architecture {
     name: "efficientnet_b0",
     build: |b, c| efficientnet(b, c, &B0),
     classifier: "classifier.1.weight",
+    stem: "features.0.0.weight",
     normalization: Normalization::IMAGENET,
 }];

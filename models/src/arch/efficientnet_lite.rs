@@ -1,6 +1,7 @@
 //! EfficientNet-Lite0 as PyPI `efficientnet-lite-pytorch` 0.1.0 builds it
 //! (`efficientnet_lite_pytorch/model.py` and `utils.py`, a fork of lukemelas' `efficientnet_pytorch`).
 
+use super::head::{classifier, Reference};
 use super::{ArchConfig, Architecture};
 use crate::graph::{ConvSpec, GraphBuilder, NodeId};
 use crate::input::Normalization;
@@ -83,7 +84,9 @@ fn efficientnet_lite(
     let x = b.conv2d(
         "_conv_stem",
         x,
-        ConvSpec::new(3, stem_out, 3).stride(2).same_padding(),
+        ConvSpec::new(config.in_channels, stem_out, 3)
+            .stride(2)
+            .same_padding(),
     )?;
     let x = b.batch_norm("_bn0", x, stem_out, BN_EPS)?;
     let mut x = b.activation("_swish", x, Activation::Relu6);
@@ -109,7 +112,7 @@ fn efficientnet_lite(
     let x = b.adaptive_avg_pool("_avg_pooling", x, (1, 1));
     let x = b.flatten("view", x);
     let x = b.dropout("_dropout", x);
-    b.linear("_fc", x, head_out, config.num_classes, true)
+    classifier(b, "_fc", x, head_out, Reference::Linear, config)
 }
 
 /// EfficientNet-Lite0.
@@ -117,5 +120,6 @@ pub static ARCHITECTURES: [Architecture; 1] = [Architecture {
     name: "efficientnet_lite0",
     build: |b, c| efficientnet_lite(b, c, &LITE0),
     classifier: "_fc.weight",
+    stem: "_conv_stem.weight",
     normalization: Normalization::LITE,
 }];

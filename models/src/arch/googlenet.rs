@@ -1,6 +1,7 @@
 //! torchvision's GoogLeNet (Inception v1, `torchvision.models.googlenet`), with
 //! `transform_input=False`; the auxiliary classifiers are not used at evaluation.
 
+use super::head::{classifier, Reference};
 use super::{ArchConfig, Architecture};
 use crate::graph::{ConvSpec, GraphBuilder, NodeId};
 use crate::input::Normalization;
@@ -46,7 +47,14 @@ fn googlenet(b: &mut GraphBuilder, config: &ArchConfig) -> Result<NodeId> {
     b.ignore_unused("aux1.");
     b.ignore_unused("aux2.");
     let x = b.input();
-    let x = basic_conv(b, "conv1", x, ConvSpec::new(3, 64, 7).stride(2).padding(3))?;
+    let x = basic_conv(
+        b,
+        "conv1",
+        x,
+        ConvSpec::new(config.in_channels, 64, 7)
+            .stride(2)
+            .padding(3),
+    )?;
     let x = b.max_pool("maxpool1", x, 3, 2, 0, true);
     let x = basic_conv(b, "conv2", x, ConvSpec::new(64, 64, 1))?;
     let x = basic_conv(b, "conv3", x, ConvSpec::new(64, 192, 3).padding(1))?;
@@ -69,7 +77,7 @@ fn googlenet(b: &mut GraphBuilder, config: &ArchConfig) -> Result<NodeId> {
     let x = b.adaptive_avg_pool("avgpool", x, (1, 1));
     let x = b.flatten("flatten", x);
     let x = b.dropout("dropout", x);
-    b.linear("fc", x, 1024, config.num_classes, true)
+    classifier(b, "fc", x, 1024, Reference::Linear, config)
 }
 
 /// GoogLeNet.
@@ -77,5 +85,6 @@ pub static ARCHITECTURES: [Architecture; 1] = [Architecture {
     name: "googlenet",
     build: googlenet,
     classifier: "fc.weight",
+    stem: "conv1.conv.weight",
     normalization: Normalization::IMAGENET,
 }];

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use candle_core::Tensor;
 
-use super::{find, Architecture};
+use super::{find, ArchConfig, Architecture, Head};
 use crate::{Error, Result};
 
 fn dims<'a>(dict: &'a BTreeMap<String, Tensor>, key: &str) -> Option<&'a [usize]> {
@@ -24,9 +24,8 @@ fn count_children(dict: &BTreeMap<String, Tensor>, prefix: &str) -> usize {
 
 /// small-vgg or small-resnet: a one-channel 3×3 first conv and a GAP + `fc` head.
 fn guess_fashion_mnist(dict: &BTreeMap<String, Tensor>) -> Option<&'static str> {
-    if !dict.contains_key("fc.weight") {
-        return None;
-    }
+    // A GAP + `fc` head, plain or replaced.
+    Head::read(dict, "fc")?;
     if let Some([_, 1, 3, 3]) = dims(dict, "features.0.weight") {
         return Some(super::small_vgg::NAME);
     }
@@ -74,23 +73,24 @@ fn guess(dict: &BTreeMap<String, Tensor>) -> Option<&'static str> {
         return Some("mobilenet_v2");
     }
     if has("features.1.block.0.0.weight") {
-        return match dims(dict, "classifier.0.weight") {
-            Some([1024, 576]) => Some("mobilenet_v3_small"),
-            Some([1280, 960]) => Some("mobilenet_v3_large"),
+        // By the number of `features` children, so that a replaced head does not matter.
+        return match count_children(dict, "features.") {
+            13 => Some("mobilenet_v3_small"),
+            17 => Some("mobilenet_v3_large"),
             _ => None,
         };
     }
     if has("features.3.squeeze.weight") {
         return match dims(dict, "features.0.weight") {
-            Some([96, 3, 7, 7]) => Some("squeezenet1_0"),
-            Some([64, 3, 3, 3]) => Some("squeezenet1_1"),
+            Some([96, _, 7, 7]) => Some("squeezenet1_0"),
+            Some([64, _, 3, 3]) => Some("squeezenet1_1"),
             _ => None,
         };
     }
-    if let Some([64, 3, 11, 11]) = dims(dict, "features.0.weight") {
+    if let Some([64, _, 11, 11]) = dims(dict, "features.0.weight") {
         return Some("alexnet");
     }
-    if has("classifier.6.weight") && has("features.0.weight") {
+    if Head::read(dict, "classifier").is_some() && has("features.0.weight") {
         let convs = dict
             .iter()
             .filter(|(k, t)| k.starts_with("features.") && k.ends_with(".weight") && t.rank() == 4)
@@ -111,10 +111,12 @@ fn guess(dict: &BTreeMap<String, Tensor>) -> Option<&'static str> {
     None
 }
 
-/// The architecture a state_dict was saved from, and its class count.
+/// The architecture a state_dict was saved from, and the configuration that fits it: input
+/// channels from the first conv, the head (a replaced one too, see [`Head`]) and the class
+/// count from the classifier.
 pub fn infer_architecture(
     dict: &BTreeMap<String, Tensor>,
-) -> Result<(&'static Architecture, usize)> {
+) -> Result<(&'static Architecture, ArchConfig)> {
     let name = guess(dict).ok_or_else(|| {
         let sample: Vec<&str> = dict.keys().take(4).map(String::as_str).collect();
         Error::Unsupported(format!(
@@ -123,13 +125,13 @@ pub fn infer_architecture(
         ))
     })?;
     let arch = find(name)?;
-    let classes = dims(dict, arch.classifier)
-        .and_then(|d| d.first().copied())
-        .ok_or_else(|| {
-            Error::Weights(format!(
-                "state_dict looks like {name} but has no `{}`",
-                arch.classifier
-            ))
-        })?;
-    Ok((arch, classes))
+    let prefix = arch.head_prefix();
+    if Head::read(dict, prefix).is_none() && !dict.contains_key(arch.classifier) {
+        return Err(Error::Weights(format!(
+            "state_dict looks like {name} but has no classifier: neither `{}` nor the Linears \
+             of a Sequential head (`{prefix}.N.weight`)",
+            arch.classifier
+        )));
+    }
+    Ok((arch, arch.config_for(dict)))
 }

@@ -4,6 +4,7 @@
 
 use std::fmt::Display;
 
+use super::head::{classifier, Reference, Step};
 use super::{ArchConfig, Architecture};
 use crate::graph::{ConvSpec, GraphBuilder, NodeId};
 use crate::input::Normalization;
@@ -95,7 +96,7 @@ fn mobilenet_v2(b: &mut GraphBuilder, config: &ArchConfig) -> Result<NodeId> {
     let x = b.input();
     let x = b.scope("features", |b| {
         let mut input_channel = 32;
-        let stem = ConvSpec::new(3, input_channel, 3).stride(2);
+        let stem = ConvSpec::new(config.in_channels, input_channel, 3).stride(2);
         let mut x = conv_norm_act(b, 0, x, stem, BN_EPS, Some(Activation::Relu6))?;
         let mut index = 1;
         for (t, c, n, s) in SETTING {
@@ -114,10 +115,8 @@ fn mobilenet_v2(b: &mut GraphBuilder, config: &ArchConfig) -> Result<NodeId> {
     })?;
     let x = b.adaptive_avg_pool("adaptive_avg_pool2d", x, (1, 1));
     let x = b.flatten("flatten", x);
-    b.scope("classifier", |b| {
-        let x = b.dropout("0", x);
-        b.linear("1", x, last_channel, config.num_classes, true)
-    })
+    let head = Reference::Sequential(&[Step::Dropout, Step::Classes]);
+    classifier(b, "classifier", x, last_channel, head, config)
 }
 
 /// MobileNetV2.
@@ -125,5 +124,6 @@ pub static ARCHITECTURES: [Architecture; 1] = [Architecture {
     name: "mobilenet_v2",
     build: mobilenet_v2,
     classifier: "classifier.1.weight",
+    stem: "features.0.0.weight",
     normalization: Normalization::IMAGENET,
 }];

@@ -1,6 +1,7 @@
 //! torchvision's MobileNetV3 small and large (`torchvision.models.mobilenetv3`), with
 //! `SqueezeExcitation` from `torchvision.ops.misc`.
 
+use super::head::{classifier, Reference, Step};
 use super::mobilenet_v2::{conv_norm_act, make_divisible};
 use super::{ArchConfig, Architecture};
 use crate::graph::{ConvSpec, GraphBuilder, NodeId};
@@ -157,7 +158,7 @@ fn mobilenet_v3(
     let last_out = 6 * last_in;
     let x = b.input();
     let x = b.scope("features", |b| {
-        let stem = ConvSpec::new(3, first, 3).stride(2);
+        let stem = ConvSpec::new(config.in_channels, first, 3).stride(2);
         let mut x = conv_norm_act(b, 0, x, stem, BN_EPS, Some(Activation::HardSwish))?;
         for (i, &cnf) in setting.iter().enumerate() {
             x = b.scope(i + 1, |b| inverted_residual(b, x, cnf))?;
@@ -174,13 +175,36 @@ fn mobilenet_v3(
     })?;
     let x = b.adaptive_avg_pool("avgpool", x, (1, 1));
     let x = b.flatten("flatten", x);
-    b.scope("classifier", |b| {
-        let x = b.linear("0", x, last_out, last_channel, true)?;
-        let x = b.activation("1", x, Activation::HardSwish);
-        let x = b.dropout("2", x);
-        b.linear("3", x, last_channel, config.num_classes, true)
-    })
+    let head: &'static [Step] = match last_channel {
+        1024 => &HEAD_1024,
+        _ => &HEAD_1280,
+    };
+    classifier(
+        b,
+        "classifier",
+        x,
+        last_out,
+        Reference::Sequential(head),
+        config,
+    )
 }
+
+/// MobileNetV3's `classifier` with a hidden width of `W`.
+macro_rules! head {
+    ($w:expr) => {
+        [
+            Step::Linear($w),
+            Step::Act(Activation::HardSwish),
+            Step::Dropout,
+            Step::Classes,
+        ]
+    };
+}
+
+/// The small model's `classifier`.
+static HEAD_1024: [Step; 4] = head!(1024);
+/// The large model's `classifier`.
+static HEAD_1280: [Step; 4] = head!(1280);
 
 /// MobileNetV3 small and large.
 pub static ARCHITECTURES: [Architecture; 2] = [
@@ -188,12 +212,14 @@ pub static ARCHITECTURES: [Architecture; 2] = [
         name: "mobilenet_v3_large",
         build: |b, c| mobilenet_v3(b, c, &LARGE, 1280),
         classifier: "classifier.3.weight",
+        stem: "features.0.0.weight",
         normalization: Normalization::IMAGENET,
     },
     Architecture {
         name: "mobilenet_v3_small",
         build: |b, c| mobilenet_v3(b, c, &SMALL, 1024),
         classifier: "classifier.3.weight",
+        stem: "features.0.0.weight",
         normalization: Normalization::IMAGENET,
     },
 ];

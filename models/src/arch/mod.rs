@@ -7,6 +7,7 @@ mod efficientnet;
 mod efficientnet_lite;
 pub mod fashion_mnist;
 mod googlenet;
+mod head;
 mod infer;
 mod mobilenet_v2;
 mod mobilenet_v3;
@@ -16,8 +17,11 @@ pub mod small_vgg;
 mod squeezenet;
 mod vgg;
 
-use candle_core::Device;
+use std::collections::BTreeMap;
 
+use candle_core::{Device, Tensor};
+
+pub use head::{Head, HeadLinear};
 pub use infer::infer_architecture;
 
 use crate::graph::{Graph, GraphBuilder, NodeId, WeightSource};
@@ -32,20 +36,32 @@ pub struct Architecture {
     pub build: fn(&mut GraphBuilder, &ArchConfig) -> Result<NodeId>,
     /// The state_dict key of the final classifier's weight (its first dimension is the class count).
     pub classifier: &'static str,
+    /// The state_dict key of the first conv's weight (its second dimension is the input
+    /// channel count).
+    pub stem: &'static str,
     /// How the reference implementation expects its input normalized.
     pub normalization: Normalization,
 }
 
 /// Options an architecture is built with.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArchConfig {
     /// Number of output classes.
     pub num_classes: usize,
+    /// Input channels of the first conv (3 for RGB, 1 for grayscale). The Fashion-MNIST
+    /// architectures are always one-channel and ignore it.
+    pub in_channels: usize,
+    /// A replaced classifier head read from the weights; `None` builds the reference head.
+    pub head: Option<Head>,
 }
 
 impl Default for ArchConfig {
     fn default() -> Self {
-        ArchConfig { num_classes: 1000 }
+        ArchConfig {
+            num_classes: 1000,
+            in_channels: 3,
+            head: None,
+        }
     }
 }
 
@@ -116,6 +132,56 @@ impl Architecture {
         } else {
             ArchConfig::default().num_classes
         }
+    }
+
+    /// The configuration of a model built without weights: its default class count and input
+    /// channels, the reference head.
+    pub fn default_config(&self) -> ArchConfig {
+        ArchConfig {
+            num_classes: self.default_classes(),
+            in_channels: self.normalization.channels,
+            head: None,
+        }
+    }
+
+    /// The configuration that fits `dict`: in_channels from the first conv's weight, the head
+    /// (a replaced one, see [`Head`]) and the class count from the classifier. What `dict`
+    /// does not show is left at [`default_config`](Self::default_config), for the graph
+    /// builder to report as missing or misshapen.
+    pub fn config_for(&self, dict: &BTreeMap<String, Tensor>) -> ArchConfig {
+        let mut config = self.default_config();
+        if let Some(&[_, c, _, _]) = dict.get(self.stem).map(|t| t.dims()) {
+            config.in_channels = c;
+        }
+        let prefix = self.head_prefix();
+        config.head = Head::read(dict, prefix);
+        let classes = config
+            .head
+            .as_ref()
+            .and_then(Head::num_classes)
+            .or_else(|| {
+                dict.get(self.classifier)
+                    .and_then(|t| t.dims().first().copied())
+            });
+        if let Some(classes) = classes {
+            config.num_classes = classes;
+        }
+        config
+    }
+
+    /// The name of the classifier module (`fc`, `classifier`, `_fc`).
+    pub fn head_prefix(&self) -> &'static str {
+        self.classifier
+            .split_once('.')
+            .map_or(self.classifier, |(p, _)| p)
+    }
+
+    /// [`preprocess`](Self::preprocess) for a model built with `config`: the normalization has
+    /// `config.in_channels` channels (see [`Normalization::with_channels`]).
+    pub fn preprocess_for(&self, config: &ArchConfig) -> Preprocess {
+        let mut preprocess = self.preprocess();
+        preprocess.normalization = preprocess.normalization.with_channels(config.in_channels);
+        preprocess
     }
 
     /// The class names of a model with `classes` outputs when no label file is given.

@@ -1,5 +1,6 @@
 //! torchvision's ResNet-18/34/50/101/152 (`torchvision.models.resnet`).
 
+use super::head::{classifier, Reference};
 use super::{ArchConfig, Architecture};
 use crate::graph::{ConvSpec, GraphBuilder, NodeId};
 use crate::input::Normalization;
@@ -98,7 +99,13 @@ fn resnet(
     layers: [usize; 4],
 ) -> Result<NodeId> {
     let x = b.input();
-    let x = b.conv2d("conv1", x, ConvSpec::new(3, 64, 7).stride(2).padding(3))?;
+    let x = b.conv2d(
+        "conv1",
+        x,
+        ConvSpec::new(config.in_channels, 64, 7)
+            .stride(2)
+            .padding(3),
+    )?;
     let x = b.batch_norm("bn1", x, 64, BN_EPS)?;
     let x = b.relu("relu", x);
     let mut x = b.max_pool("maxpool", x, 3, 2, 1, false);
@@ -121,7 +128,8 @@ fn resnet(
     }
     let x = b.adaptive_avg_pool("avgpool", x, (1, 1));
     let x = b.flatten("flatten", x);
-    b.linear("fc", x, 512 * block.expansion(), config.num_classes, true)
+    let in_features = 512 * block.expansion();
+    classifier(b, "fc", x, in_features, Reference::Linear, config)
 }
 
 macro_rules! resnet_arch {
@@ -130,6 +138,7 @@ macro_rules! resnet_arch {
             name: $name,
             build: |b, c| resnet(b, c, $block, $layers),
             classifier: "fc.weight",
+            stem: "conv1.weight",
             normalization: Normalization::IMAGENET,
         }
     };

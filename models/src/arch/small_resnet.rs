@@ -4,6 +4,7 @@
 //! and BN where the shape changes) and a global average pool + Linear head, so that CAM applies.
 //! Its PyTorch twin (`SmallResNet`) is in `tests/fixtures/make_train.py`.
 
+use super::head::{classifier, Reference};
 use super::{fashion_mnist, ArchConfig, Architecture};
 use crate::graph::{ConvSpec, GraphBuilder, NodeId};
 use crate::Result;
@@ -73,7 +74,7 @@ fn small_resnet(b: &mut GraphBuilder, config: &ArchConfig) -> Result<NodeId> {
     }
     let x = b.adaptive_avg_pool("avgpool", x, (1, 1));
     let x = b.flatten("flatten", x);
-    b.linear("fc", x, inplanes, config.num_classes, true)
+    classifier(b, "fc", x, inplanes, Reference::Linear, config)
 }
 
 /// small-resnet.
@@ -81,5 +82,6 @@ pub static ARCHITECTURES: [Architecture; 1] = [Architecture {
     name: NAME,
     build: small_resnet,
     classifier: "fc.weight",
+    stem: "conv1.weight",
     normalization: fashion_mnist::NORMALIZATION,
 }];

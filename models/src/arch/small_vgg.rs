@@ -11,6 +11,7 @@
 //! avgpool = AdaptiveAvgPool2d(1); flatten; fc = Linear(128, num_classes)
 //! ```
 
+use super::head::{classifier, Reference};
 use super::{fashion_mnist, ArchConfig, Architecture};
 use crate::graph::{ConvSpec, GraphBuilder, NodeId};
 use crate::Result;
@@ -74,7 +75,7 @@ fn small_vgg(b: &mut GraphBuilder, config: &ArchConfig) -> Result<NodeId> {
     })?;
     let x = b.adaptive_avg_pool("avgpool", x, (1, 1));
     let x = b.flatten("flatten", x);
-    b.linear("fc", x, HEAD_CHANNELS, config.num_classes, true)
+    classifier(b, "fc", x, HEAD_CHANNELS, Reference::Linear, config)
 }
 
 /// small-vgg.
@@ -82,5 +83,6 @@ pub static ARCHITECTURES: [Architecture; 1] = [Architecture {
     name: NAME,
     build: small_vgg,
     classifier: "fc.weight",
+    stem: "features.0.weight",
     normalization: fashion_mnist::NORMALIZATION,
 }];

@@ -31,8 +31,12 @@ fn fire(b: &mut GraphBuilder, x: NodeId, planes: [usize; 4]) -> Result<NodeId> {
 }
 
 /// SqueezeNet 1.0's `features`.
-fn features_1_0(b: &mut GraphBuilder, x: NodeId) -> Result<NodeId> {
-    let x = b.conv2d("0", x, ConvSpec::new(3, 96, 7).stride(2).bias(true))?;
+fn features_1_0(b: &mut GraphBuilder, x: NodeId, in_channels: usize) -> Result<NodeId> {
+    let x = b.conv2d(
+        "0",
+        x,
+        ConvSpec::new(in_channels, 96, 7).stride(2).bias(true),
+    )?;
     let x = b.relu("1", x);
     let x = b.max_pool("2", x, 3, 2, 0, true);
     let x = b.scope(3, |b| fire(b, x, [96, 16, 64, 64]))?;
@@ -48,8 +52,12 @@ fn features_1_0(b: &mut GraphBuilder, x: NodeId) -> Result<NodeId> {
 }
 
 /// SqueezeNet 1.1's `features`.
-fn features_1_1(b: &mut GraphBuilder, x: NodeId) -> Result<NodeId> {
-    let x = b.conv2d("0", x, ConvSpec::new(3, 64, 3).stride(2).bias(true))?;
+fn features_1_1(b: &mut GraphBuilder, x: NodeId, in_channels: usize) -> Result<NodeId> {
+    let x = b.conv2d(
+        "0",
+        x,
+        ConvSpec::new(in_channels, 64, 3).stride(2).bias(true),
+    )?;
     let x = b.relu("1", x);
     let x = b.max_pool("2", x, 3, 2, 0, true);
     let x = b.scope(3, |b| fire(b, x, [64, 16, 64, 64]))?;
@@ -68,8 +76,8 @@ fn features_1_1(b: &mut GraphBuilder, x: NodeId) -> Result<NodeId> {
 fn squeezenet(b: &mut GraphBuilder, config: &ArchConfig, version: Version) -> Result<NodeId> {
     let x = b.input();
     let x = b.scope("features", |b| match version {
-        Version::V1_0 => features_1_0(b, x),
-        Version::V1_1 => features_1_1(b, x),
+        Version::V1_0 => features_1_0(b, x, config.in_channels),
+        Version::V1_1 => features_1_1(b, x, config.in_channels),
     })?;
     let x = b.scope("classifier", |b| {
         let x = b.dropout("0", x);
@@ -86,6 +94,7 @@ macro_rules! squeezenet_arch {
             name: $name,
             build: |b, c| squeezenet(b, c, $version),
             classifier: "classifier.1.weight",
+            stem: "features.0.weight",
             normalization: Normalization::IMAGENET,
         }
     };

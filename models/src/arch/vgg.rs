@@ -1,8 +1,10 @@
 //! torchvision's VGG-11/13/16/19, with and without batch norm (`torchvision.models.vgg`).
 
+use super::head::{classifier, Reference, Step};
 use super::{ArchConfig, Architecture};
 use crate::graph::{ConvSpec, GraphBuilder, NodeId};
 use crate::input::Normalization;
+use crate::ops::Activation;
 use crate::Result;
 
 const BN_EPS: f64 = 1e-5;
@@ -38,14 +40,20 @@ const CFG_E: &[Layer] = &[
 ];
 
 /// `make_layers(cfg, batch_norm)`: the `features` Sequential, its children numbered in order.
-fn features(b: &mut GraphBuilder, x: NodeId, cfg: &[Layer], batch_norm: bool) -> Result<NodeId> {
+fn features(
+    b: &mut GraphBuilder,
+    x: NodeId,
+    in_channels: usize,
+    cfg: &[Layer],
+    batch_norm: bool,
+) -> Result<NodeId> {
     let mut x = x;
     let mut index = 0usize;
     let mut next = || {
         index += 1;
         (index - 1).to_string()
     };
-    let mut in_channels = 3;
+    let mut in_channels = in_channels;
     for &layer in cfg {
         match layer {
             Layer::Pool => x = b.max_pool(&next(), x, 2, 2, 0, false),
@@ -74,19 +82,24 @@ fn vgg(
     batch_norm: bool,
 ) -> Result<NodeId> {
     let x = b.input();
-    let x = b.scope("features", |b| features(b, x, cfg, batch_norm))?;
+    let x = b.scope("features", |b| {
+        features(b, x, config.in_channels, cfg, batch_norm)
+    })?;
     let x = b.adaptive_avg_pool("avgpool", x, (7, 7));
     let x = b.flatten("flatten", x);
-    b.scope("classifier", |b| {
-        let x = b.linear("0", x, 512 * 7 * 7, 4096, true)?;
-        let x = b.relu("1", x);
-        let x = b.dropout("2", x);
-        let x = b.linear("3", x, 4096, 4096, true)?;
-        let x = b.relu("4", x);
-        let x = b.dropout("5", x);
-        b.linear("6", x, 4096, config.num_classes, true)
-    })
+    classifier(b, "classifier", x, 512 * 7 * 7, HEAD, config)
 }
+
+/// VGG's `classifier`.
+const HEAD: Reference = Reference::Sequential(&[
+    Step::Linear(4096),
+    Step::Act(Activation::Relu),
+    Step::Dropout,
+    Step::Linear(4096),
+    Step::Act(Activation::Relu),
+    Step::Dropout,
+    Step::Classes,
+]);
 
 macro_rules! vgg_arch {
     ($name:literal, $cfg:expr, $bn:expr) => {
@@ -94,6 +107,7 @@ macro_rules! vgg_arch {
             name: $name,
             build: |b, c| vgg(b, c, $cfg, $bn),
             classifier: "classifier.6.weight",
+            stem: "features.0.weight",
             normalization: Normalization::IMAGENET,
         }
     };

@@ -86,6 +86,8 @@ pub struct EvolveOptions {
     /// The architecture of every checkpoint (inferred from each when `None`, and then all must
     /// agree with the first that loads).
     pub arch: Option<String>,
+    /// A `torch.export` program every checkpoint is bound to by state_dict key.
+    pub graph: Option<PathBuf>,
     /// The image of the `cam` and `unit` views.
     pub image: Option<PathBuf>,
     /// The layer: a convolution for `filters` (the first when `None`), the CAM layer for `cam`
@@ -110,6 +112,7 @@ impl Default for EvolveOptions {
         EvolveOptions {
             view: View::Filters,
             arch: None,
+            graph: None,
             image: None,
             layer: None,
             unit: None,
@@ -247,7 +250,8 @@ pub fn evolve(
     let mut layer: Option<String> = None;
     let load = LoadOptions {
         arch: options.arch.clone(),
-        labels: None,
+        graph: options.graph.clone(),
+        ..LoadOptions::default()
     };
     for (done, &i) in visit.iter().enumerate() {
         let checkpoint = &list.checkpoints[i];

@@ -81,7 +81,7 @@ impl Lowerer<'_> {
             }
         };
         let groups = at.int("groups", 1)?;
-        if groups < 1 || groups > MAX_WINDOW * 16 {
+        if !(1..=MAX_WINDOW * 16).contains(&groups) {
             return Err(at.unsupported(format!("with groups = {groups}")));
         }
         let x = self.node(at, x)?;

@@ -134,3 +134,40 @@ pub fn load_program(path: &Path, weights: ProgramWeights, device: &Device) -> Re
         torch_version: archive.program.torch_version.clone(),
     })
 }
+
+/// Whether `path` is a `torch.export` archive: a `.pt2` name, or a zip with `archive_format`
+/// (only the zip's directory is read).
+pub fn is_program_file(path: &Path) -> bool {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("pt2"))
+    {
+        return true;
+    }
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut head = [0u8; 4];
+    use std::io::Read;
+    if (&file).read_exact(&mut head).is_err() || &head != b"PK\x03\x04" {
+        return false;
+    }
+    zip::ZipArchive::new(file).is_ok_and(|z| {
+        z.file_names_raw()
+            .any(|n| n == b"archive_format" || n.ends_with(b"/archive_format"))
+    })
+}
+
+/// The one `*.pt2` program in the folder of `checkpoint`, when there is exactly one.
+pub fn program_beside(checkpoint: &Path) -> Option<std::path::PathBuf> {
+    let dir = match checkpoint.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut found = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("pt2")) && p.is_file());
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
+}

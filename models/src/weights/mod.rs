@@ -38,12 +38,17 @@ pub fn load_state_dict(path: &Path) -> Result<StateDict> {
 
 /// [`load_state_dict`] on the file's bytes; `path` names it in errors.
 fn load_from_bytes(bytes: &[u8], path: &Path) -> Result<StateDict> {
-    if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
+    // safetensors first: its first byte is the low byte of the header length, which may be
+    // 0x80 (a pickle's PROTO) or `P`; its full check (length within the file, then `{`) is
+    // strict enough that no pickle or zip passes it.
+    if safetensors_file::looks_safetensors(bytes) {
+        safetensors_file::load(bytes, path)
+    } else if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
         torch_file::load_zip(bytes, path)
+    } else if safetensors_file::looks_truncated_safetensors(bytes) {
+        safetensors_file::load(bytes, path)
     } else if torch_file::looks_legacy(bytes) {
         torch_file::load_legacy(bytes, path)
-    } else if safetensors_file::looks_safetensors(bytes) {
-        safetensors_file::load(bytes, path)
     } else if bytes.get(257..262) == Some(b"ustar") {
         Err(Error::format(
             path,
@@ -100,6 +105,54 @@ mod tests {
         ] {
             survive_mutations(&fixture(name));
         }
+    }
+
+    /// A safetensors file holding `w` = [1.5, -2.0], its JSON header padded with spaces to
+    /// `header_len` bytes.
+    fn safetensors_with_header_len(header_len: usize) -> Vec<u8> {
+        let json = r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+        let header = format!("{json:<header_len$}");
+        assert_eq!(header.len(), header_len);
+        let mut bytes = (header_len as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        for v in [1.5f32, -2.0] {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        bytes
+    }
+
+    /// A header length whose low byte is 0x80 (a pickle's PROTO opcode) is still safetensors:
+    /// torchvision's resnet50 saved with `save_file` starts this way.
+    #[test]
+    fn weights_safetensors_header_length_starting_with_0x80() {
+        for header_len in [0x80, 0x180, 0x280] {
+            let bytes = safetensors_with_header_len(header_len);
+            assert_eq!(bytes[0], 0x80);
+            let sd = load_from_bytes(&bytes, Path::new("w.safetensors")).unwrap();
+            let w = sd["w"].to_vec1::<f32>().unwrap();
+            assert_eq!(w, [1.5, -2.0], "header length {header_len:#x}");
+        }
+        // Cut short, it is a truncated safetensors file, not a broken pickle.
+        let bytes = safetensors_with_header_len(0x180);
+        match load_from_bytes(&bytes[..100], Path::new("w.safetensors")) {
+            Err(Error::Format { message, .. }) => {
+                assert!(message.contains("truncated"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The header may start with whitespace before its `{`.
+    #[test]
+    fn weights_safetensors_header_with_leading_whitespace() {
+        let mut bytes = safetensors_with_header_len(0x40);
+        // Move the padding to the front: " ...{json}".
+        let header = String::from_utf8(bytes[8..8 + 0x40].to_vec()).unwrap();
+        let moved = format!("{:>64}", header.trim_end());
+        bytes[8..8 + 0x40].copy_from_slice(moved.as_bytes());
+        assert_eq!(bytes[8], b' ');
+        let sd = load_from_bytes(&bytes, Path::new("w.safetensors")).unwrap();
+        assert_eq!(sd["w"].to_vec1::<f32>().unwrap(), [1.5, -2.0]);
     }
 
     #[test]

@@ -31,16 +31,37 @@ fn elem_type(dtype: Dtype) -> Option<ElemType> {
 /// The longest header accepted (the safetensors crate's own limit).
 const MAX_HEADER: u64 = 100_000_000;
 
-/// The header length, if `bytes` start like a safetensors file: a plausible length, then `{`.
+/// The header length, if `bytes` start like a safetensors file: a plausible little-endian u64
+/// length (at least 2, at most [`MAX_HEADER`]), then `{` after optional whitespace. The length
+/// may exceed the file (a truncated file): [`load`] reports that.
 fn header_len(bytes: &[u8]) -> Option<u64> {
     let mut a = [0u8; 8];
     a.copy_from_slice(bytes.get(..8)?);
     let len = u64::from_le_bytes(a);
-    ((2..=MAX_HEADER).contains(&len) && bytes.get(8) == Some(&b'{')).then_some(len)
+    if !(2..=MAX_HEADER).contains(&len) {
+        return None;
+    }
+    let header = bytes.get(8..)?;
+    let window = usize::try_from(len).map_or(header.len(), |l| l.min(header.len()));
+    let first = header
+        .get(..window)?
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())?;
+    (*first == b'{').then_some(len)
 }
 
-/// Whether `bytes` start like a safetensors file.
+/// Whether `bytes` hold a whole safetensors header: [`header_len`]'s checks, and the header fits
+/// in the file. Tried before any other format, because the first byte of the length can be
+/// anything, 0x80 (a pickle's PROTO opcode) and `P` (a zip's) included.
 pub(crate) fn looks_safetensors(bytes: &[u8]) -> bool {
+    let left = bytes.len().saturating_sub(8) as u64;
+    header_len(bytes).is_some_and(|len| len <= left)
+}
+
+/// Whether `bytes` start like a safetensors file whose header does not fit in it (so that the
+/// error says "truncated" rather than "unrecognised"). Its bytes 4 to 7 are zero and byte 8 is
+/// `{` or whitespace, which no pickle or zip starts with.
+pub(crate) fn looks_truncated_safetensors(bytes: &[u8]) -> bool {
     header_len(bytes).is_some()
 }
 
