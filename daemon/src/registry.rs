@@ -28,7 +28,7 @@ use crate::watch::metrics::metrics_beside;
 use crate::{Config, MethodError};
 
 /// What a model was loaded from; loading the same again finds the same model.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct LoadKey {
     /// A weight file, `demo` or `random:ARCH`.
     pub path: String,
@@ -36,6 +36,14 @@ pub struct LoadKey {
     pub arch: Option<String>,
     /// `--labels`.
     pub labels: Option<String>,
+    /// `--graph`: the `torch.export` program the weights are bound to.
+    pub graph: Option<String>,
+    /// `--mean`.
+    pub mean: Option<Vec<f32>>,
+    /// `--std`.
+    pub std: Option<Vec<f32>>,
+    /// `--resize`.
+    pub resize: Option<u32>,
 }
 
 impl LoadKey {
@@ -44,6 +52,10 @@ impl LoadKey {
         let options = LoadOptions {
             arch: self.arch.clone(),
             labels: self.labels.as_ref().map(Into::into),
+            graph: self.graph.as_ref().map(Into::into),
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+            resize: self.resize,
         };
         Model::load(&self.path, &options, device)
     }
@@ -57,8 +69,7 @@ impl LoadKey {
     fn at(&self, path: &Path) -> LoadKey {
         LoadKey {
             path: path.display().to_string(),
-            arch: self.arch.clone(),
-            labels: self.labels.clone(),
+            ..self.clone()
         }
     }
 }
@@ -916,8 +927,7 @@ mod tests {
             id: id.into(),
             key: LoadKey {
                 path: "/run/checkpoint.safetensors".into(),
-                arch: None,
-                labels: None,
+                ..LoadKey::default()
             },
             version: versions.last().map_or(1, |r| r.version),
             resident: None,

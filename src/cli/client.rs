@@ -108,8 +108,16 @@ impl Engine {
             arch: args.arch.clone(),
             labels: args.labels.as_deref().map(|p| self.path_arg(p)),
             watch: Some(self.is_daemon()),
+            graph: args.graph.as_deref().map(|p| self.path_arg(p)),
+            mean: args.mean.clone(),
+            std: args.std.clone(),
+            resize: args.resize,
         };
-        let id = self.request::<ModelLoad>(&params, false)?.model.model_id;
+        let loaded = self.request::<ModelLoad>(&params, false)?;
+        if let Some(note) = &loaded.note {
+            eprintln!("note: {note}");
+        }
+        let id = loaded.model.model_id;
         match args.at_version {
             Some(version) => {
                 let at = AtVersionParams {

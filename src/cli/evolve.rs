@@ -25,6 +25,9 @@ pub struct EvolveArgs {
     /// Architecture of every checkpoint (inferred from each when omitted).
     #[arg(long)]
     arch: Option<String>,
+    /// A torch.export program (.pt2) every checkpoint is bound to by state_dict key.
+    #[arg(long, value_name = "PROGRAM")]
+    graph: Option<PathBuf>,
     /// What to show: filters (a convolution's kernels), cam (a class activation map of --image)
     /// or unit (unit --unit of layer --layer on --image).
     #[arg(long, default_value = "filters")]
@@ -70,6 +73,7 @@ pub fn run(args: &EvolveArgs, device: &Device) -> anyhow::Result<()> {
     let options = EvolveOptions {
         view: View::from_name(&args.what)?,
         arch: args.arch.clone(),
+        graph: args.graph.clone(),
         image: args.image.clone(),
         layer: args.layer.clone(),
         unit: args.unit,

@@ -44,7 +44,8 @@ pub struct Cli {
 /// How to find and load the model, shared by every subcommand.
 #[derive(clap::Args, Debug)]
 pub struct ModelArgs {
-    /// Weights file (.safetensors, .pt/.pth/.ckpt, .onnx), `demo`, or `random:ARCH`.
+    /// Weights file (.safetensors, .pt/.pth/.ckpt), a torch.export program (.pt2), an ONNX
+    /// export (.onnx), `demo`, or `random:ARCH`.
     pub model: String,
     /// Architecture (inferred from the weights when omitted).
     #[arg(long)]
@@ -52,6 +53,20 @@ pub struct ModelArgs {
     /// Class names, one a line (ImageNet's by default for 1000 classes).
     #[arg(long)]
     pub labels: Option<std::path::PathBuf>,
+    /// A torch.export program (.pt2) to bind MODEL's weights to by state_dict key: any CNN
+    /// trained in PyTorch (found beside MODEL when it is the only .pt2 there).
+    #[arg(long, value_name = "PROGRAM")]
+    pub graph: Option<std::path::PathBuf>,
+    /// Input mean per channel, 0–1 pixel scale (`0.5` or `0.485,0.456,0.406`).
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub mean: Option<Vec<f32>>,
+    /// Input standard deviation per channel, 0–1 pixel scale.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub std: Option<Vec<f32>>,
+    /// Resize the shorter image side to this before the centre crop (default: the model's;
+    /// for a program, crop × 256/224, or the crop itself below 64 pixels).
+    #[arg(long, value_name = "PIXELS")]
+    pub resize: Option<u32>,
     /// Use version N of the checkpoint as the daemon kept it while watching it (`convlens
     /// versions MODEL` lists them).
     #[arg(long, value_name = "N")]

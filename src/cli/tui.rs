@@ -22,6 +22,9 @@ pub struct TuiArgs {
     /// Folder of images to browse (default: the bundled photos for the demo, else this folder).
     #[arg(long)]
     images: Option<PathBuf>,
+    /// A torch.export program (.pt2) to bind MODEL's weights to by state_dict key.
+    #[arg(long, value_name = "PROGRAM")]
+    graph: Option<PathBuf>,
     /// How pictures are drawn: auto, kitty, sixel, iterm2 or halfblocks.
     #[arg(long, default_value = "auto", value_parser = parse_graphics)]
     graphics: Graphics,
@@ -53,8 +56,13 @@ pub fn run(args: &TuiArgs, device: &str, socket: Option<PathBuf>) -> anyhow::Res
     };
     let folder = std::path::absolute(&folder)?;
     let device = device.to_string();
+    let graph = match &args.graph {
+        Some(g) => Some(std::path::absolute(g)?.display().to_string()),
+        None => None,
+    };
     convlens_tui::run(convlens_tui::Options {
         model,
+        graph,
         folder,
         graphics: args.graphics,
         connect: Box::new(move || connect_or_start(&socket, &device)),

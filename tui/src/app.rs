@@ -111,6 +111,8 @@ pub const MAXIMIZE_PRESETS: [&str; 6] = [
 pub struct App {
     /// The model as given on the command line.
     pub model_spec: String,
+    /// `--graph`: the torch.export program the model's weights are bound to.
+    pub graph: Option<String>,
     /// The watched folder.
     pub folder: PathBuf,
     /// The terminal's size.
@@ -201,6 +203,7 @@ impl App {
     ) -> App {
         App {
             model_spec: model.into(),
+            graph: None,
             folder: folder.into(),
             size: Rect::new(0, 0, width, height),
             focus: Pane::Layers,
@@ -893,6 +896,7 @@ impl App {
             self.model.revalidate(version);
             let request = Request::OpenModel {
                 model: self.model_spec.clone(),
+                graph: self.graph.clone(),
             };
             out.push(self.issue(Slot::Model, request));
         }

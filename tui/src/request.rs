@@ -82,6 +82,8 @@ pub enum Request {
     OpenModel {
         /// As given on the command line.
         model: String,
+        /// `--graph`: a torch.export program to bind the model's weights to.
+        graph: Option<String>,
     },
     /// List and watch the images of `folder`.
     ListImages {

@@ -26,5 +26,6 @@ pub fn at_version(call: &Call, p: AtVersionParams) -> Result<LoadResult, MethodE
     Ok(LoadResult {
         model: call.service.models.info(&loaded.id)?,
         layers,
+        note: None,
     })
 }

@@ -26,6 +26,10 @@ pub fn load(call: &Call, p: LoadParams) -> Result<LoadResult, MethodError> {
         path: p.path,
         arch: p.arch,
         labels: p.labels,
+        graph: p.graph,
+        mean: p.mean,
+        std: p.std,
+        resize: p.resize,
     };
     let watch = p.watch.unwrap_or(true) && key.is_file();
     let stamp = watch
@@ -44,6 +48,7 @@ pub fn load(call: &Call, p: LoadParams) -> Result<LoadResult, MethodError> {
     Ok(LoadResult {
         model: call.service.models.info(&loaded.id)?,
         layers,
+        note: loaded.model.note.clone(),
     })
 }
 

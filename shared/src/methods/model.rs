@@ -65,6 +65,20 @@ pub struct LoadParams {
     /// Whether to reload the model when its file is rewritten (default: true for files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch: Option<bool>,
+    /// A `torch.export` program (`.pt2`, absolute path) that `path`'s weights are bound to by
+    /// state_dict key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<String>,
+    /// Per-channel input mean (0–1 pixel scale), instead of the model's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel input standard deviation, instead of the model's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std: Option<Vec<f32>>,
+    /// The shorter image side is resized to this before the centre crop, instead of the
+    /// model's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize: Option<u32>,
 }
 
 /// A model as the daemon holds it.
@@ -102,6 +116,9 @@ pub struct LoadResult {
     pub model: ModelInfo,
     /// Every layer path in execution order (`conv1`, `layer1.0.conv1`, …).
     pub layers: Vec<String>,
+    /// What the daemon chose for the user (a `.pt2` program found beside a checkpoint), to show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// `model/list`'s result.
