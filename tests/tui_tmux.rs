@@ -374,3 +374,111 @@ fn a_rewritten_checkpoint_refreshes_the_views() {
     drop(tui);
     let _ = std::fs::remove_dir_all(scratch);
 }
+
+/// Replays a real PyTorch run (examples/train_torch.py, committed under
+/// tests/fixtures/export/train_run): the TUI opens the checkpoint bound to the run's
+/// `torch.export` program with `--graph`, every checkpoint the trainer writes becomes a version, a
+/// torn write leaves the previous version serving, and the timeline steps through the versions.
+#[test]
+fn a_pytorch_run_is_watched_through_its_program() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = root.join("tests/fixtures/export/train_run");
+    let scratch = std::env::temp_dir().join(format!("convlens-torchrun-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    let program = scratch.join("model.pt2");
+    std::fs::copy(run.join("model.pt2"), &program).unwrap();
+    let checkpoint = scratch.join("checkpoint.pt");
+    // As the trainer writes a checkpoint: its metrics, then the weights renamed into place.
+    let write = |step: usize| {
+        let name = format!("step-{step:06}");
+        std::fs::copy(
+            run.join(format!("{name}.json")),
+            scratch.join("checkpoint.json"),
+        )
+        .unwrap();
+        let temp = scratch.join(".checkpoint.pt.tmp");
+        std::fs::copy(run.join(format!("{name}.pt")), &temp).unwrap();
+        std::fs::rename(&temp, &checkpoint).unwrap();
+    };
+    write(20);
+    let images = root.join("tests/fixtures/fashion_folder/bag");
+    let tui = Tui::start(
+        "torchrun",
+        &[
+            checkpoint.to_str().unwrap(),
+            "--graph",
+            program.to_str().unwrap(),
+            "--images",
+            images.to_str().unwrap(),
+        ],
+        120,
+        32,
+    );
+    let screen = tui.wait_for(
+        "the checkpoint open at v1 with Fashion-MNIST's classes",
+        |s| s.contains(" · v1 · ") && s.contains("% "),
+    );
+    assert!(
+        [
+            "Bag",
+            "Ankle boot",
+            "Sandal",
+            "Trouser",
+            "Pullover",
+            "Coat",
+            "Dress",
+            "Shirt",
+            "Sneaker",
+            "T-shirt"
+        ]
+        .iter()
+        .any(|c| screen.contains(c)),
+        "the program's labels: {screen}"
+    );
+    write(40);
+    tui.wait_for("v2 loaded", |s| s.contains(" · v2 · ") && s.contains("% "));
+    // A torn write: half of the next checkpoint, left as it is.
+    let bytes = std::fs::read(run.join("step-000060.pt")).unwrap();
+    std::fs::write(&checkpoint, &bytes[..bytes.len() / 2]).unwrap();
+    let screen = tui.wait_for("the failed reload", |s| s.contains("reload failed"));
+    assert!(screen.contains(" · v2 · "), "{screen}");
+    write(60);
+    tui.wait_for("v3 loaded", |s| s.contains(" · v3 · ") && s.contains("% "));
+    let screen = tui.step(&["v"], "the timeline of three versions", |s| {
+        main_title(s).contains("Timeline 3 versions · showing v3 (live)")
+    });
+    assert!(screen.contains("▶ v3"), "{screen}");
+    let screen = tui.step(&["<"], "version 2 shown", |s| {
+        s.contains("showing v2 of v3") && s.contains(" · v2/3 · ") && s.contains("% ")
+    });
+    assert!(screen.contains("▶ v2"), "{screen}");
+    tui.step(&["<"], "version 1 shown", |s| {
+        s.contains("showing v1 of v3")
+    });
+    // The daemon kept each version with the trainer's metrics.
+    let out = Command::new(BIN)
+        .arg("--socket")
+        .arg(tui.socket())
+        .args(["versions", "--json", checkpoint.to_str().unwrap()])
+        .args(["--graph", program.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let steps: Vec<u64> = listed["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["metrics"]["step"].as_u64())
+        .collect();
+    assert_eq!(steps, [20, 40, 60], "{text}");
+    assert!(!tui.is_dead());
+    drop(tui);
+    let _ = std::fs::remove_dir_all(scratch);
+}
