@@ -10,6 +10,7 @@ pub mod export;
 pub mod graph;
 pub mod input;
 pub mod labels;
+pub mod lowering;
 pub mod maximize;
 pub mod model;
 pub mod onnx;

@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::names;
 use super::schema::{Dim, ExportedProgram, NodeJson, TensorMeta};
 use crate::graph::{Graph, GraphBuilder, NodeId, WeightSource};
+use crate::lowering::Problem;
 use crate::ops::Op;
 use crate::{Error, Result};
 
@@ -87,6 +88,19 @@ impl At<'_> {
             self.node.name.as_deref().unwrap_or("?"),
             self.name
         ))
+    }
+
+    /// A shared lowering rule's refusal, about this node.
+    pub fn refused(&self, problem: Problem) -> Error {
+        match problem {
+            Problem::Unsupported(detail) => self.unsupported(detail),
+            Problem::Invalid(detail) => Error::InvalidArgument(format!(
+                "op `{}` (node `{}`, layer `{}`): {detail}",
+                self.node.target,
+                self.node.name.as_deref().unwrap_or("?"),
+                self.name
+            )),
+        }
     }
 
     /// The argument named `name`, when given.

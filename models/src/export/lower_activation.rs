@@ -1,6 +1,7 @@
 //! Pointwise activations and softmax.
 
 use super::lower::{At, Lowerer, Val};
+use crate::lowering::activation;
 use crate::ops::{Activation, Op};
 use crate::Result;
 
@@ -19,13 +20,7 @@ impl Lowerer<'_> {
                 } else {
                     (at.float("min_val", -1.0)?, at.float("max_val", 1.0)?)
                 };
-                if lo == 0.0 && hi == 6.0 {
-                    Activation::Relu6
-                } else if lo == 0.0 && hi == f64::INFINITY {
-                    Activation::Relu
-                } else {
-                    Activation::Clip { min: lo, max: hi }
-                }
+                activation::clip(lo, hi)
             }
             "leaky_relu" => Activation::LeakyRelu(at.float("negative_slope", 0.01)?),
             "elu" => {

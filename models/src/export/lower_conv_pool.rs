@@ -4,11 +4,10 @@
 use candle_core::Tensor;
 
 use super::lower::{At, Lowerer, Val};
-use crate::ops::{AdaptiveAvgPool2d, AvgPool2d, Conv2d, MaxPool2d, Op, Padding, PoolWindow};
+use crate::lowering::conv_pool::{self, ConvArgs};
+use crate::lowering::MAX_WINDOW;
+use crate::ops::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, Op, Padding, PoolWindow};
 use crate::Result;
-
-/// The largest kernel, stride, dilation or padding read.
-const MAX_WINDOW: i64 = 4096;
 
 /// A pair (height, width) from a list of one or two values (one stands for both).
 fn pair(at: &At, name: &str, v: Option<Vec<i64>>, default: i64) -> Result<(usize, usize)> {
@@ -44,27 +43,16 @@ impl Lowerer<'_> {
         let x = self.required(at, "input")?;
         let weight = self.required(at, "weight")?;
         let weight = self.fixed_tensor(at, weight)?;
-        if weight.rank() != 4 {
-            return Err(at.unsupported(format!(
-                "with a rank-{} weight: only 2-D convolutions are supported",
-                weight.rank()
-            )));
-        }
         let bias = match self.value(at, "bias")? {
             Some(b) => Some(self.fixed_tensor(at, b)?),
             None => None,
         };
-        let (sh, sw) = pair(at, "stride", at.ints("stride")?, 1)?;
-        let (dh, dw) = pair(at, "dilation", at.ints("dilation")?, 1)?;
-        if sh != sw || dh != dw || sh == 0 || dh == 0 {
-            return Err(at.unsupported(format!(
-                "with stride ({sh}, {sw}) and dilation ({dh}, {dw}): convlens runs square strides and dilations"
-            )));
-        }
+        let stride = pair(at, "stride", at.ints("stride")?, 1)?;
+        let dilation = pair(at, "dilation", at.ints("dilation")?, 1)?;
         let padding = match at.string("padding") {
             Some(mode) if mode == "valid" => Padding::symmetric(0),
             Some(mode) if mode == "same" => {
-                if sh != 1 {
+                if stride != (1, 1) {
                     return Err(at.unsupported("with padding='same' and a stride above 1"));
                 }
                 Padding::Same
@@ -80,12 +68,16 @@ impl Lowerer<'_> {
                 }
             }
         };
-        let groups = at.int("groups", 1)?;
-        if !(1..=MAX_WINDOW * 16).contains(&groups) {
-            return Err(at.unsupported(format!("with groups = {groups}")));
-        }
+        let conv = conv_pool::conv2d(ConvArgs {
+            weight,
+            bias,
+            stride: (stride.0 as i64, stride.1 as i64),
+            dilation: (dilation.0 as i64, dilation.1 as i64),
+            padding,
+            groups: at.int("groups", 1)?,
+        })
+        .map_err(|p| at.refused(p))?;
         let x = self.node(at, x)?;
-        let conv = Conv2d::new(weight, bias, sh, padding, dh, groups as usize);
         Ok(self.push(at, Op::Conv2d(conv), &[x]))
     }
 
@@ -96,21 +88,19 @@ impl Lowerer<'_> {
             _ => kernel,
         };
         let (ph, pw) = pair(at, "padding", at.ints("padding")?, 0)?;
-        if kernel.0 == 0 || kernel.1 == 0 || stride.0 == 0 || stride.1 == 0 {
-            return Err(at.unsupported("with a zero kernel or stride"));
-        }
-        Ok(PoolWindow {
-            kernel,
-            stride,
-            padding: (ph, ph, pw, pw),
-            ceil_mode: at.bool("ceil_mode", false)?,
-        })
+        let i = |v: usize| v as i64;
+        conv_pool::pool_window(
+            (i(kernel.0), i(kernel.1)),
+            (i(stride.0), i(stride.1)),
+            (i(ph), i(ph), i(pw), i(pw)),
+            at.bool("ceil_mode", false)?,
+        )
+        .map_err(|p| at.refused(p))
     }
 
     pub(crate) fn max_pool(&mut self, at: &At) -> Result<Val> {
-        if pair(at, "dilation", at.ints("dilation")?, 1)? != (1, 1) {
-            return Err(at.unsupported("with dilation: convlens pools without dilation"));
-        }
+        let (dh, dw) = pair(at, "dilation", at.ints("dilation")?, 1)?;
+        conv_pool::undilated(&[dh as i64, dw as i64]).map_err(|p| at.refused(p))?;
         let window = self.window(at)?;
         let x = self.required(at, "self")?;
         let x = self.node(at, x)?;

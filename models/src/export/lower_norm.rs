@@ -1,10 +1,11 @@
 //! Normalization and affine layers: `batch_norm` (evaluation form), `layer_norm`, `group_norm`,
 //! `linear`, `addmm`, `mm` / `matmul`.
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
 use super::lower::{At, Lowerer, Val};
-use crate::ops::{BatchNorm2d, GroupNorm, LayerNorm, Linear, Op, Reshape};
+use crate::lowering::norm;
+use crate::ops::{GroupNorm, LayerNorm, Linear, Op, Reshape};
 use crate::Result;
 
 impl Lowerer<'_> {
@@ -24,19 +25,11 @@ impl Lowerer<'_> {
         let mean = self.fixed_tensor(at, mean)?;
         let var = self.required(at, "running_var")?;
         let var = self.fixed_tensor(at, var)?;
-        let channels = mean.dim(0)?;
-        let ones = || Tensor::ones(channels, DType::F32, mean.device());
-        let weight = match self.optional_fixed(at, "weight")? {
-            Some(w) => w,
-            None => ones()?,
-        };
-        let bias = match self.optional_fixed(at, "bias")? {
-            Some(b) => b,
-            None => ones()?.zeros_like()?,
-        };
+        let weight = self.optional_fixed(at, "weight")?;
+        let bias = self.optional_fixed(at, "bias")?;
         let eps = at.float("eps", 1e-5)?;
         let rank = self.dims_of_arg(at, "input")?.len();
-        let bn = BatchNorm2d::new(weight, bias, mean, var, eps)?;
+        let bn = norm::batch_norm(weight, bias, mean, var, eps).map_err(|p| at.refused(p))?;
         let mut x = self.node(at, x)?;
         match rank {
             4 => Ok(self.push(at, Op::BatchNorm2d(bn), &[x])),

@@ -11,9 +11,10 @@ use serde_json::Value;
 
 use super::lower::{At, Lowerer, Val};
 use super::schema::{sym_int, Dim};
+use crate::lowering::shape;
 use crate::ops::{
-    CoordinateMode, NearestRounding, Op, Pad, Reshape, Resize, ResizeMode, ResizeTarget, Slice,
-    SliceAxis, Transpose,
+    CoordinateMode, NearestRounding, Op, Reshape, Resize, ResizeMode, ResizeTarget, Slice,
+    SliceAxis,
 };
 use crate::Result;
 
@@ -102,20 +103,14 @@ impl Lowerer<'_> {
             }
             _ => {
                 let dims = at.ints("dims")?.unwrap_or_default();
-                let p = dims
-                    .into_iter()
+                dims.into_iter()
                     .map(|d| self.axis(at, d, rank))
-                    .collect::<Result<Vec<_>>>()?;
-                let mut seen = p.clone();
-                seen.sort_unstable();
-                if seen != (0..rank).collect::<Vec<_>>() {
-                    return Err(at.unsupported(format!("with dims {p:?}")));
-                }
-                p
+                    .collect::<Result<Vec<_>>>()?
             }
         };
+        let transpose = shape::permutation(perm, rank).map_err(|p| at.refused(p))?;
         let x = self.node(at, x)?;
-        Ok(self.push(at, Op::Transpose(Transpose { perm }), &[x]))
+        Ok(self.push(at, Op::Transpose(transpose), &[x]))
     }
 
     /// `chunk`, `split`, `split_with_sizes`, `unbind`: consecutive slices whose sizes the outputs
@@ -231,22 +226,20 @@ impl Lowerer<'_> {
         }
         let rank = self.dims_of_arg(at, "self")?.len();
         let list = at.ints("pad")?.unwrap_or_default();
-        if list.len() % 2 != 0
-            || list.len() / 2 > rank
-            || list.iter().any(|&p| !(0..=4096).contains(&p))
-        {
-            return Err(at.unsupported(format!(
-                "with pad {list:?} (negative or odd pads are not supported)"
-            )));
+        if list.len() % 2 != 0 || list.len() / 2 > rank {
+            return Err(at.unsupported(format!("with pad {list:?} for a rank-{rank} tensor")));
         }
-        let mut pads = vec![(0usize, 0usize); rank];
-        for (k, pair) in list.chunks(2).enumerate() {
-            pads[rank - 1 - k] = (pair[0] as usize, pair[1] as usize);
-        }
+        // Pairs from the last axis backwards.
+        let pads: Vec<(usize, i64, i64)> = list
+            .chunks(2)
+            .enumerate()
+            .map(|(k, pair)| (rank - 1 - k, pair[0], pair[1]))
+            .collect();
         let value = at.float("value", 0.0)?;
+        let pad = shape::constant_pad(rank, &pads, value).map_err(|p| at.refused(p))?;
         let x = self.required(at, "self")?;
         let x = self.node(at, x)?;
-        Ok(self.push(at, Op::Pad(Pad { pads, value }), &[x]))
+        Ok(self.push(at, Op::Pad(pad), &[x]))
     }
 
     pub(crate) fn upsample(&mut self, at: &At) -> Result<Val> {

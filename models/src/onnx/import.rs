@@ -18,18 +18,17 @@ use super::names::{self, NameSource};
 use super::proto::{attribute_type, GraphProto, NodeProto, TensorProto};
 use super::tensor::TensorReader;
 use crate::graph::{Graph, Node};
+use crate::lowering::conv_pool::ConvArgs;
+use crate::lowering::{self, Problem, MAX_WINDOW};
 use crate::ops::{
-    Activation, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, CoordinateMode, Linear,
-    MaxPool2d, NearestRounding, Op, Pad, Padding, PoolWindow, ReduceMean, Reshape, Resize,
-    ResizeMode, ResizeTarget, Slice, SliceAxis, Transpose,
+    Activation, AdaptiveAvgPool2d, AvgPool2d, CoordinateMode, Linear, MaxPool2d, NearestRounding,
+    Op, Padding, ReduceMean, Reshape, Resize, ResizeMode, ResizeTarget, Slice, SliceAxis,
+    Transpose,
 };
 use crate::{Error, Result};
 
 /// The value standing for the batch size in a folded shape (the batch axis is symbolic).
 const BATCH: i64 = i64::MIN;
-
-/// The largest kernel, stride, dilation or pad read from an attribute.
-const MAX_WINDOW: i64 = 4096;
 
 /// The most elements the importer makes up by itself (a `ConstantOfShape`, a probe input).
 const MAX_COMPUTED: usize = 1 << 24;
@@ -174,6 +173,17 @@ impl<'a> Importer<'a> {
 
     fn format(&self, message: impl Into<String>) -> Error {
         Error::format(self.path, message)
+    }
+
+    /// A shared lowering rule's refusal, about the node `at`.
+    fn refused(&self, at: At, problem: Problem) -> Error {
+        match problem {
+            Problem::Unsupported(detail) => at.unsupported(detail),
+            Problem::Invalid(detail) => self.format(format!(
+                "{} node `{}`: {detail}",
+                at.node.op_type, at.node.name
+            )),
+        }
     }
 
     fn consumers(&self, value: &str) -> usize {
@@ -456,7 +466,7 @@ impl<'a> Importer<'a> {
                 at,
                 x,
                 Op::Activation(activation),
-                activation_label(activation),
+                lowering::activation::label(activation),
             )?
         } else {
             self.convert_op(at)?
@@ -538,7 +548,7 @@ impl<'a> Importer<'a> {
             at,
             x,
             Op::Activation(activation),
-            activation_label(activation),
+            lowering::activation::label(activation),
         )
     }
 
@@ -557,14 +567,7 @@ impl<'a> Importer<'a> {
         };
         let min = bound(self, 1, "min", f64::NEG_INFINITY)?;
         let max = bound(self, 2, "max", f64::INFINITY)?;
-        let activation = if min == 0.0 && max == 6.0 {
-            Activation::Relu6
-        } else if min == 0.0 && max == f64::INFINITY {
-            Activation::Relu
-        } else {
-            Activation::Clip { min, max }
-        };
-        self.activation(at, activation)
+        self.activation(at, lowering::activation::clip(min, max))
     }
 
     fn conv(&mut self, at: At) -> Result<Value> {
@@ -574,20 +577,15 @@ impl<'a> Importer<'a> {
             return Err(self.format(format!("Conv node `{}` has no weight", node.name)));
         };
         let bias = self.constant(at, 2, "bias")?;
-        let [out_channels, _, kh, kw] = weight.dims() else {
-            return Err(at.unsupported(format!(
-                "with a kernel of shape {:?}: only 2-D convolutions are supported",
-                weight.dims()
-            )));
+        let &[_, _, kh, kw] = weight.dims() else {
+            return Err(self.refused(
+                at,
+                Problem::Unsupported(format!(
+                    "with a kernel of shape {:?}: only 2-D convolutions are supported",
+                    weight.dims()
+                )),
+            ));
         };
-        let (out_channels, kh, kw) = (*out_channels, *kh, *kw);
-        if kh == 0 || kw == 0 || out_channels == 0 {
-            return Err(self.format(format!(
-                "Conv node `{}` has an empty kernel {:?}",
-                node.name,
-                weight.dims()
-            )));
-        }
         let x = self.node_of(at, x)?;
         if self.rank(x) != 4 {
             return Err(at.unsupported(format!(
@@ -596,12 +594,6 @@ impl<'a> Importer<'a> {
             )));
         }
         let group = int_attr(node, "group").unwrap_or(1);
-        if group < 1 || out_channels % group as usize != 0 {
-            return Err(self.format(format!(
-                "Conv node `{}`: group {group} does not divide {out_channels} channels",
-                node.name
-            )));
-        }
         let stride = self.square(at, "strides", 1)?;
         let dilation = self.square(at, "dilations", 1)?;
         if let Some(k) = ints_attr(node, "kernel_shape") {
@@ -609,15 +601,6 @@ impl<'a> Importer<'a> {
                 return Err(self.format(format!(
                     "Conv node `{}`: kernel_shape {k:?} does not match the weight's {kh}x{kw}",
                     node.name
-                )));
-            }
-        }
-        if let Some(b) = &bias {
-            if b.dims() != [out_channels] {
-                return Err(self.format(format!(
-                    "Conv node `{}`: bias of shape {:?} for {out_channels} channels",
-                    node.name,
-                    b.dims()
                 )));
             }
         }
@@ -661,9 +644,15 @@ impl<'a> Importer<'a> {
             ),
             (_, padding) => (x, padding),
         };
-        let weight = self.on_device(&weight)?;
-        let bias = bias.map(|b| self.on_device(&b)).transpose()?;
-        let conv = Conv2d::new(weight, bias, stride, padding, dilation, group as usize);
+        let conv = lowering::conv_pool::conv2d(ConvArgs {
+            weight: self.on_device(&weight)?,
+            bias: bias.map(|b| self.on_device(&b)).transpose()?,
+            stride: (stride as i64, stride as i64),
+            dilation: (dilation as i64, dilation as i64),
+            padding,
+            groups: group,
+        })
+        .map_err(|p| self.refused(at, p))?;
         Ok(Value::Node(self.push(at, Op::Conv2d(conv), vec![x], 4)))
     }
 
@@ -752,18 +741,12 @@ impl<'a> Importer<'a> {
                 self.rank(x)
             )));
         }
-        let channels = params[0].elem_count();
-        if params.iter().any(|p| p.dims() != [channels]) {
-            return Err(self.format(format!(
-                "BatchNormalization node `{}`: parameters of different sizes",
-                at.node.name
-            )));
-        }
         let eps = float_attr(at.node, "epsilon").unwrap_or(1e-5);
         let [w, b, m, v]: [Tensor; 4] = params
             .try_into()
             .map_err(|_| self.format("BatchNormalization parameters"))?;
-        let bn = BatchNorm2d::new(w, b, m, v, eps)?;
+        let bn = lowering::norm::batch_norm(Some(w), Some(b), m, v, eps)
+            .map_err(|p| self.refused(at, p))?;
         Ok(Value::Node(self.push(at, Op::BatchNorm2d(bn), vec![x], 4)))
     }
 
@@ -966,9 +949,7 @@ impl<'a> Importer<'a> {
             )));
         }
         let kernel = match ints_attr(node, "kernel_shape").as_deref() {
-            Some(&[h, w]) if (1..=MAX_WINDOW).contains(&h) && (1..=MAX_WINDOW).contains(&w) => {
-                (h as usize, w as usize)
-            }
+            Some(&[h, w]) => (h, w),
             other => {
                 return Err(at.unsupported(format!(
                     "with kernel_shape {other:?}: 2-D kernels are supported"
@@ -977,29 +958,38 @@ impl<'a> Importer<'a> {
         };
         let stride = match ints_attr(node, "strides").as_deref() {
             None => (1, 1),
-            Some(&[h, w]) if (1..=MAX_WINDOW).contains(&h) && (1..=MAX_WINDOW).contains(&w) => {
-                (h as usize, w as usize)
-            }
+            Some(&[h, w]) => (h, w),
             Some(v) => return Err(at.unsupported(format!("with strides {v:?}"))),
         };
         if let Some(d) = ints_attr(node, "dilations") {
-            if d.iter().any(|&v| v != 1) {
-                return Err(at.unsupported(format!(
-                    "with dilations {d:?}: only undilated pooling is supported"
-                )));
-            }
+            lowering::conv_pool::undilated(&d).map_err(|p| self.refused(at, p))?;
         }
-        let padding = match self.auto_pad(at, x, kernel, stride)? {
+        let in_range = |v: i64| (1..=MAX_WINDOW).contains(&v);
+        if ![kernel.0, kernel.1, stride.0, stride.1]
+            .into_iter()
+            .all(in_range)
+        {
+            return Err(self.refused(
+                at,
+                Problem::Invalid(format!(
+                    "kernel {kernel:?} or stride {stride:?} out of range"
+                )),
+            ));
+        }
+        let as_sizes = |(h, w): (i64, i64)| (h as usize, w as usize);
+        let padding = match self.auto_pad(at, x, as_sizes(kernel), as_sizes(stride))? {
             Some(Pads::Explicit(t, b, l, r)) => (t, b, l, r),
             Some(Pads::Same) => return Err(self.format("pooling with SAME padding")),
             None => self.explicit_pads(at)?,
         };
-        let window = PoolWindow {
+        let i = |v: usize| v as i64;
+        let window = lowering::conv_pool::pool_window(
             kernel,
             stride,
-            padding,
-            ceil_mode: int_attr(node, "ceil_mode").unwrap_or(0) != 0,
-        };
+            (i(padding.0), i(padding.1), i(padding.2), i(padding.3)),
+            int_attr(node, "ceil_mode").unwrap_or(0) != 0,
+        )
+        .map_err(|p| self.refused(at, p))?;
         let op = if max {
             Op::MaxPool2d(MaxPool2d { window })
         } else {
@@ -1251,29 +1241,16 @@ impl<'a> Importer<'a> {
                 axes.len()
             )));
         }
-        if pads.iter().any(|&p| p < 0) {
-            return Err(at.unsupported(format!("with negative pads {pads:?}")));
-        }
-        if pads.iter().any(|&p| p > MAX_WINDOW) {
-            return Err(self.format(format!(
-                "Pad node `{}`: pads {pads:?} are too large",
-                node.name
-            )));
-        }
-        let mut per_axis = vec![(0usize, 0usize); rank];
-        for (k, &a) in axes.iter().enumerate() {
-            per_axis[a] = (pads[k] as usize, pads[k + axes.len()] as usize);
-        }
+        let entries: Vec<(usize, i64, i64)> = axes
+            .iter()
+            .enumerate()
+            .map(|(k, &a)| (a, pads[k], pads[k + axes.len()]))
+            .collect();
+        let pad = lowering::shape::constant_pad(rank, &entries, value)
+            .map_err(|p| self.refused(at, p))?;
+        let per_axis = pad.pads.clone();
         let spatial_only = rank == 4 && per_axis[0] == (0, 0) && per_axis[1] == (0, 0);
-        let id = self.push(
-            at,
-            Op::Pad(Pad {
-                pads: per_axis.clone(),
-                value,
-            }),
-            vec![x],
-            rank,
-        );
+        let id = self.push(at, Op::Pad(pad), vec![x], rank);
         let single_reader = node.output.first().is_some_and(|o| self.consumers(o) == 1);
         if value == 0.0 && spatial_only && single_reader {
             let ((t, b), (l, r)) = (per_axis[2], per_axis[3]);
@@ -1461,15 +1438,7 @@ impl<'a> Importer<'a> {
                 .collect::<Result<_>>()?,
             None => (0..rank).rev().collect(),
         };
-        let mut sorted = perm.clone();
-        sorted.sort_unstable();
-        if sorted != (0..rank).collect::<Vec<_>>() {
-            return Err(self.format(format!(
-                "Transpose node `{}`: perm {perm:?} is not a permutation",
-                at.node.name
-            )));
-        }
-        let op = Transpose { perm };
+        let op = lowering::shape::permutation(perm, rank).map_err(|p| self.refused(at, p))?;
         match x {
             Value::Const(t) => Ok(Value::Const(op.forward(&t)?)),
             Value::Node(id) => Ok(Value::Node(self.push(
@@ -1898,22 +1867,6 @@ fn label(op_type: &str) -> String {
         "Concat" => "cat".into(),
         "Sum" => "add".into(),
         other => other.to_ascii_lowercase(),
-    }
-}
-
-fn activation_label(a: Activation) -> &'static str {
-    match a {
-        Activation::Relu => "relu",
-        Activation::Relu6 => "relu6",
-        Activation::LeakyRelu(_) => "leaky_relu",
-        Activation::Clip { .. } => "clamp",
-        Activation::Sigmoid => "sigmoid",
-        Activation::HardSigmoid { .. } => "hardsigmoid",
-        Activation::HardSwish => "hardswish",
-        Activation::Silu => "silu",
-        Activation::Tanh => "tanh",
-        Activation::Gelu | Activation::GeluTanh => "gelu",
-        Activation::Elu(_) => "elu",
     }
 }
 
