@@ -534,3 +534,40 @@ fn explanations_on_a_program_equal_those_on_the_built_in_architecture() {
         assert_close("deconv", &ta, &tb);
     }
 }
+
+#[test]
+fn ops_zoo() {
+    check("ops_zoo");
+}
+
+#[test]
+fn resnet18_decomposed_to_core_aten() {
+    check("resnet18_decomposed");
+}
+
+#[test]
+fn a_program_with_dynamic_height_and_width_runs_at_other_sizes() {
+    let (program, m) = load("custom_cnn_dynamic");
+    assert_eq!(program.input_chw, [Some(1), None, None]);
+    let shapes = m["input_shapes"].as_object().unwrap();
+    assert_eq!(shapes.len(), 2);
+    for (which, shape) in shapes {
+        let file = m["files"][which].as_str().unwrap();
+        let dims: Vec<usize> = shape
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        let x = synthetic_tensor("input", &dims, 0, &Device::Cpu).unwrap();
+        let got = program
+            .graph
+            .forward(&x, Some(&[]))
+            .unwrap()
+            .output()
+            .unwrap()
+            .clone();
+        let want = Tensor::read_npy(fixtures().join(file)).unwrap();
+        assert_close(&format!("logits at {dims:?}"), &got, &want);
+    }
+}

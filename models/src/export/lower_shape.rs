@@ -108,6 +108,10 @@ impl Lowerer<'_> {
                     .collect::<Result<Vec<_>>>()?
             }
         };
+        if let (Val::Param(key), [1, 0]) = (&x, perm.as_slice()) {
+            // A Linear weight transposed for `addmm` (the decomposed form of `nn.Linear`).
+            return Ok(Val::ParamT(key.clone()));
+        }
         let transpose = shape::permutation(perm, rank).map_err(|p| at.refused(p))?;
         let x = self.node(at, x)?;
         Ok(self.push(at, Op::Transpose(transpose), &[x]))
