@@ -183,10 +183,28 @@ pub fn maximize(
         ));
     }
     let size = options.size.unwrap_or(model.preprocess.crop as usize);
-    if size < MIN_SIZE {
+    // A network made for small images (Fashion-MNIST's 28) may run below the usual minimum.
+    let min_size = MIN_SIZE.min(model.preprocess.crop as usize);
+    if size < min_size {
         return Err(Error::InvalidArgument(format!(
-            "size {size} is too small: images need at least {MIN_SIZE} pixels a side"
+            "size {size} is too small: images need at least {min_size} pixels a side"
         )));
+    }
+    if let (Recipe::Fourier(settings), Some(sizes)) = (&recipe, model.graph.input_sizes()) {
+        let canvas = settings.transforms.canvas_size(size);
+        if sizes.iter().skip(2).any(|s| s.is_some_and(|s| s != canvas)) {
+            let sizes: Vec<String> = sizes
+                .iter()
+                .map(|s| s.map_or("N".into(), |n| n.to_string()))
+                .collect();
+            return Err(Error::InvalidArgument(format!(
+                "this network takes only inputs of [{}], and Lucid's \
+                 transformation robustness runs it at {canvas}x{canvas} for {size}x{size} \
+                 images: use a pixel preset (yosinski1..4, none), or export the network with \
+                 dynamic height and width",
+                sizes.join(", ")
+            )));
+        }
     }
     let device = &model.device;
     let normalization = model.normalization();
