@@ -100,6 +100,16 @@ impl Model {
                 return Self::load_onnx(path, options, device);
             }
             if let Some(program) = &options.graph {
+                if !export::is_program_file(program) {
+                    return Err(Error::InvalidArgument(format!(
+                        "--graph {}: not a torch.export program (.pt2). Checkpoints bind to a \
+                         program by state_dict key; an ONNX export cannot serve (its exporter \
+                         folds BatchNorm into the convolutions and renames what it keeps): save \
+                         the model with torch.export.save(torch.export.export(model.eval(), (x,)), \
+                         'net.pt2')",
+                        program.display()
+                    )));
+                }
                 let dict = weights::load_state_dict(path)?;
                 return Self::load_program(
                     program,

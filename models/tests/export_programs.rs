@@ -571,3 +571,73 @@ fn a_program_with_dynamic_height_and_width_runs_at_other_sizes() {
         assert_close(&format!("logits at {dims:?}"), &got, &want);
     }
 }
+
+#[test]
+fn an_onnx_export_as_graph_says_why_a_program_is_needed() {
+    use convlens_models::{LoadOptions, Model};
+    let onnx = fixtures().join("../onnx/resnet18.onnx");
+    let options = LoadOptions {
+        graph: Some(onnx),
+        ..LoadOptions::default()
+    };
+    let ckpt = fixtures().join("custom_cnn.safetensors");
+    let err = Model::load(ckpt.to_str().unwrap(), &options, &Device::Cpu).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("not a torch.export program") && text.contains("BatchNorm"),
+        "{text}"
+    );
+}
+
+#[test]
+fn evolve_follows_a_pytorch_run_through_its_program() {
+    use convlens_models::evolve::{evolve, order_checkpoints, EvolveOptions, View};
+    use convlens_models::progress::Silent;
+    use convlens_models::{LoadOptions, Model};
+    let run = fixtures().join("train_run");
+    let steps: Vec<PathBuf> = [20, 40, 60]
+        .iter()
+        .map(|s| run.join(format!("step-{s:06}.pt")))
+        .collect();
+    let options = EvolveOptions {
+        view: View::Unit,
+        graph: Some(run.join("model.pt2")),
+        image: Some(
+            fixtures()
+                .join("../fashion_folder/bag/t00018.png")
+                .to_path_buf(),
+        ),
+        layer: Some("conv3".into()),
+        unit: Some(5),
+        ..EvolveOptions::default()
+    };
+    let list = order_checkpoints(steps.clone()).unwrap();
+    let evolution = evolve(&list, &options, &Device::Cpu, &Silent).unwrap();
+    assert_eq!(evolution.arch, "torch.export");
+    assert_eq!(evolution.versions.len(), 3);
+    // Each frame's summary is that checkpoint's unit maximum, bound to the program by key.
+    for (version, path) in evolution.versions.iter().zip(&steps) {
+        let load = LoadOptions {
+            graph: Some(run.join("model.pt2")),
+            ..LoadOptions::default()
+        };
+        let model = Model::load(path.to_str().unwrap(), &load, &Device::Cpu).unwrap();
+        let image = options.image.as_ref().unwrap();
+        let x = convlens_models::input::load_input(image, &model.preprocess, &Device::Cpu).unwrap();
+        let id = model.graph.node_id("conv3").unwrap();
+        let trace = model.graph.forward(&x, Some(&[id])).unwrap();
+        let max = trace
+            .get(id)
+            .unwrap()
+            .narrow(1, 5, 1)
+            .unwrap()
+            .max_all()
+            .unwrap();
+        let max = max.to_scalar::<f32>().unwrap();
+        assert!(
+            (version.summary - max).abs() <= 1e-5 * max.abs().max(1.0),
+            "{} vs {max}",
+            version.summary
+        );
+    }
+}
