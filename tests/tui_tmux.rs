@@ -415,26 +415,22 @@ fn a_pytorch_run_is_watched_through_its_program() {
         120,
         32,
     );
-    let screen = tui.wait_for(
+    // The top-5 names Fashion-MNIST's classes, from the program's extra/convlens.json.
+    const CLASSES: [&str; 10] = [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ];
+    tui.wait_for(
         "the checkpoint open at v1 with Fashion-MNIST's classes",
-        |s| s.contains(" · v1 · ") && s.contains("% "),
-    );
-    assert!(
-        [
-            "Bag",
-            "Ankle boot",
-            "Sandal",
-            "Trouser",
-            "Pullover",
-            "Coat",
-            "Dress",
-            "Shirt",
-            "Sneaker",
-            "T-shirt"
-        ]
-        .iter()
-        .any(|c| screen.contains(c)),
-        "the program's labels: {screen}"
+        |s| s.contains(" · v1 · ") && CLASSES.iter().any(|c| s.contains(c)),
     );
     write(40);
     tui.wait_for("v2 loaded", |s| s.contains(" · v2 · ") && s.contains("% "));

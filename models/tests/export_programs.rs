@@ -641,3 +641,9 @@ fn evolve_follows_a_pytorch_run_through_its_program() {
         );
     }
 }
+
+#[test]
+fn pool_zoo() {
+    // Dilated and ceil-mode max pools, adaptive max pools, uneven adaptive average bins.
+    check("pool_zoo");
+}

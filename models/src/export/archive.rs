@@ -15,15 +15,13 @@
 //! stripped, without its weights): the weights are then expected from a bound checkpoint.
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
 use std::path::Path;
 
 use candle_core::Tensor;
-use zip::ZipArchive;
 
 use super::schema::{Dim, ExportedProgram, PayloadConfig, TensorMeta, SCHEMA_MAJOR};
 use crate::weights::state_dict::{self, ElemType, RawTensor};
-use crate::weights::torch_file::stored_entry;
+use crate::weights::torch_file::{open_zip, stored_entry};
 use crate::{Error, Result};
 
 /// The `extra_files` entry convlens reads its preprocessing and labels from.
@@ -128,7 +126,7 @@ pub(crate) fn read(path: &Path) -> Result<Archive> {
 /// [`read`] on the file's bytes; `path` names it in errors.
 pub(crate) fn read_bytes(bytes: &[u8], path: &Path) -> Result<Archive> {
     let fail = |message: String| Error::format(path, message);
-    let mut zip = ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
+    let mut zip = open_zip(bytes).map_err(|e| {
         fail(format!(
             "not a torch.export archive: not a readable zip file (truncated or corrupt?): {e}"
         ))

@@ -19,7 +19,8 @@ use crate::ops::Op;
 use crate::{Error, Result};
 
 /// The ATen ops the lowering knows (without overload names), for the error about one it does not.
-pub const SUPPORTED: &str = "adaptive_avg_pool2d, add, addmm, avg_pool2d, batch_norm, cat, chunk, \
+pub const SUPPORTED: &str =
+    "adaptive_avg_pool2d, adaptive_max_pool2d, add, addmm, avg_pool2d, batch_norm, cat, chunk, \
 clamp, clone, constant_pad_nd, contiguous, conv2d, convolution, div, dropout, elu, flatten, gelu, \
 group_norm, hardsigmoid, hardswish, hardtanh, layer_norm, leaky_relu, linear, matmul, max_pool2d, \
 mean, mm, mul, pad, permute, relu, relu6, reshape, select, sigmoid, silu, slice, softmax, split, \
@@ -384,6 +385,7 @@ impl<'a> Lowerer<'a> {
             "max_pool2d" | "max_pool2d_with_indices" => Ok(vec![self.max_pool(at)?, Val::Absent]),
             "avg_pool2d" => one(self.avg_pool(at)?),
             "adaptive_avg_pool2d" | "_adaptive_avg_pool2d" => one(self.adaptive_avg_pool(at)?),
+            "adaptive_max_pool2d" => Ok(vec![self.adaptive_max_pool(at)?, Val::Absent]),
             "batch_norm" | "_native_batch_norm_legit_no_training" | "native_batch_norm" => {
                 Ok(vec![self.batch_norm(at)?, Val::Absent, Val::Absent])
             }

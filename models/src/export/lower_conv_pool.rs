@@ -6,7 +6,9 @@ use candle_core::Tensor;
 use super::lower::{At, Lowerer, Val};
 use crate::lowering::conv_pool::{self, ConvArgs};
 use crate::lowering::MAX_WINDOW;
-use crate::ops::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, Op, Padding, PoolWindow};
+use crate::ops::{
+    AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d, Op, Padding, PoolWindow,
+};
 use crate::Result;
 
 /// A pair (height, width) from a list of one or two values (one stands for both).
@@ -88,19 +90,20 @@ impl Lowerer<'_> {
             _ => kernel,
         };
         let (ph, pw) = pair(at, "padding", at.ints("padding")?, 0)?;
+        // avg_pool2d has no dilation argument: it reads as 1.
+        let dilation = pair(at, "dilation", at.ints("dilation")?, 1)?;
         let i = |v: usize| v as i64;
         conv_pool::pool_window(
             (i(kernel.0), i(kernel.1)),
             (i(stride.0), i(stride.1)),
             (i(ph), i(ph), i(pw), i(pw)),
+            (i(dilation.0), i(dilation.1)),
             at.bool("ceil_mode", false)?,
         )
         .map_err(|p| at.refused(p))
     }
 
     pub(crate) fn max_pool(&mut self, at: &At) -> Result<Val> {
-        let (dh, dw) = pair(at, "dilation", at.ints("dilation")?, 1)?;
-        conv_pool::undilated(&[dh as i64, dw as i64]).map_err(|p| at.refused(p))?;
         let window = self.window(at)?;
         let x = self.required(at, "self")?;
         let x = self.node(at, x)?;
@@ -118,6 +121,19 @@ impl Lowerer<'_> {
         let op = Op::AvgPool2d(AvgPool2d {
             window,
             count_include_pad,
+        });
+        Ok(self.push(at, op, &[x]))
+    }
+
+    pub(crate) fn adaptive_max_pool(&mut self, at: &At) -> Result<Val> {
+        let (h, w) = pair(at, "output_size", at.ints("output_size")?, 1)?;
+        if h == 0 || w == 0 {
+            return Err(at.unsupported("with an empty output size"));
+        }
+        let x = self.required(at, "self")?;
+        let x = self.node(at, x)?;
+        let op = Op::AdaptiveMaxPool2d(AdaptiveMaxPool2d {
+            output_size: (h, w),
         });
         Ok(self.push(at, op, &[x]))
     }

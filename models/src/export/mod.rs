@@ -152,7 +152,11 @@ pub fn is_program_file(path: &Path) -> bool {
     if (&file).read_exact(&mut head).is_err() || &head != b"PK\x03\x04" {
         return false;
     }
-    zip::ZipArchive::new(file).is_ok_and(|z| {
+    // The archive starts at byte 0 (see `weights::torch_file::open_zip`).
+    let at_start = zip::read::Config {
+        archive_offset: zip::read::ArchiveOffset::Known(0),
+    };
+    zip::ZipArchive::with_config(at_start, file).is_ok_and(|z| {
         z.file_names_raw()
             .any(|n| n == b"archive_format" || n.ends_with(b"/archive_format"))
     })

@@ -98,11 +98,12 @@ pub fn conv2d(args: ConvArgs) -> Lowered<Conv2d> {
     ))
 }
 
-/// A pooling window from its kernel, stride and padding (top, bottom, left, right).
+/// A pooling window from its kernel, stride, padding (top, bottom, left, right) and dilation.
 pub fn pool_window(
     kernel: (i64, i64),
     stride: (i64, i64),
     padding: (i64, i64, i64, i64),
+    dilation: (i64, i64),
     ceil_mode: bool,
 ) -> Lowered<PoolWindow> {
     let size = |what: &str, v: i64, min: i64| -> Lowered<usize> {
@@ -123,6 +124,10 @@ pub fn pool_window(
             size("pad", r, 0)?,
         ),
         ceil_mode,
+        dilation: (
+            size("dilation", dilation.0, 1)?,
+            size("dilation", dilation.1, 1)?,
+        ),
     })
 }
 
@@ -169,7 +174,7 @@ mod tests {
             Err(Problem::Invalid(_))
         ));
         assert!(matches!(
-            pool_window((0, 2), (1, 1), (0, 0, 0, 0), false),
+            pool_window((0, 2), (1, 1), (0, 0, 0, 0), (1, 1), false),
             Err(Problem::Invalid(_))
         ));
         assert!(matches!(undilated(&[1, 2]), Err(Problem::Unsupported(_))));

@@ -961,9 +961,14 @@ impl<'a> Importer<'a> {
             Some(&[h, w]) => (h, w),
             Some(v) => return Err(at.unsupported(format!("with strides {v:?}"))),
         };
-        if let Some(d) = ints_attr(node, "dilations") {
-            lowering::conv_pool::undilated(&d).map_err(|p| self.refused(at, p))?;
-        }
+        let dilation = match ints_attr(node, "dilations").as_deref() {
+            None => (1, 1),
+            Some(&[h, w]) if max => (h, w),
+            Some(d) => {
+                lowering::conv_pool::undilated(d).map_err(|p| self.refused(at, p))?;
+                (1, 1)
+            }
+        };
         let in_range = |v: i64| (1..=MAX_WINDOW).contains(&v);
         if ![kernel.0, kernel.1, stride.0, stride.1]
             .into_iter()
@@ -977,7 +982,11 @@ impl<'a> Importer<'a> {
             ));
         }
         let as_sizes = |(h, w): (i64, i64)| (h as usize, w as usize);
-        let padding = match self.auto_pad(at, x, as_sizes(kernel), as_sizes(stride))? {
+        let extent = (
+            dilation.0.clamp(1, MAX_WINDOW) * (kernel.0 - 1) + 1,
+            dilation.1.clamp(1, MAX_WINDOW) * (kernel.1 - 1) + 1,
+        );
+        let padding = match self.auto_pad(at, x, as_sizes(extent), as_sizes(stride))? {
             Some(Pads::Explicit(t, b, l, r)) => (t, b, l, r),
             Some(Pads::Same) => return Err(self.format("pooling with SAME padding")),
             None => self.explicit_pads(at)?,
@@ -987,6 +996,7 @@ impl<'a> Importer<'a> {
             kernel,
             stride,
             (i(padding.0), i(padding.1), i(padding.2), i(padding.3)),
+            dilation,
             int_attr(node, "ceil_mode").unwrap_or(0) != 0,
         )
         .map_err(|p| self.refused(at, p))?;

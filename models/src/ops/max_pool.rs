@@ -16,7 +16,7 @@ pub struct MaxPool2d {
 impl MaxPool2d {
     /// The pooled `x`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if super::max_pool_cpu::applies(x) {
+        if self.window.dilation == (1, 1) && super::max_pool_cpu::applies(x) {
             return super::max_pool_cpu::forward(&self.window, x);
         }
         self.forward_by_candle(x)
@@ -47,7 +47,10 @@ impl MaxPool2d {
 
     /// The signal at the input: each output's signal goes to its window's first maximum.
     pub fn backward(&self, x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Tensor> {
-        if super::max_pool_cpu::applies(x) && super::max_pool_cpu::applies(grad) {
+        if self.window.dilation == (1, 1)
+            && super::max_pool_cpu::applies(x)
+            && super::max_pool_cpu::applies(grad)
+        {
             return super::max_pool_cpu::backward(&self.window, x, y, grad);
         }
         self.backward_by_candle(x, y, grad)
@@ -61,25 +64,26 @@ impl MaxPool2d {
         let padded = self.window.pad(x, f64::NEG_INFINITY)?;
         let (kh, kw) = self.window.kernel;
         let (sh, sw) = self.window.stride;
+        let (dh, dw) = self.window.dilation;
         let mut unclaimed = y.ones_like()?;
         let mut total: Option<Tensor> = None;
         for i in 0..kh {
             // The taps of one window row land on the same input rows: fold them along the width,
             // then place the row once (k fewer full-size placements than tap by tap).
-            let rows = take_strided(&padded, 2, i, r.out.0, sh)?;
+            let rows = take_strided(&padded, 2, i * dh, r.out.0, sh)?;
             let mut row: Option<Tensor> = None;
             for j in 0..kw {
-                let element = take_strided(&rows, 3, j, r.out.1, sw)?;
+                let element = take_strided(&rows, 3, j * dw, r.out.1, sw)?;
                 let is_max = element.eq(y)?.to_dtype(grad.dtype())?.mul(&unclaimed)?;
                 unclaimed = unclaimed.sub(&is_max)?;
-                let placed = place_strided(&grad.mul(&is_max)?, 3, j, sw, r.padded.1)?;
+                let placed = place_strided(&grad.mul(&is_max)?, 3, j * dw, sw, r.padded.1)?;
                 row = Some(match row {
                     None => placed,
                     Some(t) => t.add(&placed)?,
                 });
             }
             let Some(row) = row else { continue };
-            let placed = place_strided(&row, 2, i, sh, r.padded.0)?;
+            let placed = place_strided(&row, 2, i * dh, sh, r.padded.0)?;
             total = Some(match total {
                 None => placed,
                 Some(t) => t.add(&placed)?,

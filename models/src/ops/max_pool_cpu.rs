@@ -150,6 +150,7 @@ mod tests {
                 stride: (1, 2),
                 padding: (1, 0, 0, 1),
                 ceil_mode: true,
+                dilation: (1, 1),
             },
         ];
         for window in windows {

@@ -3,6 +3,7 @@
 
 pub mod activation;
 pub mod adaptive_avg_pool;
+pub mod adaptive_max_pool;
 pub mod avg_pool;
 pub mod batch_norm;
 pub mod col2im;
@@ -30,6 +31,7 @@ use candle_core::{Result, Tensor, D};
 
 pub use activation::Activation;
 pub use adaptive_avg_pool::AdaptiveAvgPool2d;
+pub use adaptive_max_pool::AdaptiveMaxPool2d;
 pub use avg_pool::AvgPool2d;
 pub use batch_norm::BatchNorm2d;
 pub use conv2d::{Conv2d, Padding};
@@ -100,6 +102,8 @@ pub enum Op {
     ReduceMean(ReduceMean),
     /// `x[.., start:end:step, ..]`.
     Slice(Slice),
+    /// `nn.AdaptiveMaxPool2d`.
+    AdaptiveMaxPool2d(AdaptiveMaxPool2d),
     /// `nn.LayerNorm` over the trailing axes.
     LayerNorm(LayerNorm),
     /// `nn.GroupNorm`.
@@ -134,6 +138,7 @@ impl Op {
             Op::MatMul => "MatMul",
             Op::ReduceMean(_) => "Mean",
             Op::Slice(_) => "Slice",
+            Op::AdaptiveMaxPool2d(_) => "AdaptiveMaxPool2d",
             Op::LayerNorm(_) => "LayerNorm",
             Op::GroupNorm(_) => "GroupNorm",
         }
@@ -193,6 +198,7 @@ impl Op {
             },
             Op::ReduceMean(r) => r.forward(first()?),
             Op::Slice(s) => s.forward(first()?),
+            Op::AdaptiveMaxPool2d(p) => p.forward(first()?),
             Op::LayerNorm(n) => n.forward(first()?),
             Op::GroupNorm(n) => n.forward(first()?),
         }
@@ -261,6 +267,7 @@ impl Op {
             },
             Op::ReduceMean(r) => one(r.backward(first()?, grad)?),
             Op::Slice(s) => one(s.backward(first()?, grad)?),
+            Op::AdaptiveMaxPool2d(p) => one(p.backward(first()?, grad)?),
             Op::LayerNorm(n) => one(n.backward(first()?, grad)?),
             Op::GroupNorm(n) => one(n.backward(first()?, grad)?),
         }

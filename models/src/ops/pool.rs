@@ -15,6 +15,8 @@ pub struct PoolWindow {
     pub padding: (usize, usize, usize, usize),
     /// Round the output size up (PyTorch's `ceil_mode`).
     pub ceil_mode: bool,
+    /// Spacing between a window's taps along height and width (1: adjacent).
+    pub dilation: (usize, usize),
 }
 
 /// One pooling window's geometry resolved for an input size.
@@ -43,12 +45,20 @@ impl PoolWindow {
             stride: (stride, stride),
             padding: (padding, padding, padding, padding),
             ceil_mode,
+            dilation: (1, 1),
         }
+    }
+
+    /// The window's extent on the input: `dilation · (kernel − 1) + 1` per axis.
+    pub fn extent(&self) -> (usize, usize) {
+        let (kh, kw) = self.kernel;
+        let (dh, dw) = self.dilation;
+        (dh * (kh.max(1) - 1) + 1, dw * (kw.max(1) - 1) + 1)
     }
 
     /// The output size for an `h`×`w` input.
     pub fn resolve(&self, h: usize, w: usize) -> ResolvedWindow {
-        let (kh, kw) = self.kernel;
+        let (kh, kw) = self.extent();
         let (sh, sw) = self.stride;
         let (t, b, l, r) = self.padding;
         let oh = output_len(h, t, b, kh, sh, self.ceil_mode);
@@ -84,8 +94,9 @@ impl PoolWindow {
         i: usize,
         j: usize,
     ) -> Result<Tensor> {
-        let rows = take_strided(padded, 2, i, out.0, self.stride.0)?;
-        take_strided(&rows, 3, j, out.1, self.stride.1)
+        let (dh, dw) = self.dilation;
+        let rows = take_strided(padded, 2, i * dh, out.0, self.stride.0)?;
+        take_strided(&rows, 3, j * dw, out.1, self.stride.1)
     }
 
     /// Adjoint of [`PoolWindow::window_element`]: spreads per-output values back onto the padded
@@ -97,8 +108,9 @@ impl PoolWindow {
         i: usize,
         j: usize,
     ) -> Result<Tensor> {
-        let cols = place_strided(values, 3, j, self.stride.1, padded.1)?;
-        place_strided(&cols, 2, i, self.stride.0, padded.0)
+        let (dh, dw) = self.dilation;
+        let cols = place_strided(values, 3, j * dw, self.stride.1, padded.1)?;
+        place_strided(&cols, 2, i * dh, self.stride.0, padded.0)
     }
 
     /// Crops a tensor on the padded grid back to the `h`×`w` input, zero-filling any part of the

@@ -189,7 +189,7 @@ fn map_back(
         }
         Op::MaxPool2d(p) => pool_back(&p.window, rows, cols),
         Op::AvgPool2d(p) => pool_back(&p.window, rows, cols),
-        Op::AdaptiveAvgPool2d(_) => window(
+        Op::AdaptiveAvgPool2d(_) | Op::AdaptiveMaxPool2d(_) => window(
             adaptive_bins(rows, in_hw.0, out_hw.0),
             adaptive_bins(cols, in_hw.1, out_hw.1),
         ),
@@ -253,18 +253,9 @@ fn sliding(out: (i64, i64), s: i64, pad: i64, k: i64) -> (i64, i64) {
 
 fn pool_back(window: &PoolWindow, rows: (i64, i64), cols: (i64, i64)) -> Region {
     let (top, _, left, _) = window.padding;
-    let rows = sliding(
-        rows,
-        window.stride.0 as i64,
-        top as i64,
-        window.kernel.0 as i64,
-    );
-    let cols = sliding(
-        cols,
-        window.stride.1 as i64,
-        left as i64,
-        window.kernel.1 as i64,
-    );
+    let (eh, ew) = window.extent();
+    let rows = sliding(rows, window.stride.0 as i64, top as i64, eh as i64);
+    let cols = sliding(cols, window.stride.1 as i64, left as i64, ew as i64);
     Region::Window {
         r0: rows.0,
         r1: rows.1,

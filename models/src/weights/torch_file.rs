@@ -103,10 +103,23 @@ pub(crate) fn stored_entry<'a>(
     Ok(Some(slice))
 }
 
+/// Opens the zip archive in `bytes`, whose first byte is the archive's own (PyTorch writes
+/// nothing before it). The zip crate's default search for data prepended to an archive misreads
+/// some of PyTorch's archives (torch.save and torch.export.save pad entries to 64 bytes) and
+/// fails with "Invalid Central Directory header"; an archive that does have data in front is
+/// still read by that search, tried second.
+pub(crate) fn open_zip(bytes: &[u8]) -> zip::result::ZipResult<ZipArchive<Cursor<&[u8]>>> {
+    let at_start = zip::read::Config {
+        archive_offset: zip::read::ArchiveOffset::Known(0),
+    };
+    ZipArchive::with_config(at_start, Cursor::new(bytes))
+        .or_else(|_| ZipArchive::new(Cursor::new(bytes)))
+}
+
 /// Loads a `torch.save` zip archive held in `bytes`.
 pub(crate) fn load_zip(bytes: &[u8], path: &Path) -> Result<StateDict> {
     let fail = |message: String| Error::format(path, message);
-    let mut archive = ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
+    let mut archive = open_zip(bytes).map_err(|e| {
         fail(format!(
             "not a readable zip archive (truncated or corrupt?): {e}"
         ))
