@@ -5,6 +5,9 @@
 
 use candle_core::{DType, Result, Tensor};
 
+/// One bin's values [N, C, rows·cols], its first row and column, its rows and columns.
+type Bin = (Tensor, (usize, usize), (usize, usize));
+
 /// An adaptive max-pooling layer.
 #[derive(Debug, Clone, Copy)]
 pub struct AdaptiveMaxPool2d {
@@ -28,8 +31,8 @@ impl AdaptiveMaxPool2d {
         Ok(())
     }
 
-    /// Each bin of `x` as [N, C, bin_h·bin_w], with its start.
-    fn bins(&self, x: &Tensor) -> Result<Vec<(Tensor, (usize, usize), (usize, usize))>> {
+    /// Each bin of `x` as [N, C, bin_h·bin_w], with its start and size.
+    fn bins(&self, x: &Tensor) -> Result<Vec<Bin>> {
         let (n, c, h, w) = x.dims4()?;
         self.check(h, w)?;
         let (oh, ow) = self.output_size;
