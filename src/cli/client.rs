@@ -104,14 +104,10 @@ impl Engine {
             self.path_arg(Path::new(&args.model))
         };
         let params = LoadParams {
-            path: spec,
             arch: args.arch.clone(),
             labels: args.labels.as_deref().map(|p| self.path_arg(p)),
             watch: Some(self.is_daemon()),
-            graph: args.graph.as_deref().map(|p| self.path_arg(p)),
-            mean: args.mean.clone(),
-            std: args.std.clone(),
-            resize: args.resize,
+            ..args.load.params(spec, |p| self.path_arg(p))
         };
         let loaded = self.request::<ModelLoad>(&params, false)?;
         if let Some(note) = &loaded.note {

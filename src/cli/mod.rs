@@ -53,6 +53,18 @@ pub struct ModelArgs {
     /// Class names, one a line (ImageNet's by default for 1000 classes).
     #[arg(long)]
     pub labels: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub load: LoadFlags,
+    /// Use version N of the checkpoint as the daemon kept it while watching it (`convlens
+    /// versions MODEL` lists them).
+    #[arg(long, value_name = "N")]
+    pub at_version: Option<u64>,
+}
+
+/// How to load a model beyond its file: the program it binds to and preprocessing overrides
+/// (every subcommand that takes a model, and the TUI).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LoadFlags {
     /// A torch.export program (.pt2) to bind MODEL's weights to by state_dict key: any CNN
     /// trained in PyTorch (found beside MODEL when it is the only .pt2 there).
     #[arg(long, value_name = "PROGRAM")]
@@ -67,10 +79,24 @@ pub struct ModelArgs {
     /// for a program, crop × 256/224, or the crop itself below 64 pixels).
     #[arg(long, value_name = "PIXELS")]
     pub resize: Option<u32>,
-    /// Use version N of the checkpoint as the daemon kept it while watching it (`convlens
-    /// versions MODEL` lists them).
-    #[arg(long, value_name = "N")]
-    pub at_version: Option<u64>,
+}
+
+impl LoadFlags {
+    /// These flags as `model/load` parameters for `path` (`graph` made absolute by `absolute`).
+    pub fn params(
+        &self,
+        path: String,
+        absolute: impl Fn(&std::path::Path) -> String,
+    ) -> convlens_shared::methods::model::LoadParams {
+        convlens_shared::methods::model::LoadParams {
+            path,
+            graph: self.graph.as_deref().map(absolute),
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+            resize: self.resize,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -22,9 +22,8 @@ pub struct TuiArgs {
     /// Folder of images to browse (default: the bundled photos for the demo, else this folder).
     #[arg(long)]
     images: Option<PathBuf>,
-    /// A torch.export program (.pt2) to bind MODEL's weights to by state_dict key.
-    #[arg(long, value_name = "PROGRAM")]
-    graph: Option<PathBuf>,
+    #[command(flatten)]
+    load: super::LoadFlags,
     /// How pictures are drawn: auto, kitty, sixel, iterm2 or halfblocks.
     #[arg(long, default_value = "auto", value_parser = parse_graphics)]
     graphics: Graphics,
@@ -56,13 +55,12 @@ pub fn run(args: &TuiArgs, device: &str, socket: Option<PathBuf>) -> anyhow::Res
     };
     let folder = std::path::absolute(&folder)?;
     let device = device.to_string();
-    let graph = match &args.graph {
-        Some(g) => Some(std::path::absolute(g)?.display().to_string()),
-        None => None,
-    };
+    let load = args.load.params(String::new(), |p| {
+        std::path::absolute(p).map_or_else(|_| p.display().to_string(), |a| a.display().to_string())
+    });
     convlens_tui::run(convlens_tui::Options {
         model,
-        graph,
+        load,
         folder,
         graphics: args.graphics,
         connect: Box::new(move || connect_or_start(&socket, &device)),

@@ -2,6 +2,7 @@
 //! calls for out. Nothing here touches the terminal or the socket, so tests drive it with key
 //! presses and daemon answers alone.
 
+use convlens_shared::methods::model::LoadParams;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
@@ -111,8 +112,9 @@ pub const MAXIMIZE_PRESETS: [&str; 6] = [
 pub struct App {
     /// The model as given on the command line.
     pub model_spec: String,
-    /// `--graph`: the torch.export program the model's weights are bound to.
-    pub graph: Option<String>,
+    /// How to load the model beyond its path (`--graph`, `--mean`, `--std`, `--resize`); the
+    /// link fills in the path and the watch.
+    pub load: LoadParams,
     /// The watched folder.
     pub folder: PathBuf,
     /// The terminal's size.
@@ -203,7 +205,7 @@ impl App {
     ) -> App {
         App {
             model_spec: model.into(),
-            graph: None,
+            load: LoadParams::default(),
             folder: folder.into(),
             size: Rect::new(0, 0, width, height),
             focus: Pane::Layers,
@@ -896,7 +898,7 @@ impl App {
             self.model.revalidate(version);
             let request = Request::OpenModel {
                 model: self.model_spec.clone(),
-                graph: self.graph.clone(),
+                load: self.load.clone(),
             };
             out.push(self.issue(Slot::Model, request));
         }

@@ -276,7 +276,7 @@ fn text(path: &Path) -> String {
 
 fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Result<Reply, String> {
     match request {
-        Request::OpenModel { model, graph } => {
+        Request::OpenModel { model, load } => {
             let path = if model == "demo" || model.starts_with("random:") {
                 model
             } else {
@@ -285,8 +285,7 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             let params = LoadParams {
                 path,
                 watch: Some(true),
-                graph,
-                ..Default::default()
+                ..load
             };
             let loaded = start::<ModelLoad>(shared, ticket, &params)?;
             let id = loaded.model.model_id.clone();

@@ -1,6 +1,7 @@
 //! What the app asks of the outside world: daemon calls and local photo loads, each with a
 //! ticket whose slot says which view it feeds (a newer ticket for a slot supersedes the older).
 
+use convlens_shared::methods::model::LoadParams;
 use std::path::PathBuf;
 
 /// A capability of the daemon the views depend on; the link knows which protocol method gives
@@ -82,8 +83,8 @@ pub enum Request {
     OpenModel {
         /// As given on the command line.
         model: String,
-        /// `--graph`: a torch.export program to bind the model's weights to.
-        graph: Option<String>,
+        /// How to load it beyond its path (`--graph`, preprocessing overrides).
+        load: LoadParams,
     },
     /// List and watch the images of `folder`.
     ListImages {

@@ -21,8 +21,8 @@ const TICK: Duration = Duration::from_millis(120);
 pub struct Options {
     /// The model (a file, `demo`, `random:ARCH`).
     pub model: String,
-    /// The torch.export program (`.pt2`, absolute) the model's weights are bound to.
-    pub graph: Option<String>,
+    /// How to load the model beyond its path: `graph` (absolute), `mean`, `std`, `resize`.
+    pub load: convlens_shared::methods::model::LoadParams,
     /// The folder of images to browse.
     pub folder: PathBuf,
     /// The graphics protocol.
@@ -64,7 +64,7 @@ fn run_in(terminal: &mut ratatui::DefaultTerminal, options: Options) -> anyhow::
     );
     let size = terminal.size()?;
     let mut app = App::new(options.model, options.folder, size.width, size.height);
-    app.graph = options.graph;
+    app.load = options.load;
     terminal.draw(|f| ui::draw(f, &app, &mut images))?;
     while let Ok(first) = rx.recv() {
         let mut redraw = false;
