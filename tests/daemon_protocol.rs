@@ -311,10 +311,19 @@ fn a_peer_with_another_uid_is_refused() {
         eprintln!("skipped: switching to another uid needs root, and this runs as another user");
         return;
     }
+    // `nobody` runs a copy of the binary that it can reach: the checkout may lie under a 0700
+    // folder (root's home, a `mktemp -d`).
+    let copy = match binary_for_nobody() {
+        Ok(copy) => copy,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
     let d = Daemon::start("uid", &[]);
     let nobody = |socket: &std::path::Path| {
         use std::os::unix::process::CommandExt;
-        std::process::Command::new(daemon_support::binary())
+        std::process::Command::new(&copy.0)
             .args(["status", "--socket"])
             .arg(socket)
             .uid(65534)
@@ -345,6 +354,48 @@ fn a_peer_with_another_uid_is_refused() {
     );
     // We still get in.
     assert!(d.client().request::<Status>(&NoParams {}).is_ok());
+}
+
+/// A copy of the binary removed on drop.
+struct BinaryCopy(std::path::PathBuf);
+
+impl Drop for BinaryCopy {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// The binary copied into a fresh 0755 folder of the temp folder that every user may enter, or
+/// why there is none (a temp folder under a folder others cannot enter).
+fn binary_for_nobody() -> Result<BinaryCopy, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("convlens-nobody-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let copy = BinaryCopy(dir.join("convlens"));
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::copy(daemon_support::binary(), &copy.0)
+        .map_err(|e| format!("copying the binary: {e}"))?;
+    std::fs::set_permissions(&copy.0, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", copy.0.display()))?;
+    for ancestor in dir.ancestors().skip(1) {
+        let mode = std::fs::metadata(ancestor)
+            .map_err(|e| format!("{}: {e}", ancestor.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o001 == 0 {
+            return Err(format!(
+                "another user cannot enter {} (mode {:o}), so it cannot run a copy of the binary \
+                 in the temp folder {}",
+                ancestor.display(),
+                mode & 0o777,
+                dir.display()
+            ));
+        }
+    }
+    Ok(copy)
 }
 
 fn rustix_uid_is_root() -> bool {
