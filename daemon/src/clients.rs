@@ -9,7 +9,7 @@ use convlens_shared::methods::NotificationMethod;
 use convlens_shared::{Message, Notification};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::service::lock;
+use convlens_shared::sync::lock;
 
 /// A connection's number.
 pub type ClientId = u64;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use convlens_shared::methods::status::Queue;
 
-use crate::service::lock;
+use convlens_shared::sync::lock;
 
 /// How urgent a job is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

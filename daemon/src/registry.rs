@@ -22,10 +22,10 @@ use serde_json::Value;
 
 use crate::cache::VersionKey;
 use crate::files::FileStamp;
-use crate::service::lock;
 use crate::watch::history::CopyStore;
 use crate::watch::metrics::metrics_beside;
 use crate::{Config, MethodError};
+use convlens_shared::sync::lock;
 
 /// What a model was loaded from; loading the same again finds the same model.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -3,7 +3,7 @@
 //! calls it directly.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use convlens_models::progress::{Progress, Silent};
@@ -17,12 +17,6 @@ use crate::methods::Router;
 use crate::registry::ModelRegistry;
 use crate::watch::Watches;
 use crate::{Config, MethodError};
-
-/// Locks `m`, going on if a thread panicked while holding it (every critical section here
-/// leaves its data consistent between statements).
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Everything the handlers share.
 pub struct Service {

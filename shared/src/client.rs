@@ -22,7 +22,9 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use crate::sync::lock;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -287,11 +289,6 @@ impl Drop for Client {
             let _ = reader.join();
         }
     }
-}
-
-/// Locks `m`, going on if another thread panicked while holding it.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The reader thread: responses to their waiters, notifications to the channel, until the

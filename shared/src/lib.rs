@@ -14,6 +14,7 @@ pub mod framing;
 pub mod message;
 pub mod methods;
 pub mod paths;
+pub mod sync;
 
 pub use client::{Client, ClientError};
 pub use message::{Message, Notification, Request, RequestId, Response, ResponseError};

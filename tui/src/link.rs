@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use convlens_shared::sync::lock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use convlens_shared::methods::activations::{ActivationsParams, UnitActivations};
@@ -132,10 +134,6 @@ struct Shared {
     tokens: Mutex<HashMap<String, Ticket>>,
     /// The open model's id (to pick out its reload notices).
     model_id: Mutex<Option<String>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn serve(connect: Connect, requests: Receiver<Outgoing>, emit: Emit) {

@@ -14,7 +14,7 @@ use convlens_models::{Error, Model, Result};
 
 use super::{tensor_bytes, ByteLru, VersionKey};
 use crate::files::ImageKey;
-use crate::service::lock;
+use convlens_shared::sync::lock;
 
 /// The kept outputs of one forward pass of one image.
 #[derive(Debug)]

@@ -31,21 +31,21 @@ impl InputCache {
         image: &ImageKey,
     ) -> convlens_models::Result<Tensor> {
         let key = (version.clone(), image.clone());
-        if let Some(t) = crate::service::lock(&self.entries).get(&key) {
+        if let Some(t) = convlens_shared::sync::lock(&self.entries).get(&key) {
             return Ok(t);
         }
         let t = load_input(&image.path, &model.preprocess, &model.device)?;
-        crate::service::lock(&self.entries).insert(key, t.clone(), tensor_bytes(&t));
+        convlens_shared::sync::lock(&self.entries).insert(key, t.clone(), tensor_bytes(&t));
         Ok(t)
     }
 
     /// Drops the entries of `model` that `keep` refuses.
     pub fn retain(&self, keep: impl Fn(&VersionKey) -> bool) {
-        crate::service::lock(&self.entries).retain(|(v, _)| keep(v));
+        convlens_shared::sync::lock(&self.entries).retain(|(v, _)| keep(v));
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> u64 {
-        crate::service::lock(&self.entries).bytes()
+        convlens_shared::sync::lock(&self.entries).bytes()
     }
 }

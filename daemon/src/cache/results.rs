@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use super::{ByteLru, VersionKey};
-use crate::service::lock;
+use convlens_shared::sync::lock;
 
 /// Results by (model version, method, canonical parameters).
 pub struct ResultCache {

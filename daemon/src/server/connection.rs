@@ -24,9 +24,9 @@ use super::frames::read_frame;
 use super::progress::JobProgress;
 use crate::clients::ClientId;
 use crate::methods::Mode;
-use crate::service::lock;
 use crate::watch::Owner;
 use crate::{MethodError, Service};
+use convlens_shared::sync::lock;
 
 /// Requests of this connection that may still be cancelled.
 type InFlight = Arc<Mutex<HashMap<RequestId, Arc<CancelFlag>>>>;

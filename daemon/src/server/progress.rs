@@ -11,8 +11,8 @@ use convlens_shared::methods::progress::{
 };
 
 use crate::clients::Subscriber;
-use crate::service::lock;
 use crate::Service;
+use convlens_shared::sync::lock;
 
 /// The shortest time between two reports.
 const REPORT_EVERY: Duration = Duration::from_millis(50);

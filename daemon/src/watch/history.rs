@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::service::lock;
+use convlens_shared::sync::lock;
 
 /// The kept copies of checkpoints.
 pub struct CopyStore {

@@ -21,8 +21,8 @@ use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, Recom
 
 use crate::clients::{ClientId, Subscriber};
 use crate::files::FileStamp;
-use crate::service::lock;
 use crate::{MethodError, Service};
+use convlens_shared::sync::lock;
 
 /// Who holds a watch.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
