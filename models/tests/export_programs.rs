@@ -647,3 +647,34 @@ fn pool_zoo() {
     // Dilated and ceil-mode max pools, adaptive max pools, uneven adaptive average bins.
     check("pool_zoo");
 }
+
+#[test]
+fn the_older_single_json_layout_of_pytorch_2_4_reads_too() {
+    // tests/fixtures/make_export_legacy.py: the custom CNN saved by torch 2.4.1 (schema 5.3,
+    // serialized_exported_program.json + serialized_state_dict.pt), the same synthetic weights
+    // as custom_cnn, so PyTorch 2.15's logits apply.
+    let path = fixtures().join("custom_cnn_legacy.pt2");
+    let program = load_program(&path, ProgramWeights::Archive, &Device::Cpu).unwrap();
+    let x = synthetic_tensor("input", &[2, 1, 28, 28], 0, &Device::Cpu).unwrap();
+    let got = program
+        .graph
+        .forward(&x, Some(&[]))
+        .unwrap()
+        .output()
+        .unwrap()
+        .clone();
+    let want = Tensor::read_npy(fixtures().join("custom_cnn.logits.npy")).unwrap();
+    assert_close("legacy logits", &got, &want);
+    // The same module paths (torch 2.4 records `torch.flatten` as a `view`, so that node is
+    // named after the op it wrote).
+    let (current, _) = load("custom_cnn");
+    let modules = |p: &Program| -> Vec<String> {
+        p.graph
+            .nodes()
+            .iter()
+            .map(|n| n.name.clone())
+            .filter(|n| n != "view" && n != "flatten")
+            .collect()
+    };
+    assert_eq!(modules(&program), modules(&current));
+}

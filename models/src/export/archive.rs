@@ -19,9 +19,9 @@ use std::path::Path;
 
 use candle_core::Tensor;
 
-use super::schema::{Dim, ExportedProgram, PayloadConfig, TensorMeta, SCHEMA_MAJOR};
+use super::schema::{Dim, ExportedProgram, PayloadConfig, TensorMeta, SCHEMA_MAJORS};
 use crate::weights::state_dict::{self, ElemType, RawTensor};
-use crate::weights::torch_file::{open_zip, stored_entry};
+use crate::weights::torch_file::{self, open_zip, stored_entry};
 use crate::{Error, Result};
 
 /// The `extra_files` entry convlens reads its preprocessing and labels from.
@@ -114,6 +114,90 @@ fn decode(bytes: &[u8], meta: &TensorMeta, key: &str) -> std::result::Result<Ten
     state_dict::decode(&raw).map_err(|e| format!("tensor `{key}`: {e}"))
 }
 
+/// The program in `model_json` (from the entry `what`), if its schema version is one read here.
+fn parse_program(
+    model_json: serde_json::Value,
+    what: &str,
+    fail: &dyn Fn(String) -> Error,
+) -> Result<ExportedProgram> {
+    let version = model_json.get("schema_version");
+    let major = version
+        .and_then(|v| v.get("major"))
+        .and_then(serde_json::Value::as_u64);
+    let minor = version
+        .and_then(|v| v.get("minor"))
+        .and_then(serde_json::Value::as_u64);
+    match major {
+        Some(m) if SCHEMA_MAJORS.contains(&m) => {}
+        Some(m) => {
+            return Err(fail(format!(
+                "export schema version {m}.{}: convlens reads versions {}.x to {}.x (PyTorch \
+                 2.4 to 2.15); export the model with a PyTorch in that range",
+                minor.unwrap_or(0),
+                SCHEMA_MAJORS.start(),
+                SCHEMA_MAJORS.end()
+            )));
+        }
+        None => return Err(fail(format!("{what} has no schema_version"))),
+    }
+    serde_json::from_value(model_json)
+        .map_err(|e| fail(format!("{what} does not follow the export schema: {e}")))
+}
+
+/// The layout `torch.export.save` wrote before PyTorch 2.6: `serialized_exported_program.json`
+/// beside `serialized_state_dict.pt` and `serialized_constants.pt`, each a `torch.save` archive
+/// (read by the same allow-listed reader as checkpoints).
+fn read_legacy<'a>(
+    zip: &mut zip::ZipArchive<std::io::Cursor<&'a [u8]>>,
+    bytes: &'a [u8],
+    json_name: &[u8],
+    path: &Path,
+) -> Result<Archive> {
+    let fail = |message: String| Error::format(path, message);
+    let prefix = json_name[..json_name.len() - b"serialized_exported_program.json".len()].to_vec();
+    let mut entry = |name: &str| -> Result<Option<&'a [u8]>> {
+        let full = [prefix.as_slice(), name.as_bytes()].concat();
+        stored_entry(zip, bytes, &full).map_err(&fail)
+    };
+    let text = entry("serialized_exported_program.json")?
+        .ok_or_else(|| fail("serialized_exported_program.json is missing".into()))?;
+    if text.len() > MAX_JSON_BYTES {
+        return Err(fail(format!(
+            "serialized_exported_program.json is larger than {MAX_JSON_BYTES} bytes"
+        )));
+    }
+    let model_json: serde_json::Value = serde_json::from_slice(text).map_err(|e| {
+        fail(format!(
+            "serialized_exported_program.json: not valid JSON: {e}"
+        ))
+    })?;
+    let program = parse_program(model_json, "serialized_exported_program.json", &fail)?;
+    let (weights, absent) = match entry("serialized_state_dict.pt")? {
+        Some(inner) => (torch_file::load_zip(inner, path)?, vec![]),
+        None => (
+            BTreeMap::new(),
+            vec!["serialized_state_dict.pt".to_string()],
+        ),
+    };
+    let wants_constants = program
+        .graph_module
+        .signature
+        .input_specs
+        .iter()
+        .any(|s| s.get("tensor_constant").is_some());
+    let constants = match entry("serialized_constants.pt")? {
+        Some(inner) if wants_constants => torch_file::load_zip(inner, path)?,
+        _ => BTreeMap::new(),
+    };
+    Ok(Archive {
+        program,
+        weights,
+        absent,
+        constants,
+        extra: None,
+    })
+}
+
 /// Reads the archive at `path`.
 pub(crate) fn read(path: &Path) -> Result<Archive> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
@@ -138,16 +222,13 @@ pub(crate) fn read_bytes(bytes: &[u8], path: &Path) -> Result<Archive> {
         .min_by_key(|n| n.len())
         .cloned()
     else {
-        if names
+        if let Some(json_name) = names
             .iter()
-            .any(|n| n.ends_with(b"serialized_exported_program.json"))
+            .filter(|n| n.ends_with(b"serialized_exported_program.json"))
+            .min_by_key(|n| n.len())
+            .cloned()
         {
-            return Err(fail(
-                "the torch.export layout of PyTorch before 2.6 (serialized_exported_program.json), \
-                 which convlens does not read: load it with that torch and save it again with \
-                 torch >= 2.6 (torch.export.save)"
-                    .into(),
-            ));
+            return read_legacy(&mut zip, bytes, &json_name, path);
         }
         if names.iter().any(|n| n.ends_with(b"data.pkl")) {
             return Err(fail(
@@ -192,7 +273,7 @@ pub(crate) fn read_bytes(bytes: &[u8], path: &Path) -> Result<Archive> {
         }
         serde_json::from_slice(bytes).map_err(|e| fail(format!("{what}: not valid JSON: {e}")))
     };
-    let model_json = {
+    let (model_json, chosen_name) = {
         let models: Vec<String> = names
             .iter()
             .filter_map(|n| n.strip_prefix(root.as_slice()))
@@ -215,29 +296,9 @@ pub(crate) fn read_bytes(bytes: &[u8], path: &Path) -> Result<Archive> {
             }
         };
         let bytes = entry(&chosen)?.ok_or_else(|| fail(format!("{chosen} is missing")))?;
-        json(bytes, &chosen)?
+        (json(bytes, &chosen)?, chosen)
     };
-    let major = model_json
-        .get("schema_version")
-        .and_then(|v| v.get("major"))
-        .and_then(serde_json::Value::as_u64);
-    match major {
-        Some(m) if m == SCHEMA_MAJOR => {}
-        Some(m) => {
-            let minor = model_json["schema_version"]["minor"].as_u64().unwrap_or(0);
-            return Err(fail(format!(
-                "export schema version {m}.{minor}: convlens reads version {SCHEMA_MAJOR}.x \
-                 (PyTorch 2.15's); export the model with a PyTorch whose torch.export writes \
-                 schema {SCHEMA_MAJOR}"
-            )));
-        }
-        None => return Err(fail("models/model.json has no schema_version".into())),
-    }
-    let program: ExportedProgram = serde_json::from_value(model_json).map_err(|e| {
-        fail(format!(
-            "models/model.json does not follow the export schema: {e}"
-        ))
-    })?;
+    let program = parse_program(model_json, &chosen_name, &fail)?;
     let mut payloads =
         |folder: &str, config_name: &str| -> Result<(BTreeMap<String, Tensor>, Vec<String>)> {
             let config: PayloadConfig = match entry(&format!("{folder}/{config_name}"))? {

@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The schema major version this reader was written for (torch 2.15 writes 8.20).
-pub(crate) const SCHEMA_MAJOR: u64 = 8;
+/// The schema major versions this reader reads: 5 (PyTorch 2.4's, the older single-JSON
+/// layout) to 8 (PyTorch 2.15's PT2 archive), the part read being the same in both.
+pub(crate) const SCHEMA_MAJORS: std::ops::RangeInclusive<u64> = 5..=8;
 
 /// `models/<name>.json`: one serialized `ExportedProgram`.
 #[derive(Debug, Deserialize)]
