@@ -416,18 +416,7 @@ fn a_pytorch_run_is_watched_through_its_program() {
         32,
     );
     // The top-5 names Fashion-MNIST's classes, from the program's extra/convlens.json.
-    const CLASSES: [&str; 10] = [
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ];
+    use convlens_models::arch::fashion_mnist::CLASS_NAMES as CLASSES;
     tui.wait_for(
         "the checkpoint open at v1 with Fashion-MNIST's classes",
         |s| s.contains(" · v1 · ") && CLASSES.iter().any(|c| s.contains(c)),

@@ -104,6 +104,15 @@ impl At<'_> {
         }
     }
 
+    /// The schema name of the node's first argument (`self`, `input`: it varies by op).
+    pub fn first_arg_name(&self) -> String {
+        self.node
+            .inputs
+            .first()
+            .map(|a| a.name.clone())
+            .unwrap_or_default()
+    }
+
     /// The argument named `name`, when given.
     pub fn arg(&self, name: &str) -> Option<&Value> {
         self.node
@@ -371,12 +380,7 @@ impl<'a> Lowerer<'a> {
     fn lower_node(&mut self, at: &At) -> Result<Vec<Val>> {
         let op = at.op().to_string();
         if names::ALIASES.contains(&op.as_str()) {
-            let first = at
-                .node
-                .inputs
-                .first()
-                .map(|a| a.name.clone())
-                .unwrap_or_default();
+            let first = at.first_arg_name();
             return Ok(vec![self.required(at, &first)?]);
         }
         let one = |v: Val| Ok(vec![v]);
@@ -422,12 +426,7 @@ impl<'a> Lowerer<'a> {
     }
 
     fn getitem(&mut self, at: &At) -> Result<Val> {
-        let first = at
-            .node
-            .inputs
-            .first()
-            .map(|a| a.name.clone())
-            .unwrap_or_default();
+        let first = at.first_arg_name();
         let list = self.required(at, &first)?;
         let index = at
             .node

@@ -60,12 +60,7 @@ impl Lowerer<'_> {
     }
 
     pub(crate) fn reshape(&mut self, at: &At) -> Result<Val> {
-        let arg = at
-            .node
-            .inputs
-            .first()
-            .map(|a| a.name.clone())
-            .unwrap_or_default();
+        let arg = at.first_arg_name();
         let x = self.required(at, &arg)?;
         let target = self.reshape_target(at, &arg)?;
         if at.op() == "flatten" {
@@ -247,12 +242,7 @@ impl Lowerer<'_> {
     }
 
     pub(crate) fn upsample(&mut self, at: &At) -> Result<Val> {
-        let arg = at
-            .node
-            .inputs
-            .first()
-            .map(|a| a.name.clone())
-            .unwrap_or_default();
+        let arg = at.first_arg_name();
         let bilinear = at.op() == "upsample_bilinear2d";
         let scales = match at
             .arg("scale_factors")

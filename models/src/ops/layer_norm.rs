@@ -154,7 +154,7 @@ mod tests {
     use crate::ops::test_compare::max_abs;
 
     /// The exact gradient of `sum(forward(x) * g)` by central differences, in f64.
-    fn numeric_gradient(f: impl Fn(&Tensor) -> Tensor, x: &Tensor, g: &Tensor) -> Vec<f64> {
+    fn numeric_gradient(f: &impl Fn(&Tensor) -> Tensor, x: &Tensor, g: &Tensor) -> Vec<f64> {
         let base = x.flatten_all().unwrap().to_vec1::<f64>().unwrap();
         let h = 1e-5;
         (0..base.len())
@@ -181,45 +181,48 @@ mod tests {
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
     }
 
+    /// `backward` equals the numeric gradient of `forward` at a random point of `shape`.
+    fn check_backward(
+        shape: &[usize],
+        forward: impl Fn(&Tensor) -> Tensor,
+        backward: impl Fn(&Tensor, &Tensor) -> Tensor,
+    ) {
+        let x = random(shape, 1);
+        let g = random(shape, 2);
+        let numeric = numeric_gradient(&forward, &x, &g);
+        let numeric = Tensor::from_vec(numeric, x.shape(), &Device::Cpu).unwrap();
+        let analytic = backward(&x, &g);
+        let f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+        assert!(max_abs(&f32(&analytic), &f32(&numeric)) < 1e-5);
+    }
+
     #[test]
     fn layer_norm_backward_is_the_exact_gradient() {
-        let x = random(&[2, 3, 4, 5], 1);
-        let g = random(&[2, 3, 4, 5], 2);
         let op = LayerNorm {
             axes: 1,
             weight: Some(random(&[5], 3)),
             bias: Some(random(&[5], 4)),
             eps: 1e-6,
         };
-        let numeric = numeric_gradient(|t| op.forward(t).unwrap(), &x, &g);
-        let analytic = op.backward(&x, &g).unwrap();
-        let numeric = Tensor::from_vec(numeric, x.shape(), &Device::Cpu).unwrap();
-        assert!(
-            max_abs(
-                &analytic.to_dtype(DType::F32).unwrap(),
-                &numeric.to_dtype(DType::F32).unwrap()
-            ) < 1e-5
+        check_backward(
+            &[2, 3, 4, 5],
+            |t| op.forward(t).unwrap(),
+            |x, g| op.backward(x, g).unwrap(),
         );
     }
 
     #[test]
     fn group_norm_backward_is_the_exact_gradient() {
-        let x = random(&[2, 6, 3, 3], 5);
-        let g = random(&[2, 6, 3, 3], 6);
         let op = GroupNorm {
             groups: 3,
             weight: Some(random(&[6], 7)),
             bias: None,
             eps: 1e-5,
         };
-        let numeric = numeric_gradient(|t| op.forward(t).unwrap(), &x, &g);
-        let analytic = op.backward(&x, &g).unwrap();
-        let numeric = Tensor::from_vec(numeric, x.shape(), &Device::Cpu).unwrap();
-        assert!(
-            max_abs(
-                &analytic.to_dtype(DType::F32).unwrap(),
-                &numeric.to_dtype(DType::F32).unwrap()
-            ) < 1e-5
+        check_backward(
+            &[2, 6, 3, 3],
+            |t| op.forward(t).unwrap(),
+            |x, g| op.backward(x, g).unwrap(),
         );
     }
 
