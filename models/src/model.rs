@@ -73,6 +73,8 @@ impl Model {
     }
 
     fn load_network(spec: &str, options: &LoadOptions, device: &Device) -> Result<Model> {
+        // The architecture inferred from a weight file's keys, when it had to be.
+        let mut inferred = None;
         let (arch_name, dict, source) = if spec == "demo" {
             let dict = candle_core::safetensors::load_buffer(DEMO_WEIGHTS, &Device::Cpu)?;
             (
@@ -124,22 +126,33 @@ impl Model {
             }
             let dict = weights::load_state_dict(path)?;
             if options.arch.is_none() {
-                if let Err(not_inferred) = arch::infer_architecture(&dict) {
-                    let Some(program) = export::program_beside(path) else {
-                        return Err(not_inferred);
-                    };
-                    let mut model = Self::load_program(
-                        &program,
-                        ProgramWeights::StateDict(dict),
-                        spec,
-                        options,
-                        device,
-                    )?;
-                    model.note = Some(format!(
-                        "{spec}: bound to the torch.export program {} found beside it (--graph chooses another)",
-                        program.display()
-                    ));
-                    return Ok(model);
+                match arch::infer_architecture(&dict) {
+                    Ok(found) => inferred = Some(found),
+                    Err(not_inferred) => {
+                        let Some(program) = export::program_beside(path) else {
+                            return Err(not_inferred);
+                        };
+                        let mut model = Self::load_program(
+                            &program,
+                            ProgramWeights::StateDict(dict),
+                            spec,
+                            options,
+                            device,
+                        )
+                        .map_err(|e| {
+                            Error::Weights(format!(
+                                "{not_inferred}; the torch.export program {} beside it does not \
+                                 fit either: {e}",
+                                program.display()
+                            ))
+                        })?;
+                        model.note = Some(format!(
+                            "{spec}: bound to the torch.export program {} found beside it \
+                             (--graph chooses another)",
+                            program.display()
+                        ));
+                        return Ok(model);
+                    }
                 }
             }
             (options.arch.clone(), Some(dict), spec.to_string())
@@ -156,7 +169,10 @@ impl Model {
                 let a = arch::find(name)?;
                 (a, a.default_config())
             }
-            (None, Some(dict)) => arch::infer_architecture(dict)?,
+            (None, Some(dict)) => match inferred {
+                Some(found) => found,
+                None => arch::infer_architecture(dict)?,
+            },
             (None, None) => {
                 return Err(Error::InvalidArgument(
                     "no weights and no architecture".into(),
