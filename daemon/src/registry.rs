@@ -65,10 +65,13 @@ impl LoadKey {
         self.path != "demo" && !self.path.starts_with("random:")
     }
 
-    /// The same options on another file (a kept copy).
-    fn at(&self, path: &Path) -> LoadKey {
+    /// The same options on another file (a kept copy), bound to `program` — the program the
+    /// first version was bound to — when no `--graph` was given (a copy has no program beside
+    /// it).
+    fn at(&self, path: &Path, program: Option<&String>) -> LoadKey {
         LoadKey {
             path: path.display().to_string(),
+            graph: self.graph.clone().or_else(|| program.cloned()),
             ..self.clone()
         }
     }
@@ -182,11 +185,45 @@ struct Entry {
     layers: Vec<String>,
     /// For a frozen version: the model and the version it freezes.
     frozen: Option<(String, u64)>,
+    /// The `torch.export` program the first version was bound to, if any.
+    program: Option<String>,
     /// Every version, oldest first (none for a frozen version).
     versions: Vec<VersionRecord>,
 }
 
 impl Entry {
+    /// A resident entry for `loaded` (its version and id), last used at `tick`; what it says of
+    /// the model comes from the model.
+    fn resident(
+        key: LoadKey,
+        loaded: &Arc<Loaded>,
+        tick: u64,
+        watched: bool,
+        frozen: Option<(String, u64)>,
+        versions: Vec<VersionRecord>,
+    ) -> Entry {
+        let model = &loaded.model;
+        let (parameters, bytes) = size_of(model);
+        Entry {
+            id: loaded.id.clone(),
+            key,
+            version: loaded.version,
+            resident: Some(Arc::clone(loaded)),
+            last_used: tick,
+            bytes,
+            watched,
+            arch: model.arch.clone(),
+            source: model.source.clone(),
+            classes: model.labels.len(),
+            input_size: model.preprocess.crop as usize,
+            parameters,
+            layers: layers_of(model),
+            frozen,
+            versions,
+            program: model.program.as_ref().map(|p| p.display().to_string()),
+        }
+    }
+
     /// What to load the version serving now from: its kept copy when there is one (the
     /// watched file may already hold a newer version), else the key.
     fn current_key(&self) -> LoadKey {
@@ -196,7 +233,7 @@ impl Entry {
             .rev()
             .find(|r| r.version == self.version);
         match current.map(|r| &r.weights) {
-            Some(Weights::Copy(copy)) => self.key.at(copy),
+            Some(Weights::Copy(copy)) => self.key.at(copy, self.program.as_ref()),
             _ => self.key.clone(),
         }
     }
@@ -411,8 +448,6 @@ impl ModelRegistry {
         } else {
             Snapshot::default()
         };
-        let (parameters, bytes) = size_of(&model);
-        let layers = layers_of(&model);
         let mut inner = lock(&self.inner);
         if let Some(e) = inner
             .entries
@@ -450,23 +485,15 @@ impl ModelRegistry {
             },
             metrics: snapshot.metrics,
         };
-        let entry = Entry {
-            id: id.clone(),
-            key: key.clone(),
-            version: 1,
-            resident: Some(Arc::clone(&loaded)),
-            last_used: inner.tick,
-            bytes,
+        let entry = Entry::resident(
+            key.clone(),
+            &loaded,
+            inner.tick,
             watched,
-            arch: loaded.model.arch.clone(),
-            source: loaded.model.source.clone(),
-            classes: loaded.model.labels.len(),
-            input_size: loaded.model.preprocess.crop as usize,
-            parameters,
-            layers: layers.clone(),
-            frozen: None,
-            versions: vec![record],
-        };
+            None,
+            vec![record],
+        );
+        let layers = entry.layers.clone();
         inner.entries.push(entry);
         if let Err(e) = self.enforce_budget(&mut inner, &id) {
             let copies = Self::forget(&mut inner, &id);
@@ -578,7 +605,7 @@ impl ModelRegistry {
                 .ok_or_else(|| MethodError::unknown_model(id))?;
             let record = base.record(version)?;
             let key = match &record.weights {
-                Weights::Copy(copy) => base.key.at(copy),
+                Weights::Copy(copy) => base.key.at(copy, base.program.as_ref()),
                 Weights::Source => base.key.clone(),
                 Weights::Gone => return Err(not_kept(id, version, self.limits)),
             };
@@ -610,8 +637,6 @@ impl ModelRegistry {
             });
             return Ok((Arc::clone(r), layers));
         }
-        let (parameters, bytes) = size_of(&model);
-        let layers = layers_of(&model);
         inner.tick += 1;
         let tick = inner.tick;
         let loaded = Arc::new(Loaded {
@@ -619,23 +644,16 @@ impl ModelRegistry {
             version,
             model,
         });
-        inner.entries.push(Entry {
-            id: frozen.clone(),
+        let entry = Entry::resident(
             key,
-            version,
-            resident: Some(Arc::clone(&loaded)),
-            last_used: tick,
-            bytes,
-            watched: false,
-            arch: loaded.model.arch.clone(),
-            source: loaded.model.source.clone(),
-            classes: loaded.model.labels.len(),
-            input_size: loaded.model.preprocess.crop as usize,
-            parameters,
-            layers: layers.clone(),
-            frozen: Some((id.to_string(), version)),
-            versions: Vec::new(),
-        });
+            &loaded,
+            tick,
+            false,
+            Some((id.to_string(), version)),
+            Vec::new(),
+        );
+        let layers = entry.layers.clone();
+        inner.entries.push(entry);
         if let Err(e) = self.enforce_budget(&mut inner, &frozen) {
             inner.entries.retain(|e| e.id != frozen);
             return Err(e);
@@ -942,6 +960,7 @@ mod tests {
             layers: Vec::new(),
             frozen: frozen.map(|(m, v)| (m.to_string(), v)),
             versions,
+            program: None,
         }
     }
 

@@ -49,6 +49,9 @@ pub struct Model {
     /// A choice made for the user that they should hear of (a program found beside the
     /// checkpoint).
     pub note: Option<String>,
+    /// The `torch.export` program the weights were bound to (by `--graph` or found beside the
+    /// checkpoint); `None` when the model is a program itself or not a program's.
+    pub program: Option<PathBuf>,
 }
 
 /// One class of a prediction.
@@ -202,6 +205,7 @@ impl Model {
             labels,
             device: device.clone(),
             note: None,
+            program: None,
         })
     }
 
@@ -214,6 +218,10 @@ impl Model {
         options: &LoadOptions,
         device: &Device,
     ) -> Result<Model> {
+        let bound = match weights {
+            ProgramWeights::StateDict(_) => Some(program.to_path_buf()),
+            _ => None,
+        };
         let loaded = export::load_program(program, weights, device).map_err(|e| match e {
             Error::Weights(m) => Error::Weights(format!("{source}: {m}")),
             other => other,
@@ -276,6 +284,7 @@ impl Model {
             labels,
             device: device.clone(),
             note: None,
+            program: bound,
         })
     }
 
@@ -315,6 +324,7 @@ impl Model {
             labels,
             device: device.clone(),
             note: None,
+            program: None,
         })
     }
 

@@ -486,6 +486,7 @@ fn explanations_on_a_program_equal_those_on_the_built_in_architecture() {
         labels: (0..10).map(|i| format!("class {i}")).collect(),
         device: Device::Cpu,
         note: None,
+        program: None,
     };
     let from_program = as_model(program.graph, "torch.export");
     let builtin = as_model(builtin_graph, "resnet18");
