@@ -45,6 +45,16 @@ fn assert_close(what: &str, got: &Tensor, want: &Tensor) {
     );
 }
 
+/// The network's output for `x`.
+fn logits(graph: &convlens_models::graph::Graph, x: &Tensor) -> Tensor {
+    graph
+        .forward(x, Some(&[]))
+        .unwrap()
+        .output()
+        .unwrap()
+        .clone()
+}
+
 fn load(name: &str) -> (Program, serde_json::Value) {
     let m = manifest()["models"][name].clone();
     let path = fixtures().join(format!("{name}.pt2"));
@@ -310,20 +320,8 @@ fn a_checkpoint_that_does_not_fit_lists_the_keys() {
     )
     .unwrap();
     let x = synthetic_tensor("input", &[2, 1, 28, 28], 0, &Device::Cpu).unwrap();
-    let a = bound
-        .graph
-        .forward(&x, Some(&[]))
-        .unwrap()
-        .output()
-        .unwrap()
-        .clone();
-    let b = own
-        .graph
-        .forward(&x, Some(&[]))
-        .unwrap()
-        .output()
-        .unwrap()
-        .clone();
+    let a = logits(&bound.graph, &x);
+    let b = logits(&own.graph, &x);
     assert_close("bound vs own weights", &a, &b);
 }
 
@@ -561,13 +559,7 @@ fn a_program_with_dynamic_height_and_width_runs_at_other_sizes() {
             .map(|d| d.as_u64().unwrap() as usize)
             .collect();
         let x = synthetic_tensor("input", &dims, 0, &Device::Cpu).unwrap();
-        let got = program
-            .graph
-            .forward(&x, Some(&[]))
-            .unwrap()
-            .output()
-            .unwrap()
-            .clone();
+        let got = logits(&program.graph, &x);
         let want = Tensor::read_npy(fixtures().join(file)).unwrap();
         assert_close(&format!("logits at {dims:?}"), &got, &want);
     }
@@ -657,13 +649,7 @@ fn the_older_single_json_layout_of_pytorch_2_4_reads_too() {
     let path = fixtures().join("custom_cnn_legacy.pt2");
     let program = load_program(&path, ProgramWeights::Archive, &Device::Cpu).unwrap();
     let x = synthetic_tensor("input", &[2, 1, 28, 28], 0, &Device::Cpu).unwrap();
-    let got = program
-        .graph
-        .forward(&x, Some(&[]))
-        .unwrap()
-        .output()
-        .unwrap()
-        .clone();
+    let got = logits(&program.graph, &x);
     let want = Tensor::read_npy(fixtures().join("custom_cnn.logits.npy")).unwrap();
     assert_close("legacy logits", &got, &want);
     // The same module paths (torch 2.4 records `torch.flatten` as a `view`, so that node is
