@@ -435,6 +435,9 @@ impl App {
     fn on_reply(&mut self, ticket: Ticket, reply: Reply) {
         match reply {
             Reply::Model(model) => {
+                if let Some(note) = &model.note {
+                    self.message = Some(note.clone());
+                }
                 self.version = self.version.max(model.version);
                 self.tree.reset_for(&model.layers);
                 self.model.state = Remote::Ready(model);

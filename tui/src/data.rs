@@ -111,6 +111,8 @@ pub struct ModelView {
     pub total_params: usize,
     /// Modules in pre-order.
     pub layers: Vec<Layer>,
+    /// What the daemon chose for the user (a torch.export program found beside the checkpoint).
+    pub note: Option<String>,
 }
 
 /// A class and its probability.

@@ -287,6 +287,7 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             };
             let loaded = start::<ModelLoad>(shared, ticket, &params)?;
             let id = loaded.model.model_id.clone();
+            let note = loaded.note.clone();
             *lock(&shared.model_id) = Some(id.clone());
             let layers = start::<ModelLayers>(
                 shared,
@@ -315,6 +316,7 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
                         is_leaf: l.is_leaf,
                     })
                     .collect(),
+                note,
             }))
         }
         Request::ListImages { folder } => {

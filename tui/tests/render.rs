@@ -113,6 +113,7 @@ fn model(version: u64) -> ModelView {
             layer("_conv_head", "Conv2d", 0, &[1, 1280, 7, 7], 409_600, true),
             layer("_fc", "Linear", 0, &[1, 1000], 1_281_000, true),
         ],
+        note: None,
     }
 }
 
@@ -1071,4 +1072,29 @@ fn browsing_a_big_folder_keeps_few_photos() {
     );
     let current = s.app.current_image().unwrap().clone();
     assert!(s.app.photos.get(&current).and_then(|p| p.ready()).is_some());
+}
+
+#[test]
+fn the_daemons_note_on_the_model_is_shown() {
+    let mut s = Session::new(160, 50);
+    s.send(Event::Key(KeyEvent::new(
+        KeyCode::Char('r'),
+        KeyModifiers::NONE,
+    )));
+    let opened = s
+        .app
+        .update(Event::ModelReloaded {
+            version: 2,
+            at: "12:00:01".into(),
+        })
+        .into_iter()
+        .find(|o| matches!(o.request, Request::OpenModel { .. }))
+        .expect("a reload opens the model again");
+    let mut noted = model(2);
+    noted.note =
+        Some("ckpt.pt: bound to the torch.export program model.pt2 found beside it".into());
+    s.send(Event::Reply(opened.ticket, Reply::Model(noted)));
+    assert!(s
+        .draw()
+        .contains("bound to the torch.export program model.pt2"));
 }
