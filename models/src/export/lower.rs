@@ -12,20 +12,12 @@ use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 
 use super::names;
+use super::ops::{self, Rule};
 use super::schema::{Dim, ExportedProgram, NodeJson, TensorMeta};
 use crate::graph::{Graph, GraphBuilder, NodeId, WeightSource};
 use crate::lowering::Problem;
 use crate::ops::Op;
 use crate::{Error, Result};
-
-/// The ATen ops the lowering knows (without overload names), for the error about one it does not.
-pub const SUPPORTED: &str =
-    "adaptive_avg_pool2d, adaptive_max_pool2d, add, addmm, avg_pool2d, batch_norm, cat, chunk, \
-clamp, clone, constant_pad_nd, contiguous, conv2d, convolution, div, dropout, elu, flatten, gelu, \
-group_norm, hardsigmoid, hardswish, hardtanh, layer_norm, leaky_relu, linear, matmul, max_pool2d, \
-mean, mm, mul, pad, permute, relu, relu6, reshape, select, sigmoid, silu, slice, softmax, split, \
-split_with_sizes, squeeze, sub, sum, t, tanh, transpose, unsqueeze, upsample_bilinear2d, \
-upsample_nearest2d, view (and their in-place forms)";
 
 /// What a value of the program stands for while lowering.
 #[derive(Clone, Debug)]
@@ -378,50 +370,42 @@ impl<'a> Lowerer<'a> {
     }
 
     fn lower_node(&mut self, at: &At) -> Result<Vec<Val>> {
-        let op = at.op().to_string();
-        if names::ALIASES.contains(&op.as_str()) {
-            let first = at.first_arg_name();
-            return Ok(vec![self.required(at, &first)?]);
-        }
+        let Some(rule) = ops::rule(at.op()) else {
+            return Err(at.unsupported(format!(
+                "is not supported; convlens lowers: {}",
+                ops::supported_ops().join(", ")
+            )));
+        };
         let one = |v: Val| Ok(vec![v]);
-        match op.as_str() {
-            "conv2d" | "convolution" | "_convolution" => one(self.conv(at)?),
-            "max_pool2d" | "max_pool2d_with_indices" => Ok(vec![self.max_pool(at)?, Val::Absent]),
-            "avg_pool2d" => one(self.avg_pool(at)?),
-            "adaptive_avg_pool2d" | "_adaptive_avg_pool2d" => one(self.adaptive_avg_pool(at)?),
-            "adaptive_max_pool2d" => Ok(vec![self.adaptive_max_pool(at)?, Val::Absent]),
-            "batch_norm" | "_native_batch_norm_legit_no_training" | "native_batch_norm" => {
-                Ok(vec![self.batch_norm(at)?, Val::Absent, Val::Absent])
+        match rule {
+            Rule::Alias => {
+                let first = at.first_arg_name();
+                one(self.required(at, &first)?)
             }
-            "layer_norm" | "native_layer_norm" => {
-                Ok(vec![self.layer_norm(at)?, Val::Absent, Val::Absent])
-            }
-            "group_norm" => one(self.group_norm(at)?),
-            "linear" => one(self.linear(at)?),
-            "addmm" => one(self.addmm(at)?),
-            "mm" | "matmul" | "bmm" => one(self.matmul(at)?),
-            "relu" | "relu_" | "relu6" | "hardtanh" | "hardtanh_" | "leaky_relu"
-            | "leaky_relu_" | "elu" | "elu_" | "gelu" | "gelu_" | "silu" | "silu_" | "sigmoid"
-            | "sigmoid_" | "tanh" | "tanh_" | "hardswish" | "hardswish_" | "hardsigmoid"
-            | "hardsigmoid_" | "clamp" | "clamp_" => one(self.activation(at)?),
-            "softmax" | "_softmax" => one(self.softmax(at)?),
-            "add" | "add_" | "sub" | "sub_" | "mul" | "mul_" | "div" | "div_" => {
-                one(self.arithmetic(at)?)
-            }
-            "mean" | "sum" => one(self.reduce(at)?),
-            "cat" | "concat" => one(self.cat(at)?),
-            "view" | "reshape" | "_unsafe_view" | "flatten" | "squeeze" | "squeeze_"
-            | "unsqueeze" | "unsqueeze_" => one(self.reshape(at)?),
-            "permute" | "transpose" | "t" => one(self.permute(at)?),
-            "chunk" | "split" | "split_with_sizes" | "unbind" => {
-                Ok(vec![Val::List(self.split(at)?)])
-            }
-            "slice" => one(self.slice(at)?),
-            "select" => one(self.select(at)?),
-            "constant_pad_nd" | "pad" => one(self.pad(at)?),
-            "upsample_nearest2d" | "upsample_bilinear2d" => one(self.upsample(at)?),
-            "getitem" => one(self.getitem(at)?),
-            _ => Err(at.unsupported(format!("is not supported; convlens lowers: {SUPPORTED}"))),
+            Rule::Conv => one(self.conv(at)?),
+            Rule::MaxPool => Ok(vec![self.max_pool(at)?, Val::Absent]),
+            Rule::AvgPool => one(self.avg_pool(at)?),
+            Rule::AdaptiveAvgPool => one(self.adaptive_avg_pool(at)?),
+            Rule::AdaptiveMaxPool => Ok(vec![self.adaptive_max_pool(at)?, Val::Absent]),
+            Rule::BatchNorm => Ok(vec![self.batch_norm(at)?, Val::Absent, Val::Absent]),
+            Rule::LayerNorm => Ok(vec![self.layer_norm(at)?, Val::Absent, Val::Absent]),
+            Rule::GroupNorm => one(self.group_norm(at)?),
+            Rule::Linear => one(self.linear(at)?),
+            Rule::Addmm => one(self.addmm(at)?),
+            Rule::MatMul => one(self.matmul(at)?),
+            Rule::Activation => one(self.activation(at)?),
+            Rule::Softmax => one(self.softmax(at)?),
+            Rule::Arithmetic => one(self.arithmetic(at)?),
+            Rule::Reduce => one(self.reduce(at)?),
+            Rule::Cat => one(self.cat(at)?),
+            Rule::Reshape => one(self.reshape(at)?),
+            Rule::Permute => one(self.permute(at)?),
+            Rule::Split => Ok(vec![Val::List(self.split(at)?)]),
+            Rule::Slice => one(self.slice(at)?),
+            Rule::Select => one(self.select(at)?),
+            Rule::Pad => one(self.pad(at)?),
+            Rule::Upsample => one(self.upsample(at)?),
+            Rule::GetItem => one(self.getitem(at)?),
         }
     }
 

@@ -4,6 +4,7 @@
 //! - `archive.rs` reads the PT2 archive (JSON program, raw weight storages, `extra/` files);
 //! - `schema.rs` is the part of the export schema read;
 //! - `names.rs` names layers by PyTorch's module paths (`nn_module_stack`);
+//! - `ops.rs` lists every ATen op read and the rule that lowers it;
 //! - `lower.rs` and `lower_*.rs` turn ATen ops into engine ops, one file per op family.
 //!
 //! The program's parameters are inputs named by their state_dict keys, so a program can run
@@ -17,6 +18,7 @@ mod lower_conv_pool;
 mod lower_norm;
 mod lower_shape;
 mod names;
+mod ops;
 mod schema;
 
 use std::path::Path;
@@ -24,7 +26,7 @@ use std::path::Path;
 use candle_core::Device;
 
 pub use archive::EXTRA_FILE;
-pub use lower::SUPPORTED;
+pub use ops::supported_ops;
 
 use crate::graph::{Graph, WeightSource};
 use crate::weights::StateDict;

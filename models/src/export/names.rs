@@ -8,26 +8,8 @@
 //! the op (`layer1.0.add`, `features.1.0.mul`, `layer_norm`), so a module path names the
 //! module's output (its last node). A module called again gets `#2`, as everywhere in convlens.
 
+use super::ops::{self, Rule};
 use super::schema::NodeJson;
-
-/// The ATen ops that compute nothing at evaluation time and never become graph nodes.
-pub(crate) const ALIASES: &[&str] = &[
-    "alias",
-    "clone",
-    "contiguous",
-    "detach",
-    "dropout",
-    "dropout_",
-    "feature_dropout",
-    "feature_dropout_",
-    "alpha_dropout",
-    "lift_fresh_copy",
-    "_assert_tensor_metadata",
-    "_assert_scalar",
-    "sym_constrain_range_for_size",
-    "sym_constrain_range",
-    "identity",
-];
 
 /// `torch.ops.aten.relu_.default` → `relu_`; a Python builtin (`<built-in function getitem>`)
 /// → `getitem`.
@@ -82,7 +64,10 @@ pub(crate) fn assign(nodes: &[NodeJson]) -> Vec<String> {
         })
         .collect();
     let computes = |i: usize| {
-        !ALIASES.contains(&op_name(&nodes[i].target)) && op_name(&nodes[i].target) != "getitem"
+        !matches!(
+            ops::rule(op_name(&nodes[i].target)),
+            Some(Rule::Alias | Rule::GetItem)
+        )
     };
     let mut names = vec![String::new(); nodes.len()];
     let mut start = 0;
