@@ -19,6 +19,9 @@ use crate::lowering::Problem;
 use crate::ops::Op;
 use crate::{Error, Result};
 
+/// The most elements one parameter may have (a billion: four gigabytes of float32).
+const MAX_PARAMETER_ELEMENTS: usize = 1 << 30;
+
 /// What a value of the program stands for while lowering.
 #[derive(Clone, Debug)]
 pub(crate) enum Val {
@@ -508,7 +511,17 @@ pub(crate) fn lower(
                     .get(&arg_name)
                     .and_then(TensorMeta::dims)
                 {
-                    param_shapes.insert(key.clone(), dims.iter().map(|d| d.size()).collect());
+                    let shape: Vec<usize> = dims.iter().map(|d| d.size()).collect();
+                    // A missing or misshapen parameter is stood in for by zeros of this shape
+                    // until the one error about the weights: bound it before that allocation.
+                    let elements = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+                    if elements.is_none_or(|n| n > MAX_PARAMETER_ELEMENTS) {
+                        return Err(Error::Unsupported(format!(
+                            "the parameter `{key}` has the sizes {shape:?}, over the {MAX_PARAMETER_ELEMENTS} \
+                             elements a parameter may have"
+                        )));
+                    }
+                    param_shapes.insert(key.clone(), shape);
                 }
                 values.insert(arg_name, Val::Param(key));
             }
@@ -600,4 +613,65 @@ pub(crate) fn lower(
     }
     let graph = lowerer.builder.finish("the program")?;
     Ok(Lowered { graph, input_dims })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-node program (a conv of `x` by parameter `w` of `w_sizes`).
+    fn program(w_sizes: &[u64]) -> ExportedProgram {
+        let sizes = |s: &[u64]| -> Vec<Value> {
+            s.iter()
+                .map(|n| serde_json::json!({ "as_int": n }))
+                .collect()
+        };
+        serde_json::from_value(serde_json::json!({
+            "graph_module": {
+                "graph": {
+                    "outputs": [{"as_tensor": {"name": "y"}}],
+                    "nodes": [{
+                        "target": "torch.ops.aten.conv2d.default",
+                        "inputs": [
+                            {"name": "input", "arg": {"as_tensor": {"name": "x"}}},
+                            {"name": "weight", "arg": {"as_tensor": {"name": "p_w"}}}
+                        ],
+                        "outputs": [{"as_tensor": {"name": "y"}}],
+                        "metadata": {}
+                    }],
+                    "tensor_values": {
+                        "x": {"dtype": 7, "sizes": sizes(&[1, 3, 8, 8])},
+                        "p_w": {"dtype": 7, "sizes": sizes(w_sizes)},
+                        "y": {"dtype": 7, "sizes": sizes(&[1, 4, 6, 6])}
+                    }
+                },
+                "signature": {"input_specs": [
+                    {"parameter": {"arg": {"name": "p_w"}, "parameter_name": "conv.weight"}},
+                    {"user_input": {"arg": {"as_tensor": {"name": "x"}}}}
+                ]}
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_parameter_too_large_to_stand_in_for_is_refused_before_allocating() {
+        let source = WeightSource::StateDict(BTreeMap::new());
+        let huge = program(&[1 << 20, 1 << 20, 3, 3]);
+        let err = lower(&huge, source, &BTreeMap::new(), &Device::Cpu)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("over the"), "{err}");
+        // A sane one with no weights bound is the usual error listing the missing key.
+        let source = WeightSource::StateDict(BTreeMap::new());
+        let err = lower(
+            &program(&[4, 3, 3, 3]),
+            source,
+            &BTreeMap::new(),
+            &Device::Cpu,
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("conv.weight"), "{err}");
+    }
 }
