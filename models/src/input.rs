@@ -105,6 +105,25 @@ impl Preprocess {
         }
     }
 
+    /// `normalization` for an imported network whose input is `h`×`w` when known: a square
+    /// input is the crop, the resize torchvision's 256/224 of it (the crop itself below 64
+    /// pixels, where small images such as Fashion-MNIST's are used whole); else 256 / 224.
+    pub fn for_input(normalization: Normalization, h: Option<usize>, w: Option<usize>) -> Self {
+        let mut preprocess = Preprocess::standard(normalization);
+        if let (Some(h), Some(w)) = (h, w) {
+            if h == w {
+                let side = h as u32;
+                preprocess.crop = side;
+                preprocess.resize = if side < 64 {
+                    side
+                } else {
+                    (side * 256).div_ceil(224)
+                };
+            }
+        }
+        preprocess
+    }
+
     /// The resized and centre-cropped image, before normalization (what overlays are drawn on).
     /// For a one-channel network the image is made grayscale first ([`to_gray`]), as
     /// `Grayscale()` at the start of a torchvision transform does.

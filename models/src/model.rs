@@ -233,17 +233,7 @@ impl Model {
         } else {
             Normalization::PLAIN.with_channels(channels)
         };
-        let mut preprocess = Preprocess::standard(normalization);
-        if let (Some(h), Some(w)) = (h, w) {
-            if h == w {
-                preprocess.crop = h as u32;
-                preprocess.resize = if h < 64 {
-                    h as u32
-                } else {
-                    (h as u32 * 256).div_ceil(224)
-                };
-            }
-        }
+        let preprocess = Preprocess::for_input(normalization, h, w);
         let extra = &loaded.extra;
         let from_extra = LoadOptions {
             mean: extra.mean.clone(),
@@ -253,14 +243,7 @@ impl Model {
         };
         let preprocess = override_preprocess(preprocess, &from_extra)
             .map_err(|e| Error::format(program, format!("extra/{}: {e}", export::EXTRA_FILE)))?;
-        let size = preprocess.crop as usize;
-        let probe = Tensor::zeros((1, channels, size, size), DType::F32, device)?;
-        let classes = loaded
-            .graph
-            .forward(&probe, Some(&[]))?
-            .output()
-            .map(|t| t.dims().last().copied().unwrap_or(0))
-            .unwrap_or(0);
+        let classes = output_classes(&loaded.graph, &preprocess, device)?;
         let labels = match (&options.labels, &extra.labels) {
             (Some(file), _) => labels::from_file(file)?,
             (None, Some(names)) if names.len() == classes => names.clone(),
@@ -296,22 +279,10 @@ impl Model {
             Some(name) => arch::find(name)?.normalization,
             None => Normalization::IMAGENET,
         };
-        let mut preprocess = Preprocess::standard(normalization);
         let dims = &imported.input_shape;
-        if let (Some(Some(h)), Some(Some(w))) = (dims.get(2), dims.get(3)) {
-            if h == w {
-                preprocess.crop = *h as u32;
-                preprocess.resize = (*h as u32 * 256).div_ceil(224);
-            }
-        }
-        let size = preprocess.crop as usize;
-        let probe = Tensor::zeros((1, normalization.channels, size, size), DType::F32, device)?;
-        let classes = imported
-            .graph
-            .forward(&probe, Some(&[]))?
-            .output()
-            .map(|t| t.dims().last().copied().unwrap_or(0))
-            .unwrap_or(0);
+        let side = |i: usize| dims.get(i).copied().flatten();
+        let preprocess = Preprocess::for_input(normalization, side(2), side(3));
+        let classes = output_classes(&imported.graph, &preprocess, device)?;
         let labels = match &options.labels {
             Some(file) => labels::from_file(file)?,
             None => labels::default_for(classes),
@@ -375,6 +346,17 @@ impl Model {
             })
             .collect())
     }
+}
+
+/// The number of classes an imported graph gives: its output's last size on a zero input.
+fn output_classes(graph: &Graph, preprocess: &Preprocess, device: &Device) -> Result<usize> {
+    let (c, size) = (preprocess.normalization.channels, preprocess.crop as usize);
+    let probe = Tensor::zeros((1, c, size, size), DType::F32, device)?;
+    Ok(graph
+        .forward(&probe, Some(&[]))?
+        .output()
+        .map(|t| t.dims().last().copied().unwrap_or(0))
+        .unwrap_or(0))
 }
 
 /// `preprocess` with the mean, standard deviation and resize of `options` where given: one value

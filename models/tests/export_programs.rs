@@ -4,13 +4,17 @@
 //! committed without their weights and run with the synthetic weights that the script filled
 //! the torch model with, bound by state_dict key.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use convlens_models::export::{load_program, Program, ProgramWeights};
 use convlens_models::graph::BackwardRule;
 use convlens_models::weights::synthetic::synthetic_tensor;
 use convlens_models::Error;
+
+use common::{assert_close_on_device as assert_close, device, Scratch};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/export")
@@ -21,28 +25,9 @@ fn manifest() -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn assert_close(what: &str, got: &Tensor, want: &Tensor) {
-    assert_eq!(got.dims(), want.dims(), "{what}: shapes differ");
-    let diff = got
-        .sub(want)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let scale = want
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    assert!(
-        diff <= 1e-4 * scale.max(1e-12),
-        "{what}: max |diff| {diff} > 1e-4 x {scale}"
-    );
+/// The error loading the fixture `file` with its own weights.
+fn load_error(file: &str) -> Error {
+    load_program(&fixtures().join(file), ProgramWeights::Archive, &device()).unwrap_err()
 }
 
 /// The network's output for `x`.
@@ -59,11 +44,11 @@ fn load(name: &str) -> (Program, serde_json::Value) {
     let m = manifest()["models"][name].clone();
     let path = fixtures().join(format!("{name}.pt2"));
     if m["weights_in_archive"].as_bool().unwrap() {
-        let program = load_program(&path, ProgramWeights::Archive, &Device::Cpu)
+        let program = load_program(&path, ProgramWeights::Archive, &device())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         return (program, m);
     }
-    let program = load_program(&path, ProgramWeights::Synthetic { seed: 0 }, &Device::Cpu)
+    let program = load_program(&path, ProgramWeights::Synthetic { seed: 0 }, &device())
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     let scale = m["running_var_scale"].as_f64().unwrap_or(1.0);
     if scale == 1.0 {
@@ -76,7 +61,7 @@ fn load(name: &str) -> (Program, serde_json::Value) {
         .parameters()
         .iter()
         .map(|(key, shape)| {
-            let t = synthetic_tensor(key, shape, 0, &Device::Cpu).unwrap();
+            let t = synthetic_tensor(key, shape, 0, &device()).unwrap();
             let t = if key.ends_with("running_var") {
                 t.affine(scale, 0.0).unwrap()
             } else {
@@ -85,7 +70,7 @@ fn load(name: &str) -> (Program, serde_json::Value) {
             (key.clone(), t)
         })
         .collect();
-    let program = load_program(&path, ProgramWeights::StateDict(dict), &Device::Cpu)
+    let program = load_program(&path, ProgramWeights::StateDict(dict), &device())
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     (program, m)
 }
@@ -100,7 +85,7 @@ fn check(name: &str) {
         .iter()
         .map(|d| d.as_u64().unwrap() as usize)
         .collect();
-    let x = synthetic_tensor("input", &dims, 0, &Device::Cpu).unwrap();
+    let x = synthetic_tensor("input", &dims, 0, &device()).unwrap();
 
     // Batch 2 through a program exported at batch 1.
     let mid_layer = m["mid_layer"].as_str().unwrap();
@@ -121,7 +106,7 @@ fn check(name: &str) {
     let target = m["target"].as_u64().unwrap() as usize;
     let mut hot = vec![0f32; classes];
     hot[target] = 1.0;
-    let signal = Tensor::from_vec(hot, (1, classes), &Device::Cpu).unwrap();
+    let signal = Tensor::from_vec(hot, (1, classes), &device()).unwrap();
     let files = [
         ("input_grad", BackwardRule::Gradient),
         ("guided", BackwardRule::Guided),
@@ -217,12 +202,7 @@ fn layers_carry_pytorch_module_paths() {
 
 #[test]
 fn an_unsupported_op_names_the_op_the_node_and_the_layer() {
-    let err = load_program(
-        &fixtures().join("unsupported_op.pt2"),
-        ProgramWeights::Archive,
-        &Device::Cpu,
-    )
-    .unwrap_err();
+    let err = load_error("unsupported_op.pt2");
     let text = err.to_string();
     assert!(matches!(err, Error::Unsupported(_)), "{text}");
     assert!(
@@ -233,12 +213,7 @@ fn an_unsupported_op_names_the_op_the_node_and_the_layer() {
 
 #[test]
 fn a_newer_schema_version_is_one_clear_error() {
-    let err = load_program(
-        &fixtures().join("future_schema.pt2"),
-        ProgramWeights::Archive,
-        &Device::Cpu,
-    )
-    .unwrap_err();
+    let err = load_error("future_schema.pt2");
     let text = err.to_string();
     assert!(matches!(err, Error::Format { .. }), "{text}");
     assert!(text.contains("schema version 99"), "{text}");
@@ -247,13 +222,12 @@ fn a_newer_schema_version_is_one_clear_error() {
 #[test]
 fn a_truncated_or_garbled_archive_is_a_format_error_never_a_panic() {
     let bytes = std::fs::read(fixtures().join("custom_cnn.pt2")).unwrap();
-    let scratch = std::env::temp_dir().join(format!("convlens-export-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).unwrap();
-    let path = scratch.join("cut.pt2");
+    let scratch = Scratch::new("export-cut");
+    let path = scratch.0.join("cut.pt2");
     let step = (bytes.len() / 40).max(1);
     for cut in (0..bytes.len()).step_by(step) {
         std::fs::write(&path, &bytes[..cut]).unwrap();
-        let r = load_program(&path, ProgramWeights::Archive, &Device::Cpu);
+        let r = load_program(&path, ProgramWeights::Archive, &device());
         assert!(
             matches!(r, Err(Error::Format { .. })),
             "cut at {cut}: {r:?}"
@@ -263,19 +237,13 @@ fn a_truncated_or_garbled_archive_is_a_format_error_never_a_panic() {
         let mut m = bytes.clone();
         m[at] ^= 0xff;
         std::fs::write(&path, &m).unwrap();
-        let _ = load_program(&path, ProgramWeights::Archive, &Device::Cpu);
+        let _ = load_program(&path, ProgramWeights::Archive, &device());
     }
-    std::fs::remove_dir_all(&scratch).unwrap();
 }
 
 #[test]
 fn a_program_without_weights_asks_for_a_checkpoint() {
-    let err = load_program(
-        &fixtures().join("resnet18_gray.pt2"),
-        ProgramWeights::Archive,
-        &Device::Cpu,
-    )
-    .unwrap_err();
+    let err = load_error("resnet18_gray.pt2");
     let text = err.to_string();
     assert!(
         text.contains("without the weights") && text.contains("--graph"),
@@ -293,12 +261,12 @@ fn a_checkpoint_that_does_not_fit_lists_the_keys() {
     broken.remove(&first);
     broken.insert(
         "extra.weight".into(),
-        Tensor::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap(),
+        Tensor::zeros(3, candle_core::DType::F32, &device()).unwrap(),
     );
     let err = load_program(
         &fixtures().join("custom_cnn.pt2"),
         ProgramWeights::StateDict(broken),
-        &Device::Cpu,
+        &device(),
     )
     .unwrap_err();
     let text = err.to_string();
@@ -310,16 +278,16 @@ fn a_checkpoint_that_does_not_fit_lists_the_keys() {
     let bound = load_program(
         &fixtures().join("custom_cnn.pt2"),
         ProgramWeights::StateDict(dict),
-        &Device::Cpu,
+        &device(),
     )
     .unwrap();
     let own = load_program(
         &fixtures().join("custom_cnn.pt2"),
         ProgramWeights::Archive,
-        &Device::Cpu,
+        &device(),
     )
     .unwrap();
-    let x = synthetic_tensor("input", &[2, 1, 28, 28], 0, &Device::Cpu).unwrap();
+    let x = synthetic_tensor("input", &[2, 1, 28, 28], 0, &device()).unwrap();
     let a = logits(&bound.graph, &x);
     let b = logits(&own.graph, &x);
     assert_close("bound vs own weights", &a, &b);
@@ -328,7 +296,7 @@ fn a_checkpoint_that_does_not_fit_lists_the_keys() {
 #[test]
 fn another_input_size_says_how_to_export_dynamic_shapes() {
     let (program, _) = load("custom_cnn");
-    let x = Tensor::zeros((1, 1, 32, 32), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let x = Tensor::zeros((1, 1, 32, 32), candle_core::DType::F32, &device()).unwrap();
     let err = program
         .graph
         .forward(&x, Some(&[]))
@@ -340,38 +308,15 @@ fn another_input_size_says_how_to_export_dynamic_shapes() {
     );
 }
 
-/// A scratch folder removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("convlens-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn cnn_input() -> Tensor {
-    synthetic_tensor("input", &[2, 1, 28, 28], 0, &Device::Cpu).unwrap()
+    synthetic_tensor("input", &[2, 1, 28, 28], 0, &device()).unwrap()
 }
 
 #[test]
 fn a_program_opens_as_a_model_with_its_input_size_and_channels() {
     use convlens_models::{LoadOptions, Model};
     let path = fixtures().join("custom_cnn.pt2");
-    let model = Model::load(
-        path.to_str().unwrap(),
-        &LoadOptions::default(),
-        &Device::Cpu,
-    )
-    .unwrap();
+    let model = Model::load(path.to_str().unwrap(), &LoadOptions::default(), &device()).unwrap();
     assert_eq!(model.arch, "torch.export");
     assert_eq!(model.preprocess.crop, 28);
     assert_eq!(
@@ -388,13 +333,13 @@ fn a_program_opens_as_a_model_with_its_input_size_and_channels() {
         std: Some(vec![0.3530]),
         ..LoadOptions::default()
     };
-    let model = Model::load(path.to_str().unwrap(), &options, &Device::Cpu).unwrap();
+    let model = Model::load(path.to_str().unwrap(), &options, &device()).unwrap();
     assert_eq!(model.preprocess.normalization.mean[0], 0.2860);
     let options = LoadOptions {
         mean: Some(vec![0.1, 0.2, 0.3]),
         ..LoadOptions::default()
     };
-    let err = Model::load(path.to_str().unwrap(), &options, &Device::Cpu).unwrap_err();
+    let err = Model::load(path.to_str().unwrap(), &options, &device()).unwrap_err();
     assert!(err.to_string().contains("takes 1 channels"), "{err}");
 }
 
@@ -405,18 +350,14 @@ fn a_checkpoint_is_bound_by_graph_or_to_the_one_program_beside_it() {
     let ckpt = scratch.0.join("ckpt.safetensors");
     std::fs::copy(fixtures().join("custom_cnn.safetensors"), &ckpt).unwrap();
     // Alone, the state_dict's architecture cannot be told.
-    let alone = Model::load(
-        ckpt.to_str().unwrap(),
-        &LoadOptions::default(),
-        &Device::Cpu,
-    );
+    let alone = Model::load(ckpt.to_str().unwrap(), &LoadOptions::default(), &device());
     assert!(alone.is_err());
     // With --graph.
     let options = LoadOptions {
         graph: Some(fixtures().join("custom_cnn.pt2")),
         ..LoadOptions::default()
     };
-    let bound = Model::load(ckpt.to_str().unwrap(), &options, &Device::Cpu).unwrap();
+    let bound = Model::load(ckpt.to_str().unwrap(), &options, &device()).unwrap();
     assert_eq!(bound.note, None);
     let want = Tensor::read_npy(fixtures().join("custom_cnn.logits.npy")).unwrap();
     assert_close("bound logits", &bound.logits(&cnn_input()).unwrap(), &want);
@@ -426,12 +367,7 @@ fn a_checkpoint_is_bound_by_graph_or_to_the_one_program_beside_it() {
         scratch.0.join("model.pt2"),
     )
     .unwrap();
-    let beside = Model::load(
-        ckpt.to_str().unwrap(),
-        &LoadOptions::default(),
-        &Device::Cpu,
-    )
-    .unwrap();
+    let beside = Model::load(ckpt.to_str().unwrap(), &LoadOptions::default(), &device()).unwrap();
     let note = beside.note.clone().unwrap();
     assert!(
         note.contains("model.pt2") && note.contains("--graph"),
@@ -448,12 +384,7 @@ fn a_checkpoint_is_bound_by_graph_or_to_the_one_program_beside_it() {
         scratch.0.join("other.pt2"),
     )
     .unwrap();
-    assert!(Model::load(
-        ckpt.to_str().unwrap(),
-        &LoadOptions::default(),
-        &Device::Cpu
-    )
-    .is_err());
+    assert!(Model::load(ckpt.to_str().unwrap(), &LoadOptions::default(), &device()).is_err());
 }
 
 #[test]
@@ -474,7 +405,7 @@ fn explanations_on_a_program_equal_those_on_the_built_in_architecture() {
     };
     let builtin_graph = arch::find("resnet18")
         .unwrap()
-        .build_graph(WeightSource::Synthetic { seed: 0 }, &config, &Device::Cpu)
+        .build_graph(WeightSource::Synthetic { seed: 0 }, &config, &device())
         .unwrap();
     let as_model = |graph, arch: &str| Model {
         arch: arch.into(),
@@ -482,13 +413,13 @@ fn explanations_on_a_program_equal_those_on_the_built_in_architecture() {
         graph,
         preprocess: Preprocess::standard(Normalization::IMAGENET.with_channels(1)),
         labels: (0..10).map(|i| format!("class {i}")).collect(),
-        device: Device::Cpu,
+        device: device(),
         note: None,
         program: None,
     };
     let from_program = as_model(program.graph, "torch.export");
     let builtin = as_model(builtin_graph, "resnet18");
-    let x = synthetic_tensor("input", &[2, 1, 64, 64], 0, &Device::Cpu)
+    let x = synthetic_tensor("input", &[2, 1, 64, 64], 0, &device())
         .unwrap()
         .narrow(0, 0, 1)
         .unwrap();
@@ -518,18 +449,10 @@ fn explanations_on_a_program_equal_those_on_the_built_in_architecture() {
     assert_eq!(a.len(), b.len());
     for (ra, rb) in a.iter().zip(&b) {
         assert_eq!((ra.unit, ra.location), (rb.unit, rb.location));
-        let ta = Tensor::from_vec(
-            ra.signal.data.clone(),
-            ra.signal.shape.clone(),
-            &Device::Cpu,
-        )
-        .unwrap();
-        let tb = Tensor::from_vec(
-            rb.signal.data.clone(),
-            rb.signal.shape.clone(),
-            &Device::Cpu,
-        )
-        .unwrap();
+        let ta =
+            Tensor::from_vec(ra.signal.data.clone(), ra.signal.shape.clone(), &device()).unwrap();
+        let tb =
+            Tensor::from_vec(rb.signal.data.clone(), rb.signal.shape.clone(), &device()).unwrap();
         assert_close("deconv", &ta, &tb);
     }
 }
@@ -558,7 +481,7 @@ fn a_program_with_dynamic_height_and_width_runs_at_other_sizes() {
             .iter()
             .map(|d| d.as_u64().unwrap() as usize)
             .collect();
-        let x = synthetic_tensor("input", &dims, 0, &Device::Cpu).unwrap();
+        let x = synthetic_tensor("input", &dims, 0, &device()).unwrap();
         let got = logits(&program.graph, &x);
         let want = Tensor::read_npy(fixtures().join(file)).unwrap();
         assert_close(&format!("logits at {dims:?}"), &got, &want);
@@ -574,7 +497,7 @@ fn an_onnx_export_as_graph_says_why_a_program_is_needed() {
         ..LoadOptions::default()
     };
     let ckpt = fixtures().join("custom_cnn.safetensors");
-    let err = Model::load(ckpt.to_str().unwrap(), &options, &Device::Cpu).unwrap_err();
+    let err = Model::load(ckpt.to_str().unwrap(), &options, &device()).unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("not a torch.export program") && text.contains("BatchNorm"),
@@ -605,7 +528,7 @@ fn evolve_follows_a_pytorch_run_through_its_program() {
         ..EvolveOptions::default()
     };
     let list = order_checkpoints(steps.clone()).unwrap();
-    let evolution = evolve(&list, &options, &Device::Cpu, &Silent).unwrap();
+    let evolution = evolve(&list, &options, &device(), &Silent).unwrap();
     assert_eq!(evolution.arch, "torch.export");
     assert_eq!(evolution.versions.len(), 3);
     // Each frame's summary is that checkpoint's unit maximum, bound to the program by key.
@@ -614,9 +537,9 @@ fn evolve_follows_a_pytorch_run_through_its_program() {
             graph: Some(run.join("model.pt2")),
             ..LoadOptions::default()
         };
-        let model = Model::load(path.to_str().unwrap(), &load, &Device::Cpu).unwrap();
+        let model = Model::load(path.to_str().unwrap(), &load, &device()).unwrap();
         let image = options.image.as_ref().unwrap();
-        let x = convlens_models::input::load_input(image, &model.preprocess, &Device::Cpu).unwrap();
+        let x = convlens_models::input::load_input(image, &model.preprocess, &device()).unwrap();
         let id = model.graph.node_id("conv3").unwrap();
         let trace = model.graph.forward(&x, Some(&[id])).unwrap();
         let max = trace
@@ -647,8 +570,8 @@ fn the_older_single_json_layout_of_pytorch_2_4_reads_too() {
     // serialized_exported_program.json + serialized_state_dict.pt), the same synthetic weights
     // as custom_cnn, so PyTorch 2.15's logits apply.
     let path = fixtures().join("custom_cnn_legacy.pt2");
-    let program = load_program(&path, ProgramWeights::Archive, &Device::Cpu).unwrap();
-    let x = synthetic_tensor("input", &[2, 1, 28, 28], 0, &Device::Cpu).unwrap();
+    let program = load_program(&path, ProgramWeights::Archive, &device()).unwrap();
+    let x = synthetic_tensor("input", &[2, 1, 28, 28], 0, &device()).unwrap();
     let got = logits(&program.graph, &x);
     let want = Tensor::read_npy(fixtures().join("custom_cnn.logits.npy")).unwrap();
     assert_close("legacy logits", &got, &want);

@@ -16,32 +16,10 @@ use convlens_models::weights::synthetic::synthetic_tensor;
 use convlens_models::Error;
 
 mod common;
-use common::{assert_close_on_device as assert_close, device};
+use common::{assert_close_on_device as assert_close, device, Scratch};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/onnx")
-}
-
-/// A scratch folder removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    /// A fresh folder per call: tests run in parallel and some of them damage their copy.
-    fn new(tag: &str) -> Self {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("convlens-onnx-{}-{n}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Copies `<arch>.onnx` into a scratch folder and writes its external data there: each

@@ -3,16 +3,20 @@
 //! (`nn.Sequential(nn.Dropout(0.2), nn.Linear(512, 5))`), loaded with `Model::load` from a
 //! safetensors file of synthetic weights.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+mod common;
 
-use candle_core::{DType, Device, Tensor, D};
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
 use convlens_models::arch::{self, ArchConfig};
 use convlens_models::graph::WeightSource;
 use convlens_models::input::{load_input, Normalization};
 use convlens_models::ops::{Activation, Op};
 use convlens_models::weights::synthetic::synthetic_tensor;
 use convlens_models::{Error, LoadOptions, Model};
+
+use common::{assert_close, Scratch};
 
 /// The (key, shape) list of `arch` as torchvision names it.
 fn reference_parameters(arch: &str) -> Vec<(String, Vec<usize>)> {
@@ -57,13 +61,6 @@ fn state_dict(
         .collect()
 }
 
-/// A fresh temporary folder for `name`.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("convlens-zoo-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Writes `dict` as a safetensors file in `dir` and loads it with `options`.
 fn load(dir: &Path, dict: &HashMap<String, Tensor>, options: &LoadOptions) -> Result<Model, Error> {
     let path = dir.join("model.safetensors");
@@ -83,19 +80,6 @@ fn linear(dict: &HashMap<String, Tensor>, name: &str, x: &Tensor) -> Tensor {
     x.matmul(&w.t().unwrap()).unwrap().broadcast_add(b).unwrap()
 }
 
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    a.sub(b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(D::Minus1)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
-
 /// The output of node `name` and the logits for `x`.
 fn run(model: &Model, x: &Tensor, name: &str) -> (Tensor, Tensor) {
     let id = model.graph.node_id(name).unwrap();
@@ -108,7 +92,8 @@ fn run(model: &Model, x: &Tensor, name: &str) -> (Tensor, Tensor) {
 
 #[test]
 fn zoo_resnet18_with_one_input_channel_and_ten_classes() {
-    let dir = temp_dir("gray");
+    let scratch = Scratch::new("zoo-gray");
+    let dir = scratch.0.clone();
     let dict = state_dict(
         "resnet18",
         1,
@@ -160,12 +145,12 @@ fn zoo_resnet18_with_one_input_channel_and_ten_classes() {
     let tree = named.layer_tree(64).unwrap();
     let fc = tree.layers.iter().find(|l| l.path == "fc").unwrap();
     assert_eq!(fc.output_shape, [1, 10]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn zoo_resnet18_with_a_dropout_linear_head() {
-    let dir = temp_dir("head1");
+    let scratch = Scratch::new("zoo-head1");
+    let dir = scratch.0.clone();
     let dict = state_dict(
         "resnet18",
         3,
@@ -184,17 +169,17 @@ fn zoo_resnet18_with_a_dropout_linear_head() {
     let (flat, logits) = run(&model, &x, "flatten");
     assert_eq!(logits.dims(), [2, 5]);
     let want = linear(&dict, "fc.1", &flat);
-    assert!(max_abs_diff(&logits, &want) < 1e-4);
+    assert_close("logits vs the head by hand", &logits, &want, 1e-4);
 
     let tree = model.layer_tree(64).unwrap();
     let paths: Vec<&str> = tree.layers.iter().map(|l| l.path.as_str()).collect();
     assert!(paths.contains(&"fc.1"), "{paths:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn zoo_resnet18_with_a_two_linear_head_gets_a_relu_between() {
-    let dir = temp_dir("head2");
+    let scratch = Scratch::new("zoo-head2");
+    let dir = scratch.0.clone();
     let dict = state_dict(
         "resnet18",
         1,
@@ -221,13 +206,13 @@ fn zoo_resnet18_with_a_two_linear_head_gets_a_relu_between() {
     assert_eq!(logits.dims(), [1, 4]);
     let hidden = linear(&dict, "fc.0", &flat).relu().unwrap();
     let want = linear(&dict, "fc.3", &hidden);
-    assert!(max_abs_diff(&logits, &want) < 1e-4);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_close("logits vs the head by hand", &logits, &want, 1e-4);
 }
 
 #[test]
 fn zoo_heads_that_do_not_fit_are_still_refused() {
-    let dir = temp_dir("refused");
+    let scratch = Scratch::new("zoo-refused");
+    let dir = scratch.0.clone();
     // A head Linear whose in_features is not the pooled width.
     let wrong_in = state_dict(
         "resnet18",
@@ -265,12 +250,12 @@ fn zoo_heads_that_do_not_fit_are_still_refused() {
         Err(Error::Weights(m)) => assert!(m.contains("no classifier"), "{m}"),
         other => panic!("{other:?}"),
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn zoo_mobilenet_v3_small_keeps_its_hardswish_in_a_resized_head() {
-    let dir = temp_dir("mnv3");
+    let scratch = Scratch::new("zoo-mnv3");
+    let dir = scratch.0.clone();
     let dict = state_dict(
         "mobilenet_v3_small",
         1,
@@ -291,12 +276,12 @@ fn zoo_mobilenet_v3_small_keeps_its_hardswish_in_a_resized_head() {
     ));
     let x = Tensor::zeros((1, 1, 64, 64), DType::F32, &Device::Cpu).unwrap();
     assert_eq!(model.logits(&x).unwrap().dims(), [1, 3]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn zoo_efficientnet_b0_with_a_plain_linear_classifier() {
-    let dir = temp_dir("effnet");
+    let scratch = Scratch::new("zoo-effnet");
+    let dir = scratch.0.clone();
     // `model.classifier = nn.Linear(1280, 7)`.
     let dict = state_dict(
         "efficientnet_b0",
@@ -309,5 +294,4 @@ fn zoo_efficientnet_b0_with_a_plain_linear_classifier() {
     assert!(matches!(node_op(&model, "classifier"), Op::Linear(_)));
     let x = Tensor::zeros((1, 3, 64, 64), DType::F32, &Device::Cpu).unwrap();
     assert_eq!(model.logits(&x).unwrap().dims(), [1, 7]);
-    let _ = std::fs::remove_dir_all(&dir);
 }

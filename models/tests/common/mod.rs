@@ -1,6 +1,8 @@
-//! What the reference tests share: the device under test and the closeness check.
+//! What the reference tests share: the device under test, the closeness check, scratch folders.
 
 #![allow(dead_code)] // Each test file uses its own subset.
+
+use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 
@@ -39,4 +41,25 @@ pub fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f32) {
 /// [`assert_close`] at the device's tolerance.
 pub fn assert_close_on_device(what: &str, got: &Tensor, want: &Tensor) {
     assert_close(what, got, want, device_tolerance());
+}
+
+/// A scratch folder removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// A fresh folder per call: tests run in parallel and some of them damage their copy.
+    pub fn new(tag: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("convlens-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
