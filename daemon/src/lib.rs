@@ -1,10 +1,12 @@
 //! The convlens daemon: models stay loaded on the device, activations and results are cached,
 //! and clients talk to it over a Unix socket in the protocol of `convlens-shared`.
 //!
-//! [`Service`] is the daemon without its socket: the model registry, the caches, the watches and
-//! one handler per method (`methods/`). [`server`] puts it behind the socket with a job queue
-//! ([`jobs`]) so that engine work never runs on the I/O tasks. The CLI's `--no-daemon` mode runs
-//! the same handlers in-process through [`Service::call`].
+//! The modules are layered, each importing only from those below it (`tests/layering.rs`
+//! checks): [`server`] (the socket and its connections) and [`in_process`] (the CLI's
+//! `--no-daemon`) on top; [`methods`] (one handler per capability and the method table); the
+//! [`service`] (the state the handlers share, and what the daemon does by itself when a watched
+//! file changes); the model [`registry`] (residency); the checkpoint [`history`] and the
+//! [`watch`]es; leaves at the bottom ([`cache`], [`clients`], [`jobs`], [`files`], …).
 
 pub mod cache;
 pub mod clients;
@@ -12,6 +14,8 @@ pub mod config;
 pub mod device_name;
 pub mod error;
 pub mod files;
+pub mod history;
+pub mod in_process;
 pub mod jobs;
 pub mod logging;
 pub mod memory;
@@ -24,5 +28,6 @@ pub mod watch;
 
 pub use config::Config;
 pub use error::MethodError;
+pub use in_process::InProcess;
 pub use server::run;
-pub use service::{Call, Service};
+pub use service::Service;

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use convlens_daemon::{Config, Service};
+use convlens_daemon::{Config, InProcess};
 use convlens_models::progress::FnProgress;
 use convlens_shared::methods::history::{AtVersionParams, ModelAtVersion};
 use convlens_shared::methods::lifecycle::{Exit, Shutdown};
@@ -47,7 +47,7 @@ pub enum Backend {
     /// A running daemon.
     Daemon(Box<Client>),
     /// The handlers in this process.
-    Local(Arc<Service>),
+    Local(InProcess),
 }
 
 /// A backend plus the paths it was given, so that its errors name them as the user typed them.
@@ -236,12 +236,12 @@ fn follow_progress<M: RequestMethod>(
 }
 
 /// An in-process service on the chosen device.
-fn local(choice: &EngineChoice) -> anyhow::Result<Arc<Service>> {
+fn local(choice: &EngineChoice) -> anyhow::Result<InProcess> {
     let config = Config {
         device: choice.device.clone(),
         ..Config::default()
     };
-    Service::new(config).map_err(anyhow::Error::from)
+    InProcess::new(config).map_err(anyhow::Error::from)
 }
 
 /// How a running daemon fits this command.

@@ -13,10 +13,11 @@ use convlens_shared::methods::activations::{
     ActivationsParams, ActivationsResult, ChannelStats, UnitActivations,
 };
 
-use super::{cached, interactive, Router};
+use super::call::{cached, Call};
+use super::router::{interactive, Router};
+use crate::error::MethodError;
 use crate::files::ImageKey;
 use crate::render::png;
-use crate::{Call, MethodError};
 
 /// Adds `unit/activations`.
 pub fn register(r: &mut Router) {

@@ -14,10 +14,11 @@ use convlens_shared::methods::deconv::{
     DeconvParams, DeconvResult, ReceptiveField, ReconstructionData, UnitDeconv,
 };
 
-use super::{cached, interactive, Router};
+use super::call::{cached, Call};
+use super::router::{interactive, Router};
+use crate::error::MethodError;
 use crate::files::ImageKey;
 use crate::render::png;
-use crate::{Call, MethodError};
 
 /// Adds `unit/deconv`.
 pub fn register(r: &mut Router) {

@@ -11,10 +11,11 @@ use convlens_shared::methods::explain::{
     ExplainParams, ExplainResult, ExplanationData, ImageExplain, Skipped,
 };
 
-use super::{cached, interactive, Router};
+use super::call::{cached, Call};
+use super::router::{interactive, Router};
+use crate::error::MethodError;
 use crate::files::ImageKey;
 use crate::render::{overlay_of, png};
-use crate::{Call, MethodError};
 
 /// Adds `image/explain`.
 pub fn register(r: &mut Router) {

@@ -7,9 +7,10 @@ use convlens_shared::methods::filters::{
     FilterStats, FiltersParams, FiltersResult, KernelStats, LayerFilters,
 };
 
-use super::{cached, interactive, Router};
+use super::call::{cached, Call};
+use super::router::{interactive, Router};
+use crate::error::MethodError;
 use crate::render::png;
-use crate::{Call, MethodError};
 
 /// Adds `layer/filters`.
 pub fn register(r: &mut Router) {

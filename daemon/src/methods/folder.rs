@@ -29,11 +29,12 @@ use convlens_shared::methods::folder::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{cached, sweep, Router};
+use super::call::{cached, Call};
+use super::router::{sweep, Router};
+use crate::error::MethodError;
 use crate::files::FileStamp;
 use crate::registry::Loaded;
 use crate::render::png;
-use crate::{Call, MethodError};
 
 /// Side of the scatter plot, in pixels (as `convlens embed -o`).
 const SCATTER_SIZE: u32 = 800;

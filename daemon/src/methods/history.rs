@@ -6,8 +6,9 @@ use convlens_shared::methods::history::{
 };
 use convlens_shared::methods::model::{LoadResult, ModelRef};
 
-use super::{interactive, Router};
-use crate::{Call, MethodError};
+use super::call::Call;
+use super::router::{interactive, Router};
+use crate::error::MethodError;
 
 /// Adds `model/versions` and `model/atVersion`.
 pub fn register(r: &mut Router) {

@@ -4,9 +4,10 @@ use std::path::Path;
 
 use convlens_shared::methods::images::{FolderParams, ImageList, ImageListResult};
 
-use super::Router;
+use super::call::Call;
+use super::router::Router;
+use crate::error::MethodError;
 use crate::files::list_images;
-use crate::{Call, MethodError};
 
 /// Adds `image/list`.
 pub fn register(r: &mut Router) {

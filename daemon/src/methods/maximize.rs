@@ -12,9 +12,10 @@ use convlens_shared::methods::maximize::{FrameData, MaximizeParams, MaximizeResu
 use convlens_shared::methods::predict::ClassScore;
 use image::RgbImage;
 
-use super::{cached, sweep, Router};
+use super::call::{cached, Call};
+use super::router::{sweep, Router};
+use crate::error::MethodError;
 use crate::render::png;
-use crate::{Call, MethodError};
 
 /// Adds `unit/maximize`.
 pub fn register(r: &mut Router) {

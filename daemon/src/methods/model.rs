@@ -6,11 +6,12 @@ use convlens_shared::methods::model::{
 };
 use convlens_shared::methods::NoParams;
 
-use super::{cached, interactive, Router};
+use super::call::{cached, Call};
+use super::router::{interactive, Router};
+use crate::error::MethodError;
 use crate::files::FileStamp;
 use crate::registry::LoadKey;
 use crate::watch::Owner;
-use crate::{Call, MethodError};
 
 /// Adds the `model/*` methods.
 pub fn register(r: &mut Router) {

@@ -10,10 +10,11 @@ use convlens_shared::methods::predict::{
 };
 use serde_json::Value;
 
-use super::Router;
+use super::call::Call;
+use super::router::Router;
+use crate::error::MethodError;
 use crate::files::ImageKey;
 use crate::jobs::Priority;
-use crate::{Call, MethodError};
 
 /// Images per forward pass.
 const BATCH: usize = 32;

@@ -3,8 +3,9 @@
 use convlens_shared::methods::status::{Memory, Queue, Status, StatusResult};
 use convlens_shared::methods::NoParams;
 
-use super::Router;
-use crate::{Call, MethodError};
+use super::call::Call;
+use super::router::Router;
+use crate::error::MethodError;
 
 /// Adds `status`.
 pub fn register(r: &mut Router) {

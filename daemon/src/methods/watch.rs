@@ -4,10 +4,11 @@ use std::path::Path;
 
 use convlens_shared::methods::watch::{WatchAdd, WatchKind, WatchParams, WatchRemove, WatchResult};
 
-use super::Router;
+use super::call::Call;
+use super::router::Router;
+use crate::error::MethodError;
 use crate::files::FileStamp;
 use crate::watch::Owner;
-use crate::{Call, MethodError};
 
 /// Adds `watch/add` and `watch/remove`.
 pub fn register(r: &mut Router) {

@@ -15,7 +15,7 @@ use convlens_shared::methods::lifecycle::{
 use convlens_shared::methods::{images, model, progress, NotificationMethod, RequestMethod};
 use convlens_shared::{Message, Request, RequestId, Response, ResponseError};
 use serde_json::Value;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{oneshot, Notify};
@@ -23,9 +23,10 @@ use tokio::sync::{oneshot, Notify};
 use super::frames::read_frame;
 use super::progress::JobProgress;
 use crate::clients::ClientId;
-use crate::methods::Mode;
+use crate::error::MethodError;
+use crate::methods::router::{Mode, Router};
+use crate::service::Service;
 use crate::watch::Owner;
-use crate::{MethodError, Service};
 use convlens_shared::sync::lock;
 
 /// Requests of this connection that may still be cancelled.
@@ -35,12 +36,15 @@ type InFlight = Arc<Mutex<HashMap<RequestId, Arc<CancelFlag>>>>;
 pub struct Connection {
     /// The service.
     pub service: Arc<Service>,
+    /// The methods.
+    pub router: Arc<Router>,
     /// Signalled to end the daemon (`exit`).
     pub exit: Arc<Notify>,
 }
 
 impl Connection {
-    /// Serves `stream` until the client leaves or sends unframeable bytes.
+    /// Serves a socket's `stream` until the client leaves or sends unframeable bytes; a peer
+    /// with another uid is refused before anything is read.
     pub async fn serve(self, stream: UnixStream) {
         match super::socket::peer_is_us(&stream) {
             Ok(true) => {}
@@ -50,7 +54,17 @@ impl Connection {
                 return;
             }
         }
-        let (read_half, mut write_half) = stream.into_split();
+        let (read_half, write_half) = stream.into_split();
+        self.serve_stream(read_half, write_half).await
+    }
+
+    /// Serves one client's session over any byte stream (a socket's halves, or an in-memory
+    /// pipe in tests) until the client leaves or sends unframeable bytes.
+    pub async fn serve_stream<R, W>(self, read_half: R, mut write_half: W)
+    where
+        R: AsyncRead + Unpin + Send,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
         let client = self.service.clients.add(tx.clone());
         tracing::info!(client, "client connected");
@@ -65,6 +79,7 @@ impl Connection {
         });
         let mut session = Session {
             service: Arc::clone(&self.service),
+            router: Arc::clone(&self.router),
             exit: Arc::clone(&self.exit),
             client,
             tx,
@@ -110,6 +125,7 @@ impl Connection {
 /// The state of one connection's protocol session.
 struct Session {
     service: Arc<Service>,
+    router: Arc<Router>,
     exit: Arc<Notify>,
     client: ClientId,
     tx: UnboundedSender<Message>,
@@ -161,7 +177,7 @@ impl Session {
                 );
             }
             self.initialized = true;
-            let result = initialize_result(&self.service);
+            let result = initialize_result(&self.service, &self.router);
             return self.respond(
                 Some(id),
                 Ok(serde_json::to_value(result).unwrap_or_default()),
@@ -191,7 +207,7 @@ impl Session {
             self.asked_shutdown = true;
             return self.respond(Some(id), Ok(Value::Null));
         }
-        let Some(route) = self.service.router().get(&method) else {
+        let Some(route) = self.router.get(&method) else {
             return self.fail(
                 id,
                 codes::METHOD_NOT_FOUND,
@@ -202,8 +218,8 @@ impl Session {
         match route.mode {
             Mode::Inline => {
                 let outcome = self
-                    .service
-                    .call(&method, params, Some(self.client), &Silent)
+                    .router
+                    .call(&self.service, &method, params, Some(self.client), &Silent)
                     .map_err(ResponseError::from);
                 self.respond(Some(id), outcome);
             }
@@ -229,6 +245,7 @@ impl Session {
             .and_then(|t| serde_json::from_value(t.clone()).ok());
         let (done_tx, done_rx) = oneshot::channel::<Result<Value, MethodError>>();
         let service = Arc::clone(&self.service);
+        let router = Arc::clone(&self.router);
         let client = self.client;
         let job_method = method.clone();
         let job = Box::new(move || {
@@ -240,7 +257,9 @@ impl Session {
                 let outcome = progress
                     .step(0, 1, &job_method)
                     .map_err(MethodError::from)
-                    .and_then(|()| service.call(&job_method, params, Some(client), &progress));
+                    .and_then(|()| {
+                        router.call(&service, &job_method, params, Some(client), &progress)
+                    });
                 progress.end(outcome.as_ref().err().map(|e| e.message.clone()));
                 outcome
             };
@@ -285,9 +304,9 @@ impl Session {
 }
 
 /// What `initialize` answers.
-fn initialize_result(service: &Service) -> InitializeResult {
+fn initialize_result(service: &Service, router: &Router) -> InitializeResult {
     let mut methods = vec![Initialize::NAME.to_string(), Shutdown::NAME.to_string()];
-    methods.extend(service.router().names().map(String::from));
+    methods.extend(router.names().map(String::from));
     InitializeResult {
         server_info: Info {
             name: "convlens-daemon".into(),

@@ -15,10 +15,11 @@ use convlens_shared::paths;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
 
+use crate::config::Config;
 use crate::files::FileStamp;
 use crate::jobs::JobQueue;
+use crate::service::Service;
 use crate::watch::Owner;
-use crate::{Config, Service};
 
 /// Runs a daemon with `config` until it is told to exit.
 pub fn run(config: Config) -> anyhow::Result<()> {
@@ -52,6 +53,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         pid = std::process::id(),
         "daemon started"
     );
+    let router = Arc::new(crate::methods::table());
     let exit = Arc::new(Notify::new());
     let mut term = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
@@ -63,6 +65,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 Ok((stream, _)) => {
                     let connection = connection::Connection {
                         service: Arc::clone(&service),
+                        router: Arc::clone(&router),
                         exit: Arc::clone(&exit),
                     };
                     tokio::spawn(connection.serve(stream));

@@ -11,7 +11,7 @@ use convlens_shared::methods::progress::{
 };
 
 use crate::clients::Subscriber;
-use crate::Service;
+use crate::service::Service;
 use convlens_shared::sync::lock;
 
 /// The shortest time between two reports.

@@ -1,16 +1,11 @@
-//! Watched folders and checkpoints. One notify watcher (debounced) watches directories: a
-//! folder itself, or a checkpoint's parent (so that atomic renames onto it are seen). Events go
-//! to [`folder`] (images added and removed) and [`checkpoint`] (wait for a stable file, reload,
-//! keep a copy in [`history`] with the [`metrics`] written beside it).
-
-pub mod checkpoint;
-pub mod folder;
-pub mod history;
-pub mod metrics;
+//! Watched folders and checkpoints: who holds each watch, and what changed. One notify watcher
+//! (debounced) watches directories: a folder itself, or a checkpoint's parent (so that atomic
+//! renames onto it are seen). Changes go to a [`ChangeListener`] (the service, which rescans
+//! folders and reloads checkpoints); this module only keeps the books.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use convlens_shared::codes::{self, kind};
@@ -20,9 +15,24 @@ use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 
 use crate::clients::{ClientId, Subscriber};
+use crate::error::MethodError;
 use crate::files::FileStamp;
-use crate::{MethodError, Service};
 use convlens_shared::sync::lock;
+
+/// Who hears of changes to watched paths.
+pub trait ChangeListener: Send + Sync {
+    /// `paths` changed (debounced); called on the watcher's thread.
+    fn paths_changed(self: Arc<Self>, paths: &[PathBuf]);
+}
+
+/// What a change means for the watches: folders to rescan, checkpoints to settle and reload.
+#[derive(Debug, Default)]
+pub struct Changed {
+    /// Watched folders that changed.
+    pub folders: BTreeSet<PathBuf>,
+    /// Watched checkpoints that changed and are not already settling (now they are).
+    pub checkpoints: Vec<PathBuf>,
+}
 
 /// Who holds a watch.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -72,7 +82,7 @@ struct Inner {
 
 /// The watches of the daemon and its clients.
 pub struct Watches {
-    service: Weak<Service>,
+    listener: Weak<dyn ChangeListener>,
     settle: Duration,
     inner: Mutex<Inner>,
 }
@@ -91,10 +101,11 @@ fn canonical(path: &Path) -> PathBuf {
 }
 
 impl Watches {
-    /// No watches yet; checkpoints must be still for `settle` before they are read.
-    pub fn new(service: Weak<Service>, settle: Duration) -> Self {
+    /// No watches yet; changes go to `listener`; checkpoints must be still for `settle` before
+    /// they are read.
+    pub fn new(listener: Weak<dyn ChangeListener>, settle: Duration) -> Self {
         Watches {
-            service,
+            listener,
             settle,
             inner: Mutex::new(Inner::default()),
         }
@@ -107,18 +118,18 @@ impl Watches {
             return Ok(());
         }
         if inner.debouncer.is_none() {
-            let service = self.service.clone();
+            let listener = self.listener.clone();
             let debouncer = new_debouncer(
                 Duration::from_millis(100),
                 None,
                 move |result: DebounceEventResult| {
-                    if let (Some(service), Ok(events)) = (service.upgrade(), result) {
+                    if let (Some(listener), Ok(events)) = (listener.upgrade(), result) {
                         let paths: Vec<PathBuf> = events
                             .iter()
                             .filter(|e| !matches!(e.kind, EventKind::Access(_)))
                             .flat_map(|e| e.paths.iter().cloned())
                             .collect();
-                        service.watches.on_change(&paths);
+                        listener.paths_changed(&paths);
                     }
                 },
             )
@@ -294,43 +305,26 @@ impl Watches {
         out
     }
 
-    /// Handles changed `paths` (debounced): rescans their folders, and starts settling their
-    /// checkpoints.
-    pub fn on_change(&self, paths: &[PathBuf]) {
-        let Some(service) = self.service.upgrade() else {
-            return;
-        };
-        let mut folders: BTreeSet<PathBuf> = BTreeSet::new();
-        let mut settle: Vec<PathBuf> = Vec::new();
-        {
-            let mut inner = lock(&self.inner);
-            for p in paths {
-                let parent = p.parent().map(Path::to_path_buf);
-                for candidate in [Some(p.clone()), parent].into_iter().flatten() {
-                    if inner.folders.contains_key(&candidate) {
-                        folders.insert(candidate);
-                    }
+    /// What changed `paths` mean: the watched folders they are in or are, and the watched
+    /// checkpoints among them, which are marked settling until [`Watches::finish_settling`].
+    pub fn on_change(&self, paths: &[PathBuf]) -> Changed {
+        let mut changed = Changed::default();
+        let mut inner = lock(&self.inner);
+        for p in paths {
+            let parent = p.parent().map(Path::to_path_buf);
+            for candidate in [Some(p.clone()), parent].into_iter().flatten() {
+                if inner.folders.contains_key(&candidate) {
+                    changed.folders.insert(candidate);
                 }
-                if let Some(w) = inner.checkpoints.get_mut(p) {
-                    if !w.settling {
-                        w.settling = true;
-                        settle.push(p.clone());
-                    }
+            }
+            if let Some(w) = inner.checkpoints.get_mut(p) {
+                if !w.settling {
+                    w.settling = true;
+                    changed.checkpoints.push(p.clone());
                 }
             }
         }
-        for folder in folders {
-            folder::rescan(&service, &folder);
-        }
-        for path in settle {
-            let service = std::sync::Arc::clone(&service);
-            let spawned = std::thread::Builder::new()
-                .name("convlens-checkpoint".into())
-                .spawn(move || checkpoint::settle_and_reload(&service, &path));
-            if let Err(e) = spawned {
-                tracing::error!("cannot start a checkpoint thread: {e}");
-            }
-        }
+        changed
     }
 
     /// The settle time.
@@ -338,8 +332,9 @@ impl Watches {
         self.settle
     }
 
-    /// The images recorded for folder `path`, replaced by `now`; returns the old set.
-    fn swap_images(
+    /// The images recorded for folder `path`, replaced by `now`; returns the old set and who
+    /// hears of the change.
+    pub fn swap_images(
         &self,
         path: &Path,
         now: BTreeSet<String>,
@@ -352,19 +347,19 @@ impl Watches {
     }
 
     /// The stamp of the version of checkpoint `path` serving now.
-    fn loaded_stamp(&self, path: &Path) -> Option<FileStamp> {
+    pub fn loaded_stamp(&self, path: &Path) -> Option<FileStamp> {
         lock(&self.inner).checkpoints.get(path)?.loaded
     }
 
     /// Records that checkpoint `path` now serves `stamp`.
-    fn set_loaded_stamp(&self, path: &Path, stamp: Option<FileStamp>) {
+    pub fn set_loaded_stamp(&self, path: &Path, stamp: Option<FileStamp>) {
         if let Some(w) = lock(&self.inner).checkpoints.get_mut(path) {
             w.loaded = stamp;
         }
     }
 
     /// Ends settling `path` unless its file changed again since `seen`; says whether it ended.
-    fn finish_settling(&self, path: &Path, seen: Option<FileStamp>) -> bool {
+    pub fn finish_settling(&self, path: &Path, seen: Option<FileStamp>) -> bool {
         let mut inner = lock(&self.inner);
         let Some(w) = inner.checkpoints.get_mut(path) else {
             return true;

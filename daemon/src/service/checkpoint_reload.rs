@@ -13,10 +13,10 @@ use convlens_shared::methods::model::{
     ModelReloadFailed, ModelReloaded, ReloadFailedParams, ReloadedParams,
 };
 
+use super::Service;
 use crate::clients::Subscriber;
 use crate::files::FileStamp;
-use crate::registry::Snapshot;
-use crate::Service;
+use crate::history::Snapshot;
 
 /// How long a checkpoint may stay missing (between a writer's unlink and rename) before the
 /// wait is given up.

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use convlens_shared::methods::images::{ImagesChanged, ImagesChangedParams};
 
+use super::Service;
 use crate::files::list_images;
-use crate::Service;
 
 /// Rescans `folder` and sends `images/changed` if its images differ from the last scan.
 pub fn rescan(service: &Service, folder: &Path) {

@@ -1,0 +1,209 @@
+//! A whole protocol session driven through an in-memory pipe, no socket and no process: the
+//! server's connection code is generic over the byte stream (the socket tests keep what is the
+//! socket's own: permissions, the peer's uid, framing on a real stream).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use convlens_daemon::jobs::JobQueue;
+use convlens_daemon::server::connection::Connection;
+use convlens_daemon::server::frames::read_frame;
+use convlens_daemon::{Config, Service};
+use convlens_shared::framing::encode_frame;
+use convlens_shared::{codes, Message, Notification, Request, RequestId, Response};
+use serde_json::{json, Value};
+use tokio::io::{AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
+use tokio::sync::Notify;
+
+/// The client's end of the pipe.
+struct Peer {
+    reader: BufReader<ReadHalf<DuplexStream>>,
+    writer: WriteHalf<DuplexStream>,
+    next_id: i64,
+    notifications: Vec<Notification>,
+}
+
+impl Peer {
+    async fn send(&mut self, message: Message) {
+        let frame = encode_frame(&message.to_bytes());
+        self.writer.write_all(&frame).await.unwrap();
+    }
+
+    /// Sends request `method` and returns its id.
+    async fn start(&mut self, method: &str, params: Value) -> RequestId {
+        self.next_id += 1;
+        let id = RequestId::Number(self.next_id);
+        self.send(Message::Request(Request {
+            id: id.clone(),
+            method: method.into(),
+            params,
+        }))
+        .await;
+        id
+    }
+
+    /// The next message from the server (panics after 120 s).
+    async fn next(&mut self) -> Message {
+        let body = tokio::time::timeout(
+            Duration::from_secs(120),
+            read_frame(&mut self.reader, 1 << 30),
+        )
+        .await
+        .expect("the server answers within 120 s")
+        .expect("a well-formed frame")
+        .expect("the stream is open");
+        Message::parse(&body).expect("a valid message")
+    }
+
+    /// The response to `id`, keeping the notifications that come before it.
+    async fn response(&mut self, id: &RequestId) -> Response {
+        loop {
+            match self.next().await {
+                Message::Response(r) if r.id.as_ref() == Some(id) => return r,
+                Message::Notification(n) => self.notifications.push(n),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    /// Sends `method` and waits for its result.
+    async fn call(
+        &mut self,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, convlens_shared::ResponseError> {
+        let id = self.start(method, params).await;
+        self.response(&id).await.outcome
+    }
+
+    /// The `$/progress` reports received for `token`.
+    fn reports(&self, token: &str) -> usize {
+        self.notifications
+            .iter()
+            .filter(|n| n.method == "$/progress" && n.params["token"] == token)
+            .filter(|n| n.params["value"]["kind"] == "report")
+            .count()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_session_runs_in_memory() {
+    let history = std::env::temp_dir().join(format!("convlens-in-memory-{}", std::process::id()));
+    let config = Config {
+        history_dir: Some(history.clone()),
+        ..Config::default()
+    };
+    let service = Service::new(config).unwrap();
+    let _ = service.jobs.set(JobQueue::start(2, 16).unwrap());
+    let exit = Arc::new(Notify::new());
+    let (client_end, server_end) = tokio::io::duplex(1 << 16);
+    let (server_read, server_write) = tokio::io::split(server_end);
+    let connection = Connection {
+        service: Arc::clone(&service),
+        router: Arc::new(convlens_daemon::methods::table()),
+        exit: Arc::clone(&exit),
+    };
+    let served = tokio::spawn(connection.serve_stream(server_read, server_write));
+    let (client_read, client_write) = tokio::io::split(client_end);
+    let mut peer = Peer {
+        reader: BufReader::new(client_read),
+        writer: client_write,
+        next_id: 0,
+        notifications: Vec::new(),
+    };
+
+    // Nothing before initialize.
+    let early = peer.call("model/list", json!({})).await.unwrap_err();
+    assert_eq!(early.code, codes::SERVER_NOT_INITIALIZED);
+    let init = peer.call("initialize", json!({})).await.unwrap();
+    let methods = init["capabilities"]["methods"].as_array().unwrap();
+    for m in ["model/load", "unit/maximize", "shutdown"] {
+        assert!(
+            methods.contains(&json!(m)),
+            "initialize lists {m}: {methods:?}"
+        );
+    }
+    assert_eq!(service.clients.count(), 1);
+
+    // A model load.
+    let loaded = peer
+        .call("model/load", json!({"path": "random:small-vgg"}))
+        .await
+        .unwrap();
+    let model = loaded["modelId"].as_str().unwrap().to_string();
+    assert_eq!(loaded["arch"], "small-vgg");
+
+    // A request with progress: a few steps of activation maximization, each reported.
+    let short = json!({
+        "modelId": model, "class": 3, "preset": "none", "steps": 6, "size": 28,
+        "render": false, "workDoneToken": "short"
+    });
+    let result = peer.call("unit/maximize", short).await.unwrap();
+    assert_eq!(result["steps"], 6);
+    assert!(peer.reports("short") >= 1, "{:?}", peer.notifications);
+    let ended = peer
+        .notifications
+        .iter()
+        .any(|n| n.params["token"] == "short" && n.params["value"]["kind"] == "end");
+    assert!(ended, "the work ends with an `end` report");
+
+    // A cancel: a long run stopped once it has reported a step.
+    let long = json!({
+        "modelId": model, "class": 3, "preset": "none", "steps": 1_000_000, "size": 28,
+        "render": false, "workDoneToken": "long"
+    });
+    let id = peer.start("unit/maximize", long).await;
+    let response = loop {
+        match peer.next().await {
+            Message::Notification(n) => {
+                let is_step = n.params["token"] == "long"
+                    && n.params["value"]["kind"] == "report"
+                    && n.params["value"]["message"]
+                        .as_str()
+                        .is_some_and(|m| !m.ends_with(" 0/1"));
+                peer.notifications.push(n);
+                if is_step {
+                    let cancel = Notification {
+                        method: "$/cancelRequest".into(),
+                        params: json!({"id": id}),
+                    };
+                    peer.send(Message::Notification(cancel)).await;
+                }
+            }
+            Message::Response(r) if r.id.as_ref() == Some(&id) => break r,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let error = response.outcome.unwrap_err();
+    assert_eq!(error.code, codes::REQUEST_CANCELLED, "{error:?}");
+
+    // The daemon still serves after the cancel.
+    let listed = peer.call("model/list", json!({})).await.unwrap();
+    assert_eq!(listed["models"][0]["modelId"], json!(model));
+
+    // Shutdown: answered, then new requests are refused; exit ends the daemon.
+    assert_eq!(
+        peer.call("shutdown", Value::Null).await.unwrap(),
+        Value::Null
+    );
+    let refused = peer.call("model/list", json!({})).await.unwrap_err();
+    assert_eq!(refused.kind(), Some("shuttingDown"), "{refused:?}");
+    let exit_notification = Notification {
+        method: "exit".into(),
+        params: Value::Null,
+    };
+    peer.send(Message::Notification(exit_notification)).await;
+    tokio::time::timeout(Duration::from_secs(10), exit.notified())
+        .await
+        .expect("exit is signalled");
+    drop(peer);
+    tokio::time::timeout(Duration::from_secs(10), served)
+        .await
+        .expect("the connection ends when the client leaves")
+        .unwrap();
+    assert_eq!(service.clients.count(), 0);
+    if let Some(q) = service.jobs.get() {
+        q.close();
+    }
+    let _ = std::fs::remove_dir_all(history);
+}
