@@ -9,7 +9,7 @@ use convlens_models::units::{ActivationScale, ChannelStats};
 use convlens_shared::methods::activations::{ActivationsParams, UnitActivations};
 
 use super::client::{Engine, EngineChoice};
-use super::filters::{decode_png, host_array, save_png, show_inline};
+use super::output;
 use super::ModelArgs;
 
 /// Arguments of `convlens activations`.
@@ -57,12 +57,9 @@ pub fn run(args: &ActivationsArgs, choice: &EngineChoice) -> anyhow::Result<()> 
     };
     let acts = engine.request::<UnitActivations>(&params, false)?;
     if let (Some(path), Some(maps)) = (&args.npy, &acts.maps) {
-        host_array(maps)?.write_npy(path)?;
+        output::write_array_npy(maps, path)?;
     }
-    let picture = acts.grid.as_ref().map(decode_png).transpose()?;
-    if let (Some(path), Some(picture)) = (&args.output, &picture) {
-        save_png(picture, path)?;
-    }
+    let picture = output::take_picture(acts.grid.as_ref(), args.output.as_deref())?;
     // The engine's numbers, as `--json` has always printed them.
     let channels: Vec<ChannelStats> = acts
         .channels
@@ -83,7 +80,7 @@ pub fn run(args: &ActivationsArgs, choice: &EngineChoice) -> anyhow::Result<()> 
             "shape": acts.shape,
             "channels": channels,
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        output::print_json!(&mut out, &value)?;
         return Ok(());
     }
     let [count, h, w] = acts.shape;
@@ -107,7 +104,7 @@ pub fn run(args: &ActivationsArgs, choice: &EngineChoice) -> anyhow::Result<()> 
         )?;
     }
     if let (true, Some(picture)) = (show, &picture) {
-        show_inline(picture)?;
+        output::show_inline(picture)?;
     }
     Ok(())
 }

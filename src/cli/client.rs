@@ -5,7 +5,6 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use convlens_daemon::{Config, InProcess};

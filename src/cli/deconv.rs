@@ -10,7 +10,7 @@ use convlens_models::units::{HostArray, UnitPosition};
 use convlens_shared::methods::deconv::{DeconvParams, UnitDeconv};
 
 use super::client::{Engine, EngineChoice};
-use super::filters::{decode_png, host_array, save_png, show_inline};
+use super::output;
 use super::ModelArgs;
 
 /// Arguments of `convlens deconv`.
@@ -92,17 +92,14 @@ pub fn run(args: &DeconvArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         .map(|r| {
             r.signal
                 .as_ref()
-                .map(host_array)
+                .map(output::host_array)
                 .unwrap_or_else(|| Err(anyhow::anyhow!("the daemon sent no signal")))
         })
         .collect::<anyhow::Result<Vec<HostArray>>>()?;
     if let Some(path) = &args.npy {
         write_signals(&signals, path)?;
     }
-    let picture = result.picture.as_ref().map(decode_png).transpose()?;
-    if let (Some(path), Some(picture)) = (&args.output, &picture) {
-        save_png(picture, path)?;
-    }
+    let picture = output::take_picture(result.picture.as_ref(), args.output.as_deref())?;
     let mut out = std::io::stdout().lock();
     if args.json {
         let summary: Vec<serde_json::Value> = recs
@@ -121,7 +118,7 @@ pub fn run(args: &DeconvArgs, choice: &EngineChoice) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
+        output::print_json!(&mut out, &summary)?;
         return Ok(());
     }
     for (r, signal) in recs.iter().zip(&signals) {
@@ -146,7 +143,7 @@ pub fn run(args: &DeconvArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         )?;
     }
     if let (true, Some(picture)) = (show, &picture) {
-        show_inline(picture)?;
+        output::show_inline(picture)?;
     }
     Ok(())
 }
@@ -161,7 +158,5 @@ fn write_signals(signals: &[HostArray], path: &std::path::Path) -> anyhow::Resul
         [one] => one.clone(),
         _ => Tensor::stack(&tensors, 0)?,
     };
-    array
-        .write_npy(path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    output::write_npy(&array, path)
 }

@@ -5,14 +5,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
 use convlens_models::represent::cache::default_cache_dir;
-use convlens_shared::array::Png;
 use convlens_shared::methods::folder::{
     EmbedParams, EmbedResult, FolderEmbed, FolderPass, PassReport,
 };
 
 use super::client::{Engine, EngineChoice};
+use super::output::{self, OnFile};
 use super::ModelArgs;
 
 /// How a folder is read and summarized (shared by `embed`, `top` and `neighbors`).
@@ -104,13 +103,6 @@ impl Shown {
             .map(|s| serde_json::json!({"path": self.path(&s.path), "reason": s.reason}))
             .collect()
     }
-}
-
-/// Decodes a picture from the daemon and writes it to `path` (its format from the extension).
-pub fn save_picture(picture: &Png, path: &Path) -> anyhow::Result<()> {
-    image::load_from_memory_with_format(&picture.to_bytes()?, image::ImageFormat::Png)?
-        .save(path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Which map of the codes to make.
@@ -207,15 +199,13 @@ pub fn run(args: &EmbedArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     shown.report_skipped(report)?;
     let n = result.paths.len();
     if let (Some(path), Some(codes)) = (&args.out, &result.codes) {
-        Tensor::from_vec(codes.to_f32()?, codes.shape.clone(), &Device::Cpu)?
-            .write_npy(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        output::write_array_npy(codes, path)?;
     }
     if let (Some(path), Some(points)) = (&args.csv, &result.points) {
         write_csv(path, &result, points, &shown)?;
     }
     if let (Some(path), Some(picture)) = (&args.output, &result.picture) {
-        save_picture(picture, path)?;
+        output::save_daemon_picture(picture, path)?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -233,7 +223,7 @@ pub fn run(args: &EmbedArgs, choice: &EngineChoice) -> anyhow::Result<()> {
             "paths": paths,
             "map": result.points,
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        output::print_json!(&mut out, &value)?;
     } else {
         writeln!(
             out,
@@ -268,5 +258,5 @@ fn write_csv(
             points[i][0], points[i][1], result.top1_class[i], result.top1_prob[i]
         ));
     }
-    std::fs::write(path, text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    std::fs::write(path, text).on_file(path)
 }

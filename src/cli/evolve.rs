@@ -13,7 +13,7 @@ use convlens_models::progress::FnProgress;
 use convlens_models::render::Colormap;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::filters::{save_png, show_inline};
+use super::output::{self, OnFile};
 
 /// Arguments of `convlens evolve`.
 #[derive(clap::Args, Debug)]
@@ -103,12 +103,12 @@ pub fn run(args: &EvolveArgs, device: &Device) -> anyhow::Result<()> {
     }
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&evolution)?)?;
+        output::print_json!(&mut out, &evolution)?;
         return Ok(());
     }
     summarize(&mut out, &evolution)?;
     if args.output.is_none() {
-        show_inline(&strip(&evolution.frames))?;
+        output::show_inline(&strip(&evolution.frames))?;
     }
     Ok(())
 }
@@ -120,9 +120,9 @@ fn write_output(evolution: &Evolution, path: &Path, delay_ms: u32) -> anyhow::Re
         .is_some_and(|e| e.eq_ignore_ascii_case("gif"));
     if is_gif {
         let bytes = encode_gif(&evolution.frames, delay_ms)?;
-        std::fs::write(path, bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        std::fs::write(path, bytes).on_file(path)
     } else {
-        save_png(&strip(&evolution.frames), path)
+        output::save_picture(&strip(&evolution.frames), path)
     }
 }
 

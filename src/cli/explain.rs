@@ -3,13 +3,13 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use candle_core::{Device, Tensor};
 use convlens_models::render::grid;
 use convlens_shared::array::Png;
 use convlens_shared::methods::explain::{ExplainParams, ExplanationData, ImageExplain};
 use image::RgbImage;
 
 use super::client::{Engine, EngineChoice};
+use super::output;
 use super::ModelArgs;
 
 /// Arguments of `convlens explain`.
@@ -75,7 +75,7 @@ pub struct ExplainArgs {
 pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     let engine = Engine::open(choice)?;
     let model_id = engine.load_model(&args.model)?;
-    let show_inline = !args.json && args.output.is_none() && args.npy.is_none();
+    let show = !args.json && args.output.is_none() && args.npy.is_none();
     let params = ExplainParams {
         model_id,
         image: engine.path_arg(&args.image),
@@ -93,7 +93,7 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         cmap: args.cmap.clone(),
         alpha: args.alpha,
         map: args.npy.is_some(),
-        render: args.output.is_some() || show_inline,
+        render: args.output.is_some() || show,
         work_done_token: None,
     };
     let result = engine.request::<ImageExplain>(&params, true)?;
@@ -107,9 +107,7 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
             .first()
             .and_then(|e| e.map.as_ref())
             .ok_or_else(|| anyhow::anyhow!("no method applied"))?;
-        Tensor::from_vec(map.to_f32()?, map.shape.clone(), &Device::Cpu)?
-            .write_npy(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        output::write_array_npy(map, path)?;
     }
     let picture = if params.render {
         Some(picture(&result.photo, explanations)?)
@@ -117,9 +115,7 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         None
     };
     if let (Some(path), Some(picture)) = (&args.output, &picture) {
-        picture
-            .save(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        output::save_picture(picture, path)?;
     }
     if args.json {
         let records: Vec<serde_json::Value> = explanations.iter().map(summary).collect();
@@ -128,7 +124,7 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         } else {
             serde_json::Value::Array(records)
         };
-        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        output::print_json!(&mut out, &value)?;
     } else {
         for e in explanations {
             let label = e.label.clone().unwrap_or_default();
@@ -154,8 +150,8 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
                 names(explanations)
             )?;
         }
-        if let (true, Some(picture)) = (show_inline, &picture) {
-            draw_inline(picture)?;
+        if let (true, Some(picture)) = (show, &picture) {
+            output::show_inline(picture)?;
         }
     }
     Ok(())
@@ -169,17 +165,12 @@ fn names(explanations: &[ExplanationData]) -> String {
         .join(", ")
 }
 
-/// Decodes a PNG from the daemon.
-fn decode(png: &Png) -> anyhow::Result<RgbImage> {
-    Ok(image::load_from_memory_with_format(&png.to_bytes()?, image::ImageFormat::Png)?.to_rgb8())
-}
-
 /// One overlay, or the photo then every overlay in a grid.
 fn picture(photo: &Option<Png>, explanations: &[ExplanationData]) -> anyhow::Result<RgbImage> {
     let tiles = explanations
         .iter()
         .filter_map(|e| e.overlay.as_ref())
-        .map(decode)
+        .map(output::decode_png)
         .collect::<anyhow::Result<Vec<RgbImage>>>()?;
     if tiles.len() == 1 {
         return Ok(tiles
@@ -190,7 +181,7 @@ fn picture(photo: &Option<Png>, explanations: &[ExplanationData]) -> anyhow::Res
     let photo = photo
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("no method applied"))?;
-    let mut with_photo = vec![decode(photo)?];
+    let mut with_photo = vec![output::decode_png(photo)?];
     with_photo.extend(tiles);
     Ok(grid(&with_photo, 7, 4))
 }
@@ -205,16 +196,4 @@ fn summary(e: &ExplanationData) -> serde_json::Value {
         "shape": e.shape,
         "convergenceDelta": e.convergence_delta,
     })
-}
-
-/// Prints `picture` in the terminal (kitty, iTerm2, sixel or half-blocks, as viuer finds).
-fn draw_inline(picture: &RgbImage) -> anyhow::Result<()> {
-    let config = viuer::Config {
-        absolute_offset: false,
-        width: Some(48),
-        ..Default::default()
-    };
-    viuer::print(&image::DynamicImage::ImageRgb8(picture.clone()), &config)
-        .map_err(|e| anyhow::anyhow!("cannot draw in this terminal: {e}; use -o FILE.png"))?;
-    Ok(())
 }

@@ -1,14 +1,13 @@
 //! `convlens filters`: a convolution's kernels as a picture, with their norms and dead filters.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use convlens_models::units::{FilterBank, FilterGridOptions, FilterStats, HostArray, KernelStats};
-use convlens_shared::array::{Array, Png};
 use convlens_shared::methods::filters::{FiltersParams, FiltersResult, LayerFilters};
-use image::RgbImage;
 
 use super::client::{Engine, EngineChoice};
+use super::output::{self, host_array};
 use super::ModelArgs;
 
 /// Arguments of `convlens filters`.
@@ -60,24 +59,21 @@ pub fn run(args: &FiltersArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     };
     let bank = bank_of(&result)?;
     if let Some(path) = &args.npy {
-        bank.weights.write_npy(path)?;
+        output::write_npy(&bank.weights.to_tensor()?, path)?;
     }
-    let picture = result.grid.as_ref().map(decode_png).transpose()?;
-    if let (Some(path), Some(picture)) = (&args.output, &picture) {
-        save_png(picture, path)?;
-    }
+    let picture = output::take_picture(result.grid.as_ref(), args.output.as_deref())?;
     let mut out = std::io::stdout().lock();
     if args.json {
         let mut value = serde_json::to_value(&bank)?;
         if let Some(map) = value.as_object_mut() {
             map.remove("weights");
         }
-        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        output::print_json!(&mut out, &value)?;
         return Ok(());
     }
     summarize(&mut out, &bank, options)?;
     if let (true, Some(picture)) = (show, &picture) {
-        show_inline(picture)?;
+        output::show_inline(picture)?;
     }
     Ok(())
 }
@@ -182,37 +178,5 @@ fn summarize(
         out,
         "picture: filters 0..{shown} as {how}; each filter scaled by its largest |w| (mid-gray = 0)"
     )?;
-    Ok(())
-}
-
-/// An array from the daemon as the engine's host array.
-pub(super) fn host_array(a: &Array) -> anyhow::Result<HostArray> {
-    Ok(HostArray {
-        shape: a.shape.clone(),
-        data: a.to_f32()?,
-    })
-}
-
-/// A picture from the daemon.
-pub(super) fn decode_png(png: &Png) -> anyhow::Result<RgbImage> {
-    Ok(image::load_from_memory_with_format(&png.to_bytes()?, image::ImageFormat::Png)?.to_rgb8())
-}
-
-/// Writes `picture` as a PNG, naming the file in any error.
-pub(super) fn save_png(picture: &RgbImage, path: &Path) -> anyhow::Result<()> {
-    picture
-        .save(path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
-
-/// Prints `picture` in the terminal (kitty, iTerm2, sixel or half-blocks, as viuer finds).
-pub(super) fn show_inline(picture: &RgbImage) -> anyhow::Result<()> {
-    let config = viuer::Config {
-        absolute_offset: false,
-        width: Some(64),
-        ..Default::default()
-    };
-    viuer::print(&image::DynamicImage::ImageRgb8(picture.clone()), &config)
-        .map_err(|e| anyhow::anyhow!("cannot draw in this terminal: {e}; use -o FILE.png"))?;
     Ok(())
 }

@@ -6,6 +6,7 @@ use convlens_models::graph::LayerInfo;
 use convlens_shared::methods::model::{LayersParams, ModelLayers};
 
 use super::client::{Engine, EngineChoice};
+use super::output;
 use super::ModelArgs;
 
 /// Arguments of `convlens layers`.
@@ -54,7 +55,7 @@ pub fn run(args: &LayersArgs, choice: &EngineChoice) -> anyhow::Result<()> {
             "totalParams": tree.total_params,
             "layers": layers,
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        output::print_json!(&mut out, &value)?;
         return Ok(());
     }
     writeln!(

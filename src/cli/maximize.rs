@@ -5,16 +5,14 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
 use convlens_models::maximize::{pictures, Preset, DEFAULT_DIVERSITY_WEIGHT};
 use convlens_models::render::grid;
-use convlens_shared::array::Array;
 use convlens_shared::methods::maximize::{MaximizeParams, MaximizeResult, UnitMaximize};
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, RgbImage};
 
 use super::client::{Engine, EngineChoice};
-use super::filters::decode_png;
+use super::output::{self, OnFile};
 use super::ModelArgs;
 
 /// Arguments of `convlens maximize`.
@@ -128,45 +126,32 @@ pub fn run(args: &MaximizeArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         result
             .pictures
             .iter()
-            .map(decode_png)
+            .map(output::decode_png)
             .collect::<anyhow::Result<Vec<_>>>()?
     } else {
-        pictures(&tensor_of(&result.images)?)?
+        pictures(&output::tensor(&result.images)?)?
     };
     let picture = grid_of(tiles);
     if let Some(path) = &args.output {
-        picture
-            .save(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        output::save_picture(&picture, path)?;
     }
     if let (Some(path), Some(inputs)) = (&args.npy, &result.inputs) {
-        let inputs = tensor_of(inputs)?;
+        let inputs = output::tensor(inputs)?;
         let inputs = if inputs.dim(0)? == 1 {
             inputs.squeeze(0)?
         } else {
             inputs
         };
-        inputs
-            .write_npy(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        output::write_npy(&inputs, path)?;
     }
     if let Some(path) = &args.gif {
         write_gif(path, &result)?;
     }
     report(args, &result)?;
     if args.output.is_none() && args.npy.is_none() && args.gif.is_none() && !args.json {
-        show_inline(&picture)?;
+        output::show_inline(&picture)?;
     }
     Ok(())
-}
-
-/// An array from the daemon as a CPU tensor.
-fn tensor_of(a: &Array) -> anyhow::Result<Tensor> {
-    Ok(Tensor::from_vec(
-        a.to_f32()?,
-        a.shape.as_slice(),
-        &Device::Cpu,
-    )?)
 }
 
 /// One picture, or a batch's as a grid.
@@ -205,7 +190,7 @@ fn report(args: &MaximizeArgs, result: &MaximizeResult) -> anyhow::Result<()> {
             "images": images,
             "history": result.history.iter().map(|v| v.iter().sum::<f32>() / v.len().max(1) as f32).collect::<Vec<f32>>(),
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        output::print_json!(&mut out, &value)?;
         return Ok(());
     }
     writeln!(
@@ -229,40 +214,31 @@ fn report(args: &MaximizeArgs, result: &MaximizeResult) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// An animated GIF, one frame per kept step (the batch as a grid), looping.
+/// An animated GIF, one frame per kept step (the batch as a grid), looping. It is encoded in
+/// memory and then written, so that a failed write is an error naming the file rather than a
+/// flush lost when a buffered encoder is dropped.
 fn write_gif(path: &Path, result: &MaximizeResult) -> anyhow::Result<()> {
-    let file =
-        std::fs::File::create(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let mut encoder = GifEncoder::new_with_speed(std::io::BufWriter::new(file), 10);
-    encoder.set_repeat(Repeat::Infinite)?;
-    for frame in &result.frames {
-        let tiles = match &frame.images {
-            Some(images) => pictures(&tensor_of(images)?)?,
-            None => frame
-                .pictures
-                .iter()
-                .map(decode_png)
-                .collect::<anyhow::Result<Vec<_>>>()?,
-        };
-        let rgba = image::DynamicImage::ImageRgb8(grid_of(tiles)).to_rgba8();
-        encoder.encode_frame(image::Frame::from_parts(
-            rgba,
-            0,
-            0,
-            Delay::from_numer_denom_ms(80, 1),
-        ))?;
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = GifEncoder::new_with_speed(&mut bytes, 10);
+        encoder.set_repeat(Repeat::Infinite)?;
+        for frame in &result.frames {
+            let tiles = match &frame.images {
+                Some(images) => pictures(&output::tensor(images)?)?,
+                None => frame
+                    .pictures
+                    .iter()
+                    .map(output::decode_png)
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            };
+            let rgba = image::DynamicImage::ImageRgb8(grid_of(tiles)).to_rgba8();
+            encoder.encode_frame(image::Frame::from_parts(
+                rgba,
+                0,
+                0,
+                Delay::from_numer_denom_ms(80, 1),
+            ))?;
+        }
     }
-    Ok(())
-}
-
-/// Prints `picture` in the terminal (kitty, iTerm2, sixel or half-blocks, as viuer finds).
-fn show_inline(picture: &RgbImage) -> anyhow::Result<()> {
-    let config = viuer::Config {
-        absolute_offset: false,
-        width: Some(48),
-        ..Default::default()
-    };
-    viuer::print(&image::DynamicImage::ImageRgb8(picture.clone()), &config)
-        .map_err(|e| anyhow::anyhow!("cannot draw in this terminal: {e}; use -o FILE.png"))?;
-    Ok(())
+    std::fs::write(path, bytes).on_file(path)
 }

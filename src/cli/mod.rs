@@ -11,6 +11,7 @@ mod filters;
 mod layers;
 mod maximize;
 mod neighbors;
+mod output;
 mod predict;
 mod status;
 mod top;
@@ -146,39 +147,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(convlens_shared::paths::default_socket),
     };
-    // These go through the daemon, which opens the device itself.
+    // Every subcommand but `evolve` and `train-demo` goes through the daemon (or the engine in
+    // this process with --no-daemon), which opens the device itself; those two open it here.
+    let device = || device::parse_device(&cli.device);
     match &command {
-        Command::Layers(args) => return layers::run(args, &choice),
-        Command::Predict(args) => return predict::run(args, &choice),
-        Command::Explain(args) => return explain::run(args, &choice),
-        Command::Filters(args) => return filters::run(args, &choice),
-        Command::Activations(args) => return activations::run(args, &choice),
-        Command::Deconv(args) => return deconv::run(args, &choice),
-        Command::Maximize(args) => return maximize::run(args, &choice),
-        Command::Embed(args) => return embed::run(args, &choice),
-        Command::Top(args) => return top::run(args, &choice),
-        Command::Neighbors(args) => return neighbors::run(args, &choice),
-        Command::Daemon(args) => return daemon::run(args, &cli.device, choice.socket),
-        Command::Status(args) => return status::run(args, &choice.socket),
-        Command::Versions(args) => return versions::run(args, &choice),
-        _ => {}
-    }
-    let device = device::parse_device(&cli.device)?;
-    match command {
-        Command::Layers(_)
-        | Command::Predict(_)
-        | Command::Explain(_)
-        | Command::Daemon(_)
-        | Command::Status(_)
-        | Command::Versions(_) => Ok(()),
-        Command::Filters(_)
-        | Command::Activations(_)
-        | Command::Deconv(_)
-        | Command::Maximize(_)
-        | Command::Embed(_)
-        | Command::Top(_)
-        | Command::Neighbors(_) => Ok(()),
-        Command::Evolve(args) => evolve::run(&args, &device),
-        Command::TrainDemo(args) => train_demo::run(&args, &device),
+        Command::Layers(args) => layers::run(args, &choice),
+        Command::Predict(args) => predict::run(args, &choice),
+        Command::Explain(args) => explain::run(args, &choice),
+        Command::Filters(args) => filters::run(args, &choice),
+        Command::Activations(args) => activations::run(args, &choice),
+        Command::Deconv(args) => deconv::run(args, &choice),
+        Command::Maximize(args) => maximize::run(args, &choice),
+        Command::Embed(args) => embed::run(args, &choice),
+        Command::Top(args) => top::run(args, &choice),
+        Command::Neighbors(args) => neighbors::run(args, &choice),
+        Command::Daemon(args) => daemon::run(args, &cli.device, choice.socket),
+        Command::Status(args) => status::run(args, &choice.socket),
+        Command::Versions(args) => versions::run(args, &choice),
+        Command::Evolve(args) => evolve::run(args, &device()?),
+        Command::TrainDemo(args) => train_demo::run(args, &device()?),
     }
 }

@@ -8,6 +8,7 @@ use convlens_shared::methods::folder::{FolderNeighbors, NeighborsParams};
 
 use super::client::{Engine, EngineChoice};
 use super::embed::{FolderArgs, Shown};
+use super::output;
 use super::ModelArgs;
 
 /// Arguments of `convlens neighbors`.
@@ -56,7 +57,7 @@ pub fn run(args: &NeighborsArgs, choice: &EngineChoice) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        writeln!(out, "{}", serde_json::to_string_pretty(&records)?)?;
+        output::print_json!(&mut out, &records)?;
         return Ok(());
     }
     writeln!(

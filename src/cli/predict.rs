@@ -3,10 +3,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use candle_core::{Device, Tensor};
 use convlens_shared::methods::predict::{ImagePredict, PredictParams};
 
 use super::client::{Engine, EngineChoice};
+use super::output;
 use super::ModelArgs;
 
 /// Arguments of `convlens predict`.
@@ -41,9 +41,7 @@ pub fn run(args: &PredictArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     let result = engine.request::<ImagePredict>(&params, false)?;
     let mut out = std::io::stdout().lock();
     if let (Some(path), Some(logits)) = (&args.npy, &result.logits) {
-        Tensor::from_vec(logits.to_f32()?, logits.shape.clone(), &Device::Cpu)?
-            .write_npy(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        output::write_array_npy(logits, path)?;
     }
     if args.json {
         let records: Vec<serde_json::Value> = args
@@ -52,7 +50,7 @@ pub fn run(args: &PredictArgs, choice: &EngineChoice) -> anyhow::Result<()> {
             .zip(&result.predictions)
             .map(|(p, t)| serde_json::json!({"image": p.display().to_string(), "top": t.top}))
             .collect();
-        writeln!(out, "{}", serde_json::to_string_pretty(&records)?)?;
+        output::print_json!(&mut out, &records)?;
         return Ok(());
     }
     for (path, prediction) in args.images.iter().zip(&result.predictions) {

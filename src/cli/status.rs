@@ -6,6 +6,8 @@ use convlens_shared::methods::status::Status;
 use convlens_shared::methods::NoParams;
 use convlens_shared::Client;
 
+use super::output;
+
 /// Arguments of `convlens status`.
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
@@ -34,7 +36,7 @@ pub fn run(args: &StatusArgs, socket: &std::path::Path) -> anyhow::Result<()> {
     };
     let s = client.request::<Status>(&NoParams {})?;
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?;
+        output::print_json!(&mut out, &s)?;
         return Ok(());
     }
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;

@@ -10,7 +10,8 @@ use convlens_models::represent::folder::list_images;
 use convlens_shared::methods::folder::{FolderTop, TopParams, TopResult};
 
 use super::client::{Engine, EngineChoice};
-use super::embed::{save_picture, FolderArgs, Shown};
+use super::embed::{FolderArgs, Shown};
+use super::output;
 use super::ModelArgs;
 
 /// Arguments of `convlens top`.
@@ -61,7 +62,7 @@ pub fn run(args: &TopArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     let report = &result.report;
     shown.report_skipped(report)?;
     if let (Some(path), Some(picture)) = (&args.output, &result.picture) {
-        save_picture(picture, path)?;
+        output::save_daemon_picture(picture, path)?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -73,7 +74,7 @@ pub fn run(args: &TopArgs, choice: &EngineChoice) -> anyhow::Result<()> {
             "top": top_json(&result, args.k, &shown, &image_indices(&args.dir, &result, &shown)),
             "stats": stats_json(&result),
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        output::print_json!(&mut out, &value)?;
         return Ok(());
     }
     writeln!(

@@ -10,6 +10,7 @@ use convlens_shared::methods::model::ModelRef;
 use serde_json::Value;
 
 use super::client::{Engine, EngineChoice};
+use super::output;
 use super::ModelArgs;
 
 /// Arguments of `convlens versions`.
@@ -42,7 +43,7 @@ pub fn run(args: &VersionsArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     let result = engine.request::<ModelVersions>(&ModelRef { model_id }, false)?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&result)?)?;
+        output::print_json!(&mut out, &result)?;
         return Ok(());
     }
     let now = std::time::SystemTime::now()
