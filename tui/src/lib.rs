@@ -2,8 +2,10 @@
 //! pictures drawn in the terminal.
 //!
 //! The app ([`app::App`]) is a pure state machine: [`event::Event`]s in (keys, daemon answers),
-//! [`request::Outgoing`] requests out. [`link`] carries requests to the daemon and its answers
-//! back as events; [`ui::draw`] draws the state; [`runtime`] ties them to a real terminal.
+//! [`request::Outgoing`] requests out. Each view's part of that state, and the requests the
+//! view needs, lives in [`state`], one file per view. [`link`] carries requests to the daemon
+//! and its answers back as events; [`ui::draw`] draws the state; [`runtime`] ties them to a
+//! real terminal.
 
 pub mod app;
 pub mod data;
@@ -18,6 +20,7 @@ pub mod photos;
 pub mod remote;
 pub mod request;
 pub mod runtime;
+pub mod state;
 pub mod timeline;
 pub mod tree;
 pub mod ui;

@@ -13,7 +13,7 @@ use crate::widgets::{
 /// Draws one frame.
 pub fn draw(frame: &mut Frame, app: &App, images: &mut Images) {
     let screen = frame.area();
-    let a = areas(screen, app.view, app.inspector_open);
+    let a = areas(screen, app.view, app.inspector.open);
     let graphics = images.protocol_name();
     let buf = frame.buffer_mut();
     header::draw(buf, a.header, app, graphics);

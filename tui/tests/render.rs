@@ -446,7 +446,7 @@ fn units_view() {
         s.key(KeyCode::Down);
         s.settle();
         assert_eq!(s.app.focus, Pane::Main);
-        assert!(s.app.unit > 1);
+        assert!(s.app.units.cursor > 1);
     });
 }
 
@@ -460,8 +460,8 @@ fn inspector_view() {
         s.settle();
         s.keys("a");
         s.settle();
-        assert!(s.app.inspector_open);
-        assert_eq!(s.app.unit, 2);
+        assert!(s.app.inspector.open);
+        assert_eq!(s.app.units.cursor, 2);
         // The folder row and the ranking are unit 2's of the made-up pass.
         let screen = s.draw();
         let (stat, top) = folder_unit(2);
@@ -548,7 +548,7 @@ fn moving_between_units_needs_no_new_folder_pass() {
         s.key(KeyCode::Right);
         s.settle();
     }
-    assert_eq!(s.app.unit, 3);
+    assert_eq!(s.app.units.cursor, 3);
     assert_eq!(passes(&s), 1, "a unit move asked for another folder pass");
     let crops: Vec<usize> = s
         .log
@@ -639,7 +639,7 @@ fn map_view() {
         };
         let (x0, x1) = range((0..5).map(|i| map_point(i)[0]).collect());
         let (y0, y1) = range((0..5).map(|i| map_point(i)[1]).collect());
-        let (cx, cy) = s.app.map_cursor;
+        let (cx, cy) = s.app.map.cursor;
         let distance = |i: usize| {
             let [x, y] = map_point(i);
             let dx = (f64::from(x) - x0) / (x1 - x0) - cx;
@@ -698,12 +698,12 @@ fn the_map_shows_its_progress_and_a_newer_one_supersedes_it() {
         .clone();
     assert!(second.ticket.seq > first.ticket.seq);
     s.send(Event::Reply(first.ticket.clone(), reply_to(&first.request)));
-    assert!(s.app.map.state.is_loading());
+    assert!(s.app.map.folder_map.state.is_loading());
     s.send(Event::Reply(
         second.ticket.clone(),
         reply_to(&second.request),
     ));
-    assert!(s.app.map.state.ready().is_some());
+    assert!(s.app.map.folder_map.state.ready().is_some());
 }
 
 /// A session whose model was reloaded twice: versions 1 to 3, the third live.
@@ -747,7 +747,7 @@ fn timeline_view() {
         let before = s.log.len();
         s.keys("<");
         s.settle();
-        assert_eq!(s.app.pinned, Some(2));
+        assert_eq!(s.app.timeline.pinned, Some(2));
         assert!(s.log[before..].contains(&Request::AtVersion {
             model_id: "m1".into(),
             version: 2
@@ -771,7 +771,7 @@ fn every_view_follows_the_version_stepped_to() {
         let before = s.log.len();
         s.keys(keys);
         s.settle();
-        assert_eq!(s.app.pinned, pinned);
+        assert_eq!(s.app.timeline.pinned, pinned);
         let ids = view_model_ids(&s, before);
         for want in ["Predict", "Activations", "FolderTop", "Deconv"] {
             assert!(
@@ -786,16 +786,16 @@ fn every_view_follows_the_version_stepped_to() {
     }
     // Nothing is kept before v1.
     s.keys("<");
-    assert_eq!(s.app.pinned, Some(1));
+    assert_eq!(s.app.timeline.pinned, Some(1));
     assert!(s.draw().contains("no kept checkpoint before v1"));
     // Later, twice: back to the live version and its own id.
     s.keys(">");
     s.settle();
-    assert_eq!(s.app.pinned, Some(2));
+    assert_eq!(s.app.timeline.pinned, Some(2));
     let before = s.log.len();
     s.keys(">");
     s.settle();
-    assert_eq!(s.app.pinned, None);
+    assert_eq!(s.app.timeline.pinned, None);
     let ids = view_model_ids(&s, before);
     assert!(
         !ids.is_empty() && ids.iter().all(|id| id == "m1"),
@@ -812,7 +812,7 @@ fn every_view_follows_the_version_stepped_to() {
         at: "12:04:00 UTC".into(),
     });
     s.settle();
-    assert_eq!(s.app.pinned, Some(2));
+    assert_eq!(s.app.timeline.pinned, Some(2));
     assert!(view_model_ids(&s, before).is_empty());
     assert!(s.draw().contains("showing v2 of v4"));
 }
@@ -832,7 +832,7 @@ fn a_version_the_daemon_dropped_goes_back_to_live() {
         at.ticket,
         "version 2 is no longer kept".into(),
     ));
-    assert_eq!(s.app.pinned, None);
+    assert_eq!(s.app.timeline.pinned, None);
     let screen = s.draw();
     assert!(
         screen.contains("checkpoint v2: version 2 is no longer kept"),
@@ -852,7 +852,7 @@ fn a_daemon_without_history_says_so() {
     let mut s = Session::with(80, 24, connection);
     assert!(!s.log.iter().any(|r| matches!(r, Request::Versions { .. })));
     s.keys("<");
-    assert_eq!(s.app.pinned, None);
+    assert_eq!(s.app.timeline.pinned, None);
     assert!(s.draw().contains("no checkpoint history from this daemon"));
     s.keys("v");
     let screen = s.draw();
@@ -899,7 +899,10 @@ fn loading_and_unavailable_states() {
         insta::assert_snapshot!(format!("unavailable_{w}x{h}"), s.draw());
         s.keys("o");
         assert!(s.pending.is_empty());
-        assert!(matches!(s.app.explanation.state, Remote::Unavailable(_)));
+        assert!(matches!(
+            s.app.overlay.explanation.state,
+            Remote::Unavailable(_)
+        ));
     }
     // A request under way shows its progress.
     let mut s = Session::new(80, 24);
@@ -941,12 +944,15 @@ fn a_newer_request_supersedes_the_older() {
     assert!(second.ticket.seq > first.ticket.seq);
     // The older answer arrives late: it is dropped.
     s.send(Event::Reply(first.ticket.clone(), reply_to(&first.request)));
-    assert!(s.app.activations.state.is_loading());
+    assert!(s.app.units.activations.state.is_loading());
     s.send(Event::Reply(
         second.ticket.clone(),
         reply_to(&second.request),
     ));
-    assert_eq!(s.app.activations.state.ready().unwrap().layer, "_swish");
+    assert_eq!(
+        s.app.units.activations.state.ready().unwrap().layer,
+        "_swish"
+    );
 }
 
 #[test]

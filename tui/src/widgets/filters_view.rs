@@ -33,16 +33,17 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, screen: Rect) {
         super::message(buf, inner, &text, Style::default().fg(Color::DarkGray));
         return;
     }
-    let Some(bank) = unless_ready(buf, inner, &app.filters.state, "filters", "", app.tick) else {
+    let Some(bank) = unless_ready(buf, inner, &app.filters.bank.state, "filters", "", app.tick)
+    else {
         return;
     };
-    let Some(current) = bank.tiles.get(app.filter) else {
+    let Some(current) = bank.tiles.get(app.filters.cursor) else {
         super::message(buf, inner, "no filters", Style::default());
         return;
     };
     Line::from(vec![
         Span::styled(
-            format!("filter {}/{}", app.filter, bank.tiles.len()),
+            format!("filter {}/{}", app.filters.cursor, bank.tiles.len()),
             Style::default().fg(ACCENT).add_modifier(Modifier::BOLD),
         ),
         Span::styled(
@@ -62,7 +63,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, screen: Rect) {
         grid,
         tile_size(screen),
         bank.tiles.len(),
-        app.filter,
+        app.filters.cursor,
         |buf, i, rect| {
             let t = &bank.tiles[i];
             paint_pixels(buf, rect, &t.pixels, t.width, t.height);

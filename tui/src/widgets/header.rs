@@ -23,7 +23,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, graphics: &str) {
                 Style::default().add_modifier(Modifier::BOLD),
             ));
             // An earlier version pinned on the timeline: `v3/7` (shown / live).
-            let version = match app.pinned {
+            let version = match app.timeline.pinned {
                 Some(v) => format!("v{v}/{}", app.version),
                 None => format!("v{}", m.version),
             };

@@ -20,7 +20,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
     } else {
         format!(
             "{}/{} · {}",
-            app.current + 1,
+            app.strip.current + 1,
             list.len(),
             app.folder.display()
         )
@@ -31,10 +31,11 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
         title("Images", fit(&details, 30)),
         app.focus == Pane::Images,
     );
-    let Some(list) = unless_ready(buf, inner, &app.images.state, "images", "", app.tick) else {
+    let Some(list) = unless_ready(buf, inner, &app.strip.images.state, "images", "", app.tick)
+    else {
         return;
     };
-    let Some(current) = list.get(app.current) else {
+    let Some(current) = list.get(app.strip.current) else {
         placeholder(buf, inner, "no images in the folder yet");
         return;
     };
@@ -78,7 +79,14 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
 }
 
 fn draw_top5(buf: &mut Buffer, area: Rect, app: &App) {
-    let Some(p) = unless_ready(buf, area, &app.prediction.state, "top-5", "", app.tick) else {
+    let Some(p) = unless_ready(
+        buf,
+        area,
+        &app.strip.prediction.state,
+        "top-5",
+        "",
+        app.tick,
+    ) else {
         return;
     };
     let width = usize::from(area.width);
@@ -99,9 +107,9 @@ fn draw_top5(buf: &mut Buffer, area: Rect, app: &App) {
 
 fn draw_names(buf: &mut Buffer, area: Rect, app: &App, list: &[std::path::PathBuf]) {
     let height = usize::from(area.height);
-    let first = scroll_for(app.current, height, list.len());
+    let first = scroll_for(app.strip.current, height, list.len());
     for (row, path) in list.iter().enumerate().skip(first).take(height) {
-        let selected = row == app.current;
+        let selected = row == app.strip.current;
         let style = if selected {
             Style::default().fg(ACCENT).add_modifier(Modifier::BOLD)
         } else {

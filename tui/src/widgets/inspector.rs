@@ -39,7 +39,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
     let Some(acts) = unless_ready(
         buf,
         inner,
-        &app.activations.state,
+        &app.units.activations.state,
         "activations",
         "",
         app.tick,
@@ -65,11 +65,18 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
 
     let [left, right] =
         Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).areas(pictures_area);
-    picture(buf, left, "deconvnet", &app.deconv.state, images, app.tick);
-    let preset = app.maximize_preset_name();
+    picture(
+        buf,
+        left,
+        "deconvnet",
+        &app.inspector.deconv.state,
+        images,
+        app.tick,
+    );
+    let preset = app.inspector.maximize_preset_name();
     let maximize_key = (key.clone(), preset.to_string());
     let maximize_title = format!("{preset} maximization");
-    match app.maximized.get(&maximize_key) {
+    match app.inspector.maximized.get(&maximize_key) {
         Some(p) => picture(
             buf,
             right,
@@ -78,11 +85,11 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
             images,
             app.tick,
         ),
-        None if app.maximize.is_for(&maximize_key) => picture(
+        None if app.inspector.maximize.is_for(&maximize_key) => picture(
             buf,
             right,
             &maximize_title,
-            &app.maximize.state,
+            &app.inspector.maximize.state,
             images,
             app.tick,
         ),
@@ -135,13 +142,16 @@ fn draw_stats(buf: &mut Buffer, area: Rect, image: &UnitStats, app: &App) {
     ])
     .render(line(1), buf);
     let third = line(2);
-    let (Some(unit), Some(layer)) = (app.unit_over_folder(), app.folder_top.state.ready()) else {
+    let (Some(unit), Some(layer)) = (
+        app.unit_over_folder(),
+        app.inspector.folder_top.state.ready(),
+    ) else {
         Line::from("folder").render(Rect::new(third.x, third.y, 7, 1), buf);
         let rest = Rect::new(third.x + 7, third.y, third.width.saturating_sub(7), 1);
         let _ = unless_ready(
             buf,
             rest,
-            &app.folder_top.state,
+            &app.inspector.folder_top.state,
             "folder pass",
             "",
             app.tick,
@@ -239,7 +249,7 @@ fn draw_top(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, large:
     if unless_ready(
         buf,
         body,
-        &app.folder_top.state,
+        &app.inspector.folder_top.state,
         "folder pass",
         "",
         app.tick,
@@ -275,7 +285,7 @@ fn draw_top(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, large:
     let crop_key = app.unit_key().map(|k| (k, app.image_list().len()));
     let idle = Remote::Idle;
     let crop_state = match &crop_key {
-        Some(k) if app.top_crop.is_for(k) => &app.top_crop.state,
+        Some(k) if app.inspector.top_crop.is_for(k) => &app.inspector.top_crop.state,
         _ => &idle,
     };
     picture(buf, crop, "#1, cropped", crop_state, images, app.tick);

@@ -34,7 +34,7 @@ fn has_side_panel(inner: Rect) -> bool {
 
 /// Draws the map pane.
 pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images) {
-    let details = match app.map.state.ready() {
+    let details = match app.map.folder_map.state.ready() {
         Some(m) if m.skipped > 0 => format!(
             "t-SNE of {} images · {} · {} unreadable",
             m.points.len(),
@@ -54,7 +54,14 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images) {
         );
         return;
     }
-    let Some(map) = unless_ready(buf, inner, &app.map.state, "t-SNE map", "", app.tick) else {
+    let Some(map) = unless_ready(
+        buf,
+        inner,
+        &app.map.folder_map.state,
+        "t-SNE map",
+        "",
+        app.tick,
+    ) else {
         return;
     };
     if map.points.is_empty() {
@@ -62,7 +69,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images) {
         return;
     }
     let classes = map.classes();
-    let nearest = app.map_nearest().and_then(|i| map.points.get(i));
+    let nearest = app.map.nearest().and_then(|i| map.points.get(i));
     if has_side_panel(inner) {
         let side_width = 34.min(inner.width / 3);
         let [plot, side] =
@@ -104,8 +111,8 @@ fn rank_of(classes: &[MapClass], class: usize) -> Option<usize> {
 fn draw_plot(buf: &mut Buffer, plot: Rect, app: &App, map: &FolderMap, classes: &[MapClass]) {
     let (bx, by) = map.bounds();
     let cursor = (
-        bx[0] + app.map_cursor.0 * (bx[1] - bx[0]),
-        by[0] + app.map_cursor.1 * (by[1] - by[0]),
+        bx[0] + app.map.cursor.0 * (bx[1] - bx[0]),
+        by[0] + app.map.cursor.1 * (by[1] - by[0]),
     );
     // One braille dot, in the map's units: each point is drawn as 2×2 dots to be seen, the
     // nearest one as a ring around it.
@@ -143,7 +150,8 @@ fn draw_plot(buf: &mut Buffer, plot: Rect, app: &App, map: &FolderMap, classes: 
         groups[rank].1.extend(blob((p.x, p.y), &SQUARE));
     }
     let near: Vec<(f64, f64)> = app
-        .map_nearest()
+        .map
+        .nearest()
         .and_then(|i| map.points.get(i))
         .map(|p| blob((p.x, p.y), &RING))
         .unwrap_or_default();

@@ -14,7 +14,7 @@ use crate::layout::scroll_for;
 
 /// Draws the overlay pane.
 pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images) {
-    let class = match app.explanation.state.ready() {
+    let class = match app.overlay.explanation.state.ready() {
         Some(e) => format!("class {} {}", e.class, e.label.as_deref().unwrap_or("")),
         None => String::new(),
     };
@@ -42,7 +42,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images) {
     } else if let Some(e) = unless_ready(
         buf,
         picture,
-        &app.explanation.state,
+        &app.overlay.explanation.state,
         app.method_name(),
         "",
         app.tick,
@@ -50,6 +50,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images) {
         images.draw(buf, picture, &e.overlay);
     }
     let top5 = app
+        .strip
         .prediction
         .state
         .ready()
@@ -84,11 +85,15 @@ fn chosen(selected: bool) -> Style {
 fn draw_methods(buf: &mut Buffer, area: Rect, app: &App) {
     heading(buf, area, "method  m M");
     let height = usize::from(area.height.saturating_sub(1));
-    let first = scroll_for(app.method, height, METHODS.len());
+    let first = scroll_for(app.overlay.method, height, METHODS.len());
     for (row, name) in METHODS.iter().enumerate().skip(first).take(height) {
         let text = fit(name, usize::from(area.width.saturating_sub(2)));
         let y = area.y + 1 + (row - first) as u16;
-        Line::from(Span::styled(format!(" {text}"), chosen(row == app.method))).render(
+        Line::from(Span::styled(
+            format!(" {text}"),
+            chosen(row == app.overlay.method),
+        ))
+        .render(
             Rect::new(area.x + 1, y, area.width.saturating_sub(1), 1),
             buf,
         );
@@ -97,7 +102,7 @@ fn draw_methods(buf: &mut Buffer, area: Rect, app: &App) {
 
 fn draw_classes(buf: &mut Buffer, area: Rect, app: &App) {
     heading(buf, area, "class  c C");
-    let Some(p) = app.prediction.state.ready() else {
+    let Some(p) = app.strip.prediction.state.ready() else {
         return;
     };
     for (i, c) in p.top.iter().take(5).enumerate() {
@@ -106,7 +111,7 @@ fn draw_classes(buf: &mut Buffer, area: Rect, app: &App) {
         let y = area.y + 1 + i as u16;
         Line::from(Span::styled(
             format!(" {text}"),
-            chosen(i == app.class_rank),
+            chosen(i == app.overlay.class_rank),
         ))
         .render(
             Rect::new(area.x + 1, y, area.width.saturating_sub(1), 1),

@@ -37,7 +37,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App) {
     }
     let mut spans = Vec::new();
     // Which checkpoint version the views show, once there is more than one.
-    if let Some(v) = app.pinned {
+    if let Some(v) = app.timeline.pinned {
         spans.push(Span::styled(
             format!(" showing v{v} of v{} ·", app.version),
             Style::default().fg(Color::Yellow),
@@ -90,17 +90,17 @@ fn busy_with(app: &App) -> Option<String> {
             _ => None,
         }
     }
-    pct(&app.maximize.state, "maximization")
-        .or_else(|| pct(&app.map.state, "t-SNE map"))
-        .or_else(|| pct(&app.explanation.state, app.method_name()))
-        .or_else(|| pct(&app.folder_top.state, "folder pass"))
-        .or_else(|| pct(&app.top_crop.state, "top image"))
-        .or_else(|| pct(&app.deconv.state, "deconvnet"))
-        .or_else(|| pct(&app.activations.state, "activations"))
-        .or_else(|| pct(&app.filters.state, "filters"))
-        .or_else(|| pct(&app.prediction.state, "top-5"))
-        .or_else(|| pct(&app.frozen.state, "earlier checkpoint"))
-        .or_else(|| pct(&app.versions.state, "versions"))
+    pct(&app.inspector.maximize.state, "maximization")
+        .or_else(|| pct(&app.map.folder_map.state, "t-SNE map"))
+        .or_else(|| pct(&app.overlay.explanation.state, app.method_name()))
+        .or_else(|| pct(&app.inspector.folder_top.state, "folder pass"))
+        .or_else(|| pct(&app.inspector.top_crop.state, "top image"))
+        .or_else(|| pct(&app.inspector.deconv.state, "deconvnet"))
+        .or_else(|| pct(&app.units.activations.state, "activations"))
+        .or_else(|| pct(&app.filters.bank.state, "filters"))
+        .or_else(|| pct(&app.strip.prediction.state, "top-5"))
+        .or_else(|| pct(&app.timeline.frozen.state, "earlier checkpoint"))
+        .or_else(|| pct(&app.timeline.versions.state, "versions"))
         .or_else(|| pct(&app.model.state, "model"))
-        .or_else(|| pct(&app.images.state, "images"))
+        .or_else(|| pct(&app.strip.images.state, "images"))
 }

@@ -26,7 +26,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App) {
     let details = if list.is_empty() {
         "checkpoint versions".to_string()
     } else {
-        let which = if app.pinned.is_some() {
+        let which = if app.timeline.pinned.is_some() {
             "pinned"
         } else {
             "live"
@@ -43,8 +43,14 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App) {
         title("Timeline", details),
         app.focus == Pane::Main,
     );
-    let Some(versions) = unless_ready(buf, inner, &app.versions.state, "versions", "", app.tick)
-    else {
+    let Some(versions) = unless_ready(
+        buf,
+        inner,
+        &app.timeline.versions.state,
+        "versions",
+        "",
+        app.tick,
+    ) else {
         return;
     };
     if versions.is_empty() {
@@ -134,10 +140,10 @@ fn row_line(v: &Version, is_shown: bool, app: &App) -> Line<'static> {
         Span::styled("  live", Style::default().fg(Color::Green))
     } else if !v.kept {
         Span::styled("  dropped", Style::default().fg(Color::DarkGray))
-    } else if is_shown && app.frozen.state.is_loading() {
+    } else if is_shown && app.timeline.frozen.state.is_loading() {
         Span::styled("  loading…", Style::default().fg(Color::Gray))
     } else if is_shown {
-        match &app.frozen.state {
+        match &app.timeline.frozen.state {
             Remote::Failed(_) => Span::styled("  failed", Style::default().fg(Color::Red)),
             _ => Span::raw(""),
         }

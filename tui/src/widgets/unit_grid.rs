@@ -36,7 +36,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, screen: Rect) {
     let Some(acts) = unless_ready(
         buf,
         inner,
-        &app.activations.state,
+        &app.units.activations.state,
         "activations",
         "",
         app.tick,
@@ -44,13 +44,13 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, screen: Rect) {
         return;
     };
     let channels = acts.channels();
-    let Some(stats) = acts.stats.get(app.unit) else {
+    let Some(stats) = acts.stats.get(app.units.cursor) else {
         super::message(buf, inner, "this layer has no channels", Style::default());
         return;
     };
     let caption = Line::from(vec![
         Span::styled(
-            format!("unit {}/{}", app.unit, channels),
+            format!("unit {}/{}", app.units.cursor, channels),
             Style::default().fg(ACCENT).add_modifier(Modifier::BOLD),
         ),
         Span::styled(
@@ -71,17 +71,24 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, screen: Rect) {
         inner.height.saturating_sub(1),
     );
     let tile = tile_size(screen);
-    draw_tiles(buf, grid, tile, channels, app.unit, |buf, i, heat| {
-        paint_map(
-            buf,
-            heat,
-            acts.map(i),
-            acts.height,
-            acts.width,
-            acts.scale(),
-        );
-        compact(acts.stats[i].max, usize::from(tile.width))
-    });
+    draw_tiles(
+        buf,
+        grid,
+        tile,
+        channels,
+        app.units.cursor,
+        |buf, i, heat| {
+            paint_map(
+                buf,
+                heat,
+                acts.map(i),
+                acts.height,
+                acts.width,
+                acts.scale(),
+            );
+            compact(acts.stats[i].max, usize::from(tile.width))
+        },
+    );
 }
 
 /// Lays out `n` tiles of `tile` size over `area`, scrolled to show `cursor`; `paint` draws tile

@@ -1,0 +1,100 @@
+//! The overlay view's state: the explanation method and class chosen, and the explanation of
+//! the current image they give.
+
+use std::path::PathBuf;
+
+use crate::app::METHODS;
+use crate::data::{Explanation, Prediction};
+use crate::remote::Fetch;
+use crate::request::{Feature, Outgoing, Request, Slot};
+use crate::state::requester::Requester;
+use crate::state::shown::Shown;
+
+/// The chosen method and class, and the explanation.
+#[derive(Debug, Default)]
+pub struct OverlayState {
+    /// Index into [`METHODS`].
+    pub method: usize,
+    /// Which of the top-5 classes to explain (0 = the top one).
+    pub class_rank: usize,
+    /// The explanation (image, method, class, version).
+    pub explanation: Fetch<(PathBuf, String, Option<usize>, u64), Explanation>,
+}
+
+impl OverlayState {
+    /// The explanation method chosen.
+    pub fn method_name(&self) -> &'static str {
+        METHODS[self.method % METHODS.len()]
+    }
+
+    /// The class explained (`None`: the top one), read from the current image's `prediction`.
+    pub fn explained_class(&self, prediction: Option<&Prediction>) -> Option<usize> {
+        if self.class_rank == 0 {
+            return None;
+        }
+        prediction?.top.get(self.class_rank).map(|c| c.class)
+    }
+
+    /// Chooses the next (or previous) method, wrapping around.
+    pub fn step_method(&mut self, forward: bool) {
+        let n = METHODS.len();
+        self.method = if forward {
+            (self.method + 1) % n
+        } else {
+            (self.method + n - 1) % n
+        };
+    }
+
+    /// Chooses the next (or previous) class of the current image's `prediction`, wrapping
+    /// around.
+    pub fn step_class(&mut self, forward: bool, prediction: Option<&Prediction>) {
+        let n = prediction.map_or(1, |p| p.top.len().max(1));
+        self.class_rank = if forward {
+            (self.class_rank + 1) % n
+        } else {
+            (self.class_rank + n - 1) % n
+        };
+    }
+
+    /// Asks for the current image's explanation with the method and class chosen.
+    pub fn refresh(
+        &mut self,
+        shown: &Shown,
+        prediction: Option<&Prediction>,
+        requester: &mut Requester,
+    ) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        let Some(image) = &shown.image else {
+            return out;
+        };
+        let class = self.explained_class(prediction);
+        let method = self.method_name().to_string();
+        let key = (image.clone(), method.clone(), class, shown.version);
+        if !self.explanation.is_for(&key) {
+            let request = Request::Explain {
+                model_id: shown.model_id.clone(),
+                image: image.clone(),
+                method,
+                class,
+            };
+            out.extend(requester.fetch(
+                &mut self.explanation,
+                Feature::Explain,
+                Slot::Explain,
+                key,
+                request,
+            ));
+        }
+        out
+    }
+
+    /// Whether the explanation is on its way.
+    pub fn is_loading(&self) -> bool {
+        self.explanation.state.is_loading()
+    }
+
+    /// Forgets the explanation, so that the next refresh asks again.
+    pub fn reset(&mut self) {
+        self.explanation.reset();
+    }
+}
