@@ -3,6 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The share of the device's memory (the machine's RAM, or the GPU's on CUDA) that resident
+/// models may take when no budget is given: the box is shared with training jobs.
+pub const DEFAULT_MEMORY_SHARE: f64 = 0.25;
+
 /// The daemon's settings.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -13,7 +17,8 @@ pub struct Config {
     /// Folders and checkpoints watched from the start, for every client.
     pub watch: Vec<PathBuf>,
     /// The most bytes resident models may take; the least recently used model not in use is
-    /// evicted past it.
+    /// evicted past it (default: [`DEFAULT_MEMORY_SHARE`] of the device's memory; `u64::MAX`
+    /// for no limit).
     pub memory_budget: Option<u64>,
     /// Bytes of cached activations and inputs.
     pub activation_cache_bytes: u64,
@@ -38,6 +43,22 @@ pub struct Config {
     /// Where kept versions are copied; a folder of this process is made inside and removed when
     /// it ends (default: `daemon-history` in convlens's cache folder, `~/.cache/convlens`).
     pub history_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// The budget of resident models on a device of `device_memory` bytes: the one given, else
+    /// [`DEFAULT_MEMORY_SHARE`] of the device's memory (none when that is unknown). Says
+    /// whether it is the default.
+    pub fn memory_budget_for(&self, device_memory: Option<u64>) -> (Option<u64>, bool) {
+        match self.memory_budget {
+            Some(u64::MAX) => (None, false),
+            Some(bytes) => (Some(bytes), false),
+            None => (
+                device_memory.map(|m| (m as f64 * DEFAULT_MEMORY_SHARE) as u64),
+                true,
+            ),
+        }
+    }
 }
 
 impl Default for Config {

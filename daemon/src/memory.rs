@@ -25,3 +25,35 @@ pub fn return_large_allocations() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
+
+/// The memory of the device models live on: the machine's RAM for the CPU (`MemTotal` of
+/// /proc/meminfo, which no lighter crate reads for us), the GPU's own memory on CUDA.
+pub fn device_memory(device: &candle_core::Device) -> Option<u64> {
+    match device {
+        #[cfg(feature = "cuda")]
+        candle_core::Device::Cuda(cuda) => {
+            let (_, total) = cuda.cuda_stream().context().mem_get_info().ok()?;
+            Some(total as u64)
+        }
+        _ => machine_ram(),
+    }
+}
+
+/// The machine's RAM in bytes (Linux), when known.
+fn machine_ram() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_has_the_machines_ram() {
+        let ram = device_memory(&candle_core::Device::Cpu).expect("Linux has /proc/meminfo");
+        assert!(ram > 64 << 20, "{ram} bytes");
+    }
+}

@@ -5,86 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod support;
+
 use convlens_daemon::jobs::JobQueue;
-use convlens_daemon::server::connection::Connection;
-use convlens_daemon::server::frames::read_frame;
 use convlens_daemon::{Config, Service};
-use convlens_shared::framing::encode_frame;
-use convlens_shared::{codes, Message, Notification, Request, RequestId, Response};
+use convlens_shared::{codes, Message, Notification};
 use serde_json::{json, Value};
-use tokio::io::{AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
 use tokio::sync::Notify;
-
-/// The client's end of the pipe.
-struct Peer {
-    reader: BufReader<ReadHalf<DuplexStream>>,
-    writer: WriteHalf<DuplexStream>,
-    next_id: i64,
-    notifications: Vec<Notification>,
-}
-
-impl Peer {
-    async fn send(&mut self, message: Message) {
-        let frame = encode_frame(&message.to_bytes());
-        self.writer.write_all(&frame).await.unwrap();
-    }
-
-    /// Sends request `method` and returns its id.
-    async fn start(&mut self, method: &str, params: Value) -> RequestId {
-        self.next_id += 1;
-        let id = RequestId::Number(self.next_id);
-        self.send(Message::Request(Request {
-            id: id.clone(),
-            method: method.into(),
-            params,
-        }))
-        .await;
-        id
-    }
-
-    /// The next message from the server (panics after 120 s).
-    async fn next(&mut self) -> Message {
-        let body = tokio::time::timeout(
-            Duration::from_secs(120),
-            read_frame(&mut self.reader, 1 << 30),
-        )
-        .await
-        .expect("the server answers within 120 s")
-        .expect("a well-formed frame")
-        .expect("the stream is open");
-        Message::parse(&body).expect("a valid message")
-    }
-
-    /// The response to `id`, keeping the notifications that come before it.
-    async fn response(&mut self, id: &RequestId) -> Response {
-        loop {
-            match self.next().await {
-                Message::Response(r) if r.id.as_ref() == Some(id) => return r,
-                Message::Notification(n) => self.notifications.push(n),
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    }
-
-    /// Sends `method` and waits for its result.
-    async fn call(
-        &mut self,
-        method: &str,
-        params: Value,
-    ) -> Result<Value, convlens_shared::ResponseError> {
-        let id = self.start(method, params).await;
-        self.response(&id).await.outcome
-    }
-
-    /// The `$/progress` reports received for `token`.
-    fn reports(&self, token: &str) -> usize {
-        self.notifications
-            .iter()
-            .filter(|n| n.method == "$/progress" && n.params["token"] == token)
-            .filter(|n| n.params["value"]["kind"] == "report")
-            .count()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_session_runs_in_memory() {
@@ -96,21 +23,7 @@ async fn a_whole_session_runs_in_memory() {
     let service = Service::new(config).unwrap();
     let _ = service.jobs.set(JobQueue::start(2, 16).unwrap());
     let exit = Arc::new(Notify::new());
-    let (client_end, server_end) = tokio::io::duplex(1 << 16);
-    let (server_read, server_write) = tokio::io::split(server_end);
-    let connection = Connection {
-        service: Arc::clone(&service),
-        router: Arc::new(convlens_daemon::methods::table()),
-        exit: Arc::clone(&exit),
-    };
-    let served = tokio::spawn(connection.serve_stream(server_read, server_write));
-    let (client_read, client_write) = tokio::io::split(client_end);
-    let mut peer = Peer {
-        reader: BufReader::new(client_read),
-        writer: client_write,
-        next_id: 0,
-        notifications: Vec::new(),
-    };
+    let (mut peer, served) = support::connect(&service, &exit);
 
     // Nothing before initialize.
     let early = peer.call("model/list", json!({})).await.unwrap_err();

@@ -15,9 +15,8 @@ pub struct DaemonArgs {
     /// Watch a folder of images or a checkpoint file from the start, for every client.
     #[arg(long)]
     watch: Vec<PathBuf>,
-    /// Bytes resident models may take (suffixes K, M, G); the least recently used model not in
-    /// use is evicted past it.
-    #[arg(long, value_parser = parse_bytes)]
+    /// Bytes resident models may take (see [`memory_budget_help`]).
+    #[arg(long, value_parser = parse_budget, help = memory_budget_help())]
     memory_budget: Option<u64>,
     /// Also log to stderr.
     #[arg(long)]
@@ -90,6 +89,24 @@ fn stop(socket: &std::path::Path) -> anyhow::Result<()> {
     client.notify::<Exit>(&NoParams {})?;
     println!("stopped the daemon on {}", socket.display());
     Ok(())
+}
+
+/// `--memory-budget`'s help, with the default share from the daemon's config.
+fn memory_budget_help() -> String {
+    format!(
+        "Bytes resident models may take (suffixes K, M, G; `none`: no limit); the least recently \
+         used model not in use is evicted past it [default: {}% of the device's memory: the \
+         machine's RAM, or the GPU's on CUDA]",
+        convlens_daemon::config::DEFAULT_MEMORY_SHARE * 100.0
+    )
+}
+
+/// A memory budget: a size, or `none` for no limit (`u64::MAX` in [`convlens_daemon::Config`]).
+fn parse_budget(text: &str) -> Result<u64, String> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(u64::MAX);
+    }
+    parse_bytes(text)
 }
 
 /// `4096`, `512K`, `64M`, `2G` → bytes.

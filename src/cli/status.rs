@@ -52,8 +52,15 @@ pub fn run(args: &StatusArgs, socket: &std::path::Path) -> anyhow::Result<()> {
         mib(s.memory.models),
         s.memory
             .budget
-            .map(|b| format!(" of {:.1} MiB", mib(b)))
-            .unwrap_or_default(),
+            .map(|b| {
+                let default = if s.memory.budget_is_default {
+                    " (the default share of the device's memory; `convlens daemon --memory-budget`)"
+                } else {
+                    ""
+                };
+                format!(" of {:.1} MiB{default}", mib(b))
+            })
+            .unwrap_or_else(|| " (no budget)".into()),
         mib(s.memory.activation_cache),
         mib(s.memory.result_cache),
         s.memory

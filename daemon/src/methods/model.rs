@@ -36,7 +36,7 @@ pub fn load(call: &Call, p: LoadParams) -> Result<LoadResult, MethodError> {
     let stamp = watch
         .then(|| FileStamp::of(std::path::Path::new(&key.path)))
         .flatten();
-    let (loaded, layers) = call.service.models.load(&key, watch)?;
+    let (loaded, layers) = call.service.models.load(&key, watch, call.client)?;
     if watch {
         if let Err(e) = call.service.watches.add_checkpoint(
             std::path::Path::new(&key.path),

@@ -15,6 +15,7 @@ pub fn register(r: &mut Router) {
 /// What the daemon holds now.
 pub fn status(call: &Call, _: NoParams) -> Result<StatusResult, MethodError> {
     let s = call.service;
+    s.drop_gone_models();
     Ok(StatusResult {
         pid: std::process::id(),
         uptime_secs: s.started.elapsed().as_secs(),
@@ -23,7 +24,8 @@ pub fn status(call: &Call, _: NoParams) -> Result<StatusResult, MethodError> {
         clients: s.clients.count(),
         models: s.models.list(),
         memory: Memory {
-            budget: s.config.memory_budget,
+            budget: s.memory_budget,
+            budget_is_default: s.budget_is_default,
             models: s.models.resident_bytes(),
             activation_cache: s.activations.bytes() + s.inputs.bytes(),
             result_cache: s.results.bytes(),

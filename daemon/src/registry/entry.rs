@@ -1,13 +1,16 @@
 //! One model the registry knows: what it was loaded from, whether it is resident, what it says
 //! of itself, and its versions.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use convlens_models::Model;
 use convlens_shared::methods::model::ModelInfo;
 
 use super::load_key::LoadKey;
 use super::loaded::Loaded;
+use crate::clients::ClientId;
 use crate::error::MethodError;
 use crate::history::versions::{self, VersionRecord, Weights};
 
@@ -46,6 +49,10 @@ pub struct Entry {
     pub program: Option<String>,
     /// Every version, oldest first (none for a frozen version).
     pub versions: Vec<VersionRecord>,
+    /// The connected clients that loaded it.
+    pub holders: BTreeSet<ClientId>,
+    /// Since when its file has been seen missing.
+    pub missing_since: Option<Instant>,
 }
 
 impl Entry {
@@ -78,6 +85,8 @@ impl Entry {
             frozen,
             versions,
             program: model.program.as_ref().map(|p| p.display().to_string()),
+            holders: BTreeSet::new(),
+            missing_since: None,
         }
     }
 

@@ -16,12 +16,14 @@ pub mod residency;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use candle_core::Device;
 use convlens_shared::methods::history::{frozen_id, parse_frozen_id, VersionsResult};
 use convlens_shared::methods::model::ModelInfo;
 use convlens_shared::sync::lock;
 
+use crate::clients::ClientId;
 use crate::error::MethodError;
 use crate::files::FileStamp;
 use crate::history::versions::{VersionRecord, Weights};
@@ -121,11 +123,13 @@ impl ModelRegistry {
         self.history.discard(snapshot)
     }
 
-    /// Loads `key` (or finds it loaded) and marks whether its file is watched.
+    /// Loads `key` (or finds it loaded) for `holder` (a connected client; none in-process) and
+    /// marks whether its file is watched.
     pub fn load(
         &self,
         key: &LoadKey,
         watched: bool,
+        holder: Option<ClientId>,
     ) -> Result<(Arc<Loaded>, Vec<String>), MethodError> {
         let existing = lock(&self.inner)
             .entries
@@ -139,6 +143,7 @@ impl ModelRegistry {
                 let entry = inner.entry(&id)?;
                 let newly = watched && !entry.watched && key.is_file();
                 entry.watched |= watched;
+                entry.holders.extend(holder);
                 (entry.layers.clone(), newly)
             };
             if newly_watched {
@@ -158,10 +163,11 @@ impl ModelRegistry {
         let mut inner = lock(&self.inner);
         if let Some(e) = inner
             .entries
-            .iter()
+            .iter_mut()
             .find(|e| &e.key == key && e.frozen.is_none())
         {
             // Another request loaded it meanwhile: use that one.
+            e.holders.extend(holder);
             if let Some(r) = &e.resident {
                 let found = (Arc::clone(r), e.layers.clone());
                 drop(inner);
@@ -187,7 +193,7 @@ impl ModelRegistry {
             None => Weights::Source,
         };
         let record = VersionRecord::now(1, &key.path, bytes, weights, snapshot.metrics);
-        let entry = Entry::resident(
+        let mut entry = Entry::resident(
             key.clone(),
             &loaded,
             inner.tick,
@@ -195,6 +201,7 @@ impl ModelRegistry {
             None,
             vec![record],
         );
+        entry.holders.extend(holder);
         let layers = entry.layers.clone();
         inner.entries.push(entry);
         if let Err(e) = self.residency.enforce(&mut inner.entries, &id) {
@@ -468,6 +475,42 @@ impl ModelRegistry {
             .collect()
     }
 
+    /// Client `client` has gone: it holds no model any more.
+    pub fn release(&self, client: ClientId) {
+        for e in lock(&self.inner).entries.iter_mut() {
+            e.holders.remove(&client);
+        }
+    }
+
+    /// Forgets the models whose file has been missing for `grace` (a writer's unlink and
+    /// rename take less), that no connected client holds and no request uses, with their
+    /// frozen versions and kept copies. Returns their ids.
+    pub fn drop_gone(&self, grace: Duration) -> Vec<String> {
+        let mut inner = lock(&self.inner);
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        for e in inner.entries.iter_mut() {
+            if !e.key.is_file() || e.frozen.is_some() {
+                continue;
+            }
+            if Path::new(&e.key.path).exists() {
+                e.missing_since = None;
+                continue;
+            }
+            let since = *e.missing_since.get_or_insert(now);
+            if now.duration_since(since) >= grace && e.holders.is_empty() && !e.in_use() {
+                gone.push(e.id.clone());
+            }
+        }
+        let mut copies = Vec::new();
+        for id in &gone {
+            copies.extend(inner.forget(id));
+        }
+        drop(inner);
+        self.history.remove_copies(copies);
+        gone
+    }
+
     /// Bytes of the resident models.
     pub fn resident_bytes(&self) -> u64 {
         residency::resident_bytes(&lock(&self.inner).entries)
@@ -513,6 +556,8 @@ mod tests {
             frozen: frozen.map(|(m, v)| (m.to_string(), v)),
             versions,
             program: None,
+            holders: Default::default(),
+            missing_since: None,
         }
     }
 

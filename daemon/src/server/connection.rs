@@ -113,6 +113,7 @@ impl Connection {
         }
         self.service.clients.remove(client);
         self.service.watches.remove_owner(&Owner::Client(client));
+        self.service.models.release(client);
         tracing::info!(client, "client disconnected");
         if session.asked_shutdown {
             self.exit.notify_one();

@@ -76,6 +76,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = tick.tick() => {
+                service.drop_gone_models();
                 let idle = service.clients.count() == 0
                     && service.jobs.get().is_none_or(JobQueue::is_idle)
                     && !service.watches.has_client_watches();

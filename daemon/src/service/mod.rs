@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::history::History;
 use crate::jobs::JobQueue;
 use crate::registry::ModelRegistry;
-use crate::watch::{ChangeListener, Watches};
+use crate::watch::{ChangeListener, Owner, Watches};
 
 /// Everything the handlers share.
 pub struct Service {
@@ -24,6 +24,10 @@ pub struct Service {
     pub config: Config,
     /// The device's canonical name (`cpu`, `cuda:0`).
     pub device_name: String,
+    /// The budget of resident models in bytes (none: no limit).
+    pub memory_budget: Option<u64>,
+    /// Whether that budget is the default share of the device's memory.
+    pub budget_is_default: bool,
     /// The models.
     pub models: ModelRegistry,
     /// Preprocessed inputs.
@@ -48,9 +52,13 @@ impl Service {
     /// Opens the device and builds an empty service.
     pub fn new(config: Config) -> convlens_models::Result<Arc<Service>> {
         let device = convlens_models::device::parse_device(&config.device)?;
+        let (memory_budget, budget_is_default) =
+            config.memory_budget_for(crate::memory::device_memory(&device));
         Ok(Arc::new_cyclic(|weak: &Weak<Service>| Service {
+            memory_budget,
+            budget_is_default,
             device_name: crate::device_name::canonical(&config.device),
-            models: ModelRegistry::new(device, config.memory_budget, History::new(&config)),
+            models: ModelRegistry::new(device, memory_budget, History::new(&config)),
             inputs: InputCache::new(config.activation_cache_bytes / 4),
             activations: ActivationCache::new(config.activation_cache_bytes),
             results: ResultCache::new(config.result_cache_bytes),
@@ -69,6 +77,22 @@ impl Service {
         self.inputs.retain(keep_entry);
         self.activations.retain(keep_entry);
         self.results.retain(keep_entry);
+    }
+
+    /// Forgets the models whose file is gone and that no client holds and no request uses
+    /// (their caches, watches and kept copies with them), and gives their memory back.
+    /// Returns their ids.
+    pub fn drop_gone_models(&self) -> Vec<String> {
+        let dropped = self.models.drop_gone(self.config.settle);
+        for id in &dropped {
+            self.drop_caches(id, None);
+            self.watches.remove_owner(&Owner::Model(id.clone()));
+            tracing::info!(model = %id, "dropped: its file is gone and no client holds it");
+        }
+        if !dropped.is_empty() {
+            crate::memory::release_free_memory();
+        }
+        dropped
     }
 
     /// Whether `shutdown` was called.

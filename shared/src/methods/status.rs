@@ -18,8 +18,12 @@ request!(
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Memory {
-    /// The budget for resident models (`--memory-budget`), if any.
+    /// The budget for resident models (`--memory-budget`, else a share of the device's
+    /// memory), if any.
     pub budget: Option<u64>,
+    /// Whether the budget is the default share of the device's memory.
+    #[serde(default)]
+    pub budget_is_default: bool,
     /// Parameters of the resident models.
     pub models: u64,
     /// Cached activations and inputs.
