@@ -15,7 +15,7 @@ use crate::{labels, weights, Error, Result};
 const DEMO_WEIGHTS: &[u8] = include_bytes!("../assets/efficientnet_lite0.safetensors");
 
 /// How to load a model.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct LoadOptions {
     /// The architecture, when it should not be inferred from the weights.
     pub arch: Option<String>,

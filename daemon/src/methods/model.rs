@@ -25,12 +25,14 @@ pub fn register(r: &mut Router) {
 pub fn load(call: &Call, p: LoadParams) -> Result<LoadResult, MethodError> {
     let key = LoadKey {
         path: p.path,
-        arch: p.arch,
-        labels: p.labels,
-        graph: p.graph,
-        mean: p.mean,
-        std: p.std,
-        resize: p.resize,
+        options: convlens_models::LoadOptions {
+            arch: p.arch,
+            labels: p.labels.map(Into::into),
+            graph: p.graph.map(Into::into),
+            mean: p.mean,
+            std: p.std,
+            resize: p.resize,
+        },
     };
     let watch = p.watch.unwrap_or(true) && key.is_file();
     let stamp = watch

@@ -1,6 +1,6 @@
 //! What a model was loaded from: loading the same again finds the same model.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use convlens_models::{LoadOptions, Model};
@@ -10,32 +10,14 @@ use convlens_models::{LoadOptions, Model};
 pub struct LoadKey {
     /// A weight file, `demo` or `random:ARCH`.
     pub path: String,
-    /// `--arch`.
-    pub arch: Option<String>,
-    /// `--labels`.
-    pub labels: Option<String>,
-    /// `--graph`: the `torch.export` program the weights are bound to.
-    pub graph: Option<String>,
-    /// `--mean`.
-    pub mean: Option<Vec<f32>>,
-    /// `--std`.
-    pub std: Option<Vec<f32>>,
-    /// `--resize`.
-    pub resize: Option<u32>,
+    /// `--arch`, `--labels`, `--graph`, `--mean`, `--std`, `--resize`.
+    pub options: LoadOptions,
 }
 
 impl LoadKey {
     /// Loads it on `device`.
     pub fn load(&self, device: &Device) -> convlens_models::Result<Model> {
-        let options = LoadOptions {
-            arch: self.arch.clone(),
-            labels: self.labels.as_ref().map(Into::into),
-            graph: self.graph.as_ref().map(Into::into),
-            mean: self.mean.clone(),
-            std: self.std.clone(),
-            resize: self.resize,
-        };
-        Model::load(&self.path, &options, device)
+        Model::load(&self.path, &self.options, device)
     }
 
     /// Whether it names a file (not `demo` or `random:ARCH`).
@@ -55,10 +37,11 @@ impl LoadKey {
     /// first version was bound to — when no `--graph` was given (a copy has no program beside
     /// it).
     pub fn at(&self, path: &Path, program: Option<&String>) -> LoadKey {
+        let mut options = self.options.clone();
+        options.graph = options.graph.or_else(|| program.map(PathBuf::from));
         LoadKey {
             path: path.display().to_string(),
-            graph: self.graph.clone().or_else(|| program.cloned()),
-            ..self.clone()
+            options,
         }
     }
 }
