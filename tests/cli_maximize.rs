@@ -149,7 +149,13 @@ fn bad_requests_get_one_clear_error() {
     let steps = error_of(&["maximize", "demo", "--class", "1", "--steps", "0"]);
     assert!(steps.contains("steps must be at least 1"), "{steps}");
     let preset = with(&["--class", "1", "--preset", "yosinski9"]);
-    assert!(preset.contains("unknown preset `yosinski9`"), "{preset}");
+    assert!(
+        preset.contains("invalid value 'yosinski9' for '--preset <PRESET>'")
+            && preset.contains(
+                "[possible values: none, yosinski1, yosinski2, yosinski3, yosinski4, lucid]"
+            ),
+        "{preset}"
+    );
     let neither = error_of(&["maximize", "demo"]);
     assert!(
         neither.contains("--class") && neither.contains("--layer"),

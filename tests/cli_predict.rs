@@ -128,15 +128,22 @@ fn bad_input_gives_one_clear_error_line() {
         &["layers", "tests/fixtures/onnx/unsupported_op.onnx"],
         "Einsum",
     );
-    assert_one_clear_error(
-        &[
-            "explain",
-            "demo",
-            "models/assets/photos/coffee.jpg",
-            "--method",
-            "nope",
-        ],
-        "unknown method `nope`",
+    // A name outside a closed set is refused by the command line itself (exit 2), with the
+    // names there are and the nearest one.
+    let out = convlens(&[
+        "explain",
+        "demo",
+        "models/assets/photos/coffee.jpg",
+        "--method",
+        "gradcan",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid value 'gradcan' for '--method <METHOD>'")
+            && stderr.contains("guided-gradcam, all]")
+            && stderr.contains("a similar value exists: 'gradcam'"),
+        "{stderr}"
     );
     assert_one_clear_error(
         &[

@@ -60,7 +60,7 @@ fn two_clients_at_once_get_their_answers_and_the_shared_notifications() {
     let (ra, rb) = (pa.wait().unwrap(), pb.wait().unwrap());
     assert_eq!(ra.predictions[0].image, x1.display().to_string());
     assert_eq!(ra.predictions[0].top.len(), 3);
-    assert_eq!(rb.explanations[0].method, "gradcam");
+    assert_eq!(rb.explanations[0].method.name(), "gradcam");
     assert_eq!(
         rb.explanations[0].map.as_ref().unwrap().shape,
         rb.explanations[0].shape
@@ -264,7 +264,7 @@ fn cancel_request_stops_a_long_explanation_at_its_next_step() {
     let x = d.scratch.path("x.npy");
     write_input(&x, 64, 7);
     let mut params = ExplainParams::new(model, x.display().to_string());
-    params.method = "smoothgrad".into();
+    params.method = convlens_shared::choices::Method::SmoothGrad.into();
     params.samples = 4000;
     params.batch = 2;
     params.render = false;

@@ -229,7 +229,7 @@ fn unit_maximize_equals_the_engine_with_few_steps() {
     class.inputs = true;
     let mut neuron = MaximizeParams::channel(&id, "layer2", 7);
     neuron.neuron = true;
-    neuron.preset = "yosinski1".into();
+    neuron.preset = convlens_shared::choices::Preset::Yosinski1;
     neuron.steps = Some(2);
     neuron.size = Some(64);
     let cases = [
@@ -253,7 +253,7 @@ fn unit_maximize_equals_the_engine_with_few_steps() {
                     layer: "layer2".into(),
                     unit: 7,
                 },
-                preset: Preset::Yosinski(1),
+                preset: Preset::Yosinski1,
                 steps: Some(2),
                 size: Some(64),
                 ..Default::default()
@@ -267,7 +267,7 @@ fn unit_maximize_equals_the_engine_with_few_steps() {
         assert_eq!(got.objective, what);
         assert_eq!(
             (&got.layer, &got.preset, got.steps),
-            (&want.layer, &want.preset.name(), want.steps)
+            (&want.layer, &want.preset, want.steps)
         );
         assert_eq!(got.images.shape, want.images.dims(), "{what}");
         let want_images = want.images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -447,7 +447,7 @@ fn predict_explain_activations_and_deconv_of_one_image_share_one_forward_pass() 
         &model,
         &input,
         &ExplainOptions {
-            method: Method::from_name("gradcam").unwrap(),
+            method: Method::GradCam,
             ..ExplainOptions::default()
         },
     )

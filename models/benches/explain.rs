@@ -55,7 +55,7 @@ fn explain_bench(c: &mut Criterion) {
             Tensor::randn(0f32, 1f32, (1, 3, input_size(), input_size()), &device).expect("input");
         for method in methods() {
             let options = ExplainOptions {
-                method: Method::from_name(method).expect("method"),
+                method: method.parse::<Method>().expect("method"),
                 ..Default::default()
             };
             group.bench_with_input(BenchmarkId::new(method, name), &x, |b, x| {

@@ -34,7 +34,7 @@ fn bench(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("maximize");
     group.sample_size(10);
-    for preset in [Preset::Lucid, Preset::Yosinski(3)] {
+    for preset in [Preset::Lucid, Preset::Yosinski3] {
         for images in [1usize, 4] {
             for steps in counts {
                 let options = MaximizeOptions {

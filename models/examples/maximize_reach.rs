@@ -37,7 +37,7 @@ fn main() -> AnyResult<()> {
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for objective in &objectives {
         let s = objective.scale_at_mean_image(&model, size)?;
-        for preset in Preset::all() {
+        for &preset in Preset::ALL {
             let options = MaximizeOptions {
                 objective: objective.clone(),
                 preset,

@@ -92,3 +92,9 @@ impl Error {
 
 /// The engine's result type.
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<convlens_shared::choices::UnknownName> for Error {
+    fn from(e: convlens_shared::choices::UnknownName) -> Self {
+        Error::InvalidArgument(e.to_string())
+    }
+}

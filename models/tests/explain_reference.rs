@@ -378,7 +378,8 @@ fn randomizing_the_top_layers_changes_the_maps() {
 fn bad_requests_get_one_clear_error_each() {
     let (model, x, _, _) = setup("resnet18");
     let err = |options: ExplainOptions| explain(&model, &x, &options).unwrap_err().to_string();
-    assert!(Method::from_name("gradcam+++")
+    assert!("gradcam+++"
+        .parse::<Method>()
         .unwrap_err()
         .to_string()
         .contains("unknown method `gradcam+++`"));

@@ -113,9 +113,9 @@ fn none_raises_class_channel_and_neuron_tenfold() {
 fn yosinski1_raises_class_channel_and_neuron() {
     let model = demo();
     let [class, channel, neuron] = objectives();
-    assert_raises(&model, class, Preset::Yosinski(1), 60, SIZE, 10.0);
-    assert_raises(&model, channel, Preset::Yosinski(1), 200, SIZE, 5.0);
-    assert_raises(&model, neuron, Preset::Yosinski(1), 200, SIZE, 10.0);
+    assert_raises(&model, class, Preset::Yosinski1, 60, SIZE, 10.0);
+    assert_raises(&model, channel, Preset::Yosinski1, 200, SIZE, 5.0);
+    assert_raises(&model, neuron, Preset::Yosinski1, 200, SIZE, 10.0);
 }
 
 /// yosinski2's decay of 0.3 a step holds the image near lr/decay times the gradient, so each
@@ -127,16 +127,16 @@ fn yosinski1_raises_class_channel_and_neuron() {
 fn yosinski2_raises_class_channel_and_neuron() {
     let model = demo();
     let [class, channel, neuron] = objectives();
-    assert_raises(&model, class, Preset::Yosinski(2), 80, 128, 10.0);
-    assert_raises(&model, channel, Preset::Yosinski(2), 100, SIZE, 8.0);
-    assert_raises(&model, neuron, Preset::Yosinski(2), 60, SIZE, 10.0);
+    assert_raises(&model, class, Preset::Yosinski2, 80, 128, 10.0);
+    assert_raises(&model, channel, Preset::Yosinski2, 100, SIZE, 8.0);
+    assert_raises(&model, neuron, Preset::Yosinski2, 60, SIZE, 10.0);
 }
 
 #[test]
 fn yosinski3_raises_class_channel_and_neuron_tenfold() {
     let model = demo();
     for objective in objectives() {
-        assert_raises(&model, objective, Preset::Yosinski(3), 100, SIZE, 10.0);
+        assert_raises(&model, objective, Preset::Yosinski3, 100, SIZE, 10.0);
     }
 }
 
@@ -148,9 +148,9 @@ fn yosinski3_raises_class_channel_and_neuron_tenfold() {
 fn yosinski4_raises_class_channel_and_neuron() {
     let model = demo();
     let [class, channel, neuron] = objectives();
-    assert_raises(&model, class, Preset::Yosinski(4), 60, SIZE, 10.0);
-    assert_raises(&model, channel, Preset::Yosinski(4), 300, SIZE, 2.0);
-    assert_raises(&model, neuron, Preset::Yosinski(4), 300, SIZE, 10.0);
+    assert_raises(&model, class, Preset::Yosinski4, 60, SIZE, 10.0);
+    assert_raises(&model, channel, Preset::Yosinski4, 300, SIZE, 2.0);
+    assert_raises(&model, neuron, Preset::Yosinski4, 300, SIZE, 10.0);
 }
 
 /// The pixel presets give each image at its best step, as the toolbox's `best_X`: the final
@@ -160,7 +160,7 @@ fn pixel_presets_return_the_best_step() {
     let model = demo();
     let result = maximize(
         &model,
-        &options(Objective::Class(1), Preset::Yosinski(1), 60, SIZE),
+        &options(Objective::Class(1), Preset::Yosinski1, 60, SIZE),
         &Silent,
     )
     .unwrap();
@@ -307,7 +307,7 @@ fn bad_requests_get_one_clear_error() {
         3,
     );
     assert!(layer.contains("unknown layer `_blocks.99`"), "{layer}");
-    assert!(Preset::from_name("yosinski5").is_err());
+    assert!("yosinski5".parse::<Preset>().is_err());
 }
 
 // ---- The pieces against their references (tests/fixtures/make_maximize.py) ----

@@ -425,7 +425,8 @@ fn activation_tiles_are_the_feature_maps() {
                 for x in 0..w {
                     let v = plane[y * w + x];
                     let level = range_level(v, tlo, thi);
-                    let want = (Colormap::Gray.color(level)[0] * 255.0).round() as u8;
+                    let want = (convlens_models::render::color(Colormap::Gray, level)[0] * 255.0)
+                        .round() as u8;
                     let got = cell_pixel(&img, ch, acts.grid_columns(), (side, side), factor, y, x);
                     assert_eq!(
                         got, [want; 3],

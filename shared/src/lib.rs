@@ -8,8 +8,10 @@
 
 pub mod array;
 pub mod build_id;
+pub mod choices;
 pub mod client;
 pub mod codes;
+pub mod defaults;
 pub mod framing;
 pub mod message;
 pub mod methods;

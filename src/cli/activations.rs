@@ -4,10 +4,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use convlens_models::render::Colormap;
 use convlens_models::units::{ActivationScale, ChannelStats};
+use convlens_shared::choices::Colormap;
+use convlens_shared::defaults::activations as default;
 use convlens_shared::methods::activations::{ActivationsParams, UnitActivations};
 
+use super::choices::closed_set;
 use super::client::{Engine, EngineChoice};
 use super::output;
 use super::ModelArgs;
@@ -32,17 +34,17 @@ pub struct ActivationsArgs {
     #[arg(long)]
     json: bool,
     /// shared (one range for every tile) or per-tile (each map its own range).
-    #[arg(long, default_value = "shared")]
+    #[arg(long, default_value = default::SCALE)]
     scale: String,
-    /// gray, viridis, inferno or jet.
-    #[arg(long, default_value = "gray")]
-    cmap: String,
+    /// The maps' colormap.
+    #[arg(long, value_parser = closed_set::<Colormap>(Colormap::NAMES.iter().copied(), Colormap::ALIASES),
+          default_value_t = default::CMAP)]
+    cmap: Colormap,
 }
 
 /// Computes the maps and writes what was asked for.
 pub fn run(args: &ActivationsArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     ActivationScale::from_name(&args.scale)?;
-    Colormap::from_name(&args.cmap)?;
     let engine = Engine::open(choice)?;
     let model_id = engine.load_model(&args.model)?;
     let show = !args.json && args.output.is_none() && args.npy.is_none();
@@ -53,7 +55,7 @@ pub fn run(args: &ActivationsArgs, choice: &EngineChoice) -> anyhow::Result<()> 
         maps: args.npy.is_some(),
         render: args.output.is_some() || show,
         scale: args.scale.clone(),
-        cmap: args.cmap.clone(),
+        cmap: args.cmap,
     };
     let acts = engine.request::<UnitActivations>(&params, false)?;
     if let (Some(path), Some(maps)) = (&args.npy, &acts.maps) {

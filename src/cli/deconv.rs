@@ -36,10 +36,10 @@ pub struct DeconvArgs {
     top: Option<usize>,
     /// max: keep only the unit's strongest activation (the PNG crops its receptive field);
     /// all: keep the unit's whole map.
-    #[arg(long, default_value = "max")]
+    #[arg(long, default_value = convlens_shared::defaults::deconv::POSITION)]
     position: String,
     /// deconvnet, guided (guided backprop) or gradient (the exact gradient).
-    #[arg(long, default_value = "deconvnet")]
+    #[arg(long, default_value = convlens_shared::defaults::deconv::RULE)]
     rule: String,
     /// Write the picture (photo and reconstruction side by side, per unit) here.
     #[arg(short = 'o', long)]
@@ -48,7 +48,7 @@ pub struct DeconvArgs {
     #[arg(long)]
     npy: Option<PathBuf>,
     /// Side in pixels of the square each receptive-field crop is fitted into.
-    #[arg(long, default_value_t = 160)]
+    #[arg(long, default_value_t = convlens_shared::defaults::deconv::TILE)]
     tile: u32,
     /// Print the units, kept positions, activations and receptive fields as JSON.
     #[arg(long)]

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use convlens_models::represent::cache::default_cache_dir;
+use convlens_shared::defaults::folder as default;
 use convlens_shared::methods::folder::{
     EmbedParams, EmbedResult, FolderEmbed, FolderPass, PassReport,
 };
@@ -18,7 +19,7 @@ use super::ModelArgs;
 #[derive(clap::Args, Debug)]
 pub struct FolderArgs {
     /// Images per forward pass.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = default::BATCH)]
     pub batch: usize,
     /// Input size: images are resized (shorter side to ⌈S·256/224⌉) and centre-cropped to S×S
     /// (the model's own preprocessing, 256/224 for ImageNet models, when omitted).
@@ -146,7 +147,7 @@ pub struct EmbedArgs {
     #[arg(long)]
     csv: Option<PathBuf>,
     /// The map to make for --csv and -o.
-    #[arg(long, value_enum, default_value = "tsne")]
+    #[arg(long, value_enum, default_value = default::MAP)]
     map: MapKind,
     /// Draw the map to this PNG: a scatter coloured by predicted class, or with --grid the images
     /// snapped to a lattice.
@@ -156,16 +157,16 @@ pub struct EmbedArgs {
     #[arg(long)]
     grid: bool,
     /// Seed of the map's initialisation.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = default::SEED)]
     seed: u64,
     /// t-SNE perplexity.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = default::PERPLEXITY)]
     perplexity: f32,
     /// t-SNE iterations.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = default::ITERATIONS)]
     iterations: usize,
     /// Threads for t-SNE: 1 gives the same map on every run; 0 uses every core.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = default::THREADS)]
     threads: usize,
     /// Print a JSON summary (and the map) instead of text.
     #[arg(long)]

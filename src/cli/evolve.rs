@@ -8,11 +8,12 @@ use candle_core::Device;
 use convlens_models::evolve::{
     encode_gif, evolve, find_checkpoints, strip, Evolution, EvolveOptions, View,
 };
-use convlens_models::explain::Method;
 use convlens_models::progress::FnProgress;
-use convlens_models::render::Colormap;
+use convlens_shared::choices::{Colormap, Method};
+use convlens_shared::defaults::explain as default;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::choices::closed_set;
 use super::output::{self, OnFile};
 
 /// Arguments of `convlens evolve`.
@@ -42,9 +43,10 @@ pub struct EvolveArgs {
     /// The unit (channel) for unit.
     #[arg(long)]
     unit: Option<usize>,
-    /// The method for cam (any `explain` method; gradcam by default).
-    #[arg(long, default_value = "gradcam")]
-    method: String,
+    /// The method for cam (any `explain` method).
+    #[arg(long, value_parser = closed_set::<Method>(Method::NAMES.iter().copied(), Method::ALIASES),
+          default_value_t = default::METHOD)]
+    method: Method,
     /// The class for cam (default: the last checkpoint's top-1), the same in every frame.
     #[arg(long)]
     target: Option<usize>,
@@ -57,9 +59,10 @@ pub struct EvolveArgs {
     /// Print each checkpoint's path, step and number (filter norm mean, map max, unit max) as JSON.
     #[arg(long)]
     json: bool,
-    /// viridis, inferno, jet or gray (cam and unit).
-    #[arg(long, default_value = "viridis")]
-    cmap: String,
+    /// The colormap (cam and unit).
+    #[arg(long, value_parser = closed_set::<Colormap>(Colormap::NAMES.iter().copied(), Colormap::ALIASES),
+          default_value_t = default::CMAP)]
+    cmap: Colormap,
     /// Filters drawn (the first ones).
     #[arg(long, default_value_t = 64)]
     max_filters: usize,
@@ -77,9 +80,9 @@ pub fn run(args: &EvolveArgs, device: &Device) -> anyhow::Result<()> {
         image: args.image.clone(),
         layer: args.layer.clone(),
         unit: args.unit,
-        method: Method::from_name(&args.method)?,
+        method: args.method,
         target: args.target,
-        cmap: Colormap::from_name(&args.cmap)?,
+        cmap: args.cmap,
         max_filters: args.max_filters,
         captions: !args.no_caption,
     };

@@ -5,9 +5,12 @@ use std::path::PathBuf;
 
 use convlens_models::render::grid;
 use convlens_shared::array::Png;
+use convlens_shared::choices::{Baseline, Colormap, MethodSelection};
+use convlens_shared::defaults::explain as default;
 use convlens_shared::methods::explain::{ExplainParams, ExplanationData, ImageExplain};
 use image::RgbImage;
 
+use super::choices::closed_set;
 use super::client::{Engine, EngineChoice};
 use super::output;
 use super::ModelArgs;
@@ -19,11 +22,10 @@ pub struct ExplainArgs {
     model: ModelArgs,
     /// The image (or preprocessed .npy).
     image: PathBuf,
-    /// gradient, saliency, input-x-gradient, smoothgrad, smoothgrad-sq, vargrad,
-    /// integrated-gradients, guided-backprop, deconvnet, occlusion, cam, gradcam, gradcam++,
-    /// xgradcam, hirescam, layercam, scorecam, ablationcam, eigencam, guided-gradcam, or all.
-    #[arg(long, default_value = "gradcam")]
-    method: String,
+    /// The method (`all`: every one, in this order).
+    #[arg(long, value_parser = closed_set::<MethodSelection>(MethodSelection::names(), &[]),
+          default_value_t = MethodSelection::One(default::METHOD))]
+    method: MethodSelection,
     /// Layer for the CAM family (default: the last spatial layer before the head).
     #[arg(long)]
     layer: Option<String>,
@@ -31,28 +33,29 @@ pub struct ExplainArgs {
     #[arg(long)]
     target: Option<usize>,
     /// SmoothGrad samples.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = default::SAMPLES)]
     samples: usize,
     /// SmoothGrad noise as a fraction of the input's range.
-    #[arg(long, default_value_t = 0.15)]
+    #[arg(long, default_value_t = default::NOISE)]
     noise: f64,
     /// Seed for SmoothGrad's noise.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = default::SEED)]
     seed: u64,
     /// Integrated Gradients steps.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = default::STEPS)]
     steps: usize,
-    /// Integrated Gradients baseline: zero, blur or noise.
-    #[arg(long, default_value = "zero")]
-    baseline: String,
+    /// Integrated Gradients baseline.
+    #[arg(long, value_parser = closed_set::<Baseline>(Baseline::NAMES.iter().copied(), Baseline::ALIASES),
+          default_value_t = default::BASELINE)]
+    baseline: Baseline,
     /// Occlusion window (pixels, square).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = default::WINDOW)]
     window: usize,
     /// Occlusion stride.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = default::STRIDE)]
     stride: usize,
     /// Inputs per batch for IG steps, occluded copies and CAM masks.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = default::BATCH)]
     batch: usize,
     /// Write an overlay PNG here.
     #[arg(short = 'o', long)]
@@ -63,11 +66,12 @@ pub struct ExplainArgs {
     /// Print JSON (class, score, layer, shape, convergence delta).
     #[arg(long)]
     json: bool,
-    /// viridis, inferno, jet or gray.
-    #[arg(long, default_value = "viridis")]
-    cmap: String,
+    /// The overlays' colormap.
+    #[arg(long, value_parser = closed_set::<Colormap>(Colormap::NAMES.iter().copied(), Colormap::ALIASES),
+          default_value_t = default::CMAP)]
+    cmap: Colormap,
     /// Weight of the heat map over the photo.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = default::ALPHA)]
     alpha: f32,
 }
 
@@ -79,18 +83,18 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     let params = ExplainParams {
         model_id,
         image: engine.path_arg(&args.image),
-        method: args.method.clone(),
+        method: args.method,
         layer: args.layer.clone(),
         target: args.target,
         samples: args.samples,
         noise: args.noise,
         seed: args.seed,
         steps: args.steps,
-        baseline: args.baseline.clone(),
+        baseline: args.baseline,
         window: args.window,
         stride: args.stride,
         batch: args.batch,
-        cmap: args.cmap.clone(),
+        cmap: args.cmap,
         alpha: args.alpha,
         map: args.npy.is_some(),
         render: args.output.is_some() || show,
@@ -143,7 +147,7 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
                 e.method, e.class, e.logit
             )?;
         }
-        if args.method == "all" {
+        if args.method == MethodSelection::All {
             writeln!(
                 out,
                 "grid: the photo, then {} in that order",
@@ -160,7 +164,7 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
 fn names(explanations: &[ExplanationData]) -> String {
     explanations
         .iter()
-        .map(|e| e.method.as_str())
+        .map(|e| e.method.name())
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -28,13 +28,13 @@ pub struct FiltersArgs {
     #[arg(long)]
     json: bool,
     /// Filters drawn (the first ones; the statistics cover all).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = convlens_shared::defaults::filters::MAX_FILTERS)]
     max_filters: usize,
     /// Input channels drawn per filter of a deeper layer (the first ones).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = convlens_shared::defaults::filters::MAX_INPUTS)]
     max_inputs: usize,
     /// A filter is dead when its norm is at most this fraction of the layer's median norm.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = convlens_shared::defaults::filters::DEAD_RATIO)]
     dead_ratio: f32,
 }
 

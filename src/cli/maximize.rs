@@ -5,12 +5,15 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use convlens_models::maximize::{pictures, Preset, DEFAULT_DIVERSITY_WEIGHT};
+use convlens_models::maximize::{pictures, recipe};
 use convlens_models::render::grid;
+use convlens_shared::choices::Preset;
+use convlens_shared::defaults::maximize as default;
 use convlens_shared::methods::maximize::{MaximizeParams, MaximizeResult, UnitMaximize};
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, RgbImage};
 
+use super::choices::closed_set;
 use super::client::{Engine, EngineChoice};
 use super::output::{self, OnFile};
 use super::ModelArgs;
@@ -33,23 +36,24 @@ pub struct MaximizeArgs {
     /// Maximize the channel's centre neuron instead of its mean.
     #[arg(long, requires = "layer")]
     neuron: bool,
-    /// none, yosinski1, yosinski2, yosinski3, yosinski4 or lucid.
-    #[arg(long, default_value = "lucid")]
-    preset: String,
+    /// The preset: no prior (none), Yosinski et al.'s four rows, or Lucid's priors.
+    #[arg(long, value_parser = closed_set::<Preset>(Preset::NAMES.iter().copied(), Preset::ALIASES),
+          default_value_t = default::PRESET)]
+    preset: Preset,
     /// Optimization steps (default: the preset's, 500–1000).
     #[arg(long)]
     steps: Option<usize>,
     /// Seed of the starting image and the random transforms: same seed, same image.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = default::SEED)]
     seed: u64,
     /// Image side in pixels (default: the model's input size).
     #[arg(long)]
     size: Option<usize>,
     /// Optimize this many images at once, pushed apart by Lucid's Gram-matrix diversity term.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = default::DIVERSITY)]
     diversity: usize,
     /// Weight of the diversity term.
-    #[arg(long, default_value_t = DEFAULT_DIVERSITY_WEIGHT)]
+    #[arg(long, default_value_t = default::DIVERSITY_WEIGHT)]
     diversity_weight: f64,
     /// Layer of the diversity term (default: the objective's layer, or the last spatial layer
     /// for a class).
@@ -84,10 +88,9 @@ pub fn run(args: &MaximizeArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     if args.class.is_none() && (args.layer.is_none() || args.unit.is_none()) {
         anyhow::bail!("give --class C, or --layer L with --unit U");
     }
-    let preset = Preset::from_name(&args.preset)?;
     let steps = match args.steps {
         Some(steps) => steps,
-        None => preset.recipe()?.steps(),
+        None => recipe(args.preset).steps(),
     };
     let frame_every = match (&args.gif, args.frame_every) {
         (None, _) => None,
@@ -102,7 +105,7 @@ pub fn run(args: &MaximizeArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         layer: args.layer.clone(),
         unit: args.unit,
         neuron: args.neuron,
-        preset: args.preset.clone(),
+        preset: args.preset,
         steps: args.steps,
         seed: args.seed,
         size: args.size,
@@ -117,7 +120,7 @@ pub fn run(args: &MaximizeArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         render: args.stretch,
         stretch: args.stretch,
         inputs: args.npy.is_some(),
-        top: 3,
+        top: default::TOP,
         work_done_token: None,
     };
     let result = engine.request::<UnitMaximize>(&params, true)?;

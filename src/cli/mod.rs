@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch to the subcommands.
 
 mod activations;
+mod choices;
 mod client;
 mod daemon;
 mod deconv;

@@ -18,7 +18,7 @@ pub struct PredictArgs {
     #[arg(required = true)]
     images: Vec<PathBuf>,
     /// How many classes to show.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = convlens_shared::defaults::predict::TOP)]
     top: usize,
     /// Print JSON: [{"image", "top": [{"class", "label", "prob"}]}].
     #[arg(long)]

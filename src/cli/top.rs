@@ -28,7 +28,7 @@ pub struct TopArgs {
     #[arg(long, value_delimiter = ',')]
     unit: Vec<usize>,
     /// Images per unit.
-    #[arg(short = 'k', long = "top", default_value_t = 9)]
+    #[arg(short = 'k', long = "top", default_value_t = convlens_shared::defaults::folder::TOP_K)]
     k: usize,
     #[command(flatten)]
     folder: FolderArgs,
@@ -39,7 +39,7 @@ pub struct TopArgs {
     #[arg(short = 'o', long = "output")]
     output: Option<PathBuf>,
     /// Tile size of the picture, in pixels.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = convlens_shared::defaults::folder::TILE)]
     tile: u32,
 }
 

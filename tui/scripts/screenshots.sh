@@ -42,6 +42,14 @@ wait_for() { # wait_for TEXT: until the screen shows TEXT (90 s at most)
   for _ in $(seq 1 900); do screen | grep -qF -- "$1" && return 0; sleep 0.1; done
   echo "never showed: $1" >&2; screen >&2; return 1
 }
+wait_gone() { # wait_gone TEXT: until the screen no longer shows TEXT (90 s at most)
+  for _ in $(seq 1 900); do screen | grep -qF -- "$1" || return 0; sleep 0.1; done
+  echo "never went: $1" >&2; screen >&2; return 1
+}
+wait_idle() { # wait_idle SECONDS: until the status line names nothing being computed
+  for _ in $(seq 1 $(($1 * 10))); do screen | tail -n 1 | grep -qE '^ {40}' && return 0; sleep 0.1; done
+  echo "still busy after $1 s" >&2; screen >&2; return 1
+}
 keys() { for k in "$@"; do tmux -L "$server" send-keys -t t "$k"; sleep 0.05; done; }
 shot() { # shot NAME: the xterm window as docs/gallery/tui_NAME.png
   sleep 1.5
@@ -58,13 +66,20 @@ wait_for "unit 0/16 · max"
 shot browse
 keys Tab Tab Right Right Right Down i
 wait_for "Inspector unit"
-wait_for "maximization"
+wait_for "of 5 images" # the folder pass: the folder statistics and the top images
+wait_for "press a to compute"
+keys a # the unit's Lucid maximization: 512 steps, a few minutes on a small CPU
+wait_gone "press a to compute"
+wait_idle 900
+if screen | grep -qF "maximization:"; then # still loading, or failed
+  echo "no maximization" >&2; screen >&2; exit 1
+fi
 sleep 3
 shot units_inspector
 keys o
 wait_for "Overlay gradcam · class"
 shot overlay_gradcam
-keys M M M M M M M
+keys M M M M
 wait_for "Overlay guided-backprop · class"
 shot overlay_guided_backprop
 keys ']' m

@@ -27,30 +27,6 @@ use crate::state::{
 use crate::timeline::{self, Version};
 use crate::tree::{Search, TreeState};
 
-/// Every explanation method the daemon's `image/explain` knows, in the order `m` cycles them.
-pub const METHODS: &[&str] = &[
-    "gradcam",
-    "gradcam++",
-    "xgradcam",
-    "hirescam",
-    "layercam",
-    "scorecam",
-    "ablationcam",
-    "eigencam",
-    "cam",
-    "guided-gradcam",
-    "saliency",
-    "gradient",
-    "input-x-gradient",
-    "guided-backprop",
-    "deconvnet",
-    "smoothgrad",
-    "smoothgrad-sq",
-    "vargrad",
-    "integrated-gradients",
-    "occlusion",
-];
-
 /// The panes Tab moves between.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pane {
@@ -92,17 +68,6 @@ pub enum Link {
     /// The daemon could not be reached or went away.
     Lost(String),
 }
-
-/// The activation-maximization presets the inspector offers, in the order `A` steps through
-/// them: Lucid's priors first (the CLI's default), then the paper's most used Yosinski row.
-pub const MAXIMIZE_PRESETS: [&str; 6] = [
-    "lucid",
-    "yosinski3",
-    "yosinski1",
-    "yosinski2",
-    "yosinski4",
-    "none",
-];
 
 /// The whole state of the UI.
 #[derive(Debug)]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
+use convlens_shared::choices::Preset;
 use convlens_shared::sync::lock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -376,7 +377,7 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             class,
         } => {
             let mut params = ExplainParams::new(model_id, text(&image));
-            params.method = method;
+            params.method = method.into();
             params.target = class;
             params.map = false;
             params.render = true;
@@ -391,7 +392,7 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             let png = e.overlay.ok_or("the daemon sent no overlay picture")?;
             let bytes = png.to_bytes().map_err(|e| e.to_string())?;
             Ok(Reply::Explain(Explanation {
-                method: e.method,
+                method: e.method.name().to_string(),
                 class: e.class,
                 label: e.label,
                 overlay: Picture::decode(&bytes, MAX_PICTURE)?,
@@ -474,7 +475,7 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             // daemon's step progress as a gauge meanwhile.
             let mut params = MaximizeParams::channel(model_id, layer, unit);
             // The pixel presets stay near the mean image: shown stretched, as the toolbox does.
-            params.stretch = preset != "lucid";
+            params.stretch = preset != Preset::Lucid;
             params.preset = preset;
             params.render = true;
             params.work_done_token = Some(watch_progress(shared, ticket));

@@ -1,6 +1,7 @@
 //! What the app asks of the outside world: daemon calls and local photo loads, each with a
 //! ticket whose slot says which view it feeds (a newer ticket for a slot supersedes the older).
 
+use convlens_shared::choices::{Method, Preset};
 use convlens_shared::methods::model::LoadParams;
 use std::path::PathBuf;
 
@@ -151,8 +152,8 @@ pub enum Request {
         layer: String,
         /// The channel.
         unit: usize,
-        /// The preset (`lucid`, `yosinski1`..`4`, `none`).
-        preset: String,
+        /// The preset.
+        preset: Preset,
     },
     /// An attribution overlay.
     Explain {
@@ -160,8 +161,8 @@ pub enum Request {
         model_id: String,
         /// The image.
         image: PathBuf,
-        /// The method (`gradcam`).
-        method: String,
+        /// The method.
+        method: Method,
         /// The class (the top one when `None`).
         class: Option<usize>,
     },

@@ -292,7 +292,7 @@ fn reply_to(request: &Request) -> Reply {
         Request::Deconv { unit, .. } => Reply::Deconv(picture(*unit as u32 + 7, 64, 64)),
         Request::Maximize { unit, .. } => Reply::Maximize(picture(*unit as u32 + 11, 64, 64)),
         Request::Explain { method, class, .. } => Reply::Explain(Explanation {
-            method: method.clone(),
+            method: method.name().to_string(),
             class: class.unwrap_or(281),
             label: Some(
                 if class.is_some() {
@@ -302,7 +302,7 @@ fn reply_to(request: &Request) -> Reply {
                 }
                 .into(),
             ),
-            overlay: picture(method.len() as u32, 64, 64),
+            overlay: picture(method.name().len() as u32, 64, 64),
         }),
         Request::Filters { layer, .. } => Reply::Filters(FilterBank {
             layer: layer.clone(),
@@ -483,15 +483,16 @@ fn inspector_view() {
     });
 }
 
-/// `A` steps the maximization preset (lucid first): the inspector names it, `a` asks the daemon
-/// for that preset, and each preset's picture is kept apart, so coming back to one asks nothing.
+/// `A` steps the maximization preset (lucid, the default, first; then the CLI's order): the
+/// inspector names it, `a` asks the daemon for that preset, and each preset's picture is kept
+/// apart, so coming back to one asks nothing.
 #[test]
 fn maximize_preset_is_picked_with_shift_a() {
     let presets = |s: &Session| {
         s.log
             .iter()
             .filter_map(|r| match r {
-                Request::Maximize { preset, .. } => Some(preset.clone()),
+                Request::Maximize { preset, .. } => Some(preset.name()),
                 _ => None,
             })
             .collect::<Vec<_>>()
@@ -507,19 +508,19 @@ fn maximize_preset_is_picked_with_shift_a() {
     s.keys("A");
     let screen = s.draw();
     assert!(
-        screen.contains("yosinski3 maximization") && screen.contains("press a to compute"),
+        screen.contains("none maximization") && screen.contains("press a to compute"),
         "{screen}"
     );
     s.keys("a");
     s.settle();
-    assert_eq!(presets(&s), ["lucid", "yosinski3"]);
-    // Four more steps reach `none`, one more wraps around to `lucid`, whose picture is kept.
+    assert_eq!(presets(&s), ["lucid", "none"]);
+    // Four more steps reach `yosinski4`, one more wraps around to `lucid`, whose picture is kept.
     s.keys("AAAA");
-    assert!(s.draw().contains("none maximization"));
+    assert!(s.draw().contains("yosinski4 maximization"));
     s.keys("Aa");
     s.settle();
     assert!(s.draw().contains("lucid maximization"));
-    assert_eq!(presets(&s), ["lucid", "yosinski3"]);
+    assert_eq!(presets(&s), ["lucid", "none"]);
 }
 
 #[test]

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use convlens_models::render::Colormap;
 use convlens_models::units::{
     layer_activations_from, render_activation_grid, ActivationScale, LayerActivations,
 };
@@ -27,7 +26,7 @@ pub fn register(r: &mut Router) {
 /// The maps and numbers of one layer on one image.
 pub fn activations(call: &Call, p: ActivationsParams) -> Result<ActivationsResult, MethodError> {
     let scale = ActivationScale::from_name(&p.scale)?;
-    let cmap = Colormap::from_name(&p.cmap)?;
+    let cmap = p.cmap;
     let loaded = call.service.models.acquire(&p.model_id)?;
     let version = loaded.key();
     let image = ImageKey::of(Path::new(&p.image));

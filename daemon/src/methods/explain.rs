@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use candle_core::{DType, Device};
-use convlens_models::explain::{explain_with_trace, Baseline, ExplainOptions, Method};
-use convlens_models::render::{input_photo, Colormap};
+use convlens_models::explain::{explain_with_trace, ExplainOptions};
+use convlens_models::render::input_photo;
 use convlens_shared::array::Array;
 use convlens_shared::methods::explain::{
     ExplainParams, ExplainResult, ExplanationData, ImageExplain, Skipped,
@@ -45,12 +45,8 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
             .service
             .activations
             .full_trace(&version, model, &image, &input)?;
-        let cmap = Colormap::from_name(&p.cmap)?;
-        let methods = if p.method == "all" {
-            Method::all()
-        } else {
-            vec![Method::from_name(&p.method)?]
-        };
+        let cmap = p.cmap;
+        let methods = p.method.methods();
         let base = ExplainOptions {
             method: methods[0],
             target: p.target,
@@ -59,7 +55,7 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
             noise: p.noise,
             seed: p.seed,
             steps: p.steps,
-            baseline: Baseline::from_name(&p.baseline)?,
+            baseline: p.baseline,
             window: p.window,
             stride: p.stride,
             batch_size: p.batch,
@@ -79,7 +75,7 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
             explanations: Vec::new(),
             skipped: Vec::new(),
         };
-        for &method in &methods {
+        for &method in methods {
             let options = ExplainOptions {
                 method,
                 ..base.clone()
@@ -90,7 +86,7 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
                 // `all` skips what does not apply to this model (plain CAM without a GAP head).
                 Err(e) if methods.len() > 1 => {
                     result.skipped.push(Skipped {
-                        method: method.name().into(),
+                        method,
                         error: e.to_string(),
                     });
                     continue;
@@ -114,7 +110,7 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
                 None => None,
             };
             result.explanations.push(ExplanationData {
-                method: e.method.name().into(),
+                method: e.method,
                 class: e.target,
                 label: model.labels.get(e.target).cloned(),
                 logit: e.score,

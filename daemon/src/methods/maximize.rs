@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, Tensor};
 use convlens_models::maximize::display::stretched;
 use convlens_models::maximize::{
-    maximize, picture_inputs, pictures, Frame, MaximizeOptions, Objective, Preset,
+    maximize, picture_inputs, pictures, Frame, MaximizeOptions, Objective,
 };
 use convlens_shared::array::{Array, Png};
 use convlens_shared::methods::maximize::{FrameData, MaximizeParams, MaximizeResult, UnitMaximize};
@@ -61,7 +61,7 @@ pub fn run(call: &Call, p: MaximizeParams) -> Result<MaximizeResult, MethodError
             objective: result.objective.describe(),
             label,
             layer: result.layer.clone(),
-            preset: result.preset.name(),
+            preset: result.preset,
             steps: result.steps,
             images: array_of(&result.images)?,
             pictures: match (p.render, p.stretch) {
@@ -148,7 +148,7 @@ fn options_of(p: &MaximizeParams) -> Result<MaximizeOptions, MethodError> {
     };
     Ok(MaximizeOptions {
         objective,
-        preset: Preset::from_name(&p.preset)?,
+        preset: p.preset,
         steps: p.steps,
         seed: p.seed,
         size: p.size,

@@ -116,9 +116,9 @@ impl Default for EvolveOptions {
             image: None,
             layer: None,
             unit: None,
-            method: Method::GradCam,
+            method: convlens_shared::defaults::explain::METHOD,
             target: None,
-            cmap: Colormap::Viridis,
+            cmap: convlens_shared::defaults::explain::CMAP,
             max_filters: 64,
             captions: true,
         }

@@ -72,8 +72,7 @@ pub fn render_unit_map(map: &UnitMap, lo: f32, hi: f32, cmap: Colormap) -> RgbIm
         |px, py| {
             let (y, x) = ((py / factor) as usize, (px / factor) as usize);
             let v = map.values.get(y * map.width + x).copied().unwrap_or(lo);
-            Rgb(cmap
-                .color(range_level(v, lo, hi))
+            Rgb(crate::render::color(cmap, range_level(v, lo, hi))
                 .map(|c| (c * 255.0).round().clamp(0.0, 255.0) as u8))
         },
     )

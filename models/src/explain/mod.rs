@@ -49,19 +49,21 @@ pub struct ExplainOptions {
 }
 
 impl Default for ExplainOptions {
+    /// The protocol's defaults (`convlens_shared::defaults::explain`).
     fn default() -> Self {
+        use convlens_shared::defaults::explain as default;
         ExplainOptions {
-            method: Method::GradCam,
+            method: default::METHOD,
             target: None,
             layer: None,
-            samples: 50,
-            noise: 0.15,
-            seed: 0,
-            steps: 50,
-            baseline: Baseline::Zero,
-            window: 16,
-            stride: 8,
-            batch_size: 16,
+            samples: default::SAMPLES,
+            noise: default::NOISE,
+            seed: default::SEED,
+            steps: default::STEPS,
+            baseline: default::BASELINE,
+            window: default::WINDOW,
+            stride: default::STRIDE,
+            batch_size: default::BATCH,
         }
     }
 }

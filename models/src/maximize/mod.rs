@@ -25,16 +25,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 pub use objective::Objective;
-pub use presets::{Preset, Recipe};
+pub use presets::{recipe, Preset, Recipe};
 
 use crate::explain::default_cam_layer;
 use crate::progress::Progress;
 use crate::{Error, Model, Result};
 use gradient::Ascent;
 use objective::BoundObjective;
-
-/// Lucid's weight of the diversity term (`objective - 1e2 * diversity(layer)`).
-pub const DEFAULT_DIVERSITY_WEIGHT: f64 = 100.0;
 
 /// The smallest image side accepted (the demo's stem and five stride-2 stages need 32).
 pub const MIN_SIZE: usize = 32;
@@ -65,15 +62,17 @@ pub struct MaximizeOptions {
 }
 
 impl Default for MaximizeOptions {
+    /// The protocol's defaults (`convlens_shared::defaults::maximize`), for class 0.
     fn default() -> Self {
+        use convlens_shared::defaults::maximize as default;
         MaximizeOptions {
             objective: Objective::Class(0),
-            preset: Preset::Lucid,
+            preset: default::PRESET,
             steps: None,
-            seed: 0,
+            seed: default::SEED,
             size: None,
-            images: 1,
-            diversity_weight: DEFAULT_DIVERSITY_WEIGHT,
+            images: default::DIVERSITY,
+            diversity_weight: default::DIVERSITY_WEIGHT,
             diversity_layer: None,
             frame_every: None,
         }
@@ -167,7 +166,7 @@ pub fn maximize(
     options: &MaximizeOptions,
     progress: &dyn Progress,
 ) -> Result<Maximization> {
-    let recipe = options.preset.recipe()?;
+    let recipe = presets::recipe(options.preset);
     let steps = options.steps.unwrap_or_else(|| recipe.steps());
     if steps == 0 {
         return Err(Error::InvalidArgument("steps must be at least 1".into()));

@@ -3,21 +3,13 @@
 
 use super::step_size::StepScale;
 use super::transforms::TransformRobustness;
-use crate::{Error, Result};
 
-/// A named set of optimization settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Preset {
-    /// Plain gradient ascent on the pixels with a little L2 decay, from the mean image
-    /// (Simonyan et al. 2014): the "no regularization" row.
-    None,
-    /// Row 1–4 of Yosinski et al. 2015, Table 1.
-    Yosinski(u8),
-    /// Fourier parameterization with 1/f scaling, decorrelated colour, transformation
-    /// robustness, Adam at 0.05, 512 steps (Lucid's `render_vis` defaults).
-    #[default]
-    Lucid,
-}
+/// A named set of optimization settings (`convlens_shared::choices`): `none` (plain gradient
+/// ascent on the pixels with a little L2 decay, from the mean image: Simonyan et al. 2014),
+/// `yosinski1`–`yosinski4` (Yosinski et al. 2015, Table 1), `lucid` (Fourier parameterization
+/// with 1/f scaling, decorrelated colour, transformation robustness, Adam at 0.05, 512 steps:
+/// Lucid's `render_vis` defaults).
+pub use convlens_shared::choices::Preset;
 
 /// How the pixel-space presets pick their step size (deep-visualization-toolbox's `lr_policy`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -96,108 +88,61 @@ pub enum Recipe {
     Fourier(FourierAdam),
 }
 
-impl Preset {
-    /// Every preset, in the order of the gallery.
-    pub fn all() -> Vec<Preset> {
-        vec![
-            Preset::None,
-            Preset::Yosinski(1),
-            Preset::Yosinski(2),
-            Preset::Yosinski(3),
-            Preset::Yosinski(4),
-            Preset::Lucid,
-        ]
-    }
-
-    /// The command-line name (`none`, `yosinski1`, …, `lucid`).
-    pub fn name(self) -> String {
-        match self {
-            Preset::None => "none".into(),
-            Preset::Yosinski(i) => format!("yosinski{i}"),
-            Preset::Lucid => "lucid".into(),
-        }
-    }
-
-    /// Parses a command-line name.
-    pub fn from_name(name: &str) -> Result<Preset> {
-        match name {
-            "none" => Ok(Preset::None),
-            "lucid" => Ok(Preset::Lucid),
-            "yosinski1" => Ok(Preset::Yosinski(1)),
-            "yosinski2" => Ok(Preset::Yosinski(2)),
-            "yosinski3" => Ok(Preset::Yosinski(3)),
-            "yosinski4" => Ok(Preset::Yosinski(4)),
-            other => Err(Error::InvalidArgument(format!(
-                "unknown preset `{other}`: expected none, yosinski1, yosinski2, yosinski3, yosinski4 or lucid"
-            ))),
-        }
-    }
-
-    /// The preset's settings.
-    ///
-    /// The Yosinski rows are the toolbox's command lines for Table 1 (its README, "Reproducing
-    /// paper results"), with their learning-rate rules and iteration counts; they start from
-    /// the mean plus N(0, 10) noise, the toolbox's default. Their learning rates (given for
-    /// CaffeNet) are calibrated to the model at the first step ([`StepScale::Calibrated`]: lr
-    /// 100 becomes the step that gains 2 there). `none` has no blur and no clipping;
-    /// Simonyan et al. give no λ and no step size, so it takes row 3's decay (1e-4) and row 4's
-    /// "progress" step (each step aims at +2 on the objective): the constant step of 100 that the
-    /// toolbox calibrated for CaffeNet's raw pixels leaves the demo model at the mean image
-    /// (its logit gradient there is too small to move 224-pixel images in 500 steps).
-    pub fn recipe(self) -> Result<Recipe> {
-        let pixel = |decay, blur_width, blur_every, norm, contribution, lr, steps| {
-            Recipe::Pixel(PixelAscent {
-                decay,
-                blur_width,
-                blur_every,
-                small_norm_percentile: norm,
-                small_contribution_percentile: contribution,
-                learning_rate: lr,
-                step_scale: StepScale::Calibrated {
-                    reference_lr: 100.0,
-                    desired_progress: 2.0,
-                },
-                steps,
-                start: Start::MeanPlusNoise(10.0),
-            })
-        };
-        let progress = |max_lr| LearningRate::Progress {
-            max_lr,
-            desired_progress: 2.0,
-        };
-        Ok(match self {
-            Preset::None => Recipe::Pixel(PixelAscent {
-                decay: 1e-4,
-                blur_width: 0.0,
-                blur_every: 0,
-                small_norm_percentile: 0.0,
-                small_contribution_percentile: 0.0,
-                learning_rate: progress(1e8),
-                step_scale: StepScale::AsGiven,
-                steps: 500,
-                start: Start::Mean,
-            }),
-            Preset::Yosinski(1) => pixel(0.0, 0.5, 4, 50.0, 0.0, progress(100.0), 500),
-            Preset::Yosinski(2) => {
-                pixel(0.3, 0.0, 0, 20.0, 0.0, LearningRate::Constant(100.0), 750)
-            }
-            Preset::Yosinski(3) => {
-                pixel(1e-4, 1.0, 4, 0.0, 0.0, LearningRate::Constant(100.0), 1000)
-            }
-            Preset::Yosinski(4) => pixel(0.0, 0.5, 4, 0.0, 90.0, progress(1e8), 1000),
-            Preset::Yosinski(i) => {
-                return Err(Error::InvalidArgument(format!(
-                "there is no preset yosinski{i}: Yosinski et al. give four (yosinski1..yosinski4)"
-            )))
-            }
-            Preset::Lucid => Recipe::Fourier(FourierAdam {
-                lr: 0.05,
-                steps: 512,
-                init_sd: 0.01,
-                decorrelate: true,
-                transforms: TransformRobustness::lucid(),
-            }),
+/// The preset's settings.
+///
+/// The Yosinski rows are the toolbox's command lines for Table 1 (its README, "Reproducing
+/// paper results"), with their learning-rate rules and iteration counts; they start from
+/// the mean plus N(0, 10) noise, the toolbox's default. Their learning rates (given for
+/// CaffeNet) are calibrated to the model at the first step ([`StepScale::Calibrated`]: lr
+/// 100 becomes the step that gains 2 there). `none` has no blur and no clipping;
+/// Simonyan et al. give no λ and no step size, so it takes row 3's decay (1e-4) and row 4's
+/// "progress" step (each step aims at +2 on the objective): the constant step of 100 that the
+/// toolbox calibrated for CaffeNet's raw pixels leaves the demo model at the mean image
+/// (its logit gradient there is too small to move 224-pixel images in 500 steps).
+pub fn recipe(preset: Preset) -> Recipe {
+    let pixel = |decay, blur_width, blur_every, norm, contribution, lr, steps| {
+        Recipe::Pixel(PixelAscent {
+            decay,
+            blur_width,
+            blur_every,
+            small_norm_percentile: norm,
+            small_contribution_percentile: contribution,
+            learning_rate: lr,
+            step_scale: StepScale::Calibrated {
+                reference_lr: 100.0,
+                desired_progress: 2.0,
+            },
+            steps,
+            start: Start::MeanPlusNoise(10.0),
         })
+    };
+    let progress = |max_lr| LearningRate::Progress {
+        max_lr,
+        desired_progress: 2.0,
+    };
+    match preset {
+        Preset::None => Recipe::Pixel(PixelAscent {
+            decay: 1e-4,
+            blur_width: 0.0,
+            blur_every: 0,
+            small_norm_percentile: 0.0,
+            small_contribution_percentile: 0.0,
+            learning_rate: progress(1e8),
+            step_scale: StepScale::AsGiven,
+            steps: 500,
+            start: Start::Mean,
+        }),
+        Preset::Yosinski1 => pixel(0.0, 0.5, 4, 50.0, 0.0, progress(100.0), 500),
+        Preset::Yosinski2 => pixel(0.3, 0.0, 0, 20.0, 0.0, LearningRate::Constant(100.0), 750),
+        Preset::Yosinski3 => pixel(1e-4, 1.0, 4, 0.0, 0.0, LearningRate::Constant(100.0), 1000),
+        Preset::Yosinski4 => pixel(0.0, 0.5, 4, 0.0, 90.0, progress(1e8), 1000),
+        Preset::Lucid => Recipe::Fourier(FourierAdam {
+            lr: 0.05,
+            steps: 512,
+            init_sd: 0.01,
+            decorrelate: true,
+            transforms: TransformRobustness::lucid(),
+        }),
     }
 }
 

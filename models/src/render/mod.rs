@@ -7,53 +7,29 @@ use candle_core::{DType, Device, Tensor};
 use image::{Rgb, RgbImage};
 
 use crate::explain::resize::scale_cam;
-use crate::{Error, Result};
+use crate::Result;
 
-/// A colormap, as matplotlib names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Colormap {
-    /// Perceptually uniform, the default.
-    Viridis,
-    /// Perceptually uniform, black to yellow.
-    Inferno,
-    /// The classic rainbow.
-    Jet,
-    /// Black to white.
-    Gray,
+/// A colormap, as matplotlib names it (`convlens_shared::choices`).
+pub use convlens_shared::choices::Colormap;
+
+/// The 256-entry table of `cmap`.
+fn table(cmap: Colormap) -> &'static [[f32; 3]; 256] {
+    match cmap {
+        Colormap::Viridis => &colormap_tables::VIRIDIS,
+        Colormap::Inferno => &colormap_tables::INFERNO,
+        Colormap::Jet => &colormap_tables::JET,
+        Colormap::Gray => &colormap_tables::GRAY,
+    }
 }
 
-impl Colormap {
-    /// Parses a `--cmap` name.
-    pub fn from_name(name: &str) -> Result<Colormap> {
-        match name {
-            "viridis" => Ok(Colormap::Viridis),
-            "inferno" => Ok(Colormap::Inferno),
-            "jet" => Ok(Colormap::Jet),
-            "gray" | "grey" => Ok(Colormap::Gray),
-            other => Err(Error::InvalidArgument(format!(
-                "unknown colormap `{other}`; known: viridis, inferno, jet, gray"
-            ))),
-        }
-    }
-
-    fn table(self) -> &'static [[f32; 3]; 256] {
-        match self {
-            Colormap::Viridis => &colormap_tables::VIRIDIS,
-            Colormap::Inferno => &colormap_tables::INFERNO,
-            Colormap::Jet => &colormap_tables::JET,
-            Colormap::Gray => &colormap_tables::GRAY,
-        }
-    }
-
-    /// The colour of `v` in [0, 1], as matplotlib's `cmap(v)` with 256 entries.
-    pub fn color(self, v: f32) -> [f32; 3] {
-        let index = if v.is_nan() {
-            0
-        } else {
-            ((v.clamp(0.0, 1.0)) * 256.0).min(255.0) as usize
-        };
-        self.table()[index]
-    }
+/// The colour of `v` in [0, 1] in `cmap`, as matplotlib's `cmap(v)` with 256 entries.
+pub fn color(cmap: Colormap, v: f32) -> [f32; 3] {
+    let index = if v.is_nan() {
+        0
+    } else {
+        ((v.clamp(0.0, 1.0)) * 256.0).min(255.0) as usize
+    };
+    table(cmap)[index]
 }
 
 /// Captum's `visualize_image_attr(sign="absolute_value")` scaling of an attribution [C, H, W]:
@@ -97,7 +73,7 @@ pub fn overlay(photo: &RgbImage, heat: &[Vec<f32>], cmap: Colormap, alpha: f32) 
             .and_then(|r| r.get(x as usize))
             .copied()
             .unwrap_or(0.0);
-        let c = cmap.color(v);
+        let c = color(cmap, v);
         let base = photo.get_pixel(x, y).0;
         let mut px = [0u8; 3];
         for i in 0..3 {
@@ -157,9 +133,15 @@ mod tests {
     #[test]
     fn colormap_ends_are_matplotlibs() {
         // matplotlib: viridis(0) = (0.267004, 0.004874, 0.329415), viridis(1.0) = (0.993248, 0.906157, 0.143936)
-        assert_eq!(Colormap::Viridis.color(0.0), [0.267004, 0.004874, 0.329415]);
-        assert_eq!(Colormap::Viridis.color(1.0), [0.993248, 0.906157, 0.143936]);
-        assert_eq!(Colormap::Gray.color(1.0), [1.0, 1.0, 1.0]);
+        assert_eq!(
+            color(Colormap::Viridis, 0.0),
+            [0.267004, 0.004874, 0.329415]
+        );
+        assert_eq!(
+            color(Colormap::Viridis, 1.0),
+            [0.993248, 0.906157, 0.143936]
+        );
+        assert_eq!(color(Colormap::Gray, 1.0), [1.0, 1.0, 1.0]);
     }
 
     #[test]

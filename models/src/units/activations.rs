@@ -171,7 +171,7 @@ pub fn render_activation_grid(
             let (lo, hi) = acts.range(scale, c);
             enlarged_tile(h, w, factor, |y, x| {
                 let v = acts.maps.data[(c * h + y) * w + x];
-                cmap.color(range_level(v, lo, hi)).map(to_byte)
+                crate::render::color(cmap, range_level(v, lo, hi)).map(to_byte)
             })
         })
         .collect();

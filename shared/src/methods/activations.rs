@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::model::ModelId;
 use super::request;
 use crate::array::{Array, Png};
+use crate::choices::Colormap;
+use crate::defaults::activations as default;
 
 request!(
     /// A layer's feature maps on one image and each channel's mean, min, max, argmax and
@@ -35,9 +37,9 @@ pub struct ActivationsParams {
     /// The grid's scale: shared (one range for every tile) or per-tile.
     #[serde(default = "default_scale")]
     pub scale: String,
-    /// The grid's colormap: gray, viridis, inferno or jet.
+    /// The grid's colormap.
     #[serde(default = "default_cmap")]
-    pub cmap: String,
+    pub cmap: Colormap,
 }
 
 impl ActivationsParams {
@@ -64,10 +66,10 @@ fn yes() -> bool {
     true
 }
 fn default_scale() -> String {
-    "shared".into()
+    default::SCALE.into()
 }
-fn default_cmap() -> String {
-    "gray".into()
+fn default_cmap() -> Colormap {
+    default::CMAP
 }
 
 /// One channel's numbers on the image.

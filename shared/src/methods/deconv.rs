@@ -77,13 +77,13 @@ impl DeconvParams {
 }
 
 fn default_position() -> String {
-    "max".into()
+    crate::defaults::deconv::POSITION.into()
 }
 fn default_rule() -> String {
-    "deconvnet".into()
+    crate::defaults::deconv::RULE.into()
 }
 fn default_tile() -> u32 {
-    160
+    crate::defaults::deconv::TILE
 }
 fn yes() -> bool {
     true

@@ -6,6 +6,8 @@ use super::model::ModelId;
 use super::progress::ProgressToken;
 use super::request;
 use crate::array::{Array, Png};
+use crate::choices::{Baseline, Colormap, Method, MethodSelection};
+use crate::defaults::explain as default;
 
 request!(
     /// Explains the model's prediction on one image by one method (or `all`).
@@ -23,11 +25,9 @@ pub struct ExplainParams {
     pub model_id: ModelId,
     /// The image (or preprocessed `.npy`), absolute path.
     pub image: String,
-    /// gradient, saliency, input-x-gradient, smoothgrad, smoothgrad-sq, vargrad,
-    /// integrated-gradients, guided-backprop, deconvnet, occlusion, cam, gradcam, gradcam++,
-    /// xgradcam, hirescam, layercam, scorecam, ablationcam, eigencam, guided-gradcam, or all.
+    /// The method, or `all` ([`MethodSelection`]).
     #[serde(default = "default_method")]
-    pub method: String,
+    pub method: MethodSelection,
     /// Layer for the CAM family (default: the last spatial layer before the head).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<String>,
@@ -41,14 +41,14 @@ pub struct ExplainParams {
     #[serde(default = "default_noise")]
     pub noise: f64,
     /// Seed for SmoothGrad's noise.
-    #[serde(default)]
+    #[serde(default = "default_seed")]
     pub seed: u64,
     /// Integrated Gradients steps.
     #[serde(default = "default_steps")]
     pub steps: usize,
-    /// Integrated Gradients baseline: zero, blur or noise.
+    /// Integrated Gradients baseline.
     #[serde(default = "default_baseline")]
-    pub baseline: String,
+    pub baseline: Baseline,
     /// Occlusion window (pixels, square).
     #[serde(default = "default_window")]
     pub window: usize,
@@ -58,9 +58,9 @@ pub struct ExplainParams {
     /// Inputs per batch for IG steps, occluded copies and CAM masks.
     #[serde(default = "default_batch")]
     pub batch: usize,
-    /// Colormap of the overlays: viridis, inferno, jet or gray.
+    /// Colormap of the overlays.
     #[serde(default = "default_cmap")]
-    pub cmap: String,
+    pub cmap: Colormap,
     /// Weight of the heat map over the photo.
     #[serde(default = "default_alpha")]
     pub alpha: f32,
@@ -86,7 +86,7 @@ impl ExplainParams {
             target: None,
             samples: default_samples(),
             noise: default_noise(),
-            seed: 0,
+            seed: default::SEED,
             steps: default_steps(),
             baseline: default_baseline(),
             window: default_window(),
@@ -101,35 +101,38 @@ impl ExplainParams {
     }
 }
 
-fn default_method() -> String {
-    "gradcam".into()
+fn default_method() -> MethodSelection {
+    MethodSelection::One(default::METHOD)
+}
+fn default_seed() -> u64 {
+    default::SEED
 }
 fn default_samples() -> usize {
-    50
+    default::SAMPLES
 }
 fn default_noise() -> f64 {
-    0.15
+    default::NOISE
 }
 fn default_steps() -> usize {
-    50
+    default::STEPS
 }
-fn default_baseline() -> String {
-    "zero".into()
+fn default_baseline() -> Baseline {
+    default::BASELINE
 }
 fn default_window() -> usize {
-    16
+    default::WINDOW
 }
 fn default_stride() -> usize {
-    8
+    default::STRIDE
 }
 fn default_batch() -> usize {
-    16
+    default::BATCH
 }
-fn default_cmap() -> String {
-    "viridis".into()
+fn default_cmap() -> Colormap {
+    default::CMAP
 }
 fn default_alpha() -> f32 {
-    0.5
+    default::ALPHA
 }
 fn yes() -> bool {
     true
@@ -139,8 +142,8 @@ fn yes() -> bool {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExplanationData {
-    /// The method's name.
-    pub method: String,
+    /// The method.
+    pub method: Method,
     /// The class explained.
     pub class: usize,
     /// Its name.
@@ -165,7 +168,7 @@ pub struct ExplanationData {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Skipped {
     /// The method.
-    pub method: String,
+    pub method: Method,
     /// Why.
     pub error: String,
 }

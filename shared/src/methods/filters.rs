@@ -57,16 +57,16 @@ impl FiltersParams {
 }
 
 fn default_dead_ratio() -> f32 {
-    0.01
+    crate::defaults::filters::DEAD_RATIO
 }
 fn yes() -> bool {
     true
 }
 fn default_max_filters() -> usize {
-    64
+    crate::defaults::filters::MAX_FILTERS
 }
 fn default_max_inputs() -> usize {
-    32
+    crate::defaults::filters::MAX_INPUTS
 }
 
 /// One filter's numbers.

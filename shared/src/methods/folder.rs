@@ -9,6 +9,7 @@ use super::model::ModelId;
 use super::progress::ProgressToken;
 use super::request;
 use crate::array::{Array, Png};
+use crate::defaults::folder as default;
 
 request!(
     /// The CNN code of every image under a folder, and its t-SNE or PCA map.
@@ -127,10 +128,10 @@ pub struct EmbedParams {
     #[serde(default = "default_iterations")]
     pub iterations: usize,
     /// Threads for t-SNE: 1 gives the same map on every run; 0 uses every core.
-    #[serde(default = "one")]
+    #[serde(default = "default_threads")]
     pub threads: usize,
     /// Seed of the map's initialisation.
-    #[serde(default)]
+    #[serde(default = "default_seed")]
     pub seed: u64,
     /// Whether to return the codes [N, D].
     #[serde(default)]
@@ -154,8 +155,8 @@ impl EmbedParams {
             map: default_map(),
             perplexity: default_perplexity(),
             iterations: default_iterations(),
-            threads: 1,
-            seed: 0,
+            threads: default::THREADS,
+            seed: default::SEED,
             codes: false,
             render: None,
             work_done_token: None,
@@ -353,27 +354,30 @@ pub struct NeighborsResult {
 fn yes() -> bool {
     true
 }
-fn one() -> usize {
-    1
+fn default_threads() -> usize {
+    default::THREADS
+}
+fn default_seed() -> u64 {
+    default::SEED
 }
 fn default_batch() -> usize {
-    32
+    default::BATCH
 }
 fn default_map() -> String {
-    "tsne".into()
+    default::MAP.into()
 }
 fn default_perplexity() -> f32 {
-    30.0
+    default::PERPLEXITY
 }
 fn default_iterations() -> usize {
-    1000
+    default::ITERATIONS
 }
 fn default_k_top() -> usize {
-    9
+    default::TOP_K
 }
 fn default_k_neighbors() -> usize {
-    8
+    default::NEIGHBORS_K
 }
 fn default_tile() -> u32 {
-    64
+    default::TILE
 }

@@ -8,6 +8,8 @@ use super::predict::ClassScore;
 use super::progress::ProgressToken;
 use super::request;
 use crate::array::{Array, Png};
+use crate::choices::Preset;
+use crate::defaults::maximize as default;
 
 request!(
     /// Synthesizes the images that maximize a class, a channel or a neuron: a sweep, with a
@@ -36,14 +38,14 @@ pub struct MaximizeParams {
     /// Maximize the channel's centre neuron instead of its mean.
     #[serde(default)]
     pub neuron: bool,
-    /// none, yosinski1, yosinski2, yosinski3, yosinski4 or lucid.
+    /// The preset.
     #[serde(default = "default_preset")]
-    pub preset: String,
+    pub preset: Preset,
     /// Optimization steps (default: the preset's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<usize>,
     /// Seed of the starting image and the random transforms: same seed, same image.
-    #[serde(default)]
+    #[serde(default = "default_seed")]
     pub seed: u64,
     /// Image side in pixels (default: the model's input size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,7 +97,7 @@ impl MaximizeParams {
             neuron: false,
             preset: default_preset(),
             steps: None,
-            seed: 0,
+            seed: default::SEED,
             size: None,
             diversity: 1,
             diversity_weight: default_diversity_weight(),
@@ -121,22 +123,24 @@ impl MaximizeParams {
     }
 }
 
-fn default_preset() -> String {
-    "lucid".into()
+fn default_preset() -> Preset {
+    default::PRESET
+}
+fn default_seed() -> u64 {
+    default::SEED
 }
 fn one() -> usize {
-    1
+    default::DIVERSITY
 }
-/// Lucid's weight of the diversity term, as the engine's default.
 fn default_diversity_weight() -> f64 {
-    100.0
+    default::DIVERSITY_WEIGHT
 }
 fn yes() -> bool {
     true
 }
 /// The classes `convlens maximize` reports for each image.
 fn default_top() -> usize {
-    3
+    default::TOP
 }
 
 /// The images at one step of the optimization.
@@ -166,7 +170,7 @@ pub struct MaximizeResult {
     /// The layer it was read at.
     pub layer: String,
     /// The preset.
-    pub preset: String,
+    pub preset: Preset,
     /// Steps taken.
     pub steps: usize,
     /// The images in [0, 1], [N, C, S, S].

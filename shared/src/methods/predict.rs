@@ -31,7 +31,7 @@ pub struct PredictParams {
 }
 
 fn default_top() -> usize {
-    5
+    crate::defaults::predict::TOP
 }
 
 /// One class of a prediction.

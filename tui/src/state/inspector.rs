@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::app::MAXIMIZE_PRESETS;
 use crate::data::{LayerOverFolder, Picture, UnitOverFolder};
 use crate::layout;
 use crate::remote::{Fetch, Remote};
@@ -14,12 +13,14 @@ use crate::request::{Feature, Outgoing, Request, Slot};
 use crate::state::requester::Requester;
 use crate::state::shown::Shown;
 use crate::state::units::UnitKey;
+use convlens_shared::choices::Preset;
+use convlens_shared::defaults;
 
 /// A unit's activation maximization with one preset.
-pub type MaximizeKey = (UnitKey, String);
+pub type MaximizeKey = (UnitKey, Preset);
 
 /// The inspector's data, preset and pending maximization.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct InspectorState {
     /// Whether the inspector is open.
     pub open: bool,
@@ -33,27 +34,48 @@ pub struct InspectorState {
     pub maximize: Fetch<MaximizeKey, Picture>,
     /// Activation-maximization images computed so far.
     pub maximized: HashMap<MaximizeKey, Picture>,
-    /// The activation-maximization preset, an index into [`MAXIMIZE_PRESETS`].
-    pub maximize_preset: usize,
+    /// The activation-maximization preset.
+    pub maximize_preset: Preset,
     /// The maximization asked for with `A`, sent at the next refresh.
     pending_maximize: Option<MaximizeKey>,
+}
+
+impl Default for InspectorState {
+    /// Closed, nothing fetched, the protocol's default preset.
+    fn default() -> Self {
+        InspectorState {
+            open: false,
+            folder_top: Fetch::default(),
+            top_crop: Fetch::default(),
+            deconv: Fetch::default(),
+            maximize: Fetch::default(),
+            maximized: HashMap::new(),
+            maximize_preset: defaults::maximize::PRESET,
+            pending_maximize: None,
+        }
+    }
 }
 
 impl InspectorState {
     /// The chosen activation-maximization preset's name.
     pub fn maximize_preset_name(&self) -> &'static str {
-        MAXIMIZE_PRESETS[self.maximize_preset % MAXIMIZE_PRESETS.len()]
+        self.maximize_preset.name()
     }
 
-    /// Chooses the next preset (and opens the inspector to show it).
+    /// Chooses the next preset in the CLI's order, wrapping around (and opens the inspector to
+    /// show it).
     pub fn next_preset(&mut self) {
-        self.maximize_preset = (self.maximize_preset + 1) % MAXIMIZE_PRESETS.len();
+        let at = Preset::ALL
+            .iter()
+            .position(|p| *p == self.maximize_preset)
+            .unwrap_or(0);
+        self.maximize_preset = Preset::ALL[(at + 1) % Preset::ALL.len()];
         self.open = true;
     }
 
     /// The maximization of `unit` with the chosen preset.
     pub fn maximize_key(&self, unit: UnitKey) -> MaximizeKey {
-        (unit, self.maximize_preset_name().to_string())
+        (unit, self.maximize_preset)
     }
 
     /// Opens the inspector and asks for the maximization `key` at the next refresh, unless it
@@ -102,7 +124,7 @@ impl InspectorState {
                 model_id: shown.model_id.clone(),
                 layer: key.0 .0.clone(),
                 unit: key.0 .1,
-                preset: key.1.clone(),
+                preset: key.1,
             };
             out.extend(requester.fetch(
                 &mut self.maximize,

@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use crate::app::METHODS;
+use convlens_shared::choices::Method;
+use convlens_shared::defaults;
+
 use crate::data::{Explanation, Prediction};
 use crate::remote::Fetch;
 use crate::request::{Feature, Outgoing, Request, Slot};
@@ -11,9 +13,9 @@ use crate::state::requester::Requester;
 use crate::state::shown::Shown;
 
 /// The chosen method and class, and the explanation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OverlayState {
-    /// Index into [`METHODS`].
+    /// Index into [`Method::ALL`] (the CLI's order).
     pub method: usize,
     /// Which of the top-5 classes to explain (0 = the top one).
     pub class_rank: usize,
@@ -21,10 +23,29 @@ pub struct OverlayState {
     pub explanation: Fetch<(PathBuf, String, Option<usize>, u64), Explanation>,
 }
 
+impl Default for OverlayState {
+    /// The protocol's default method, the top class, no explanation yet.
+    fn default() -> Self {
+        OverlayState {
+            method: Method::ALL
+                .iter()
+                .position(|m| *m == defaults::explain::METHOD)
+                .unwrap_or(0),
+            class_rank: 0,
+            explanation: Fetch::default(),
+        }
+    }
+}
+
 impl OverlayState {
     /// The explanation method chosen.
+    pub fn method(&self) -> Method {
+        Method::ALL[self.method % Method::ALL.len()]
+    }
+
+    /// Its name.
     pub fn method_name(&self) -> &'static str {
-        METHODS[self.method % METHODS.len()]
+        self.method().name()
     }
 
     /// The class explained (`None`: the top one), read from the current image's `prediction`.
@@ -37,7 +58,7 @@ impl OverlayState {
 
     /// Chooses the next (or previous) method, wrapping around.
     pub fn step_method(&mut self, forward: bool) {
-        let n = METHODS.len();
+        let n = Method::ALL.len();
         self.method = if forward {
             (self.method + 1) % n
         } else {
@@ -68,13 +89,17 @@ impl OverlayState {
             return out;
         };
         let class = self.explained_class(prediction);
-        let method = self.method_name().to_string();
-        let key = (image.clone(), method.clone(), class, shown.version);
+        let key = (
+            image.clone(),
+            self.method_name().to_string(),
+            class,
+            shown.version,
+        );
         if !self.explanation.is_for(&key) {
             let request = Request::Explain {
                 model_id: shown.model_id.clone(),
                 image: image.clone(),
-                method,
+                method: self.method(),
                 class,
             };
             out.extend(requester.fetch(

@@ -74,7 +74,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
         app.tick,
     );
     let preset = app.inspector.maximize_preset_name();
-    let maximize_key = (key.clone(), preset.to_string());
+    let maximize_key = (key.clone(), app.inspector.maximize_preset);
     let maximize_title = format!("{preset} maximization");
     match app.inspector.maximized.get(&maximize_key) {
         Some(p) => picture(

@@ -8,7 +8,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
 use super::{fit, pane, title, unless_ready, ACCENT};
-use crate::app::{App, Pane, METHODS};
+use convlens_shared::choices::Method;
+
+use crate::app::{App, Pane};
 use crate::images::Images;
 use crate::layout::scroll_for;
 
@@ -85,8 +87,8 @@ fn chosen(selected: bool) -> Style {
 fn draw_methods(buf: &mut Buffer, area: Rect, app: &App) {
     heading(buf, area, "method  m M");
     let height = usize::from(area.height.saturating_sub(1));
-    let first = scroll_for(app.overlay.method, height, METHODS.len());
-    for (row, name) in METHODS.iter().enumerate().skip(first).take(height) {
+    let first = scroll_for(app.overlay.method, height, Method::ALL.len());
+    for (row, name) in Method::NAMES.iter().enumerate().skip(first).take(height) {
         let text = fit(name, usize::from(area.width.saturating_sub(2)));
         let y = area.y + 1 + (row - first) as u16;
         Line::from(Span::styled(

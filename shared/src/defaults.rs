@@ -1,0 +1,106 @@
+//! Every default of the protocol's parameters, in one place: the CLI's flags
+//! (`default_value_t`), the protocol's `#[serde(default)]`s and the engine's `Default`s read
+//! them from here, and `tests/defaults_agree.rs` checks that `--help`, the protocol and the
+//! engine say the same.
+
+/// `convlens explain`, `image/explain`, the engine's `ExplainOptions`.
+pub mod explain {
+    use crate::choices::{Baseline, Colormap, Method};
+
+    /// The method.
+    pub const METHOD: Method = Method::GradCam;
+    /// SmoothGrad's samples.
+    pub const SAMPLES: usize = 50;
+    /// SmoothGrad's noise, as a fraction of the input's range.
+    pub const NOISE: f64 = 0.15;
+    /// The seed of SmoothGrad's noise.
+    pub const SEED: u64 = 0;
+    /// Integrated Gradients' steps.
+    pub const STEPS: usize = 50;
+    /// Integrated Gradients' baseline.
+    pub const BASELINE: Baseline = Baseline::Zero;
+    /// The occlusion window's side, in pixels.
+    pub const WINDOW: usize = 16;
+    /// The occlusion stride.
+    pub const STRIDE: usize = 8;
+    /// Inputs per batch (IG steps, occluded copies, CAM masks).
+    pub const BATCH: usize = 16;
+    /// The overlays' colormap.
+    pub const CMAP: Colormap = Colormap::Viridis;
+    /// The heat map's weight over the photo.
+    pub const ALPHA: f32 = 0.5;
+}
+
+/// `convlens maximize`, `unit/maximize`, the engine's `MaximizeOptions`.
+pub mod maximize {
+    use crate::choices::Preset;
+
+    /// The preset.
+    pub const PRESET: Preset = Preset::Lucid;
+    /// The seed of the starting image and the transforms.
+    pub const SEED: u64 = 0;
+    /// Images optimized at once.
+    pub const DIVERSITY: usize = 1;
+    /// The weight of the diversity term: Lucid's (`objective - 1e2 * diversity(layer)`).
+    pub const DIVERSITY_WEIGHT: f64 = 100.0;
+    /// Classes reported per image.
+    pub const TOP: usize = 3;
+}
+
+/// `convlens activations`, `unit/activations`.
+pub mod activations {
+    use crate::choices::Colormap;
+
+    /// The unit maps' colormap.
+    pub const CMAP: Colormap = Colormap::Gray;
+    /// The grid's scale: one range for every tile (`shared`) or one per tile (`per-tile`).
+    pub const SCALE: &str = "shared";
+}
+
+/// `convlens predict`, `image/predict`.
+pub mod predict {
+    /// Classes reported per image.
+    pub const TOP: usize = 5;
+}
+
+/// `convlens deconv`, `unit/deconv`.
+pub mod deconv {
+    /// Which activations of the unit are kept: its strongest (`max`) or all (`all`).
+    pub const POSITION: &str = "max";
+    /// The rule sending the signal back: `deconvnet`, `guided` or `gradient`.
+    pub const RULE: &str = "deconvnet";
+    /// The side of the square each receptive-field crop is fitted into, in pixels.
+    pub const TILE: u32 = 160;
+}
+
+/// `convlens filters`, `layer/filters`.
+pub mod filters {
+    /// Filters drawn (the first ones; the statistics cover all).
+    pub const MAX_FILTERS: usize = 64;
+    /// Input channels drawn per filter of a deeper layer.
+    pub const MAX_INPUTS: usize = 32;
+    /// A filter is dead when its norm is at most this fraction of the layer's median norm.
+    pub const DEAD_RATIO: f32 = 0.01;
+}
+
+/// `convlens embed`, `top`, `neighbors`; `folder/embed`, `folder/top`, `folder/neighbors`.
+pub mod folder {
+    /// Images per forward pass.
+    pub const BATCH: usize = 32;
+    /// The map of the codes: `tsne` or `pca`.
+    pub const MAP: &str = "tsne";
+    /// t-SNE's perplexity.
+    pub const PERPLEXITY: f32 = 30.0;
+    /// t-SNE's iterations.
+    pub const ITERATIONS: usize = 1000;
+    /// Threads for t-SNE (1: the same map on every run).
+    pub const THREADS: usize = 1;
+    /// The seed of the map's initialisation.
+    pub const SEED: u64 = 0;
+    /// Top images per unit.
+    pub const TOP_K: usize = 9;
+    /// Neighbours of a query image.
+    pub const NEIGHBORS_K: usize = 8;
+    /// The side of a top image's tile, in pixels.
+    pub const TILE: u32 = 64;
+}
