@@ -195,6 +195,19 @@ fn assert_one_clear_error(args: &[&str], needle: &str) {
     );
 }
 
+/// A name outside a closed set is refused by the command line itself (exit 2), naming the value
+/// and the flag and listing the names there are.
+fn assert_refused_name(args: &[&str], value: &str, flag: &str, names: &str) {
+    let out = convlens(args);
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("invalid value '{value}' for '--{flag}"))
+            && stderr.contains(&format!("[possible values: {names}]")),
+        "{args:?}: {stderr}"
+    );
+}
+
 #[test]
 fn bad_requests_give_one_clear_error_line() {
     let dir = scratch("errors");
@@ -223,10 +236,12 @@ fn bad_requests_give_one_clear_error_line() {
     run(deconv("layer9", "0"), "unknown layer `layer9`");
     let mut bad_rule = deconv("layer2", "0");
     bad_rule.extend(["--rule".into(), "nope".into()]);
-    run(bad_rule, "unknown rule `nope`");
+    let refs: Vec<&str> = bad_rule.iter().map(String::as_str).collect();
+    assert_refused_name(&refs, "nope", "rule", "deconvnet, guided, gradient");
     let mut bad_position = deconv("layer2", "0");
     bad_position.extend(["--position".into(), "middle".into()]);
-    run(bad_position, "unknown position `middle`");
+    let refs: Vec<&str> = bad_position.iter().map(String::as_str).collect();
+    assert_refused_name(&refs, "middle", "position", "max, all");
     assert_one_clear_error(
         &[
             "activations",
@@ -237,7 +252,7 @@ fn bad_requests_give_one_clear_error_line() {
         ],
         "no channels",
     );
-    assert_one_clear_error(
+    assert_refused_name(
         &[
             "activations",
             "random:resnet18",
@@ -247,7 +262,9 @@ fn bad_requests_give_one_clear_error_line() {
             "--scale",
             "log",
         ],
-        "unknown scale `log`",
+        "log",
+        "scale",
+        "shared, per-tile",
     );
     assert_one_clear_error(
         &["filters", "random:resnet18", "--layer", "relu"],

@@ -80,7 +80,7 @@ fn embed_equals_the_engine_reports_progress_and_answers_an_unchanged_folder_at_o
 
     let mut params = EmbedParams::new(&id, folder_arg());
     params.pass.cache_dir = Some(d.scratch.path("codes").display().to_string());
-    params.map = "pca".into();
+    params.map = convlens_shared::choices::MapKind::Pca;
     params.codes = true;
     params.render = Some("scatter".into());
     params.work_done_token = Some(RequestId::String("embed".into()));
@@ -139,7 +139,7 @@ fn embed_equals_the_engine_reports_progress_and_answers_an_unchanged_folder_at_o
     assert_eq!(again.codes, got.codes);
     assert_eq!(again.points, got.points);
     // Another question on the same folder and layer: the codes come from the disk cache.
-    params.map = "none".into();
+    params.map = convlens_shared::choices::MapKind::None;
     params.render = None;
     let other = c.request::<FolderEmbed>(&params).unwrap();
     assert_eq!(
@@ -157,7 +157,7 @@ fn embed_equals_the_engine_reports_progress_and_answers_an_unchanged_folder_at_o
 
     // Another input size is the engine's pass at that preprocessing.
     let mut small = EmbedParams::new(&id, folder_arg());
-    small.map = "none".into();
+    small.map = convlens_shared::choices::MapKind::None;
     small.codes = true;
     small.pass.size = Some(32);
     small.pass.cache = false;
@@ -309,7 +309,7 @@ fn bad_requests_get_one_clear_error_and_the_daemon_goes_on() {
     // Cancelled at the pass's first step (the request cannot have finished 250 images by then).
     let mut params = EmbedParams::new(&id, folder_arg());
     params.pass.cache = false;
-    params.map = "none".into();
+    params.map = convlens_shared::choices::MapKind::None;
     let pending = c.start::<FolderEmbed>(&params).unwrap();
     c.cancel(pending.id()).unwrap();
     let e = server_error(pending.wait());

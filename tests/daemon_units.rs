@@ -120,10 +120,18 @@ fn unit_activations_equal_the_engine_and_reuse_the_cached_forward_pass() {
     let e = server_error(c.request::<UnitActivations>(&ActivationsParams::new(&id, &image, "fc")));
     assert_eq!(e.code, codes::REQUEST_FAILED);
     assert!(e.message.contains("`fc`"), "{}", e.message);
-    let mut bad_scale = ActivationsParams::new(&id, &image, "layer2");
-    bad_scale.scale = "loud".into();
-    let e = server_error(c.request::<UnitActivations>(&bad_scale));
-    assert!(e.message.contains("loud"), "{}", e.message);
+    // A name outside a closed set is refused as invalid params, naming it and the names there are.
+    let mut bad_scale =
+        serde_json::to_value(ActivationsParams::new(&id, &image, "layer2")).unwrap();
+    bad_scale["scale"] = serde_json::json!("loud");
+    let e = server_error(c.request_raw("unit/activations", bad_scale));
+    assert_eq!(e.code, codes::INVALID_PARAMS, "{}", e.message);
+    assert!(
+        e.message
+            .contains("unknown scale `loud`; known: shared, per-tile"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -144,8 +152,8 @@ fn unit_deconv_equals_the_engine_for_strongest_and_chosen_units() {
     let mut strongest = DeconvParams::new(&id, &image, "layer2", Vec::new());
     strongest.top = Some(2);
     let mut guided_all = DeconvParams::new(&id, &image, "layer1", vec![5, 1]);
-    guided_all.rule = "guided".into();
-    guided_all.position = "all".into();
+    guided_all.rule = BackwardRule::Guided;
+    guided_all.position = UnitPosition::All;
     let cases = [
         (
             strongest,

@@ -71,8 +71,16 @@ fn check_case(name: &str) {
     let options = DeconvOptions {
         layer: case["layer"].as_str().unwrap().to_string(),
         units: UnitSelection::Units(vec![unit]),
-        position: UnitPosition::from_name(case["position"].as_str().unwrap()).unwrap(),
-        rule: BackwardRule::from_name(case["rule"].as_str().unwrap()).unwrap(),
+        position: case["position"]
+            .as_str()
+            .unwrap()
+            .parse::<UnitPosition>()
+            .unwrap(),
+        rule: case["rule"]
+            .as_str()
+            .unwrap()
+            .parse::<BackwardRule>()
+            .unwrap(),
     };
     let recs = reconstruct(&model(arch).graph, &input(), &options, &Silent).unwrap();
     assert_eq!(recs.len(), 1);

@@ -49,12 +49,12 @@ pub mod maximize {
 
 /// `convlens activations`, `unit/activations`.
 pub mod activations {
-    use crate::choices::Colormap;
+    use crate::choices::{ActivationScale, Colormap};
 
     /// The unit maps' colormap.
     pub const CMAP: Colormap = Colormap::Gray;
-    /// The grid's scale: one range for every tile (`shared`) or one per tile (`per-tile`).
-    pub const SCALE: &str = "shared";
+    /// The grid's scale.
+    pub const SCALE: ActivationScale = ActivationScale::Shared;
 }
 
 /// `convlens predict`, `image/predict`.
@@ -65,10 +65,12 @@ pub mod predict {
 
 /// `convlens deconv`, `unit/deconv`.
 pub mod deconv {
-    /// Which activations of the unit are kept: its strongest (`max`) or all (`all`).
-    pub const POSITION: &str = "max";
-    /// The rule sending the signal back: `deconvnet`, `guided` or `gradient`.
-    pub const RULE: &str = "deconvnet";
+    use crate::choices::{BackwardRule, UnitPosition};
+
+    /// Which activations of the unit are kept.
+    pub const POSITION: UnitPosition = UnitPosition::Max;
+    /// The rule sending the signal back.
+    pub const RULE: BackwardRule = BackwardRule::Deconvnet;
     /// The side of the square each receptive-field crop is fitted into, in pixels.
     pub const TILE: u32 = 160;
 }
@@ -85,10 +87,12 @@ pub mod filters {
 
 /// `convlens embed`, `top`, `neighbors`; `folder/embed`, `folder/top`, `folder/neighbors`.
 pub mod folder {
+    use crate::choices::MapKind;
+
     /// Images per forward pass.
     pub const BATCH: usize = 32;
-    /// The map of the codes: `tsne` or `pca`.
-    pub const MAP: &str = "tsne";
+    /// The map of the codes.
+    pub const MAP: MapKind = MapKind::Tsne;
     /// t-SNE's perplexity.
     pub const PERPLEXITY: f32 = 30.0;
     /// t-SNE's iterations.

@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use convlens_models::units::{ActivationScale, ChannelStats};
-use convlens_shared::choices::Colormap;
+use convlens_models::units::ChannelStats;
+use convlens_shared::choices::{ActivationScale, Colormap};
 use convlens_shared::defaults::activations as default;
 use convlens_shared::methods::activations::{ActivationsParams, UnitActivations};
 
@@ -34,17 +34,17 @@ pub struct ActivationsArgs {
     #[arg(long)]
     json: bool,
     /// shared (one range for every tile) or per-tile (each map its own range).
-    #[arg(long, default_value = default::SCALE)]
-    scale: String,
+    #[arg(long, value_parser = closed_set::<ActivationScale>(),
+          default_value_t = default::SCALE)]
+    scale: ActivationScale,
     /// The maps' colormap.
-    #[arg(long, value_parser = closed_set::<Colormap>(Colormap::NAMES.iter().copied(), Colormap::ALIASES),
+    #[arg(long, value_parser = closed_set::<Colormap>(),
           default_value_t = default::CMAP)]
     cmap: Colormap,
 }
 
 /// Computes the maps and writes what was asked for.
 pub fn run(args: &ActivationsArgs, choice: &EngineChoice) -> anyhow::Result<()> {
-    ActivationScale::from_name(&args.scale)?;
     let engine = Engine::open(choice)?;
     let model_id = engine.load_model(&args.model)?;
     let show = !args.json && args.output.is_none() && args.npy.is_none();
@@ -54,7 +54,7 @@ pub fn run(args: &ActivationsArgs, choice: &EngineChoice) -> anyhow::Result<()> 
         layer: args.layer.clone(),
         maps: args.npy.is_some(),
         render: args.output.is_some() || show,
-        scale: args.scale.clone(),
+        scale: args.scale,
         cmap: args.cmap,
     };
     let acts = engine.request::<UnitActivations>(&params, false)?;

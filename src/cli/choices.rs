@@ -2,10 +2,16 @@
 //! names from there (with their aliases), and a wrong name is refused with the list.
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use convlens_shared::choices::ClosedSet;
+
+/// A parser of the closed set `T`: its names and aliases, parsed with `T::from_str`.
+pub fn closed_set<T: ClosedSet>() -> impl TypedValueParser<Value = T> {
+    names_parser(T::names().iter().copied(), T::aliases())
+}
 
 /// A parser of `T` that accepts `names` (and `aliases`: (alias, name)) and parses them with
 /// `T::from_str`.
-pub fn closed_set<T>(
+pub fn names_parser<T>(
     names: impl IntoIterator<Item = &'static str>,
     aliases: &'static [(&'static str, &'static str)],
 ) -> impl TypedValueParser<Value = T>
@@ -27,9 +33,9 @@ mod tests {
 
     #[derive(clap::Parser, Debug)]
     struct Flags {
-        #[arg(long, value_parser = closed_set::<Colormap>(Colormap::NAMES.iter().copied(), Colormap::ALIASES))]
+        #[arg(long, value_parser = closed_set::<Colormap>())]
         cmap: Colormap,
-        #[arg(long, value_parser = closed_set::<MethodSelection>(MethodSelection::names(), &[]))]
+        #[arg(long, value_parser = names_parser::<MethodSelection>(MethodSelection::names(), &[]))]
         method: MethodSelection,
     }
 

@@ -5,10 +5,12 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use candle_core::Tensor;
-use convlens_models::graph::BackwardRule;
-use convlens_models::units::{HostArray, UnitPosition};
+use convlens_models::units::HostArray;
+use convlens_shared::choices::{BackwardRule, UnitPosition};
+use convlens_shared::defaults::deconv as default;
 use convlens_shared::methods::deconv::{DeconvParams, UnitDeconv};
 
+use super::choices::closed_set;
 use super::client::{Engine, EngineChoice};
 use super::output;
 use super::ModelArgs;
@@ -36,11 +38,13 @@ pub struct DeconvArgs {
     top: Option<usize>,
     /// max: keep only the unit's strongest activation (the PNG crops its receptive field);
     /// all: keep the unit's whole map.
-    #[arg(long, default_value = convlens_shared::defaults::deconv::POSITION)]
-    position: String,
-    /// deconvnet, guided (guided backprop) or gradient (the exact gradient).
-    #[arg(long, default_value = convlens_shared::defaults::deconv::RULE)]
-    rule: String,
+    #[arg(long, value_parser = closed_set::<UnitPosition>(),
+          default_value_t = default::POSITION)]
+    position: UnitPosition,
+    /// deconvnet (Zeiler & Fergus), guided (guided backprop) or gradient (the exact gradient).
+    #[arg(long, value_parser = closed_set::<BackwardRule>(),
+          default_value_t = default::RULE)]
+    rule: BackwardRule,
     /// Write the picture (photo and reconstruction side by side, per unit) here.
     #[arg(short = 'o', long)]
     output: Option<PathBuf>,
@@ -48,7 +52,7 @@ pub struct DeconvArgs {
     #[arg(long)]
     npy: Option<PathBuf>,
     /// Side in pixels of the square each receptive-field crop is fitted into.
-    #[arg(long, default_value_t = convlens_shared::defaults::deconv::TILE)]
+    #[arg(long, default_value_t = default::TILE)]
     tile: u32,
     /// Print the units, kept positions, activations and receptive fields as JSON.
     #[arg(long)]
@@ -57,13 +61,6 @@ pub struct DeconvArgs {
 
 /// Runs the projections and writes what was asked for.
 pub fn run(args: &DeconvArgs, choice: &EngineChoice) -> anyhow::Result<()> {
-    UnitPosition::from_name(&args.position)?;
-    if BackwardRule::from_name(&args.rule).is_none() {
-        anyhow::bail!(
-            "unknown rule `{}`; known: deconvnet, guided, gradient",
-            args.rule
-        );
-    }
     let engine = Engine::open(choice)?;
     let model_id = engine.load_model(&args.model)?;
     let show = !args.json && args.output.is_none() && args.npy.is_none();
@@ -77,8 +74,8 @@ pub fn run(args: &DeconvArgs, choice: &EngineChoice) -> anyhow::Result<()> {
             args.unit.clone()
         },
         top: args.top,
-        position: args.position.clone(),
-        rule: args.rule.clone(),
+        position: args.position,
+        rule: args.rule,
         // The text says when a projection is all zeros, and the JSON gives each one's shape.
         signals: true,
         render: args.output.is_some() || show,

@@ -6,11 +6,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use convlens_models::represent::cache::default_cache_dir;
+use convlens_shared::choices::MapKind;
 use convlens_shared::defaults::folder as default;
 use convlens_shared::methods::folder::{
     EmbedParams, EmbedResult, FolderEmbed, FolderPass, PassReport,
 };
 
+use super::choices::closed_set;
 use super::client::{Engine, EngineChoice};
 use super::output::{self, OnFile};
 use super::ModelArgs;
@@ -106,28 +108,6 @@ impl Shown {
     }
 }
 
-/// Which map of the codes to make.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MapKind {
-    /// t-SNE (exact up to 1000 images, Barnes–Hut beyond).
-    Tsne,
-    /// The first two principal components.
-    Pca,
-    /// No map.
-    None,
-}
-
-impl MapKind {
-    /// Its name in `folder/embed`.
-    fn name(self) -> &'static str {
-        match self {
-            MapKind::Tsne => "tsne",
-            MapKind::Pca => "pca",
-            MapKind::None => "none",
-        }
-    }
-}
-
 /// Arguments of `convlens embed`.
 #[derive(clap::Args, Debug)]
 pub struct EmbedArgs {
@@ -147,7 +127,8 @@ pub struct EmbedArgs {
     #[arg(long)]
     csv: Option<PathBuf>,
     /// The map to make for --csv and -o.
-    #[arg(long, value_enum, default_value = default::MAP)]
+    #[arg(long, value_parser = closed_set::<MapKind>(),
+          default_value_t = default::MAP)]
     map: MapKind,
     /// Draw the map to this PNG: a scatter coloured by predicted class, or with --grid the images
     /// snapped to a lattice.
@@ -183,9 +164,7 @@ pub fn run(args: &EmbedArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     let wants_map = args.csv.is_some() || args.output.is_some();
     let mut params = EmbedParams::new(model_id, pass.folder.clone());
     params.pass = pass;
-    params.map = if wants_map { args.map } else { MapKind::None }
-        .name()
-        .into();
+    params.map = if wants_map { args.map } else { MapKind::None };
     params.perplexity = args.perplexity;
     params.iterations = args.iterations;
     params.threads = args.threads;

@@ -44,7 +44,7 @@ pub struct EvolveArgs {
     #[arg(long)]
     unit: Option<usize>,
     /// The method for cam (any `explain` method).
-    #[arg(long, value_parser = closed_set::<Method>(Method::NAMES.iter().copied(), Method::ALIASES),
+    #[arg(long, value_parser = closed_set::<Method>(),
           default_value_t = default::METHOD)]
     method: Method,
     /// The class for cam (default: the last checkpoint's top-1), the same in every frame.
@@ -60,7 +60,7 @@ pub struct EvolveArgs {
     #[arg(long)]
     json: bool,
     /// The colormap (cam and unit).
-    #[arg(long, value_parser = closed_set::<Colormap>(Colormap::NAMES.iter().copied(), Colormap::ALIASES),
+    #[arg(long, value_parser = closed_set::<Colormap>(),
           default_value_t = default::CMAP)]
     cmap: Colormap,
     /// Filters drawn (the first ones).

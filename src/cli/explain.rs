@@ -10,7 +10,7 @@ use convlens_shared::defaults::explain as default;
 use convlens_shared::methods::explain::{ExplainParams, ExplanationData, ImageExplain};
 use image::RgbImage;
 
-use super::choices::closed_set;
+use super::choices::{closed_set, names_parser};
 use super::client::{Engine, EngineChoice};
 use super::output;
 use super::ModelArgs;
@@ -23,7 +23,7 @@ pub struct ExplainArgs {
     /// The image (or preprocessed .npy).
     image: PathBuf,
     /// The method (`all`: every one, in this order).
-    #[arg(long, value_parser = closed_set::<MethodSelection>(MethodSelection::names(), &[]),
+    #[arg(long, value_parser = names_parser::<MethodSelection>(MethodSelection::names(), &[]),
           default_value_t = MethodSelection::One(default::METHOD))]
     method: MethodSelection,
     /// Layer for the CAM family (default: the last spatial layer before the head).
@@ -45,7 +45,7 @@ pub struct ExplainArgs {
     #[arg(long, default_value_t = default::STEPS)]
     steps: usize,
     /// Integrated Gradients baseline.
-    #[arg(long, value_parser = closed_set::<Baseline>(Baseline::NAMES.iter().copied(), Baseline::ALIASES),
+    #[arg(long, value_parser = closed_set::<Baseline>(),
           default_value_t = default::BASELINE)]
     baseline: Baseline,
     /// Occlusion window (pixels, square).
@@ -67,7 +67,7 @@ pub struct ExplainArgs {
     #[arg(long)]
     json: bool,
     /// The overlays' colormap.
-    #[arg(long, value_parser = closed_set::<Colormap>(Colormap::NAMES.iter().copied(), Colormap::ALIASES),
+    #[arg(long, value_parser = closed_set::<Colormap>(),
           default_value_t = default::CMAP)]
     cmap: Colormap,
     /// Weight of the heat map over the photo.

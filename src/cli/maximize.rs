@@ -37,7 +37,7 @@ pub struct MaximizeArgs {
     #[arg(long, requires = "layer")]
     neuron: bool,
     /// The preset: no prior (none), Yosinski et al.'s four rows, or Lucid's priors.
-    #[arg(long, value_parser = closed_set::<Preset>(Preset::NAMES.iter().copied(), Preset::ALIASES),
+    #[arg(long, value_parser = closed_set::<Preset>(),
           default_value_t = default::PRESET)]
     preset: Preset,
     /// Optimization steps (default: the preset's, 500–1000).

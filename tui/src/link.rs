@@ -536,7 +536,7 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
         } => {
             let mut params = EmbedParams::new(model_id, text(&folder));
             params.pass.layer = layer;
-            params.map = "tsne".into();
+            params.map = convlens_shared::choices::MapKind::Tsne;
             params.work_done_token = Some(watch_progress(shared, ticket));
             let result = start::<FolderEmbed>(shared, ticket, &params)?;
             folder_map(result).map(Reply::Map)

@@ -4,9 +4,7 @@
 
 use std::path::Path;
 
-use convlens_models::units::{
-    layer_activations_from, render_activation_grid, ActivationScale, LayerActivations,
-};
+use convlens_models::units::{layer_activations_from, render_activation_grid, LayerActivations};
 use convlens_shared::array::Array;
 use convlens_shared::methods::activations::{
     ActivationsParams, ActivationsResult, ChannelStats, UnitActivations,
@@ -25,7 +23,7 @@ pub fn register(r: &mut Router) {
 
 /// The maps and numbers of one layer on one image.
 pub fn activations(call: &Call, p: ActivationsParams) -> Result<ActivationsResult, MethodError> {
-    let scale = ActivationScale::from_name(&p.scale)?;
+    let scale = p.scale;
     let cmap = p.cmap;
     let loaded = call.service.models.acquire(&p.model_id)?;
     let version = loaded.key();

@@ -3,11 +3,9 @@
 
 use std::path::Path;
 
-use convlens_models::graph::BackwardRule;
 use convlens_models::render::input_photo;
 use convlens_models::units::{
-    reconstruct_with_trace, render_reconstructions, DeconvOptions, Reconstruction, UnitPosition,
-    UnitSelection,
+    reconstruct_with_trace, render_reconstructions, DeconvOptions, Reconstruction, UnitSelection,
 };
 use convlens_shared::array::Array;
 use convlens_shared::methods::deconv::{
@@ -67,13 +65,8 @@ pub fn deconv(call: &Call, p: DeconvParams) -> Result<DeconvResult, MethodError>
 
 /// The engine's options from the parameters, refusing what does not fit.
 fn options_of(p: &DeconvParams) -> Result<DeconvOptions, MethodError> {
-    let position = UnitPosition::from_name(&p.position)?;
-    let rule = BackwardRule::from_name(&p.rule).ok_or_else(|| {
-        MethodError::from(convlens_models::Error::InvalidArgument(format!(
-            "unknown rule `{}`; known: deconvnet, guided, gradient",
-            p.rule
-        )))
-    })?;
+    let position = p.position;
+    let rule = p.rule;
     let units = match (p.top, p.units.is_empty()) {
         (Some(k), true) => UnitSelection::Strongest(k),
         (None, false) => UnitSelection::Units(p.units.clone()),
@@ -97,10 +90,7 @@ fn data_of(r: &Reconstruction, signal: bool) -> ReconstructionData {
     ReconstructionData {
         layer: r.layer.clone(),
         unit: r.unit,
-        position: match r.position {
-            UnitPosition::Max => "max".into(),
-            UnitPosition::All => "all".into(),
-        },
+        position: r.position.name().into(),
         rule: r.rule.clone(),
         location: r.location.map(|(row, col)| [row, col]),
         activation: r.activation,

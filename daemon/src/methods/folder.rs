@@ -21,6 +21,7 @@ use convlens_models::represent::unit_stats::unit_stats;
 use convlens_models::represent::{FolderSummary, SkippedFile, SummaryOptions};
 use convlens_models::{Error, Model};
 use convlens_shared::array::{Array, Png};
+use convlens_shared::choices::MapKind;
 use convlens_shared::methods::folder::{
     EmbedParams, EmbedResult, FolderEmbed, FolderNeighbors, FolderPass, FolderTop, FolderUnitStat,
     Neighbor, NeighborsParams, NeighborsResult, PassReport, TopImage, TopParams, TopResult,
@@ -48,7 +49,7 @@ pub fn register(r: &mut Router) {
 
 /// The codes of the folder's images, their map and its picture.
 pub fn embed(call: &Call, p: EmbedParams) -> Result<EmbedResult, MethodError> {
-    let map = MapKind::from_name(&p.map)?;
+    let map = p.map;
     let render = p.render.as_deref().map(Render::from_name).transpose()?;
     let loaded = call.service.models.acquire(&p.model_id)?;
     let model = &loaded.model;
@@ -239,28 +240,6 @@ pub fn neighbors(call: &Call, p: NeighborsParams) -> Result<NeighborsResult, Met
                 .collect(),
         })
     })
-}
-
-/// Which map of the codes to make.
-#[derive(Clone, Copy)]
-enum MapKind {
-    Tsne,
-    Pca,
-    None,
-}
-
-impl MapKind {
-    fn from_name(name: &str) -> Result<MapKind, MethodError> {
-        match name {
-            "tsne" => Ok(MapKind::Tsne),
-            "pca" => Ok(MapKind::Pca),
-            "none" => Ok(MapKind::None),
-            other => Err(Error::InvalidArgument(format!(
-                "unknown map `{other}`: tsne, pca or none"
-            ))
-            .into()),
-        }
-    }
 }
 
 /// Which picture of the map to draw.

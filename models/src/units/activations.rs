@@ -40,28 +40,8 @@ pub struct LayerActivations {
     pub maps: HostArray,
 }
 
-/// How the tiles of an activation grid are scaled to colours.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
-pub enum ActivationScale {
-    /// One range, the layer's min to max, for every tile: tiles compare with each other.
-    #[default]
-    Shared,
-    /// Each tile from its own min to max: every map's pattern is visible.
-    PerTile,
-}
-
-impl ActivationScale {
-    /// Parses a `--scale` name.
-    pub fn from_name(name: &str) -> Result<Self> {
-        match name {
-            "shared" => Ok(ActivationScale::Shared),
-            "per-tile" | "tile" => Ok(ActivationScale::PerTile),
-            other => Err(Error::InvalidArgument(format!(
-                "unknown scale `{other}`; known: shared, per-tile"
-            ))),
-        }
-    }
-}
+/// How the tiles of an activation grid are scaled to colours (`convlens_shared::choices`).
+pub use convlens_shared::choices::ActivationScale;
 
 /// The output of `layer` for `input` [1, C, H, W], with per-channel numbers computed on the
 /// model's device.

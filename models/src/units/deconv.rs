@@ -18,29 +18,8 @@ use crate::progress::Progress;
 use crate::render::grid;
 use crate::{Error, Result};
 
-/// Which of the unit's activations are kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UnitPosition {
-    /// Only the strongest one (the first maximum in row-major order), as Zeiler & Fergus did.
-    #[default]
-    Max,
-    /// The whole map of the unit.
-    All,
-}
-
-impl UnitPosition {
-    /// Parses a `--position` name.
-    pub fn from_name(name: &str) -> Result<Self> {
-        match name {
-            "max" => Ok(UnitPosition::Max),
-            "all" => Ok(UnitPosition::All),
-            other => Err(Error::InvalidArgument(format!(
-                "unknown position `{other}`; known: max, all"
-            ))),
-        }
-    }
-}
+/// Which of the unit's activations are kept (`convlens_shared::choices`).
+pub use convlens_shared::choices::UnitPosition;
 
 /// Which units to project.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,17 +1,25 @@
 //! The closed sets of names that the CLI, the protocol, the engine and the TUI share: methods,
-//! baselines, colormaps, presets. Each is an enum whose names are written once, in its
+//! baselines, colormaps, presets, activation scales, unit positions, backward rules, maps. Each is an enum whose names are written once, in its
 //! [`closed_set!`] table: the command line parses them, the protocol (de)serializes them as
 //! those strings, and the TUI lists them.
 
 pub mod baseline;
 pub mod colormap;
+pub mod map_kind;
 pub mod method;
+pub mod position;
 pub mod preset;
+pub mod rule;
+pub mod scale;
 
 pub use baseline::Baseline;
 pub use colormap::Colormap;
+pub use map_kind::MapKind;
 pub use method::{Method, MethodKind, MethodSelection};
+pub use position::UnitPosition;
 pub use preset::Preset;
+pub use rule::BackwardRule;
+pub use scale::ActivationScale;
 
 /// A name that is not in its set; says which names are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +45,14 @@ impl std::fmt::Display for UnknownName {
 }
 
 impl std::error::Error for UnknownName {}
+
+/// A closed set's names, for parsers that list them (clap's possible values).
+pub trait ClosedSet: std::str::FromStr<Err = UnknownName> + Copy + Send + Sync + 'static {
+    /// Every name, in display order.
+    fn names() -> &'static [&'static str];
+    /// Other spellings accepted: (alias, name).
+    fn aliases() -> &'static [(&'static str, &'static str)];
+}
 
 /// Declares a closed set: the enum, its names (each with optional aliases), `ALL`, `NAMES`,
 /// `name()`, `FromStr`, `Display`, and serde as the name.
@@ -66,6 +82,15 @@ macro_rules! closed_set {
                 match self {
                     $($set::$variant => $name),+
                 }
+            }
+        }
+
+        impl $crate::choices::ClosedSet for $set {
+            fn names() -> &'static [&'static str] {
+                Self::NAMES
+            }
+            fn aliases() -> &'static [(&'static str, &'static str)] {
+                Self::ALIASES
             }
         }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::model::ModelId;
 use super::request;
 use crate::array::{Array, Png};
-use crate::choices::Colormap;
+use crate::choices::{ActivationScale, Colormap};
 use crate::defaults::activations as default;
 
 request!(
@@ -34,9 +34,9 @@ pub struct ActivationsParams {
     /// Whether to return the grid of maps as a PNG (`convlens activations -o`).
     #[serde(default)]
     pub render: bool,
-    /// The grid's scale: shared (one range for every tile) or per-tile.
+    /// The grid's scale.
     #[serde(default = "default_scale")]
-    pub scale: String,
+    pub scale: ActivationScale,
     /// The grid's colormap.
     #[serde(default = "default_cmap")]
     pub cmap: Colormap,
@@ -65,8 +65,8 @@ impl ActivationsParams {
 fn yes() -> bool {
     true
 }
-fn default_scale() -> String {
-    default::SCALE.into()
+fn default_scale() -> ActivationScale {
+    default::SCALE
 }
 fn default_cmap() -> Colormap {
     default::CMAP

@@ -7,6 +7,7 @@ use super::model::ModelId;
 use super::progress::ProgressToken;
 use super::request;
 use crate::array::{Array, Png};
+use crate::choices::{BackwardRule, UnitPosition};
 
 request!(
     /// Projects units of a layer down to pixels, with the receptive field each kept position sees.
@@ -32,12 +33,12 @@ pub struct DeconvParams {
     /// Instead of `units`: the K units with the largest activation on this image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top: Option<usize>,
-    /// max (keep the unit's strongest activation) or all (its whole map).
+    /// Which of the unit's activations are kept.
     #[serde(default = "default_position")]
-    pub position: String,
-    /// deconvnet, guided (guided backprop) or gradient.
+    pub position: UnitPosition,
+    /// The rule sending the signal back.
     #[serde(default = "default_rule")]
-    pub rule: String,
+    pub rule: BackwardRule,
     /// Whether to return each unit's signal at the input [C, H, W].
     #[serde(default = "yes")]
     pub signals: bool,
@@ -76,11 +77,11 @@ impl DeconvParams {
     }
 }
 
-fn default_position() -> String {
-    crate::defaults::deconv::POSITION.into()
+fn default_position() -> UnitPosition {
+    crate::defaults::deconv::POSITION
 }
-fn default_rule() -> String {
-    crate::defaults::deconv::RULE.into()
+fn default_rule() -> BackwardRule {
+    crate::defaults::deconv::RULE
 }
 fn default_tile() -> u32 {
     crate::defaults::deconv::TILE

@@ -9,6 +9,7 @@ use super::model::ModelId;
 use super::progress::ProgressToken;
 use super::request;
 use crate::array::{Array, Png};
+use crate::choices::MapKind;
 use crate::defaults::folder as default;
 
 request!(
@@ -118,9 +119,9 @@ pub struct EmbedParams {
     /// The folder and how it is read.
     #[serde(flatten)]
     pub pass: FolderPass,
-    /// The map: `tsne`, `pca` or `none`.
+    /// The map.
     #[serde(default = "default_map")]
-    pub map: String,
+    pub map: MapKind,
     /// t-SNE perplexity.
     #[serde(default = "default_perplexity")]
     pub perplexity: f32,
@@ -363,8 +364,8 @@ fn default_seed() -> u64 {
 fn default_batch() -> usize {
     default::BATCH
 }
-fn default_map() -> String {
-    default::MAP.into()
+fn default_map() -> MapKind {
+    default::MAP
 }
 fn default_perplexity() -> f32 {
     default::PERPLEXITY
