@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let words: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(e) = cli::typo::mistyped_subcommand(&words) {
+        e.exit();
+    }
+    let args = cli::Cli::parse_from(words);
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,

@@ -108,11 +108,34 @@ fn assert_one_clear_error(args: &[&str], needle: &str) {
 
 #[test]
 fn bad_input_gives_one_clear_error_line() {
-    assert_one_clear_error(
-        &["predict", "demo", "no-such-photo.png"],
-        "no-such-photo.png",
-    );
-    assert_one_clear_error(&["predict", "demo", "README.md"], "README.md");
+    // Each wrong image says what it is and what was expected, with no OS error number.
+    let dir = std::env::temp_dir().join(format!("convlens-bad-images-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = dir.join("fake.jpg");
+    std::fs::write(&fake, b"hello, not a photo").unwrap();
+    let fake = fake.display().to_string();
+    let folder = dir.display().to_string();
+    for (image, needle) in [
+        (
+            "no-such-photo.png",
+            "no-such-photo.png: no such image (a PNG, JPEG, WebP, BMP or GIF file, or a preprocessed .npy)",
+        ),
+        (
+            "README.md",
+            "README.md: not a PNG, JPEG, WebP, BMP or GIF image (or a preprocessed .npy)",
+        ),
+        (
+            fake.as_str(),
+            "fake.jpg: not a readable JPEG image: the file is damaged, or not what its name says",
+        ),
+        (folder.as_str(), "a folder, not an image: give one PNG"),
+    ] {
+        assert_one_clear_error(&["predict", "demo", image], needle);
+        let out = convlens(&["predict", "demo", image]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("os error"), "{stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
     assert_one_clear_error(&["layers", "random:resnet19"], "resnet19");
     assert_one_clear_error(
         &[
@@ -238,4 +261,40 @@ fn explain_writes_the_raw_map_and_an_overlay() {
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[1..4], b"PNG");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A mistyped subcommand is refused with the nearest one (exit 2), not taken for a model; an
+/// unknown layer suggests the near names; a picture is not dumped as escape codes into a pipe.
+#[test]
+fn mistakes_are_met_with_the_next_step() {
+    for (args, typo, nearest) in [
+        (&["predcit", "demo", "x.jpg"][..], "predcit", "predict"),
+        (&["explian"][..], "explian", "explain"),
+    ] {
+        let out = convlens(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("unrecognized subcommand '{typo}'"))
+                && stderr.contains(&format!("a similar subcommand exists: '{nearest}'")),
+            "{stderr}"
+        );
+    }
+    let photo = "models/assets/photos/chelsea.jpg";
+    assert_one_clear_error(
+        &["explain", "demo", photo, "--layer", "conv1"],
+        "unknown layer `conv1`; did you mean _conv_head, _conv_stem?",
+    );
+    // Standard output is a pipe here: the text summary, no picture, and a hint on stderr.
+    let out = convlens(&["explain", "demo", photo]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("gradcam: class 285"), "{stdout}");
+    assert!(stdout.len() < 200 && !stdout.contains('\x1b'), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("picture not drawn: standard output is not a terminal; -o FILE.png saves it"),
+        "{stderr}"
+    );
 }

@@ -217,19 +217,61 @@ fn resize_like_pillow(image: &DynamicImage, w: u32, h: u32) -> DynamicImage {
 
 /// Decodes an image file, naming the file when it cannot.
 pub fn open_image(path: &Path) -> Result<DynamicImage> {
+    if path.is_dir() {
+        return Err(Error::format(
+            path,
+            format!(
+                "a folder, not an image: give one {IMAGE_FORMATS} image (or a preprocessed .npy)"
+            ),
+        ));
+    }
+    if !path.exists() {
+        return Err(Error::format(
+            path,
+            format!("no such image (a {IMAGE_FORMATS} file, or a preprocessed .npy)"),
+        ));
+    }
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let reader = image::ImageReader::open(path)
-        .map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?
+        .map_err(&io)?
         .with_guessed_format()
-        .map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    reader
-        .decode()
-        .map_err(|e| Error::format(path, format!("not a readable image: {e}")))
+        .map_err(&io)?;
+    let format = reader.format();
+    reader.decode().map_err(|e| match (format, e) {
+        (_, image::ImageError::IoError(source)) => io(source),
+        (Some(format), _) => Error::format(
+            path,
+            format!(
+                "not a readable {} image: the file is damaged, or not what its name says",
+                format_name(format)
+            ),
+        ),
+        (None, _) => Error::format(
+            path,
+            format!("not a {IMAGE_FORMATS} image (or a preprocessed .npy)"),
+        ),
+    })
+}
+
+/// The image formats read (the `image` crate's features in `Cargo.toml`).
+pub const IMAGE_FORMATS: &str = "PNG, JPEG, WebP, BMP or GIF";
+
+/// The usual name of an image format.
+fn format_name(format: image::ImageFormat) -> &'static str {
+    format
+        .extensions_str()
+        .first()
+        .map_or("image", |ext| match *ext {
+            "png" => "PNG",
+            "jpg" | "jpeg" => "JPEG",
+            "webp" => "WebP",
+            "bmp" => "BMP",
+            "gif" => "GIF",
+            other => other,
+        })
 }
 
 /// The network input [1, C, H, W] for `path`: a preprocessed `.npy` tensor as is, or an image

@@ -18,6 +18,7 @@ mod status;
 mod top;
 mod train_demo;
 mod tui;
+pub mod typo;
 mod versions;
 
 use clap::{Parser, Subcommand};

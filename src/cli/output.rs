@@ -3,6 +3,7 @@
 //! that names the file a read or write failed on.
 
 use std::fmt::Display;
+use std::io::IsTerminal;
 use std::io::Write;
 use std::path::Path;
 
@@ -79,8 +80,18 @@ pub(super) fn save_daemon_picture(png: &Png, path: &Path) -> anyhow::Result<()> 
 }
 
 /// Draws `picture` in the terminal, [`INLINE_WIDTH`] columns wide (kitty, iTerm2, sixel or
-/// half-blocks, as viuer finds).
+/// half-blocks, as viuer finds). When standard output is not a terminal (a pipe, a file) the
+/// picture would arrive as kilobytes of escape codes: it is not drawn, and a line on standard
+/// error says how to save it instead.
 pub(super) fn show_inline(picture: &RgbImage) -> anyhow::Result<()> {
+    if !std::io::stdout().is_terminal() {
+        eprintln!(
+            "({}×{} picture not drawn: standard output is not a terminal; -o FILE.png saves it)",
+            picture.width(),
+            picture.height()
+        );
+        return Ok(());
+    }
     let config = viuer::Config {
         absolute_offset: false,
         width: Some(INLINE_WIDTH),

@@ -16,6 +16,8 @@ pub use tree::{LayerInfo, LayerTree};
 use crate::ops::Op;
 use crate::{Error, Result};
 
+/// How similar (Jaro–Winkler, 0 to 1) a layer name must be to an unknown one to be suggested.
+const SUGGEST_SIMILARITY: f64 = 0.8;
 /// Index of a node in its graph; node 0 is the input.
 pub type NodeId = usize;
 
@@ -169,18 +171,38 @@ impl Graph {
         })
     }
 
+    /// The layers nearest to `name` as a hint: compared without case, dots and underscores
+    /// (`conv1` finds `_conv_stem`), the most similar first (Jaro–Winkler, which weighs a shared
+    /// beginning), at most three.
     fn suggest(&self, name: &str) -> String {
-        let close: Vec<&str> = self
+        let plain = |s: &str| -> String {
+            s.chars()
+                .filter(|c| c.is_alphanumeric())
+                .collect::<String>()
+                .to_lowercase()
+        };
+        let query = plain(name);
+        let mut scored: Vec<(f64, &str)> = self
             .nodes
             .iter()
-            .map(|n| n.name.as_str())
-            .filter(|n| strsim::levenshtein(n, name) <= 2)
-            .take(3)
+            .skip(1)
+            .map(|n| {
+                (
+                    strsim::jaro_winkler(&query, &plain(&n.name)),
+                    n.name.as_str(),
+                )
+            })
+            .filter(|(score, _)| *score >= SUGGEST_SIMILARITY)
             .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        let close: Vec<&str> = scored.iter().map(|(_, n)| *n).take(3).collect();
         if close.is_empty() {
             "; `convlens layers MODEL` lists the layers".into()
         } else {
-            format!("; did you mean {}?", close.join(", "))
+            format!(
+                "; did you mean {}? (`convlens layers MODEL` lists them all)",
+                close.join(", ")
+            )
         }
     }
 
