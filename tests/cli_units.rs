@@ -272,3 +272,57 @@ fn bad_requests_give_one_clear_error_line() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Without a terminal, long work writes a line per stage on stderr: `explain --method all` names
+/// each method and which of the 20 it is; `--quiet` writes nothing.
+#[test]
+fn progress_without_a_terminal_is_a_line_per_stage() {
+    let dir = scratch("progress");
+    let input = dir.join("input.npy");
+    let cheap = [
+        "--samples",
+        "2",
+        "--steps",
+        "2",
+        "--window",
+        "32",
+        "--stride",
+        "32",
+        "--json",
+    ];
+    let mut args = vec![
+        "explain",
+        "random:resnet18",
+        path(&input),
+        "--method",
+        "all",
+    ];
+    args.extend(cheap);
+    let out = succeed(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let names = convlens_shared::choices::Method::NAMES;
+    for (k, name) in names.iter().enumerate() {
+        let line = format!(
+            "image/explain: {name} ({} of {}): explain",
+            k + 1,
+            names.len()
+        );
+        assert!(stderr.contains(&line), "no `{line}` in:\n{stderr}");
+    }
+    let mut quiet = vec![
+        "explain",
+        "random:resnet18",
+        path(&input),
+        "--method",
+        "smoothgrad",
+        "-q",
+    ];
+    quiet.extend(cheap);
+    let out = succeed(&quiet);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

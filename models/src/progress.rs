@@ -68,3 +68,81 @@ where
         (self.0)(done, total, message)
     }
 }
+
+/// One stage of several (one method of `explain --method all`): its steps are reported to
+/// `inner` as progress over all the stages, each stage an equal share, with a message naming the
+/// stage and saying which of how many it is.
+pub struct Stage<'a> {
+    /// Where the overall progress goes.
+    pub inner: &'a dyn Progress,
+    /// This stage, from 0.
+    pub index: usize,
+    /// How many stages there are.
+    pub count: usize,
+    /// The stage's name (`gradcam++`).
+    pub name: &'a str,
+}
+
+/// The units each stage is worth in a [`Stage`]'s overall count.
+const STAGE_UNITS: usize = 100;
+
+impl Progress for Stage<'_> {
+    fn step(&self, done: usize, total: usize, message: &str) -> Result<()> {
+        let within = (done.min(total) * STAGE_UNITS)
+            .checked_div(total)
+            .unwrap_or(0);
+        let message = format!(
+            "{} ({} of {}): {message}",
+            self.name,
+            self.index + 1,
+            self.count
+        );
+        self.inner.step(
+            self.index * STAGE_UNITS + within,
+            self.count * STAGE_UNITS,
+            &message,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn a_stage_reports_its_share_of_the_whole() {
+        let seen = Mutex::new(Vec::new());
+        let record = FnProgress(|done: usize, total: usize, message: &str| {
+            seen.lock()
+                .unwrap()
+                .push((done, total, message.to_string()));
+            Ok(())
+        });
+        let stage = Stage {
+            inner: &record,
+            index: 2,
+            count: 4,
+            name: "smoothgrad",
+        };
+        stage.step(0, 50, "explain").unwrap();
+        stage.step(25, 50, "explain").unwrap();
+        stage.step(50, 50, "explain").unwrap();
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(
+            seen[0],
+            (200, 400, "smoothgrad (3 of 4): explain".to_string())
+        );
+        assert_eq!((seen[1].0, seen[2].0), (250, 300));
+        // Cancellation passes through.
+        let cancelled = CancelFlag::new();
+        cancelled.cancel();
+        let stage = Stage {
+            inner: &cancelled,
+            index: 0,
+            count: 1,
+            name: "gradcam",
+        };
+        assert!(matches!(stage.step(0, 1, ""), Err(Error::Cancelled)));
+    }
+}

@@ -16,8 +16,8 @@ use convlens_shared::methods::progress::{ProgressParams, WorkDoneProgress};
 use convlens_shared::methods::status::Status;
 use convlens_shared::methods::{NoParams, RequestMethod};
 use convlens_shared::{Client, ClientError, RequestId};
-use indicatif::{ProgressBar, ProgressStyle};
 
+use super::progress::Reporter;
 use super::ModelArgs;
 
 /// Why `--at-version` cannot run in this process.
@@ -39,6 +39,8 @@ pub struct EngineChoice {
     pub no_daemon: bool,
     /// `--socket` (default: the standard socket).
     pub socket: PathBuf,
+    /// `--quiet`: no progress bar or progress lines.
+    pub quiet: bool,
 }
 
 /// A daemon connection or an in-process service.
@@ -52,6 +54,8 @@ pub enum Backend {
 /// A backend plus the paths it was given, so that its errors name them as the user typed them.
 pub struct Engine {
     backend: Backend,
+    /// `--quiet`: no progress shown.
+    quiet: bool,
     paths: RefCell<Vec<(String, String)>>,
 }
 
@@ -70,6 +74,7 @@ impl Engine {
         };
         Ok(Engine {
             backend,
+            quiet: choice.quiet,
             paths: RefCell::new(Vec::new()),
         })
     }
@@ -131,18 +136,12 @@ impl Engine {
         params: &M::Params,
         progress: bool,
     ) -> anyhow::Result<M::Result> {
-        let bar = progress.then(|| {
-            let bar = progress_bar();
-            bar.set_prefix(M::NAME);
-            bar
-        });
+        let bar = (progress && !self.quiet).then(|| Reporter::new(M::NAME));
         let result = match &self.backend {
             Backend::Local(service) => match &bar {
                 Some(bar) => {
                     let report = FnProgress(|done: usize, total: usize, msg: &str| {
-                        bar.set_length(total as u64);
-                        bar.set_position(done as u64);
-                        bar.set_message(msg.to_string());
+                        bar.report(done, total, msg);
                         Ok(())
                     });
                     service.call_typed::<M>(params, Some(&report))
@@ -167,7 +166,7 @@ impl Engine {
             }
         };
         if let Some(bar) = bar {
-            bar.finish_and_clear();
+            bar.finish();
         }
         result.map_err(|e| anyhow::anyhow!(self.as_typed(&e.to_string())))
     }
@@ -186,21 +185,10 @@ fn client_error(e: ClientError) -> anyhow::Error {
     anyhow::anyhow!(e.to_string())
 }
 
-/// A bar on stderr (hidden when stderr is not a terminal): the work's title, the bar, and the
-/// latest report's words (maximize's running objective).
-fn progress_bar() -> ProgressBar {
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} eta {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
-}
-
 /// Draws the daemon's `$/progress` for our token until the request is answered.
 fn follow_progress<M: RequestMethod>(
     client: &Client,
-    bar: &ProgressBar,
+    bar: &Reporter,
     pending: convlens_shared::client::Pending<M>,
 ) -> Result<M::Result, ClientError> {
     let token = RequestId::String("cli".into());
@@ -218,15 +206,13 @@ fn follow_progress<M: RequestMethod>(
             continue;
         }
         match p.value {
-            WorkDoneProgress::Begin { title, .. } => bar.set_prefix(title),
+            WorkDoneProgress::Begin { title, .. } => bar.title(title),
             WorkDoneProgress::Report { message, .. } => {
                 // The daemon's reports read "<words> <done>/<total>".
                 let message = message.unwrap_or_default();
                 let (words, count) = message.rsplit_once(' ').unwrap_or(("", &message));
                 if let Some((done, total)) = count.split_once('/') {
-                    bar.set_length(total.parse().unwrap_or(0));
-                    bar.set_position(done.parse().unwrap_or(0));
-                    bar.set_message(words.to_string());
+                    bar.report(done.parse().unwrap_or(0), total.parse().unwrap_or(0), words);
                 }
             }
             WorkDoneProgress::End { .. } => {}

@@ -14,6 +14,7 @@ mod maximize;
 mod neighbors;
 mod output;
 mod predict;
+mod progress;
 mod status;
 mod top;
 mod train_demo;
@@ -34,6 +35,9 @@ pub struct Cli {
     /// Compute in this process instead of through the daemon.
     #[arg(long, global = true)]
     no_daemon: bool,
+    /// Show no progress (bars on a terminal, a line per stage otherwise).
+    #[arg(short, long, global = true)]
+    quiet: bool,
     /// The daemon's socket (default: $XDG_RUNTIME_DIR/convlens/daemon.sock).
     #[arg(long, global = true)]
     socket: Option<std::path::PathBuf>,
@@ -144,6 +148,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let choice = client::EngineChoice {
         device: cli.device.clone(),
         no_daemon: cli.no_daemon,
+        quiet: cli.quiet,
         socket: cli
             .socket
             .clone()

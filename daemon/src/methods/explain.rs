@@ -5,6 +5,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 use convlens_models::explain::{explain_with_trace, ExplainOptions};
+use convlens_models::progress::{Progress, Stage};
 use convlens_models::render::input_photo;
 use convlens_shared::array::Array;
 use convlens_shared::methods::explain::{
@@ -75,12 +76,27 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
             explanations: Vec::new(),
             skipped: Vec::new(),
         };
-        for &method in methods {
+        for (index, &method) in methods.iter().enumerate() {
             let options = ExplainOptions {
                 method,
                 ..base.clone()
             };
-            let e = match explain_with_trace(model, &input, &trace, &options, call.progress) {
+            // With several methods, one progress over them all, naming the method and which of
+            // how many it is.
+            let stage = Stage {
+                inner: call.progress,
+                index,
+                count: methods.len(),
+                name: method.name(),
+            };
+            let progress: &dyn Progress = if methods.len() > 1 {
+                // Every method is announced, even one too quick to report steps of its own.
+                stage.step(0, 1, "explain")?;
+                &stage
+            } else {
+                call.progress
+            };
+            let e = match explain_with_trace(model, &input, &trace, &options, progress) {
                 Ok(e) => e,
                 Err(convlens_models::Error::Cancelled) => return Err(MethodError::cancelled()),
                 // `all` skips what does not apply to this model (plain CAM without a GAP head).

@@ -1,5 +1,6 @@
 //! A job's [`Progress`]: it answers the engine's steps with cancellation (`$/cancelRequest`) and
-//! sends `$/progress` to the client that passed a `workDoneToken`, at most every 50 ms.
+//! sends `$/progress` to the client that passed a `workDoneToken`, at most every 50 ms within a
+//! stage (a new stage, such as the next method of `explain --method all`, is sent at once).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 use convlens_models::progress::{CancelFlag, Progress};
 use convlens_models::{Error, Result};
 use convlens_shared::methods::progress::{
-    Progress as ProgressMethod, ProgressParams, ProgressToken, WorkDoneProgress,
+    stage_of, Progress as ProgressMethod, ProgressParams, ProgressToken, WorkDoneProgress,
 };
 
 use crate::clients::Subscriber;
@@ -24,7 +25,8 @@ pub struct JobProgress {
     service: Arc<Service>,
     client: u64,
     token: Option<ProgressToken>,
-    last: Mutex<Option<Instant>>,
+    /// When the last report went, and the stage it named.
+    last: Mutex<Option<(Instant, String)>>,
 }
 
 impl JobProgress {
@@ -78,10 +80,14 @@ impl Progress for JobProgress {
             return Err(Error::Cancelled);
         }
         if self.token.is_some() {
+            let stage = stage_of(message);
             let mut last = lock(&self.last);
-            let due = last.is_none_or(|t| t.elapsed() >= REPORT_EVERY) || done >= total;
+            let due = last
+                .as_ref()
+                .is_none_or(|(t, seen)| t.elapsed() >= REPORT_EVERY || seen != stage)
+                || done >= total;
             if due {
-                *last = Some(Instant::now());
+                *last = Some((Instant::now(), stage.to_string()));
                 drop(last);
                 self.send(WorkDoneProgress::Report {
                     message: Some(format!("{message} {done}/{total}")),

@@ -60,3 +60,33 @@ pub enum WorkDoneProgress {
         message: Option<String>,
     },
 }
+
+/// The stage a progress report's words name: what comes before `": "` (`gradcam++ (3 of 20)`
+/// of `gradcam++ (3 of 20): explain`), else the words up to their first number (`objective` of
+/// `objective 12.5`). The daemon sends a report at once when the stage changes (however recent
+/// the last one), and the CLI writes a line per stage when it has no terminal.
+pub fn stage_of(words: &str) -> &str {
+    match words.split_once(": ") {
+        Some((stage, _)) => stage,
+        None => words
+            .split(|c: char| c.is_ascii_digit())
+            .next()
+            .unwrap_or_default()
+            .trim(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_is_the_words_before_the_colon_or_the_first_number() {
+        assert_eq!(
+            stage_of("gradcam++ (3 of 20): explain"),
+            "gradcam++ (3 of 20)"
+        );
+        assert_eq!(stage_of("objective 12.5"), "objective");
+        assert_eq!(stage_of("embed"), "embed");
+    }
+}
