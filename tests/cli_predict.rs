@@ -298,3 +298,31 @@ fn mistakes_are_met_with_the_next_step() {
         "{stderr}"
     );
 }
+
+/// Shell completions and the man page come from the same definitions as `--help`; a renamed
+/// flag keeps its old spelling as an alias.
+#[test]
+fn completions_man_page_and_renamed_flags() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = cli_support::succeed(&["completions", shell]);
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("explain") && script.contains("per-unit"),
+            "{shell}"
+        );
+    }
+    let man = String::from_utf8_lossy(&cli_support::succeed(&["man"]).stdout).into_owned();
+    assert!(
+        man.starts_with(".ie") && man.contains(".TH convlens-explain"),
+        "{man}"
+    );
+    let help =
+        String::from_utf8_lossy(&cli_support::succeed(&["deconv", "--help"]).stdout).into_owned();
+    assert!(
+        help.contains("--strongest <K>") && !help.contains("--top <"),
+        "{help}"
+    );
+    let help =
+        String::from_utf8_lossy(&cli_support::succeed(&["top", "--help"]).stdout).into_owned();
+    assert!(help.contains("-k, --per-unit <K>"), "{help}");
+}

@@ -26,7 +26,7 @@ const AT_VERSION_NEEDS_DAEMON: &str = "a checkpoint's versions are those the dae
     could be had); run it through the daemon (`convlens versions MODEL` lists them)";
 
 /// How long an auto-started daemon lives with no client.
-const AUTO_IDLE_EXIT_SECS: u64 = 900;
+pub(super) const AUTO_IDLE_EXIT_SECS: u64 = 900;
 /// How long to wait for an auto-started daemon's socket.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
 

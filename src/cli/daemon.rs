@@ -21,8 +21,8 @@ pub struct DaemonArgs {
     /// Also log to stderr.
     #[arg(long)]
     foreground: bool,
-    /// Exit after this many seconds with no client, no job and no client watch.
-    #[arg(long)]
+    /// Exit after this many seconds idle (see [`idle_exit_help`]).
+    #[arg(long, value_name = "SECONDS", help = idle_exit_help())]
     idle_exit: Option<u64>,
     /// Worker threads for engine work (at least 2).
     #[arg(long, default_value_t = 2)]
@@ -89,6 +89,15 @@ fn stop(socket: &std::path::Path) -> anyhow::Result<()> {
     client.notify::<Exit>(&NoParams {})?;
     println!("stopped the daemon on {}", socket.display());
     Ok(())
+}
+
+/// `--idle-exit`'s help, with the idle time of the daemon a command starts by itself.
+fn idle_exit_help() -> String {
+    format!(
+        "Exit after this many seconds with no client, no job and no client watch [default: never; \
+         the daemon a command starts by itself exits after {}s]",
+        super::client::AUTO_IDLE_EXIT_SECS
+    )
 }
 
 /// `--memory-budget`'s help, with the default share from the daemon's config.

@@ -29,13 +29,14 @@ pub struct DeconvArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        required_unless_present = "top",
-        conflicts_with = "top"
+        required_unless_present = "strongest",
+        conflicts_with = "strongest"
     )]
     unit: Vec<usize>,
-    /// Instead of --unit: the K units with the largest activation on this image.
-    #[arg(long, value_name = "K")]
-    top: Option<usize>,
+    /// Instead of --unit: the K units with the largest activation on this image (`--top`, its
+    /// old name, still works).
+    #[arg(long, value_name = "K", alias = "top")]
+    strongest: Option<usize>,
     /// max: keep only the unit's strongest activation (the PNG crops its receptive field);
     /// all: keep the unit's whole map.
     #[arg(long, value_parser = closed_set::<UnitPosition>(),
@@ -68,12 +69,12 @@ pub fn run(args: &DeconvArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         model_id,
         image: engine.path_arg(&args.image),
         layer: args.layer.clone(),
-        units: if args.top.is_some() {
+        units: if args.strongest.is_some() {
             Vec::new()
         } else {
             args.unit.clone()
         },
-        top: args.top,
+        top: args.strongest,
         position: args.position,
         rule: args.rule,
         // The text says when a projection is all zeros, and the JSON gives each one's shape.

@@ -15,6 +15,7 @@ mod neighbors;
 mod output;
 mod predict;
 mod progress;
+mod shell;
 mod status;
 mod top;
 mod train_demo;
@@ -138,6 +139,10 @@ enum Command {
     Status(status::StatusArgs),
     /// The versions of a watched checkpoint the daemon kept, with their metrics.
     Versions(versions::VersionsArgs),
+    /// A shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(shell::CompletionsArgs),
+    /// The man page (roff) on stdout: `convlens man | man -l -`.
+    Man,
 }
 
 /// Runs the parsed command line.
@@ -173,5 +178,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Versions(args) => versions::run(args, &choice),
         Command::Evolve(args) => evolve::run(args, &device()?),
         Command::TrainDemo(args) => train_demo::run(args, &device()?),
+        Command::Completions(args) => shell::completions(args),
+        Command::Man => shell::man(),
     }
 }

@@ -21,7 +21,7 @@ pub struct NeighborsArgs {
     /// The query image (inside the folder or not).
     image: PathBuf,
     /// How many neighbours.
-    #[arg(short = 'k', long = "top", default_value_t = convlens_shared::defaults::folder::NEIGHBORS_K)]
+    #[arg(short = 'k', long = "count", alias = "top", default_value_t = convlens_shared::defaults::folder::NEIGHBORS_K)]
     k: usize,
     /// The layer whose codes are compared (default: the penultimate layer).
     #[arg(long)]

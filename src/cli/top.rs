@@ -28,7 +28,7 @@ pub struct TopArgs {
     #[arg(long, value_delimiter = ',')]
     unit: Vec<usize>,
     /// Images per unit.
-    #[arg(short = 'k', long = "top", default_value_t = convlens_shared::defaults::folder::TOP_K)]
+    #[arg(short = 'k', long = "per-unit", alias = "top", default_value_t = convlens_shared::defaults::folder::TOP_K)]
     k: usize,
     #[command(flatten)]
     folder: FolderArgs,
