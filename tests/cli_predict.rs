@@ -260,6 +260,23 @@ fn explain_writes_the_raw_map_and_an_overlay() {
     assert!(map.max_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[1..4], b"PNG");
+    // The saved overlay explains itself: enlarged to 448 px, caption lines above it (dark bar
+    // with light text), a colour bar below running dark to bright (viridis).
+    let picture = image::open(&png).unwrap().to_rgb8();
+    assert_eq!(picture.width(), 448);
+    assert!(picture.height() > 448 + 30, "{:?}", picture.dimensions());
+    let caption_text = (0..448).any(|x| picture.get_pixel(x, 7).0 == [235, 235, 235]);
+    assert!(caption_text, "no caption text");
+    let bar_y = picture.height() - 18;
+    let luma = |x: u32| {
+        picture
+            .get_pixel(x, bar_y)
+            .0
+            .iter()
+            .map(|&c| u32::from(c))
+            .sum::<u32>()
+    };
+    assert!(luma(8) < luma(440), "the colour bar runs dark to bright");
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -298,7 +298,12 @@ fn progress_without_a_terminal_is_a_line_per_stage() {
         "all",
     ];
     args.extend(cheap);
+    let grid = dir.join("all.png");
+    args.extend(["-o", path(&grid)]);
     let out = succeed(&args);
+    // The grid of labelled tiles (the photo, then every method) is enlarged to be read.
+    let picture = image::open(&grid).unwrap().to_rgb8();
+    assert!(picture.width() >= 448, "{:?}", picture.dimensions());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let names = convlens_shared::choices::Method::NAMES;
     for (k, name) in names.iter().enumerate() {

@@ -3,9 +3,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use convlens_models::render::grid;
+use convlens_models::evolve::captioned;
+use convlens_models::render::{figure, grid, ColorBar};
 use convlens_shared::array::Png;
-use convlens_shared::choices::{Baseline, Colormap, MethodSelection};
+use convlens_shared::choices::{Baseline, Colormap, MethodKind, MethodSelection};
 use convlens_shared::defaults::explain as default;
 use convlens_shared::methods::explain::{ExplainParams, ExplanationData, ImageExplain};
 use image::RgbImage;
@@ -14,6 +15,10 @@ use super::choices::{closed_set, names_parser};
 use super::client::{Engine, EngineChoice};
 use super::output;
 use super::ModelArgs;
+
+/// The longer side of a saved explanation, at least: the overlays come at the model's input
+/// size (224 for ImageNet models), too small to read on a screen.
+const PICTURE_SIZE: u32 = 448;
 
 /// Arguments of `convlens explain`.
 #[derive(clap::Args, Debug)]
@@ -73,6 +78,9 @@ pub struct ExplainArgs {
     /// Weight of the heat map over the photo.
     #[arg(long, default_value_t = default::ALPHA)]
     alpha: f32,
+    /// The saved or drawn picture's longer side, at least (the overlays are enlarged to it).
+    #[arg(long, value_name = "PIXELS", default_value_t = PICTURE_SIZE)]
+    size: u32,
 }
 
 /// Runs the explanation and writes what was asked for.
@@ -113,8 +121,14 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("no method applied"))?;
         output::write_array_npy(map, path)?;
     }
+    let about = About {
+        model: args.model.model.clone(),
+        version: result.version,
+        cmap: args.cmap,
+        size: args.size,
+    };
     let picture = if params.render {
-        Some(picture(&result.photo, explanations)?)
+        Some(picture(&result.photo, explanations, &about)?)
     } else {
         None
     };
@@ -169,25 +183,85 @@ fn names(explanations: &[ExplanationData]) -> String {
         .join(", ")
 }
 
-/// One overlay, or the photo then every overlay in a grid.
-fn picture(photo: &Option<Png>, explanations: &[ExplanationData]) -> anyhow::Result<RgbImage> {
+/// One overlay, or the photo then every overlay in a grid (each tile named), made a figure:
+/// enlarged to `size` on its longer side, captioned with what it shows (model and version,
+/// method, class, layer), a colour bar with its scale below.
+fn picture(
+    photo: &Option<Png>,
+    explanations: &[ExplanationData],
+    about: &About,
+) -> anyhow::Result<RgbImage> {
     let tiles = explanations
         .iter()
-        .filter_map(|e| e.overlay.as_ref())
-        .map(output::decode_png)
-        .collect::<anyhow::Result<Vec<RgbImage>>>()?;
-    if tiles.len() == 1 {
-        return Ok(tiles
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| RgbImage::new(1, 1)));
+        .filter_map(|e| e.overlay.as_ref().map(|o| (e, o)))
+        .map(|(e, o)| Ok((e, output::decode_png(o)?)))
+        .collect::<anyhow::Result<Vec<(&ExplanationData, RgbImage)>>>()?;
+    let bar = |low: &str, high: &str| ColorBar {
+        cmap: about.cmap,
+        low: low.into(),
+        high: high.into(),
+    };
+    if let [(e, tile)] = tiles.as_slice() {
+        let (low, high) = match e.method.kind() {
+            MethodKind::Cam => ("min", "max of the map"),
+            MethodKind::Attribution => ("0", "98th pct of |attribution|"),
+        };
+        let lines = vec![
+            format!(
+                "{}: class {} {}, logit {:.2}",
+                e.method,
+                e.class,
+                e.label.as_deref().unwrap_or_default(),
+                e.logit
+            ),
+            about.model_line(e.layer.as_deref()),
+        ];
+        return Ok(figure(tile, &lines, Some(&bar(low, high)), about.size));
     }
     let photo = photo
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("no method applied"))?;
-    let mut with_photo = vec![output::decode_png(photo)?];
-    with_photo.extend(tiles);
-    Ok(grid(&with_photo, 7, 4))
+    let mut named = vec![captioned(&output::decode_png(photo)?, "photo")];
+    named.extend(tiles.iter().map(|(e, t)| captioned(t, e.method.name())));
+    let first = tiles.first().map(|(e, _)| *e);
+    let lines = vec![
+        match first {
+            Some(e) => format!(
+                "{} methods on class {} {}",
+                tiles.len(),
+                e.class,
+                e.label.as_deref().unwrap_or_default()
+            ),
+            None => "no method applied".into(),
+        },
+        about.model_line(None),
+    ];
+    Ok(figure(
+        &grid(&named, 7, 4),
+        &lines,
+        Some(&bar("low", "high (each map its own scale)")),
+        about.size,
+    ))
+}
+
+/// What a figure's caption says beyond the explanation itself.
+struct About {
+    /// The model as given.
+    model: String,
+    /// The version that answered.
+    version: u64,
+    /// The overlays' colormap.
+    cmap: Colormap,
+    /// The figure's longer side, at least.
+    size: u32,
+}
+
+impl About {
+    /// `demo v1, layer _swish#2`.
+    fn model_line(&self, layer: Option<&str>) -> String {
+        let layer = layer.map(|l| format!(", layer {l}")).unwrap_or_default();
+        format!("{} v{}{layer}", self.model, self.version)
+    }
 }
 
 fn summary(e: &ExplanationData) -> serde_json::Value {

@@ -2,6 +2,9 @@
 //! upsampling, blending over the photo, tile grids.
 
 mod colormap_tables;
+pub mod figure;
+
+pub use figure::{figure, ColorBar};
 
 use candle_core::{DType, Device, Tensor};
 use image::{Rgb, RgbImage};
