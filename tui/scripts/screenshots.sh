@@ -62,7 +62,7 @@ shot() { # shot NAME: the xterm window as docs/gallery/tui_NAME.png
 wait_for "% "
 keys Down Down Down Down Right Down Down Down Down
 wait_for "_blocks.0._project_conv"
-wait_for "unit 0/16 · max"
+wait_for "unit 1 of 16 · max"
 shot browse
 keys Tab Tab Right Right Right Down i
 wait_for "Inspector unit"
@@ -90,7 +90,7 @@ keys '?'
 wait_for "any key closes"
 shot help
 keys Escape Tab g f
-wait_for "filter 0/32"
+wait_for "filter 1 of 32"
 shot filters
 keys t
 wait_for "Map t-SNE of 5 images"

@@ -625,8 +625,8 @@ impl App {
         if channels == 0 {
             return;
         }
-        let cols = layout::grid_columns(self.size, View::Units, self.inspector.open);
-        let rows = layout::grid_rows(self.size, View::Units, self.inspector.open);
+        let (cols, rows) =
+            layout::grid_shape(self.size, View::Units, self.inspector.open, channels);
         self.units.cursor = move_in_grid(self.units.cursor, channels, cols, rows, action);
         if action == Action::Enter {
             self.toggle_inspector();
@@ -640,8 +640,7 @@ impl App {
         if n == 0 {
             return;
         }
-        let cols = layout::grid_columns(self.size, View::Filters, false);
-        let rows = layout::grid_rows(self.size, View::Filters, false);
+        let (cols, rows) = layout::grid_shape(self.size, View::Filters, false, n);
         self.filters.cursor = move_in_grid(self.filters.cursor, n, cols, rows, action);
     }
 

@@ -120,16 +120,54 @@ pub fn inner(area: Rect) -> Rect {
     }
 }
 
-/// Tiles per row of the unit grid (or the filters view) in a frame of `size`.
-pub fn grid_columns(size: Rect, view: View, inspector_open: bool) -> usize {
-    let main = inner(areas(size, view, inspector_open).main);
-    usize::from((main.width / tile_size(size).pitch_x()).max(1))
+/// The widest tile, in cells, that the grid grows its tiles to.
+const MAX_TILE_WIDTH: u16 = 32;
+
+/// The tiles for `n` units in `grid` (a frame of `size`): the largest square-pixel tiles (a
+/// cell is two pixels high, so half as many rows as columns) that show all `n` at once, from the
+/// terminal's smallest ([`tile_size`]) up to [`MAX_TILE_WIDTH`]; the smallest when they do not
+/// all fit, and the grid scrolls.
+pub fn tile_for(grid: Rect, n: usize, size: Rect) -> TileSize {
+    let mut best = tile_size(size);
+    let mut width = best.width + 2;
+    while width <= MAX_TILE_WIDTH {
+        let tile = TileSize {
+            width,
+            height: width / 2,
+        };
+        let cols = usize::from(grid.width / tile.pitch_x());
+        let fits =
+            cols > 0 && n.div_ceil(cols) * usize::from(tile.pitch_y()) <= usize::from(grid.height);
+        if !fits {
+            break;
+        }
+        best = tile;
+        width += 2;
+    }
+    best
 }
 
-/// Tile rows that fit in the unit grid (or the filters view) below its one-line caption.
-pub fn grid_rows(size: Rect, view: View, inspector_open: bool) -> usize {
+/// The area of the unit grid (or the filters view) in a frame of `size`: the main pane's inside
+/// below its one-line caption.
+pub fn grid_area(size: Rect, view: View, inspector_open: bool) -> Rect {
     let main = inner(areas(size, view, inspector_open).main);
-    usize::from((main.height.saturating_sub(1) / tile_size(size).pitch_y()).max(1))
+    Rect::new(
+        main.x,
+        main.y.saturating_add(1),
+        main.width,
+        main.height.saturating_sub(1),
+    )
+}
+
+/// Tiles per row and rows shown of a grid of `n` tiles (the unit grid or the filters view) in
+/// a frame of `size`.
+pub fn grid_shape(size: Rect, view: View, inspector_open: bool, n: usize) -> (usize, usize) {
+    let grid = grid_area(size, view, inspector_open);
+    let tile = tile_for(grid, n, size);
+    (
+        usize::from((grid.width / tile.pitch_x()).max(1)),
+        usize::from((grid.height / tile.pitch_y()).max(1)),
+    )
 }
 
 /// The first tile row to draw so that `row` is shown (the cursor's row kept in view, as near

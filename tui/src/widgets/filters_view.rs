@@ -10,7 +10,7 @@ use super::unit_grid::draw_tiles;
 use super::{pane, title, unless_ready, ACCENT};
 use crate::app::{App, Pane};
 use crate::heatmap::paint_pixels;
-use crate::layout::tile_size;
+use crate::layout::tile_for;
 
 /// Draws the filters pane.
 pub fn draw(buf: &mut Buffer, area: Rect, app: &App, screen: Rect) {
@@ -43,7 +43,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, screen: Rect) {
     };
     Line::from(vec![
         Span::styled(
-            format!("filter {}/{}", app.filters.cursor, bank.tiles.len()),
+            format!("filter {} of {}", app.filters.cursor + 1, bank.tiles.len()),
             Style::default().fg(ACCENT).add_modifier(Modifier::BOLD),
         ),
         Span::styled(
@@ -61,7 +61,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, screen: Rect) {
     draw_tiles(
         buf,
         grid,
-        tile_size(screen),
+        tile_for(grid, bank.tiles.len(), screen),
         bank.tiles.len(),
         app.filters.cursor,
         |buf, i, rect| {

@@ -10,7 +10,7 @@ use ratatui::widgets::Widget;
 use super::{compact, pane, title, unless_ready, ACCENT};
 use crate::app::{App, Pane, View};
 use crate::heatmap::paint_map;
-use crate::layout::{scroll_for, tile_size, TileSize};
+use crate::layout::{scroll_for, tile_for, TileSize};
 
 /// Draws the grid pane.
 pub fn draw(buf: &mut Buffer, area: Rect, app: &App, screen: Rect) {
@@ -50,7 +50,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, screen: Rect) {
     };
     let caption = Line::from(vec![
         Span::styled(
-            format!("unit {}/{}", app.units.cursor, channels),
+            format!("unit {} of {}", app.units.cursor + 1, channels),
             Style::default().fg(ACCENT).add_modifier(Modifier::BOLD),
         ),
         Span::styled(
@@ -70,7 +70,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, screen: Rect) {
         inner.width,
         inner.height.saturating_sub(1),
     );
-    let tile = tile_size(screen);
+    let tile = tile_for(grid, channels, screen);
     draw_tiles(
         buf,
         grid,
