@@ -343,3 +343,15 @@ fn completions_man_page_and_renamed_flags() {
         String::from_utf8_lossy(&cli_support::succeed(&["top", "--help"]).stdout).into_owned();
     assert!(help.contains("-k, --per-unit <K>"), "{help}");
 }
+
+/// `layers` says what `name#k` means when it prints such names.
+#[test]
+fn layers_explains_the_names_it_prints() {
+    let out = cli_support::succeed(&["layers", "demo"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("_swish#2 (ReLU6)"), "{text}");
+    assert!(
+        text.contains("(`name#k`: the k-th call of a module used more than once"),
+        "{text}"
+    );
+}

@@ -74,6 +74,14 @@ pub fn run(args: &LayersArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         )?;
     }
     writeln!(out, "total parameters: {}", group_digits(tree.total_params))?;
+    if layers.iter().any(|l| l.path.contains('#')) {
+        writeln!(
+            out,
+            "(`name#k`: the k-th call of a module used more than once, such as one activation \
+             module applied after two convolutions; every subcommand's --layer takes these names, \
+             and a module path stands for its last layer)"
+        )?;
+    }
     Ok(())
 }
 
