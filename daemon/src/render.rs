@@ -2,11 +2,15 @@
 //! for the wire.
 
 use convlens_models::explain::{Explanation, MethodKind};
-use convlens_models::render::{attribution_magnitude, cam_heat, overlay, Colormap};
+use convlens_models::render::{
+    attribution_magnitude, attribution_overlay, cam_heat, overlay, Colormap,
+};
 use convlens_shared::array::Png;
 use image::RgbImage;
 
-/// The overlay of `e` on `photo`: a CAM upsampled to the photo, an attribution's magnitude.
+/// The overlay of `e` on `photo`: a CAM upsampled to the photo and blended as pytorch-grad-cam
+/// shows it; an attribution's magnitude (Captum's scaling) over the photo in gray, weighted by
+/// its value.
 pub fn overlay_of(
     e: &Explanation,
     photo: &RgbImage,
@@ -14,12 +18,13 @@ pub fn overlay_of(
     alpha: f32,
 ) -> convlens_models::Result<RgbImage> {
     let (w, h) = photo.dimensions();
-    let heat = if e.method.kind() == MethodKind::Cam && e.map.rank() == 2 {
-        cam_heat(&e.map, h as usize, w as usize)?
+    if e.method.kind() == MethodKind::Cam && e.map.rank() == 2 {
+        let heat = cam_heat(&e.map, h as usize, w as usize)?;
+        Ok(overlay(photo, &heat, cmap, alpha))
     } else {
-        attribution_magnitude(&e.map)?
-    };
-    Ok(overlay(photo, &heat, cmap, alpha))
+        let heat = attribution_magnitude(&e.map)?;
+        Ok(attribution_overlay(photo, &heat, cmap, alpha))
+    }
 }
 
 /// `picture` as a PNG for the wire.

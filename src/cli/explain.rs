@@ -204,7 +204,7 @@ fn picture(
     if let [(e, tile)] = tiles.as_slice() {
         let (low, high) = match e.method.kind() {
             MethodKind::Cam => ("min", "max of the map"),
-            MethodKind::Attribution => ("0", "98th pct of |attribution|"),
+            MethodKind::Attribution => ("0 (photo shows)", "98th pct of |attribution|"),
         };
         let lines = vec![
             format!(

@@ -35,6 +35,38 @@ pub fn color(cmap: Colormap, v: f32) -> [f32; 3] {
     table(cmap)[index]
 }
 
+/// An attribution's `heat` (values in [0, 1]) over `photo` drawn in gray, each pixel's colour
+/// weighted by `alpha` times its value: where the attribution is zero the photo shows as it is
+/// (in gray, as Captum's blended heat map draws it under the map), so the speckles of a gradient
+/// map mark the object instead of tinting the whole picture.
+pub fn attribution_overlay(
+    photo: &RgbImage,
+    heat: &[Vec<f32>],
+    cmap: Colormap,
+    alpha: f32,
+) -> RgbImage {
+    let (w, h) = photo.dimensions();
+    let mut out = RgbImage::new(w, h);
+    for (x, y, p) in out.enumerate_pixels_mut() {
+        let v = heat
+            .get(y as usize)
+            .and_then(|r| r.get(x as usize))
+            .copied()
+            .unwrap_or(0.0)
+            .clamp(0.0, 1.0);
+        let c = color(cmap, v);
+        let [r, g, b] = photo.get_pixel(x, y).0.map(f32::from);
+        let gray = 0.299 * r + 0.587 * g + 0.114 * b;
+        let weight = (alpha * v).clamp(0.0, 1.0);
+        *p = Rgb(c.map(|c| {
+            (weight * c * 255.0 + (1.0 - weight) * gray)
+                .round()
+                .clamp(0.0, 255.0) as u8
+        }));
+    }
+    out
+}
+
 /// Captum's `visualize_image_attr(sign="absolute_value")` scaling of an attribution [C, H, W]:
 /// |Σ_c attr|, divided by the value where the sorted cumulative sum reaches 98 %, clipped to 1.
 pub fn attribution_magnitude(attr: &Tensor) -> Result<Vec<Vec<f32>>> {
@@ -132,6 +164,17 @@ pub fn input_photo(input: &Tensor, mean: [f32; 3], std: [f32; 3]) -> Result<RgbI
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attribution_leaves_the_photo_gray_where_it_is_zero() {
+        let photo = RgbImage::from_pixel(2, 1, Rgb([200, 100, 50]));
+        let heat = vec![vec![0.0, 1.0]];
+        let out = attribution_overlay(&photo, &heat, Colormap::Viridis, 1.0);
+        let gray = (0.299f32 * 200.0 + 0.587 * 100.0 + 0.114 * 50.0).round() as u8;
+        assert_eq!(out.get_pixel(0, 0).0, [gray; 3]);
+        let top = color(Colormap::Viridis, 1.0).map(|c| (c * 255.0).round() as u8);
+        assert_eq!(out.get_pixel(1, 0).0, top);
+    }
 
     #[test]
     fn colormap_ends_are_matplotlibs() {
