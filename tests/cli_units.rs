@@ -180,6 +180,11 @@ fn deconv_of_several_units_on_the_demo_stacks_them() {
     ]);
     assert_eq!(Tensor::read_npy(&npy).unwrap().dims(), &[2, 3, 224, 224]);
     assert!(is_png(&png));
+    // Each pair is labelled with its unit above it (light text on the dark caption bar).
+    let picture = image::open(&png).unwrap().to_rgb8();
+    let labelled =
+        (0..picture.width()).any(|x| (0..24).any(|y| picture.get_pixel(x, y).0 == [235, 235, 235]));
+    assert!(labelled, "no caption text on the pairs");
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -3,20 +3,14 @@
 
 use image::{imageops, Rgb, RgbImage};
 
-use crate::represent::map_render::draw_text;
-
 /// Frames smaller than this on their longer side are enlarged by a whole factor (nearest
 /// neighbour, so kernel cells and map cells stay sharp).
 pub const MIN_FRAME_SIDE: u32 = 160;
 
-/// Height of the caption bar above each frame.
-pub const CAPTION_HEIGHT: u32 = 12;
+pub use crate::render::figure::{captioned, CAPTION_HEIGHT};
 
-/// The dark background of caption bars and padding.
+/// The dark background of padding.
 const BACKGROUND: Rgb<u8> = Rgb([24, 24, 24]);
-
-/// The caption text colour.
-const TEXT: [u8; 3] = [235, 235, 235];
 
 /// `picture` enlarged by the smallest whole factor that makes its longer side at least
 /// [`MIN_FRAME_SIDE`] (unchanged when it already is).
@@ -32,20 +26,6 @@ pub fn enlarge(picture: &RgbImage) -> RgbImage {
         picture.height() * factor,
         imageops::FilterType::Nearest,
     )
-}
-
-/// `picture` below a bar holding `caption` in the 8×8 font, cut to the characters that fit.
-pub fn captioned(picture: &RgbImage, caption: &str) -> RgbImage {
-    let mut out = RgbImage::from_pixel(
-        picture.width(),
-        picture.height() + CAPTION_HEIGHT,
-        BACKGROUND,
-    );
-    imageops::overlay(&mut out, picture, 0, i64::from(CAPTION_HEIGHT));
-    let fits = ((picture.width().saturating_sub(4)) / 8) as usize;
-    let text: String = caption.chars().take(fits).collect();
-    draw_text(&mut out, 2, 2, &text, TEXT, 1);
-    out
 }
 
 /// Every frame padded (bottom and right, with the background) to the largest width and height

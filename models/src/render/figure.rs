@@ -22,6 +22,23 @@ const LINE: u32 = 11;
 /// Height of the colour bar's gradient.
 const BAR: u32 = 10;
 
+/// Height of the caption bar of [`captioned`].
+pub const CAPTION_HEIGHT: u32 = 12;
+
+/// `picture` below a bar holding `caption` in the 8×8 font, cut to the characters that fit.
+pub fn captioned(picture: &RgbImage, caption: &str) -> RgbImage {
+    let mut out = RgbImage::from_pixel(
+        picture.width(),
+        picture.height() + CAPTION_HEIGHT,
+        BACKGROUND,
+    );
+    imageops::overlay(&mut out, picture, 0, i64::from(CAPTION_HEIGHT));
+    let fits = ((picture.width().saturating_sub(4)) / 8) as usize;
+    let text: String = caption.chars().take(fits).collect();
+    draw_text(&mut out, 2, 2, &text, TEXT, 1);
+    out
+}
+
 /// The colour bar under a heat map: its colormap and what its two ends mean.
 #[derive(Clone, Debug)]
 pub struct ColorBar {

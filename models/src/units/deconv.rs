@@ -15,6 +15,7 @@ use super::receptive_field::{receptive_field, ReceptiveField};
 use super::tiles::to_byte;
 use crate::graph::{BackwardRule, Graph, Trace};
 use crate::progress::Progress;
+use crate::render::figure::captioned;
 use crate::render::grid;
 use crate::{Error, Result};
 
@@ -197,7 +198,11 @@ pub fn render_reconstructions(
                 }
                 None => (photo.clone(), picture),
             };
-            Ok(side_by_side(&photo, &picture))
+            let what = match r.position {
+                UnitPosition::Max => format!("unit {}, max {:.2}", r.unit, r.activation),
+                UnitPosition::All => format!("unit {}, whole map", r.unit),
+            };
+            Ok(captioned(&side_by_side(&photo, &picture), &what))
         })
         .collect::<Result<Vec<RgbImage>>>()?;
     Ok(if pairs.len() == 1 {
