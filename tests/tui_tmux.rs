@@ -153,7 +153,7 @@ fn main_title(screen: &str) -> String {
     screen.lines().nth(1).unwrap_or_default().to_string()
 }
 
-/// The unit grid's caption (`unit 7/32 · max 1.80 · mean 0.76 · active 91%`).
+/// The unit grid's caption (`unit 7 of 0–31 · max 1.80 · mean 0.76 · active 91%`).
 fn unit_caption(screen: &str) -> Option<String> {
     let line = screen
         .lines()
@@ -205,14 +205,14 @@ fn browse_the_demo_as_a_person_would() {
 
     // The unit grid: every channel of the layer as a tile with its max, the cursor's in brackets.
     let screen = tui.wait_for("the unit grid of _depthwise_conv", |s| {
-        s.contains("unit 0/32 · max") && s.contains('[')
+        s.contains("unit 0 of 0–31 · max") && s.contains('[')
     });
     let first = unit_caption(&screen);
     let screen = tui.step(
         &["Tab", "Tab", "Right", "Right", "Down"],
         "the unit cursor moved",
         |s| {
-            unit_caption(s).is_some_and(|c| Some(&c) != first.as_ref() && !c.starts_with("unit 0/"))
+            unit_caption(s).is_some_and(|c| Some(&c) != first.as_ref() && !c.starts_with("unit 0 "))
         },
     );
     let moved = unit_caption(&screen).unwrap_or_default();
@@ -223,10 +223,10 @@ fn browse_the_demo_as_a_person_would() {
     // The inspector: the unit's numbers on the image.
     let screen = tui.step(&["i"], "the inspector", |s| s.contains("Inspector unit"));
     let unit = moved
-        .split('/')
+        .trim_start_matches("unit ")
+        .split(' ')
         .next()
-        .unwrap_or_default()
-        .trim_start_matches("unit ");
+        .unwrap_or_default();
     assert!(
         screen.contains(&format!("Inspector unit {unit} ")),
         "{screen}"
@@ -243,28 +243,30 @@ fn browse_the_demo_as_a_person_would() {
         s.contains("chelsea.jpg") && s.contains("% ")
     });
 
-    // Overlays: Grad-CAM first, then the next methods, each a new picture.
-    // The overlay is encoded off the UI thread: a placeholder first, then the picture.
+    // Overlays: Grad-CAM first, at the layer selected in the tree (a spatial one), then the
+    // next methods, each a new picture. The overlay is encoded off the UI thread: a placeholder
+    // first, then the picture.
+    let at = "at _blocks.0._depthwise_conv · class";
     let screen = tui.step(&["o"], "the Grad-CAM overlay", |s| {
-        main_title(s).contains("Overlay gradcam · class") && has_half_blocks(s, 300)
+        main_title(s).contains(&format!("Overlay gradcam {at}")) && has_half_blocks(s, 300)
     });
     let gradcam = screen;
     let screen = tui.step(&["m"], "the Grad-CAM++ overlay", |s| {
-        main_title(s).contains("Overlay gradcam++ · class") && has_half_blocks(s, 300)
+        main_title(s).contains(&format!("Overlay gradcam++ {at}")) && has_half_blocks(s, 300)
     });
     assert_ne!(screen, gradcam);
     let screen = tui.step(&["m"], "the XGrad-CAM overlay", |s| {
-        main_title(s).contains("Overlay xgradcam · class")
+        main_title(s).contains(&format!("Overlay xgradcam {at}"))
     });
     let top_class = explained_class(&screen);
     tui.step(&["c"], "the second class explained", |s| {
-        main_title(s).contains("Overlay xgradcam · class") && explained_class(s) != top_class
+        main_title(s).contains(&format!("Overlay xgradcam {at}")) && explained_class(s) != top_class
     });
 
     // The filters of the selected depthwise convolution (one input channel each: grey tiles).
     tui.step(&["f"], "the filters view", |s| {
         main_title(s).contains("Filters _blocks.0._depthwise_conv")
-            && s.contains("filter 0/32 · 3×3 · mean of 1 input channels")
+            && s.contains("filter 0 of 0–31 · 3×3 · mean of 1 input channels")
     });
 
     // The map of the five demo photos: t-SNE in the daemon, the points in braille, the photo

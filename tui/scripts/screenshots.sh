@@ -25,17 +25,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cols=160 rows=50
-tmux -L "$server" new-session -d -s t -x "$cols" -y "$rows" -e TERM=xterm-256color \
-  "$bin --socket $work/daemon.sock --graphics halfblocks"
-tmux -L "$server" set-option -t t status off
 Xvfb "$display" -screen 0 1800x1200x24 -nolisten tcp >/dev/null 2>&1 &
 xvfb=$!
 sleep 1
-DISPLAY=$display xterm -geometry "${cols}x${rows}+0+0" -fa 'DejaVu Sans Mono' -fs 9 \
-  -bg '#101010' -fg '#d0d0d0' -xrm 'XTerm*termName: xterm-256color' \
-  -e tmux -L "$server" attach -t t &
-sleep 2
+session() { # session COLS ROWS: convlens in a tmux session of that size, an xterm attached to it
+  tmux -L "$server" new-session -d -s t -x "$1" -y "$2" -e TERM=xterm-256color \
+    "$bin --socket $work/daemon.sock --graphics halfblocks"
+  tmux -L "$server" set-option -t t status off
+  DISPLAY=$display xterm -geometry "${1}x${2}+0+0" -fa 'DejaVu Sans Mono' -fs 9 \
+    -bg '#101010' -fg '#d0d0d0' -xrm 'XTerm*termName: xterm-256color' \
+    -e tmux -L "$server" attach -t t &
+  xterm=$!
+  sleep 2
+}
 
 screen() { tmux -L "$server" capture-pane -p -t t; }
 wait_for() { # wait_for TEXT: until the screen shows TEXT (90 s at most)
@@ -59,12 +61,15 @@ shot() { # shot NAME: the xterm window as docs/gallery/tui_NAME.png
   echo "wrote $out/tui_$1.png"
 }
 
+session 160 50
 wait_for "% "
 keys Down Down Down Down Right Down Down Down Down
 wait_for "_blocks.0._project_conv"
-wait_for "unit 1 of 16 · max"
+wait_for "unit 0 of 0–15 · max"
 shot browse
-keys Tab Tab Right Right Right Down i
+keys Tab Tab Right Right Right # unit index 3: the fourth tile of the first row
+wait_for "unit 4 of 16 · max"
+keys i
 wait_for "Inspector unit"
 wait_for "of 5 images" # the folder pass: the folder statistics and the top images
 wait_for "press a to compute"
@@ -77,7 +82,7 @@ fi
 sleep 3
 shot units_inspector
 keys o
-wait_for "Overlay gradcam · class"
+wait_for "Overlay gradcam at _blocks.0._project_conv · class"
 shot overlay_gradcam
 keys M M M M
 wait_for "Overlay guided-backprop · class"
@@ -90,10 +95,21 @@ keys '?'
 wait_for "any key closes"
 shot help
 keys Escape Tab g f
-wait_for "filter 1 of 32"
+wait_for "filter 0 of 0–31"
 shot filters
 keys t
 wait_for "Map t-SNE of 5 images"
 wait_for "Enter: make it current"
 shot map
 keys q
+wait "$xterm" 2>/dev/null || true # the session ended with the UI, and its xterm with it
+
+# The same unit grid on the smallest terminal the UI is laid out for (the daemon is kept).
+session 80 24
+wait_for "% "
+keys Down Down Down Down Right Down Down Down Down
+wait_for "_blocks.0._project_conv"
+wait_for "unit 0 of 0–15 · max"
+shot units_80x24
+keys q
+wait "$xterm" 2>/dev/null || true

@@ -316,6 +316,8 @@ pub struct Explanation {
     pub class: usize,
     /// Its name.
     pub label: Option<String>,
+    /// The layer a CAM was computed at.
+    pub layer: Option<String>,
     /// The overlay.
     pub overlay: Picture,
 }

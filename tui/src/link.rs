@@ -375,10 +375,12 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             image,
             method,
             class,
+            layer,
         } => {
             let mut params = ExplainParams::new(model_id, text(&image));
             params.method = method.into();
             params.target = class;
+            params.layer = layer;
             params.map = false;
             params.render = true;
             params.work_done_token = Some(watch_progress(shared, ticket));
@@ -393,6 +395,7 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             let bytes = png.to_bytes().map_err(|e| e.to_string())?;
             Ok(Reply::Explain(Explanation {
                 method: e.method.name().to_string(),
+                layer: e.layer,
                 class: e.class,
                 label: e.label,
                 overlay: Picture::decode(&bytes, MAX_PICTURE)?,

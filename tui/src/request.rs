@@ -165,6 +165,8 @@ pub enum Request {
         method: Method,
         /// The class (the top one when `None`).
         class: Option<usize>,
+        /// The layer of a CAM (the daemon's default when `None`).
+        layer: Option<String>,
     },
     /// The filters of a convolution.
     Filters {

@@ -291,7 +291,15 @@ fn reply_to(request: &Request) -> Reply {
         Request::TopCrop { unit, .. } => Reply::TopCrop(picture(*unit as u32 + 13, 48, 48)),
         Request::Deconv { unit, .. } => Reply::Deconv(picture(*unit as u32 + 7, 64, 64)),
         Request::Maximize { unit, .. } => Reply::Maximize(picture(*unit as u32 + 11, 64, 64)),
-        Request::Explain { method, class, .. } => Reply::Explain(Explanation {
+        Request::Explain {
+            method,
+            class,
+            layer,
+            ..
+        } => Reply::Explain(Explanation {
+            // As the daemon answers: a CAM at the layer asked for, else at the last spatial one.
+            layer: (method.kind() == convlens_shared::choices::MethodKind::Cam)
+                .then(|| layer.clone().unwrap_or_else(|| "_swish#2".into())),
             method: method.name().to_string(),
             class: class.unwrap_or(281),
             label: Some(
@@ -1104,4 +1112,36 @@ fn the_daemons_note_on_the_model_is_shown() {
     assert!(s
         .draw()
         .contains("bound to the torch.export program model.pt2"));
+}
+
+/// The overlay's CAM follows the layer selected in the tree when it is a spatial map, and the
+/// title names the layer; an attribution method asks for no layer.
+#[test]
+fn the_overlay_cam_is_at_the_selected_spatial_layer() {
+    let explains = |s: &Session| {
+        s.log
+            .iter()
+            .filter_map(|r| match r {
+                Request::Explain { method, layer, .. } => Some((*method, layer.clone())),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut s = Session::new(160, 50);
+    s.key(KeyCode::Down);
+    s.keys("o");
+    s.settle();
+    let (method, layer) = explains(&s).last().cloned().unwrap();
+    assert_eq!(method.name(), "gradcam");
+    assert_eq!(layer.as_deref(), Some("_bn0"));
+    assert!(
+        s.draw().contains("Overlay gradcam at _bn0 · class"),
+        "{}",
+        s.draw()
+    );
+    // An attribution method: no layer asked, none named.
+    s.keys("mmmmmmmmm");
+    s.settle();
+    let (method, layer) = explains(&s).last().cloned().unwrap();
+    assert_eq!((method.name(), layer), ("gradient", None));
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use convlens_shared::choices::Method;
+use convlens_shared::choices::{Method, MethodKind};
 use convlens_shared::defaults;
 
 use crate::data::{Explanation, Prediction};
@@ -12,6 +12,9 @@ use crate::request::{Feature, Outgoing, Request, Slot};
 use crate::state::requester::Requester;
 use crate::state::shown::Shown;
 
+/// What an explanation was asked for: image, method, class, CAM layer, version.
+pub type ExplanationKey = (PathBuf, String, Option<usize>, Option<String>, u64);
+
 /// The chosen method and class, and the explanation.
 #[derive(Debug)]
 pub struct OverlayState {
@@ -19,8 +22,8 @@ pub struct OverlayState {
     pub method: usize,
     /// Which of the top-5 classes to explain (0 = the top one).
     pub class_rank: usize,
-    /// The explanation (image, method, class, version).
-    pub explanation: Fetch<(PathBuf, String, Option<usize>, u64), Explanation>,
+    /// The explanation (image, method, class, CAM layer, version).
+    pub explanation: Fetch<ExplanationKey, Explanation>,
 }
 
 impl Default for OverlayState {
@@ -89,10 +92,12 @@ impl OverlayState {
             return out;
         };
         let class = self.explained_class(prediction);
+        let layer = self.cam_layer(shown);
         let key = (
             image.clone(),
             self.method_name().to_string(),
             class,
+            layer.clone(),
             shown.version,
         );
         if !self.explanation.is_for(&key) {
@@ -101,6 +106,7 @@ impl OverlayState {
                 image: image.clone(),
                 method: self.method(),
                 class,
+                layer,
             };
             out.extend(requester.fetch(
                 &mut self.explanation,
@@ -111,6 +117,20 @@ impl OverlayState {
             ));
         }
         out
+    }
+
+    /// The layer a CAM is asked at: the tree's selected layer when its output is a spatial map
+    /// (C×H×W with H and W above 1), else none (the daemon's default, the last spatial layer);
+    /// none for an attribution method.
+    pub fn cam_layer(&self, shown: &Shown) -> Option<String> {
+        if self.method().kind() != MethodKind::Cam {
+            return None;
+        }
+        let layer = shown.layer.as_ref()?;
+        match layer.output_shape[..] {
+            [_, _, h, w] if h > 1 && w > 1 => Some(layer.path.clone()),
+            _ => None,
+        }
     }
 
     /// Whether the explanation is on its way.

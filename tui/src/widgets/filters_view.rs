@@ -43,7 +43,12 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, screen: Rect) {
     };
     Line::from(vec![
         Span::styled(
-            format!("filter {} of {}", app.filters.cursor + 1, bank.tiles.len()),
+            // Filters are numbered from 0, as the output channels they make.
+            format!(
+                "filter {} of 0–{}",
+                app.filters.cursor,
+                bank.tiles.len().saturating_sub(1)
+            ),
             Style::default().fg(ACCENT).add_modifier(Modifier::BOLD),
         ),
         Span::styled(

@@ -16,14 +16,23 @@ use crate::layout::scroll_for;
 
 /// Draws the overlay pane.
 pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images) {
-    let class = match app.overlay.explanation.state.ready() {
-        Some(e) => format!("class {} {}", e.class, e.label.as_deref().unwrap_or("")),
-        None => String::new(),
-    };
-    let details = if class.is_empty() {
-        app.method_name().to_string()
-    } else {
-        format!("{} · {class}", app.method_name())
+    // The method, the layer a CAM was computed at, then the class: the layer before the class
+    // so that a narrow pane still shows it.
+    let details = match app.overlay.explanation.state.ready() {
+        Some(e) => {
+            let layer = e
+                .layer
+                .as_deref()
+                .map(|l| format!(" at {l}"))
+                .unwrap_or_default();
+            format!(
+                "{}{layer} · class {} {}",
+                app.method_name(),
+                e.class,
+                e.label.as_deref().unwrap_or("")
+            )
+        }
+        None => app.method_name().to_string(),
     };
     let inner = pane(
         buf,

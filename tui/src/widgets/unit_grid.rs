@@ -50,7 +50,12 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, screen: Rect) {
     };
     let caption = Line::from(vec![
         Span::styled(
-            format!("unit {} of {}", app.units.cursor + 1, channels),
+            // Units are numbered from 0, as `--unit` and the protocol take them.
+            format!(
+                "unit {} of 0–{}",
+                app.units.cursor,
+                channels.saturating_sub(1)
+            ),
             Style::default().fg(ACCENT).add_modifier(Modifier::BOLD),
         ),
         Span::styled(
