@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use convlens_models::evolve::captioned;
 use convlens_models::render::{figure, grid, ColorBar};
 use convlens_shared::array::Png;
-use convlens_shared::choices::{Baseline, Colormap, MethodKind, MethodSelection};
+use convlens_shared::choices::{Baseline, Colormap, MethodSelection};
 use convlens_shared::defaults::explain as default;
 use convlens_shared::methods::explain::{ExplainParams, ExplanationData, ImageExplain};
 use image::RgbImage;
@@ -202,9 +202,12 @@ fn picture(
         high: high.into(),
     };
     if let [(e, tile)] = tiles.as_slice() {
-        let (low, high) = match e.method.kind() {
-            MethodKind::Cam => ("min", "max of the map"),
-            MethodKind::Attribution => ("0 (photo shows)", "98th pct of |attribution|"),
+        // As the overlay was drawn: a map at a layer ([h, w]) min-max scaled, one in input space
+        // (guided Grad-CAM's included) scaled as Captum does.
+        let (low, high) = if e.shape.len() == 2 {
+            ("min", "max of the map")
+        } else {
+            ("0 (photo shows)", "98th pct of |attribution|")
         };
         let lines = vec![
             format!(

@@ -68,7 +68,7 @@ wait_for "_blocks.0._project_conv"
 wait_for "unit 0 of 0–15 · max"
 shot browse
 keys Tab Tab Right Right Right # unit index 3: the fourth tile of the first row
-wait_for "unit 4 of 16 · max"
+wait_for "unit 3 of 0–15 · max"
 keys i
 wait_for "Inspector unit"
 wait_for "of 5 images" # the folder pass: the folder statistics and the top images
