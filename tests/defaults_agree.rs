@@ -22,32 +22,11 @@ use serde_json::{json, Value};
 
 /// Every `--flag` of `convlens SUBCOMMAND --help` with a `[default: …]`, by flag name.
 fn help_defaults(subcommand: &str) -> BTreeMap<String, String> {
-    let out = cli_support::succeed(&[subcommand, "--help"]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    // A flag's line starts with `-`; its `[default: …]` is on that line (short help) or on a
-    // line below it (long help, when a description is long).
-    let mut found = BTreeMap::new();
-    let mut flag = String::new();
-    for line in text.lines() {
-        let line = line.trim_start();
-        if line.starts_with('-') {
-            if let Some(rest) = line.split("--").nth(1) {
-                flag = rest
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '-')
-                    .collect();
-            }
-        }
-        if let Some(at) = line.find("[default: ") {
-            let value = &line[at + "[default: ".len()..];
-            let value = value.split(']').next().unwrap_or_default();
-            found.insert(flag.clone(), value.to_string());
-        }
-    }
-    assert!(
-        !found.is_empty(),
-        "no defaults in `{subcommand} --help`:\n{text}"
-    );
+    let found: BTreeMap<String, String> = cli_support::help_flags(subcommand)
+        .into_iter()
+        .filter_map(|(flag, default)| Some((flag, default?)))
+        .collect();
+    assert!(!found.is_empty(), "no defaults in `{subcommand} --help`");
     found
 }
 
@@ -208,12 +187,16 @@ fn unit_and_folder_defaults_agree_between_cli_and_protocol() {
     agree(
         "top",
         &protocol,
-        &[("top", "k"), ("tile", "tile"), ("batch", "batch")],
+        &[("per-unit", "k"), ("tile", "tile"), ("batch", "batch")],
     );
     let mut query = pass;
     query["image"] = json!("/photos/cat.jpg");
     let protocol = protocol_defaults::<NeighborsParams>(query);
-    agree("neighbors", &protocol, &[("top", "k"), ("batch", "batch")]);
+    agree(
+        "neighbors",
+        &protocol,
+        &[("count", "k"), ("batch", "batch")],
+    );
 }
 
 #[test]

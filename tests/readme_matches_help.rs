@@ -20,34 +20,6 @@ fn subcommands() -> Vec<String> {
         .collect()
 }
 
-/// A subcommand's `--help`: its flags and their defaults (`None` when none is shown).
-fn help_of(sub: &str) -> BTreeMap<String, Option<String>> {
-    let out = cli_support::succeed(&[sub, "--help"]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut flags = BTreeMap::new();
-    let mut current = String::new();
-    for line in text.lines() {
-        let line = line.trim_start();
-        if line.starts_with('-') {
-            if let Some(rest) = line.split("--").nth(1) {
-                current = rest
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '-')
-                    .collect();
-                flags.insert(current.clone(), None);
-            }
-        }
-        if let Some(at) = line.find("[default: ") {
-            let value = line[at + "[default: ".len()..]
-                .split(']')
-                .next()
-                .unwrap_or_default();
-            flags.insert(current.clone(), Some(value.to_string()));
-        }
-    }
-    flags
-}
-
 /// The `convlens SUB …` uses in `text`: the subcommand and the rest of its span (up to the
 /// closing backtick, or the end of the line, or a `#` comment).
 fn uses<'a>(text: &'a str, subcommands: &[String]) -> Vec<(String, &'a str)> {
@@ -114,7 +86,9 @@ fn every_flag_the_readme_shows_exists_with_the_default_it_states() {
     let mut checked = 0;
     let mut wrong = Vec::new();
     for (sub, span) in uses(&readme, &subcommands) {
-        let help = helps.entry(sub.clone()).or_insert_with(|| help_of(&sub));
+        let help = helps
+            .entry(sub.clone())
+            .or_insert_with(|| cli_support::help_flags(&sub));
         for (flag, value) in flags_in(span) {
             checked += 1;
             match help.get(&flag) {

@@ -82,3 +82,33 @@ pub fn succeed(args: &[&str]) -> Output {
     );
     out
 }
+
+/// Every `--flag` that `convlens SUBCOMMAND --help` lists, with the default it states (`None`
+/// when it states none). A flag's line starts with `-`; its `[default: …]` is on that line
+/// (short help) or on a line below it (long help, when a description is long).
+pub fn help_flags(subcommand: &str) -> std::collections::BTreeMap<String, Option<String>> {
+    let out = succeed(&[subcommand, "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut flags = std::collections::BTreeMap::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if line.starts_with('-') {
+            if let Some(rest) = line.split("--").nth(1) {
+                current = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '-')
+                    .collect();
+                flags.insert(current.clone(), None);
+            }
+        }
+        if let Some(at) = line.find("[default: ") {
+            let value = line[at + "[default: ".len()..]
+                .split(']')
+                .next()
+                .unwrap_or_default();
+            flags.insert(current.clone(), Some(value.to_string()));
+        }
+    }
+    flags
+}

@@ -35,6 +35,14 @@ pub fn color(cmap: Colormap, v: f32) -> [f32; 3] {
     table(cmap)[index]
 }
 
+/// The value of `heat` at pixel (`x`, `y`); 0 outside it.
+fn heat_at(heat: &[Vec<f32>], x: u32, y: u32) -> f32 {
+    heat.get(y as usize)
+        .and_then(|r| r.get(x as usize))
+        .copied()
+        .unwrap_or(0.0)
+}
+
 /// An attribution's `heat` (values in [0, 1]) over `photo` drawn in gray, each pixel's colour
 /// weighted by `alpha` times its value: where the attribution is zero the photo shows as it is
 /// (in gray, as Captum's blended heat map draws it under the map), so the speckles of a gradient
@@ -48,12 +56,7 @@ pub fn attribution_overlay(
     let (w, h) = photo.dimensions();
     let mut out = RgbImage::new(w, h);
     for (x, y, p) in out.enumerate_pixels_mut() {
-        let v = heat
-            .get(y as usize)
-            .and_then(|r| r.get(x as usize))
-            .copied()
-            .unwrap_or(0.0)
-            .clamp(0.0, 1.0);
+        let v = heat_at(heat, x, y).clamp(0.0, 1.0);
         let c = color(cmap, v);
         let [r, g, b] = photo.get_pixel(x, y).0.map(f32::from);
         let gray = 0.299 * r + 0.587 * g + 0.114 * b;
@@ -103,11 +106,7 @@ pub fn overlay(photo: &RgbImage, heat: &[Vec<f32>], cmap: Colormap, alpha: f32) 
     let (w, h) = photo.dimensions();
     let mut out = RgbImage::new(w, h);
     for (x, y, p) in out.enumerate_pixels_mut() {
-        let v = heat
-            .get(y as usize)
-            .and_then(|r| r.get(x as usize))
-            .copied()
-            .unwrap_or(0.0);
+        let v = heat_at(heat, x, y);
         let c = color(cmap, v);
         let base = photo.get_pixel(x, y).0;
         let mut px = [0u8; 3];
