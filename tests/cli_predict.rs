@@ -255,6 +255,7 @@ fn explain_writes_the_raw_map_and_an_overlay() {
         "the default layer is the head activation"
     );
     assert_eq!(v["class"], 285);
+    assert_eq!(v["flat"], false, "a Grad-CAM of the cat is not flat");
     let map = candle_core::Tensor::read_npy(&npy).unwrap();
     assert_eq!(map.dims(), &[7, 7]);
     assert!(map.max_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);

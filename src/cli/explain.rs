@@ -155,9 +155,14 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
                 .convergence_delta
                 .map(|d| format!(", convergence delta {d:.3e}"))
                 .unwrap_or_default();
+            let flat = if e.flat {
+                " (a flat map: every value equal, nothing to show)"
+            } else {
+                ""
+            };
             writeln!(
                 out,
-                "{}: class {} ({label}), logit {:.3}{layer}{delta}",
+                "{}: class {} ({label}), logit {:.3}{layer}{delta}{flat}",
                 e.method, e.class, e.logit
             )?;
         }
@@ -209,9 +214,14 @@ fn picture(
         } else {
             ("0 (photo shows)", "98th pct of |attribution|")
         };
+        let flat = if e.flat {
+            " (a flat map: nothing to show)"
+        } else {
+            ""
+        };
         let lines = vec![
             format!(
-                "{}: class {} {}, logit {:.2}",
+                "{}: class {} {}, logit {:.2}{flat}",
                 e.method,
                 e.class,
                 e.label.as_deref().unwrap_or_default(),
@@ -225,7 +235,14 @@ fn picture(
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("no method applied"))?;
     let mut named = vec![captioned(&output::decode_png(photo)?, "photo")];
-    named.extend(tiles.iter().map(|(e, t)| captioned(t, e.method.name())));
+    named.extend(tiles.iter().map(|(e, t)| {
+        let name = if e.flat {
+            format!("{} (flat)", e.method.name())
+        } else {
+            e.method.name().to_string()
+        };
+        captioned(t, &name)
+    }));
     let first = tiles.first().map(|(e, _)| *e);
     let lines = vec![
         match first {
@@ -276,5 +293,6 @@ fn summary(e: &ExplanationData) -> serde_json::Value {
         "layer": e.layer,
         "shape": e.shape,
         "convergenceDelta": e.convergence_delta,
+        "flat": e.flat,
     })
 }

@@ -133,6 +133,7 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
                 layer: e.layer.clone(),
                 shape: e.map.dims().to_vec(),
                 convergence_delta: e.convergence_delta,
+                flat: e.is_flat()?,
                 map,
                 overlay,
             });

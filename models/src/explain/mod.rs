@@ -87,6 +87,24 @@ pub struct Explanation {
     pub noisy_inputs: Option<Tensor>,
 }
 
+/// How small a map's range may be, relative to its largest magnitude, for the map to count as
+/// flat: every value the same (all zero included), nothing to show.
+const FLAT_RANGE: f32 = 1e-6;
+
+impl Explanation {
+    /// Whether the map is flat (all its values equal, as a CAM whose weights all vanished):
+    /// drawn, it is a solid tile that says nothing.
+    pub fn is_flat(&self) -> Result<bool> {
+        let map = self.map.to_dtype(candle_core::DType::F32)?.flatten_all()?;
+        let max = map.max(0)?.to_scalar::<f32>()?;
+        let min = map.min(0)?.to_scalar::<f32>()?;
+        let scale = max.abs().max(min.abs());
+        // A map with a NaN is not a pattern either: it counts as flat.
+        let spread = (max - min).partial_cmp(&(FLAT_RANGE * scale));
+        Ok(spread != Some(std::cmp::Ordering::Greater))
+    }
+}
+
 /// Explains the model's prediction on `input` [1, C, H, W].
 pub fn explain(model: &Model, input: &Tensor, options: &ExplainOptions) -> Result<Explanation> {
     explain_with_progress(model, input, options, &Silent)
@@ -248,4 +266,31 @@ fn argmax(values: &[f32]) -> usize {
         }
     }
     best
+}
+
+#[cfg(test)]
+mod flat_tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn explanation(values: &[f32]) -> Explanation {
+        Explanation {
+            method: Method::EigenCam,
+            target: 0,
+            score: 0.0,
+            layer: None,
+            map: Tensor::from_slice(values, (1, values.len()), &Device::Cpu).unwrap(),
+            convergence_delta: None,
+            noisy_inputs: None,
+        }
+    }
+
+    #[test]
+    fn a_map_of_equal_values_is_flat() {
+        assert!(explanation(&[0.0, 0.0, 0.0]).is_flat().unwrap());
+        assert!(explanation(&[3.5, 3.5, 3.5]).is_flat().unwrap());
+        assert!(!explanation(&[0.0, 1e-3, 0.0]).is_flat().unwrap());
+        // Tiny values that differ still make a pattern (min-max scaling shows it).
+        assert!(!explanation(&[1e-9, 2e-9, 0.0]).is_flat().unwrap());
+    }
 }

@@ -156,6 +156,9 @@ pub struct ExplanationData {
     pub shape: Vec<usize>,
     /// Integrated Gradients' completeness gap.
     pub convergence_delta: Option<f32>,
+    /// Whether the map is flat (every value equal): its overlay shows nothing.
+    #[serde(default)]
+    pub flat: bool,
     /// The raw map (float32, unnormalized), when asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map: Option<Array>,
