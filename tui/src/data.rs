@@ -318,6 +318,8 @@ pub struct Explanation {
     pub label: Option<String>,
     /// The layer a CAM was computed at.
     pub layer: Option<String>,
+    /// Whether the map is flat (every value equal): the overlay shows nothing.
+    pub flat: bool,
     /// The overlay.
     pub overlay: Picture,
 }

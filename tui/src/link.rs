@@ -396,6 +396,7 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             Ok(Reply::Explain(Explanation {
                 method: e.method.name().to_string(),
                 layer: e.layer,
+                flat: e.flat,
                 class: e.class,
                 label: e.label,
                 overlay: Picture::decode(&bytes, MAX_PICTURE)?,

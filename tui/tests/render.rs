@@ -300,6 +300,8 @@ fn reply_to(request: &Request) -> Reply {
             // As the daemon answers: a CAM at the layer asked for, else at the last spatial one.
             layer: (method.kind() == convlens_shared::choices::MethodKind::Cam)
                 .then(|| layer.clone().unwrap_or_else(|| "_swish#2".into())),
+            // Eigen-CAM's map comes back flat here, to show how the title says so.
+            flat: method.name() == "eigencam",
             method: method.name().to_string(),
             class: class.unwrap_or(281),
             label: Some(
@@ -1144,4 +1146,22 @@ fn the_overlay_cam_is_at_the_selected_spatial_layer() {
     s.settle();
     let (method, layer) = explains(&s).last().cloned().unwrap();
     assert_eq!((method.name(), layer), ("gradient", None));
+}
+
+/// A flat map is named in the overlay's title rather than left as a solid picture.
+#[test]
+fn a_flat_map_is_named_in_the_overlay_title() {
+    let mut s = Session::new(160, 50);
+    s.keys("o");
+    s.settle();
+    // From gradcam (12th) to eigencam (19th): seven steps.
+    s.keys("mmmmmmm");
+    s.settle();
+    assert_eq!(s.app.method_name(), "eigencam");
+    assert!(
+        s.draw()
+            .contains("Overlay eigencam at _conv_stem · flat map · class"),
+        "{}",
+        s.draw()
+    );
 }

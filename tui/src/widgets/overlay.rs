@@ -25,8 +25,9 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images) {
                 .as_deref()
                 .map(|l| format!(" at {l}"))
                 .unwrap_or_default();
+            let flat = if e.flat { " · flat map" } else { "" };
             format!(
-                "{}{layer} · class {} {}",
+                "{}{layer}{flat} · class {} {}",
                 app.method_name(),
                 e.class,
                 e.label.as_deref().unwrap_or("")
