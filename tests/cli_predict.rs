@@ -356,3 +356,13 @@ fn layers_explains_the_names_it_prints() {
         "{text}"
     );
 }
+
+/// A flag is shown only where it acts: class names mean nothing to a layer tree or to filters.
+#[test]
+fn flags_show_only_where_they_act() {
+    let help = |sub: &str| cli_support::help_flags(sub);
+    assert!(!help("layers").contains_key("labels"));
+    assert!(!help("filters").contains_key("labels"));
+    assert!(help("predict").contains_key("labels"));
+    assert!(help("explain").contains_key("labels"));
+}

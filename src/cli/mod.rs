@@ -110,12 +110,15 @@ impl LoadFlags {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// The layer tree with output shapes and parameter counts.
+    // Class names play no part in a layer tree or in filters: --labels is hidden there.
+    #[command(mut_arg("labels", |a| a.hide(true)))]
     Layers(layers::LayersArgs),
     /// Top-K classes for images.
     Predict(predict::PredictArgs),
     /// Attribution maps and class activation maps for a prediction.
     Explain(explain::ExplainArgs),
     /// A convolution's kernels as a picture, with norms and dead filters.
+    #[command(mut_arg("labels", |a| a.hide(true)))]
     Filters(filters::FiltersArgs),
     /// Every channel's feature map of a layer on an image.
     Activations(activations::ActivationsArgs),
