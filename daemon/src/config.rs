@@ -47,16 +47,12 @@ pub struct Config {
 
 impl Config {
     /// The budget of resident models on a device of `device_memory` bytes: the one given, else
-    /// [`DEFAULT_MEMORY_SHARE`] of the device's memory (none when that is unknown). Says
-    /// whether it is the default.
-    pub fn memory_budget_for(&self, device_memory: Option<u64>) -> (Option<u64>, bool) {
+    /// [`DEFAULT_MEMORY_SHARE`] of the device's memory (none when that is unknown).
+    pub fn memory_budget_for(&self, device_memory: Option<u64>) -> Option<u64> {
         match self.memory_budget {
-            Some(u64::MAX) => (None, false),
-            Some(bytes) => (Some(bytes), false),
-            None => (
-                device_memory.map(|m| (m as f64 * DEFAULT_MEMORY_SHARE) as u64),
-                true,
-            ),
+            Some(u64::MAX) => None,
+            Some(bytes) => Some(bytes),
+            None => device_memory.map(|m| (m as f64 * DEFAULT_MEMORY_SHARE) as u64),
         }
     }
 }

@@ -1,4 +1,6 @@
-//! Giving freed memory back to the system after a model is unloaded or replaced.
+//! The daemon's memory: giving freed memory back to the system after a model is unloaded or
+//! replaced, and measuring the device's memory and the process's resident set (from /proc, which
+//! no lighter crate reads for us).
 //!
 //! glibc keeps freed memory in its per-thread arenas (and raises its mmap threshold after large
 //! frees, so later tensors come from those arenas too): a daemon that unloaded every model would
@@ -27,7 +29,7 @@ pub fn return_large_allocations() {
 }
 
 /// The memory of the device models live on: the machine's RAM for the CPU (`MemTotal` of
-/// /proc/meminfo, which no lighter crate reads for us), the GPU's own memory on CUDA.
+/// /proc/meminfo), the GPU's own memory on CUDA.
 pub fn device_memory(device: &candle_core::Device) -> Option<u64> {
     match device {
         #[cfg(feature = "cuda")]
@@ -41,8 +43,18 @@ pub fn device_memory(device: &candle_core::Device) -> Option<u64> {
 
 /// The machine's RAM in bytes (Linux), when known.
 fn machine_ram() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    proc_kilobytes("/proc/meminfo", "MemTotal:")
+}
+
+/// The process's resident set in bytes (Linux), when known.
+pub fn resident_set_bytes() -> Option<u64> {
+    proc_kilobytes("/proc/self/status", "VmRSS:")
+}
+
+/// The `KEY  N kB` line of a /proc file, in bytes.
+fn proc_kilobytes(file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }

@@ -24,12 +24,12 @@ pub fn status(call: &Call, _: NoParams) -> Result<StatusResult, MethodError> {
         clients: s.clients.count(),
         models: s.models.list(),
         memory: Memory {
-            budget: s.memory_budget,
-            budget_is_default: s.budget_is_default,
+            budget: s.models.budget(),
+            budget_is_default: s.config.memory_budget.is_none() && s.models.budget().is_some(),
             models: s.models.resident_bytes(),
             activation_cache: s.activations.bytes() + s.inputs.bytes(),
             result_cache: s.results.bytes(),
-            rss: resident_set_bytes(),
+            rss: crate::memory::resident_set_bytes(),
         },
         watches: s.watches.list(),
         queue: s.jobs.get().map(|q| q.stats()).unwrap_or(Queue {
@@ -41,12 +41,4 @@ pub fn status(call: &Call, _: NoParams) -> Result<StatusResult, MethodError> {
         }),
         forward_passes: s.activations.forwards(),
     })
-}
-
-/// The process's resident set from /proc/self/status (Linux), in bytes.
-pub fn resident_set_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }

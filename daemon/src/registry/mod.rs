@@ -108,6 +108,11 @@ impl ModelRegistry {
         }
     }
 
+    /// The most bytes resident models may take (none: no limit).
+    pub fn budget(&self) -> Option<u64> {
+        self.residency.budget
+    }
+
     /// The device models run on.
     pub fn device(&self) -> &Device {
         &self.device

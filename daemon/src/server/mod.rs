@@ -76,7 +76,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = tick.tick() => {
-                service.drop_gone_models();
+                // File checks, and when a model goes its copies and `malloc_trim`: off the I/O
+                // task.
+                let sweeper = Arc::clone(&service);
+                tokio::task::spawn_blocking(move || sweeper.drop_gone_models());
                 let idle = service.clients.count() == 0
                     && service.jobs.get().is_none_or(JobQueue::is_idle)
                     && !service.watches.has_client_watches();

@@ -24,10 +24,6 @@ pub struct Service {
     pub config: Config,
     /// The device's canonical name (`cpu`, `cuda:0`).
     pub device_name: String,
-    /// The budget of resident models in bytes (none: no limit).
-    pub memory_budget: Option<u64>,
-    /// Whether that budget is the default share of the device's memory.
-    pub budget_is_default: bool,
     /// The models.
     pub models: ModelRegistry,
     /// Preprocessed inputs.
@@ -52,13 +48,10 @@ impl Service {
     /// Opens the device and builds an empty service.
     pub fn new(config: Config) -> convlens_models::Result<Arc<Service>> {
         let device = convlens_models::device::parse_device(&config.device)?;
-        let (memory_budget, budget_is_default) =
-            config.memory_budget_for(crate::memory::device_memory(&device));
+        let budget = config.memory_budget_for(crate::memory::device_memory(&device));
         Ok(Arc::new_cyclic(|weak: &Weak<Service>| Service {
-            memory_budget,
-            budget_is_default,
             device_name: crate::device_name::canonical(&config.device),
-            models: ModelRegistry::new(device, memory_budget, History::new(&config)),
+            models: ModelRegistry::new(device, budget, History::new(&config)),
             inputs: InputCache::new(config.activation_cache_bytes / 4),
             activations: ActivationCache::new(config.activation_cache_bytes),
             results: ResultCache::new(config.result_cache_bytes),
