@@ -1,11 +1,11 @@
 //! A picture made to be read on its own: enlarged to a legible size, with caption lines above it
 //! (what it shows: model, method, class, layer, version) and, for a heat map, a colour bar with
-//! the scale's ends named below it. Text is the 8×8 bitmap font `map_render::draw_text` uses.
+//! the scale's ends named below it. Text is the 8×8 bitmap font of [`super::text`].
 
 use image::{imageops, Rgb, RgbImage};
 
+use super::text::draw_text;
 use super::{color, Colormap};
-use crate::represent::map_render::draw_text;
 
 /// The dark background of the caption and the colour bar.
 const BACKGROUND: Rgb<u8> = Rgb([24, 24, 24]);

@@ -3,6 +3,7 @@
 
 mod colormap_tables;
 pub mod figure;
+pub mod text;
 
 pub use figure::{figure, ColorBar};
 

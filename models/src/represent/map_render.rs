@@ -1,8 +1,7 @@
 //! Pictures of a 2-D map of codes: a scatter coloured by predicted class with a legend, or
 //! Karpathy's t-SNE grid, where each image's thumbnail is snapped to a cell of a lattice.
 //!
-//! Text is drawn with the 8×8 bitmap font of the `font8x8` crate (no font files, no system
-//! fonts).
+//! Text is drawn with [`crate::render::text::draw_text`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,6 +10,7 @@ use image::{imageops, Rgb, RgbImage};
 
 use crate::input::{open_image, Preprocess};
 use crate::progress::Progress;
+use crate::render::text::draw_text;
 use crate::Result;
 
 /// matplotlib's `tab20` colours, the even entries first (they are `tab10`).
@@ -37,38 +37,6 @@ const PALETTE: [[u8; 3]; 20] = [
     [158, 218, 229],
 ];
 const OTHER: [u8; 3] = [190, 190, 190];
-
-/// Draws `text` with its top-left corner at (`x`, `y`), each font pixel `scale`×`scale`.
-pub fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, color: [u8; 3], scale: u32) {
-    let s = i64::from(scale.max(1));
-    for (i, ch) in text.chars().enumerate() {
-        let code = ch as usize;
-        let glyph = font8x8::legacy::BASIC_LEGACY
-            .get(code)
-            .copied()
-            .unwrap_or(font8x8::legacy::BASIC_LEGACY[b'?' as usize]);
-        for (row, bits) in glyph.iter().enumerate() {
-            for col in 0..8 {
-                if bits & (1 << col) == 0 {
-                    continue;
-                }
-                for dy in 0..s {
-                    for dx in 0..s {
-                        let px = x + (i as i64 * 8 + col) * s + dx;
-                        let py = y + row as i64 * s + dy;
-                        if px >= 0
-                            && py >= 0
-                            && px < i64::from(img.width())
-                            && py < i64::from(img.height())
-                        {
-                            img.put_pixel(px as u32, py as u32, Rgb(color));
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
 
 fn fill_disc(img: &mut RgbImage, cx: f32, cy: f32, r: f32, color: [u8; 3]) {
     let (w, h) = (img.width() as i64, img.height() as i64);

@@ -5,11 +5,11 @@
 use candle_core::{DType, Tensor};
 use image::{imageops, Rgb, RgbImage};
 
-use super::map_render::draw_text;
 use super::top_units::TopUnits;
 use crate::graph::{NodeId, Trace};
 use crate::input::{open_image, Preprocess};
 use crate::progress::Progress;
+use crate::render::text::draw_text;
 use crate::units::receptive_field;
 use crate::{Model, Result};
 
