@@ -4,14 +4,19 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 fn main() -> ExitCode {
     let words: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(e) = cli::typo::mistyped_subcommand(&words) {
         e.exit();
     }
-    let args = cli::Cli::parse_from(words);
+    let mut command = cli::scope::command();
+    let matches = command.clone().get_matches_from(words);
+    if let Err(e) = cli::scope::check(&mut command, &matches) {
+        e.exit();
+    }
+    let args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,

@@ -83,8 +83,15 @@ pub fn run(args: &DaemonArgs, device: &str, socket: PathBuf) -> anyhow::Result<(
 
 /// Sends `shutdown` and `exit` to the daemon on `socket`.
 fn stop(socket: &std::path::Path) -> anyhow::Result<()> {
+    if !socket.exists() {
+        println!(
+            "no daemon is running on {}: nothing to stop",
+            socket.display()
+        );
+        return Ok(());
+    }
     let client = Client::connect(socket)
-        .map_err(|e| anyhow::anyhow!("no daemon on {}: {e}", socket.display()))?;
+        .map_err(|e| anyhow::anyhow!("cannot reach the daemon on {}: {e}", socket.display()))?;
     client.request::<Shutdown>(&NoParams {})?;
     client.notify::<Exit>(&NoParams {})?;
     println!("stopped the daemon on {}", socket.display());

@@ -72,7 +72,7 @@ pub struct EvolveArgs {
 }
 
 /// Computes the view in every checkpoint and writes what was asked for.
-pub fn run(args: &EvolveArgs, device: &Device) -> anyhow::Result<()> {
+pub fn run(args: &EvolveArgs, device: &Device, quiet: bool) -> anyhow::Result<()> {
     let options = EvolveOptions {
         view: View::from_name(&args.what)?,
         arch: args.arch.clone(),
@@ -87,7 +87,11 @@ pub fn run(args: &EvolveArgs, device: &Device) -> anyhow::Result<()> {
         captions: !args.no_caption,
     };
     let list = find_checkpoints(&args.checkpoints)?;
-    let bar = ProgressBar::new(list.checkpoints.len() as u64);
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(list.checkpoints.len() as u64)
+    };
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} checkpoints")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),

@@ -15,6 +15,7 @@ mod neighbors;
 mod output;
 mod predict;
 mod progress;
+pub mod scope;
 mod shell;
 mod status;
 mod top;
@@ -179,8 +180,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Daemon(args) => daemon::run(args, &cli.device, choice.socket),
         Command::Status(args) => status::run(args, &choice.socket),
         Command::Versions(args) => versions::run(args, &choice),
-        Command::Evolve(args) => evolve::run(args, &device()?),
-        Command::TrainDemo(args) => train_demo::run(args, &device()?),
+        Command::Evolve(args) => evolve::run(args, &device()?, cli.quiet),
+        Command::TrainDemo(args) => train_demo::run(args, &device()?, cli.quiet),
         Command::Completions(args) => shell::completions(args),
         Command::Man => shell::man(),
     }

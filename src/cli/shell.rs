@@ -3,9 +3,7 @@
 
 use std::io::Write;
 
-use clap::CommandFactory;
-
-use super::Cli;
+use super::scope;
 
 /// Arguments of `convlens completions`.
 #[derive(clap::Args, Debug)]
@@ -16,7 +14,7 @@ pub struct CompletionsArgs {
 
 /// Writes the completion script for the shell asked for.
 pub fn completions(args: &CompletionsArgs) -> anyhow::Result<()> {
-    let mut command = Cli::command();
+    let mut command = scope::command();
     // Into memory first: clap_complete panics when its writer fails (`| head` closing the pipe).
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, "convlens", &mut script);
@@ -26,7 +24,7 @@ pub fn completions(args: &CompletionsArgs) -> anyhow::Result<()> {
 
 /// Writes the man page (roff) of `convlens` and its subcommands.
 pub fn man() -> anyhow::Result<()> {
-    let command = Cli::command();
+    let command = scope::command();
     let mut out = std::io::stdout().lock();
     clap_mangen::Man::new(command.clone()).render(&mut out)?;
     for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {

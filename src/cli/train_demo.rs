@@ -60,7 +60,7 @@ pub struct TrainDemoArgs {
 }
 
 /// Runs `convlens train-demo`.
-pub fn run(args: &TrainDemoArgs, device: &candle_core::Device) -> anyhow::Result<()> {
+pub fn run(args: &TrainDemoArgs, device: &candle_core::Device, quiet: bool) -> anyhow::Result<()> {
     let data = FashionMnist::load(&args.data)?;
     let arch = match args.arch {
         ArchChoice::SmallVgg => SmallArch::Vgg,
@@ -86,7 +86,11 @@ pub fn run(args: &TrainDemoArgs, device: &candle_core::Device) -> anyhow::Result
         args.data.display(),
         args.out.display()
     );
-    let bar = ProgressBar::new(0);
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
     bar.set_style(
         ProgressStyle::with_template(
             "{elapsed_precise} [{bar:30}] {pos}/{len} steps · {per_sec} · {msg}",

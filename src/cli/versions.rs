@@ -25,12 +25,6 @@ pub struct VersionsArgs {
 
 /// Lists the versions through the daemon (which starts watching the checkpoint if it did not).
 pub fn run(args: &VersionsArgs, choice: &EngineChoice) -> anyhow::Result<()> {
-    if choice.no_daemon {
-        bail!(
-            "`convlens versions` asks the daemon: it keeps a checkpoint's versions while it \
-             watches it; drop --no-daemon"
-        );
-    }
     let engine = Engine::open(choice)?;
     if !engine.is_daemon() {
         bail!(
