@@ -188,6 +188,54 @@ fn deconv_of_several_units_on_the_demo_stacks_them() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+#[test]
+fn a_module_path_is_reported_as_given_by_every_subcommand() {
+    // `_blocks.5` is a module; its output is the node `_blocks.5.add`. Every subcommand reports
+    // the name the user wrote, as `top` and `embed` always did.
+    let dir = scratch("layer-name");
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    std::fs::copy(
+        root().join("models/assets/photos/chelsea.jpg"),
+        photos.join("c.jpg"),
+    )
+    .unwrap();
+    let photo = "models/assets/photos/chelsea.jpg";
+    let json = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_slice(&succeed(args).stdout).unwrap()
+    };
+    let activations = json(&[
+        "activations",
+        "demo",
+        photo,
+        "--layer",
+        "_blocks.5",
+        "--json",
+    ]);
+    assert_eq!(activations["layer"], "_blocks.5");
+    let deconv = json(&[
+        "deconv",
+        "demo",
+        photo,
+        "--layer",
+        "_blocks.5",
+        "--unit",
+        "0",
+        "--json",
+    ]);
+    assert_eq!(deconv[0]["layer"], "_blocks.5");
+    let top = json(&[
+        "top",
+        "demo",
+        path(&photos),
+        "--layer",
+        "_blocks.5",
+        "--json",
+    ]);
+    assert_eq!(top["layer"], "_blocks.5");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 fn assert_one_clear_error(args: &[&str], needle: &str) {
     let out = convlens(args);
     assert!(!out.status.success(), "{args:?} should fail");

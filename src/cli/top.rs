@@ -67,6 +67,7 @@ pub fn run(args: &TopArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if args.json {
         let value = serde_json::json!({
+            "layer": report.layer,
             "images": report.images,
             "computed": report.computed,
             "cached": report.cached,

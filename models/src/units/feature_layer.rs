@@ -12,7 +12,8 @@ use crate::{Error, Result};
 pub struct FeatureLayer {
     /// The graph node.
     pub node: NodeId,
-    /// Its name (`layer2.1.relu#2` for the module path `layer2`).
+    /// Its name as asked for: a node (`layer2.1.relu#2`) or a module path standing for its
+    /// output (`layer2`), the same name every subcommand reports.
     pub name: String,
     /// Channels (units).
     pub channels: usize,
@@ -63,7 +64,7 @@ pub fn feature_layer_in(
     };
     Ok(FeatureLayer {
         node,
-        name: resolved,
+        name: name.to_string(),
         channels,
         height,
         width,

@@ -78,7 +78,7 @@ impl FolderPass {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PassReport {
-    /// The layer's resolved path.
+    /// The layer, as asked for (the penultimate layer's path when none was).
     pub layer: String,
     /// Units of the layer.
     pub units: usize,
