@@ -217,16 +217,26 @@ pub fn shrink_maps(
     Ok((out, th, tw))
 }
 
-/// The tiles of a kernel `[out, in, kh, kw]`: with `rgb` (three inputs) each filter's inputs as
-/// red, green and blue, otherwise the mean over its inputs as grey; each filter scaled
-/// symmetrically around zero (mid-grey) by its own largest |weight|.
-pub fn filter_tiles(values: &[f32], shape: &[usize], rgb: bool) -> Result<Vec<Tile>, String> {
+/// The colour between the input channels of a grey filter tile (the CLI grid's gap colour).
+const CHANNEL_GAP: [u8; 3] = [24, 24, 24];
+
+/// The tiles of a kernel `[out, in, kh, kw]`, one per filter, showing what `convlens filters`
+/// draws for it: with `rgb` (three inputs) the inputs as red, green and blue; otherwise each of
+/// its first `max_inputs` input channels' kernels in grey, side by side in a near-square block
+/// with a one-pixel gap (a 1×1 convolution's filter is a block of its input weights). Each
+/// filter is scaled symmetrically around zero (mid-grey) by its own largest |weight|.
+pub fn filter_tiles(
+    values: &[f32],
+    shape: &[usize],
+    rgb: bool,
+    max_inputs: usize,
+) -> Result<Vec<Tile>, String> {
     let &[out, inputs, kh, kw] = shape else {
         return Err(format!(
             "a kernel of shape {shape:?}, expected [out, in, kh, kw]"
         ));
     };
-    if values.len() != out * inputs * kh * kw || inputs == 0 {
+    if values.len() != out * inputs * kh * kw || inputs == 0 || kh == 0 || kw == 0 {
         return Err(format!(
             "{} weights for a kernel of shape {shape:?}",
             values.len()
@@ -234,30 +244,52 @@ pub fn filter_tiles(values: &[f32], shape: &[usize], rgb: bool) -> Result<Vec<Ti
     }
     let rgb = rgb && inputs == 3;
     let grey = |v: f32, scale: f32| (127.5 + 127.5 * v / scale).round().clamp(0.0, 255.0) as u8;
+    let shown = inputs.min(max_inputs.max(1));
+    let columns = if rgb { 1 } else { square_columns(shown) };
+    let rows = if rgb { 1 } else { shown.div_ceil(columns) };
+    let (width, height) = (columns * (kw + 1) - 1, rows * (kh + 1) - 1);
     Ok(values
         .chunks_exact(inputs * kh * kw)
         .map(|filter| {
             let scale = filter.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let scale = if scale > 0.0 { scale } else { 1.0 };
-            let pixels = (0..kh * kw)
-                .map(|p| {
-                    let at = |i: usize| filter[i * kh * kw + p];
-                    if rgb {
-                        [grey(at(0), scale), grey(at(1), scale), grey(at(2), scale)]
-                    } else {
-                        let mean = (0..inputs).map(at).sum::<f32>() / inputs as f32;
-                        let g = grey(mean, scale);
-                        [g, g, g]
+            let at = |channel: usize, p: usize| filter[channel * kh * kw + p];
+            let pixels = if rgb {
+                (0..kh * kw)
+                    .map(|p| {
+                        [
+                            grey(at(0, p), scale),
+                            grey(at(1, p), scale),
+                            grey(at(2, p), scale),
+                        ]
+                    })
+                    .collect()
+            } else {
+                let mut pixels = vec![CHANNEL_GAP; width * height];
+                for channel in 0..shown {
+                    let (x0, y0) = (
+                        (channel % columns) * (kw + 1),
+                        (channel / columns) * (kh + 1),
+                    );
+                    for p in 0..kh * kw {
+                        let g = grey(at(channel, p), scale);
+                        pixels[(y0 + p / kw) * width + x0 + p % kw] = [g, g, g];
                     }
-                })
-                .collect();
+                }
+                pixels
+            };
             Tile {
-                width: kw,
-                height: kh,
+                width,
+                height,
                 pixels,
             }
         })
         .collect())
+}
+
+/// Columns of a near-square block of `n` (the ceiling of its square root).
+fn square_columns(n: usize) -> usize {
+    (1..=n.max(1)).find(|c| c * c >= n).unwrap_or(1)
 }
 
 /// One unit of a layer over the whole folder: its statistics and the images that excite it most.
@@ -489,11 +521,35 @@ mod tests {
     fn filters_become_tiles_around_mid_grey() {
         // Two filters of one 1x2 kernel over three inputs.
         let w = [1.0, -1.0, 0.0, 0.5, -0.5, 0.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0];
-        let rgb = filter_tiles(&w, &[2, 3, 1, 2], true).unwrap();
+        let rgb = filter_tiles(&w, &[2, 3, 1, 2], true, 32).unwrap();
         assert_eq!(rgb[0].pixels, vec![[255, 128, 64], [0, 191, 128]]);
-        let grey = filter_tiles(&w, &[2, 3, 1, 2], false).unwrap();
-        assert_eq!(grey[0].pixels, vec![[149, 149, 149], [106, 106, 106]]);
-        assert_eq!(grey[1].pixels, vec![[255, 255, 255]; 2]);
-        assert!(filter_tiles(&w, &[2, 3, 2, 2], true).is_err());
+        // In grey, each input channel's 1x2 kernel: two columns by two rows of channels.
+        let grey = filter_tiles(&w, &[2, 3, 1, 2], false, 32).unwrap();
+        let (g, gap) = (|v: u8| [v, v, v], CHANNEL_GAP);
+        assert_eq!((grey[0].width, grey[0].height), (5, 3));
+        #[rustfmt::skip]
+        assert_eq!(grey[0].pixels, vec![
+            g(255), g(0), gap, g(128), g(191),
+            gap, gap, gap, gap, gap,
+            g(64), g(128), gap, gap, gap,
+        ]);
+        assert!(grey[1].pixels.iter().all(|p| *p == g(255) || *p == gap));
+        // Only the first `max_inputs` channels.
+        let first = filter_tiles(&w, &[2, 3, 1, 2], false, 1).unwrap();
+        assert_eq!(first[0].pixels, vec![g(255), g(0)]);
+        assert!(filter_tiles(&w, &[2, 3, 2, 2], true, 32).is_err());
+    }
+
+    #[test]
+    fn a_pointwise_filter_shows_every_input_weight() {
+        // A 1x1 convolution: one filter over four inputs is a 2x2 block of its four weights
+        // (as `convlens filters` draws it), not one grey mean.
+        let tiles = filter_tiles(&[1.0, -1.0, 0.0, 0.5], &[1, 4, 1, 1], false, 32).unwrap();
+        let g = |v: u8| [v, v, v];
+        assert_eq!((tiles[0].width, tiles[0].height), (3, 3));
+        assert_eq!(tiles[0].pixels[0], g(255));
+        assert_eq!(tiles[0].pixels[2], g(0));
+        assert_eq!(tiles[0].pixels[6], g(128));
+        assert_eq!(tiles[0].pixels[8], g(191));
     }
 }

@@ -458,14 +458,17 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             let result = start::<LayerFilters>(shared, ticket, &params)?;
             let kernel = result.weights.ok_or("the daemon sent no kernel")?;
             let values = kernel.to_f32().map_err(|e| e.to_string())?;
-            let tiles = filter_tiles(&values, &kernel.shape, result.rgb)?;
+            let max_inputs = convlens_shared::defaults::filters::MAX_INPUTS;
+            let tiles = filter_tiles(&values, &kernel.shape, result.rgb, max_inputs)?;
+            let inputs = kernel.shape.get(1).copied().unwrap_or(0);
             let note = if result.rgb {
                 "RGB of the 3 input channels, mid-grey = 0".to_string()
+            } else if inputs <= 1 {
+                "mid-grey = 0".to_string()
+            } else if inputs <= max_inputs {
+                format!("each of its {inputs} input channels, mid-grey = 0")
             } else {
-                format!(
-                    "mean of {} input channels, mid-grey = 0",
-                    kernel.shape.get(1).copied().unwrap_or(0)
-                )
+                format!("its first {max_inputs} of {inputs} input channels, mid-grey = 0")
             };
             Ok(Reply::Filters(FilterBank { layer, tiles, note }))
         }
