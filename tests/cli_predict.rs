@@ -255,6 +255,9 @@ fn explain_writes_the_raw_map_and_an_overlay() {
         "the default layer is the head activation"
     );
     assert_eq!(v["class"], 285);
+    // The class's probability, as `predict` gives it (0.3753 for the cat).
+    let prob = v["prob"].as_f64().unwrap();
+    assert!((prob - 0.37535).abs() < 1e-4, "{prob}");
     assert_eq!(v["flat"], false, "a Grad-CAM of the cat is not flat");
     let map = candle_core::Tensor::read_npy(&npy).unwrap();
     assert_eq!(map.dims(), &[7, 7]);

@@ -162,8 +162,8 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
             };
             writeln!(
                 out,
-                "{}: class {} ({label}), logit {:.3}{layer}{delta}{flat}",
-                e.method, e.class, e.logit
+                "{}: class {} ({label}), p {:.3}, logit {:.3}{layer}{delta}{flat}",
+                e.method, e.class, e.prob, e.logit
             )?;
         }
         if args.method == MethodSelection::All {
@@ -221,10 +221,11 @@ fn picture(
         };
         let lines = vec![
             format!(
-                "{}: class {} {}, logit {:.2}{flat}",
+                "{}: class {} {}, p {:.2}, logit {:.2}{flat}",
                 e.method,
                 e.class,
                 e.label.as_deref().unwrap_or_default(),
+                e.prob,
                 e.logit
             ),
             about.model_line(e.layer.as_deref()),
@@ -247,10 +248,11 @@ fn picture(
     let lines = vec![
         match first {
             Some(e) => format!(
-                "{} methods on class {} {}",
+                "{} methods on class {} {}, p {:.2}",
                 tiles.len(),
                 e.class,
-                e.label.as_deref().unwrap_or_default()
+                e.label.as_deref().unwrap_or_default(),
+                e.prob
             ),
             None => "no method applied".into(),
         },
@@ -289,6 +291,7 @@ fn summary(e: &ExplanationData) -> serde_json::Value {
         "method": e.method,
         "class": e.class,
         "label": e.label,
+        "prob": e.prob,
         "logit": e.logit,
         "layer": e.layer,
         "shape": e.shape,

@@ -130,6 +130,7 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
                 class: e.target,
                 label: model.labels.get(e.target).cloned(),
                 logit: e.score,
+                prob: e.probability,
                 layer: e.layer.clone(),
                 shape: e.map.dims().to_vec(),
                 convergence_delta: e.convergence_delta,

@@ -77,6 +77,8 @@ pub struct Explanation {
     pub target: usize,
     /// The model's logit for that class.
     pub score: f32,
+    /// Its probability: the softmax of the logits at that class.
+    pub probability: f32,
     /// The layer a CAM was computed at.
     pub layer: Option<String>,
     /// The raw map: [C, H, W] in input space, or [h, w] at the layer (float32, unnormalized).
@@ -161,6 +163,7 @@ pub fn explain_with_trace(
         method: options.method,
         target,
         score,
+        probability: softmax_at(&logits, target),
         layer: None,
         map: Tensor::zeros(1, DType::F32, input.device())?,
         convergence_delta: None,
@@ -268,6 +271,18 @@ fn argmax(values: &[f32]) -> usize {
     best
 }
 
+/// The softmax of `logits` at `index`, computed in f64 from the largest logit (no overflow).
+fn softmax_at(logits: &[f32], index: usize) -> f32 {
+    let max = logits
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &l| m.max(f64::from(l)));
+    let sum: f64 = logits.iter().map(|&l| (f64::from(l) - max).exp()).sum();
+    let at = logits
+        .get(index)
+        .map_or(f64::NEG_INFINITY, |&l| f64::from(l));
+    ((at - max).exp() / sum) as f32
+}
+
 #[cfg(test)]
 mod flat_tests {
     use super::*;
@@ -278,11 +293,21 @@ mod flat_tests {
             method: Method::EigenCam,
             target: 0,
             score: 0.0,
+            probability: 1.0,
             layer: None,
             map: Tensor::from_slice(values, (1, values.len()), &Device::Cpu).unwrap(),
             convergence_delta: None,
             noisy_inputs: None,
         }
+    }
+
+    #[test]
+    fn the_probability_is_the_softmax_at_the_class() {
+        let p = softmax_at(&[1.0, 2.0, 3.0], 2);
+        let want = 3f64.exp() / (1f64.exp() + 2f64.exp() + 3f64.exp());
+        assert!((f64::from(p) - want).abs() < 1e-7, "{p} vs {want}");
+        // Large logits neither overflow nor lose the answer.
+        assert!((softmax_at(&[1000.0, 1000.0], 0) - 0.5).abs() < 1e-7);
     }
 
     #[test]

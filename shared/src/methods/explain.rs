@@ -150,6 +150,9 @@ pub struct ExplanationData {
     pub label: Option<String>,
     /// The model's logit for it.
     pub logit: f32,
+    /// Its probability (the softmax of the logits at the class), as `image/predict`'s `prob`.
+    #[serde(default)]
+    pub prob: f32,
     /// The layer a CAM was computed at.
     pub layer: Option<String>,
     /// The raw map's shape ([C, H, W] in input space, [h, w] at the layer).
