@@ -210,3 +210,92 @@ fn layers_of_a_28_pixel_model_are_shaped_at_28_unless_told() {
     assert_eq!(layers["inputSize"], own);
     assert_eq!(loaded["inputSize"], own);
 }
+
+/// The method names of `explain`'s lines (`gradcam: class …`), in the order printed.
+fn methods_printed(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(": class "))
+        .map(|l| l.split(':').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn explain_all_prints_each_method_as_it_is_done_cheap_first() {
+    use convlens_shared::choices::MethodSelection;
+    let d = Daemon::start("cli-explain-all", &[]);
+    let dir = &d.scratch;
+    let input = dir.path("input.npy");
+    convlens_models::weights::synthetic::synthetic_tensor(
+        "input",
+        &[1, 1, 28, 28],
+        0,
+        &Device::Cpu,
+    )
+    .unwrap()
+    .write_npy(&input)
+    .unwrap();
+    let grid = |name: &str| dir.path(name).to_str().unwrap().to_string();
+    let (grid_d, grid_l) = (grid("all-d.png"), grid("all-l.png"));
+    let args = |grid: &str| -> Vec<String> {
+        [
+            "explain",
+            "random:small-vgg",
+            input.to_str().unwrap(),
+            "--method",
+            "all",
+            "--samples",
+            "2",
+            "--steps",
+            "2",
+            "--window",
+            "14",
+            "--stride",
+            "14",
+            "-o",
+            grid,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let socket = d.socket.to_str().unwrap();
+    let run = |front: &[&str], grid: &str| {
+        let mut all: Vec<String> = front.iter().map(|s| s.to_string()).collect();
+        all.extend(args(grid));
+        succeed(&all.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let served = run(&["--socket", socket], &grid_d);
+    let local = run(&["--no-daemon"], &grid_l);
+    // Each method's line comes as the method is done, the cheap ones first (CAM, then the
+    // single-backward methods … occlusion last), through the daemon's partial results as in
+    // this process; the final result adds no line of its own but the grid's order.
+    let cheap_first: Vec<String> = MethodSelection::All
+        .run_order()
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect();
+    for out in [&served, &local] {
+        let printed = methods_printed(out);
+        let expected: Vec<String> = cheap_first
+            .iter()
+            .filter(|m| printed.contains(m))
+            .cloned()
+            .collect();
+        assert_eq!(printed, expected, "not cheap first, or printed twice");
+        assert!(printed.len() >= 19, "{printed:?}");
+        assert_eq!(printed.first().map(String::as_str), Some("cam"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.lines()
+                .last()
+                .unwrap_or_default()
+                .starts_with("grid: the photo, then gradient,"),
+            "{text}"
+        );
+    }
+    assert_eq!(methods_printed(&served), methods_printed(&local));
+    for grid in [&grid_d, &grid_l] {
+        let picture = image::open(grid).unwrap();
+        assert!(picture.width() >= 448, "{grid}");
+    }
+}

@@ -8,6 +8,7 @@ use convlens_shared::methods::RequestMethod;
 
 use crate::config::Config;
 use crate::error::MethodError;
+pub use crate::methods::call::PartialResults;
 use crate::methods::router::Router;
 use crate::service::Service;
 
@@ -26,12 +27,14 @@ impl InProcess {
         })
     }
 
-    /// Runs method `M`, reporting to `progress`.
+    /// Runs method `M`, reporting to `progress` and passing partial results to `partial`.
     pub fn call_typed<M: RequestMethod>(
         &self,
         params: &M::Params,
         progress: Option<&dyn Progress>,
+        partial: Option<&dyn PartialResults>,
     ) -> Result<M::Result, MethodError> {
-        self.router.call_typed::<M>(&self.service, params, progress)
+        self.router
+            .call_typed::<M>(&self.service, params, progress, partial)
     }
 }

@@ -150,6 +150,14 @@ fn every_example_in_protocol_md_fits_its_type_and_every_method_has_one() {
                         assert_eq!(n.method, name, "{tag}");
                         params_check(n.params).unwrap_or_else(|e| panic!("{tag}: {e}"));
                     }
+                    // A partial result: `$/progress` whose value is a piece of the result.
+                    ("partial", Message::Notification(n)) => {
+                        assert_eq!(n.method, progress::Progress::NAME, "{tag}");
+                        let check = result_check.unwrap_or_else(|| panic!("{tag}: no result"));
+                        let value = n.params.get("value").cloned().unwrap_or_default();
+                        assert!(n.params.get("token").is_some(), "{tag}: no token");
+                        check(value).unwrap_or_else(|e| panic!("{tag}: {e}"));
+                    }
                     ("result", Message::Response(r)) => {
                         let check = result_check.unwrap_or_else(|| panic!("{tag}: no result"));
                         check(r.outcome.expect("a result"))

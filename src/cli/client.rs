@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use convlens_daemon::{Config, InProcess};
@@ -12,12 +13,24 @@ use convlens_models::progress::FnProgress;
 use convlens_shared::methods::history::{AtVersionParams, ModelAtVersion};
 use convlens_shared::methods::lifecycle::{Exit, Shutdown};
 use convlens_shared::methods::model::{LoadParams, ModelLoad};
-use convlens_shared::methods::progress::{ProgressParams, WorkDoneProgress};
+use convlens_shared::methods::progress::{
+    PartialResultParams, ProgressParams, ProgressToken, WorkDoneProgress,
+};
 use convlens_shared::methods::status::Status;
 use convlens_shared::methods::{NoParams, RequestMethod};
 use convlens_shared::{Client, ClientError, RequestId};
 
 use super::progress::Reporter;
+
+/// The token the CLI passes for `$/progress`.
+const WORK_DONE_TOKEN: &str = "cli";
+/// The token the CLI passes for partial results.
+const PARTIAL_RESULT_TOKEN: &str = "cli-partial";
+
+/// What the CLI does with each partial result of `M` (with the progress shown, to write
+/// around it).
+pub type OnPartial<'a, M> =
+    &'a mut (dyn FnMut(<M as RequestMethod>::Result, Option<&Reporter>) + Send);
 use super::ModelArgs;
 
 /// Why `--at-version` cannot run in this process.
@@ -136,31 +149,56 @@ impl Engine {
         params: &M::Params,
         progress: bool,
     ) -> anyhow::Result<M::Result> {
+        self.request_partially::<M>(params, progress, None)
+    }
+
+    /// Sends `M` and waits for its result, passing each partial result to `on_partial` as it
+    /// comes (the request's `partialResultToken` is set for it); with `progress`, long work
+    /// draws a progress bar.
+    pub fn request_partially<M: RequestMethod>(
+        &self,
+        params: &M::Params,
+        progress: bool,
+        on_partial: Option<OnPartial<'_, M>>,
+    ) -> anyhow::Result<M::Result> {
         let bar = (progress && !self.quiet).then(|| Reporter::new(M::NAME));
-        let result = match &self.backend {
-            Backend::Local(service) => match &bar {
-                Some(bar) => {
-                    let report = FnProgress(|done: usize, total: usize, msg: &str| {
-                        bar.report(done, total, msg);
-                        Ok(())
-                    });
-                    service.call_typed::<M>(params, Some(&report))
-                }
-                None => service.call_typed::<M>(params, None),
+        let mut value = serde_json::to_value(params)?;
+        if let Some(o) = value.as_object_mut() {
+            if bar.is_some() {
+                o.insert("workDoneToken".into(), WORK_DONE_TOKEN.into());
             }
-            .map_err(|e| anyhow::anyhow!(e.message)),
-            Backend::Daemon(client) => {
-                let mut value = serde_json::to_value(params)?;
-                if bar.is_some() {
-                    if let Some(o) = value.as_object_mut() {
-                        o.insert("workDoneToken".into(), "cli".into());
+            if on_partial.is_some() {
+                o.insert("partialResultToken".into(), PARTIAL_RESULT_TOKEN.into());
+            }
+        }
+        let params: M::Params = serde_json::from_value(value)?;
+        let result = match &self.backend {
+            Backend::Local(service) => {
+                let report = FnProgress(|done: usize, total: usize, msg: &str| {
+                    if let Some(bar) = &bar {
+                        bar.report(done, total, msg);
                     }
-                }
-                let params: M::Params = serde_json::from_value(value)?;
+                    Ok(())
+                });
+                let on_partial = Mutex::new(on_partial);
+                let partial = |_: &ProgressToken, value: serde_json::Value| {
+                    if let (Some(f), Ok(piece)) = (
+                        convlens_shared::sync::lock(&on_partial).as_mut(),
+                        serde_json::from_value::<M::Result>(value),
+                    ) {
+                        f(piece, bar.as_ref());
+                    }
+                };
+                service
+                    .call_typed::<M>(&params, Some(&report), Some(&partial))
+                    .map_err(|e| anyhow::anyhow!(e.message))
+            }
+            Backend::Daemon(client) => {
                 let pending = client.start::<M>(&params).map_err(client_error)?;
-                match &bar {
-                    Some(bar) => follow_progress(client, bar, pending),
-                    None => pending.wait(),
+                if bar.is_none() && on_partial.is_none() {
+                    pending.wait()
+                } else {
+                    follow::<M>(client, bar.as_ref(), on_partial, pending)
                 }
                 .map_err(client_error)
             }
@@ -185,13 +223,16 @@ fn client_error(e: ClientError) -> anyhow::Error {
     anyhow::anyhow!(e.to_string())
 }
 
-/// Draws the daemon's `$/progress` for our token until the request is answered.
-fn follow_progress<M: RequestMethod>(
+/// Waits for `pending`, showing its `$/progress` on `bar` and passing its partial results to
+/// `on_partial`.
+fn follow<M: RequestMethod>(
     client: &Client,
-    bar: &Reporter,
+    bar: Option<&Reporter>,
+    mut on_partial: Option<OnPartial<'_, M>>,
     pending: convlens_shared::client::Pending<M>,
 ) -> Result<M::Result, ClientError> {
-    let token = RequestId::String("cli".into());
+    let work = RequestId::String(WORK_DONE_TOKEN.into());
+    let partial = RequestId::String(PARTIAL_RESULT_TOKEN.into());
     loop {
         if let Some(outcome) = pending.try_wait() {
             return outcome;
@@ -199,10 +240,19 @@ fn follow_progress<M: RequestMethod>(
         let Some(n) = client.next_notification(Duration::from_millis(50)) else {
             continue;
         };
-        let Ok(p) = serde_json::from_value::<ProgressParams>(n.params) else {
+        if n.params.get("token") == serde_json::to_value(&partial).ok().as_ref() {
+            if let (Some(f), Ok(p)) = (
+                on_partial.as_mut(),
+                serde_json::from_value::<PartialResultParams<M::Result>>(n.params),
+            ) {
+                f(p.value, bar);
+            }
+            continue;
+        }
+        let (Some(bar), Ok(p)) = (bar, serde_json::from_value::<ProgressParams>(n.params)) else {
             continue;
         };
-        if p.token != token {
+        if p.token != work {
             continue;
         }
         match p.value {

@@ -6,14 +6,17 @@ use std::path::PathBuf;
 use convlens_models::evolve::captioned;
 use convlens_models::render::{figure, grid, ColorBar};
 use convlens_shared::array::Png;
-use convlens_shared::choices::{Baseline, Colormap, MethodSelection};
+use convlens_shared::choices::{Baseline, Colormap, Method, MethodSelection};
 use convlens_shared::defaults::explain as default;
-use convlens_shared::methods::explain::{ExplainParams, ExplanationData, ImageExplain};
+use convlens_shared::methods::explain::{
+    ExplainParams, ExplainResult, ExplanationData, ImageExplain,
+};
 use image::RgbImage;
 
 use super::choices::{closed_set, names_parser};
-use super::client::{Engine, EngineChoice};
+use super::client::{Engine, EngineChoice, OnPartial};
 use super::output;
+use super::progress::Reporter;
 use super::ModelArgs;
 
 /// The longer side of a saved explanation, at least: the overlays come at the model's input
@@ -107,10 +110,70 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         map: args.npy.is_some(),
         render: args.output.is_some() || show,
         work_done_token: None,
+        partial_result_token: None,
     };
-    let result = engine.request::<ImageExplain>(&params, true)?;
+    let about = About {
+        model: args.model.model.clone(),
+        version: 0,
+        cmap: args.cmap,
+        size: args.size,
+        complete: true,
+    };
+    // With several methods, each one's line (and the -o grid so far) as it is done, cheap
+    // methods first; the final grid is in display order.
+    let mut so_far = ExplainResult::default();
+    let mut on_partial = |piece: ExplainResult, bar: Option<&Reporter>| {
+        let write = || {
+            for skipped in &piece.skipped {
+                eprintln!("{}: skipped: {}", skipped.method, skipped.error);
+            }
+            if !args.json {
+                let mut out = std::io::stdout().lock();
+                for e in &piece.explanations {
+                    let _ = writeln!(out, "{}", line(e));
+                }
+                let _ = out.flush();
+            }
+        };
+        match bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+        so_far.version = piece.version;
+        so_far.photo = so_far.photo.take().or(piece.photo);
+        so_far.explanations.extend(piece.explanations);
+        so_far
+            .explanations
+            .sort_by_key(|e| MethodSelection::display_rank(e.method));
+        so_far.skipped.extend(piece.skipped);
+        if let Some(path) = &args.output {
+            let about = About {
+                version: so_far.version,
+                complete: false,
+                ..about.clone()
+            };
+            match picture(&so_far.photo, &so_far.explanations, &about) {
+                Ok(picture) => {
+                    if let Err(e) = output::replace_picture(&picture, path) {
+                        eprintln!("warning: {e}");
+                    }
+                }
+                Err(e) => eprintln!("warning: the grid so far: {e}"),
+            }
+        }
+    };
+    let partial = args.method == MethodSelection::All;
+    let result = engine.request_partially::<ImageExplain>(
+        &params,
+        true,
+        partial.then_some(&mut on_partial as OnPartial<'_, ImageExplain>),
+    )?;
+    // What the partial results already said is not said again.
+    let told = |m: Method| partial && so_far.explanations.iter().any(|e| e.method == m);
     for skipped in &result.skipped {
-        eprintln!("{}: skipped: {}", skipped.method, skipped.error);
+        if !(partial && so_far.skipped.iter().any(|s| s.method == skipped.method)) {
+            eprintln!("{}: skipped: {}", skipped.method, skipped.error);
+        }
     }
     let explanations = &result.explanations;
     let mut out = std::io::stdout().lock();
@@ -122,10 +185,8 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         output::write_array_npy(map, path)?;
     }
     let about = About {
-        model: args.model.model.clone(),
         version: result.version,
-        cmap: args.cmap,
-        size: args.size,
+        ..about
     };
     let picture = if params.render {
         Some(picture(&result.photo, explanations, &about)?)
@@ -133,7 +194,7 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         None
     };
     if let (Some(path), Some(picture)) = (&args.output, &picture) {
-        output::save_picture(picture, path)?;
+        output::replace_picture(picture, path)?;
     }
     if args.json {
         let records: Vec<serde_json::Value> = explanations.iter().map(summary).collect();
@@ -144,27 +205,8 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         };
         output::print_json!(&mut out, &value)?;
     } else {
-        for e in explanations {
-            let label = e.label.clone().unwrap_or_default();
-            let layer = e
-                .layer
-                .as_deref()
-                .map(|l| format!(" at layer {l}"))
-                .unwrap_or_default();
-            let delta = e
-                .convergence_delta
-                .map(|d| format!(", convergence delta {d:.3e}"))
-                .unwrap_or_default();
-            let flat = if e.flat {
-                " (a flat map: every value equal, nothing to show)"
-            } else {
-                ""
-            };
-            writeln!(
-                out,
-                "{}: class {} ({label}), p {:.3}, logit {:.3}{layer}{delta}{flat}",
-                e.method, e.class, e.prob, e.logit
-            )?;
+        for e in explanations.iter().filter(|e| !told(e.method)) {
+            writeln!(out, "{}", line(e))?;
         }
         if args.method == MethodSelection::All {
             writeln!(
@@ -178,6 +220,29 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One explanation as a line: method, class, probability, logit, layer, IG's delta, flatness.
+fn line(e: &ExplanationData) -> String {
+    let label = e.label.clone().unwrap_or_default();
+    let layer = e
+        .layer
+        .as_deref()
+        .map(|l| format!(" at layer {l}"))
+        .unwrap_or_default();
+    let delta = e
+        .convergence_delta
+        .map(|d| format!(", convergence delta {d:.3e}"))
+        .unwrap_or_default();
+    let flat = if e.flat {
+        " (a flat map: every value equal, nothing to show)"
+    } else {
+        ""
+    };
+    format!(
+        "{}: class {} ({label}), p {:.3}, logit {:.3}{layer}{delta}{flat}",
+        e.method, e.class, e.prob, e.logit
+    )
 }
 
 fn names(explanations: &[ExplanationData]) -> String {
@@ -248,8 +313,9 @@ fn picture(
     let lines = vec![
         match first {
             Some(e) => format!(
-                "{} methods on class {} {}, p {:.2}",
+                "{} methods{} on class {} {}, p {:.2}",
                 tiles.len(),
+                if about.complete { "" } else { " so far" },
                 e.class,
                 e.label.as_deref().unwrap_or_default(),
                 e.prob
@@ -267,6 +333,7 @@ fn picture(
 }
 
 /// What a figure's caption says beyond the explanation itself.
+#[derive(Clone)]
 struct About {
     /// The model as given.
     model: String,
@@ -276,6 +343,8 @@ struct About {
     cmap: Colormap,
     /// The figure's longer side, at least.
     size: u32,
+    /// Whether every method is in (else the grid so far, while the others run).
+    complete: bool,
 }
 
 impl About {

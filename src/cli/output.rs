@@ -73,6 +73,23 @@ pub(super) fn save_picture(picture: &RgbImage, path: &Path) -> anyhow::Result<()
     picture.save(path).on_file(path)
 }
 
+/// Replaces `path` with `picture` in one step (written beside it, then renamed over it), so
+/// that a viewer watching the file never reads half a picture: for pictures rewritten as
+/// results come in (`explain --method all -o`).
+pub(super) fn replace_picture(picture: &RgbImage, path: &Path) -> anyhow::Result<()> {
+    let format = ImageFormat::from_path(path).on_file(path)?;
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    picture.write_to(&mut bytes, format).on_file(path)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let temporary = path.with_file_name(format!(
+        ".{}.{}.partial",
+        name.unwrap_or_default(),
+        std::process::id()
+    ));
+    std::fs::write(&temporary, bytes.into_inner()).on_file(&temporary)?;
+    std::fs::rename(&temporary, path).on_file(path)
+}
+
 /// Writes a picture the daemon sent to `path` in the format its extension names, keeping its
 /// colour type.
 pub(super) fn save_daemon_picture(png: &Png, path: &Path) -> anyhow::Result<()> {

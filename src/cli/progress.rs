@@ -81,6 +81,14 @@ impl Reporter {
         }
     }
 
+    /// Runs `f` (which writes to the terminal) with the bar out of its way.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match self {
+            Reporter::Bar(bar) => bar.suspend(f),
+            Reporter::Lines { .. } => f(),
+        }
+    }
+
     /// The work is over: the bar is cleared.
     pub fn finish(&self) {
         if let Reporter::Bar(bar) = self {

@@ -8,6 +8,7 @@ use convlens_models::explain::{explain_with_trace, ExplainOptions};
 use convlens_models::progress::{Progress, Stage};
 use convlens_models::render::input_photo;
 use convlens_shared::array::Array;
+use convlens_shared::choices::MethodSelection;
 use convlens_shared::methods::explain::{
     ExplainParams, ExplainResult, ExplanationData, ImageExplain, Skipped,
 };
@@ -31,6 +32,7 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
     let key = {
         let mut q = p.clone();
         q.work_done_token = None;
+        q.partial_result_token = None;
         format!(
             "image/explain {} {:?}",
             serde_json::to_string(&q).unwrap_or_default(),
@@ -47,7 +49,9 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
             .activations
             .full_trace(&version, model, &image, &input)?;
         let cmap = p.cmap;
-        let methods = p.method.methods();
+        // Cheap methods first: with `all`, the first maps come in seconds and go out as partial
+        // results while the costly ones run.
+        let methods = p.method.run_order();
         let base = ExplainOptions {
             method: methods[0],
             target: p.target,
@@ -76,6 +80,8 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
             explanations: Vec::new(),
             skipped: Vec::new(),
         };
+        // The photo goes with the first partial result.
+        let mut photo_sent = false;
         for (index, &method) in methods.iter().enumerate() {
             let options = ExplainOptions {
                 method,
@@ -101,10 +107,20 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
                 Err(convlens_models::Error::Cancelled) => return Err(MethodError::cancelled()),
                 // `all` skips what does not apply to this model (plain CAM without a GAP head).
                 Err(e) if methods.len() > 1 => {
-                    result.skipped.push(Skipped {
+                    let skipped = Skipped {
                         method,
                         error: e.to_string(),
-                    });
+                    };
+                    send_partial(
+                        call,
+                        &p,
+                        &result,
+                        None,
+                        Some(&skipped),
+                        &mut photo_sent,
+                        &photo,
+                    )?;
+                    result.skipped.push(skipped);
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -125,7 +141,7 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
                 ),
                 None => None,
             };
-            result.explanations.push(ExplanationData {
+            let data = ExplanationData {
                 method: e.method,
                 class: e.target,
                 label: model.labels.get(e.target).cloned(),
@@ -137,11 +153,62 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
                 flat: e.is_flat()?,
                 map,
                 overlay,
-            });
+            };
+            if methods.len() > 1 {
+                send_partial(
+                    call,
+                    &p,
+                    &result,
+                    Some(&data),
+                    None,
+                    &mut photo_sent,
+                    &photo,
+                )?;
+            }
+            result.explanations.push(data);
         }
+        // The result in display order, whatever order the methods ran in.
+        result
+            .explanations
+            .sort_by_key(|e| MethodSelection::display_rank(e.method));
+        result
+            .skipped
+            .sort_by_key(|s| MethodSelection::display_rank(s.method));
         if let Some(photo) = &photo {
             result.photo = Some(png(photo).map_err(|err| MethodError::internal(err.to_string()))?);
         }
         Ok(result)
     })
+}
+
+/// Sends one method's explanation or skip as a partial result, when the request passed a
+/// `partialResultToken` (the photo with the first one).
+fn send_partial(
+    call: &Call,
+    p: &ExplainParams,
+    so_far: &ExplainResult,
+    explanation: Option<&ExplanationData>,
+    skipped: Option<&Skipped>,
+    photo_sent: &mut bool,
+    photo: &Option<image::RgbImage>,
+) -> Result<(), MethodError> {
+    let Some(token) = &p.partial_result_token else {
+        return Ok(());
+    };
+    let photo = match (photo, *photo_sent) {
+        (Some(photo), false) => {
+            *photo_sent = true;
+            Some(png(photo).map_err(|err| MethodError::internal(err.to_string()))?)
+        }
+        _ => None,
+    };
+    let piece = ExplainResult {
+        version: so_far.version,
+        photo,
+        explanations: explanation.cloned().into_iter().collect(),
+        skipped: skipped.cloned().into_iter().collect(),
+    };
+    let value = serde_json::to_value(&piece).map_err(|e| MethodError::internal(e.to_string()))?;
+    call.partial.send(token, value);
+    Ok(())
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use convlens_models::progress::{Progress, Silent};
 
-use super::call::Call;
+use super::call::{Call, NoPartials, PartialResults};
 use crate::clients::ClientId;
 use crate::error::MethodError;
 use crate::jobs::Priority;
@@ -108,6 +108,7 @@ impl Router {
         params: Value,
         client: Option<ClientId>,
         progress: &dyn Progress,
+        partial: &dyn PartialResults,
     ) -> Result<Value, MethodError> {
         let route = self.get(method).ok_or_else(|| {
             MethodError::new(
@@ -120,21 +121,30 @@ impl Router {
             service,
             client,
             progress,
+            partial,
         };
         (route.call)(&call, params)
     }
 
     /// Runs method `M` on `service` in-process (the CLI's `--no-daemon`), reporting to
-    /// `progress`.
+    /// `progress` and passing partial results to `partial`.
     pub fn call_typed<M: RequestMethod>(
         &self,
         service: &Service,
         params: &M::Params,
         progress: Option<&dyn Progress>,
+        partial: Option<&dyn PartialResults>,
     ) -> Result<M::Result, MethodError> {
         let params =
             serde_json::to_value(params).map_err(|e| MethodError::internal(e.to_string()))?;
-        let value = self.call(service, M::NAME, params, None, progress.unwrap_or(&Silent))?;
+        let value = self.call(
+            service,
+            M::NAME,
+            params,
+            None,
+            progress.unwrap_or(&Silent),
+            partial.unwrap_or(&NoPartials),
+        )?;
         serde_json::from_value(value).map_err(|e| MethodError::internal(e.to_string()))
     }
 }

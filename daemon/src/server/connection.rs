@@ -24,6 +24,7 @@ use super::frames::read_frame;
 use super::progress::JobProgress;
 use crate::clients::ClientId;
 use crate::error::MethodError;
+use crate::methods::call::NoPartials;
 use crate::methods::router::{Mode, Router};
 use crate::service::Service;
 use crate::watch::Owner;
@@ -220,7 +221,14 @@ impl Session {
             Mode::Inline => {
                 let outcome = self
                     .router
-                    .call(&self.service, &method, params, Some(self.client), &Silent)
+                    .call(
+                        &self.service,
+                        &method,
+                        params,
+                        Some(self.client),
+                        &Silent,
+                        &NoPartials,
+                    )
                     .map_err(ResponseError::from);
                 self.respond(Some(id), outcome);
             }
@@ -259,7 +267,14 @@ impl Session {
                     .step(0, 1, &job_method)
                     .map_err(MethodError::from)
                     .and_then(|()| {
-                        router.call(&service, &job_method, params, Some(client), &progress)
+                        router.call(
+                            &service,
+                            &job_method,
+                            params,
+                            Some(client),
+                            &progress,
+                            &progress,
+                        )
                     });
                 progress.end(outcome.as_ref().err().map(|e| e.message.clone()));
                 outcome

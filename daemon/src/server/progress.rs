@@ -1,6 +1,7 @@
 //! A job's [`Progress`]: it answers the engine's steps with cancellation (`$/cancelRequest`) and
 //! sends `$/progress` to the client that passed a `workDoneToken`, at most every 50 ms within a
-//! stage (a new stage, such as the next method of `explain --method all`, is sent at once).
+//! stage (a new stage, such as the next method of `explain --method all`, is sent at once). It
+//! also carries the job's partial results to the client, as `$/progress` with their token.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,8 +11,10 @@ use convlens_models::{Error, Result};
 use convlens_shared::methods::progress::{
     stage_of, Progress as ProgressMethod, ProgressParams, ProgressToken, WorkDoneProgress,
 };
+use convlens_shared::methods::NotificationMethod;
 
 use crate::clients::Subscriber;
+use crate::methods::call::PartialResults;
 use crate::service::Service;
 use convlens_shared::sync::lock;
 
@@ -71,6 +74,17 @@ impl JobProgress {
     /// `end`.
     pub fn end(&self, message: Option<String>) {
         self.send(WorkDoneProgress::End { message });
+    }
+}
+
+impl PartialResults for JobProgress {
+    fn send(&self, token: &ProgressToken, value: serde_json::Value) {
+        let params = serde_json::json!({"token": token, "value": value});
+        let message = convlens_shared::Message::Notification(convlens_shared::Notification {
+            method: ProgressMethod::NAME.into(),
+            params,
+        });
+        self.service.clients.send(self.client, message);
     }
 }
 

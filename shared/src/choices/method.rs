@@ -76,6 +76,33 @@ impl Method {
     }
 }
 
+impl Method {
+    /// How much work the method is, as a rank (0 cheapest): a forward pass already made, one
+    /// backward pass, two, a pass per noisy copy (SmoothGrad's samples), per step (Integrated
+    /// Gradients), per channel (Score-CAM, Ablation-CAM), per occluded window. `all` runs the
+    /// methods in this order, so the first results come in seconds.
+    pub fn cost(self) -> u8 {
+        match self {
+            Method::Cam | Method::EigenCam => 0,
+            Method::Gradient
+            | Method::Saliency
+            | Method::InputXGradient
+            | Method::GuidedBackprop
+            | Method::Deconvnet
+            | Method::GradCam
+            | Method::GradCamPlusPlus
+            | Method::XGradCam
+            | Method::HiResCam
+            | Method::LayerCam => 1,
+            Method::GuidedGradCam => 2,
+            Method::SmoothGrad | Method::SmoothGradSq | Method::VarGrad => 3,
+            Method::IntegratedGradients => 4,
+            Method::ScoreCam | Method::AblationCam => 5,
+            Method::Occlusion => 6,
+        }
+    }
+}
+
 /// The name that selects every method.
 const ALL_NAME: &str = "all";
 
@@ -105,6 +132,22 @@ impl MethodSelection {
             }
             MethodSelection::All => Method::ALL,
         }
+    }
+
+    /// The methods selected in the order they are run: the cheapest first ([`Method::cost`]),
+    /// display order among equals.
+    pub fn run_order(self) -> Vec<Method> {
+        let mut methods = self.methods().to_vec();
+        methods.sort_by_key(|m| m.cost());
+        methods
+    }
+
+    /// Where `method` stands in display order (for putting results back in it).
+    pub fn display_rank(method: Method) -> usize {
+        Method::ALL
+            .iter()
+            .position(|m| *m == method)
+            .unwrap_or(usize::MAX)
     }
 
     /// Its name.
@@ -155,5 +198,26 @@ impl<'de> serde::Deserialize<'de> for MethodSelection {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
         text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_runs_cheap_methods_first_and_every_method_once() {
+        let order = MethodSelection::All.run_order();
+        assert_eq!(order.len(), Method::ALL.len());
+        assert!(order.windows(2).all(|w| w[0].cost() <= w[1].cost()));
+        assert_eq!(order[0], Method::Cam);
+        assert_eq!(order.last(), Some(&Method::Occlusion));
+        let mut sorted = order.clone();
+        sorted.sort_by_key(|m| MethodSelection::display_rank(*m));
+        assert_eq!(sorted, Method::ALL);
+        assert_eq!(
+            MethodSelection::One(Method::GradCam).run_order(),
+            vec![Method::GradCam]
+        );
     }
 }

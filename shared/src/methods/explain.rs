@@ -73,6 +73,12 @@ pub struct ExplainParams {
     /// Where to send `$/progress`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_done_token: Option<ProgressToken>,
+    /// Where to send partial results (LSP's `partialResultToken`): with several methods, a
+    /// `$/progress` whose `value` is an [`ExplainResult`] holding each method's explanation (or
+    /// its skip) as it is done, cheap methods first, and the photo with the first one. The final
+    /// result still holds them all, in display order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_result_token: Option<ProgressToken>,
 }
 
 impl ExplainParams {
@@ -97,6 +103,7 @@ impl ExplainParams {
             map: true,
             render: true,
             work_done_token: None,
+            partial_result_token: None,
         }
     }
 }
@@ -180,7 +187,7 @@ pub struct Skipped {
 }
 
 /// `image/explain`'s result.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExplainResult {
     /// The model version that answered.

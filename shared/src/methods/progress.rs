@@ -61,6 +61,16 @@ pub enum WorkDoneProgress {
     },
 }
 
+/// `$/progress` carrying a piece of a request's result to its `partialResultToken` (LSP's
+/// partial results): `value` is of the request's result type, holding only what is new.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartialResultParams<T> {
+    /// The request's `partialResultToken`.
+    pub token: ProgressToken,
+    /// The new part of the result.
+    pub value: T,
+}
+
 /// The stage a progress report's words name: what comes before `": "` (`gradcam++ (3 of 20)`
 /// of `gradcam++ (3 of 20): explain`), else the words up to their first number (`objective` of
 /// `objective 12.5`). The daemon sends a report at once when the stage changes (however recent
