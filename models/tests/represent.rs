@@ -603,3 +603,32 @@ fn grid_snapping_places_every_point_once() {
     let img = render_scatter(&points, &classes, &|c| format!("class {c}"), 200);
     assert!(img.width() > 200 && img.height() >= 200);
 }
+
+/// A sharded sweep merges into the unsharded one bit for bit only if an image's summary does
+/// not depend on the other images of its batch: the same bits at batch 1, 2, 3, 7 and 32, and
+/// when the folder's images come in another grouping (two halves). (resnet18's 1000-class
+/// head gives the same logits too; a head with few classes may not: see `run_batch`.)
+#[test]
+fn an_images_summary_does_not_depend_on_its_batch() {
+    let m = model();
+    let paths: Vec<PathBuf> = copy_images(40, &scratch("batch-invariance"));
+    let pass = |files: &[PathBuf], batch: usize| {
+        summarize_files(&m, files, &options(Some("layer3"), batch, None), &Silent).unwrap()
+    };
+    let whole = pass(&paths, 32);
+    for batch in [7, 2, 3, 1] {
+        let other = pass(&paths, batch);
+        assert_eq!(other.codes, whole.codes, "codes at batch {batch}");
+        assert_eq!(other.max, whole.max, "maxima at batch {batch}");
+        assert_eq!(other.argmax, whole.argmax, "positions at batch {batch}");
+        assert_eq!(other.top1_class, whole.top1_class);
+        assert_eq!(
+            other.top1_prob, whole.top1_prob,
+            "probabilities at batch {batch}"
+        );
+    }
+    let (first, second) = paths.split_at(13);
+    let (a, b) = (pass(first, 32), pass(second, 32));
+    assert_eq!([a.codes, b.codes].concat(), whole.codes);
+    assert_eq!([a.top1_prob, b.top1_prob].concat(), whole.top1_prob);
+}

@@ -15,6 +15,7 @@ use convlens_shared::methods::folder::{
 use super::choices::closed_set;
 use super::client::{Engine, EngineChoice};
 use super::output::{self, OnFile};
+use super::shard::{print_shard, Job, ShardArgs};
 use super::ModelArgs;
 
 /// How a folder is read and summarized (shared by `embed`, `top` and `neighbors`).
@@ -33,6 +34,18 @@ pub struct FolderArgs {
     /// Neither read nor write the cache.
     #[arg(long)]
     pub no_cache: bool,
+}
+
+impl Default for FolderArgs {
+    /// The flags' defaults: the default batch, the model's size, the default cache.
+    fn default() -> Self {
+        FolderArgs {
+            batch: default::BATCH,
+            size: None,
+            cache: None,
+            no_cache: false,
+        }
+    }
 }
 
 impl FolderArgs {
@@ -61,6 +74,8 @@ impl FolderArgs {
             size: self.size,
             cache: !self.no_cache,
             cache_dir: cache_dir.map(|d| engine.path_arg(&d)),
+            shard: None,
+            from_shards: None,
         })
     }
 }
@@ -120,75 +135,147 @@ pub struct EmbedArgs {
     layer: Option<String>,
     #[command(flatten)]
     folder: FolderArgs,
-    /// Write the codes, float32 [N, D] in the order of the sorted paths, to this .npy file.
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Write `path,x,y,top1_class,top1_prob` per image.
-    #[arg(long)]
-    csv: Option<PathBuf>,
-    /// The map to make for --csv and -o.
-    #[arg(long, value_parser = closed_set::<MapKind>(),
-          default_value_t = default::MAP)]
-    map: MapKind,
+    #[command(flatten)]
+    outputs: EmbedOutputs,
     /// Draw the map to this PNG: a scatter coloured by predicted class, or with --grid the images
     /// snapped to a lattice.
     #[arg(short = 'o', long = "output")]
     output: Option<PathBuf>,
-    /// With -o: Karpathy's t-SNE grid of thumbnails instead of a scatter.
-    #[arg(long)]
-    grid: bool,
-    /// Seed of the map's initialisation.
-    #[arg(long, default_value_t = default::SEED)]
-    seed: u64,
-    /// t-SNE perplexity.
-    #[arg(long, default_value_t = default::PERPLEXITY)]
-    perplexity: f32,
-    /// t-SNE iterations.
-    #[arg(long, default_value_t = default::ITERATIONS)]
-    iterations: usize,
-    /// Threads for t-SNE: 1 gives the same map on every run; 0 uses every core.
-    #[arg(long, default_value_t = default::THREADS)]
-    threads: usize,
     /// Print a JSON summary (and the map) instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
-/// Embeds the folder and writes what was asked for.
+/// What `embed` writes besides its picture and JSON (`merge` takes the same flags).
+#[derive(clap::Args, Debug, Clone)]
+pub struct EmbedOutputs {
+    /// Write the codes, float32 [N, D] in the order of the sorted paths, to this .npy file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write `path,x,y,top1_class,top1_prob` per image.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// The map to make for --csv and -o.
+    #[arg(long, value_parser = closed_set::<MapKind>(),
+          default_value_t = default::MAP)]
+    pub map: MapKind,
+    /// With -o: Karpathy's t-SNE grid of thumbnails instead of a scatter.
+    #[arg(long)]
+    pub grid: bool,
+    /// Seed of the map's initialisation.
+    #[arg(long, default_value_t = default::SEED)]
+    pub seed: u64,
+    /// t-SNE perplexity.
+    #[arg(long, default_value_t = default::PERPLEXITY)]
+    pub perplexity: f32,
+    /// t-SNE iterations.
+    #[arg(long, default_value_t = default::ITERATIONS)]
+    pub iterations: usize,
+    /// Threads for t-SNE: 1 gives the same map on every run; 0 uses every core.
+    #[arg(long, default_value_t = default::THREADS)]
+    pub threads: usize,
+}
+
+impl EmbedOutputs {
+    /// The flags given that write something (a shard writes none of them).
+    pub fn given(&self) -> Vec<&'static str> {
+        [(self.out.is_some(), "--out"), (self.csv.is_some(), "--csv")]
+            .into_iter()
+            .filter_map(|(given, flag)| given.then_some(flag))
+            .collect()
+    }
+
+    /// The map flags that differ from their defaults (for refusing them where no map is made).
+    pub fn map_flags(&self) -> Vec<&'static str> {
+        [
+            (self.map != default::MAP, "--map"),
+            (self.grid, "--grid"),
+            (self.seed != default::SEED, "--seed"),
+            (self.perplexity != default::PERPLEXITY, "--perplexity"),
+            (self.iterations != default::ITERATIONS, "--iterations"),
+            (self.threads != default::THREADS, "--threads"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect()
+    }
+}
+
+/// Embeds the folder and writes what was asked for (or, with --shard, the shard's file).
 pub fn run(args: &EmbedArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     let engine = Engine::open(choice)?;
     let model_id = engine.load_model(&args.model)?;
-    let pass = args.folder.pass(&engine, &args.dir, args.layer.clone())?;
+    let mut pass = args.folder.pass(&engine, &args.dir, args.layer.clone())?;
+    let job = Job::new(
+        "embed",
+        &engine,
+        &args.model,
+        &args.dir,
+        &pass,
+        &args.folder,
+    );
+    let mut given = args.outputs.given();
+    given.extend(args.output.is_some().then_some("-o"));
+    pass.shard = args.shard.run(&engine, &job, &given)?;
     let shown = Shown::new(&args.dir, &pass.folder);
+    write(
+        &engine,
+        model_id,
+        pass,
+        &shown,
+        &args.outputs,
+        args.output.as_deref(),
+        args.json,
+    )
+}
+
+/// Asks for the folder `pass` (a whole folder, a shard, or merged shards) and writes the
+/// outputs: what `embed` and `merge` of an embed job share.
+pub fn write(
+    engine: &Engine,
+    model_id: String,
+    pass: FolderPass,
+    shown: &Shown,
+    outputs: &EmbedOutputs,
+    picture: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<()> {
     // The map is made only for what draws it.
-    let wants_map = args.csv.is_some() || args.output.is_some();
+    let wants_map = outputs.csv.is_some() || picture.is_some();
+    let shard = pass.shard.clone();
     let mut params = EmbedParams::new(model_id, pass.folder.clone());
     params.pass = pass;
-    params.map = if wants_map { args.map } else { MapKind::None };
-    params.perplexity = args.perplexity;
-    params.iterations = args.iterations;
-    params.threads = args.threads;
-    params.seed = args.seed;
-    params.codes = args.out.is_some();
-    params.render = args
-        .output
-        .is_some()
-        .then(|| if args.grid { "grid" } else { "scatter" }.into());
+    params.map = if wants_map {
+        outputs.map
+    } else {
+        MapKind::None
+    };
+    params.perplexity = outputs.perplexity;
+    params.iterations = outputs.iterations;
+    params.threads = outputs.threads;
+    params.seed = outputs.seed;
+    params.codes = outputs.out.is_some();
+    params.render = picture.map(|_| if outputs.grid { "grid" } else { "scatter" }.into());
     let result = engine.request::<FolderEmbed>(&params, true)?;
     let report = &result.report;
     shown.report_skipped(report)?;
+    if let Some(run) = &shard {
+        return print_shard(run, report, shown, json);
+    }
     let n = result.paths.len();
-    if let (Some(path), Some(codes)) = (&args.out, &result.codes) {
+    if let (Some(path), Some(codes)) = (&outputs.out, &result.codes) {
         output::write_array_npy(codes, path)?;
     }
-    if let (Some(path), Some(points)) = (&args.csv, &result.points) {
-        write_csv(path, &result, points, &shown)?;
+    if let (Some(path), Some(points)) = (&outputs.csv, &result.points) {
+        write_csv(path, &result, points, shown)?;
     }
-    if let (Some(path), Some(picture)) = (&args.output, &result.picture) {
+    if let (Some(path), Some(picture)) = (picture, &result.picture) {
         output::save_daemon_picture(picture, path)?;
     }
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if json {
         let paths: Vec<String> = result.paths.iter().map(|p| shown.path(p)).collect();
         let value = serde_json::json!({
             "layer": report.layer,

@@ -11,11 +11,13 @@ mod explain;
 mod filters;
 mod layers;
 mod maximize;
+mod merge;
 mod neighbors;
 mod output;
 mod predict;
 mod progress;
 pub mod scope;
+mod shard;
 mod shell;
 mod status;
 mod top;
@@ -129,6 +131,9 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// The images under a folder that excite each unit of a layer most, and unit statistics.
     Top(top::TopArgs),
+    /// Put together the shards of an embed or top job (--shard), writing what the unsharded
+    /// command writes with the same flags.
+    Merge(merge::MergeArgs),
     /// The images under a folder closest to an image in code space.
     Neighbors(neighbors::NeighborsArgs),
     /// Synthesize an input that maximizes a class, a channel or a neuron (Lucid, Yosinski, plain).
@@ -177,6 +182,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Embed(args) => embed::run(args, &choice),
         Command::Top(args) => top::run(args, &choice),
         Command::Neighbors(args) => neighbors::run(args, &choice),
+        Command::Merge(args) => merge::run(args, &choice),
         Command::Daemon(args) => daemon::run(args, &cli.device, choice.socket),
         Command::Status(args) => status::run(args, &choice.socket),
         Command::Versions(args) => versions::run(args, &choice),

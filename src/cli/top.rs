@@ -6,12 +6,14 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use convlens_shared::methods::folder::{FolderPass, FolderTop, TopParams, TopResult};
+
 use convlens_models::represent::folder::list_images;
-use convlens_shared::methods::folder::{FolderTop, TopParams, TopResult};
 
 use super::client::{Engine, EngineChoice};
 use super::embed::{FolderArgs, Shown};
 use super::output;
+use super::shard::{print_shard, Job, ShardArgs};
 use super::ModelArgs;
 
 /// Arguments of `convlens top`.
@@ -24,12 +26,8 @@ pub struct TopArgs {
     /// The layer whose units are ranked.
     #[arg(long)]
     layer: String,
-    /// Units to show (comma-separated); every unit when omitted.
-    #[arg(long, value_delimiter = ',')]
-    unit: Vec<usize>,
-    /// Images per unit.
-    #[arg(short = 'k', long = "per-unit", alias = "top", default_value_t = convlens_shared::defaults::folder::TOP_K)]
-    k: usize,
+    #[command(flatten)]
+    ranking: TopRanking,
     #[command(flatten)]
     folder: FolderArgs,
     /// Print JSON: {"top": {...}, "stats": {...}}.
@@ -38,41 +36,106 @@ pub struct TopArgs {
     /// Draw the units' top images, cropped to the receptive field, one row per unit.
     #[arg(short = 'o', long = "output")]
     output: Option<PathBuf>,
-    /// Tile size of the picture, in pixels.
-    #[arg(long, default_value_t = convlens_shared::defaults::folder::TILE)]
-    tile: u32,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
-/// Ranks the folder's images for the layer's units and prints (or draws) them.
+/// Which units `top` ranks and how many images each (`merge` takes the same flags).
+#[derive(clap::Args, Debug, Clone)]
+pub struct TopRanking {
+    /// Units to show (comma-separated); every unit when omitted.
+    #[arg(long, value_delimiter = ',')]
+    pub unit: Vec<usize>,
+    /// Images per unit.
+    #[arg(short = 'k', long = "per-unit", alias = "top", default_value_t = convlens_shared::defaults::folder::TOP_K)]
+    pub k: usize,
+    /// Tile size of the picture, in pixels.
+    #[arg(long, default_value_t = convlens_shared::defaults::folder::TILE)]
+    pub tile: u32,
+}
+
+impl TopRanking {
+    /// The flags that differ from their defaults (for refusing them where nothing is ranked).
+    pub fn given(&self) -> Vec<&'static str> {
+        [
+            (!self.unit.is_empty(), "--unit"),
+            (
+                self.k != convlens_shared::defaults::folder::TOP_K,
+                "--per-unit",
+            ),
+            (
+                self.tile != convlens_shared::defaults::folder::TILE,
+                "--tile",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect()
+    }
+}
+
+/// Ranks the folder's images for the layer's units and prints (or draws) them (or, with
+/// --shard, writes the shard's file).
 pub fn run(args: &TopArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     let engine = Engine::open(choice)?;
     let model_id = engine.load_model(&args.model)?;
     // One pass keeps every unit's maxima (in the cache too), so any unit can be ranked at once.
-    let pass = args
+    let mut pass = args
         .folder
         .pass(&engine, &args.dir, Some(args.layer.clone()))?;
+    let job = Job::new("top", &engine, &args.model, &args.dir, &pass, &args.folder);
+    let given: Vec<&str> = args.output.is_some().then_some("-o").into_iter().collect();
+    pass.shard = args.shard.run(&engine, &job, &given)?;
     let shown = Shown::new(&args.dir, &pass.folder);
-    let mut params = TopParams::new(model_id, pass.folder.clone(), args.layer.clone());
+    write(
+        &engine,
+        model_id,
+        pass,
+        &shown,
+        &args.ranking,
+        args.output.as_deref(),
+        args.json,
+    )
+}
+
+/// Asks for the folder `pass` (a whole folder, a shard, or merged shards) and writes the
+/// rankings and statistics: what `top` and `merge` of a top job share.
+pub fn write(
+    engine: &Engine,
+    model_id: String,
+    pass: FolderPass,
+    shown: &Shown,
+    ranking: &TopRanking,
+    picture: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let layer = pass.layer.clone().unwrap_or_default();
+    let shard = pass.shard.clone();
+    let folder = PathBuf::from(&pass.folder);
+    let mut params = TopParams::new(model_id, pass.folder.clone(), layer);
     params.pass = pass;
-    params.units = args.unit.clone();
-    params.k = args.k;
-    params.render = args.output.is_some();
-    params.tile = args.tile;
+    params.units = ranking.unit.clone();
+    params.k = ranking.k;
+    params.render = picture.is_some();
+    params.tile = ranking.tile;
     let result = engine.request::<FolderTop>(&params, true)?;
     let report = &result.report;
     shown.report_skipped(report)?;
-    if let (Some(path), Some(picture)) = (&args.output, &result.picture) {
+    if let Some(run) = &shard {
+        return print_shard(run, report, shown, json);
+    }
+    if let (Some(path), Some(picture)) = (picture, &result.picture) {
         output::save_daemon_picture(picture, path)?;
     }
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if json {
         let value = serde_json::json!({
             "layer": report.layer,
             "images": report.images,
             "computed": report.computed,
             "cached": report.cached,
             "skipped": shown.skipped_json(report),
-            "top": top_json(&result, args.k, &shown, &image_indices(&args.dir, &result, &shown)),
+            "top": top_json(&result, ranking.k, shown, &image_indices(&folder, &result, shown)),
             "stats": stats_json(&result),
         });
         output::print_json!(&mut out, &value)?;
@@ -112,7 +175,7 @@ pub fn run(args: &TopArgs, choice: &EngineChoice) -> anyhow::Result<()> {
             )?;
         }
     }
-    if args.unit.is_empty() {
+    if ranking.unit.is_empty() {
         writeln!(
             out,
             "dead units (never active): {}",
@@ -200,18 +263,18 @@ fn stats_json(result: &TopResult) -> serde_json::Value {
 
 /// Each image's index among the images of the pass (the folder's images, sorted, without the
 /// skipped ones), as the engine numbers them, by path as shown.
-fn image_indices(dir: &Path, result: &TopResult, shown: &Shown) -> HashMap<String, usize> {
+fn image_indices(folder: &Path, result: &TopResult, shown: &Shown) -> HashMap<String, usize> {
     let skipped: Vec<String> = result
         .report
         .skipped
         .iter()
         .map(|s| shown.path(&s.path))
         .collect();
-    list_images(dir)
+    list_images(folder)
         .map(|listing| listing.images)
         .unwrap_or_default()
         .iter()
-        .map(|p| p.display().to_string())
+        .map(|p| shown.path(&p.display().to_string()))
         .filter(|p| !skipped.contains(p))
         .enumerate()
         .map(|(i, p)| (p, i))

@@ -8,12 +8,13 @@
 use std::path::{Path, PathBuf};
 
 use convlens_models::input::Preprocess;
-use convlens_models::represent::cache::{content_hash, default_cache_dir, hex};
+use convlens_models::represent::cache::{content_hash, default_cache_dir, hex, model_fingerprint};
 use convlens_models::represent::codes::{resolve_layer, summarize_files};
 use convlens_models::represent::folder::{list_images, FolderListing};
 use convlens_models::represent::map_render::{render_grid, render_scatter};
 use convlens_models::represent::neighbors::nearest_by_cosine;
 use convlens_models::represent::pca::pca;
+use convlens_models::represent::shard::{read_shards, write_shard, Shard};
 use convlens_models::represent::top_units::top_images;
 use convlens_models::represent::tsne::{tsne, TsneOptions};
 use convlens_models::represent::unit_grid::render_top_grid;
@@ -37,6 +38,9 @@ use crate::files::FileStamp;
 use crate::registry::Loaded;
 use crate::render::png;
 
+/// The key of a shard job's model fingerprint, stamped by the daemon when it writes a shard.
+const FINGERPRINT: &str = "modelFingerprint";
+
 /// Side of the scatter plot, in pixels (as `convlens embed -o`).
 const SCATTER_SIZE: u32 = 800;
 
@@ -55,10 +59,11 @@ pub fn embed(call: &Call, p: EmbedParams) -> Result<EmbedResult, MethodError> {
     let model = &loaded.model;
     let preprocess = preprocess_of(model, p.pass.size)?;
     resolve_layer(model, p.pass.layer.as_deref())?;
-    let folder = Folder::read(&p.pass.folder)?;
+    let folder = Folder::read(&p.pass)?;
     let key = key_of(&p.pass, "folder/embed", &p, &folder, "");
     reuse_or(call, &loaded, key, || {
         let summary = folder.summarize(call, model, &p.pass, p.pass.layer.clone(), preprocess)?;
+        let shard_file = folder.write_shard(model, &p.pass, &summary)?;
         let (n, dim) = (summary.len(), summary.shape.units);
         let points: Option<Vec<[f32; 2]>> = match map {
             _ if n == 0 => None,
@@ -107,7 +112,10 @@ pub fn embed(call: &Call, p: EmbedParams) -> Result<EmbedResult, MethodError> {
         };
         Ok(EmbedResult {
             version: loaded.version,
-            report: report_of(&summary),
+            report: PassReport {
+                shard_file,
+                ..report_of(&summary)
+            },
             paths: summary.paths.iter().map(|p| shown(p)).collect(),
             points,
             top1_label: summary.top1_class.iter().map(|&c| label(c)).collect(),
@@ -130,10 +138,11 @@ pub fn top(call: &Call, p: TopParams) -> Result<TopResult, MethodError> {
     let model = &loaded.model;
     let preprocess = preprocess_of(model, p.pass.size)?;
     let (layer_id, _) = resolve_layer(model, Some(&layer))?;
-    let folder = Folder::read(&p.pass.folder)?;
+    let folder = Folder::read(&p.pass)?;
     let key = key_of(&p.pass, "folder/top", &p, &folder, "");
     reuse_or(call, &loaded, key, || {
         let summary = folder.summarize(call, model, &p.pass, Some(layer.clone()), preprocess)?;
+        let shard_file = folder.write_shard(model, &p.pass, &summary)?;
         let units = (!p.units.is_empty()).then_some(p.units.as_slice());
         let ranking = top_images(&summary, p.k, units)?;
         let stats = unit_stats(&summary);
@@ -146,7 +155,10 @@ pub fn top(call: &Call, p: TopParams) -> Result<TopResult, MethodError> {
         };
         Ok(TopResult {
             version: loaded.version,
-            report: report_of(&summary),
+            report: PassReport {
+                shard_file,
+                ..report_of(&summary)
+            },
             units: ranking
                 .units
                 .iter()
@@ -196,7 +208,13 @@ pub fn neighbors(call: &Call, p: NeighborsParams) -> Result<NeighborsResult, Met
         }
         .into());
     }
-    let folder = Folder::read(&p.pass.folder)?;
+    if p.pass.shard.is_some() || p.pass.from_shards.is_some() {
+        return Err(Error::InvalidArgument(
+            "folder/neighbors does not shard: shards are for embed and top".into(),
+        )
+        .into());
+    }
+    let folder = Folder::read(&p.pass)?;
     let query_stamp = format!("{:?}", FileStamp::of(&query_path));
     let key = key_of(&p.pass, "folder/neighbors", &p, &folder, &query_stamp);
     reuse_or(call, &loaded, key, || {
@@ -272,8 +290,25 @@ struct Folder {
 impl Folder {
     /// Lists `folder` (recursively) and stamps every image; a folder that does not exist or is
     /// not a folder is refused, naming it.
-    fn read(folder: &str) -> Result<Folder, MethodError> {
-        let listing = list_images(Path::new(folder))?;
+    fn read(pass: &FolderPass) -> Result<Folder, MethodError> {
+        if pass.shard.is_some() && pass.from_shards.is_some() {
+            return Err(Error::InvalidArgument(
+                "a pass either runs a shard or merges shards, not both".into(),
+            )
+            .into());
+        }
+        if pass.from_shards.is_some() {
+            // The rows come from the shard files; the folder is read only for pictures.
+            return Ok(Folder {
+                listing: FolderListing::default(),
+                stamp: String::new(),
+            });
+        }
+        let folder = Path::new(&pass.folder);
+        let mut listing = list_images(folder)?;
+        if let Some(run) = &pass.shard {
+            listing = Shard::new(run.index, run.count)?.filter(folder, listing);
+        }
         let mut text = format!("{} other files\n", listing.other_files);
         for image in &listing.images {
             text.push_str(&format!(
@@ -301,6 +336,25 @@ impl Folder {
         layer: Option<String>,
         preprocess: Option<Preprocess>,
     ) -> Result<FolderSummary, MethodError> {
+        if let Some(from) = &pass.from_shards {
+            let (job, summary) = read_shards(Path::new(from), Path::new(&pass.folder))?;
+            let fingerprint = model_fingerprint(model)?;
+            if job.get(FINGERPRINT).and_then(|f| f.as_str()) != Some(fingerprint.as_str()) {
+                return Err(Error::InvalidArgument(format!(
+                    "{from}: the shards were computed with other weights than this model's"
+                ))
+                .into());
+            }
+            let (_, asked) = resolve_layer(model, layer.as_deref())?;
+            if asked != summary.layer {
+                return Err(Error::InvalidArgument(format!(
+                    "{from}: the shards hold layer `{}`, not `{asked}`",
+                    summary.layer
+                ))
+                .into());
+            }
+            return Ok(summary);
+        }
         let options = summary_options(pass, layer, preprocess);
         let mut summary = summarize_files(model, &self.listing.images, &options, call.progress)?;
         for _ in 0..summary.forward_passes {
@@ -318,6 +372,34 @@ impl Folder {
         );
         summary.skipped.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(summary)
+    }
+}
+
+impl Folder {
+    /// For a pass over one shard, writes its rows to the shard folder (the job stamped with the
+    /// model's fingerprint, which the merge checks) and returns the file.
+    fn write_shard(
+        &self,
+        model: &Model,
+        pass: &FolderPass,
+        summary: &FolderSummary,
+    ) -> Result<Option<String>, MethodError> {
+        let Some(run) = &pass.shard else {
+            return Ok(None);
+        };
+        let shard = Shard::new(run.index, run.count)?;
+        let mut job = run.job.clone();
+        if let Some(fields) = job.as_object_mut() {
+            fields.insert(FINGERPRINT.into(), model_fingerprint(model)?.into());
+        }
+        let file = write_shard(
+            Path::new(&run.dir),
+            Path::new(&pass.folder),
+            shard,
+            &job,
+            summary,
+        )?;
+        Ok(Some(shown(&file)))
     }
 }
 
@@ -368,7 +450,9 @@ fn key_of(
     folder: &Folder,
     extra: &str,
 ) -> Option<String> {
-    pass.cache.then(|| {
+    // A shard's or a merge's result depends on files the folder's stamp does not cover.
+    let shards = pass.shard.is_some() || pass.from_shards.is_some();
+    (pass.cache && !shards).then(|| {
         let mut params = serde_json::to_value(params).unwrap_or_default();
         if let Some(fields) = params.as_object_mut() {
             fields.remove("workDoneToken");
@@ -445,6 +529,7 @@ fn report_of(s: &FolderSummary) -> PassReport {
             .collect(),
         other_files: s.other_files,
         cache_file: s.cache_file.as_deref().map(shown),
+        shard_file: None,
     }
 }
 

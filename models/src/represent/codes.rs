@@ -433,11 +433,22 @@ fn shape_of(model: &Model, layer_id: NodeId, t: &Tensor) -> Result<LayerShape> {
 }
 
 /// One forward pass of the batch `x`: each image's summary at `layer_id`, reduced on the device.
+/// The convolutions give an image the same bits whatever else is in its batch, so its code,
+/// maxima and their positions do not depend on the batch (a sharded sweep merges into the
+/// unsharded one exactly). A batch of one is run as two copies of the image, as a one-row
+/// matrix product takes another path (a matrix–vector product) than the rows of a larger
+/// batch. The classifier's matrix product can still round an image's logits by the batch's
+/// size when it has few classes, so its top-1 probability may differ in the last bit.
 pub fn run_batch(
     model: &Model,
     layer_id: NodeId,
     x: &Tensor,
 ) -> Result<(LayerShape, Vec<ImageSummary>)> {
+    if x.dim(0)? == 1 {
+        let (shape, mut summaries) = run_batch(model, layer_id, &Tensor::cat(&[x, x], 0)?)?;
+        summaries.truncate(1);
+        return Ok((shape, summaries));
+    }
     let trace = model.graph.forward(x, Some(&[layer_id]))?;
     let out = layer_output(model, &trace, layer_id)?;
     let shape = shape_of(model, layer_id, out)?;
@@ -453,16 +464,17 @@ pub fn run_batch(
         .ok_or_else(|| Error::InvalidArgument("the network produced no output".into()))?
         .to_dtype(DType::F32)?
         .flatten_from(1)?;
-    let top = logits.max_keepdim(1)?;
-    let top1 = logits.argmax(1)?;
-    // softmax(l)[argmax] = 1 / sum(exp(l - max l)).
-    let prob = logits.broadcast_sub(&top)?.exp()?.sum(1)?.recip()?;
     let host = |t: Tensor| t.to_device(&Device::Cpu);
     let code = host(code)?.to_vec2::<f32>()?;
     let max = host(max)?.to_vec2::<f32>()?;
     let argmax = host(argmax.to_dtype(DType::U32)?)?.to_vec2::<u32>()?;
-    let top1 = host(top1.to_dtype(DType::U32)?)?.to_vec1::<u32>()?;
-    let prob = host(prob)?.to_vec1::<f32>()?;
+    // The top-1 class and its probability per image, on the host in f64: a vectorized exp over
+    // the whole batch would round each image by where it falls in the batch.
+    let (top1, prob): (Vec<u32>, Vec<f32>) = host(logits)?
+        .to_vec2::<f32>()?
+        .iter()
+        .map(|row| top1_of(row))
+        .unzip();
     let summaries = code
         .into_iter()
         .zip(max)
@@ -479,4 +491,19 @@ pub fn run_batch(
         )
         .collect();
     Ok((shape, summaries))
+}
+
+/// The most probable class of one image's logits (the first of equals) and its softmax
+/// probability, 1 / Σ exp(l − max l), summed in f64.
+fn top1_of(logits: &[f32]) -> (u32, f32) {
+    let (best, max) =
+        logits.iter().enumerate().fold(
+            (0, f32::NEG_INFINITY),
+            |(b, m), (i, &l)| if l > m { (i, l) } else { (b, m) },
+        );
+    let sum: f64 = logits
+        .iter()
+        .map(|&l| (f64::from(l) - f64::from(max)).exp())
+        .sum();
+    (best as u32, (1.0 / sum) as f32)
 }

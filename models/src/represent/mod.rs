@@ -12,6 +12,7 @@ pub mod folder;
 pub mod map_render;
 pub mod neighbors;
 pub mod pca;
+pub mod shard;
 pub mod top_units;
 pub mod tsne;
 pub mod unit_grid;

@@ -58,6 +58,29 @@ pub struct FolderPass {
     /// when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<String>,
+    /// Run only this shard of the folder and write its rows to a shard folder (`convlens embed
+    /// |top --shard I/N --shard-dir D`); the result covers the shard's images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRun>,
+    /// Take the pass from the shard files in this folder instead of running the network
+    /// (`convlens merge D`): the result equals an unsharded pass's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_shards: Option<String>,
+}
+
+/// One shard of a folder pass and where its rows go.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardRun {
+    /// Which shard, from 0.
+    pub index: usize,
+    /// How many shards the folder is split into.
+    pub count: usize,
+    /// The shard folder (absolute path): the shard's file is written there.
+    pub dir: String,
+    /// The job the shards belong to, kept in each shard file for `convlens merge` (the command,
+    /// the model, the folder, the layer); every shard of a merge must carry the same.
+    pub job: serde_json::Value,
 }
 
 impl FolderPass {
@@ -70,6 +93,8 @@ impl FolderPass {
             size: None,
             cache: true,
             cache_dir: None,
+            shard: None,
+            from_shards: None,
         }
     }
 }
@@ -99,6 +124,9 @@ pub struct PassReport {
     /// The code cache file, when the cache was used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_file: Option<String>,
+    /// The shard file written, for a pass over one shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_file: Option<String>,
 }
 
 /// A file that could not be used, and why.
