@@ -178,6 +178,11 @@ impl App {
                     self.on_reply(ticket, reply);
                 }
             }
+            Event::Partial(ticket, piece) => {
+                if self.tickets.is_current(&ticket) {
+                    self.on_partial(piece);
+                }
+            }
             Event::Failed(ticket, error) => {
                 if self.tickets.is_current(&ticket) {
                     self.on_failed(&ticket.slot, error);
@@ -229,7 +234,7 @@ impl App {
         self.strip.current_image()
     }
 
-    /// The explanation method chosen.
+    /// The explanation method chosen (`all` for every method).
     pub fn method_name(&self) -> &'static str {
         self.overlay.method_name()
     }
@@ -334,10 +339,18 @@ impl App {
             Reply::Deconv(p) => self.inspector.deconv.state = Remote::Ready(p),
             Reply::Maximize(p) => self.inspector.on_maximized(p),
             Reply::Explain(e) => self.overlay.explanation.state = Remote::Ready(e),
+            Reply::ExplainAll(all) => self.overlay.all.on_result(all),
             Reply::Filters(f) => self.filters.on_bank(f),
             Reply::Map(m) => self.map.folder_map.state = Remote::Ready(m),
             Reply::Versions(v) => self.timeline.versions.state = Remote::Ready(v),
             Reply::AtVersion(id) => self.timeline.frozen.state = Remote::Ready(id),
+        }
+    }
+
+    /// A piece of an answer still coming: only `all`'s explanations come in pieces.
+    fn on_partial(&mut self, piece: Reply) {
+        if let Reply::ExplainAll(piece) = piece {
+            self.overlay.all.on_piece(piece);
         }
     }
 
@@ -361,7 +374,7 @@ impl App {
             Slot::TopCrop => fail(&mut self.inspector.top_crop.state, e),
             Slot::Deconv => fail(&mut self.inspector.deconv.state, e),
             Slot::Maximize => fail(&mut self.inspector.maximize.state, e),
-            Slot::Explain => fail(&mut self.overlay.explanation.state, e),
+            Slot::Explain => self.overlay.on_failed(e),
             Slot::Filters => fail(&mut self.filters.bank.state, e),
             Slot::Map => fail(&mut self.map.folder_map.state, e),
             Slot::Versions => fail(&mut self.timeline.versions.state, e),
@@ -386,7 +399,10 @@ impl App {
             Slot::FolderTop => set(&mut self.inspector.folder_top.state, progress),
             Slot::TopCrop => set(&mut self.inspector.top_crop.state, progress),
             Slot::Deconv => set(&mut self.inspector.deconv.state, progress),
-            Slot::Explain => set(&mut self.overlay.explanation.state, progress),
+            Slot::Explain => {
+                set(&mut self.overlay.explanation.state, progress.clone());
+                set(&mut self.overlay.all.fetch.state, progress);
+            }
             Slot::Filters => set(&mut self.filters.bank.state, progress),
             Slot::Map => set(&mut self.map.folder_map.state, progress),
             Slot::Maximize => set(&mut self.inspector.maximize.state, progress),

@@ -356,6 +356,27 @@ pub struct Explanation {
     pub overlay: Picture,
 }
 
+/// Several methods' explanations of one image (`all`): the whole answer, or one piece of it
+/// (a partial result, holding only what is new).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Explanations {
+    /// The photo the overlays are drawn on (in the first piece and in the whole answer).
+    pub photo: Option<Picture>,
+    /// The methods done.
+    pub explanations: Vec<Explanation>,
+    /// The methods skipped because they do not apply to the model.
+    pub skipped: Vec<SkippedMethod>,
+}
+
+/// A method `all` skipped, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SkippedMethod {
+    /// The method's name.
+    pub method: String,
+    /// Why.
+    pub error: String,
+}
+
 /// A small RGB picture drawn cell by cell (a filter's weights).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tile {

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use ratatui::crossterm::event::KeyEvent;
 
 use crate::data::{
-    Explanation, FilterBank, FolderMap, LayerActivations, LayerOverFolder, ModelView, Picture,
-    Prediction,
+    Explanation, Explanations, FilterBank, FolderMap, LayerActivations, LayerOverFolder, ModelView,
+    Picture, Prediction,
 };
 use crate::remote::Progress;
 use crate::request::{Feature, Ticket};
@@ -36,6 +36,8 @@ pub enum Reply {
     Maximize(Picture),
     /// An overlay.
     Explain(Explanation),
+    /// Every method's overlay (`all`); as a partial result, only the methods just done.
+    ExplainAll(Explanations),
     /// A convolution's filters.
     Filters(FilterBank),
     /// The folder map.
@@ -70,6 +72,9 @@ pub enum Event {
     Disconnected(String),
     /// An answer.
     Reply(Ticket, Reply),
+    /// A piece of a request's answer before the whole of it (LSP's partial results): a reply
+    /// holding only what is new.
+    Partial(Ticket, Reply),
     /// A request failed.
     Failed(Ticket, String),
     /// A request reported progress.

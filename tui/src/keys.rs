@@ -151,7 +151,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
     (
         "Overlay",
         &[
-            ("m  M  ←→", "next / previous method"),
+            ("m  M  ←→", "next / prev method, all"),
             ("c  C  ↑↓", "next / previous class"),
         ],
     ),

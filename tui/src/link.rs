@@ -1,20 +1,24 @@
 //! The link to the daemon: the app's requests become protocol calls through
 //! `convlens_shared::Client`, answers and notifications become [`Event`]s. Every call runs on a
 //! thread of its own so the screen never waits; a newer request in a slot sends
-//! `$/cancelRequest` for the older one still running.
+//! `$/cancelRequest` for the older one still running. A request that asks for partial results
+//! (`explain all`) has each piece come back as an [`Event::Partial`] of its ticket before the
+//! whole answer.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
-use convlens_shared::choices::Preset;
+use convlens_shared::choices::{MethodSelection, Preset};
 use convlens_shared::sync::lock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use convlens_shared::methods::activations::{ActivationsParams, UnitActivations};
 use convlens_shared::methods::deconv::{DeconvParams, UnitDeconv};
-use convlens_shared::methods::explain::{ExplainParams, ImageExplain};
+use convlens_shared::methods::explain::{
+    ExplainParams, ExplainResult, ExplanationData, ImageExplain,
+};
 use convlens_shared::methods::filters::{FiltersParams, LayerFilters};
 use convlens_shared::methods::folder::{EmbedParams, FolderEmbed, FolderTop, TopParams};
 use convlens_shared::methods::history::{AtVersionParams, ModelAtVersion, ModelVersions};
@@ -24,14 +28,14 @@ use convlens_shared::methods::model::{
     LayersParams, LoadParams, ModelLayers, ModelLoad, ModelRef, ReloadFailedParams, ReloadedParams,
 };
 use convlens_shared::methods::predict::{ImagePredict, PredictParams};
-use convlens_shared::methods::progress::{ProgressParams, WorkDoneProgress};
+use convlens_shared::methods::progress::{PartialResultParams, WorkDoneProgress};
 use convlens_shared::methods::watch::{WatchAdd, WatchParams};
 use convlens_shared::methods::{NotificationMethod, RequestMethod};
 use convlens_shared::{Client, ClientError, Notification, RequestId};
 
 use crate::data::{
-    filter_tiles, shrink_maps, ClassScore, Explanation, FilterBank, Layer, LayerActivations,
-    ModelView, Picture, Prediction, UnitStats,
+    filter_tiles, shrink_maps, ClassScore, Explanation, Explanations, FilterBank, Layer,
+    LayerActivations, ModelView, Picture, Prediction, SkippedMethod, UnitStats,
 };
 use crate::event::{Connection, Event, Reply};
 use crate::folder::{folder_map, layer_over_folder};
@@ -125,6 +129,9 @@ impl Link {
     }
 }
 
+/// Turns a partial result's `value` into the reply piece it is.
+type DecodePartial = fn(serde_json::Value) -> Result<Reply, String>;
+
 /// What the link threads share.
 struct Shared {
     client: Client,
@@ -133,6 +140,8 @@ struct Shared {
     running: Mutex<HashMap<Slot, (u64, RequestId)>>,
     /// Progress tokens to tickets.
     tokens: Mutex<HashMap<String, Ticket>>,
+    /// Partial-result tokens to tickets, with how to read their pieces.
+    partials: Mutex<HashMap<String, (Ticket, DecodePartial)>>,
     /// The open model's id (to pick out its reload notices).
     model_id: Mutex<Option<String>>,
 }
@@ -158,6 +167,7 @@ fn serve(connect: Connect, requests: Receiver<Outgoing>, emit: Emit) {
         emit: emit.clone(),
         running: Mutex::new(HashMap::new()),
         tokens: Mutex::new(HashMap::new()),
+        partials: Mutex::new(HashMap::new()),
         model_id: Mutex::new(None),
     });
     emit(Event::Connected(Connection {
@@ -224,6 +234,7 @@ fn dispatch(shared: &Arc<Shared>, methods: &[String], outgoing: Outgoing) {
                 }
             }
             lock(&shared.tokens).remove(&token(&ticket));
+            lock(&shared.partials).remove(&partial_token(&ticket));
             (shared.emit)(match result {
                 Ok(reply) => Event::Reply(ticket, reply),
                 Err(e) => Event::Failed(ticket, e),
@@ -241,6 +252,27 @@ fn watch_progress(shared: &Shared, ticket: &Ticket) -> RequestId {
     let token = token(ticket);
     lock(&shared.tokens).insert(token.clone(), ticket.clone());
     RequestId::String(token)
+}
+
+/// The partial-result token of a ticket.
+fn partial_token(ticket: &Ticket) -> String {
+    format!("tui-{}-partial", ticket.seq)
+}
+
+/// A partial-result token for `ticket`, registered so that each piece sent to it reaches the
+/// ticket's view as an [`Event::Partial`], read by `decode`.
+fn watch_partials(shared: &Shared, ticket: &Ticket, decode: DecodePartial) -> RequestId {
+    let token = partial_token(ticket);
+    lock(&shared.partials).insert(token.clone(), (ticket.clone(), decode));
+    RequestId::String(token)
+}
+
+/// The text a token is registered under.
+fn token_key(token: &RequestId) -> String {
+    match token {
+        RequestId::String(s) => s.clone(),
+        RequestId::Number(n) => n.to_string(),
+    }
 }
 
 /// Starts `M`, first cancelling the request still running in the ticket's slot.
@@ -378,12 +410,18 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             layer,
         } => {
             let mut params = ExplainParams::new(model_id, text(&image));
-            params.method = method.into();
+            params.method = method;
             params.target = class;
             params.layer = layer;
             params.map = false;
             params.render = true;
             params.work_done_token = Some(watch_progress(shared, ticket));
+            if method == MethodSelection::All {
+                // Each method's overlay as it is done (cheapest first), then all of them.
+                params.partial_result_token = Some(watch_partials(shared, ticket, explain_piece));
+                let result = start::<ImageExplain>(shared, ticket, &params)?;
+                return explanations(result).map(Reply::ExplainAll);
+            }
             let result = start::<ImageExplain>(shared, ticket, &params)?;
             let e = result.explanations.into_iter().next().ok_or_else(|| {
                 match result.skipped.first() {
@@ -391,16 +429,7 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
                     None => "the daemon answered no explanation".to_string(),
                 }
             })?;
-            let png = e.overlay.ok_or("the daemon sent no overlay picture")?;
-            let bytes = png.to_bytes().map_err(|e| e.to_string())?;
-            Ok(Reply::Explain(Explanation {
-                method: e.method.name().to_string(),
-                layer: e.layer,
-                flat: e.flat,
-                class: e.class,
-                label: e.label,
-                overlay: Picture::decode(&bytes, MAX_PICTURE)?,
-            }))
+            explanation(e).map(Reply::Explain)
         }
         Request::LoadPhoto { path } => photos::load(&path).map(Reply::Photo),
         Request::Activations {
@@ -551,36 +580,101 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
     }
 }
 
+/// One method's overlay: the view's explanation.
+fn explanation(e: ExplanationData) -> Result<Explanation, String> {
+    let png = e.overlay.ok_or("the daemon sent no overlay picture")?;
+    let bytes = png.to_bytes().map_err(|e| e.to_string())?;
+    Ok(Explanation {
+        method: e.method.name().to_string(),
+        layer: e.layer,
+        flat: e.flat,
+        class: e.class,
+        label: e.label,
+        overlay: Picture::decode(&bytes, MAX_PICTURE)?,
+    })
+}
+
+/// Several methods' overlays (the whole of `all`, or a piece of it), with the photo if sent.
+fn explanations(result: ExplainResult) -> Result<Explanations, String> {
+    let photo = match result.photo {
+        Some(png) => {
+            let bytes = png.to_bytes().map_err(|e| e.to_string())?;
+            Some(Picture::decode(&bytes, MAX_PICTURE)?)
+        }
+        None => None,
+    };
+    Ok(Explanations {
+        photo,
+        explanations: result
+            .explanations
+            .into_iter()
+            .map(explanation)
+            .collect::<Result<_, _>>()?,
+        skipped: result
+            .skipped
+            .into_iter()
+            .map(|s| SkippedMethod {
+                method: s.method.name().to_string(),
+                error: s.error,
+            })
+            .collect(),
+    })
+}
+
+/// A partial result of `all`: the methods just done.
+fn explain_piece(value: serde_json::Value) -> Result<Reply, String> {
+    let piece = serde_json::from_value::<ExplainResult>(value).map_err(|e| e.to_string())?;
+    explanations(piece).map(Reply::ExplainAll)
+}
+
+/// The event a `$/progress` is for the ticket its token was registered for: a piece of the
+/// answer when the token is a partial-result one (`partial` finds it), else the request's
+/// work-done progress (`work` finds it); none for an unknown token, the end of the work, or a
+/// piece that cannot be read (the whole answer still comes).
+fn progress_event(
+    params: serde_json::Value,
+    partial: impl Fn(&str) -> Option<(Ticket, DecodePartial)>,
+    work: impl Fn(&str) -> Option<Ticket>,
+) -> Option<Event> {
+    // Both kinds are `{token, value}`; only the value's type differs.
+    let p = serde_json::from_value::<PartialResultParams<serde_json::Value>>(params).ok()?;
+    let key = token_key(&p.token);
+    if let Some((ticket, decode)) = partial(&key) {
+        return decode(p.value)
+            .ok()
+            .map(|piece| Event::Partial(ticket, piece));
+    }
+    let ticket = work(&key)?;
+    let progress = match serde_json::from_value::<WorkDoneProgress>(p.value).ok()? {
+        WorkDoneProgress::Begin {
+            message,
+            percentage,
+            ..
+        }
+        | WorkDoneProgress::Report {
+            message,
+            percentage,
+        } => Progress {
+            percentage,
+            message,
+        },
+        WorkDoneProgress::End { .. } => return None,
+    };
+    Some(Event::Progress(ticket, progress))
+}
+
 fn on_notification(shared: &Shared, n: Notification) {
     let emit = &shared.emit;
     match n.method.as_str() {
         m if m == convlens_shared::methods::progress::Progress::NAME => {
-            let Ok(p) = serde_json::from_value::<ProgressParams>(n.params) else {
-                return;
-            };
-            let key = match &p.token {
-                RequestId::String(s) => s.clone(),
-                RequestId::Number(n) => n.to_string(),
-            };
-            let Some(ticket) = lock(&shared.tokens).get(&key).cloned() else {
-                return;
-            };
-            let progress = match p.value {
-                WorkDoneProgress::Begin {
-                    message,
-                    percentage,
-                    ..
-                }
-                | WorkDoneProgress::Report {
-                    message,
-                    percentage,
-                } => Progress {
-                    percentage,
-                    message,
-                },
-                WorkDoneProgress::End { .. } => return,
-            };
-            emit(Event::Progress(ticket, progress));
+            let event = progress_event(
+                n.params,
+                |key| lock(&shared.partials).get(key).cloned(),
+                |key| lock(&shared.tokens).get(key).cloned(),
+            );
+            if let Some(event) = event {
+                emit(event);
+            }
         }
         m if m == convlens_shared::methods::images::ImagesChanged::NAME => {
             if let Ok(p) = serde_json::from_value::<ImagesChangedParams>(n.params) {
@@ -629,6 +723,105 @@ fn clock() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use convlens_shared::array::Png;
+    use convlens_shared::choices::Method;
+    use convlens_shared::methods::explain::Skipped;
+    use convlens_shared::methods::progress::ProgressParams;
+
+    fn png(width: u32, height: u32) -> Png {
+        let mut bytes = Vec::new();
+        image::RgbImage::new(width, height)
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
+        Png::from_bytes(width, height, &bytes)
+    }
+
+    /// A partial result of `all` reaches its ticket as a piece; work-done progress on the
+    /// same notification reaches its own; other tokens reach nothing.
+    #[test]
+    fn progress_notifications_are_routed_by_token() {
+        let ticket = Ticket {
+            slot: Slot::Explain,
+            seq: 3,
+        };
+        let partials: HashMap<String, (Ticket, DecodePartial)> =
+            HashMap::from([(partial_token(&ticket), (ticket.clone(), explain_piece as _))]);
+        let tokens = HashMap::from([(token(&ticket), ticket.clone())]);
+        let route = |params: serde_json::Value| {
+            progress_event(
+                params,
+                |k| partials.get(k).cloned(),
+                |k| tokens.get(k).cloned(),
+            )
+        };
+        let piece = ExplainResult {
+            version: 1,
+            photo: Some(png(8, 6)),
+            explanations: vec![ExplanationData {
+                method: Method::EigenCam,
+                class: 281,
+                label: Some("tabby".into()),
+                logit: 9.0,
+                prob: 0.5,
+                layer: Some("_conv_head".into()),
+                shape: vec![7, 7],
+                convergence_delta: None,
+                flat: true,
+                map: None,
+                overlay: Some(png(8, 6)),
+            }],
+            skipped: vec![Skipped {
+                method: Method::Cam,
+                error: "no GAP head".into(),
+            }],
+        };
+        let partial = PartialResultParams {
+            token: RequestId::String(partial_token(&ticket)),
+            value: piece,
+        };
+        let Some(Event::Partial(to, Reply::ExplainAll(e))) =
+            route(serde_json::to_value(&partial).unwrap())
+        else {
+            panic!("not a piece");
+        };
+        assert_eq!(to, ticket);
+        assert_eq!(e.photo.map(|p| p.size()), Some((8, 6)));
+        assert_eq!(e.explanations.len(), 1);
+        assert_eq!(e.explanations[0].method, "eigencam");
+        assert!(e.explanations[0].flat);
+        assert_eq!(
+            e.skipped,
+            vec![SkippedMethod {
+                method: "cam".into(),
+                error: "no GAP head".into(),
+            }]
+        );
+        let report = ProgressParams {
+            token: RequestId::String(token(&ticket)),
+            value: WorkDoneProgress::Report {
+                message: Some("gradcam (3 of 20): explain".into()),
+                percentage: Some(15),
+            },
+        };
+        assert_eq!(
+            route(serde_json::to_value(&report).unwrap()),
+            Some(Event::Progress(
+                ticket.clone(),
+                Progress {
+                    percentage: Some(15),
+                    message: Some("gradcam (3 of 20): explain".into()),
+                }
+            ))
+        );
+        let stranger = ProgressParams {
+            token: RequestId::String("tui-99".into()),
+            ..report
+        };
+        assert_eq!(route(serde_json::to_value(&stranger).unwrap()), None);
+    }
 
     #[test]
     fn features_without_their_method_are_unavailable() {

@@ -1,7 +1,7 @@
 //! What the app asks of the outside world: daemon calls and local photo loads, each with a
 //! ticket whose slot says which view it feeds (a newer ticket for a slot supersedes the older).
 
-use convlens_shared::choices::{Method, Preset};
+use convlens_shared::choices::{MethodSelection, Preset};
 use convlens_shared::methods::model::LoadParams;
 use std::path::PathBuf;
 
@@ -155,17 +155,18 @@ pub enum Request {
         /// The preset.
         preset: Preset,
     },
-    /// An attribution overlay.
+    /// An attribution overlay, or every method's (`all`: each one's comes as a partial result
+    /// when it is done, cheapest first).
     Explain {
         /// The model.
         model_id: String,
         /// The image.
         image: PathBuf,
-        /// The method.
-        method: Method,
+        /// The method, or `all`.
+        method: MethodSelection,
         /// The class (the top one when `None`).
         class: Option<usize>,
-        /// The layer of a CAM (the daemon's default when `None`).
+        /// The layer of a CAM, or of `all`'s CAMs (the daemon's default when `None`).
         layer: Option<String>,
     },
     /// The filters of a convolution.

@@ -26,7 +26,7 @@ pub fn draw(frame: &mut Frame, app: &App, images: &mut Images) {
                 inspector::draw(buf, area, app, images, screen);
             }
         }
-        View::Overlay => overlay::draw(buf, a.main, app, images),
+        View::Overlay => overlay::draw(buf, a.main, app, images, screen),
         View::Filters => filters_view::draw(buf, a.main, app, screen),
         View::Map => map_view::draw(buf, a.main, app, images),
         View::Timeline => timeline_view::draw(buf, a.main, app),

@@ -6,14 +6,15 @@
 
 use std::path::PathBuf;
 
+use convlens_shared::choices::{Method, MethodKind, MethodSelection};
 use convlens_shared::methods::folder::{
     EmbedResult, FolderUnitStat, PassReport, TopImage as WireTop, TopResult, UnitTop,
 };
 use convlens_shared::methods::history::{VersionInfo, VersionsResult};
 use convlens_tui::app::{App, Pane, View};
 use convlens_tui::data::{
-    ClassScore, Explanation, FilterBank, Layer, LayerActivations, ModelView, Picture, Prediction,
-    Tile, UnitStats,
+    ClassScore, Explanation, Explanations, FilterBank, Layer, LayerActivations, ModelView, Picture,
+    Prediction, SkippedMethod, Tile, UnitStats,
 };
 use convlens_tui::event::{Connection, Event, Reply};
 use convlens_tui::folder::{folder_map, layer_over_folder};
@@ -28,6 +29,8 @@ use ratatui::Terminal;
 use ratatui_image::picker::Picker;
 
 const FOLDER: &str = "/photos";
+/// The made-up top-5 classes, from class 281 on.
+const CLASSES: [&str; 5] = ["tabby", "tiger cat", "Egyptian cat", "lynx", "tiger"];
 const NAMES: [&str; 5] = [
     "astronaut.jpg",
     "chelsea.jpg",
@@ -250,6 +253,64 @@ fn history(n: u64) -> Vec<Version> {
     })
 }
 
+/// The made-up explanation of `class` (the top one when `None`) by `method`.
+fn explained(method: Method, class: Option<usize>, layer: &Option<String>) -> Explanation {
+    let class = class.unwrap_or(281);
+    Explanation {
+        // As the daemon answers: a CAM at the layer asked for, else at the last spatial one.
+        layer: (method.kind() == MethodKind::Cam)
+            .then(|| layer.clone().unwrap_or_else(|| "_swish#2".into())),
+        // Eigen-CAM's map comes back flat here, to show how the title says so.
+        flat: method == Method::EigenCam,
+        method: method.name().to_string(),
+        class,
+        label: CLASSES.get(class - 281).map(|l| l.to_string()),
+        overlay: picture(method.name().len() as u32, 64, 64),
+    }
+}
+
+/// Why the made-up daemon skips plain CAM with `all`.
+const CAM_SKIPPED: &str = "needs a global-average-pool + linear head";
+
+/// The made-up `all`'s partial results, in the order the daemon sends them (cheapest method
+/// first, plain CAM skipped, the photo with the first).
+fn explained_pieces(class: Option<usize>, layer: &Option<String>) -> Vec<Explanations> {
+    MethodSelection::All
+        .run_order()
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let (explanations, skipped) = if m == Method::Cam {
+                let skip = SkippedMethod {
+                    method: m.name().into(),
+                    error: CAM_SKIPPED.into(),
+                };
+                (vec![], vec![skip])
+            } else {
+                (vec![explained(m, class, layer)], vec![])
+            };
+            Explanations {
+                photo: (i == 0).then(|| picture(99, 64, 64)),
+                explanations,
+                skipped,
+            }
+        })
+        .collect()
+}
+
+/// The made-up `all`'s whole answer: every piece, in display order.
+fn explained_all(class: Option<usize>, layer: &Option<String>) -> Explanations {
+    let mut all = Explanations::default();
+    for piece in explained_pieces(class, layer) {
+        all.photo = all.photo.or(piece.photo);
+        all.explanations.extend(piece.explanations);
+        all.skipped.extend(piece.skipped);
+    }
+    let rank = |name: &str| MethodSelection::display_rank(name.parse().unwrap());
+    all.explanations.sort_by_key(|e| rank(&e.method));
+    all
+}
+
 /// The made-up daemon: the answer to `request`.
 fn reply_to(request: &Request) -> Reply {
     match request {
@@ -258,7 +319,7 @@ fn reply_to(request: &Request) -> Reply {
         Request::LoadPhoto { path } => Reply::Photo(picture(path.as_os_str().len() as u32, 96, 64)),
         Request::Predict { image, .. } => Reply::Predict(Prediction {
             image: image.clone(),
-            top: ["tabby", "tiger cat", "Egyptian cat", "lynx", "tiger"]
+            top: CLASSES
                 .iter()
                 .enumerate()
                 .map(|(i, l)| ClassScore {
@@ -292,18 +353,11 @@ fn reply_to(request: &Request) -> Reply {
         Request::Deconv { unit, .. } => Reply::Deconv(picture(*unit as u32 + 7, 64, 64)),
         Request::Maximize { unit, .. } => Reply::Maximize(picture(*unit as u32 + 11, 64, 64)),
         Request::Explain {
-            method,
+            method: MethodSelection::One(method),
             class,
             layer,
             ..
         } => Reply::Explain(Explanation {
-            // As the daemon answers: a CAM at the layer asked for, else at the last spatial one.
-            layer: (method.kind() == convlens_shared::choices::MethodKind::Cam)
-                .then(|| layer.clone().unwrap_or_else(|| "_swish#2".into())),
-            // Eigen-CAM's map comes back flat here, to show how the title says so.
-            flat: method.name() == "eigencam",
-            method: method.name().to_string(),
-            class: class.unwrap_or(281),
             label: Some(
                 if class.is_some() {
                     "tiger cat"
@@ -312,8 +366,14 @@ fn reply_to(request: &Request) -> Reply {
                 }
                 .into(),
             ),
-            overlay: picture(method.name().len() as u32, 64, 64),
+            ..explained(*method, *class, layer)
         }),
+        Request::Explain {
+            method: MethodSelection::All,
+            class,
+            layer,
+            ..
+        } => Reply::ExplainAll(explained_all(*class, layer)),
         Request::Filters { layer, .. } => Reply::Filters(FilterBank {
             layer: layer.clone(),
             tiles: (0..channels_of(layer))
@@ -1141,8 +1201,16 @@ fn the_overlay_cam_is_at_the_selected_spatial_layer() {
         "{}",
         s.draw()
     );
-    // An attribution method: no layer asked, none named.
+    // `all`, after the last method: its CAMs at the selected layer too.
     s.keys("mmmmmmmmm");
+    s.settle();
+    let (method, layer) = explains(&s).last().cloned().unwrap();
+    assert_eq!(
+        (method, layer.as_deref()),
+        (MethodSelection::All, Some("_bn0"))
+    );
+    // An attribution method: no layer asked, none named.
+    s.keys("m");
     s.settle();
     let (method, layer) = explains(&s).last().cloned().unwrap();
     assert_eq!((method.name(), layer), ("gradient", None));
@@ -1164,4 +1232,197 @@ fn a_flat_map_is_named_in_the_overlay_title() {
         "{}",
         s.draw()
     );
+}
+
+/// The overlay view with `all` chosen (from gradcam, the default, nine steps on) and the third
+/// class, its request sent and not answered yet.
+fn all_methods_asked(s: &mut Session) -> Outgoing {
+    s.keys("o");
+    s.settle();
+    s.keys("mmmmmmmmmcc");
+    assert_eq!(s.app.method_name(), "all");
+    let asked = s
+        .pending
+        .iter()
+        .rfind(|o| o.ticket.slot == Slot::Explain)
+        .unwrap()
+        .clone();
+    s.pending.retain(|o| o.ticket.slot != Slot::Explain);
+    s.settle();
+    assert!(matches!(
+        asked.request,
+        Request::Explain {
+            method: MethodSelection::All,
+            class: Some(283),
+            ..
+        }
+    ));
+    asked
+}
+
+/// The first `n` partial results of `all` for `asked`, with the daemon's progress.
+fn send_pieces(s: &mut Session, asked: &Outgoing, n: usize) {
+    let Request::Explain { class, layer, .. } = &asked.request else {
+        unreachable!()
+    };
+    for (i, piece) in explained_pieces(*class, layer)
+        .into_iter()
+        .take(n)
+        .enumerate()
+    {
+        s.send(Event::Progress(
+            asked.ticket.clone(),
+            Progress {
+                percentage: Some((100 * i / Method::ALL.len()) as u32),
+                message: Some(format!(
+                    "{} ({} of {}): explain",
+                    MethodSelection::All.run_order()[i].name(),
+                    i + 1,
+                    Method::ALL.len()
+                )),
+            },
+        ));
+        s.send(Event::Partial(
+            asked.ticket.clone(),
+            Reply::ExplainAll(piece),
+        ));
+    }
+}
+
+/// `all` fills its grid method by method as the partial results come (cheapest first, shown
+/// in display order), then the whole answer completes it.
+#[test]
+fn overlay_all_methods_fill_in_as_they_come() {
+    for (w, h) in [(80, 24), (160, 50)] {
+        let mut s = Session::new(w, h);
+        let asked = all_methods_asked(&mut s);
+        let screen = s.draw();
+        assert!(screen.contains("all methods · 0 of 20 done"), "{screen}");
+        send_pieces(&mut s, &asked, 7);
+        assert_eq!(
+            (s.app.overlay.all.finished(), s.app.overlay.all.skipped()),
+            (7, 1)
+        );
+        assert!(s.app.overlay.all.is_loading());
+        let screen = s.draw();
+        // The title as wide as the pane allows (cut short at 80 columns, as every title).
+        let title = "all methods · 7 of 20 done · class 283 Egyptian cat";
+        let shown = if w == 80 {
+            "all methods · 7 of 20 done · class 283"
+        } else {
+            title
+        };
+        assert!(screen.contains(shown), "{screen}");
+        // Tiles not done yet say so (an ellipsis where the word does not fit), as does plain
+        // CAM's, skipped.
+        assert!(
+            screen.contains(if w == 80 { "…" } else { "pending" }),
+            "{screen}"
+        );
+        assert!(
+            screen.contains(if w == 80 { "skip" } else { "skipped: " }),
+            "{screen}"
+        );
+        insta::assert_snapshot!(format!("overlay_all_partial_{w}x{h}"), screen);
+        let Request::Explain { class, layer, .. } = &asked.request else {
+            unreachable!()
+        };
+        s.send(Event::Reply(
+            asked.ticket.clone(),
+            Reply::ExplainAll(explained_all(*class, layer)),
+        ));
+        assert!(!s.app.overlay.all.is_loading());
+        assert_eq!(s.app.overlay.all.finished(), Method::ALL.len());
+        let screen = s.draw();
+        assert!(screen.contains("all methods · 20 of 20 done"), "{screen}");
+        assert!(!screen.contains("pending"), "{screen}");
+        assert!(screen.contains(" (flat)") || w == 80, "{screen}");
+        insta::assert_snapshot!(format!("overlay_all_{w}x{h}"), screen);
+    }
+}
+
+/// Moving to another image or method while `all` runs drops the old run: its late pieces
+/// and answer change nothing, as a stale single explanation's.
+#[test]
+fn a_stale_all_run_is_dropped() {
+    let mut s = Session::new(160, 50);
+    let first = all_methods_asked(&mut s);
+    send_pieces(&mut s, &first, 2);
+    assert_eq!(s.app.overlay.all.finished(), 2);
+    // The next image: asked anew, every tile pending again.
+    s.keys("]");
+    let second = s
+        .pending
+        .iter()
+        .rfind(|o| o.ticket.slot == Slot::Explain)
+        .unwrap()
+        .clone();
+    assert!(second.ticket.seq > first.ticket.seq);
+    assert_eq!(s.app.overlay.all.finished(), 0);
+    send_pieces(&mut s, &first, 5);
+    s.send(Event::Reply(first.ticket.clone(), reply_to(&first.request)));
+    assert_eq!(s.app.overlay.all.finished(), 0);
+    assert!(s.app.overlay.all.is_loading());
+    send_pieces(&mut s, &second, 3);
+    assert_eq!(s.app.overlay.all.finished(), 3);
+    // Another method: the single explanation is asked, `all` forgotten and its pieces dropped.
+    s.keys("m");
+    assert!(s.pending.iter().any(|o| matches!(
+        o.request,
+        Request::Explain {
+            method: MethodSelection::One(Method::Gradient),
+            ..
+        }
+    )));
+    send_pieces(&mut s, &second, 6);
+    assert_eq!(s.app.overlay.all.finished(), 0);
+    assert!(!s.app.overlay.all.is_loading());
+    s.settle();
+    assert!(s.app.overlay.explanation.state.ready().is_some());
+    // Back to `all`: asked again (the daemon answers from its cache).
+    s.keys("M");
+    s.settle();
+    assert_eq!(s.app.overlay.all.finished(), Method::ALL.len());
+}
+
+/// A run that fails part way keeps what came and says why.
+#[test]
+fn a_failed_all_run_keeps_what_came() {
+    let mut s = Session::new(160, 50);
+    let asked = all_methods_asked(&mut s);
+    send_pieces(&mut s, &asked, 4);
+    s.send(Event::Failed(asked.ticket.clone(), "cancelled".into()));
+    assert_eq!(s.app.overlay.all.finished(), 4);
+    assert_eq!(
+        s.app.overlay.all.fetch.state,
+        Remote::Failed("cancelled".into())
+    );
+    let screen = s.draw();
+    assert!(screen.contains("all methods: cancelled"), "{screen}");
+    assert!(screen.contains("not done"), "{screen}");
+}
+
+#[test]
+fn the_all_grid_draws_at_any_size_without_panicking() {
+    for (w, h) in [
+        (1, 1),
+        (10, 3),
+        (20, 6),
+        (40, 12),
+        (79, 23),
+        (100, 30),
+        (139, 39),
+        (240, 70),
+    ] {
+        let mut s = Session::new(w, h);
+        let asked = all_methods_asked(&mut s);
+        for n in [0, 1, 9, Method::ALL.len()] {
+            send_pieces(&mut s, &asked, n);
+            let screen = s.draw();
+            assert_eq!(screen.lines().count(), usize::from(h), "{w}x{h} after {n}");
+        }
+        s.settle();
+        let screen = s.draw();
+        assert_eq!(screen.lines().count(), usize::from(h), "{w}x{h}");
+    }
 }

@@ -6,6 +6,7 @@
 //! views show once ([`shown::Shown`]) and lends every view's refresh a [`requester::Requester`],
 //! which numbers the requests, knows what the daemon does not offer, and reads photos.
 
+pub mod all_methods;
 pub mod filters;
 pub mod inspector;
 pub mod map;
@@ -16,6 +17,7 @@ pub mod strip;
 pub mod timeline;
 pub mod units;
 
+pub use all_methods::{AllMethodsState, MethodTile};
 pub use filters::FiltersState;
 pub use inspector::{InspectorState, MaximizeKey};
 pub use map::MapState;

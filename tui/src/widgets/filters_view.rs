@@ -68,7 +68,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, screen: Rect) {
         grid,
         tile_for(grid, bank.tiles.len(), screen),
         bank.tiles.len(),
-        app.filters.cursor,
+        Some(app.filters.cursor),
         |buf, i, rect| {
             let t = &bank.tiles[i];
             paint_pixels(buf, rect, &t.pixels, t.width, t.height);

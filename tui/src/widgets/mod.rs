@@ -1,6 +1,7 @@
 //! The panes, one file each, and what they share: the pane frame, the spinner, and how a piece
 //! of remote data that is not there yet is shown.
 
+pub mod all_grid;
 pub mod filters_view;
 pub mod header;
 pub mod help;

@@ -1,5 +1,6 @@
 //! The overlay view: the current image under the chosen explanation method for the chosen
-//! class, with the methods and the top-5 classes to cycle through.
+//! class (or under every method, `all`, as a grid), with the methods and the top-5 classes to
+//! cycle through.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -7,18 +8,73 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
-use super::{fit, pane, title, unless_ready, ACCENT};
-use convlens_shared::choices::Method;
+use super::{all_grid, fit, pane, title, unless_ready, ACCENT};
+use convlens_shared::choices::MethodSelection;
 
 use crate::app::{App, Pane};
 use crate::images::Images;
 use crate::layout::scroll_for;
 
-/// Draws the overlay pane.
-pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images) {
-    // The method, the layer a CAM was computed at, then the class: the layer before the class
-    // so that a narrow pane still shows it.
-    let details = match app.overlay.explanation.state.ready() {
+/// Draws the overlay pane in a frame of `screen`.
+pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen: Rect) {
+    let all = app.overlay.is_all();
+    let details = if all {
+        all_grid::details(&app.overlay.all)
+    } else {
+        details(app)
+    };
+    let inner = pane(
+        buf,
+        area,
+        title("Overlay", details),
+        app.focus == Pane::Main,
+    );
+    let side_width = 24.min(inner.width / 2);
+    let [mut picture, side] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(side_width)]).areas(inner);
+    // The `all` grid takes the whole pane when it would not fit beside the lists.
+    let lists = !all || all_grid::fits(picture, screen);
+    if !lists {
+        picture = inner;
+    }
+    if app.current_image().is_none() {
+        super::message(
+            buf,
+            picture,
+            "no image",
+            Style::default().fg(Color::DarkGray),
+        );
+    } else if all {
+        all_grid::draw(buf, picture, app, images, screen);
+    } else if let Some(e) = unless_ready(
+        buf,
+        picture,
+        &app.overlay.explanation.state,
+        app.method_name(),
+        "",
+        app.tick,
+    ) {
+        images.draw(buf, picture, &e.overlay);
+    }
+    if !lists {
+        return;
+    }
+    let top5 = app
+        .strip
+        .prediction
+        .state
+        .ready()
+        .map_or(0, |p| p.top.len().min(5)) as u16;
+    let [methods, classes] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(top5 + 2)]).areas(side);
+    draw_methods(buf, methods, app);
+    draw_classes(buf, classes, app);
+}
+
+/// The title's details for one method: the method, the layer a CAM was computed at, then the
+/// class (the layer before the class so that a narrow pane still shows it).
+fn details(app: &App) -> String {
+    match app.overlay.explanation.state.ready() {
         Some(e) => {
             let layer = e
                 .layer
@@ -34,43 +90,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images) {
             )
         }
         None => app.method_name().to_string(),
-    };
-    let inner = pane(
-        buf,
-        area,
-        title("Overlay", details),
-        app.focus == Pane::Main,
-    );
-    let side_width = 24.min(inner.width / 2);
-    let [picture, side] =
-        Layout::horizontal([Constraint::Min(0), Constraint::Length(side_width)]).areas(inner);
-    if app.current_image().is_none() {
-        super::message(
-            buf,
-            picture,
-            "no image",
-            Style::default().fg(Color::DarkGray),
-        );
-    } else if let Some(e) = unless_ready(
-        buf,
-        picture,
-        &app.overlay.explanation.state,
-        app.method_name(),
-        "",
-        app.tick,
-    ) {
-        images.draw(buf, picture, &e.overlay);
     }
-    let top5 = app
-        .strip
-        .prediction
-        .state
-        .ready()
-        .map_or(0, |p| p.top.len().min(5)) as u16;
-    let [methods, classes] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(top5 + 2)]).areas(side);
-    draw_methods(buf, methods, app);
-    draw_classes(buf, classes, app);
 }
 
 fn heading(buf: &mut Buffer, area: Rect, text: &str) {
@@ -97,8 +117,10 @@ fn chosen(selected: bool) -> Style {
 fn draw_methods(buf: &mut Buffer, area: Rect, app: &App) {
     heading(buf, area, "method  m M");
     let height = usize::from(area.height.saturating_sub(1));
-    let first = scroll_for(app.overlay.method, height, Method::ALL.len());
-    for (row, name) in Method::NAMES.iter().enumerate().skip(first).take(height) {
+    // Every method, then `all`.
+    let names = MethodSelection::names();
+    let first = scroll_for(app.overlay.method, height, names.len());
+    for (row, name) in names.iter().enumerate().skip(first).take(height) {
         let text = fit(name, usize::from(area.width.saturating_sub(2)));
         let y = area.y + 1 + (row - first) as u16;
         Line::from(Span::styled(

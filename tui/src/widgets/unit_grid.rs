@@ -81,7 +81,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, screen: Rect) {
         grid,
         tile,
         channels,
-        app.units.cursor,
+        Some(app.units.cursor),
         |buf, i, heat| {
             paint_map(
                 buf,
@@ -96,20 +96,21 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, screen: Rect) {
     );
 }
 
-/// Lays out `n` tiles of `tile` size over `area`, scrolled to show `cursor`; `paint` draws tile
-/// `i`'s picture into the rectangle it gets and returns its label.
+/// Lays out `n` tiles of `tile` size over `area`, scrolled to show `cursor` (from the top
+/// when there is none); `paint` draws tile `i`'s picture into the rectangle it gets and returns
+/// its label.
 pub fn draw_tiles(
     buf: &mut Buffer,
     area: Rect,
     tile: TileSize,
     n: usize,
-    cursor: usize,
+    cursor: Option<usize>,
     mut paint: impl FnMut(&mut Buffer, usize, Rect) -> String,
 ) {
     let cols = usize::from((area.width / tile.pitch_x()).max(1));
     let rows = usize::from((area.height / tile.pitch_y()).max(1));
     let total_rows = n.div_ceil(cols);
-    let first = scroll_for(cursor / cols, rows, total_rows);
+    let first = cursor.map_or(0, |c| scroll_for(c / cols, rows, total_rows));
     for i in (first * cols)..n.min((first + rows) * cols) {
         let (r, c) = ((i / cols - first) as u16, (i % cols) as u16);
         let x = area.x + c * tile.pitch_x();
@@ -119,10 +120,11 @@ pub fn draw_tiles(
         }
         let heat = Rect::new(x, y, tile.width, tile.height);
         let mut label = paint(buf, i, heat);
-        if i == cursor && label.chars().count() + 2 <= usize::from(tile.width) {
+        let at_cursor = cursor == Some(i);
+        if at_cursor && label.chars().count() + 2 <= usize::from(tile.width) {
             label = format!("[{label}]");
         }
-        let style = if i == cursor {
+        let style = if at_cursor {
             Style::default().fg(Color::Black).bg(ACCENT)
         } else {
             Style::default().fg(Color::Gray)
