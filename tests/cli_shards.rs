@@ -105,17 +105,35 @@ fn four_slurm_shards_merge_into_the_single_run_bit_for_bit() {
     let (single, merged) = (json(&single), json(&merged));
     assert_eq!(single["images"], 30);
     assert_eq!(results(merged), results(single), "top and stats differ");
-    // The picture too, byte for byte.
+    // The picture and the Parquet tables too, byte for byte.
+    let outputs = |tag: &str| -> Vec<String> {
+        [
+            "-o",
+            &format!("{tag}.png"),
+            "--parquet",
+            &format!("{tag}.parquet"),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let (single, merged) = (outputs("single"), outputs("merged"));
     run(
         &dir,
-        &[TOP, &["--no-cache", "-o", "single.png"]].concat(),
+        &[TOP, &["--no-cache"], &as_str(&single)].concat(),
         &[],
     );
-    run(&dir, &["merge", "shards", "-o", "merged.png"], &[]);
-    assert_eq!(
-        std::fs::read(dir.join("single.png")).unwrap(),
-        std::fs::read(dir.join("merged.png")).unwrap()
+    run(
+        &dir,
+        &[&["merge", "shards"][..], &as_str(&merged)].concat(),
+        &[],
     );
+    for suffix in [".png", ".parquet", "-stats.parquet"] {
+        assert_eq!(
+            std::fs::read(dir.join(format!("single{suffix}"))).unwrap(),
+            std::fs::read(dir.join(format!("merged{suffix}"))).unwrap(),
+            "{suffix}"
+        );
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -17,6 +17,7 @@ use super::client::{Engine, EngineChoice};
 use super::output::{self, OnFile};
 use super::shard::{print_shard, Job, ShardArgs};
 use super::ModelArgs;
+use super::{parquet, projector};
 
 /// How a folder is read and summarized (shared by `embed`, `top` and `neighbors`).
 #[derive(clap::Args, Debug)]
@@ -144,6 +145,10 @@ pub struct EmbedArgs {
     /// Print a JSON summary (and the map) instead of text.
     #[arg(long)]
     json: bool,
+    /// Write a Parquet table, one row per image: path, code (a fixed-size list), top-1 class,
+    /// label and probability, and the map's x, y when one is made.
+    #[arg(long, value_name = "FILE")]
+    parquet: Option<PathBuf>,
     #[command(flatten)]
     shard: ShardArgs,
 }
@@ -176,15 +181,23 @@ pub struct EmbedOutputs {
     /// Threads for t-SNE: 1 gives the same map on every run; 0 uses every core.
     #[arg(long, default_value_t = default::THREADS)]
     pub threads: usize,
+    /// Write TensorBoard's embedding projector files to this folder (tensors.tsv, metadata.tsv,
+    /// sprite.png, projector_config.pbtxt): `tensorboard --logdir DIR` shows the codes.
+    #[arg(long, value_name = "DIR")]
+    pub projector: Option<PathBuf>,
 }
 
 impl EmbedOutputs {
     /// The flags given that write something (a shard writes none of them).
     pub fn given(&self) -> Vec<&'static str> {
-        [(self.out.is_some(), "--out"), (self.csv.is_some(), "--csv")]
-            .into_iter()
-            .filter_map(|(given, flag)| given.then_some(flag))
-            .collect()
+        [
+            (self.out.is_some(), "--out"),
+            (self.csv.is_some(), "--csv"),
+            (self.projector.is_some(), "--projector"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect()
     }
 
     /// The map flags that differ from their defaults (for refusing them where no map is made).
@@ -218,6 +231,7 @@ pub fn run(args: &EmbedArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     );
     let mut given = args.outputs.given();
     given.extend(args.output.is_some().then_some("-o"));
+    given.extend(args.parquet.is_some().then_some("--parquet"));
     pass.shard = args.shard.run(&engine, &job, &given)?;
     let shown = Shown::new(&args.dir, &pass.folder);
     write(
@@ -226,9 +240,24 @@ pub fn run(args: &EmbedArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         pass,
         &shown,
         &args.outputs,
-        args.output.as_deref(),
-        args.json,
+        Written {
+            picture: args.output.as_deref(),
+            parquet: args.parquet.as_deref(),
+            json: args.json,
+        },
     )
+}
+
+/// The outputs `embed` and `top` both have (and `merge` passes on): the picture, the Parquet
+/// table, JSON instead of text.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Written<'a> {
+    /// `-o`.
+    pub picture: Option<&'a Path>,
+    /// `--parquet`.
+    pub parquet: Option<&'a Path>,
+    /// `--json`.
+    pub json: bool,
 }
 
 /// Asks for the folder `pass` (a whole folder, a shard, or merged shards) and writes the
@@ -239,9 +268,13 @@ pub fn write(
     pass: FolderPass,
     shown: &Shown,
     outputs: &EmbedOutputs,
-    picture: Option<&Path>,
-    json: bool,
+    written: Written,
 ) -> anyhow::Result<()> {
+    let Written {
+        picture,
+        parquet,
+        json,
+    } = written;
     // The map is made only for what draws it.
     let wants_map = outputs.csv.is_some() || picture.is_some();
     let shard = pass.shard.clone();
@@ -256,7 +289,7 @@ pub fn write(
     params.iterations = outputs.iterations;
     params.threads = outputs.threads;
     params.seed = outputs.seed;
-    params.codes = outputs.out.is_some();
+    params.codes = outputs.out.is_some() || outputs.projector.is_some() || parquet.is_some();
     params.render = picture.map(|_| if outputs.grid { "grid" } else { "scatter" }.into());
     let result = engine.request::<FolderEmbed>(&params, true)?;
     let report = &result.report;
@@ -273,6 +306,12 @@ pub fn write(
     }
     if let (Some(path), Some(picture)) = (picture, &result.picture) {
         output::save_daemon_picture(picture, path)?;
+    }
+    if let Some(path) = parquet {
+        parquet::write_codes(path, &result, shown)?;
+    }
+    if let Some(dir) = &outputs.projector {
+        projector::write_projector(dir, &result, shown)?;
     }
     let mut out = std::io::stdout().lock();
     if json {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use convlens_models::represent::shard::shard_job;
 
 use super::client::{Engine, EngineChoice};
-use super::embed::{self, EmbedOutputs, FolderArgs, Shown};
+use super::embed::{self, EmbedOutputs, FolderArgs, Shown, Written};
 use super::shard::Job;
 use super::top::{self, TopRanking};
 
@@ -27,6 +27,9 @@ pub struct MergeArgs {
     /// Print the JSON the command prints.
     #[arg(long)]
     json: bool,
+    /// Write the command's Parquet table (embed's codes; top's images and statistics).
+    #[arg(long, value_name = "FILE")]
+    parquet: Option<PathBuf>,
 }
 
 /// Merges the shards and writes what was asked for.
@@ -57,32 +60,21 @@ pub fn run(args: &MergeArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     let mut pass = folder.pass(&engine, Path::new(&job.folder), job.layer.clone())?;
     pass.from_shards = Some(engine.path_arg(&args.shards));
     let shown = Shown::new(Path::new(&job.folder_as_typed), &job.folder);
+    let written = Written {
+        picture: args.output.as_deref(),
+        parquet: args.parquet.as_deref(),
+        json: args.json,
+    };
     match job.command.as_str() {
         "embed" => {
             refuse(args.ranking.given(), "top")?;
-            embed::write(
-                &engine,
-                model_id,
-                pass,
-                &shown,
-                &args.embed,
-                args.output.as_deref(),
-                args.json,
-            )
+            embed::write(&engine, model_id, pass, &shown, &args.embed, written)
         }
         "top" => {
             let mut embed_only = args.embed.given();
             embed_only.extend(args.embed.map_flags());
             refuse(embed_only, "embed")?;
-            top::write(
-                &engine,
-                model_id,
-                pass,
-                &shown,
-                &args.ranking,
-                args.output.as_deref(),
-                args.json,
-            )
+            top::write(&engine, model_id, pass, &shown, &args.ranking, written)
         }
         other => anyhow::bail!(
             "{}: shards of `{other}`, which this convlens cannot merge (embed and top)",

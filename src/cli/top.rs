@@ -11,10 +11,10 @@ use convlens_shared::methods::folder::{FolderPass, FolderTop, TopParams, TopResu
 use convlens_models::represent::folder::list_images;
 
 use super::client::{Engine, EngineChoice};
-use super::embed::{FolderArgs, Shown};
-use super::output;
+use super::embed::{FolderArgs, Shown, Written};
 use super::shard::{print_shard, Job, ShardArgs};
 use super::ModelArgs;
+use super::{output, parquet};
 
 /// Arguments of `convlens top`.
 #[derive(clap::Args, Debug)]
@@ -36,6 +36,10 @@ pub struct TopArgs {
     /// Draw the units' top images, cropped to the receptive field, one row per unit.
     #[arg(short = 'o', long = "output")]
     output: Option<PathBuf>,
+    /// Write a Parquet table of the top images (unit, rank, path, value, y, x), and the units'
+    /// statistics beside it in STEM-stats.parquet (unit, mean, max, active_fraction, dead).
+    #[arg(long, value_name = "FILE")]
+    parquet: Option<PathBuf>,
     #[command(flatten)]
     shard: ShardArgs,
 }
@@ -84,7 +88,13 @@ pub fn run(args: &TopArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         .folder
         .pass(&engine, &args.dir, Some(args.layer.clone()))?;
     let job = Job::new("top", &engine, &args.model, &args.dir, &pass, &args.folder);
-    let given: Vec<&str> = args.output.is_some().then_some("-o").into_iter().collect();
+    let given: Vec<&str> = [
+        (args.output.is_some(), "-o"),
+        (args.parquet.is_some(), "--parquet"),
+    ]
+    .into_iter()
+    .filter_map(|(given, flag)| given.then_some(flag))
+    .collect();
     pass.shard = args.shard.run(&engine, &job, &given)?;
     let shown = Shown::new(&args.dir, &pass.folder);
     write(
@@ -93,8 +103,11 @@ pub fn run(args: &TopArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         pass,
         &shown,
         &args.ranking,
-        args.output.as_deref(),
-        args.json,
+        Written {
+            picture: args.output.as_deref(),
+            parquet: args.parquet.as_deref(),
+            json: args.json,
+        },
     )
 }
 
@@ -106,9 +119,13 @@ pub fn write(
     pass: FolderPass,
     shown: &Shown,
     ranking: &TopRanking,
-    picture: Option<&Path>,
-    json: bool,
+    written: Written,
 ) -> anyhow::Result<()> {
+    let Written {
+        picture,
+        parquet,
+        json,
+    } = written;
     let layer = pass.layer.clone().unwrap_or_default();
     let shard = pass.shard.clone();
     let folder = PathBuf::from(&pass.folder);
@@ -126,6 +143,9 @@ pub fn write(
     }
     if let (Some(path), Some(picture)) = (picture, &result.picture) {
         output::save_daemon_picture(picture, path)?;
+    }
+    if let Some(path) = parquet {
+        parquet::write_top(path, &result, shown)?;
     }
     let mut out = std::io::stdout().lock();
     if json {

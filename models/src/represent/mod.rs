@@ -13,6 +13,7 @@ pub mod map_render;
 pub mod neighbors;
 pub mod pca;
 pub mod shard;
+pub mod sprite;
 pub mod top_units;
 pub mod tsne;
 pub mod unit_grid;

@@ -1,0 +1,163 @@
+//! `--parquet FILE`: what `embed` and `top` compute as Parquet tables (the Arrow project's
+//! `parquet` writer), for pandas, polars and DuckDB: one row per image for codes; one row per
+//! unit and rank for top images, and one per unit for the statistics (beside it, in
+//! `STEM-stats.parquet`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, RecordBatch, StringArray, UInt32Array,
+};
+use arrow_schema::{DataType, Field, Schema};
+use convlens_shared::methods::folder::{EmbedResult, TopResult};
+use parquet::arrow::ArrowWriter;
+
+use super::embed::Shown;
+use super::output::OnFile;
+
+/// Writes `columns` as one Parquet table to `path`.
+fn write_table(path: &Path, columns: Vec<(&str, ArrayRef, bool)>) -> anyhow::Result<()> {
+    let schema = Schema::new(
+        columns
+            .iter()
+            .map(|(name, array, nullable)| Field::new(*name, array.data_type().clone(), *nullable))
+            .collect::<Vec<_>>(),
+    );
+    let batch = RecordBatch::try_new(
+        Arc::new(schema),
+        columns.into_iter().map(|(_, array, _)| array).collect(),
+    )?;
+    let file = std::fs::File::create(path).on_file(path)?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), None).on_file(path)?;
+    writer.write(&batch).on_file(path)?;
+    writer.close().on_file(path)?;
+    Ok(())
+}
+
+/// Codes as a table: `path`, `code` (a fixed-size list of float32, the layer's units),
+/// `top1_class`, `top1_label`, `top1_prob`, and the map's `x`, `y` when one was made.
+pub fn write_codes(path: &Path, result: &EmbedResult, shown: &Shown) -> anyhow::Result<()> {
+    let codes = result
+        .codes
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("the daemon sent no codes for --parquet"))?;
+    let dim = match codes.shape.as_slice() {
+        [_, d] => *d,
+        other => anyhow::bail!("codes of shape {other:?}, expected [images, units]"),
+    };
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let code = FixedSizeListArray::try_new(
+        item,
+        i32::try_from(dim)?,
+        Arc::new(Float32Array::from(codes.to_f32()?)),
+        None,
+    )?;
+    let paths: Vec<String> = result.paths.iter().map(|p| shown.path(p)).collect();
+    let mut columns: Vec<(&str, ArrayRef, bool)> = vec![
+        ("path", Arc::new(StringArray::from(paths)), false),
+        ("code", Arc::new(code), false),
+        (
+            "top1_class",
+            Arc::new(UInt32Array::from(result.top1_class.clone())),
+            false,
+        ),
+        (
+            "top1_label",
+            Arc::new(StringArray::from(result.top1_label.clone())),
+            false,
+        ),
+        (
+            "top1_prob",
+            Arc::new(Float32Array::from(result.top1_prob.clone())),
+            false,
+        ),
+    ];
+    if let Some(points) = &result.points {
+        let axis = |a: usize| Arc::new(Float32Array::from_iter_values(points.iter().map(|p| p[a])));
+        columns.push(("x", axis(0), false));
+        columns.push(("y", axis(1), false));
+    }
+    write_table(path, columns)
+}
+
+/// The statistics file beside a top table: `STEM-stats.parquet`.
+pub fn stats_path(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}-stats.parquet"))
+}
+
+/// Top images as a table, one row per unit and rank (`unit`, `rank` from 1, `path`, `value`,
+/// `y`, `x` of the maximum), and the units' statistics beside it ([`stats_path`]: `unit`,
+/// `mean`, `max`, `active_fraction`, `dead`). Returns the statistics file.
+pub fn write_top(path: &Path, result: &TopResult, shown: &Shown) -> anyhow::Result<PathBuf> {
+    let rows = result.units.iter().flat_map(|u| {
+        u.top
+            .iter()
+            .enumerate()
+            .map(move |(rank, e)| (u.unit, rank + 1, e))
+    });
+    let (mut unit, mut rank, mut paths, mut value, mut y, mut x) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for (u, r, e) in rows {
+        unit.push(u32::try_from(u)?);
+        rank.push(u32::try_from(r)?);
+        paths.push(shown.path(&e.path));
+        value.push(e.value);
+        y.push(u32::try_from(e.position[0])?);
+        x.push(u32::try_from(e.position[1])?);
+    }
+    write_table(
+        path,
+        vec![
+            ("unit", Arc::new(UInt32Array::from(unit)), false),
+            ("rank", Arc::new(UInt32Array::from(rank)), false),
+            ("path", Arc::new(StringArray::from(paths)), false),
+            ("value", Arc::new(Float32Array::from(value)), false),
+            ("y", Arc::new(UInt32Array::from(y)), false),
+            ("x", Arc::new(UInt32Array::from(x)), false),
+        ],
+    )?;
+    let stats = stats_path(path);
+    let s = &result.stats;
+    let units = s
+        .iter()
+        .map(|s| u32::try_from(s.unit))
+        .collect::<Result<Vec<u32>, _>>()?;
+    write_table(
+        &stats,
+        vec![
+            ("unit", Arc::new(UInt32Array::from(units)), false),
+            (
+                "mean",
+                Arc::new(Float32Array::from_iter_values(s.iter().map(|s| s.mean))),
+                false,
+            ),
+            (
+                "max",
+                Arc::new(Float32Array::from_iter_values(s.iter().map(|s| s.max))),
+                false,
+            ),
+            (
+                "active_fraction",
+                Arc::new(Float32Array::from_iter_values(
+                    s.iter().map(|s| s.active_fraction),
+                )),
+                false,
+            ),
+            (
+                "dead",
+                Arc::new(BooleanArray::from(
+                    s.iter()
+                        .map(|s| result.dead.contains(&s.unit))
+                        .collect::<Vec<bool>>(),
+                )),
+                false,
+            ),
+        ],
+    )?;
+    Ok(stats)
+}
