@@ -632,3 +632,36 @@ fn an_images_summary_does_not_depend_on_its_batch() {
     assert_eq!([a.codes, b.codes].concat(), whole.codes);
     assert_eq!([a.top1_prob, b.top1_prob].concat(), whole.top1_prob);
 }
+
+/// The streaming pass (a reader thread a chunk ahead) with per-unit heaps and running sums gives
+/// the rankings and statistics of the collected summary, to the bit, holding k images per unit.
+#[test]
+fn streamed_rankings_and_statistics_equal_the_collected_ones() {
+    use convlens_models::represent::pass::stream_files;
+    use convlens_models::represent::top_units::TopAccumulator;
+    use convlens_models::represent::unit_stats::StatsAccumulator;
+    let m = model();
+    let files = convlens_models::represent::folder::list_images(&folder())
+        .unwrap()
+        .images;
+    let options = options(Some("layer3"), 16, None);
+    let summary = summarize_files(&m, &files, &options, &Silent).unwrap();
+    for units in [None, Some(&[3usize, 0, 200][..])] {
+        let (_, name) = resolve_layer(&m, Some("layer3")).unwrap();
+        let mut top = TopAccumulator::new(&name, 9, units);
+        let mut stats = StatsAccumulator::default();
+        let info = stream_files(&m, &files, &options, &Silent, &mut |slot, s| {
+            stats.push(&s.code, &s.max);
+            top.push(slot, &s.max, &s.argmax)
+        })
+        .unwrap();
+        let streamed = top.finish(info.shape, |slot| files[slot].clone()).unwrap();
+        let collected = top_images(&summary, 9, units).unwrap();
+        assert_eq!(streamed.units, collected.units, "{units:?}");
+        let (s, c) = (
+            stats.finish(&info.layer, info.shape.units),
+            unit_stats(&summary),
+        );
+        assert_eq!((s.units, s.dead, s.images), (c.units, c.dead, c.images));
+    }
+}

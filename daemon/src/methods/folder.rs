@@ -9,16 +9,18 @@ use std::path::{Path, PathBuf};
 
 use convlens_models::input::Preprocess;
 use convlens_models::represent::cache::{content_hash, default_cache_dir, hex, model_fingerprint};
+use convlens_models::represent::codes::ImageSummary;
 use convlens_models::represent::codes::{resolve_layer, summarize_files};
 use convlens_models::represent::folder::{list_images, FolderListing};
 use convlens_models::represent::map_render::{render_grid, render_scatter};
 use convlens_models::represent::neighbors::nearest_by_cosine;
+use convlens_models::represent::pass::{stream_files, PassInfo};
 use convlens_models::represent::pca::pca;
 use convlens_models::represent::shard::{read_shards, write_shard, Shard};
-use convlens_models::represent::top_units::top_images;
+use convlens_models::represent::top_units::{top_images, TopAccumulator};
 use convlens_models::represent::tsne::{tsne, TsneOptions};
 use convlens_models::represent::unit_grid::render_top_grid;
-use convlens_models::represent::unit_stats::unit_stats;
+use convlens_models::represent::unit_stats::{unit_stats, StatsAccumulator};
 use convlens_models::represent::{FolderSummary, SkippedFile, SummaryOptions};
 use convlens_models::{Error, Model};
 use convlens_shared::array::{Array, Png};
@@ -141,11 +143,42 @@ pub fn top(call: &Call, p: TopParams) -> Result<TopResult, MethodError> {
     let folder = Folder::read(&p.pass)?;
     let key = key_of(&p.pass, "folder/top", &p, &folder, "");
     reuse_or(call, &loaded, key, || {
-        let summary = folder.summarize(call, model, &p.pass, Some(layer.clone()), preprocess)?;
-        let shard_file = folder.write_shard(model, &p.pass, &summary)?;
         let units = (!p.units.is_empty()).then_some(p.units.as_slice());
-        let ranking = top_images(&summary, p.k, units)?;
-        let stats = unit_stats(&summary);
+        let (report, ranking, stats) = if p.pass.shard.is_some() || p.pass.from_shards.is_some() {
+            // A shard keeps its rows (to write them); a merge has them all.
+            let summary =
+                folder.summarize(call, model, &p.pass, Some(layer.clone()), preprocess)?;
+            let shard_file = folder.write_shard(model, &p.pass, &summary)?;
+            let report = PassReport {
+                shard_file,
+                ..report_of(&summary)
+            };
+            (
+                report,
+                top_images(&summary, p.k, units)?,
+                unit_stats(&summary),
+            )
+        } else {
+            // The pass streams by: k images per unit and a row of sums are all it keeps.
+            let (_, name) = resolve_layer(model, Some(&layer))?;
+            let mut top = TopAccumulator::new(&name, p.k, units);
+            let mut stats = StatsAccumulator::default();
+            let files = &folder.listing.images;
+            let (info, images) = folder.stream(
+                call,
+                model,
+                &p.pass,
+                Some(layer.clone()),
+                preprocess,
+                &mut |slot, s| {
+                    stats.push(&s.code, &s.max);
+                    top.push(slot, &s.max, &s.argmax)
+                },
+            )?;
+            let ranking = top.finish(info.shape, |slot| files[slot].clone())?;
+            let stats = stats.finish(&info.layer, info.shape.units);
+            (folder.report_of_stream(&info, images), ranking, stats)
+        };
         let picture = if p.render {
             let seen = preprocess.unwrap_or(model.preprocess);
             let img = render_top_grid(model, &seen, layer_id, &ranking, p.tile, call.progress)?;
@@ -155,10 +188,7 @@ pub fn top(call: &Call, p: TopParams) -> Result<TopResult, MethodError> {
         };
         Ok(TopResult {
             version: loaded.version,
-            report: PassReport {
-                shard_file,
-                ..report_of(&summary)
-            },
+            report,
             units: ranking
                 .units
                 .iter()
@@ -400,6 +430,72 @@ impl Folder {
             summary,
         )?;
         Ok(Some(shown(&file)))
+    }
+}
+
+impl Folder {
+    /// The engine's streamed pass over the listed images, each row given to `sink`; returns what
+    /// the pass did and how many images it gave.
+    fn stream(
+        &self,
+        call: &Call,
+        model: &Model,
+        pass: &FolderPass,
+        layer: Option<String>,
+        preprocess: Option<Preprocess>,
+        sink: &mut dyn FnMut(usize, ImageSummary) -> convlens_models::Result<()>,
+    ) -> Result<(PassInfo, usize), MethodError> {
+        let options = summary_options(pass, layer, preprocess);
+        let mut images = 0;
+        let info = stream_files(
+            model,
+            &self.listing.images,
+            &options,
+            call.progress,
+            &mut |slot, s| {
+                images += 1;
+                sink(slot, s)
+            },
+        )?;
+        for _ in 0..info.forward_passes {
+            call.service.activations.count_forward();
+        }
+        Ok((info, images))
+    }
+
+    /// The report of a streamed pass that gave `images` rows, with the listing's unlistable
+    /// entries and other files.
+    fn report_of_stream(&self, info: &PassInfo, images: usize) -> PassReport {
+        let mut skipped: Vec<SkippedFile> = info.skipped.clone();
+        skipped.extend(
+            self.listing
+                .unlistable
+                .iter()
+                .map(|(path, reason)| SkippedFile {
+                    path: path.clone(),
+                    reason: reason.clone(),
+                }),
+        );
+        skipped.sort_by(|a, b| a.path.cmp(&b.path));
+        PassReport {
+            layer: info.layer.clone(),
+            units: info.shape.units,
+            positions: [info.shape.height, info.shape.width],
+            images,
+            computed: info.computed,
+            cached: info.cached,
+            forward_passes: info.forward_passes,
+            skipped: skipped
+                .iter()
+                .map(|f| convlens_shared::methods::folder::SkippedFile {
+                    path: shown(&f.path),
+                    reason: f.reason.clone(),
+                })
+                .collect(),
+            other_files: self.listing.other_files,
+            cache_file: info.cache_file.as_deref().map(shown),
+            shard_file: None,
+        }
     }
 }
 

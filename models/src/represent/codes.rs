@@ -6,10 +6,9 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, D};
-use rayon::prelude::*;
 
-use super::cache::{model_fingerprint, CacheKey, CodeCache, ContentHash, HashIndex};
 use super::folder::list_images;
+use super::pass::stream_files;
 use crate::graph::NodeId;
 use crate::input::Preprocess;
 use crate::ops::Op;
@@ -178,173 +177,49 @@ pub fn summarize_folder(
     Ok(summary)
 }
 
-/// An image waiting for its forward pass.
-struct Pending {
-    slot: usize,
-    hash: ContentHash,
-    bytes: Option<Vec<u8>>,
-}
-
-/// Summarizes `files` (in that order; unreadable ones are skipped) at `options.layer`.
+/// Summarizes `files` (in that order; unreadable ones are skipped) at `options.layer`: the
+/// streamed pass ([`super::pass::stream_files`]) collected.
 pub fn summarize_files(
     model: &Model,
     files: &[PathBuf],
     options: &SummaryOptions,
     progress: &dyn Progress,
 ) -> Result<FolderSummary> {
-    if options.batch == 0 {
-        return Err(Error::InvalidArgument(
-            "the batch size must be at least 1".into(),
-        ));
-    }
-    let (layer_id, layer) = resolve_layer(model, options.layer.as_deref())?;
-    let preprocess = options.preprocess.unwrap_or(model.preprocess);
-    let (mut cache, mut index) = match &options.cache_dir {
-        Some(dir) => {
-            let key = CacheKey {
-                model: model_fingerprint(model)?,
-                layer: layer.clone(),
-                preprocess,
-            };
-            (Some(CodeCache::open(dir, &key)?), HashIndex::open(dir))
-        }
-        None => (None, HashIndex::disabled()),
-    };
-    let mut shape = cache.as_ref().and_then(CodeCache::shape);
-    let mut slots: Vec<Option<ImageSummary>> = vec![None; files.len()];
-    let mut skipped = Vec::new();
-    let mut pending: Vec<Pending> = Vec::new();
-    let (mut computed, mut cached, mut forward_passes) = (0, 0, 0);
-    let total = files.len();
-    progress.step(0, total, "reading images")?;
-    let flush = |pending: &mut Vec<Pending>,
-                 slots: &mut Vec<Option<ImageSummary>>,
-                 skipped: &mut Vec<SkippedFile>,
-                 cache: &mut Option<CodeCache>,
-                 shape: &mut Option<LayerShape>|
-     -> Result<usize> {
-        if pending.is_empty() {
-            return Ok(0);
-        }
-        let batch: Vec<Pending> = std::mem::take(pending);
-        let decoded: Vec<std::result::Result<Tensor, String>> = batch
-            .par_iter()
-            .map(|p| preprocess_file(&preprocess, &files[p.slot], p.bytes.as_deref()))
-            .collect();
-        let mut inputs = Vec::new();
-        let mut ready = Vec::new();
-        for (p, result) in batch.into_iter().zip(decoded) {
-            match result {
-                Ok(t) => {
-                    inputs.push(t);
-                    ready.push(p);
-                }
-                Err(reason) => skipped.push(SkippedFile {
-                    path: files[p.slot].clone(),
-                    reason,
-                }),
-            }
-        }
-        if inputs.is_empty() {
-            return Ok(0);
-        }
-        let x = Tensor::stack(&inputs, 0)?.to_device(&model.device)?;
-        let (batch_shape, summaries) = run_batch(model, layer_id, &x)?;
-        *shape = Some(batch_shape);
-        let n = ready.len();
-        if let Some(cache) = cache.as_mut() {
-            cache.insert(
-                batch_shape,
-                ready
-                    .iter()
-                    .zip(&summaries)
-                    .map(|(p, s)| (p.hash, s.clone())),
-            )?;
-        }
-        for (p, s) in ready.into_iter().zip(summaries) {
-            slots[p.slot] = Some(s);
-        }
-        Ok(n)
-    };
-    for (slot, file) in files.iter().enumerate() {
-        let (hash, bytes) = match index.hash(file) {
-            Ok(found) => found,
-            Err(e) => {
-                skipped.push(SkippedFile {
-                    path: file.clone(),
-                    reason: reason_of(&e),
-                });
-                continue;
-            }
-        };
-        if let Some(hit) = cache.as_ref().and_then(|c| c.get(&hash)) {
-            slots[slot] = Some(hit.clone());
-            cached += 1;
-        } else {
-            pending.push(Pending { slot, hash, bytes });
-        }
-        if pending.len() >= options.batch {
-            let n = flush(
-                &mut pending,
-                &mut slots,
-                &mut skipped,
-                &mut cache,
-                &mut shape,
-            )?;
-            computed += n;
-            forward_passes += usize::from(n > 0);
-            progress.step(slot + 1, total, "embedding")?;
-        } else if (slot + 1) % options.batch == 0 {
-            progress.step(slot + 1, total, "reading cached codes")?;
-        }
-    }
-    let n = flush(
-        &mut pending,
-        &mut slots,
-        &mut skipped,
-        &mut cache,
-        &mut shape,
-    )?;
-    computed += n;
-    forward_passes += usize::from(n > 0);
-    progress.step(total, total, "embedded")?;
-    index.save()?;
-    let shape = match shape {
-        Some(s) => s,
-        None => probe_shape(model, &preprocess, layer_id)?,
-    };
+    let mut rows: Vec<(usize, ImageSummary)> = Vec::new();
+    let info = stream_files(model, files, options, progress, &mut |slot, summary| {
+        rows.push((slot, summary));
+        Ok(())
+    })?;
     let mut out = FolderSummary {
-        layer,
-        shape,
-        paths: Vec::new(),
+        layer: info.layer,
+        shape: info.shape,
+        paths: Vec::with_capacity(rows.len()),
         codes: Vec::new(),
         max: Vec::new(),
         argmax: Vec::new(),
-        top1_class: Vec::new(),
-        top1_prob: Vec::new(),
-        skipped,
+        top1_class: Vec::with_capacity(rows.len()),
+        top1_prob: Vec::with_capacity(rows.len()),
+        skipped: info.skipped,
         other_files: 0,
-        computed,
-        cached,
-        forward_passes,
-        cache_file: cache.as_ref().map(|c| c.path().to_path_buf()),
+        computed: info.computed,
+        cached: info.cached,
+        forward_passes: info.forward_passes,
+        cache_file: info.cache_file,
     };
-    for (file, s) in files.iter().zip(slots) {
-        if let Some(s) = s {
-            out.paths.push(file.clone());
-            out.codes.extend_from_slice(&s.code);
-            out.max.extend_from_slice(&s.max);
-            out.argmax.extend_from_slice(&s.argmax);
-            out.top1_class.push(s.top1_class);
-            out.top1_prob.push(s.top1_prob);
-        }
+    for (slot, s) in rows {
+        out.paths.push(files[slot].clone());
+        out.codes.extend_from_slice(&s.code);
+        out.max.extend_from_slice(&s.max);
+        out.argmax.extend_from_slice(&s.argmax);
+        out.top1_class.push(s.top1_class);
+        out.top1_prob.push(s.top1_prob);
     }
     out.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
 
 /// The message of an engine error, without the path (which the listing shows).
-fn reason_of(e: &Error) -> String {
+pub(crate) fn reason_of(e: &Error) -> String {
     match e {
         Error::Io { source, .. } => source.to_string(),
         Error::Format { message, .. } => message.clone(),
@@ -354,7 +229,7 @@ fn reason_of(e: &Error) -> String {
 
 /// Decodes and preprocesses one file into a [C, H, W] tensor on the CPU, as
 /// [`crate::input::load_input`] does.
-fn preprocess_file(
+pub(crate) fn preprocess_file(
     preprocess: &Preprocess,
     path: &Path,
     bytes: Option<&[u8]>,
@@ -382,7 +257,7 @@ fn preprocess_file(
 }
 
 /// The layer's shape, from one forward pass of a blank input (for a pass that read no image).
-fn probe_shape(model: &Model, p: &Preprocess, layer_id: NodeId) -> Result<LayerShape> {
+pub(crate) fn probe_shape(model: &Model, p: &Preprocess, layer_id: NodeId) -> Result<LayerShape> {
     let size = p.crop as usize;
     let x = Tensor::zeros(
         (1, p.normalization.channels, size, size),

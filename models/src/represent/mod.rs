@@ -11,6 +11,7 @@ pub mod codes;
 pub mod folder;
 pub mod map_render;
 pub mod neighbors;
+pub mod pass;
 pub mod pca;
 pub mod shard;
 pub mod sprite;

@@ -99,3 +99,132 @@ pub fn top_images(summary: &FolderSummary, k: usize, units: Option<&[usize]>) ->
         units: out,
     })
 }
+
+/// One image kept in a unit's ranking while a pass streams by.
+#[derive(Clone, Copy, Debug)]
+struct Kept {
+    value: f32,
+    image: usize,
+    slot: usize,
+    position: u32,
+}
+
+impl Kept {
+    /// The ranking's order, best first: larger value, then earlier image.
+    fn rank(&self, other: &Kept) -> std::cmp::Ordering {
+        other
+            .value
+            .total_cmp(&self.value)
+            .then(self.image.cmp(&other.image))
+    }
+}
+
+impl PartialEq for Kept {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank(other).is_eq()
+    }
+}
+
+impl Eq for Kept {}
+
+impl PartialOrd for Kept {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Kept {
+    /// The worst kept is the heap's top.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank(other)
+    }
+}
+
+/// [`top_images`] over a pass that streams by, holding `k` images per unit and never the
+/// folder: the same rankings (ties broken by image order alike).
+pub struct TopAccumulator {
+    layer: String,
+    k: usize,
+    units: Vec<usize>,
+    heaps: Vec<std::collections::BinaryHeap<Kept>>,
+    images: usize,
+}
+
+impl TopAccumulator {
+    /// Keeps the `k` best images of each of `units` of `layer` (every unit when `None`, known
+    /// at the first row).
+    pub fn new(layer: &str, k: usize, units: Option<&[usize]>) -> TopAccumulator {
+        let units = units.map(<[usize]>::to_vec).unwrap_or_default();
+        TopAccumulator {
+            layer: layer.to_string(),
+            k,
+            heaps: vec![std::collections::BinaryHeap::new(); units.len()],
+            units,
+            images: 0,
+        }
+    }
+
+    /// Takes the next image's maxima and their positions (`slot`: its index among the files).
+    pub fn push(&mut self, slot: usize, max: &[f32], argmax: &[u32]) -> Result<()> {
+        if self.images == 0 && self.units.is_empty() {
+            self.units = (0..max.len()).collect();
+            self.heaps = vec![std::collections::BinaryHeap::new(); max.len()];
+        }
+        for (heap, &unit) in self.heaps.iter_mut().zip(&self.units) {
+            let (Some(&value), Some(&position)) = (max.get(unit), argmax.get(unit)) else {
+                return Err(Error::InvalidArgument(format!(
+                    "unit {unit} is out of range: layer `{}` has {} units",
+                    self.layer,
+                    max.len()
+                )));
+            };
+            heap.push(Kept {
+                value,
+                image: self.images,
+                slot,
+                position,
+            });
+            if heap.len() > self.k {
+                heap.pop();
+            }
+        }
+        self.images += 1;
+        Ok(())
+    }
+
+    /// The rankings, as [`top_images`] gives them; `path_of` names a file by its slot.
+    pub fn finish(self, shape: LayerShape, path_of: impl Fn(usize) -> PathBuf) -> Result<TopUnits> {
+        if let Some(&bad) = self.units.iter().find(|&&u| u >= shape.units) {
+            return Err(Error::InvalidArgument(format!(
+                "unit {bad} is out of range: layer `{}` has {} units",
+                self.layer, shape.units
+            )));
+        }
+        let width = shape.width.max(1);
+        let units = self
+            .units
+            .iter()
+            .zip(self.heaps)
+            .map(|(&unit, heap)| UnitTop {
+                unit,
+                top: heap
+                    .into_sorted_vec()
+                    .into_iter()
+                    .map(|kept| TopEntry {
+                        image: kept.image,
+                        path: path_of(kept.slot),
+                        value: kept.value,
+                        y: kept.position as usize / width,
+                        x: kept.position as usize % width,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(TopUnits {
+            layer: self.layer,
+            shape,
+            k: self.k,
+            units,
+        })
+    }
+}

@@ -70,3 +70,59 @@ pub fn unit_stats(summary: &FolderSummary) -> UnitStats {
         dead,
     }
 }
+
+/// [`unit_stats`] over a pass that streams by: the same sums in the same order, so the same
+/// bits, holding one row of numbers per unit and never the folder.
+#[derive(Clone, Debug, Default)]
+pub struct StatsAccumulator {
+    sum: Vec<f64>,
+    max: Vec<f32>,
+    active: Vec<usize>,
+    images: usize,
+}
+
+impl StatsAccumulator {
+    /// Takes the next image's code (per unit, the mean over positions) and maxima.
+    pub fn push(&mut self, code: &[f32], max: &[f32]) {
+        if self.images == 0 {
+            self.sum = vec![0.0; code.len()];
+            self.max = vec![f32::NEG_INFINITY; code.len()];
+            self.active = vec![0; code.len()];
+        }
+        for u in 0..self.sum.len().min(code.len()).min(max.len()) {
+            self.sum[u] += f64::from(code[u]);
+            self.max[u] = self.max[u].max(max[u]);
+            if max[u] > 0.0 {
+                self.active[u] += 1;
+            }
+        }
+        self.images += 1;
+    }
+
+    /// The statistics of a layer of `units` units called `layer`.
+    pub fn finish(self, layer: &str, units: usize) -> UnitStats {
+        let n = self.images;
+        let stat = |u: usize| UnitStat {
+            unit: u,
+            mean: if n > 0 {
+                (self.sum[u] / n as f64) as f32
+            } else {
+                0.0
+            },
+            max: if n > 0 { self.max[u] } else { 0.0 },
+            active_fraction: if n > 0 {
+                self.active[u] as f32 / n as f32
+            } else {
+                0.0
+            },
+        };
+        UnitStats {
+            layer: layer.to_string(),
+            images: n,
+            units: (0..units).map(stat).collect(),
+            dead: (0..units)
+                .filter(|&u| n > 0 && self.active[u] == 0)
+                .collect(),
+        }
+    }
+}

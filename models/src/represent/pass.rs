@@ -1,0 +1,274 @@
+//! The pass over a folder's images as a pipeline: a reader thread hashes each file, takes what
+//! the code cache has, and decodes the rest on worker threads, a chunk ahead of the network
+//! (a bounded queue of [`PREFETCH`] chunks), while this thread runs the forward passes. Each
+//! image's summary goes to a sink in the files' order as soon as its chunk is done, so what
+//! consumes the pass (top images per unit, statistics, codes on disk) need not hold the folder in
+//! memory: the pipeline holds at most a few chunks of `batch` images.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use candle_core::Tensor;
+use rayon::prelude::*;
+
+use super::cache::{model_fingerprint, CacheKey, CodeCache, ContentHash, HashIndex};
+use super::codes::{
+    preprocess_file, probe_shape, reason_of, resolve_layer, run_batch, ImageSummary, LayerShape,
+    SkippedFile, SummaryOptions,
+};
+use convlens_shared::sync::lock;
+
+use crate::progress::Progress;
+use crate::{Error, Model, Result};
+
+/// Chunks decoded ahead of the network.
+pub const PREFETCH: usize = 2;
+
+/// What a pass did besides its rows.
+#[derive(Clone, Debug)]
+pub struct PassInfo {
+    /// The layer's path.
+    pub layer: String,
+    /// Its units and positions.
+    pub shape: LayerShape,
+    /// Files that could not be read or decoded, in the files' order.
+    pub skipped: Vec<SkippedFile>,
+    /// Images that went through the network.
+    pub computed: usize,
+    /// Images whose summary came from the cache.
+    pub cached: usize,
+    /// Forward passes (batches) run.
+    pub forward_passes: usize,
+    /// The cache file, when one was used.
+    pub cache_file: Option<PathBuf>,
+}
+
+/// One file of a chunk, as the reader left it.
+enum Entry {
+    /// The cache had its summary.
+    Cached(ImageSummary),
+    /// Decoded and preprocessed, waiting for the network.
+    Decoded(ContentHash, Tensor),
+    /// Unreadable.
+    Skipped(String),
+}
+
+/// Consecutive files, ready for one forward pass (those not cached).
+struct Chunk {
+    /// The index of the chunk's first file.
+    first: usize,
+    entries: Vec<Entry>,
+}
+
+/// Runs the pass over `files` (in that order) at `options.layer`, giving `sink` each readable
+/// image's index in `files` and summary, in order. Progress reports images per second.
+pub fn stream_files(
+    model: &Model,
+    files: &[PathBuf],
+    options: &SummaryOptions,
+    progress: &dyn Progress,
+    sink: &mut dyn FnMut(usize, ImageSummary) -> Result<()>,
+) -> Result<PassInfo> {
+    if options.batch == 0 {
+        return Err(Error::InvalidArgument(
+            "the batch size must be at least 1".into(),
+        ));
+    }
+    let (layer_id, layer) = resolve_layer(model, options.layer.as_deref())?;
+    let preprocess = options.preprocess.unwrap_or(model.preprocess);
+    let (cache, index) = match &options.cache_dir {
+        Some(dir) => {
+            let key = CacheKey {
+                model: model_fingerprint(model)?,
+                layer: layer.clone(),
+                preprocess,
+            };
+            (Some(CodeCache::open(dir, &key)?), HashIndex::open(dir))
+        }
+        None => (None, HashIndex::disabled()),
+    };
+    let mut shape = cache.as_ref().and_then(CodeCache::shape);
+    let cache_file = cache.as_ref().map(|c| c.path().to_path_buf());
+    let cache = Mutex::new(cache);
+    let total = files.len();
+    progress.step(0, total, "reading images")?;
+    let mut info = PassInfo {
+        layer,
+        shape: LayerShape {
+            units: 0,
+            height: 0,
+            width: 0,
+        },
+        skipped: Vec::new(),
+        computed: 0,
+        cached: 0,
+        forward_passes: 0,
+        cache_file,
+    };
+    let started = Instant::now();
+    let outcome = std::thread::scope(|scope| -> Result<HashIndex> {
+        let (tx, rx) = sync_channel::<Chunk>(PREFETCH);
+        let reader =
+            scope.spawn(|| read_ahead(files, options.batch, &preprocess, index, &cache, tx));
+        let consumed = consume(
+            model,
+            files,
+            layer_id,
+            &rx,
+            &cache,
+            &mut shape,
+            &mut info,
+            sink,
+            |done| {
+                let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                progress.step(done, total, &format!("embedding, {rate:.0} images/s"))
+            },
+        );
+        // Dropping the receiver stops a reader still running (cancelled, or an error here).
+        drop(rx);
+        let index = reader
+            .join()
+            .map_err(|_| Error::InvalidArgument("the image reader thread panicked".into()))?;
+        consumed.map(|()| index)
+    });
+    let mut index = outcome?;
+    progress.step(total, total, "embedded")?;
+    index.save()?;
+    info.shape = match shape {
+        Some(s) => s,
+        None => probe_shape(model, &preprocess, layer_id)?,
+    };
+    Ok(info)
+}
+
+/// A file as the reader first sees it.
+enum Read {
+    /// The cache had its summary.
+    Cached(ImageSummary),
+    /// Its content hash, and its bytes when they were read to hash it.
+    Pending(ContentHash, Option<Vec<u8>>),
+    /// Unreadable.
+    Skipped(String),
+}
+
+/// The reader: hashes files in order, takes cached summaries, decodes the rest (in parallel)
+/// and sends a chunk each time `batch` files need the network. Stops when the receiver is gone.
+fn read_ahead(
+    files: &[PathBuf],
+    batch: usize,
+    preprocess: &crate::input::Preprocess,
+    mut index: HashIndex,
+    cache: &Mutex<Option<CodeCache>>,
+    tx: SyncSender<Chunk>,
+) -> HashIndex {
+    let send = |first: usize, chunk: Vec<Read>| -> bool {
+        let entries: Vec<Entry> = chunk
+            .into_par_iter()
+            .enumerate()
+            .map(|(offset, read)| match read {
+                Read::Cached(summary) => Entry::Cached(summary),
+                Read::Skipped(reason) => Entry::Skipped(reason),
+                Read::Pending(hash, bytes) => {
+                    match preprocess_file(preprocess, &files[first + offset], bytes.as_deref()) {
+                        Ok(t) => Entry::Decoded(hash, t),
+                        Err(reason) => Entry::Skipped(reason),
+                    }
+                }
+            })
+            .collect();
+        tx.send(Chunk { first, entries }).is_ok()
+    };
+    let (mut chunk, mut first, mut pending) = (Vec::new(), 0, 0);
+    for (slot, file) in files.iter().enumerate() {
+        let read = match index.hash(file) {
+            Err(e) => Read::Skipped(reason_of(&e)),
+            Ok((hash, bytes)) => match lock(cache).as_ref().and_then(|c| c.get(&hash).cloned()) {
+                Some(summary) => Read::Cached(summary),
+                None => {
+                    pending += 1;
+                    Read::Pending(hash, bytes)
+                }
+            },
+        };
+        chunk.push(read);
+        // A chunk ends when `batch` images need the network (or, all cached, at 8 batches).
+        if pending >= batch || chunk.len() >= batch * 8 {
+            if !send(first, std::mem::take(&mut chunk)) {
+                return index;
+            }
+            (first, pending) = (slot + 1, 0);
+        }
+    }
+    if !chunk.is_empty() {
+        send(first, chunk);
+    }
+    index
+}
+
+/// The network's side: runs each chunk's decoded images through the model, keeps their summaries
+/// in the cache, and gives every row of the chunk to `sink` in order.
+#[allow(clippy::too_many_arguments)]
+fn consume(
+    model: &Model,
+    files: &[PathBuf],
+    layer_id: crate::graph::NodeId,
+    rx: &Receiver<Chunk>,
+    cache: &Mutex<Option<CodeCache>>,
+    shape: &mut Option<LayerShape>,
+    info: &mut PassInfo,
+    sink: &mut dyn FnMut(usize, ImageSummary) -> Result<()>,
+    step: impl Fn(usize) -> Result<()>,
+) -> Result<()> {
+    let mut done = 0;
+    for chunk in rx {
+        let decoded: Vec<&Tensor> = chunk
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Decoded(_, t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        let mut fresh = if decoded.is_empty() {
+            Vec::new().into_iter()
+        } else {
+            let x = Tensor::stack(&decoded, 0)?.to_device(&model.device)?;
+            let (batch_shape, summaries) = run_batch(model, layer_id, &x)?;
+            *shape = Some(batch_shape);
+            info.computed += summaries.len();
+            info.forward_passes += 1;
+            if let Some(cache) = lock(cache).as_mut() {
+                let hashes = chunk.entries.iter().filter_map(|e| match e {
+                    Entry::Decoded(h, _) => Some(*h),
+                    _ => None,
+                });
+                cache.insert(batch_shape, hashes.zip(summaries.iter().cloned()))?;
+            }
+            summaries.into_iter()
+        };
+        let count = chunk.entries.len();
+        for (offset, entry) in chunk.entries.into_iter().enumerate() {
+            let slot = chunk.first + offset;
+            match entry {
+                Entry::Cached(summary) => {
+                    info.cached += 1;
+                    sink(slot, summary)?;
+                }
+                Entry::Decoded(..) => {
+                    if let Some(summary) = fresh.next() {
+                        sink(slot, summary)?;
+                    }
+                }
+                Entry::Skipped(reason) => info.skipped.push(SkippedFile {
+                    path: files[slot].clone(),
+                    reason,
+                }),
+            }
+        }
+        done += count;
+        step(done)?;
+    }
+    Ok(())
+}
