@@ -266,7 +266,7 @@ fn browse_the_demo_as_a_person_would() {
     // The filters of the selected depthwise convolution (one input channel each: grey tiles).
     tui.step(&["f"], "the filters view", |s| {
         main_title(s).contains("Filters _blocks.0._depthwise_conv")
-            && s.contains("filter 0 of 0–31 · 3×3 · mean of 1 input channels")
+            && s.contains("filter 0 of 0–31 · 3×3 · one input channel, mid-grey = 0")
     });
 
     // The map of the five demo photos: t-SNE in the daemon, the points in braille, the photo

@@ -493,7 +493,7 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             let note = if result.rgb {
                 "RGB of the 3 input channels, mid-grey = 0".to_string()
             } else if inputs <= 1 {
-                "mid-grey = 0".to_string()
+                "one input channel, mid-grey = 0".to_string()
             } else if inputs <= max_inputs {
                 format!("each of its {inputs} input channels, mid-grey = 0")
             } else {

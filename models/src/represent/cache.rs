@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
+
 use std::path::{Path, PathBuf};
 
 use candle_core::DType;
@@ -125,12 +126,19 @@ impl CacheKey {
     }
 }
 
-/// Per-image layer summaries kept on disk, loaded into memory when opened.
+/// Per-image layer summaries kept on disk. Only an index (each content hash and where its
+/// record lies in the file, ~80 bytes an image) is held in memory; a record is read when asked
+/// for, so a cache of a million images does not fill the memory with their codes.
 #[derive(Debug)]
 pub struct CodeCache {
     path: PathBuf,
     shape: Option<LayerShape>,
-    records: HashMap<ContentHash, ImageSummary>,
+    /// Where each stored summary's record starts in the file.
+    offsets: HashMap<ContentHash, u64>,
+    /// The file, for reading records; `None` until it exists.
+    reader: Option<File>,
+    /// The file's length (where the next record goes).
+    end: u64,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -152,45 +160,59 @@ fn record_len(shape: LayerShape) -> usize {
 }
 
 impl CodeCache {
-    /// Opens (or prepares to create) the cache for `key` under `dir`. A file from another format
-    /// version, or damaged beyond its header, is started afresh.
+    /// Opens (or prepares to create) the cache for `key` under `dir`, reading its records once
+    /// to index them (streamed: a record at a time). A file from another format version, or
+    /// damaged beyond its header, is started afresh; a record cut short by an interrupted
+    /// append is dropped.
     pub fn open(dir: &Path, key: &CacheKey) -> Result<CodeCache> {
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
         let path = dir.join(key.file_name());
         let mut cache = CodeCache {
             path: path.clone(),
             shape: None,
-            records: HashMap::new(),
+            offsets: HashMap::new(),
+            reader: None,
+            end: 0,
         };
-        let mut bytes = Vec::new();
-        match File::open(&path) {
-            Ok(mut f) => {
-                f.read_to_end(&mut bytes).map_err(io_error(&path))?;
-            }
+        let file = match File::open(&path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(cache),
             Err(e) => return Err(io_error(&path)(e)),
-        }
-        let Some(shape) = parse_header(&bytes) else {
+        };
+        let length = file.metadata().map_err(io_error(&path))?.len();
+        let mut input = std::io::BufReader::new(&file);
+        let mut header = [0u8; HEADER_LEN];
+        let shape = match input.read_exact(&mut header) {
+            Ok(()) => parse_header(&header),
+            Err(_) => None,
+        };
+        let Some(shape) = shape else {
+            drop(input);
             std::fs::remove_file(&path).map_err(io_error(&path))?;
             return Ok(cache);
         };
         let len = record_len(shape);
-        let mut good_end = HEADER_LEN;
-        for chunk in bytes[HEADER_LEN..].chunks_exact(len) {
-            if let Some((hash, summary)) = parse_record(chunk, shape) {
-                cache.records.insert(hash, summary);
+        let mut record = vec![0u8; len];
+        let mut offset = HEADER_LEN as u64;
+        while offset + len as u64 <= length {
+            input.read_exact(&mut record).map_err(io_error(&path))?;
+            if let Some(hash) = check_record(&record) {
+                cache.offsets.insert(hash, offset);
             }
-            good_end += len;
+            offset += len as u64;
         }
-        if good_end != bytes.len() {
+        drop(input);
+        if offset != length {
             // An interrupted append: drop the partial record so that new ones stay aligned.
             let f = OpenOptions::new()
                 .write(true)
                 .open(&path)
                 .map_err(io_error(&path))?;
-            f.set_len(good_end as u64).map_err(io_error(&path))?;
+            f.set_len(offset).map_err(io_error(&path))?;
         }
         cache.shape = Some(shape);
+        cache.reader = Some(file);
+        cache.end = offset;
         Ok(cache)
     }
 
@@ -206,17 +228,24 @@ impl CodeCache {
 
     /// How many images are stored.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.offsets.len()
     }
 
     /// Whether nothing is stored.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.offsets.is_empty()
     }
 
-    /// The summary stored for a file with these contents.
-    pub fn get(&self, hash: &ContentHash) -> Option<&ImageSummary> {
-        self.records.get(hash)
+    /// The summary stored for a file with these contents, read from the file (`None` also when
+    /// its record no longer reads back whole).
+    pub fn get(&self, hash: &ContentHash) -> Option<ImageSummary> {
+        use std::os::unix::fs::FileExt;
+        let (&offset, shape, file) = (self.offsets.get(hash)?, self.shape?, self.reader.as_ref()?);
+        let mut record = vec![0u8; record_len(shape)];
+        file.read_exact_at(&mut record, offset).ok()?;
+        parse_record(&record, shape)
+            .filter(|(h, _)| h == hash)
+            .map(|(_, summary)| summary)
     }
 
     /// Stores `entries` (made with a layer of `shape`) and appends them to the file at once.
@@ -231,7 +260,7 @@ impl CodeCache {
             Some(_) => {
                 // The layer changed shape under the same key (another input size is part of the
                 // key, so this means a changed model): start over.
-                self.records.clear();
+                self.offsets.clear();
                 true
             }
             None => true,
@@ -247,6 +276,7 @@ impl CodeCache {
                 buffer.extend_from_slice(&v.to_le_bytes());
             }
             self.shape = Some(shape);
+            self.end = 0;
         }
         let mut new = Vec::new();
         for (hash, summary) in entries {
@@ -260,8 +290,8 @@ impl CodeCache {
                     shape.units
                 )));
             }
+            new.push((hash, self.end + buffer.len() as u64));
             buffer.extend_from_slice(&encode_record(&hash, &summary, keeps_maxima(shape)));
-            new.push((hash, summary));
         }
         let mut f = if fresh {
             File::create(&self.path)
@@ -270,9 +300,20 @@ impl CodeCache {
         }
         .map_err(io_error(&self.path))?;
         f.write_all(&buffer).map_err(io_error(&self.path))?;
-        self.records.extend(new);
+        self.end += buffer.len() as u64;
+        self.offsets.extend(new);
+        if fresh || self.reader.is_none() {
+            self.reader = Some(File::open(&self.path).map_err(io_error(&self.path))?);
+        }
         Ok(())
     }
+}
+
+/// A record's content hash when its checksum holds.
+fn check_record(chunk: &[u8]) -> Option<ContentHash> {
+    let hash: ContentHash = chunk.get(..32)?.try_into().ok()?;
+    let crc = u32::from_le_bytes(chunk.get(32..36)?.try_into().ok()?);
+    (crc32fast::hash(chunk.get(36..)?) == crc).then_some(hash)
 }
 
 fn parse_header(bytes: &[u8]) -> Option<LayerShape> {
@@ -458,4 +499,65 @@ fn parse_hex(text: &str) -> Option<ContentHash> {
         *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(seed: f32, units: usize) -> ImageSummary {
+        ImageSummary {
+            code: (0..units).map(|u| seed + u as f32).collect(),
+            max: (0..units).map(|u| seed * 2.0 + u as f32).collect(),
+            argmax: (0..units as u32).collect(),
+            top1_class: seed as u32,
+            top1_prob: 0.5,
+        }
+    }
+
+    #[test]
+    fn records_are_read_back_from_the_file_after_reopening_and_a_cut_record_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("convlens-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let key = CacheKey {
+            model: "m".into(),
+            layer: "l".into(),
+            preprocess: Preprocess::standard(crate::input::Normalization::IMAGENET),
+        };
+        let shape = LayerShape {
+            units: 3,
+            height: 2,
+            width: 2,
+        };
+        let (a, b, c) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        let mut cache = CodeCache::open(&dir, &key).unwrap();
+        assert!(cache.get(&a).is_none());
+        cache.insert(shape, [(a, summary(1.0, 3))]).unwrap();
+        cache.insert(shape, [(b, summary(2.0, 3))]).unwrap();
+        assert_eq!(
+            cache.get(&b),
+            Some(summary(2.0, 3)),
+            "read from the open file"
+        );
+        drop(cache);
+        let cache = CodeCache::open(&dir, &key).unwrap();
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.get(&a), Some(summary(1.0, 3)));
+        assert_eq!(cache.get(&b), Some(summary(2.0, 3)));
+        assert_eq!(cache.get(&c), None);
+        drop(cache);
+        // An append cut short: the partial record goes, the others stay.
+        let path = dir.join(key.file_name());
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[7; 20]);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut cache = CodeCache::open(&dir, &key).unwrap();
+        assert_eq!(cache.len(), 2);
+        cache.insert(shape, [(c, summary(3.0, 3))]).unwrap();
+        drop(cache);
+        let cache = CodeCache::open(&dir, &key).unwrap();
+        assert_eq!(cache.get(&c), Some(summary(3.0, 3)));
+        assert_eq!(cache.get(&a), Some(summary(1.0, 3)));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -184,7 +184,7 @@ fn read_ahead(
     for (slot, file) in files.iter().enumerate() {
         let read = match index.hash(file) {
             Err(e) => Read::Skipped(reason_of(&e)),
-            Ok((hash, bytes)) => match lock(cache).as_ref().and_then(|c| c.get(&hash).cloned()) {
+            Ok((hash, bytes)) => match lock(cache).as_ref().and_then(|c| c.get(&hash)) {
                 Some(summary) => Read::Cached(summary),
                 None => {
                     pending += 1;
