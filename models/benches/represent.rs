@@ -66,14 +66,17 @@ fn embed(c: &mut Criterion, device: &Device) {
     let mut group = c.benchmark_group("embed");
     group.sample_size(10);
     group.throughput(Throughput::Elements(files.len() as u64));
-    for batch in [1usize, 8, 32] {
+    for (batch, prefetch) in [(1usize, true), (8, true), (32, true), (32, false)] {
         let options = SummaryOptions {
             layer: None,
             batch,
             cache_dir: None,
             preprocess: None,
+            prefetch,
         };
-        group.bench_with_input(BenchmarkId::new("demo", batch), &options, |b, options| {
+        // `demo/32` reads ahead (the default); `demo-in-turn/32` decodes between forward passes.
+        let name = if prefetch { "demo" } else { "demo-in-turn" };
+        group.bench_with_input(BenchmarkId::new(name, batch), &options, |b, options| {
             b.iter(|| {
                 let s = summarize_files(&model, &files, options, &Silent).expect("embed");
                 device.synchronize().expect("sync");

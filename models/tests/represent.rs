@@ -46,6 +46,7 @@ fn options(layer: Option<&str>, batch: usize, cache: Option<&Path>) -> SummaryOp
         batch,
         cache_dir: cache.map(Path::to_path_buf),
         preprocess: None,
+        prefetch: true,
     }
 }
 
@@ -664,4 +665,21 @@ fn streamed_rankings_and_statistics_equal_the_collected_ones() {
         );
         assert_eq!((s.units, s.dead, s.images), (c.units, c.dead, c.images));
     }
+}
+
+/// Reading ahead on a thread changes when images are decoded, not what the pass gives.
+#[test]
+fn reading_ahead_gives_what_reading_in_turn_gives() {
+    let m = model();
+    let paths = copy_images(30, &scratch("prefetch"));
+    let ahead = summarize_files(&m, &paths, &options(Some("layer3"), 8, None), &Silent).unwrap();
+    let in_turn = SummaryOptions {
+        prefetch: false,
+        ..options(Some("layer3"), 8, None)
+    };
+    let in_turn = summarize_files(&m, &paths, &in_turn, &Silent).unwrap();
+    assert_eq!(ahead.paths, in_turn.paths);
+    assert_eq!(ahead.codes, in_turn.codes);
+    assert_eq!(ahead.max, in_turn.max);
+    assert_eq!(ahead.forward_passes, in_turn.forward_passes);
 }

@@ -35,6 +35,10 @@ pub struct FolderArgs {
     /// Neither read nor write the cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Decode images in turn with the network instead of on a reader thread ahead of it (to
+    /// measure what reading ahead gains).
+    #[arg(long)]
+    pub no_prefetch: bool,
 }
 
 impl Default for FolderArgs {
@@ -45,6 +49,7 @@ impl Default for FolderArgs {
             size: None,
             cache: None,
             no_cache: false,
+            no_prefetch: false,
         }
     }
 }
@@ -77,6 +82,7 @@ impl FolderArgs {
             cache_dir: cache_dir.map(|d| engine.path_arg(&d)),
             shard: None,
             from_shards: None,
+            prefetch: !self.no_prefetch,
         })
     }
 }

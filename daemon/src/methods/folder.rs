@@ -518,6 +518,7 @@ fn summary_options(
             None
         },
         preprocess,
+        prefetch: pass.prefetch,
     }
 }
 

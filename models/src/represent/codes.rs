@@ -27,6 +27,8 @@ pub struct SummaryOptions {
     /// How images are resized, cropped and normalized; the model's own preprocessing when
     /// `None`.
     pub preprocess: Option<Preprocess>,
+    /// Whether a reader thread decodes images ahead of the network (else in turn with it).
+    pub prefetch: bool,
 }
 
 impl Default for SummaryOptions {
@@ -36,6 +38,7 @@ impl Default for SummaryOptions {
             batch: 32,
             cache_dir: None,
             preprocess: None,
+            prefetch: true,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! memory: the pipeline holds at most a few chunks of `batch` images.
 
 use std::path::PathBuf;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::sync_channel;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -89,12 +89,12 @@ pub fn stream_files(
         }
         None => (None, HashIndex::disabled()),
     };
-    let mut shape = cache.as_ref().and_then(CodeCache::shape);
+    let shape = cache.as_ref().and_then(CodeCache::shape);
     let cache_file = cache.as_ref().map(|c| c.path().to_path_buf());
     let cache = Mutex::new(cache);
     let total = files.len();
     progress.step(0, total, "reading images")?;
-    let mut info = PassInfo {
+    let info = PassInfo {
         layer,
         shape: LayerShape {
             units: 0,
@@ -108,34 +108,58 @@ pub fn stream_files(
         cache_file,
     };
     let started = Instant::now();
-    let outcome = std::thread::scope(|scope| -> Result<HashIndex> {
-        let (tx, rx) = sync_channel::<Chunk>(PREFETCH);
-        let reader =
-            scope.spawn(|| read_ahead(files, options.batch, &preprocess, index, &cache, tx));
-        let consumed = consume(
-            model,
-            files,
-            layer_id,
-            &rx,
-            &cache,
-            &mut shape,
-            &mut info,
-            sink,
-            |done| {
-                let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
-                progress.step(done, total, &format!("embedding, {rate:.0} images/s"))
-            },
-        );
-        // Dropping the receiver stops a reader still running (cancelled, or an error here).
-        drop(rx);
-        let index = reader
-            .join()
-            .map_err(|_| Error::InvalidArgument("the image reader thread panicked".into()))?;
+    let mut consumer = Consumer {
+        model,
+        files,
+        layer_id,
+        cache: &cache,
+        shape,
+        info,
+        done: 0,
+    };
+    let step = |done: usize| {
+        let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        progress.step(done, total, &format!("embedding, {rate:.0} images/s"))
+    };
+    let batch = options.batch;
+    let outcome = if options.prefetch {
+        std::thread::scope(|scope| -> Result<HashIndex> {
+            let (tx, rx) = sync_channel::<Chunk>(PREFETCH);
+            let (preprocess, cache) = (&preprocess, &cache);
+            let reader = scope.spawn(move || {
+                read_ahead(files, batch, preprocess, index, cache, &mut |chunk| {
+                    tx.send(chunk).is_ok()
+                })
+            });
+            let mut consumed = Ok(());
+            for chunk in rx.iter() {
+                consumed = consumer.take(chunk, sink).and_then(&step);
+                if consumed.is_err() {
+                    break;
+                }
+            }
+            // Dropping the receiver stops a reader still running (cancelled, or an error here).
+            drop(rx);
+            let index = reader
+                .join()
+                .map_err(|_| Error::InvalidArgument("the image reader thread panicked".into()))?;
+            consumed.map(|()| index)
+        })
+    } else {
+        // Read, decode, then run the network, in turn (to measure what the read-ahead gains).
+        let mut consumed = Ok(());
+        let index = read_ahead(files, batch, &preprocess, index, &cache, &mut |chunk| {
+            consumed = consumer.take(chunk, sink).and_then(&step);
+            consumed.is_ok()
+        });
         consumed.map(|()| index)
-    });
+    };
     let mut index = outcome?;
     progress.step(total, total, "embedded")?;
     index.save()?;
+    let Consumer {
+        shape, mut info, ..
+    } = consumer;
     info.shape = match shape {
         Some(s) => s,
         None => probe_shape(model, &preprocess, layer_id)?,
@@ -154,16 +178,17 @@ enum Read {
 }
 
 /// The reader: hashes files in order, takes cached summaries, decodes the rest (in parallel)
-/// and sends a chunk each time `batch` files need the network. Stops when the receiver is gone.
+/// and emits a chunk each time `batch` files need the network. Stops when `emit` says so
+/// (the receiver gone, or an error).
 fn read_ahead(
     files: &[PathBuf],
     batch: usize,
     preprocess: &crate::input::Preprocess,
     mut index: HashIndex,
     cache: &Mutex<Option<CodeCache>>,
-    tx: SyncSender<Chunk>,
+    emit: &mut dyn FnMut(Chunk) -> bool,
 ) -> HashIndex {
-    let send = |first: usize, chunk: Vec<Read>| -> bool {
+    let mut send = |first: usize, chunk: Vec<Read>| -> bool {
         let entries: Vec<Entry> = chunk
             .into_par_iter()
             .enumerate()
@@ -178,7 +203,7 @@ fn read_ahead(
                 }
             })
             .collect();
-        tx.send(Chunk { first, entries }).is_ok()
+        emit(Chunk { first, entries })
     };
     let (mut chunk, mut first, mut pending) = (Vec::new(), 0, 0);
     for (slot, file) in files.iter().enumerate() {
@@ -207,22 +232,25 @@ fn read_ahead(
     index
 }
 
-/// The network's side: runs each chunk's decoded images through the model, keeps their summaries
-/// in the cache, and gives every row of the chunk to `sink` in order.
-#[allow(clippy::too_many_arguments)]
-fn consume(
-    model: &Model,
-    files: &[PathBuf],
+/// Where the network's side keeps what it needs from chunk to chunk.
+struct Consumer<'a> {
+    model: &'a Model,
+    files: &'a [PathBuf],
     layer_id: crate::graph::NodeId,
-    rx: &Receiver<Chunk>,
-    cache: &Mutex<Option<CodeCache>>,
-    shape: &mut Option<LayerShape>,
-    info: &mut PassInfo,
-    sink: &mut dyn FnMut(usize, ImageSummary) -> Result<()>,
-    step: impl Fn(usize) -> Result<()>,
-) -> Result<()> {
-    let mut done = 0;
-    for chunk in rx {
+    cache: &'a Mutex<Option<CodeCache>>,
+    shape: Option<LayerShape>,
+    info: PassInfo,
+    done: usize,
+}
+
+impl Consumer<'_> {
+    /// Runs a chunk's decoded images through the model, keeps their summaries in the cache, and
+    /// gives every row of the chunk to `sink` in order; returns how many files are done.
+    fn take(
+        &mut self,
+        chunk: Chunk,
+        sink: &mut dyn FnMut(usize, ImageSummary) -> Result<()>,
+    ) -> Result<usize> {
         let decoded: Vec<&Tensor> = chunk
             .entries
             .iter()
@@ -234,12 +262,12 @@ fn consume(
         let mut fresh = if decoded.is_empty() {
             Vec::new().into_iter()
         } else {
-            let x = Tensor::stack(&decoded, 0)?.to_device(&model.device)?;
-            let (batch_shape, summaries) = run_batch(model, layer_id, &x)?;
-            *shape = Some(batch_shape);
-            info.computed += summaries.len();
-            info.forward_passes += 1;
-            if let Some(cache) = lock(cache).as_mut() {
+            let x = Tensor::stack(&decoded, 0)?.to_device(&self.model.device)?;
+            let (batch_shape, summaries) = run_batch(self.model, self.layer_id, &x)?;
+            self.shape = Some(batch_shape);
+            self.info.computed += summaries.len();
+            self.info.forward_passes += 1;
+            if let Some(cache) = lock(self.cache).as_mut() {
                 let hashes = chunk.entries.iter().filter_map(|e| match e {
                     Entry::Decoded(h, _) => Some(*h),
                     _ => None,
@@ -253,7 +281,7 @@ fn consume(
             let slot = chunk.first + offset;
             match entry {
                 Entry::Cached(summary) => {
-                    info.cached += 1;
+                    self.info.cached += 1;
                     sink(slot, summary)?;
                 }
                 Entry::Decoded(..) => {
@@ -261,14 +289,13 @@ fn consume(
                         sink(slot, summary)?;
                     }
                 }
-                Entry::Skipped(reason) => info.skipped.push(SkippedFile {
-                    path: files[slot].clone(),
+                Entry::Skipped(reason) => self.info.skipped.push(SkippedFile {
+                    path: self.files[slot].clone(),
                     reason,
                 }),
             }
         }
-        done += count;
-        step(done)?;
+        self.done += count;
+        Ok(self.done)
     }
-    Ok(())
 }

@@ -66,6 +66,10 @@ pub struct FolderPass {
     /// (`convlens merge D`): the result equals an unsharded pass's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_shards: Option<String>,
+    /// Whether a reader thread decodes images ahead of the network (default); `false` decodes
+    /// them in turn with it, to measure what reading ahead gains.
+    #[serde(default = "yes")]
+    pub prefetch: bool,
 }
 
 /// One shard of a folder pass and where its rows go.
@@ -95,6 +99,7 @@ impl FolderPass {
             cache_dir: None,
             shard: None,
             from_shards: None,
+            prefetch: true,
         }
     }
 }
