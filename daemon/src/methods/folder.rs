@@ -403,9 +403,7 @@ impl Folder {
         summary.skipped.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(summary)
     }
-}
 
-impl Folder {
     /// For a pass over one shard, writes its rows to the shard folder (the job stamped with the
     /// model's fingerprint, which the merge checks) and returns the file.
     fn write_shard(
@@ -431,9 +429,7 @@ impl Folder {
         )?;
         Ok(Some(shown(&file)))
     }
-}
 
-impl Folder {
     /// The engine's streamed pass over the listed images, each row given to `sink`; returns what
     /// the pass did and how many images it gave.
     fn stream(
@@ -485,13 +481,7 @@ impl Folder {
             computed: info.computed,
             cached: info.cached,
             forward_passes: info.forward_passes,
-            skipped: skipped
-                .iter()
-                .map(|f| convlens_shared::methods::folder::SkippedFile {
-                    path: shown(&f.path),
-                    reason: f.reason.clone(),
-                })
-                .collect(),
+            skipped: wire_skipped(&skipped),
             other_files: self.listing.other_files,
             cache_file: info.cache_file.as_deref().map(shown),
             shard_file: None,
@@ -616,18 +606,22 @@ fn report_of(s: &FolderSummary) -> PassReport {
         computed: s.computed,
         cached: s.cached,
         forward_passes: s.forward_passes,
-        skipped: s
-            .skipped
-            .iter()
-            .map(|f| convlens_shared::methods::folder::SkippedFile {
-                path: shown(&f.path),
-                reason: f.reason.clone(),
-            })
-            .collect(),
+        skipped: wire_skipped(&s.skipped),
         other_files: s.other_files,
         cache_file: s.cache_file.as_deref().map(shown),
         shard_file: None,
     }
+}
+
+/// Unreadable files on the wire.
+fn wire_skipped(skipped: &[SkippedFile]) -> Vec<convlens_shared::methods::folder::SkippedFile> {
+    skipped
+        .iter()
+        .map(|f| convlens_shared::methods::folder::SkippedFile {
+            path: shown(&f.path),
+            reason: f.reason.clone(),
+        })
+        .collect()
 }
 
 /// Class `c`'s label, or `class c` for a model without one.

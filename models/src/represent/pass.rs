@@ -205,9 +205,21 @@ fn read_ahead(
             .collect();
         emit(Chunk { first, entries })
     };
+    // Without a cache no content hash is needed: the file is only read.
+    let hashing = lock(cache).is_some();
     let (mut chunk, mut first, mut pending) = (Vec::new(), 0, 0);
     for (slot, file) in files.iter().enumerate() {
-        let read = match index.hash(file) {
+        let hashed = if hashing {
+            index.hash(file)
+        } else {
+            std::fs::read(file)
+                .map(|bytes| ([0; 32], Some(bytes)))
+                .map_err(|source| Error::Io {
+                    path: file.clone(),
+                    source,
+                })
+        };
+        let read = match hashed {
             Err(e) => Read::Skipped(reason_of(&e)),
             Ok((hash, bytes)) => match lock(cache).as_ref().and_then(|c| c.get(&hash)) {
                 Some(summary) => Read::Cached(summary),
