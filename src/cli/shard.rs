@@ -23,7 +23,7 @@ pub struct ShardArgs {
     pub shard: Option<String>,
     /// With `--shard auto` in a Kubernetes Indexed Job: the job's completions (Slurm gives its
     /// own count).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", requires = "shard")]
     pub shard_count: Option<usize>,
     /// The shard folder: every shard of one job writes its file there.
     #[arg(long, value_name = "DIR", requires = "shard")]

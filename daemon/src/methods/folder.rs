@@ -64,7 +64,12 @@ pub fn embed(call: &Call, p: EmbedParams) -> Result<EmbedResult, MethodError> {
     let folder = Folder::read(&p.pass)?;
     let key = key_of(&p.pass, "folder/embed", &p, &folder, "");
     reuse_or(call, &loaded, key, || {
-        let summary = folder.summarize(call, model, &p.pass, p.pass.layer.clone(), preprocess)?;
+        let summary = if p.pass.shard.is_some() || p.pass.from_shards.is_some() {
+            // A shard writes every row; a merge reads them.
+            folder.summarize(call, model, &p.pass, p.pass.layer.clone(), preprocess)?
+        } else {
+            folder.codes_only(call, model, &p.pass, preprocess)?
+        };
         let shard_file = folder.write_shard(model, &p.pass, &summary)?;
         let (n, dim) = (summary.len(), summary.shape.units);
         let points: Option<Vec<[f32; 2]>> = match map {
@@ -430,6 +435,51 @@ impl Folder {
         Ok(Some(shown(&file)))
     }
 
+    /// The streamed pass keeping only what `folder/embed` uses: each image's path, code and
+    /// top-1 class and probability (no maxima or their positions, two thirds of a row).
+    fn codes_only(
+        &self,
+        call: &Call,
+        model: &Model,
+        pass: &FolderPass,
+        preprocess: Option<Preprocess>,
+    ) -> Result<FolderSummary, MethodError> {
+        let files = &self.listing.images;
+        let (mut paths, mut codes, mut top1_class, mut top1_prob) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (info, _) = self.stream(
+            call,
+            model,
+            pass,
+            pass.layer.clone(),
+            preprocess,
+            &mut |slot, s| {
+                paths.push(files[slot].clone());
+                codes.extend_from_slice(&s.code);
+                top1_class.push(s.top1_class);
+                top1_prob.push(s.top1_prob);
+                Ok(())
+            },
+        )?;
+        let skipped = self.all_skipped(&info);
+        Ok(FolderSummary {
+            layer: info.layer,
+            shape: info.shape,
+            paths,
+            codes,
+            max: Vec::new(),
+            argmax: Vec::new(),
+            top1_class,
+            top1_prob,
+            skipped,
+            other_files: self.listing.other_files,
+            computed: info.computed,
+            cached: info.cached,
+            forward_passes: info.forward_passes,
+            cache_file: info.cache_file,
+        })
+    }
+
     /// The engine's streamed pass over the listed images, each row given to `sink`; returns what
     /// the pass did and how many images it gave.
     fn stream(
@@ -459,9 +509,8 @@ impl Folder {
         Ok((info, images))
     }
 
-    /// The report of a streamed pass that gave `images` rows, with the listing's unlistable
-    /// entries and other files.
-    fn report_of_stream(&self, info: &PassInfo, images: usize) -> PassReport {
+    /// A streamed pass's unreadable files with the listing's unlistable entries, sorted.
+    fn all_skipped(&self, info: &PassInfo) -> Vec<SkippedFile> {
         let mut skipped: Vec<SkippedFile> = info.skipped.clone();
         skipped.extend(
             self.listing
@@ -473,6 +522,13 @@ impl Folder {
                 }),
         );
         skipped.sort_by(|a, b| a.path.cmp(&b.path));
+        skipped
+    }
+
+    /// The report of a streamed pass that gave `images` rows, with the listing's unlistable
+    /// entries and other files.
+    fn report_of_stream(&self, info: &PassInfo, images: usize) -> PassReport {
+        let skipped = self.all_skipped(info);
         PassReport {
             layer: info.layer.clone(),
             units: info.shape.units,
