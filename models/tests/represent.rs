@@ -683,3 +683,26 @@ fn reading_ahead_gives_what_reading_in_turn_gives() {
     assert_eq!(ahead.max, in_turn.max);
     assert_eq!(ahead.forward_passes, in_turn.forward_passes);
 }
+
+/// With no image, the streamed ranking still lists every unit, each empty, as the collected one.
+#[test]
+fn an_empty_pass_ranks_every_unit_with_no_image() {
+    use convlens_models::represent::pass::stream_files;
+    use convlens_models::represent::top_units::TopAccumulator;
+    let m = model();
+    let options = options(Some("layer3"), 4, None);
+    let (_, name) = resolve_layer(&m, Some("layer3")).unwrap();
+    let mut top = TopAccumulator::new(&name, 9, None);
+    let info = stream_files(&m, &[], &options, &Silent, &mut |slot, s| {
+        top.push(slot, &s.max, &s.argmax)
+    })
+    .unwrap();
+    let streamed = top.finish(info.shape, |_| PathBuf::new()).unwrap();
+    let collected = top_images(
+        &summarize_files(&m, &[], &options, &Silent).unwrap(),
+        9,
+        None,
+    );
+    assert_eq!(streamed.units, collected.unwrap().units);
+    assert_eq!(streamed.units.len(), 256);
+}

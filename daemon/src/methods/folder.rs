@@ -144,7 +144,7 @@ pub fn top(call: &Call, p: TopParams) -> Result<TopResult, MethodError> {
     let loaded = call.service.models.acquire(&p.model_id)?;
     let model = &loaded.model;
     let preprocess = preprocess_of(model, p.pass.size)?;
-    let (layer_id, _) = resolve_layer(model, Some(&layer))?;
+    let (layer_id, layer_name) = resolve_layer(model, Some(&layer))?;
     let folder = Folder::read(&p.pass)?;
     let key = key_of(&p.pass, "folder/top", &p, &folder, "");
     reuse_or(call, &loaded, key, || {
@@ -165,8 +165,7 @@ pub fn top(call: &Call, p: TopParams) -> Result<TopResult, MethodError> {
             )
         } else {
             // The pass streams by: k images per unit and a row of sums are all it keeps.
-            let (_, name) = resolve_layer(model, Some(&layer))?;
-            let mut top = TopAccumulator::new(&name, p.k, units);
+            let mut top = TopAccumulator::new(&layer_name, p.k, units);
             let mut stats = StatsAccumulator::default();
             let files = &folder.listing.images;
             let (info, images) = folder.stream(
@@ -253,7 +252,7 @@ pub fn neighbors(call: &Call, p: NeighborsParams) -> Result<NeighborsResult, Met
     let query_stamp = format!("{:?}", FileStamp::of(&query_path));
     let key = key_of(&p.pass, "folder/neighbors", &p, &folder, &query_stamp);
     reuse_or(call, &loaded, key, || {
-        let summary = folder.summarize(call, model, &p.pass, p.pass.layer.clone(), preprocess)?;
+        let summary = folder.codes_only(call, model, &p.pass, preprocess)?;
         let options = summary_options(&p.pass, p.pass.layer.clone(), preprocess);
         let query = summarize_files(
             model,

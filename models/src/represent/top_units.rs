@@ -193,7 +193,16 @@ impl TopAccumulator {
     }
 
     /// The rankings, as [`top_images`] gives them; `path_of` names a file by its slot.
-    pub fn finish(self, shape: LayerShape, path_of: impl Fn(usize) -> PathBuf) -> Result<TopUnits> {
+    pub fn finish(
+        mut self,
+        shape: LayerShape,
+        path_of: impl Fn(usize) -> PathBuf,
+    ) -> Result<TopUnits> {
+        if self.images == 0 && self.units.is_empty() {
+            // No image came: every unit, each with an empty ranking (as `top_images` gives).
+            self.units = (0..shape.units).collect();
+            self.heaps = vec![std::collections::BinaryHeap::new(); shape.units];
+        }
         if let Some(&bad) = self.units.iter().find(|&&u| u >= shape.units) {
             return Err(Error::InvalidArgument(format!(
                 "unit {bad} is out of range: layer `{}` has {} units",
