@@ -80,8 +80,13 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
             explanations: Vec::new(),
             skipped: Vec::new(),
         };
+        let photo_png = photo
+            .as_ref()
+            .map(png)
+            .transpose()
+            .map_err(|err| MethodError::internal(err.to_string()))?;
         // The photo goes with the first partial result.
-        let mut photo_sent = false;
+        let mut unsent_photo = photo_png.clone();
         for (index, &method) in methods.iter().enumerate() {
             let options = ExplainOptions {
                 method,
@@ -111,15 +116,11 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
                         method,
                         error: e.to_string(),
                     };
-                    send_partial(
-                        call,
-                        &p,
-                        &result,
-                        None,
-                        Some(&skipped),
-                        &mut photo_sent,
-                        &photo,
-                    )?;
+                    let piece = ExplainResult {
+                        skipped: vec![skipped.clone()],
+                        ..ExplainResult::default()
+                    };
+                    send_partial(call, &p, piece, result.version, &mut unsent_photo)?;
                     result.skipped.push(skipped);
                     continue;
                 }
@@ -155,15 +156,11 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
                 overlay,
             };
             if methods.len() > 1 {
-                send_partial(
-                    call,
-                    &p,
-                    &result,
-                    Some(&data),
-                    None,
-                    &mut photo_sent,
-                    &photo,
-                )?;
+                let piece = ExplainResult {
+                    explanations: vec![data.clone()],
+                    ..ExplainResult::default()
+                };
+                send_partial(call, &p, piece, result.version, &mut unsent_photo)?;
             }
             result.explanations.push(data);
         }
@@ -174,39 +171,27 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
         result
             .skipped
             .sort_by_key(|s| MethodSelection::display_rank(s.method));
-        if let Some(photo) = &photo {
-            result.photo = Some(png(photo).map_err(|err| MethodError::internal(err.to_string()))?);
-        }
+        result.photo = photo_png;
         Ok(result)
     })
 }
 
-/// Sends one method's explanation or skip as a partial result, when the request passed a
-/// `partialResultToken` (the photo with the first one).
+/// Sends `piece` (one method's explanation or skip) of version `version` as a partial result,
+/// when the request passed a `partialResultToken`; the photo goes with the first piece sent.
 fn send_partial(
     call: &Call,
     p: &ExplainParams,
-    so_far: &ExplainResult,
-    explanation: Option<&ExplanationData>,
-    skipped: Option<&Skipped>,
-    photo_sent: &mut bool,
-    photo: &Option<image::RgbImage>,
+    piece: ExplainResult,
+    version: u64,
+    unsent_photo: &mut Option<convlens_shared::array::Png>,
 ) -> Result<(), MethodError> {
     let Some(token) = &p.partial_result_token else {
         return Ok(());
     };
-    let photo = match (photo, *photo_sent) {
-        (Some(photo), false) => {
-            *photo_sent = true;
-            Some(png(photo).map_err(|err| MethodError::internal(err.to_string()))?)
-        }
-        _ => None,
-    };
     let piece = ExplainResult {
-        version: so_far.version,
-        photo,
-        explanations: explanation.cloned().into_iter().collect(),
-        skipped: skipped.cloned().into_iter().collect(),
+        version,
+        photo: unsent_photo.take(),
+        ..piece
     };
     let value = serde_json::to_value(&piece).map_err(|e| MethodError::internal(e.to_string()))?;
     call.partial.send(token, value);
