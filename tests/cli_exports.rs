@@ -19,8 +19,9 @@ fn fixture(name: &str) -> PathBuf {
     root().join("tests/fixtures/exports").join(name)
 }
 
-fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("convlens-exports-{}", std::process::id()));
+/// A fresh folder for test `name` (the tests run at once).
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("convlens-exports-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -49,7 +50,7 @@ fn report() -> serde_json::Value {
 
 #[test]
 fn embed_writes_the_codes_table_and_projector_pandas_and_tensorboard_read() {
-    let dir = scratch();
+    let dir = scratch("embed");
     let (parquet, projector, npy) = (
         dir.join("codes.parquet"),
         dir.join("projector"),
@@ -111,15 +112,7 @@ fn embed_writes_the_codes_table_and_projector_pandas_and_tensorboard_read() {
         .collect();
     assert_eq!(
         names,
-        [
-            "path",
-            "code",
-            "top1_class",
-            "top1_label",
-            "top1_prob",
-            "x",
-            "y"
-        ]
+        ["path", "code", "top1_class", "top1_label", "top1_prob"]
     );
     let codes = batch
         .column(1)
@@ -148,6 +141,34 @@ fn embed_writes_the_codes_table_and_projector_pandas_and_tensorboard_read() {
         .downcast_ref::<StringArray>()
         .unwrap();
     assert_eq!(paths.value(0), format!("{FOLDER}/t00018.png"));
+    // The map beside the codes (made after the last row): the CSV's points, row for row.
+    let map = dir.join("codes-map.parquet");
+    assert_eq!(
+        std::fs::read(&map).unwrap(),
+        std::fs::read(fixture("codes-map.parquet")).unwrap(),
+        "codes-map.parquet"
+    );
+    assert_eq!(
+        seen["codes-map.parquet"]["columns"],
+        serde_json::json!(["path", "x", "y"])
+    );
+    let map = read_parquet(&map);
+    let csv = std::fs::read_to_string(dir.join("map.csv")).unwrap();
+    let axis = |c: usize| {
+        map.column(c)
+            .as_any()
+            .downcast_ref::<Float32Array>()
+            .unwrap()
+            .values()
+            .to_vec()
+    };
+    let (xs, ys) = (axis(1), axis(2));
+    for (i, line) in csv.lines().skip(1).enumerate() {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells[1].parse::<f32>().unwrap(), xs[i], "{line}");
+        assert_eq!(cells[2].parse::<f32>().unwrap(), ys[i], "{line}");
+    }
+    assert_eq!(xs.len(), 25);
     // The sprite: 25 thumbnails, 5 to a row, as large as TensorBoard allows (64 px).
     let sprite = image::open(projector.join("sprite.png")).unwrap();
     assert_eq!((sprite.width(), sprite.height()), (320, 320));
@@ -156,8 +177,7 @@ fn embed_writes_the_codes_table_and_projector_pandas_and_tensorboard_read() {
 
 #[test]
 fn top_writes_the_rankings_and_statistics_tables() {
-    let dir = scratch().join("top");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("top");
     let parquet = dir.join("top.parquet");
     let out = succeed(&[
         "--no-daemon",

@@ -651,12 +651,20 @@ fn streamed_rankings_and_statistics_equal_the_collected_ones() {
         let (_, name) = resolve_layer(&m, Some("layer3")).unwrap();
         let mut top = TopAccumulator::new(&name, 9, units);
         let mut stats = StatsAccumulator::default();
-        let info = stream_files(&m, &files, &options, &Silent, &mut |slot, s| {
-            stats.push(&s.code, &s.max);
-            top.push(slot, &s.max, &s.argmax)
-        })
+        let mut walk = convlens_models::represent::folder::walk_images(&folder()).unwrap();
+        let info = stream_files(
+            &m,
+            &mut walk,
+            files.len(),
+            &options,
+            &Silent,
+            &mut |_, path, s| {
+                stats.push(&s.code, &s.max);
+                top.push(path, &s.max, &s.argmax)
+            },
+        )
         .unwrap();
-        let streamed = top.finish(info.shape, |slot| files[slot].clone()).unwrap();
+        let streamed = top.finish(info.shape).unwrap();
         let collected = top_images(&summary, 9, units).unwrap();
         assert_eq!(streamed.units, collected.units, "{units:?}");
         let (s, c) = (
@@ -693,11 +701,16 @@ fn an_empty_pass_ranks_every_unit_with_no_image() {
     let options = options(Some("layer3"), 4, None);
     let (_, name) = resolve_layer(&m, Some("layer3")).unwrap();
     let mut top = TopAccumulator::new(&name, 9, None);
-    let info = stream_files(&m, &[], &options, &Silent, &mut |slot, s| {
-        top.push(slot, &s.max, &s.argmax)
-    })
+    let info = stream_files(
+        &m,
+        &mut std::iter::empty(),
+        0,
+        &options,
+        &Silent,
+        &mut |_, path, s| top.push(path, &s.max, &s.argmax),
+    )
     .unwrap();
-    let streamed = top.finish(info.shape, |_| PathBuf::new()).unwrap();
+    let streamed = top.finish(info.shape).unwrap();
     let collected = top_images(
         &summarize_files(&m, &[], &options, &Silent).unwrap(),
         9,

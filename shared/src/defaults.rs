@@ -97,6 +97,9 @@ pub mod folder {
     pub const PERPLEXITY: f32 = 30.0;
     /// t-SNE's iterations.
     pub const ITERATIONS: usize = 1000;
+    /// The most images t-SNE maps: beyond, it maps every s-th image (the fewest s that keeps
+    /// within), since its cost grows faster than the folder (PCA maps every image at any size).
+    pub const TSNE_MAX_POINTS: usize = 100_000;
     /// Threads for t-SNE (1: the same map on every run).
     pub const THREADS: usize = 1;
     /// The seed of the map's initialisation.

@@ -13,11 +13,13 @@ use convlens_shared::methods::folder::{
 };
 
 use super::choices::closed_set;
-use super::client::{Engine, EngineChoice};
+use super::client::{Engine, EngineChoice, OnPartial};
+use super::embed_rows::{KeptRows, RowWriters};
 use super::output::{self, OnFile};
+use super::parquet;
+use super::progress::Reporter;
 use super::shard::{print_shard, Job, ShardArgs};
 use super::ModelArgs;
-use super::{parquet, projector};
 
 /// How a folder is read and summarized (shared by `embed`, `top` and `neighbors`).
 #[derive(clap::Args, Debug)]
@@ -187,6 +189,10 @@ pub struct EmbedOutputs {
     /// Threads for t-SNE: 1 gives the same map on every run; 0 uses every core.
     #[arg(long, default_value_t = default::THREADS)]
     pub threads: usize,
+    /// The most images t-SNE maps: beyond, it maps every s-th image (said on stderr), since its
+    /// cost grows faster than the folder; --map pca maps every image at any size.
+    #[arg(long, value_name = "N", default_value_t = default::TSNE_MAX_POINTS)]
+    pub tsne_max: usize,
     /// Write TensorBoard's embedding projector files to this folder (tensors.tsv, metadata.tsv,
     /// sprite.png, projector_config.pbtxt): `tensorboard --logdir DIR` shows the codes.
     #[arg(long, value_name = "DIR")]
@@ -215,6 +221,7 @@ impl EmbedOutputs {
             (self.perplexity != default::PERPLEXITY, "--perplexity"),
             (self.iterations != default::ITERATIONS, "--iterations"),
             (self.threads != default::THREADS, "--threads"),
+            (self.tsne_max != default::TSNE_MAX_POINTS, "--tsne-max"),
         ]
         .into_iter()
         .filter_map(|(given, flag)| given.then_some(flag))
@@ -295,33 +302,60 @@ pub fn write(
     params.iterations = outputs.iterations;
     params.threads = outputs.threads;
     params.seed = outputs.seed;
+    params.tsne_max = outputs.tsne_max;
     params.codes = outputs.out.is_some() || outputs.projector.is_some() || parquet.is_some();
     params.render = picture.map(|_| if outputs.grid { "grid" } else { "scatter" }.into());
-    let result = engine.request::<FolderEmbed>(&params, true)?;
+    if let Some(run) = &shard {
+        // A shard writes its file and nothing else.
+        let result = engine.request::<FolderEmbed>(&params, true)?;
+        shown.report_skipped(&result.report)?;
+        return print_shard(run, &result.report, shown, json);
+    }
+    // The rows come as partial results and go to the files at once; only what is written at
+    // the end (the CSV, the JSON's paths, the map's table) keeps them.
+    let keep = outputs.csv.is_some() || json || (parquet.is_some() && wants_map);
+    let mut writers = RowWriters::open(outputs, parquet, shown, keep)?;
+    let mut on_rows = |piece: EmbedResult, _: Option<&Reporter>| writers.take(&piece);
+    let result = engine.request_partially::<FolderEmbed>(
+        &params,
+        true,
+        Some(&mut on_rows as OnPartial<'_, FolderEmbed>),
+    )?;
     let report = &result.report;
     shown.report_skipped(report)?;
-    if let Some(run) = &shard {
-        return print_shard(run, report, shown, json);
+    let kept = writers
+        .finish(report.units, result.version)?
+        .unwrap_or_default();
+    let n = report.images;
+    if let (Some(mapped), Some(points)) = (&result.mapped, &result.points) {
+        eprintln!(
+            "t-SNE mapped {} of the {n} images (every {}th; --tsne-max sets how many, --map pca \
+             maps every image)",
+            points.len(),
+            mapped.get(1).copied().unwrap_or(1)
+        );
     }
-    let n = result.paths.len();
-    if let (Some(path), Some(codes)) = (&outputs.out, &result.codes) {
-        output::write_array_npy(codes, path)?;
-    }
+    let mapped_rows: Vec<usize> = match &result.mapped {
+        Some(rows) => rows.clone(),
+        None => (0..result.points.as_ref().map_or(0, Vec::len)).collect(),
+    };
     if let (Some(path), Some(points)) = (&outputs.csv, &result.points) {
-        write_csv(path, &result, points, shown)?;
+        write_csv(path, &kept, points, &mapped_rows, shown)?;
     }
     if let (Some(path), Some(picture)) = (picture, &result.picture) {
         output::save_daemon_picture(picture, path)?;
     }
-    if let Some(path) = parquet {
-        parquet::write_codes(path, &result, shown)?;
-    }
-    if let Some(dir) = &outputs.projector {
-        projector::write_projector(dir, &result, shown)?;
+    if let (Some(path), Some(points)) = (parquet, &result.points) {
+        let paths = mapped_rows
+            .iter()
+            .filter_map(|&r| kept.paths.get(r))
+            .map(|p| shown.path(p))
+            .collect();
+        parquet::write_map(path, paths, points)?;
     }
     let mut out = std::io::stdout().lock();
     if json {
-        let paths: Vec<String> = result.paths.iter().map(|p| shown.path(p)).collect();
+        let paths: Vec<String> = kept.paths.iter().map(|p| shown.path(p)).collect();
         let value = serde_json::json!({
             "layer": report.layer,
             "dim": report.units,
@@ -334,6 +368,7 @@ pub fn write(
             "cacheFile": report.cache_file,
             "paths": paths,
             "map": result.points,
+            "mapped": result.mapped,
         });
         output::print_json!(&mut out, &value)?;
     } else {
@@ -350,24 +385,35 @@ pub fn write(
     Ok(())
 }
 
-/// `path,x,y,top1_class,top1_prob` per image.
+/// `path,x,y,top1_class,top1_prob` per image (`x`, `y` empty for an image the map left out).
 fn write_csv(
     path: &Path,
-    result: &EmbedResult,
+    kept: &KeptRows,
     points: &[[f32; 2]],
+    mapped_rows: &[usize],
     shown: &Shown,
 ) -> anyhow::Result<()> {
+    let mut point_of: Vec<Option<[f32; 2]>> = vec![None; kept.paths.len()];
+    for (&row, &p) in mapped_rows.iter().zip(points) {
+        if let Some(slot) = point_of.get_mut(row) {
+            *slot = Some(p);
+        }
+    }
     let mut text = String::from("path,x,y,top1_class,top1_prob\n");
-    for (i, p) in result.paths.iter().enumerate() {
+    for (i, p) in kept.paths.iter().enumerate() {
         let name = shown.path(p);
         let name = if name.contains([',', '"', '\n']) {
             format!("\"{}\"", name.replace('"', "\"\""))
         } else {
             name
         };
+        let (x, y) = match point_of[i] {
+            Some([x, y]) => (x.to_string(), y.to_string()),
+            None => (String::new(), String::new()),
+        };
         text.push_str(&format!(
-            "{name},{},{},{},{}\n",
-            points[i][0], points[i][1], result.top1_class[i], result.top1_prob[i]
+            "{name},{x},{y},{},{}\n",
+            kept.top1_class[i], kept.top1_prob[i]
         ));
     }
     std::fs::write(path, text).on_file(path)

@@ -1,7 +1,8 @@
 //! `--parquet FILE`: what `embed` and `top` compute as Parquet tables (the Arrow project's
 //! `parquet` writer), for pandas, polars and DuckDB: one row per image for codes; one row per
 //! unit and rank for top images, and one per unit for the statistics (beside it, in
-//! `STEM-stats.parquet`).
+//! `STEM-stats.parquet`). The codes table is written as the rows come; a map of them goes
+//! beside it (`STEM-map.parquet`), since the map is made only after the last row.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,16 +17,20 @@ use parquet::arrow::ArrowWriter;
 use super::embed::Shown;
 use super::output::OnFile;
 
-/// Writes `columns` as one Parquet table to `path`.
-fn write_table(path: &Path, columns: Vec<(&str, ArrayRef, bool)>) -> anyhow::Result<()> {
-    let schema = Schema::new(
+/// The schema of `columns`.
+fn schema_of(columns: &[(&str, ArrayRef, bool)]) -> Arc<Schema> {
+    Arc::new(Schema::new(
         columns
             .iter()
             .map(|(name, array, nullable)| Field::new(*name, array.data_type().clone(), *nullable))
             .collect::<Vec<_>>(),
-    );
+    ))
+}
+
+/// Writes `columns` as one Parquet table to `path`.
+fn write_table(path: &Path, columns: Vec<(&str, ArrayRef, bool)>) -> anyhow::Result<()> {
     let batch = RecordBatch::try_new(
-        Arc::new(schema),
+        schema_of(&columns),
         columns.into_iter().map(|(_, array, _)| array).collect(),
     )?;
     let file = std::fs::File::create(path).on_file(path)?;
@@ -35,59 +40,145 @@ fn write_table(path: &Path, columns: Vec<(&str, ArrayRef, bool)>) -> anyhow::Res
     Ok(())
 }
 
-/// Codes as a table: `path`, `code` (a fixed-size list of float32, the layer's units),
-/// `top1_class`, `top1_label`, `top1_prob`, and the map's `x`, `y` when one was made.
-pub fn write_codes(path: &Path, result: &EmbedResult, shown: &Shown) -> anyhow::Result<()> {
-    let codes = result
-        .codes
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("the daemon sent no codes for --parquet"))?;
-    let dim = match codes.shape.as_slice() {
-        [_, d] => *d,
-        other => anyhow::bail!("codes of shape {other:?}, expected [images, units]"),
-    };
-    let item = Arc::new(Field::new("item", DataType::Float32, false));
-    let code = FixedSizeListArray::try_new(
-        item,
-        i32::try_from(dim)?,
-        Arc::new(Float32Array::from(codes.to_f32()?)),
-        None,
-    )?;
-    let paths: Vec<String> = result.paths.iter().map(|p| shown.path(p)).collect();
-    let mut columns: Vec<(&str, ArrayRef, bool)> = vec![
-        ("path", Arc::new(StringArray::from(paths)), false),
-        ("code", Arc::new(code), false),
-        (
-            "top1_class",
-            Arc::new(UInt32Array::from(result.top1_class.clone())),
-            false,
-        ),
-        (
-            "top1_label",
-            Arc::new(StringArray::from(result.top1_label.clone())),
-            false,
-        ),
-        (
-            "top1_prob",
-            Arc::new(Float32Array::from(result.top1_prob.clone())),
-            false,
-        ),
-    ];
-    if let Some(points) = &result.points {
-        let axis = |a: usize| Arc::new(Float32Array::from_iter_values(points.iter().map(|p| p[a])));
-        columns.push(("x", axis(0), false));
-        columns.push(("y", axis(1), false));
-    }
-    write_table(path, columns)
+/// The codes table, written as the rows come: `path`, `code` (a fixed-size list of float32,
+/// the layer's units), `top1_class`, `top1_label`, `top1_prob`. The writer holds one row group
+/// at a time, not the table.
+pub struct CodesTable {
+    path: PathBuf,
+    writer: Option<ArrowWriter<std::fs::File>>,
 }
 
-/// The statistics file beside a top table: `STEM-stats.parquet`.
-pub fn stats_path(path: &Path) -> PathBuf {
+impl CodesTable {
+    /// The table to be written at `path`.
+    pub fn new(path: &Path) -> CodesTable {
+        CodesTable {
+            path: path.to_path_buf(),
+            writer: None,
+        }
+    }
+
+    /// Appends the rows of `piece` (its codes asked for) of a folder typed as `shown`.
+    pub fn append(&mut self, piece: &EmbedResult, shown: &Shown) -> anyhow::Result<()> {
+        let codes = piece
+            .codes
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the daemon sent no codes for --parquet"))?;
+        let dim = match codes.shape.as_slice() {
+            [_, d] => *d,
+            other => anyhow::bail!("codes of shape {other:?}, expected [images, units]"),
+        };
+        let paths: Vec<String> = piece.paths.iter().map(|p| shown.path(p)).collect();
+        self.write(codes.to_f32()?, dim, paths, piece)
+    }
+
+    /// Writes one batch of rows.
+    fn write(
+        &mut self,
+        codes: Vec<f32>,
+        dim: usize,
+        paths: Vec<String>,
+        piece: &EmbedResult,
+    ) -> anyhow::Result<()> {
+        let item = Arc::new(Field::new("item", DataType::Float32, false));
+        let code = FixedSizeListArray::try_new(
+            item,
+            i32::try_from(dim)?,
+            Arc::new(Float32Array::from(codes)),
+            None,
+        )?;
+        let columns: Vec<(&str, ArrayRef, bool)> = vec![
+            ("path", Arc::new(StringArray::from(paths)), false),
+            ("code", Arc::new(code), false),
+            (
+                "top1_class",
+                Arc::new(UInt32Array::from(piece.top1_class.clone())),
+                false,
+            ),
+            (
+                "top1_label",
+                Arc::new(StringArray::from(piece.top1_label.clone())),
+                false,
+            ),
+            (
+                "top1_prob",
+                Arc::new(Float32Array::from(piece.top1_prob.clone())),
+                false,
+            ),
+        ];
+        let schema = schema_of(&columns);
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            columns.into_iter().map(|(_, array, _)| array).collect(),
+        )?;
+        let path = &self.path;
+        let writer = match &mut self.writer {
+            Some(w) => w,
+            None => {
+                let file = std::fs::File::create(path).on_file(path)?;
+                self.writer
+                    .insert(ArrowWriter::try_new(file, schema, None).on_file(path)?)
+            }
+        };
+        writer.write(&batch).on_file(path)
+    }
+
+    /// Closes the table; with no row written, an empty table of codes of `dim` values.
+    pub fn finish(mut self, dim: usize, version: u64) -> anyhow::Result<()> {
+        if self.writer.is_none() {
+            let empty = EmbedResult {
+                version,
+                report: Default::default(),
+                paths: vec![],
+                points: None,
+                mapped: None,
+                top1_class: vec![],
+                top1_label: vec![],
+                top1_prob: vec![],
+                codes: None,
+                picture: None,
+            };
+            self.write(vec![], dim, vec![], &empty)?;
+        }
+        if let Some(writer) = self.writer.take() {
+            writer.close().on_file(&self.path)?;
+        }
+        Ok(())
+    }
+}
+
+/// The map file beside a codes table: `STEM-map.parquet`.
+pub fn map_path(path: &Path) -> PathBuf {
+    beside(path, "map")
+}
+
+/// The map as a table (`path`, `x`, `y`, one row per mapped image) at [`map_path`] of `path`.
+/// Returns the file.
+pub fn write_map(path: &Path, paths: Vec<String>, points: &[[f32; 2]]) -> anyhow::Result<PathBuf> {
+    let file = map_path(path);
+    let axis = |a: usize| Arc::new(Float32Array::from_iter_values(points.iter().map(|p| p[a])));
+    write_table(
+        &file,
+        vec![
+            ("path", Arc::new(StringArray::from(paths)), false),
+            ("x", axis(0), false),
+            ("y", axis(1), false),
+        ],
+    )?;
+    Ok(file)
+}
+
+/// `STEM-WHAT.parquet` beside `path`.
+fn beside(path: &Path, what: &str) -> PathBuf {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!("{stem}-stats.parquet"))
+    path.with_file_name(format!("{stem}-{what}.parquet"))
+}
+
+/// The statistics file beside a top table: `STEM-stats.parquet`.
+pub fn stats_path(path: &Path) -> PathBuf {
+    beside(path, "stats")
 }
 
 /// Top images as a table, one row per unit and rank (`unit`, `rank` from 1, `path`, `value`,

@@ -7,38 +7,40 @@ use convlens_shared::methods::folder::{EmbedResult, TopResult};
 
 use crate::data::{FolderMap, LayerOverFolder, MapPoint, TopImage, UnitOverFolder, UnitStats};
 
-/// The map of a `folder/embed` answer; an error when it holds no map or its per-image rows
-/// disagree in length.
+/// The map of a `folder/embed` answer (of its sampled images, when t-SNE mapped a sample); an
+/// error when it holds no map or its per-image rows disagree in length.
 pub fn folder_map(result: EmbedResult) -> Result<FolderMap, String> {
     let points = result.points.ok_or("the daemon sent no map points")?;
     let n = result.paths.len();
     let lengths = [
-        points.len(),
         result.top1_class.len(),
         result.top1_label.len(),
         result.top1_prob.len(),
     ];
     if lengths.iter().any(|l| *l != n) {
         return Err(format!(
-            "folder/embed answered {n} paths but {} points, {} classes, {} labels and {} \
-             probabilities",
-            lengths[0], lengths[1], lengths[2], lengths[3]
+            "folder/embed answered {n} paths but {} classes, {} labels and {} probabilities",
+            lengths[0], lengths[1], lengths[2]
         ));
     }
-    let points = result
-        .paths
+    let rows: Vec<usize> = result.mapped.unwrap_or_else(|| (0..n).collect());
+    if rows.len() != points.len() || rows.iter().any(|&r| r >= n) {
+        return Err(format!(
+            "folder/embed answered {n} images but {} points for {} mapped rows",
+            points.len(),
+            rows.len()
+        ));
+    }
+    let points = rows
         .into_iter()
         .zip(points)
-        .zip(result.top1_class)
-        .zip(result.top1_label)
-        .zip(result.top1_prob)
-        .map(|((((path, [x, y]), class), label), prob)| MapPoint {
-            image: PathBuf::from(path),
+        .map(|(row, [x, y])| MapPoint {
+            image: PathBuf::from(&result.paths[row]),
             x: f64::from(x),
             y: f64::from(y),
-            class: class as usize,
-            label,
-            prob,
+            class: result.top1_class[row] as usize,
+            label: result.top1_label[row].clone(),
+            prob: result.top1_prob[row],
         })
         .collect();
     Ok(FolderMap {
@@ -186,6 +188,7 @@ mod tests {
             report: report(1280),
             paths: vec!["/f/a.png".into(), "/f/b.png".into()],
             points: Some(vec![[1.0, -2.0], [3.5, 0.25]]),
+            mapped: None,
             top1_class: vec![7, 3],
             top1_label: vec!["cock".into(), "tiger shark".into()],
             top1_prob: vec![0.5, 0.75],
@@ -205,6 +208,18 @@ mod tests {
         let mut short = result.clone();
         short.top1_prob.pop();
         assert!(folder_map(short).is_err());
+        let mut sampled = result.clone();
+        sampled.points = Some(vec![[9.0, 8.0]]);
+        sampled.mapped = Some(vec![1]);
+        let map = folder_map(sampled.clone()).unwrap();
+        assert_eq!(map.points.len(), 1);
+        assert_eq!(map.points[0].image, PathBuf::from("/f/b.png"));
+        assert_eq!((map.points[0].x, map.points[0].class), (9.0, 3));
+        sampled.mapped = Some(vec![2]);
+        assert!(
+            folder_map(sampled).is_err(),
+            "a mapped row beyond the images"
+        );
         let mut none = result;
         none.points = None;
         assert!(folder_map(none).unwrap_err().contains("no map"));

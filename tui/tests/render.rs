@@ -393,6 +393,7 @@ fn reply_to(request: &Request) -> Reply {
                 report: report("_conv_head", 1280),
                 paths: images().iter().map(|p| p.display().to_string()).collect(),
                 points: Some((0..NAMES.len()).map(map_point).collect()),
+                mapped: None,
                 top1_class: MAP_CLASSES.iter().map(|c| c.0).collect(),
                 top1_label: MAP_CLASSES.iter().map(|c| c.1.to_string()).collect(),
                 top1_prob: MAP_CLASSES.iter().map(|c| c.2).collect(),

@@ -8,23 +8,19 @@
 use std::path::{Path, PathBuf};
 
 use convlens_models::input::Preprocess;
-use convlens_models::represent::cache::{content_hash, default_cache_dir, hex, model_fingerprint};
-use convlens_models::represent::codes::ImageSummary;
+use convlens_models::represent::cache::{default_cache_dir, hex, model_fingerprint};
 use convlens_models::represent::codes::{resolve_layer, summarize_files};
-use convlens_models::represent::folder::{list_images, FolderListing};
+use convlens_models::represent::folder::walk_images;
 use convlens_models::represent::map_render::{render_grid, render_scatter};
 use convlens_models::represent::neighbors::nearest_by_cosine;
-use convlens_models::represent::pass::{stream_files, PassInfo};
-use convlens_models::represent::pca::pca;
-use convlens_models::represent::shard::{read_shards, write_shard, Shard};
+use convlens_models::represent::pass::{stream_files, PassInfo, Sink};
+use convlens_models::represent::shard::{read_shards, relative_path, write_shard, Shard};
 use convlens_models::represent::top_units::{top_images, TopAccumulator};
-use convlens_models::represent::tsne::{tsne, TsneOptions};
 use convlens_models::represent::unit_grid::render_top_grid;
 use convlens_models::represent::unit_stats::{unit_stats, StatsAccumulator};
 use convlens_models::represent::{FolderSummary, SkippedFile, SummaryOptions};
 use convlens_models::{Error, Model};
-use convlens_shared::array::{Array, Png};
-use convlens_shared::choices::MapKind;
+use convlens_shared::array::Png;
 use convlens_shared::methods::folder::{
     EmbedParams, EmbedResult, FolderEmbed, FolderNeighbors, FolderPass, FolderTop, FolderUnitStat,
     Neighbor, NeighborsParams, NeighborsResult, PassReport, TopImage, TopParams, TopResult,
@@ -32,8 +28,10 @@ use convlens_shared::methods::folder::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::call::{cached, Call};
+use super::embed_rows::{label_of, EmbedRows};
 use super::router::{sweep, Router};
 use crate::error::MethodError;
 use crate::files::FileStamp;
@@ -55,81 +53,71 @@ pub fn register(r: &mut Router) {
 
 /// The codes of the folder's images, their map and its picture.
 pub fn embed(call: &Call, p: EmbedParams) -> Result<EmbedResult, MethodError> {
-    let map = p.map;
     let render = p.render.as_deref().map(Render::from_name).transpose()?;
     let loaded = call.service.models.acquire(&p.model_id)?;
     let model = &loaded.model;
     let preprocess = preprocess_of(model, p.pass.size)?;
     resolve_layer(model, p.pass.layer.as_deref())?;
     let folder = Folder::read(&p.pass)?;
-    let key = key_of(&p.pass, "folder/embed", &p, &folder, "");
+    // Rows streamed to the client are not kept, so neither is such a result.
+    let key = match p.partial_result_token {
+        Some(_) => None,
+        None => key_of(&p.pass, "folder/embed", &p, &folder, ""),
+    };
     reuse_or(call, &loaded, key, || {
-        let summary = if p.pass.shard.is_some() || p.pass.from_shards.is_some() {
+        let grid = matches!(render, Some(Render::Grid));
+        let (report, dim, rows) = if p.pass.shard.is_some() || p.pass.from_shards.is_some() {
             // A shard writes every row; a merge reads them.
-            folder.summarize(call, model, &p.pass, p.pass.layer.clone(), preprocess)?
-        } else {
-            folder.codes_only(call, model, &p.pass, preprocess)?
-        };
-        let shard_file = folder.write_shard(model, &p.pass, &summary)?;
-        let (n, dim) = (summary.len(), summary.shape.units);
-        let points: Option<Vec<[f32; 2]>> = match map {
-            _ if n == 0 => None,
-            MapKind::None => None,
-            MapKind::Pca => {
-                let fit = pca(
-                    &summary.codes,
-                    dim,
-                    2.min(dim).min(n),
-                    p.seed,
-                    &model.device,
+            let summary =
+                folder.summarize(call, model, &p.pass, p.pass.layer.clone(), preprocess)?;
+            let shard_file = folder.write_shard(model, &p.pass, &summary)?;
+            let dim = summary.shape.units;
+            let mut rows = EmbedRows::new(call, &p, model, loaded.version, summary.len(), grid)?;
+            for (i, path) in summary.paths.iter().enumerate() {
+                rows.push(
+                    path,
+                    &summary.codes[i * dim..(i + 1) * dim],
+                    summary.top1_class[i],
+                    summary.top1_prob[i],
                 )?;
-                Some(
-                    fit.projected
-                        .chunks(fit.components)
-                        .map(|c| [c[0], c.get(1).copied().unwrap_or(0.0)])
-                        .collect(),
-                )
             }
-            MapKind::Tsne => {
-                let options = TsneOptions {
-                    perplexity: p.perplexity,
-                    epochs: p.iterations,
-                    seed: p.seed,
-                    threads: p.threads,
-                    ..TsneOptions::default()
-                };
-                Some(tsne(&summary.codes, dim, &options, &model.device, call.progress)?.points)
-            }
-        };
-        let label = |c: u32| label_of(model, c);
-        let picture = match (render, &points) {
-            (Some(Render::Grid), Some(points)) => {
-                let tile = (8192 / (n as f64).sqrt().ceil().max(1.0) as u32).clamp(8, 64);
-                let seen = preprocess.unwrap_or(model.preprocess);
-                let img = render_grid(points, &summary.paths, &seen, tile, call.progress)?;
-                Some(picture_of(&img)?)
-            }
-            (Some(Render::Scatter), Some(points)) => Some(picture_of(&render_scatter(
-                points,
-                &summary.top1_class,
-                &label,
-                SCATTER_SIZE,
-            ))?),
-            _ => None,
-        };
-        Ok(EmbedResult {
-            version: loaded.version,
-            report: PassReport {
+            let report = PassReport {
                 shard_file,
                 ..report_of(&summary)
-            },
-            paths: summary.paths.iter().map(|p| shown(p)).collect(),
-            points,
-            top1_label: summary.top1_class.iter().map(|&c| label(c)).collect(),
-            top1_class: summary.top1_class.clone(),
-            top1_prob: summary.top1_prob.clone(),
-            codes: p.codes.then(|| Array::from_f32(&[n, dim], &summary.codes)),
-            picture,
+            };
+            (report, dim, rows)
+        } else {
+            let mut rows = EmbedRows::new(call, &p, model, loaded.version, folder.images, grid)?;
+            let (info, images) = folder.stream(
+                call,
+                model,
+                &p.pass,
+                p.pass.layer.clone(),
+                preprocess,
+                &mut |_, path, s| rows.push(path, &s.code, s.top1_class, s.top1_prob),
+            )?;
+            (
+                folder.report_of_stream(&info, images),
+                info.shape.units,
+                rows,
+            )
+        };
+        let label = |c: u32| label_of(model, c);
+        rows.finish(report, dim, |points, classes, paths| match render {
+            Some(Render::Grid) => {
+                let n = points.len();
+                let tile = (8192 / (n as f64).sqrt().ceil().max(1.0) as u32).clamp(8, 64);
+                let seen = preprocess.unwrap_or(model.preprocess);
+                let img = render_grid(points, paths, &seen, tile, call.progress)?;
+                Ok(Some(picture_of(&img)?))
+            }
+            Some(Render::Scatter) => Ok(Some(picture_of(&render_scatter(
+                points,
+                classes,
+                &label,
+                SCATTER_SIZE,
+            ))?)),
+            None => Ok(None),
         })
     })
 }
@@ -167,19 +155,18 @@ pub fn top(call: &Call, p: TopParams) -> Result<TopResult, MethodError> {
             // The pass streams by: k images per unit and a row of sums are all it keeps.
             let mut top = TopAccumulator::new(&layer_name, p.k, units);
             let mut stats = StatsAccumulator::default();
-            let files = &folder.listing.images;
             let (info, images) = folder.stream(
                 call,
                 model,
                 &p.pass,
                 Some(layer.clone()),
                 preprocess,
-                &mut |slot, s| {
+                &mut |_, path, s| {
                     stats.push(&s.code, &s.max);
-                    top.push(slot, &s.max, &s.argmax)
+                    top.push(path, &s.max, &s.argmax)
                 },
             )?;
-            let ranking = top.finish(info.shape, |slot| files[slot].clone())?;
+            let ranking = top.finish(info.shape)?;
             let stats = stats.finish(&info.layer, info.shape.units);
             (folder.report_of_stream(&info, images), ranking, stats)
         };
@@ -314,15 +301,25 @@ impl Render {
     }
 }
 
-/// A folder as read for one request: its images and what identifies this state of it.
+/// A folder as read for one request: how many images it holds, what was passed over, and what
+/// identifies this state of it. Its images are walked again, one at a time, by the pass: nothing
+/// holds the folder's listing.
 struct Folder {
-    listing: FolderListing,
+    dir: PathBuf,
+    /// The share of the folder a shard pass reads.
+    shard: Option<Shard>,
+    /// Image files found (the shard's).
+    images: usize,
+    /// Entries that could not be listed (the shard's), with the reason.
+    unlistable: Vec<(PathBuf, String)>,
+    /// Files without an image extension (counted by shard 0 only).
+    other_files: usize,
     /// A hash of every image's path, size, mtime and inode, and of the other entries.
     stamp: String,
 }
 
 impl Folder {
-    /// Lists `folder` (recursively) and stamps every image; a folder that does not exist or is
+    /// Walks `folder` (recursively) and stamps every image; a folder that does not exist or is
     /// not a folder is refused, naming it.
     fn read(pass: &FolderPass) -> Result<Folder, MethodError> {
         if pass.shard.is_some() && pass.from_shards.is_some() {
@@ -331,33 +328,57 @@ impl Folder {
             )
             .into());
         }
+        let shard = pass
+            .shard
+            .as_ref()
+            .map(|run| Shard::new(run.index, run.count))
+            .transpose()?;
+        let mut folder = Folder {
+            dir: PathBuf::from(&pass.folder),
+            shard,
+            images: 0,
+            unlistable: Vec::new(),
+            other_files: 0,
+            stamp: String::new(),
+        };
         if pass.from_shards.is_some() {
             // The rows come from the shard files; the folder is read only for pictures.
-            return Ok(Folder {
-                listing: FolderListing::default(),
-                stamp: String::new(),
-            });
+            return Ok(folder);
         }
-        let folder = Path::new(&pass.folder);
-        let mut listing = list_images(folder)?;
-        if let Some(run) = &pass.shard {
-            listing = Shard::new(run.index, run.count)?.filter(folder, listing);
-        }
-        let mut text = format!("{} other files\n", listing.other_files);
-        for image in &listing.images {
-            text.push_str(&format!(
+        let (dir, shard) = (folder.dir.clone(), folder.shard);
+        let holds = |p: &Path| shard.is_none_or(|s| s.holds(&relative_path(&dir, p)));
+        let mut walk = walk_images(&dir)?;
+        let mut stamp = Sha256::new();
+        for image in walk.by_ref().filter(|p| holds(p)) {
+            stamp.update(format!(
                 "{}\t{:?}\n",
                 image.display(),
-                FileStamp::of(image)
+                FileStamp::of(&image)
             ));
+            folder.images += 1;
         }
-        for (path, reason) in &listing.unlistable {
-            text.push_str(&format!("unlistable {}\t{reason}\n", path.display()));
+        folder.unlistable = walk
+            .unlistable
+            .into_iter()
+            .filter(|(p, _)| holds(p))
+            .collect();
+        folder.other_files = match shard {
+            Some(s) if !s.counts_other_files() => 0,
+            _ => walk.other_files,
+        };
+        stamp.update(format!("{} other files\n", folder.other_files));
+        for (path, reason) in &folder.unlistable {
+            stamp.update(format!("unlistable {}\t{reason}\n", path.display()));
         }
-        Ok(Folder {
-            stamp: hex(&content_hash(text.as_bytes())),
-            listing,
-        })
+        folder.stamp = hex(&stamp.finalize());
+        Ok(folder)
+    }
+
+    /// The images, walked again, one at a time.
+    fn files(&self) -> Result<impl Iterator<Item = PathBuf> + Send, MethodError> {
+        let (dir, shard) = (self.dir.clone(), self.shard);
+        Ok(walk_images(&self.dir)?
+            .filter(move |p| shard.is_none_or(|s| s.holds(&relative_path(&dir, p)))))
     }
 
     /// The engine's pass over the listed images, as `summarize_folder` makes it, counted in the
@@ -390,20 +411,18 @@ impl Folder {
             return Ok(summary);
         }
         let options = summary_options(pass, layer, preprocess);
-        let mut summary = summarize_files(model, &self.listing.images, &options, call.progress)?;
+        let files: Vec<PathBuf> = self.files()?.collect();
+        let mut summary = summarize_files(model, &files, &options, call.progress)?;
         for _ in 0..summary.forward_passes {
             call.service.activations.count_forward();
         }
-        summary.other_files = self.listing.other_files;
-        summary.skipped.extend(
-            self.listing
-                .unlistable
-                .iter()
-                .map(|(path, reason)| SkippedFile {
-                    path: path.clone(),
-                    reason: reason.clone(),
-                }),
-        );
+        summary.other_files = self.other_files;
+        summary
+            .skipped
+            .extend(self.unlistable.iter().map(|(path, reason)| SkippedFile {
+                path: path.clone(),
+                reason: reason.clone(),
+            }));
         summary.skipped.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(summary)
     }
@@ -443,7 +462,6 @@ impl Folder {
         pass: &FolderPass,
         preprocess: Option<Preprocess>,
     ) -> Result<FolderSummary, MethodError> {
-        let files = &self.listing.images;
         let (mut paths, mut codes, mut top1_class, mut top1_prob) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (info, _) = self.stream(
@@ -452,8 +470,8 @@ impl Folder {
             pass,
             pass.layer.clone(),
             preprocess,
-            &mut |slot, s| {
-                paths.push(files[slot].clone());
+            &mut |_, path, s| {
+                paths.push(path.to_path_buf());
                 codes.extend_from_slice(&s.code);
                 top1_class.push(s.top1_class);
                 top1_prob.push(s.top1_prob);
@@ -471,7 +489,7 @@ impl Folder {
             top1_class,
             top1_prob,
             skipped,
-            other_files: self.listing.other_files,
+            other_files: self.other_files,
             computed: info.computed,
             cached: info.cached,
             forward_passes: info.forward_passes,
@@ -488,18 +506,19 @@ impl Folder {
         pass: &FolderPass,
         layer: Option<String>,
         preprocess: Option<Preprocess>,
-        sink: &mut dyn FnMut(usize, ImageSummary) -> convlens_models::Result<()>,
+        sink: &mut Sink,
     ) -> Result<(PassInfo, usize), MethodError> {
         let options = summary_options(pass, layer, preprocess);
         let mut images = 0;
         let info = stream_files(
             model,
-            &self.listing.images,
+            &mut self.files()?,
+            self.images,
             &options,
             call.progress,
-            &mut |slot, s| {
+            &mut |slot, path, s| {
                 images += 1;
-                sink(slot, s)
+                sink(slot, path, s)
             },
         )?;
         for _ in 0..info.forward_passes {
@@ -511,15 +530,10 @@ impl Folder {
     /// A streamed pass's unreadable files with the listing's unlistable entries, sorted.
     fn all_skipped(&self, info: &PassInfo) -> Vec<SkippedFile> {
         let mut skipped: Vec<SkippedFile> = info.skipped.clone();
-        skipped.extend(
-            self.listing
-                .unlistable
-                .iter()
-                .map(|(path, reason)| SkippedFile {
-                    path: path.clone(),
-                    reason: reason.clone(),
-                }),
-        );
+        skipped.extend(self.unlistable.iter().map(|(path, reason)| SkippedFile {
+            path: path.clone(),
+            reason: reason.clone(),
+        }));
         skipped.sort_by(|a, b| a.path.cmp(&b.path));
         skipped
     }
@@ -537,7 +551,7 @@ impl Folder {
             cached: info.cached,
             forward_passes: info.forward_passes,
             skipped: wire_skipped(&skipped),
-            other_files: self.listing.other_files,
+            other_files: self.other_files,
             cache_file: info.cache_file.as_deref().map(shown),
             shard_file: None,
         }
@@ -677,15 +691,6 @@ fn wire_skipped(skipped: &[SkippedFile]) -> Vec<convlens_shared::methods::folder
             reason: f.reason.clone(),
         })
         .collect()
-}
-
-/// Class `c`'s label, or `class c` for a model without one.
-fn label_of(model: &Model, c: u32) -> String {
-    model
-        .labels
-        .get(c as usize)
-        .cloned()
-        .unwrap_or_else(|| format!("class {c}"))
 }
 
 /// A path on the wire.

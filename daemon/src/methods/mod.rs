@@ -6,6 +6,7 @@
 pub mod activations;
 pub mod call;
 pub mod deconv;
+pub mod embed_rows;
 pub mod explain;
 pub mod filters;
 pub mod folder;

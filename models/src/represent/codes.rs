@@ -189,10 +189,18 @@ pub fn summarize_files(
     progress: &dyn Progress,
 ) -> Result<FolderSummary> {
     let mut rows: Vec<(usize, ImageSummary)> = Vec::new();
-    let info = stream_files(model, files, options, progress, &mut |slot, summary| {
-        rows.push((slot, summary));
-        Ok(())
-    })?;
+    let mut listed = files.iter().cloned();
+    let info = stream_files(
+        model,
+        &mut listed,
+        files.len(),
+        options,
+        progress,
+        &mut |slot, _, summary| {
+            rows.push((slot, summary));
+            Ok(())
+        },
+    )?;
     let mut out = FolderSummary {
         layer: info.layer,
         shape: info.shape,

@@ -13,6 +13,7 @@ pub mod map_render;
 pub mod neighbors;
 pub mod pass;
 pub mod pca;
+pub mod pca_stream;
 pub mod shard;
 pub mod sprite;
 pub mod top_units;

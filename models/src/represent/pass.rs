@@ -5,7 +5,7 @@
 //! consumes the pass (top images per unit, statistics, codes on disk) need not hold the folder in
 //! memory: the pipeline holds at most a few chunks of `batch` images.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -59,17 +59,26 @@ enum Entry {
 struct Chunk {
     /// The index of the chunk's first file.
     first: usize,
+    /// The files, in order.
+    paths: Vec<PathBuf>,
     entries: Vec<Entry>,
 }
 
-/// Runs the pass over `files` (in that order) at `options.layer`, giving `sink` each readable
-/// image's index in `files` and summary, in order. Progress reports images per second.
+/// What a pass gives its sink for each readable image: its index among the files, its path and
+/// its summary.
+pub type Sink<'a> = dyn FnMut(usize, &Path, ImageSummary) -> Result<()> + 'a;
+
+/// Runs the pass over `files` (in that order; `total` of them, for progress) at
+/// `options.layer`, giving `sink` each readable image's index among the files, path and summary,
+/// in order. The files are taken one at a time (a folder's walk need not be listed first).
+/// Progress reports images per second.
 pub fn stream_files(
     model: &Model,
-    files: &[PathBuf],
+    files: &mut (dyn Iterator<Item = PathBuf> + Send),
+    total: usize,
     options: &SummaryOptions,
     progress: &dyn Progress,
-    sink: &mut dyn FnMut(usize, ImageSummary) -> Result<()>,
+    sink: &mut Sink,
 ) -> Result<PassInfo> {
     if options.batch == 0 {
         return Err(Error::InvalidArgument(
@@ -92,7 +101,6 @@ pub fn stream_files(
     let shape = cache.as_ref().and_then(CodeCache::shape);
     let cache_file = cache.as_ref().map(|c| c.path().to_path_buf());
     let cache = Mutex::new(cache);
-    let total = files.len();
     progress.step(0, total, "reading images")?;
     let info = PassInfo {
         layer,
@@ -110,7 +118,6 @@ pub fn stream_files(
     let started = Instant::now();
     let mut consumer = Consumer {
         model,
-        files,
         layer_id,
         cache: &cache,
         shape,
@@ -181,38 +188,42 @@ enum Read {
 /// and emits a chunk each time `batch` files need the network. Stops when `emit` says so
 /// (the receiver gone, or an error).
 fn read_ahead(
-    files: &[PathBuf],
+    files: &mut (dyn Iterator<Item = PathBuf> + Send),
     batch: usize,
     preprocess: &crate::input::Preprocess,
     mut index: HashIndex,
     cache: &Mutex<Option<CodeCache>>,
     emit: &mut dyn FnMut(Chunk) -> bool,
 ) -> HashIndex {
-    let mut send = |first: usize, chunk: Vec<Read>| -> bool {
+    let mut send = |first: usize, paths: Vec<PathBuf>, chunk: Vec<Read>| -> bool {
         let entries: Vec<Entry> = chunk
             .into_par_iter()
-            .enumerate()
-            .map(|(offset, read)| match read {
+            .zip(paths.par_iter())
+            .map(|(read, path)| match read {
                 Read::Cached(summary) => Entry::Cached(summary),
                 Read::Skipped(reason) => Entry::Skipped(reason),
                 Read::Pending(hash, bytes) => {
-                    match preprocess_file(preprocess, &files[first + offset], bytes.as_deref()) {
+                    match preprocess_file(preprocess, path, bytes.as_deref()) {
                         Ok(t) => Entry::Decoded(hash, t),
                         Err(reason) => Entry::Skipped(reason),
                     }
                 }
             })
             .collect();
-        emit(Chunk { first, entries })
+        emit(Chunk {
+            first,
+            paths,
+            entries,
+        })
     };
     // Without a cache no content hash is needed: the file is only read.
     let hashing = lock(cache).is_some();
-    let (mut chunk, mut first, mut pending) = (Vec::new(), 0, 0);
-    for (slot, file) in files.iter().enumerate() {
+    let (mut chunk, mut paths, mut first, mut pending) = (Vec::new(), Vec::new(), 0, 0);
+    for (slot, file) in files.enumerate() {
         let hashed = if hashing {
-            index.hash(file)
+            index.hash(&file)
         } else {
-            std::fs::read(file)
+            std::fs::read(&file)
                 .map(|bytes| ([0; 32], Some(bytes)))
                 .map_err(|source| Error::Io {
                     path: file.clone(),
@@ -230,16 +241,21 @@ fn read_ahead(
             },
         };
         chunk.push(read);
+        paths.push(file);
         // A chunk ends when `batch` images need the network (or, all cached, at 8 batches).
         if pending >= batch || chunk.len() >= batch * 8 {
-            if !send(first, std::mem::take(&mut chunk)) {
+            if !send(
+                first,
+                std::mem::take(&mut paths),
+                std::mem::take(&mut chunk),
+            ) {
                 return index;
             }
             (first, pending) = (slot + 1, 0);
         }
     }
     if !chunk.is_empty() {
-        send(first, chunk);
+        send(first, paths, chunk);
     }
     index
 }
@@ -247,7 +263,6 @@ fn read_ahead(
 /// Where the network's side keeps what it needs from chunk to chunk.
 struct Consumer<'a> {
     model: &'a Model,
-    files: &'a [PathBuf],
     layer_id: crate::graph::NodeId,
     cache: &'a Mutex<Option<CodeCache>>,
     shape: Option<LayerShape>,
@@ -258,11 +273,7 @@ struct Consumer<'a> {
 impl Consumer<'_> {
     /// Runs a chunk's decoded images through the model, keeps their summaries in the cache, and
     /// gives every row of the chunk to `sink` in order; returns how many files are done.
-    fn take(
-        &mut self,
-        chunk: Chunk,
-        sink: &mut dyn FnMut(usize, ImageSummary) -> Result<()>,
-    ) -> Result<usize> {
+    fn take(&mut self, chunk: Chunk, sink: &mut Sink) -> Result<usize> {
         let decoded: Vec<&Tensor> = chunk
             .entries
             .iter()
@@ -289,22 +300,19 @@ impl Consumer<'_> {
             summaries.into_iter()
         };
         let count = chunk.entries.len();
-        for (offset, entry) in chunk.entries.into_iter().enumerate() {
+        for (offset, (entry, path)) in chunk.entries.into_iter().zip(chunk.paths).enumerate() {
             let slot = chunk.first + offset;
             match entry {
                 Entry::Cached(summary) => {
                     self.info.cached += 1;
-                    sink(slot, summary)?;
+                    sink(slot, &path, summary)?;
                 }
                 Entry::Decoded(..) => {
                     if let Some(summary) = fresh.next() {
-                        sink(slot, summary)?;
+                        sink(slot, &path, summary)?;
                     }
                 }
-                Entry::Skipped(reason) => self.info.skipped.push(SkippedFile {
-                    path: self.files[slot].clone(),
-                    reason,
-                }),
+                Entry::Skipped(reason) => self.info.skipped.push(SkippedFile { path, reason }),
             }
         }
         self.done += count;

@@ -57,13 +57,6 @@ pub fn pca(data: &[f32], dim: usize, components: usize, seed: u64, device: &Devi
     let mean = x.mean_keepdim(0)?;
     let xc = x.broadcast_sub(&mean)?;
     let total_variance = xc.sqr()?.sum_all()?.to_scalar::<f32>()? as f64 / n as f64;
-    let m = (components + OVERSAMPLING).min(dim).min(n);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    // Q: dim × m, orthonormal columns, kept on the host in f64 between products.
-    let mut q: Vec<Vec<f64>> = (0..m)
-        .map(|_| (0..dim).map(|_| rng.random::<f64>() - 0.5).collect())
-        .collect();
-    orthonormalize(&mut q);
     // The covariance applied to the columns of Q, as Xcᵀ(Xc Q) / n on the device.
     let apply = |q: &[Vec<f64>]| -> Result<Vec<Vec<f64>>> {
         let flat: Vec<f32> = (0..dim)
@@ -82,6 +75,52 @@ pub fn pca(data: &[f32], dim: usize, components: usize, seed: u64, device: &Devi
             .map(|c| rows.iter().map(|row| row[c]).collect())
             .collect())
     };
+    let (values, axes) = leading_axes(dim, n, components, seed, apply)?;
+    let w = Tensor::from_slice(&axes, (components, dim), device)?;
+    let projected = xc
+        .matmul(&w.t()?)?
+        .to_device(&Device::Cpu)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let explained_variance: Vec<f32> = values.iter().take(components).map(|&v| v as f32).collect();
+    let explained_variance_ratio = values
+        .iter()
+        .take(components)
+        .map(|&v| {
+            if total_variance > 0.0 {
+                (v / total_variance) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Ok(Pca {
+        components,
+        projected,
+        axes,
+        explained_variance,
+        explained_variance_ratio,
+    })
+}
+
+/// The `components` leading eigenvalues (all `m` Ritz values, descending) and unit eigenvectors
+/// (`components × dim`, row-major, each signed so that its largest loading is positive) of the
+/// symmetric positive semi-definite `dim × dim` operator `apply` (of `n` points), by block
+/// subspace iteration from a seeded random block.
+pub(super) fn leading_axes(
+    dim: usize,
+    n: usize,
+    components: usize,
+    seed: u64,
+    apply: impl Fn(&[Vec<f64>]) -> Result<Vec<Vec<f64>>>,
+) -> Result<(Vec<f64>, Vec<f32>)> {
+    let m = (components + OVERSAMPLING).min(dim).min(n);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // Q: dim × m, orthonormal columns, kept on the host in f64 between products.
+    let mut q: Vec<Vec<f64>> = (0..m)
+        .map(|_| (0..dim).map(|_| rng.random::<f64>() - 0.5).collect())
+        .collect();
+    orthonormalize(&mut q);
     let mut previous: Vec<f64> = vec![f64::NAN; components];
     let mut ritz: (Vec<f64>, Vec<Vec<f64>>) = (vec![], vec![]);
     for _ in 0..MAX_ITERATIONS {
@@ -125,31 +164,7 @@ pub fn pca(data: &[f32], dim: usize, components: usize, seed: u64, device: &Devi
         }
         axes.extend(axis.iter().map(|&v| v as f32));
     }
-    let w = Tensor::from_slice(&axes, (components, dim), device)?;
-    let projected = xc
-        .matmul(&w.t()?)?
-        .to_device(&Device::Cpu)?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
-    let explained_variance: Vec<f32> = values.iter().take(components).map(|&v| v as f32).collect();
-    let explained_variance_ratio = values
-        .iter()
-        .take(components)
-        .map(|&v| {
-            if total_variance > 0.0 {
-                (v / total_variance) as f32
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    Ok(Pca {
-        components,
-        projected,
-        axes,
-        explained_variance,
-        explained_variance_ratio,
-    })
+    Ok((values, axes))
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {

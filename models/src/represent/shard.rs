@@ -17,7 +17,6 @@ use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
 
 use super::codes::{FolderSummary, LayerShape, SkippedFile};
-use super::folder::FolderListing;
 use crate::{Error, Result};
 
 /// The metadata key of a shard file.
@@ -114,27 +113,10 @@ impl Shard {
         shard_of(relative, self.count) == self.index
     }
 
-    /// Keeps the part of `listing` (of the folder `dir`) that is this shard's: its images and
-    /// unlistable entries by the hash of their relative path; the count of other files goes to
-    /// shard 0 (so the merged report counts them once).
-    pub fn filter(&self, dir: &Path, listing: FolderListing) -> FolderListing {
-        FolderListing {
-            images: listing
-                .images
-                .into_iter()
-                .filter(|p| self.holds(&relative_path(dir, p)))
-                .collect(),
-            unlistable: listing
-                .unlistable
-                .into_iter()
-                .filter(|(p, _)| self.holds(&relative_path(dir, p)))
-                .collect(),
-            other_files: if self.index == 0 {
-                listing.other_files
-            } else {
-                0
-            },
-        }
+    /// Whether this shard counts the folder's other files (shard 0 does, so the merged report
+    /// counts them once).
+    pub fn counts_other_files(&self) -> bool {
+        self.index == 0
     }
 
     /// The shard's file name in the shard folder.

@@ -1,7 +1,8 @@
 //! The images that excite each unit most (deepvis's "top 9"): images ranked by the unit's maximum
 //! over positions, with the position of that maximum.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::codes::{FolderSummary, LayerShape};
 use crate::{Error, Result};
@@ -100,12 +101,13 @@ pub fn top_images(summary: &FolderSummary, k: usize, units: Option<&[usize]>) ->
     })
 }
 
-/// One image kept in a unit's ranking while a pass streams by.
-#[derive(Clone, Copy, Debug)]
+/// One image kept in a unit's ranking while a pass streams by (its path shared by every unit
+/// that keeps it).
+#[derive(Clone, Debug)]
 struct Kept {
     value: f32,
     image: usize,
-    slot: usize,
+    path: Arc<PathBuf>,
     position: u32,
 }
 
@@ -140,8 +142,8 @@ impl Ord for Kept {
     }
 }
 
-/// [`top_images`] over a pass that streams by, holding `k` images per unit and never the
-/// folder: the same rankings (ties broken by image order alike).
+/// [`top_images`] over a pass that streams by, holding `k` images per unit (and their paths)
+/// and never the folder: the same rankings (ties broken by image order alike).
 pub struct TopAccumulator {
     layer: String,
     k: usize,
@@ -164,12 +166,13 @@ impl TopAccumulator {
         }
     }
 
-    /// Takes the next image's maxima and their positions (`slot`: its index among the files).
-    pub fn push(&mut self, slot: usize, max: &[f32], argmax: &[u32]) -> Result<()> {
+    /// Takes the next image's path, maxima and their positions.
+    pub fn push(&mut self, path: &Path, max: &[f32], argmax: &[u32]) -> Result<()> {
         if self.images == 0 && self.units.is_empty() {
             self.units = (0..max.len()).collect();
             self.heaps = vec![std::collections::BinaryHeap::new(); max.len()];
         }
+        let mut shared: Option<Arc<PathBuf>> = None;
         for (heap, &unit) in self.heaps.iter_mut().zip(&self.units) {
             let (Some(&value), Some(&position)) = (max.get(unit), argmax.get(unit)) else {
                 return Err(Error::InvalidArgument(format!(
@@ -178,10 +181,22 @@ impl TopAccumulator {
                     max.len()
                 )));
             };
+            // The worst kept is the heap's top: a later image that does not beat it never will.
+            let full = heap.len() >= self.k;
+            if full
+                && heap
+                    .peek()
+                    .is_none_or(|worst| value.total_cmp(&worst.value).is_le())
+            {
+                continue;
+            }
+            let path = shared
+                .get_or_insert_with(|| Arc::new(path.to_path_buf()))
+                .clone();
             heap.push(Kept {
                 value,
                 image: self.images,
-                slot,
+                path,
                 position,
             });
             if heap.len() > self.k {
@@ -192,12 +207,8 @@ impl TopAccumulator {
         Ok(())
     }
 
-    /// The rankings, as [`top_images`] gives them; `path_of` names a file by its slot.
-    pub fn finish(
-        mut self,
-        shape: LayerShape,
-        path_of: impl Fn(usize) -> PathBuf,
-    ) -> Result<TopUnits> {
+    /// The rankings, as [`top_images`] gives them.
+    pub fn finish(mut self, shape: LayerShape) -> Result<TopUnits> {
         if self.images == 0 && self.units.is_empty() {
             // No image came: every unit, each with an empty ranking (as `top_images` gives).
             self.units = (0..shape.units).collect();
@@ -221,7 +232,7 @@ impl TopAccumulator {
                     .into_iter()
                     .map(|kept| TopEntry {
                         image: kept.image,
-                        path: path_of(kept.slot),
+                        path: Arc::unwrap_or_clone(kept.path),
                         value: kept.value,
                         y: kept.position as usize / width,
                         x: kept.position as usize % width,

@@ -167,6 +167,10 @@ pub struct EmbedParams {
     /// Seed of the map's initialisation.
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// The most images t-SNE maps; beyond, it maps every s-th image, and the result says which
+    /// (`mapped`).
+    #[serde(default = "default_tsne_max")]
+    pub tsne_max: usize,
     /// Whether to return the codes [N, D].
     #[serde(default)]
     pub codes: bool,
@@ -177,6 +181,15 @@ pub struct EmbedParams {
     /// Where to send `$/progress`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_done_token: Option<ProgressToken>,
+    /// With it, the rows (`paths`, `top1*`, `codes`) go out as partial results (`$/progress` to
+    /// this token) in order as the pass makes them, a few hundred at a time, and the final
+    /// result holds none: a client writes them as they come, and neither side holds the folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_result_token: Option<ProgressToken>,
+}
+
+fn default_tsne_max() -> usize {
+    default::TSNE_MAX_POINTS
 }
 
 impl EmbedParams {
@@ -191,9 +204,11 @@ impl EmbedParams {
             iterations: default_iterations(),
             threads: default::THREADS,
             seed: default::SEED,
+            tsne_max: default::TSNE_MAX_POINTS,
             codes: false,
             render: None,
             work_done_token: None,
+            partial_result_token: None,
         }
     }
 }
@@ -208,9 +223,13 @@ pub struct EmbedResult {
     pub report: PassReport,
     /// The images, sorted.
     pub paths: Vec<String>,
-    /// The map's point per image, when a map was asked for.
+    /// The map's point per image, when a map was asked for (per image of `mapped`, when given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub points: Option<Vec<[f32; 2]>>,
+    /// The rows (image indices, in order) the points belong to, when the map is of a sample:
+    /// t-SNE beyond `tsne_max` images maps every s-th. Absent when every image has a point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapped: Option<Vec<usize>>,
     /// Top-1 class per image.
     pub top1_class: Vec<u32>,
     /// Its label per image.
