@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use convlens_models::represent::shard::shard_job;
+use convlens_models::represent::shard_read::shard_job;
 
 use super::client::{Engine, EngineChoice};
 use super::embed::{self, EmbedOutputs, FolderArgs, Shown, Written};

@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 
 use convlens_models::input::Preprocess;
 use convlens_models::represent::cache::{default_cache_dir, hex, model_fingerprint};
-use convlens_models::represent::codes::{resolve_layer, summarize_files};
+use convlens_models::represent::codes::{resolve_layer, summarize_files, LayerShape};
 use convlens_models::represent::folder::walk_images;
 use convlens_models::represent::map_render::{render_grid, render_scatter};
 use convlens_models::represent::neighbors::nearest_by_cosine;
 use convlens_models::represent::pass::{stream_files, PassInfo, Sink};
-use convlens_models::represent::shard::{read_shards, relative_path, write_shard, Shard};
+use convlens_models::represent::shard::{relative_path, write_shard, Shard};
+use convlens_models::represent::shard_read::{open_shards, ShardSet};
 use convlens_models::represent::top_units::{top_images, TopAccumulator};
 use convlens_models::represent::unit_grid::render_top_grid;
 use convlens_models::represent::unit_stats::{unit_stats, StatsAccumulator};
@@ -66,8 +67,8 @@ pub fn embed(call: &Call, p: EmbedParams) -> Result<EmbedResult, MethodError> {
     };
     reuse_or(call, &loaded, key, || {
         let grid = matches!(render, Some(Render::Grid));
-        let (report, dim, rows) = if p.pass.shard.is_some() || p.pass.from_shards.is_some() {
-            // A shard writes every row; a merge reads them.
+        let (report, dim, rows) = if p.pass.shard.is_some() {
+            // A shard writes every row.
             let summary =
                 folder.summarize(call, model, &p.pass, p.pass.layer.clone(), preprocess)?;
             let shard_file = folder.write_shard(model, &p.pass, &summary)?;
@@ -87,8 +88,9 @@ pub fn embed(call: &Call, p: EmbedParams) -> Result<EmbedResult, MethodError> {
             };
             (report, dim, rows)
         } else {
+            // The folder's pass, or the shards' rows merged, streams by.
             let mut rows = EmbedRows::new(call, &p, model, loaded.version, folder.images, grid)?;
-            let (info, images) = folder.stream(
+            let report = folder.stream(
                 call,
                 model,
                 &p.pass,
@@ -96,11 +98,8 @@ pub fn embed(call: &Call, p: EmbedParams) -> Result<EmbedResult, MethodError> {
                 preprocess,
                 &mut |_, path, s| rows.push(path, &s.code, s.top1_class, s.top1_prob),
             )?;
-            (
-                folder.report_of_stream(&info, images),
-                info.shape.units,
-                rows,
-            )
+            let dim = report.units;
+            (report, dim, rows)
         };
         let label = |c: u32| label_of(model, c);
         rows.finish(report, dim, |points, classes, paths| match render {
@@ -137,8 +136,8 @@ pub fn top(call: &Call, p: TopParams) -> Result<TopResult, MethodError> {
     let key = key_of(&p.pass, "folder/top", &p, &folder, "");
     reuse_or(call, &loaded, key, || {
         let units = (!p.units.is_empty()).then_some(p.units.as_slice());
-        let (report, ranking, stats) = if p.pass.shard.is_some() || p.pass.from_shards.is_some() {
-            // A shard keeps its rows (to write them); a merge has them all.
+        let (report, ranking, stats) = if p.pass.shard.is_some() {
+            // A shard keeps its rows, to write them.
             let summary =
                 folder.summarize(call, model, &p.pass, Some(layer.clone()), preprocess)?;
             let shard_file = folder.write_shard(model, &p.pass, &summary)?;
@@ -152,10 +151,11 @@ pub fn top(call: &Call, p: TopParams) -> Result<TopResult, MethodError> {
                 unit_stats(&summary),
             )
         } else {
-            // The pass streams by: k images per unit and a row of sums are all it keeps.
+            // The pass (or the shards' rows merged) streams by: k images per unit and a row of
+            // sums are all it keeps.
             let mut top = TopAccumulator::new(&layer_name, p.k, units);
             let mut stats = StatsAccumulator::default();
-            let (info, images) = folder.stream(
+            let report = folder.stream(
                 call,
                 model,
                 &p.pass,
@@ -166,9 +166,9 @@ pub fn top(call: &Call, p: TopParams) -> Result<TopResult, MethodError> {
                     top.push(path, &s.max, &s.argmax)
                 },
             )?;
-            let ranking = top.finish(info.shape)?;
-            let stats = stats.finish(&info.layer, info.shape.units);
-            (folder.report_of_stream(&info, images), ranking, stats)
+            let ranking = top.finish(shape_of(&report))?;
+            let stats = stats.finish(&report.layer, report.units);
+            (report, ranking, stats)
         };
         let picture = if p.render {
             let seen = preprocess.unwrap_or(model.preprocess);
@@ -239,7 +239,7 @@ pub fn neighbors(call: &Call, p: NeighborsParams) -> Result<NeighborsResult, Met
     let query_stamp = format!("{:?}", FileStamp::of(&query_path));
     let key = key_of(&p.pass, "folder/neighbors", &p, &folder, &query_stamp);
     reuse_or(call, &loaded, key, || {
-        let summary = folder.codes_only(call, model, &p.pass, preprocess)?;
+        let (report, paths, codes) = folder.codes_only(call, model, &p.pass, preprocess)?;
         let options = summary_options(&p.pass, p.pass.layer.clone(), preprocess);
         let query = summarize_files(
             model,
@@ -252,16 +252,15 @@ pub fn neighbors(call: &Call, p: NeighborsParams) -> Result<NeighborsResult, Met
         }
         // The query itself, when it lies in the folder, is not its own neighbour.
         let canonical = std::fs::canonicalize(&query_path).ok();
-        let exclude: Vec<usize> = summary
-            .paths
+        let exclude: Vec<usize> = paths
             .iter()
             .enumerate()
             .filter(|(_, f)| canonical.is_some() && std::fs::canonicalize(f).ok() == canonical)
             .map(|(i, _)| i)
             .collect();
         let found = nearest_by_cosine(
-            &summary.codes,
-            summary.shape.units,
+            &codes,
+            report.units,
             query.code(0),
             p.k,
             &exclude,
@@ -269,14 +268,14 @@ pub fn neighbors(call: &Call, p: NeighborsParams) -> Result<NeighborsResult, Met
         )?;
         Ok(NeighborsResult {
             version: loaded.version,
-            report: report_of(&summary),
             neighbors: found
                 .iter()
                 .map(|n| Neighbor {
-                    path: shown(&summary.paths[n.index]),
+                    path: shown(&paths[n.index]),
                     similarity: n.similarity,
                 })
                 .collect(),
+            report,
         })
     })
 }
@@ -316,6 +315,8 @@ struct Folder {
     other_files: usize,
     /// A hash of every image's path, size, mtime and inode, and of the other entries.
     stamp: String,
+    /// For a merge: the shards, their headers read and checked.
+    shards: Option<ShardSet>,
 }
 
 impl Folder {
@@ -340,9 +341,13 @@ impl Folder {
             unlistable: Vec::new(),
             other_files: 0,
             stamp: String::new(),
+            shards: None,
         };
-        if pass.from_shards.is_some() {
+        if let Some(from) = &pass.from_shards {
             // The rows come from the shard files; the folder is read only for pictures.
+            let set = open_shards(Path::new(from))?;
+            folder.images = set.len();
+            folder.shards = Some(set);
             return Ok(folder);
         }
         let (dir, shard) = (folder.dir.clone(), folder.shard);
@@ -381,8 +386,8 @@ impl Folder {
             .filter(move |p| shard.is_none_or(|s| s.holds(&relative_path(&dir, p)))))
     }
 
-    /// The engine's pass over the listed images, as `summarize_folder` makes it, counted in the
-    /// daemon's forward passes.
+    /// The engine's pass over the folder's (shard's) images, collected, counted in the daemon's
+    /// forward passes: what a shard writes.
     fn summarize(
         &self,
         call: &Call,
@@ -391,25 +396,6 @@ impl Folder {
         layer: Option<String>,
         preprocess: Option<Preprocess>,
     ) -> Result<FolderSummary, MethodError> {
-        if let Some(from) = &pass.from_shards {
-            let (job, summary) = read_shards(Path::new(from), Path::new(&pass.folder))?;
-            let fingerprint = model_fingerprint(model)?;
-            if job.get(FINGERPRINT).and_then(|f| f.as_str()) != Some(fingerprint.as_str()) {
-                return Err(Error::InvalidArgument(format!(
-                    "{from}: the shards were computed with other weights than this model's"
-                ))
-                .into());
-            }
-            let (_, asked) = resolve_layer(model, layer.as_deref())?;
-            if asked != summary.layer {
-                return Err(Error::InvalidArgument(format!(
-                    "{from}: the shards hold layer `{}`, not `{asked}`",
-                    summary.layer
-                ))
-                .into());
-            }
-            return Ok(summary);
-        }
         let options = summary_options(pass, layer, preprocess);
         let files: Vec<PathBuf> = self.files()?.collect();
         let mut summary = summarize_files(model, &files, &options, call.progress)?;
@@ -453,18 +439,16 @@ impl Folder {
         Ok(Some(shown(&file)))
     }
 
-    /// The streamed pass keeping only what `folder/embed` uses: each image's path, code and
-    /// top-1 class and probability (no maxima or their positions, two thirds of a row).
+    /// The streamed pass keeping only what `folder/neighbors` uses: each image's path and code.
     fn codes_only(
         &self,
         call: &Call,
         model: &Model,
         pass: &FolderPass,
         preprocess: Option<Preprocess>,
-    ) -> Result<FolderSummary, MethodError> {
-        let (mut paths, mut codes, mut top1_class, mut top1_prob) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (info, _) = self.stream(
+    ) -> Result<(PassReport, Vec<PathBuf>, Vec<f32>), MethodError> {
+        let (mut paths, mut codes) = (Vec::new(), Vec::new());
+        let report = self.stream(
             call,
             model,
             pass,
@@ -473,32 +457,15 @@ impl Folder {
             &mut |_, path, s| {
                 paths.push(path.to_path_buf());
                 codes.extend_from_slice(&s.code);
-                top1_class.push(s.top1_class);
-                top1_prob.push(s.top1_prob);
                 Ok(())
             },
         )?;
-        let skipped = self.all_skipped(&info);
-        Ok(FolderSummary {
-            layer: info.layer,
-            shape: info.shape,
-            paths,
-            codes,
-            max: Vec::new(),
-            argmax: Vec::new(),
-            top1_class,
-            top1_prob,
-            skipped,
-            other_files: self.other_files,
-            computed: info.computed,
-            cached: info.cached,
-            forward_passes: info.forward_passes,
-            cache_file: info.cache_file,
-        })
+        Ok((report, paths, codes))
     }
 
-    /// The engine's streamed pass over the listed images, each row given to `sink`; returns what
-    /// the pass did and how many images it gave.
+    /// The rows of the folder, each given to `sink` in the folder's order: the engine's streamed
+    /// pass over its images, or, for a merge, the shards' rows (checked against `model` and
+    /// `layer` first). Returns what the pass (or the shards' passes) did.
     fn stream(
         &self,
         call: &Call,
@@ -507,9 +474,36 @@ impl Folder {
         layer: Option<String>,
         preprocess: Option<Preprocess>,
         sink: &mut Sink,
-    ) -> Result<(PassInfo, usize), MethodError> {
-        let options = summary_options(pass, layer, preprocess);
+    ) -> Result<PassReport, MethodError> {
         let mut images = 0;
+        if let Some(set) = &self.shards {
+            check_shards(set, pass, model, layer.as_deref())?;
+            let total = set.len();
+            call.progress.step(0, total, "merging shards")?;
+            set.stream(&self.dir, &mut |path, s| {
+                images += 1;
+                if images % 256 == 0 {
+                    call.progress.step(images, total, "merging shards")?;
+                }
+                sink(images - 1, path, s)
+            })?;
+            let totals = set.totals(&self.dir);
+            let shape = set.shape();
+            return Ok(PassReport {
+                layer: set.layer().to_string(),
+                units: shape.units,
+                positions: [shape.height, shape.width],
+                images,
+                computed: totals.computed,
+                cached: totals.cached,
+                forward_passes: totals.forward_passes,
+                skipped: wire_skipped(&totals.skipped),
+                other_files: totals.other_files,
+                cache_file: None,
+                shard_file: None,
+            });
+        }
+        let options = summary_options(pass, layer, preprocess);
         let info = stream_files(
             model,
             &mut self.files()?,
@@ -524,7 +518,7 @@ impl Folder {
         for _ in 0..info.forward_passes {
             call.service.activations.count_forward();
         }
-        Ok((info, images))
+        Ok(self.report_of_stream(&info, images))
     }
 
     /// A streamed pass's unreadable files with the listing's unlistable entries, sorted.
@@ -555,6 +549,42 @@ impl Folder {
             cache_file: info.cache_file.as_deref().map(shown),
             shard_file: None,
         }
+    }
+}
+
+/// Refuses shards computed with other weights than `model`'s, or at another layer than `layer`
+/// (the default layer when `None`).
+fn check_shards(
+    set: &ShardSet,
+    pass: &FolderPass,
+    model: &Model,
+    layer: Option<&str>,
+) -> Result<(), MethodError> {
+    let from = pass.from_shards.as_deref().unwrap_or_default();
+    let fingerprint = model_fingerprint(model)?;
+    if set.job().get(FINGERPRINT).and_then(|f| f.as_str()) != Some(fingerprint.as_str()) {
+        return Err(Error::InvalidArgument(format!(
+            "{from}: the shards were computed with other weights than this model's"
+        ))
+        .into());
+    }
+    let (_, asked) = resolve_layer(model, layer)?;
+    if asked != set.layer() {
+        return Err(Error::InvalidArgument(format!(
+            "{from}: the shards hold layer `{}`, not `{asked}`",
+            set.layer()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The layer shape a report gives.
+fn shape_of(report: &PassReport) -> LayerShape {
+    LayerShape {
+        units: report.units,
+        height: report.positions[0],
+        width: report.positions[1],
     }
 }
 

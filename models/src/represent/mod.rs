@@ -15,6 +15,7 @@ pub mod pass;
 pub mod pca;
 pub mod pca_stream;
 pub mod shard;
+pub mod shard_read;
 pub mod sprite;
 pub mod top_units;
 pub mod tsne;

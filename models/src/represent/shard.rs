@@ -5,24 +5,25 @@
 //! the folder (SHA-256, so adding files moves none between shards and every machine agrees).
 //! A shard writes its rows of the [`FolderSummary`] to `shard-IIIII-of-NNNNN.safetensors` in a
 //! shard folder, together with the job it belongs to (an opaque JSON the caller chooses: the
-//! command, the model, the layer); [`read_shards`] checks that every shard of the job is there
-//! once and puts the rows back in the folder's order, so what follows (top images, statistics,
-//! maps) is computed from the same summary, in the same order, as an unsharded pass.
+//! command, the model, the layer); [`super::shard_read::open_shards`] checks that every shard of the job is there
+//! once and puts the rows back in the folder's order (`super::shard_read`), so what follows (top
+//! images, statistics, maps) is computed from the same rows, in the same order, as an unsharded
+//! pass.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
 use sha2::{Digest, Sha256};
 
-use super::codes::{FolderSummary, LayerShape, SkippedFile};
+use super::codes::{FolderSummary, LayerShape};
 use crate::{Error, Result};
 
 /// The metadata key of a shard file.
-const METADATA_KEY: &str = "convlens_shard";
+pub(super) const METADATA_KEY: &str = "convlens_shard";
 /// The shard file format this code writes and reads.
-const FORMAT: u32 = 1;
+pub(super) const FORMAT: u32 = 1;
 /// The most shards a job may have.
 pub const MAX_SHARDS: usize = 100_000;
 
@@ -151,21 +152,21 @@ pub fn relative_path(dir: &Path, path: &Path) -> String {
 
 /// What a shard file says besides its arrays.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-struct ShardHeader {
-    format: u32,
-    shard: Shard,
+pub(super) struct ShardHeader {
+    pub(super) format: u32,
+    pub(super) shard: Shard,
     /// The job the shard belongs to; every shard of a merge must carry the same.
-    job: serde_json::Value,
-    layer: String,
-    shape: LayerShape,
+    pub(super) job: serde_json::Value,
+    pub(super) layer: String,
+    pub(super) shape: LayerShape,
     /// The images, relative to the folder, in the rows' order.
-    paths: Vec<String>,
+    pub(super) paths: Vec<String>,
     /// Unreadable files, relative to the folder.
-    skipped: Vec<(String, String)>,
-    other_files: usize,
-    computed: usize,
-    cached: usize,
-    forward_passes: usize,
+    pub(super) skipped: Vec<(String, String)>,
+    pub(super) other_files: usize,
+    pub(super) computed: usize,
+    pub(super) cached: usize,
+    pub(super) forward_passes: usize,
 }
 
 /// Writes `summary` (the pass over shard `shard` of the folder `dir`) with `job` to the shard
@@ -239,218 +240,10 @@ pub fn write_shard(
     Ok(path)
 }
 
-/// One shard file read back.
-struct ShardRows {
-    header: ShardHeader,
-    codes: Vec<f32>,
-    max: Vec<f32>,
-    argmax: Vec<u32>,
-    top1_class: Vec<u32>,
-    top1_prob: Vec<f32>,
-}
-
-/// The job the shards in `from` belong to (from the first shard file), without reading their
-/// arrays: what a merge needs to know to ask for the same outputs.
-pub fn shard_job(from: &Path) -> Result<serde_json::Value> {
-    let files = shard_files(from)?;
-    let first = files.first().ok_or_else(|| no_shards(from))?;
-    Ok(read_shard(first)?.header.job)
-}
-
-/// Merges every shard in `from` into the summary one pass over the folder `dir` gives: each
-/// shard of the job present exactly once, all of one job, layer and shape; rows in the folder's
-/// (sorted path) order. Refused with the missing or disagreeing shard named.
-pub fn read_shards(from: &Path, dir: &Path) -> Result<(serde_json::Value, FolderSummary)> {
-    let files = shard_files(from)?;
-    if files.is_empty() {
-        return Err(no_shards(from));
-    }
-    let shards = files
-        .iter()
-        .map(|f| read_shard(f))
-        .collect::<Result<Vec<_>>>()?;
-    let first = &shards[0].header;
-    let count = first.shard.count;
-    let mut seen = vec![false; count];
-    for (file, s) in files.iter().zip(&shards) {
-        let h = &s.header;
-        let differs = |what: &str| {
-            Error::InvalidArgument(format!(
-                "{}: its {what} differs from {}'s: shards of another job? (one job per shard folder)",
-                file.display(),
-                files[0].display()
-            ))
-        };
-        if h.shard.count != count {
-            return Err(differs("shard count"));
-        }
-        if h.job != first.job {
-            return Err(differs("job (model, folder or layer)"));
-        }
-        if h.layer != first.layer || h.shape != first.shape {
-            return Err(differs("layer"));
-        }
-        if std::mem::replace(&mut seen[h.shard.index], true) {
-            return Err(Error::InvalidArgument(format!(
-                "{}: shard {} is there twice",
-                from.display(),
-                h.shard
-            )));
-        }
-    }
-    let missing: Vec<String> = (0..count)
-        .filter(|&i| !seen[i])
-        .map(|i| i.to_string())
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::InvalidArgument(format!(
-            "{}: shards {} of {count} are missing (rerun them: a rerun reads what it already \
-             computed from the code cache)",
-            from.display(),
-            missing.join(", ")
-        )));
-    }
-    let u = first.shape.units;
-    let mut rows: Vec<(PathBuf, &ShardRows, usize)> = shards
-        .iter()
-        .flat_map(|s| {
-            s.header
-                .paths
-                .iter()
-                .enumerate()
-                .map(move |(i, p)| (dir.join(p), s, i))
-        })
-        .collect();
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out = FolderSummary {
-        layer: first.layer.clone(),
-        shape: first.shape,
-        paths: Vec::with_capacity(rows.len()),
-        codes: Vec::with_capacity(rows.len() * u),
-        max: Vec::with_capacity(rows.len() * u),
-        argmax: Vec::with_capacity(rows.len() * u),
-        top1_class: Vec::with_capacity(rows.len()),
-        top1_prob: Vec::with_capacity(rows.len()),
-        skipped: Vec::new(),
-        other_files: 0,
-        computed: 0,
-        cached: 0,
-        forward_passes: 0,
-        cache_file: None,
-    };
-    for (path, s, i) in rows {
-        out.paths.push(path);
-        out.codes.extend_from_slice(&s.codes[i * u..(i + 1) * u]);
-        out.max.extend_from_slice(&s.max[i * u..(i + 1) * u]);
-        out.argmax.extend_from_slice(&s.argmax[i * u..(i + 1) * u]);
-        out.top1_class.push(s.top1_class[i]);
-        out.top1_prob.push(s.top1_prob[i]);
-    }
-    for s in &shards {
-        let h = &s.header;
-        out.skipped
-            .extend(h.skipped.iter().map(|(p, reason)| SkippedFile {
-                path: dir.join(p),
-                reason: reason.clone(),
-            }));
-        out.other_files += h.other_files;
-        out.computed += h.computed;
-        out.cached += h.cached;
-        out.forward_passes += h.forward_passes;
-    }
-    out.skipped.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok((first.job.clone(), out))
-}
-
-fn no_shards(from: &Path) -> Error {
-    Error::InvalidArgument(format!(
-        "{}: no shard files (shard-*-of-*.safetensors) there; run `convlens embed` or `convlens \
-         top` with --shard I/N --shard-dir {} first",
-        from.display(),
-        from.display()
-    ))
-}
-
-/// The shard files in `from`, sorted.
-fn shard_files(from: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(from).map_err(|source| Error::Io {
-        path: from.to_path_buf(),
-        source,
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("shard-") && n.ends_with(".safetensors"))
-        })
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// One shard file, checked: its header, and arrays of the sizes the header says.
-fn read_shard(path: &Path) -> Result<ShardRows> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let bad = |message: String| Error::Format {
-        path: path.to_path_buf(),
-        message,
-    };
-    let (_, metadata) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| bad(format!("not a shard file (damaged or cut short?): {e}")))?;
-    let text = metadata
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(METADATA_KEY))
-        .ok_or_else(|| bad("a safetensors file, but not a convlens shard".into()))?;
-    let header: ShardHeader =
-        serde_json::from_str(text).map_err(|e| bad(format!("its shard header: {e}")))?;
-    if header.format != FORMAT {
-        return Err(bad(format!(
-            "shard format {}, this convlens reads {FORMAT}",
-            header.format
-        )));
-    }
-    if header.shard.index >= header.shard.count || header.shard.count > MAX_SHARDS {
-        return Err(bad(format!("shard {} is not valid", header.shard)));
-    }
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
-    let (n, u) = (header.paths.len(), header.shape.units);
-    let array = |name: &str, dtype: Dtype, shape: &[usize]| -> Result<Vec<[u8; 4]>> {
-        let view = tensors
-            .tensor(name)
-            .map_err(|e| bad(format!("array `{name}`: {e}")))?;
-        if view.dtype() != dtype || view.shape() != shape {
-            return Err(bad(format!(
-                "array `{name}` is {:?} {:?}, expected {dtype:?} {shape:?} for {n} images",
-                view.dtype(),
-                view.shape()
-            )));
-        }
-        Ok(view
-            .data()
-            .chunks_exact(4)
-            .map(|c| [c[0], c[1], c[2], c[3]])
-            .collect())
-    };
-    let f32s = |v: Vec<[u8; 4]>| v.into_iter().map(f32::from_le_bytes).collect::<Vec<_>>();
-    let u32s = |v: Vec<[u8; 4]>| v.into_iter().map(u32::from_le_bytes).collect::<Vec<_>>();
-    Ok(ShardRows {
-        codes: f32s(array("codes", Dtype::F32, &[n, u])?),
-        max: f32s(array("max", Dtype::F32, &[n, u])?),
-        argmax: u32s(array("argmax", Dtype::U32, &[n, u])?),
-        top1_class: u32s(array("top1_class", Dtype::U32, &[n])?),
-        top1_prob: f32s(array("top1_prob", Dtype::F32, &[n])?),
-        header,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::represent::shard_read::read_shards;
 
     fn summary(dir: &Path, names: &[&str]) -> FolderSummary {
         let n = names.len();
@@ -561,6 +354,24 @@ mod tests {
         write_shard(&into, &dir, one, &other, &summary(&dir, &["a.png"])).unwrap();
         let e = read_shards(&into, &dir).unwrap_err().to_string();
         assert!(e.contains("job"), "{e}");
+        // A file cut short (a shard killed while copying it) is named, before any row is read.
+        write_shard(&into, &dir, one, &job, &summary(&dir, &["a.png", "c.png"])).unwrap();
+        let file = into.join(one.file_name());
+        let bytes = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &bytes[..bytes.len() - 4]).unwrap();
+        let e = read_shards(&into, &dir).unwrap_err().to_string();
+        assert!(
+            e.contains("shard-00001-of-00002.safetensors") && e.contains("cut short"),
+            "{e}"
+        );
+        // The same image in two shards (a hand-made shard folder) is refused, naming it.
+        write_shard(&into, &dir, one, &job, &summary(&dir, &["a.png", "b.png"])).unwrap();
+        let e = read_shards(&into, &dir).unwrap_err().to_string();
+        assert!(e.contains("b.png is in two shards"), "{e}");
+        // Rows out of order likewise.
+        write_shard(&into, &dir, one, &job, &summary(&dir, &["c.png", "a.png"])).unwrap();
+        let e = read_shards(&into, &dir).unwrap_err().to_string();
+        assert!(e.contains("out of order"), "{e}");
         // A damaged file is named.
         std::fs::write(into.join(one.file_name()), b"not a shard").unwrap();
         let e = read_shards(&into, &dir).unwrap_err().to_string();
