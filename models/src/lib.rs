@@ -4,6 +4,7 @@
 pub mod arch;
 pub mod device;
 pub mod error;
+pub mod evaluate;
 pub mod evolve;
 pub mod explain;
 pub mod export;

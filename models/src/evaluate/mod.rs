@@ -1,0 +1,10 @@
+//! Judging an explanation: how much the model's confidence depends on the pixels a map calls
+//! relevant. Deletion and insertion (Petsiuk et al. 2018, the RISE paper) in `causal.rs`; the
+//! blurred substrate they use in `substrate.rs`; a map brought to one relevance per pixel in
+//! `relevance.rs`.
+
+pub mod causal;
+pub mod relevance;
+pub mod substrate;
+
+pub use causal::{causal_curve, CausalCurve, CausalMetric, CausalOptions};

@@ -1,0 +1,129 @@
+//! Deletion and insertion against the RISE paper's own procedure, from
+//! `tests/fixtures/make_evaluate.py`: on resnet18 (synthetic weights) and the demo model, for the
+//! reference Grad-CAM, saliency and Integrated Gradients maps of `make_explain.py`, the
+//! per-pixel relevance, every step's probability and the areas equal PyTorch's.
+
+use std::path::PathBuf;
+
+use candle_core::Tensor;
+use convlens_models::evaluate::relevance::pixel_relevance;
+use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
+use convlens_models::progress::Silent;
+use convlens_models::weights::synthetic::synthetic_tensor;
+use convlens_models::{LoadOptions, Model};
+
+mod common;
+use common::{assert_close, device, device_tolerance};
+
+fn fixtures(dir: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(dir)
+}
+
+fn manifest() -> serde_json::Value {
+    let path = fixtures("evaluate").join("manifest.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn npy(dir: &str, name: &str) -> Tensor {
+    Tensor::read_npy(fixtures(dir).join(name)).unwrap()
+}
+
+/// The model and its input [1,3,64,64], as make_explain.py makes them.
+fn setup(name: &str) -> (Model, Tensor) {
+    if name == "demo" {
+        let model = Model::load("demo", &LoadOptions::default(), &device()).unwrap();
+        let x = npy("explain", "demo/input.npy")
+            .to_device(&device())
+            .unwrap();
+        (model, x)
+    } else {
+        let model = Model::load(
+            &format!("random:{name}"),
+            &LoadOptions::default(),
+            &device(),
+        )
+        .unwrap();
+        let x = synthetic_tensor("input", &[1, 3, 64, 64], 0, &device()).unwrap();
+        (model, x)
+    }
+}
+
+fn check_model(name: &str) {
+    let m = manifest();
+    let spec = &m["models"][name];
+    let class = spec["target_class"].as_u64().unwrap() as usize;
+    let (model, x) = setup(name);
+    for method in ["gradcam", "saliency", "integrated_gradients"] {
+        let map = npy("explain", &format!("{name}/{method}.npy"));
+        let relevance = pixel_relevance(&map, 64, 64).unwrap();
+        let want = npy("evaluate", &format!("{name}/{method}_relevance.npy"));
+        assert_close(
+            &format!("{name} {method} relevance"),
+            &relevance,
+            &want,
+            1e-6,
+        );
+        // The reference's order of pixels comes from its own relevance: use that one, so the
+        // curves compare the metric, not last-bit differences of a resize.
+        for metric in [CausalMetric::Deletion, CausalMetric::Insertion] {
+            let key = match metric {
+                CausalMetric::Deletion => "deletion",
+                CausalMetric::Insertion => "insertion",
+            };
+            let curve = causal_curve(
+                &model,
+                &x,
+                &want.to_device(&device()).unwrap(),
+                class,
+                &CausalOptions::new(metric),
+                &Silent,
+            )
+            .unwrap();
+            assert_eq!(curve.step, 64);
+            let reference = npy("evaluate", &format!("{name}/{method}_{key}.npy"));
+            let got =
+                Tensor::new(curve.probabilities.as_slice(), &candle_core::Device::Cpu).unwrap();
+            let what = format!("{name} {method} {key}");
+            assert_close(&what, &got, &reference, device_tolerance());
+            let auc = spec["methods"][method][key]["auc"].as_f64().unwrap();
+            assert!(
+                (f64::from(curve.auc) - auc).abs() <= f64::from(device_tolerance()) * auc.max(1e-3),
+                "{what}: area {} vs {auc}",
+                curve.auc
+            );
+        }
+    }
+}
+
+#[test]
+fn deletion_and_insertion_equal_rise_on_resnet18() {
+    check_model("resnet18");
+}
+
+#[test]
+fn deletion_and_insertion_equal_rise_on_the_demo() {
+    check_model("demo");
+}
+
+#[test]
+fn bad_input_is_refused_by_name() {
+    let (model, x) = setup("resnet18");
+    let relevance = Tensor::zeros((64, 64), candle_core::DType::F32, &device()).unwrap();
+    let options = CausalOptions::new(CausalMetric::Deletion);
+    let e = causal_curve(&model, &x, &relevance, 1000, &options, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("class 1000"), "{e}");
+    let wrong = Tensor::zeros((32, 64), candle_core::DType::F32, &device()).unwrap();
+    assert!(causal_curve(&model, &x, &wrong, 0, &options, &Silent).is_err());
+    let e = pixel_relevance(
+        &Tensor::zeros((2, 3, 4, 5), candle_core::DType::F32, &device()).unwrap(),
+        64,
+        64,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("[2, 3, 4, 5]"), "{e}");
+}
