@@ -355,8 +355,9 @@ fn single_top(dir: &Path) -> serde_json::Value {
 
 #[test]
 fn the_slurm_example_runs_as_an_array_job_and_its_merge() {
-    // No Slurm cluster here: the sbatch files run under bash with the variables Slurm sets for
-    // each array task (its `#SBATCH --array` line gives the tasks), then the merge job's.
+    // No Slurm cluster here (tests/slurm_cluster.rs submits them to one): the sbatch files run
+    // under bash with the variables Slurm sets for each array task (its `#SBATCH --array` line
+    // gives the tasks), then the merge job's.
     let dir = scratch("sbatch");
     let examples = root().join("examples/slurm");
     let script = std::fs::read_to_string(examples.join("top.sbatch")).unwrap();
