@@ -2,8 +2,9 @@
 # A folder sweep at scale, beside its PyTorch peer: makes folders of 10 000 and 100 000 small
 # images (28x28 PNGs, not committed; /tmp/convlens-bench-folder-N), then times
 # `convlens --no-daemon top random:small-vgg DIR --layer features.3 --no-cache` (reading ahead,
-# and with --no-prefetch), `embed` the same way, and benches/peer/folder_peer.py (a DataLoader
-# with 4 workers), with each one's peak RSS (/usr/bin/time). Writes
+# and with --no-prefetch), `embed` the same way (bare; writing --out and --parquet; drawing a
+# PCA map), `top` as four shards and their `merge`, and benches/peer/folder_peer.py (a
+# DataLoader with 4 workers), with each one's peak RSS (/usr/bin/time). Writes
 # docs/bench-logs/folder-cpu-<date>.txt. Run it on a quiet machine.
 #
 #   scripts/bench-folder.sh [SIZES]      (default: 10000 100000)
@@ -51,6 +52,18 @@ PYEOF
     measure "top-in-turn/$n" $bin --no-daemon -q top random:small-vgg "$dir" --layer features.3 \
       --no-cache --no-prefetch
     measure "embed/$n" $bin --no-daemon -q embed random:small-vgg "$dir" --no-cache
+    # The codes written as they come (.npy and Parquet), and a PCA map drawn: rows stream.
+    measure "embed-out/$n" $bin --no-daemon -q embed random:small-vgg "$dir" --no-cache \
+      --out /tmp/convlens-bench-codes.npy --parquet /tmp/convlens-bench-codes.parquet
+    measure "embed-pca/$n" $bin --no-daemon -q embed random:small-vgg "$dir" --no-cache \
+      --map pca -o /tmp/convlens-bench-map.png
+    # Four shards of top, then their merge (which streams the shards' rows).
+    rm -rf /tmp/convlens-bench-shards
+    for i in 0 1 2 3; do
+      measure "top-shard-$i-of-4/$n" $bin --no-daemon -q top random:small-vgg "$dir" \
+        --layer features.3 --no-cache --shard "$i/4" --shard-dir /tmp/convlens-bench-shards
+    done
+    measure "merge/$n" $bin --no-daemon -q merge /tmp/convlens-bench-shards --json
     "$PY" benches/peer/folder_peer.py "$dir" --workers 4
   done
 } 2>&1 | tee "$out"

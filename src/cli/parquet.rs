@@ -13,6 +13,10 @@ use arrow_array::{
 use arrow_schema::{DataType, Field, Schema};
 use convlens_shared::methods::folder::{EmbedResult, TopResult};
 use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+
+/// The encoded size of a row group of the codes table, at most.
+const ROW_GROUP_BYTES: usize = 8 << 20;
 
 use super::embed::Shown;
 use super::output::OnFile;
@@ -115,8 +119,13 @@ impl CodesTable {
             Some(w) => w,
             None => {
                 let file = std::fs::File::create(path).on_file(path)?;
+                // A row group is buffered until it is full: bound it, or the writer holds the
+                // whole table.
+                let properties = WriterProperties::builder()
+                    .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+                    .build();
                 self.writer
-                    .insert(ArrowWriter::try_new(file, schema, None).on_file(path)?)
+                    .insert(ArrowWriter::try_new(file, schema, Some(properties)).on_file(path)?)
             }
         };
         writer.write(&batch).on_file(path)
