@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use convlens_shared::methods::{
-    activations, cancel, deconv, explain, filters, folder, history, images, lifecycle, maximize,
-    model, predict, progress, status, watch,
+    activations, cancel, deconv, evaluate, explain, filters, folder, history, images, lifecycle,
+    maximize, model, predict, progress, status, watch,
 };
 use convlens_shared::{Message, NotificationMethod, RequestMethod};
 use serde_json::Value;
@@ -75,6 +75,7 @@ fn methods() -> Vec<(&'static str, Check, Option<Check>)> {
         req!(history::ModelAtVersion),
         req!(predict::ImagePredict),
         req!(explain::ImageExplain),
+        req!(evaluate::ImageEvaluate),
         req!(images::ImageList),
         req!(activations::UnitActivations),
         req!(deconv::UnitDeconv),

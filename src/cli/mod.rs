@@ -7,6 +7,7 @@ mod daemon;
 mod deconv;
 mod embed;
 mod embed_rows;
+mod evaluate;
 mod evolve;
 mod explain;
 mod filters;
@@ -124,6 +125,9 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Attribution maps and class activation maps for a prediction.
     Explain(explain::ExplainArgs),
+    /// How faithful each method's explanation is: deletion and insertion curves (RISE), as a
+    /// table over images, or JSON / CSV rows.
+    Evaluate(evaluate::EvaluateArgs),
     /// A convolution's kernels as a picture, with norms and dead filters.
     #[command(mut_arg("labels", |a| a.hide(true)))]
     Filters(filters::FiltersArgs),
@@ -179,6 +183,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Layers(args) => layers::run(args, &choice),
         Command::Predict(args) => predict::run(args, &choice),
         Command::Explain(args) => explain::run(args, &choice),
+        Command::Evaluate(args) => evaluate::run(args, &choice),
         Command::Filters(args) => filters::run(args, &choice),
         Command::Activations(args) => activations::run(args, &choice),
         Command::Deconv(args) => deconv::run(args, &choice),

@@ -7,6 +7,7 @@ pub mod activations;
 pub mod call;
 pub mod deconv;
 pub mod embed_rows;
+pub mod evaluate;
 pub mod explain;
 pub mod filters;
 pub mod folder;
@@ -28,6 +29,7 @@ pub fn table() -> Router {
     history::register(&mut r);
     predict::register(&mut r);
     explain::register(&mut r);
+    evaluate::register(&mut r);
     activations::register(&mut r);
     deconv::register(&mut r);
     maximize::register(&mut r);

@@ -1,5 +1,5 @@
 //! The closed sets of names that the CLI, the protocol, the engine and the TUI share: methods,
-//! baselines, colormaps, presets, activation scales, unit positions, backward rules, maps. Each is an enum whose names are written once, in its
+//! baselines, colormaps, presets, activation scales, unit positions, backward rules, maps, faithfulness metrics. Each is an enum whose names are written once, in its
 //! [`closed_set!`] table: the command line parses them, the protocol (de)serializes them as
 //! those strings, and the TUI lists them.
 
@@ -7,6 +7,7 @@ pub mod baseline;
 pub mod colormap;
 pub mod map_kind;
 pub mod method;
+pub mod metric;
 pub mod position;
 pub mod preset;
 pub mod rule;
@@ -16,6 +17,7 @@ pub use baseline::Baseline;
 pub use colormap::Colormap;
 pub use map_kind::MapKind;
 pub use method::{Method, MethodKind, MethodSelection};
+pub use metric::Metric;
 pub use position::UnitPosition;
 pub use preset::Preset;
 pub use rule::BackwardRule;

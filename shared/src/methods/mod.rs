@@ -4,6 +4,7 @@
 pub mod activations;
 pub mod cancel;
 pub mod deconv;
+pub mod evaluate;
 pub mod explain;
 pub mod filters;
 pub mod folder;

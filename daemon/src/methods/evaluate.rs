@@ -1,0 +1,83 @@
+//! `image/evaluate`: the explanation `image/explain` gives (from its cache when it has it), then
+//! each metric's curve and score on the same input.
+
+use std::path::Path;
+
+use candle_core::Tensor;
+use convlens_models::evaluate::relevance::pixel_relevance;
+use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
+use convlens_models::Error;
+use convlens_shared::choices::Metric;
+use convlens_shared::methods::evaluate::{EvaluateParams, EvaluateResult, ImageEvaluate, Score};
+
+use super::call::Call;
+use super::explain::explain;
+use super::router::{interactive, Router};
+use crate::error::MethodError;
+use crate::files::ImageKey;
+
+/// Adds `image/evaluate`.
+pub fn register(r: &mut Router) {
+    r.job::<ImageEvaluate>(interactive, evaluate);
+}
+
+/// Scores the explanation of one image by each metric asked for.
+pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, MethodError> {
+    if p.metrics.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "no metric asked for; known: {}",
+            Metric::NAMES.join(", ")
+        ))
+        .into());
+    }
+    let mut asked = p.explain.clone();
+    asked.map = true;
+    asked.render = false;
+    asked.partial_result_token = None;
+    let explained = explain(call, asked)?;
+    let loaded = call.service.models.acquire(&p.explain.model_id)?;
+    let model = &loaded.model;
+    let image = ImageKey::of(Path::new(&p.explain.image));
+    let input = call
+        .service
+        .inputs
+        .get_or_load(&loaded.key(), model, &image)?;
+    let (height, width) = (input.dim(2)?, input.dim(3)?);
+    let mut scores = Vec::new();
+    for e in &explained.explanations {
+        let map = e
+            .map
+            .as_ref()
+            .ok_or_else(|| MethodError::internal("image/explain returned no map"))?;
+        let values = map
+            .to_f32()
+            .map_err(|err| MethodError::internal(err.to_string()))?;
+        let map = Tensor::from_vec(values, map.shape.as_slice(), &model.device)?;
+        let relevance = pixel_relevance(&map, height, width)?;
+        for &metric in &p.metrics {
+            let options = CausalOptions {
+                step: p.step,
+                batch: p.explain.batch,
+                ..CausalOptions::new(match metric {
+                    Metric::Deletion => CausalMetric::Deletion,
+                    Metric::Insertion => CausalMetric::Insertion,
+                })
+            };
+            let curve = causal_curve(model, &input, &relevance, e.class, &options, call.progress)?;
+            scores.push(Score {
+                method: e.method,
+                metric,
+                value: curve.auc,
+                curve: curve.probabilities,
+            });
+        }
+    }
+    let first = explained.explanations.first();
+    Ok(EvaluateResult {
+        version: explained.version,
+        class: first.map_or(p.explain.target.unwrap_or_default(), |e| e.class),
+        label: first.and_then(|e| e.label.clone()),
+        scores,
+        skipped: explained.skipped,
+    })
+}

@@ -1,0 +1,235 @@
+//! `convlens evaluate`: how faithful each method's explanation is, by deletion and insertion
+//! (the daemon's `image/evaluate`), over images or folders: a table of methods × metrics (mean
+//! ± standard deviation over the images), or one row per image, method and metric as JSON or
+//! CSV.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use convlens_models::represent::folder::list_images;
+use convlens_shared::choices::{MethodSelection, Metric};
+use convlens_shared::defaults::explain as default;
+use convlens_shared::methods::evaluate::{EvaluateParams, ImageEvaluate};
+use convlens_shared::methods::explain::ExplainParams;
+
+use super::choices::{closed_set, names_parser};
+use super::client::{Engine, EngineChoice};
+use super::output;
+use super::ModelArgs;
+
+/// Arguments of `convlens evaluate`.
+#[derive(clap::Args, Debug)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Images (or preprocessed .npy), or folders of them (searched recursively).
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// The methods to score, comma-separated (`all`: every one that applies).
+    #[arg(long, value_delimiter = ',',
+          value_parser = names_parser::<MethodSelection>(MethodSelection::names(), &[]),
+          default_values_t = [MethodSelection::One(default::METHOD)])]
+    method: Vec<MethodSelection>,
+    /// The metrics, comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = closed_set::<Metric>(),
+          default_values_t = Metric::ALL.to_vec())]
+    metric: Vec<Metric>,
+    /// Layer for the CAM family (default: the last spatial layer before the head).
+    #[arg(long)]
+    layer: Option<String>,
+    /// Class to explain and score (default: each image's top-1 prediction).
+    #[arg(long)]
+    target: Option<usize>,
+    /// Pixels removed or added per step of deletion and insertion (default: the input's
+    /// width, as RISE's 224 for 224×224).
+    #[arg(long)]
+    step: Option<usize>,
+    /// Inputs per forward pass (the curves' copies, and the methods' batches).
+    #[arg(long, default_value_t = default::BATCH)]
+    batch: usize,
+    /// Print one row per image, method and metric as JSON: `{"image", "method", "metric",
+    /// "value"}`.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// Print the same rows as CSV: `image,method,metric,value`.
+    #[arg(long)]
+    csv: bool,
+}
+
+/// One score of one image.
+struct Row {
+    image: String,
+    method: String,
+    metric: Metric,
+    value: f32,
+}
+
+/// Scores every method on every image and prints the table or the rows.
+pub fn run(args: &EvaluateArgs, choice: &EngineChoice) -> anyhow::Result<()> {
+    if args.batch == 0 || args.step == Some(0) {
+        anyhow::bail!("--batch and --step must be at least 1");
+    }
+    let images = expand(&args.images)?;
+    let engine = Engine::open(choice)?;
+    let model_id = engine.load_model(&args.model)?;
+    let mut rows = Vec::new();
+    for (i, image) in images.iter().enumerate() {
+        for &method in &args.method {
+            let mut explain = ExplainParams::new(model_id.clone(), engine.path_arg(image));
+            explain.method = method;
+            explain.layer = args.layer.clone();
+            explain.target = args.target;
+            explain.batch = args.batch;
+            let params = EvaluateParams {
+                explain,
+                metrics: args.metric.clone(),
+                step: args.step,
+            };
+            if images.len() > 1 {
+                eprintln!("[{}/{}] {} {method}", i + 1, images.len(), image.display());
+            }
+            let result = engine.request::<ImageEvaluate>(&params, true)?;
+            for skipped in &result.skipped {
+                eprintln!(
+                    "{}: {}: skipped: {}",
+                    image.display(),
+                    skipped.method,
+                    skipped.error
+                );
+            }
+            rows.extend(result.scores.iter().map(|s| Row {
+                image: image.display().to_string(),
+                method: s.method.to_string(),
+                metric: s.metric,
+                value: s.value,
+            }));
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let value: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "image": r.image, "method": r.method, "metric": r.metric, "value": r.value
+                })
+            })
+            .collect();
+        output::print_json!(&mut out, &value)?;
+    } else if args.csv {
+        writeln!(out, "image,method,metric,value")?;
+        for r in &rows {
+            writeln!(
+                out,
+                "{},{},{},{}",
+                csv_cell(&r.image),
+                r.method,
+                r.metric,
+                r.value
+            )?;
+        }
+    } else {
+        write_table(&mut out, &rows, &args.metric, images.len())?;
+    }
+    Ok(())
+}
+
+/// The files named: images as given, folders' images (recursively, sorted).
+fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut images = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let listing = list_images(path)?;
+            if listing.images.is_empty() {
+                anyhow::bail!("{}: no images in this folder", path.display());
+            }
+            images.extend(listing.images);
+        } else {
+            images.push(path.clone());
+        }
+    }
+    Ok(images)
+}
+
+/// Methods down, metrics across: mean ± standard deviation over the images (the deviation
+/// only with several images).
+fn write_table(
+    out: &mut impl Write,
+    rows: &[Row],
+    metrics: &[Metric],
+    images: usize,
+) -> anyhow::Result<()> {
+    let mut methods: Vec<&str> = Vec::new();
+    for r in rows {
+        if !methods.contains(&r.method.as_str()) {
+            methods.push(&r.method);
+        }
+    }
+    let width = methods.iter().map(|m| m.len()).max().unwrap_or(6).max(6);
+    write!(out, "{:width$}", "method")?;
+    for m in metrics {
+        write!(out, "  {:>17}", m.to_string())?;
+    }
+    writeln!(out)?;
+    for method in methods {
+        write!(out, "{method:width$}")?;
+        for &metric in metrics {
+            let values: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.method == method && r.metric == metric)
+                .map(|r| f64::from(r.value))
+                .collect();
+            write!(out, "  {:>17}", summary(&values))?;
+        }
+        writeln!(out)?;
+    }
+    let direction = "deletion: lower is more faithful; insertion: higher is more faithful";
+    writeln!(
+        out,
+        "({images} image{}; areas under the curves; {direction})",
+        if images == 1 { "" } else { "s" }
+    )?;
+    Ok(())
+}
+
+/// `mean ± std` (the sample deviation), or the one value.
+fn summary(values: &[f64]) -> String {
+    match values.len() {
+        0 => "-".into(),
+        1 => format!("{:.4}", values[0]),
+        n => {
+            let mean = values.iter().sum::<f64>() / n as f64;
+            let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+            format!("{mean:.4} ± {:.4}", var.sqrt())
+        }
+    }
+}
+
+/// A CSV cell, quoted when it must be.
+fn csv_cell(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_summary_is_the_mean_and_sample_deviation() {
+        assert_eq!(summary(&[]), "-");
+        assert_eq!(summary(&[0.25]), "0.2500");
+        assert_eq!(summary(&[1.0, 3.0]), "2.0000 ± 1.4142");
+    }
+
+    #[test]
+    fn a_folder_is_its_images() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion_folder");
+        let images = expand(&[dir]).unwrap();
+        assert_eq!(images.len(), 250);
+    }
+}

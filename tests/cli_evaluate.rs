@@ -1,0 +1,130 @@
+//! `convlens evaluate`: deletion and insertion of each method's explanation over images, through
+//! the daemon and in-process alike, equal to the engine's curves on the same map (the curves'
+//! agreement with the RISE paper's procedure is models/tests/evaluate_reference.rs's); the table,
+//! JSON and CSV outputs; one clear error for bad input.
+
+use std::path::PathBuf;
+
+use candle_core::Device;
+use convlens_models::evaluate::relevance::pixel_relevance;
+use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
+use convlens_models::explain::{explain, ExplainOptions, Method};
+use convlens_models::input::load_input;
+use convlens_models::progress::Silent;
+use convlens_models::{LoadOptions, Model};
+
+mod cli_support;
+use cli_support::{convlens, succeed};
+
+const MODEL: &str = "random:small-vgg";
+const IMAGES: [&str; 2] = [
+    "tests/fixtures/fashion_folder/bag/t00018.png",
+    "tests/fixtures/fashion_folder/ankle_boot/t00000.png",
+];
+
+fn image(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The engine's area for `method` and `metric` on `path`, at the default step and class.
+fn engine_area(model: &Model, path: &str, method: Method, metric: CausalMetric) -> f32 {
+    let x = load_input(&image(path), &model.preprocess, &Device::Cpu).unwrap();
+    let options = ExplainOptions {
+        method,
+        ..ExplainOptions::default()
+    };
+    let e = explain(model, &x, &options).unwrap();
+    let relevance = pixel_relevance(&e.map, x.dim(2).unwrap(), x.dim(3).unwrap()).unwrap();
+    let mut curve_options = CausalOptions::new(metric);
+    curve_options.batch = 16;
+    causal_curve(model, &x, &relevance, e.target, &curve_options, &Silent)
+        .unwrap()
+        .auc
+}
+
+#[test]
+fn scores_equal_the_engines_through_the_daemon_and_in_process() {
+    let model = Model::load(MODEL, &LoadOptions::default(), &Device::Cpu).unwrap();
+    let mut outputs = Vec::new();
+    for daemon in [true, false] {
+        let mut args = vec![];
+        if !daemon {
+            args.push("--no-daemon");
+        }
+        args.extend(["-q", "evaluate", MODEL, IMAGES[0], IMAGES[1]]);
+        args.extend(["--method", "gradcam,saliency", "--json"]);
+        let out = succeed(&args);
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let rows = rows.as_array().unwrap().clone();
+        assert_eq!(rows.len(), 8, "2 images × 2 methods × 2 metrics");
+        outputs.push(rows);
+    }
+    assert_eq!(
+        outputs[0], outputs[1],
+        "the daemon's scores and the in-process ones"
+    );
+    for row in &outputs[0] {
+        let method = match row["method"].as_str().unwrap() {
+            "gradcam" => Method::GradCam,
+            "saliency" => Method::Saliency,
+            other => panic!("{other}"),
+        };
+        let metric = match row["metric"].as_str().unwrap() {
+            "deletion" => CausalMetric::Deletion,
+            "insertion" => CausalMetric::Insertion,
+            other => panic!("{other}"),
+        };
+        let want = engine_area(&model, row["image"].as_str().unwrap(), method, metric);
+        let got = row["value"].as_f64().unwrap() as f32;
+        assert!(
+            (got - want).abs() <= 1e-6,
+            "{row}: {got} vs the engine's {want}"
+        );
+        assert!((0.0..=1.0).contains(&got), "{row}");
+    }
+}
+
+#[test]
+fn the_table_and_csv_say_the_same() {
+    let args = ["--no-daemon", "-q", "evaluate", MODEL, IMAGES[0], IMAGES[1]];
+    let csv = succeed(&[&args[..], &["--method", "saliency", "--csv"]].concat());
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "image,method,metric,value");
+    assert_eq!(lines.len(), 5);
+    let values: Vec<f64> = lines[1..]
+        .iter()
+        .filter(|l| l.contains(",deletion,"))
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    let mean = (values[0] + values[1]) / 2.0;
+    let table = succeed(&[&args[..], &["--method", "saliency"]].concat());
+    let table = String::from_utf8(table.stdout).unwrap();
+    let row = table.lines().find(|l| l.starts_with("saliency")).unwrap();
+    assert!(
+        row.contains(&format!("{mean:.4} ± ")),
+        "{table}\nmean {mean:.4}"
+    );
+    assert!(table.contains("2 images"), "{table}");
+}
+
+#[test]
+fn bad_input_gives_one_clear_error() {
+    for (args, needle) in [
+        (
+            vec!["evaluate", MODEL, IMAGES[0], "--metric", "road-morf"],
+            "road-morf",
+        ),
+        (vec!["evaluate", MODEL, IMAGES[0], "--target", "10"], "10"),
+        (vec!["evaluate", MODEL, "no/such.png"], "no/such.png"),
+        (vec!["evaluate", MODEL, IMAGES[0], "--step", "0"], "--step"),
+    ] {
+        let mut all = vec!["--no-daemon", "-q"];
+        all.extend(args.iter().copied());
+        let out = convlens(&all);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
