@@ -1,11 +1,13 @@
-//! `convlens evaluate`: deletion and insertion of each method's explanation over images, through
-//! the daemon and in-process alike, equal to the engine's curves on the same map (the curves'
-//! agreement with the RISE paper's procedure is models/tests/evaluate_reference.rs's); the table,
-//! JSON and CSV outputs; one clear error for bad input.
+//! `convlens evaluate`: deletion, insertion and the confidence change of each method's
+//! explanation over images, through the daemon and in-process alike, equal to the engine's on
+//! the same map (the engine's agreement with RISE's procedure and pytorch-grad-cam is
+//! models/tests/evaluate_reference.rs's); the table, JSON and CSV outputs; one clear error for
+//! bad input.
 
 use std::path::PathBuf;
 
 use candle_core::Device;
+use convlens_models::evaluate::confidence::{cam_multiplier, confidence_change};
 use convlens_models::evaluate::relevance::pixel_relevance;
 use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
 use convlens_models::explain::{explain, ExplainOptions, Method};
@@ -26,16 +28,26 @@ fn image(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// The engine's area for `method` and `metric` on `path`, at the default step and class.
-fn engine_area(model: &Model, path: &str, method: Method, metric: CausalMetric) -> f32 {
+/// The engine's score for `method` and `metric` on `path`, at the default step and class.
+fn engine_score(model: &Model, path: &str, method: Method, metric: &str) -> f32 {
     let x = load_input(&image(path), &model.preprocess, &Device::Cpu).unwrap();
     let options = ExplainOptions {
         method,
         ..ExplainOptions::default()
     };
     let e = explain(model, &x, &options).unwrap();
-    let relevance = pixel_relevance(&e.map, x.dim(2).unwrap(), x.dim(3).unwrap()).unwrap();
-    let mut curve_options = CausalOptions::new(metric);
+    let (h, w) = (x.dim(2).unwrap(), x.dim(3).unwrap());
+    let kind = match metric {
+        "deletion" => CausalMetric::Deletion,
+        "insertion" => CausalMetric::Insertion,
+        "confidence-change" => {
+            let cam = cam_multiplier(&e.map, h, w).unwrap();
+            return confidence_change(model, &x, &cam, e.target).unwrap();
+        }
+        other => panic!("{other}"),
+    };
+    let relevance = pixel_relevance(&e.map, h, w).unwrap();
+    let mut curve_options = CausalOptions::new(kind);
     curve_options.batch = 16;
     causal_curve(model, &x, &relevance, e.target, &curve_options, &Silent)
         .unwrap()
@@ -56,7 +68,7 @@ fn scores_equal_the_engines_through_the_daemon_and_in_process() {
         let out = succeed(&args);
         let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let rows = rows.as_array().unwrap().clone();
-        assert_eq!(rows.len(), 8, "2 images × 2 methods × 2 metrics");
+        assert_eq!(rows.len(), 12, "2 images × 2 methods × 3 metrics");
         outputs.push(rows);
     }
     assert_eq!(
@@ -69,18 +81,14 @@ fn scores_equal_the_engines_through_the_daemon_and_in_process() {
             "saliency" => Method::Saliency,
             other => panic!("{other}"),
         };
-        let metric = match row["metric"].as_str().unwrap() {
-            "deletion" => CausalMetric::Deletion,
-            "insertion" => CausalMetric::Insertion,
-            other => panic!("{other}"),
-        };
-        let want = engine_area(&model, row["image"].as_str().unwrap(), method, metric);
+        let metric = row["metric"].as_str().unwrap();
+        let want = engine_score(&model, row["image"].as_str().unwrap(), method, metric);
         let got = row["value"].as_f64().unwrap() as f32;
         assert!(
             (got - want).abs() <= 1e-6,
             "{row}: {got} vs the engine's {want}"
         );
-        assert!((0.0..=1.0).contains(&got), "{row}");
+        assert!((-1.0..=1.0).contains(&got), "{row}");
     }
 }
 
@@ -91,7 +99,7 @@ fn the_table_and_csv_say_the_same() {
     let csv = String::from_utf8(csv.stdout).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "image,method,metric,value");
-    assert_eq!(lines.len(), 5);
+    assert_eq!(lines.len(), 7, "2 images × 3 metrics");
     let values: Vec<f64> = lines[1..]
         .iter()
         .filter(|l| l.contains(",deletion,"))

@@ -1,11 +1,13 @@
 //! Deletion and insertion against the RISE paper's own procedure, from
 //! `tests/fixtures/make_evaluate.py`: on resnet18 (synthetic weights) and the demo model, for the
 //! reference Grad-CAM, saliency and Integrated Gradients maps of `make_explain.py`, the
-//! per-pixel relevance, every step's probability and the areas equal PyTorch's.
+//! per-pixel relevance, every step's probability and the areas equal PyTorch's; and the
+//! confidence change equals pytorch-grad-cam's `CamMultImageConfidenceChange`.
 
 use std::path::PathBuf;
 
 use candle_core::Tensor;
+use convlens_models::evaluate::confidence::{cam_multiplier, confidence_change};
 use convlens_models::evaluate::relevance::pixel_relevance;
 use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
 use convlens_models::progress::Silent;
@@ -57,6 +59,16 @@ fn check_model(name: &str) {
     let (model, x) = setup(name);
     for method in ["gradcam", "saliency", "integrated_gradients"] {
         let map = npy("explain", &format!("{name}/{method}.npy"));
+        // pytorch-grad-cam's confidence change on the same map.
+        let cam = cam_multiplier(&map.to_device(&device()).unwrap(), 64, 64).unwrap();
+        let change = confidence_change(&model, &x, &cam, class).unwrap();
+        let want = spec["methods"][method]["confidence-change"]
+            .as_f64()
+            .unwrap() as f32;
+        assert!(
+            (change - want).abs() <= 1e-5 + device_tolerance() * want.abs(),
+            "{name} {method} confidence change: {change} vs {want}"
+        );
         let relevance = pixel_relevance(&map, 64, 64).unwrap();
         let want = npy("evaluate", &format!("{name}/{method}_relevance.npy"));
         assert_close(

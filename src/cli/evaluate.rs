@@ -1,5 +1,5 @@
-//! `convlens evaluate`: how faithful each method's explanation is, by deletion and insertion
-//! (the daemon's `image/evaluate`), over images or folders: a table of methods × metrics (mean
+//! `convlens evaluate`: how faithful each method's explanation is, by deletion, insertion and
+//! the confidence change (the daemon's `image/evaluate`), over images or folders: a table of methods × metrics (mean
 //! ± standard deviation over the images), or one row per image, method and metric as JSON or
 //! CSV.
 
@@ -85,7 +85,7 @@ pub fn run(args: &EvaluateArgs, choice: &EngineChoice) -> anyhow::Result<()> {
                 metrics: args.metric.clone(),
                 step: args.step,
             };
-            if images.len() > 1 {
+            if images.len() > 1 && !choice.quiet {
                 eprintln!("[{}/{}] {} {method}", i + 1, images.len(), image.display());
             }
             let result = engine.request::<ImageEvaluate>(&params, true)?;
@@ -183,11 +183,19 @@ fn write_table(
         }
         writeln!(out)?;
     }
-    let direction = "deletion: lower is more faithful; insertion: higher is more faithful";
+    let direction: Vec<&str> = metrics
+        .iter()
+        .map(|m| match m {
+            Metric::Deletion => "deletion: area, lower is more faithful",
+            Metric::Insertion => "insertion: area, higher is more faithful",
+            Metric::ConfidenceChange => "confidence-change: higher is more faithful",
+        })
+        .collect();
     writeln!(
         out,
-        "({images} image{}; areas under the curves; {direction})",
-        if images == 1 { "" } else { "s" }
+        "({images} image{}; {})",
+        if images == 1 { "" } else { "s" },
+        direction.join("; ")
     )?;
     Ok(())
 }

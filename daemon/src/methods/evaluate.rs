@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use candle_core::Tensor;
+use convlens_models::evaluate::confidence::{cam_multiplier, confidence_change};
 use convlens_models::evaluate::relevance::pixel_relevance;
 use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
 use convlens_models::Error;
@@ -55,20 +56,34 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
         let map = Tensor::from_vec(values, map.shape.as_slice(), &model.device)?;
         let relevance = pixel_relevance(&map, height, width)?;
         for &metric in &p.metrics {
-            let options = CausalOptions {
-                step: p.step,
-                batch: p.explain.batch,
-                ..CausalOptions::new(match metric {
-                    Metric::Deletion => CausalMetric::Deletion,
-                    Metric::Insertion => CausalMetric::Insertion,
-                })
+            let curve_of = |kind: CausalMetric| {
+                let options = CausalOptions {
+                    step: p.step,
+                    batch: p.explain.batch,
+                    ..CausalOptions::new(kind)
+                };
+                causal_curve(model, &input, &relevance, e.class, &options, call.progress)
             };
-            let curve = causal_curve(model, &input, &relevance, e.class, &options, call.progress)?;
+            let (value, curve) = match metric {
+                Metric::Deletion | Metric::Insertion => {
+                    let kind = if metric == Metric::Deletion {
+                        CausalMetric::Deletion
+                    } else {
+                        CausalMetric::Insertion
+                    };
+                    let curve = curve_of(kind)?;
+                    (curve.auc, curve.probabilities)
+                }
+                Metric::ConfidenceChange => {
+                    let cam = cam_multiplier(&map, height, width)?;
+                    (confidence_change(model, &input, &cam, e.class)?, Vec::new())
+                }
+            };
             scores.push(Score {
                 method: e.method,
                 metric,
-                value: curve.auc,
-                curve: curve.probabilities,
+                value,
+                curve,
             });
         }
     }

@@ -1,9 +1,11 @@
 //! Judging an explanation: how much the model's confidence depends on the pixels a map calls
 //! relevant. Deletion and insertion (Petsiuk et al. 2018, the RISE paper) in `causal.rs`; the
 //! blurred substrate they use in `substrate.rs`; a map brought to one relevance per pixel in
-//! `relevance.rs`.
+//! `relevance.rs`; pytorch-grad-cam's confidence change when the input is multiplied by the map
+//! in `confidence.rs`.
 
 pub mod causal;
+pub mod confidence;
 pub mod relevance;
 pub mod substrate;
 
