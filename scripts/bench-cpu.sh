@@ -3,6 +3,7 @@
 # to docs/bench-logs/<section>-<date>.txt. Run it on a quiet machine: nothing else building.
 #
 #   scripts/bench-cpu.sh [SECTION ...]     sections: engine explain represent maximize daemon tui
+#                                           evaluate
 #
 # PY selects the Python with torch, captum, grad-cam, scikit-learn, efficientnet-lite-pytorch
 # (default /work/venv/ref/bin/python).
@@ -41,6 +42,9 @@ for s in $SECTIONS; do
             echo "{\"bench\": \"$m\", \"model\": \"$spec\", \"convlens_cli_s\": $(echo "$t1 - $t0" | bc)}"
           done
         done ;;
+      evaluate)
+        "$PY" benches/peer/evaluate_peer.py --runs 3
+        cargo bench -p convlens-models --bench evaluate "${CRIT[@]}" ;;
       represent)
         "$PY" benches/peer/represent_peer.py
         cargo bench -p convlens-models --bench represent "${CRIT[@]}" ;;
