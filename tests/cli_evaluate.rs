@@ -114,6 +114,18 @@ fn the_table_and_csv_say_the_same() {
         "{table}\nmean {mean:.4}"
     );
     assert!(table.contains("2 images"), "{table}");
+    // -o: the deletion and insertion panels side by side.
+    let png = std::env::temp_dir().join(format!("convlens-curves-{}.png", std::process::id()));
+    succeed(
+        &[
+            &args[..],
+            &["--method", "saliency", "-o", png.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    let picture = image::open(&png).unwrap();
+    assert!(picture.width() > 2 * picture.height(), "two panels");
+    std::fs::remove_file(&png).ok();
 }
 
 #[test]

@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use convlens_models::render::curves::{render_curves, Panel, Series};
 use convlens_models::represent::folder::list_images;
 use convlens_shared::choices::{MethodSelection, Metric};
 use convlens_shared::defaults::explain as default;
@@ -54,6 +55,9 @@ pub struct EvaluateArgs {
     /// Print the same rows as CSV: `image,method,metric,value`.
     #[arg(long)]
     csv: bool,
+    /// Draw the deletion and insertion curves (each method's mean over the images) to this PNG.
+    #[arg(short = 'o', long = "output")]
+    output: Option<PathBuf>,
 }
 
 /// One score of one image.
@@ -62,6 +66,7 @@ struct Row {
     method: String,
     metric: Metric,
     value: f32,
+    curve: Vec<f32>,
 }
 
 /// Scores every method on every image and prints the table or the rows.
@@ -102,8 +107,12 @@ pub fn run(args: &EvaluateArgs, choice: &EngineChoice) -> anyhow::Result<()> {
                 method: s.method.to_string(),
                 metric: s.metric,
                 value: s.value,
+                curve: s.curve.clone(),
             }));
         }
+    }
+    if let Some(path) = &args.output {
+        output::save_picture(&render_curves(&curve_panels(&rows)), path)?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -132,6 +141,48 @@ pub fn run(args: &EvaluateArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         write_table(&mut out, &rows, &args.metric, images.len())?;
     }
     Ok(())
+}
+
+/// A panel per metric that has curves, a line per method: the mean curve over the images
+/// (those of the first image's length).
+fn curve_panels(rows: &[Row]) -> Vec<Panel> {
+    let mut metrics: Vec<Metric> = Vec::new();
+    let mut methods: Vec<&str> = Vec::new();
+    for r in rows.iter().filter(|r| !r.curve.is_empty()) {
+        if !metrics.contains(&r.metric) {
+            metrics.push(r.metric);
+        }
+        if !methods.contains(&r.method.as_str()) {
+            methods.push(&r.method);
+        }
+    }
+    metrics
+        .into_iter()
+        .map(|metric| {
+            let series = methods
+                .iter()
+                .map(|&method| {
+                    let mine: Vec<&Row> = rows
+                        .iter()
+                        .filter(|r| r.method == method && r.metric == metric)
+                        .collect();
+                    let len = mine.first().map_or(0, |r| r.curve.len());
+                    let same: Vec<&&Row> = mine.iter().filter(|r| r.curve.len() == len).collect();
+                    let values = (0..len)
+                        .map(|i| same.iter().map(|r| r.curve[i]).sum::<f32>() / same.len() as f32)
+                        .collect();
+                    Series {
+                        label: method.to_string(),
+                        values,
+                    }
+                })
+                .collect();
+            Panel {
+                title: format!("{metric}: probability vs fraction of pixels"),
+                series,
+            }
+        })
+        .collect()
 }
 
 /// The files named: images as given, folders' images (recursively, sorted).

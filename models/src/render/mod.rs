@@ -2,6 +2,7 @@
 //! upsampling, blending over the photo, tile grids.
 
 mod colormap_tables;
+pub mod curves;
 pub mod figure;
 pub mod text;
 

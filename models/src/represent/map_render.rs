@@ -14,7 +14,7 @@ use crate::render::text::draw_text;
 use crate::Result;
 
 /// matplotlib's `tab20` colours, the even entries first (they are `tab10`).
-const PALETTE: [[u8; 3]; 20] = [
+pub(crate) const PALETTE: [[u8; 3]; 20] = [
     [31, 119, 180],
     [255, 127, 14],
     [44, 160, 44],
@@ -38,7 +38,8 @@ const PALETTE: [[u8; 3]; 20] = [
 ];
 const OTHER: [u8; 3] = [190, 190, 190];
 
-fn fill_disc(img: &mut RgbImage, cx: f32, cy: f32, r: f32, color: [u8; 3]) {
+/// Fills the disc of radius `r` around (`cx`, `cy`) (clipped to the picture).
+pub(crate) fn fill_disc(img: &mut RgbImage, cx: f32, cy: f32, r: f32, color: [u8; 3]) {
     let (w, h) = (img.width() as i64, img.height() as i64);
     let r2 = r * r;
     for y in (cy - r).floor() as i64..=(cy + r).ceil() as i64 {
