@@ -351,7 +351,7 @@ impl Folder {
             return Ok(folder);
         }
         let (dir, shard) = (folder.dir.clone(), folder.shard);
-        let holds = |p: &Path| shard.is_none_or(|s| s.holds(&relative_path(&dir, p)));
+        let holds = |p: &Path| in_share(&dir, shard, p);
         let mut walk = walk_images(&dir)?;
         let mut stamp = Sha256::new();
         for image in walk.by_ref().filter(|p| holds(p)) {
@@ -382,8 +382,7 @@ impl Folder {
     /// The images, walked again, one at a time.
     fn files(&self) -> Result<impl Iterator<Item = PathBuf> + Send, MethodError> {
         let (dir, shard) = (self.dir.clone(), self.shard);
-        Ok(walk_images(&self.dir)?
-            .filter(move |p| shard.is_none_or(|s| s.holds(&relative_path(&dir, p)))))
+        Ok(walk_images(&self.dir)?.filter(move |p| in_share(&dir, shard, p)))
     }
 
     /// The engine's pass over the folder's (shard's) images, collected, counted in the daemon's
@@ -550,6 +549,11 @@ impl Folder {
             shard_file: None,
         }
     }
+}
+
+/// Whether `path` (under the folder `dir`) is in `shard`'s share (every path, without a shard).
+fn in_share(dir: &Path, shard: Option<Shard>, path: &Path) -> bool {
+    shard.is_none_or(|s| s.holds(&relative_path(dir, path)))
 }
 
 /// Refuses shards computed with other weights than `model`'s, or at another layer than `layer`
