@@ -160,22 +160,11 @@ pub fn causal_curve(
             &finish.broadcast_as(shape)?.contiguous()?,
             &start.broadcast_as(shape)?.contiguous()?,
         )?;
-        let logits = model.logits(&copies)?;
-        let classes = logits.dim(1)?;
-        if class >= classes {
-            return Err(Error::InvalidArgument(format!(
-                "class {class} is beyond the model's {classes} outputs"
-            )));
-        }
-        let rows = logits
-            .to_device(&candle_core::Device::Cpu)?
-            .to_dtype(DType::F64)?
-            .to_vec2::<f64>()?;
-        for row in rows {
-            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let sum: f64 = row.iter().map(|v| (v - max).exp()).sum();
-            probabilities.push(((row[class] - max).exp() / sum) as f32);
-        }
+        probabilities.extend(
+            class_probabilities(&model.logits(&copies)?, class)?
+                .into_iter()
+                .map(|p| p as f32),
+        );
         first += n;
     }
     progress.step(total, total, label)?;
@@ -186,6 +175,29 @@ pub fn causal_curve(
         auc: area(&probabilities),
         probabilities,
     })
+}
+
+/// The softmax probability of `class` in each row of `logits` [N, classes] (on the host, in
+/// f64); a class beyond the head is refused.
+pub fn class_probabilities(logits: &Tensor, class: usize) -> Result<Vec<f64>> {
+    let classes = logits.dim(1)?;
+    if class >= classes {
+        return Err(Error::InvalidArgument(format!(
+            "class {class} is beyond the model's {classes} outputs"
+        )));
+    }
+    let rows = logits
+        .to_device(&candle_core::Device::Cpu)?
+        .to_dtype(DType::F64)?
+        .to_vec2::<f64>()?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = row.iter().map(|v| (v - max).exp()).sum();
+            (row[class] - max).exp() / sum
+        })
+        .collect())
 }
 
 /// The trapezoid rule over [0, 1] with the values evenly spaced (RISE's `auc`).

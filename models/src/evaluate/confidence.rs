@@ -6,7 +6,9 @@
 //! A map at a layer [h, w] is scaled there and then resized, as pytorch-grad-cam does; an
 //! input-space attribution [C, H, W] is summed over its channels first.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
+
+use super::causal::class_probabilities;
 
 use crate::explain::resize::scale_cam;
 use crate::{Error, Model, Result};
@@ -33,21 +35,6 @@ pub fn confidence_change(model: &Model, input: &Tensor, cam: &Tensor, class: usi
     let input = input.to_device(&model.device)?.to_dtype(DType::F32)?;
     let kept = input.broadcast_mul(&cam.to_device(&model.device)?)?;
     let both = Tensor::cat(&[&input, &kept], 0)?;
-    let rows = model
-        .logits(&both)?
-        .to_device(&Device::Cpu)?
-        .to_dtype(DType::F64)?
-        .to_vec2::<f64>()?;
-    let prob = |row: &[f64]| -> Result<f64> {
-        if class >= row.len() {
-            return Err(Error::InvalidArgument(format!(
-                "class {class} is beyond the model's {} outputs",
-                row.len()
-            )));
-        }
-        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let sum: f64 = row.iter().map(|v| (v - max).exp()).sum();
-        Ok((row[class] - max).exp() / sum)
-    };
-    Ok((prob(&rows[1])? as f32) - (prob(&rows[0])? as f32))
+    let p = class_probabilities(&model.logits(&both)?, class)?;
+    Ok((p[1] as f32) - (p[0] as f32))
 }
