@@ -82,18 +82,8 @@ pub fn pca(data: &[f32], dim: usize, components: usize, seed: u64, device: &Devi
         .to_device(&Device::Cpu)?
         .flatten_all()?
         .to_vec1::<f32>()?;
-    let explained_variance: Vec<f32> = values.iter().take(components).map(|&v| v as f32).collect();
-    let explained_variance_ratio = values
-        .iter()
-        .take(components)
-        .map(|&v| {
-            if total_variance > 0.0 {
-                (v / total_variance) as f32
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    let (explained_variance, explained_variance_ratio) =
+        explained(&values, components, total_variance);
     Ok(Pca {
         components,
         projected,
@@ -107,6 +97,27 @@ pub fn pca(data: &[f32], dim: usize, components: usize, seed: u64, device: &Devi
 /// (`components × dim`, row-major, each signed so that its largest loading is positive) of the
 /// symmetric positive semi-definite `dim × dim` operator `apply` (of `n` points), by block
 /// subspace iteration from a seeded random block.
+/// The variance along each of the first `components` axes (the leading eigenvalues `values`)
+/// and the fraction of `total_variance` each explains.
+pub(super) fn explained(
+    values: &[f64],
+    components: usize,
+    total_variance: f64,
+) -> (Vec<f32>, Vec<f32>) {
+    let first = values.iter().take(components);
+    let variance = first.clone().map(|&v| v as f32).collect();
+    let ratio = first
+        .map(|&v| {
+            if total_variance > 0.0 {
+                (v / total_variance) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    (variance, ratio)
+}
+
 pub(super) fn leading_axes(
     dim: usize,
     n: usize,

@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::pca::leading_axes;
+use super::pca::{explained, leading_axes};
 use crate::{Error, Result};
 
 /// Rows multiplied together at a time.
@@ -123,19 +123,8 @@ impl PcaAccumulator {
                 .collect())
         };
         let (values, axes) = leading_axes(dim, n, components, seed, apply)?;
-        let explained_variance: Vec<f32> =
-            values.iter().take(components).map(|&v| v as f32).collect();
-        let explained_variance_ratio = values
-            .iter()
-            .take(components)
-            .map(|&v| {
-                if total_variance > 0.0 {
-                    (v / total_variance) as f32
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let (explained_variance, explained_variance_ratio) =
+            explained(&values, components, total_variance);
         Ok(PcaFit {
             components,
             mean: mean
