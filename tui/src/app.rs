@@ -340,6 +340,7 @@ impl App {
             Reply::Maximize(p) => self.inspector.on_maximized(p),
             Reply::Explain(e) => self.overlay.explanation.state = Remote::Ready(e),
             Reply::ExplainAll(all) => self.overlay.all.on_result(all),
+            Reply::Evaluate(e) => self.overlay.on_scored(e),
             Reply::Filters(f) => self.filters.on_bank(f),
             Reply::Map(m) => self.map.folder_map.state = Remote::Ready(m),
             Reply::Versions(v) => self.timeline.versions.state = Remote::Ready(v),
@@ -375,6 +376,7 @@ impl App {
             Slot::Deconv => fail(&mut self.inspector.deconv.state, e),
             Slot::Maximize => fail(&mut self.inspector.maximize.state, e),
             Slot::Explain => self.overlay.on_failed(e),
+            Slot::Evaluate => self.overlay.on_scores_failed(e),
             Slot::Filters => fail(&mut self.filters.bank.state, e),
             Slot::Map => fail(&mut self.map.folder_map.state, e),
             Slot::Versions => fail(&mut self.timeline.versions.state, e),
@@ -403,6 +405,7 @@ impl App {
                 set(&mut self.overlay.explanation.state, progress.clone());
                 set(&mut self.overlay.all.fetch.state, progress);
             }
+            Slot::Evaluate => set(&mut self.overlay.scores.state, progress),
             Slot::Filters => set(&mut self.filters.bank.state, progress),
             Slot::Map => set(&mut self.map.folder_map.state, progress),
             Slot::Maximize => set(&mut self.inspector.maximize.state, progress),
@@ -489,6 +492,7 @@ impl App {
                     self.strip.prediction.state.ready(),
                 )
             }
+            Action::Score if self.view == View::Overlay => self.ask_scores(),
             Action::Maximize if self.view == View::Units => {
                 if let Some(key) = self.maximize_key() {
                     self.inspector.ask_maximize(key);
@@ -567,6 +571,18 @@ impl App {
     fn show_version(&mut self, version: u64) {
         self.timeline.show(version, self.version);
         self.message = None;
+    }
+
+    /// Asks for the faithfulness scores of the overlay's explanation (or `all` of them), unless
+    /// the daemon cannot give them.
+    fn ask_scores(&mut self) {
+        if let Err(method) = self.offers(Feature::Evaluate) {
+            self.message = Some(format!(
+                "no faithfulness scores from this daemon (it has no `{method}` method)"
+            ));
+            return;
+        }
+        self.overlay.ask_scores();
     }
 
     fn toggle_inspector(&mut self) {

@@ -377,6 +377,39 @@ pub struct SkippedMethod {
     pub error: String,
 }
 
+/// One method's faithfulness scores (`image/evaluate`): the areas under RISE's deletion curve
+/// (lower is more faithful) and insertion curve (higher is more faithful).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Faithfulness {
+    /// The deletion area, when scored.
+    pub deletion: Option<f32>,
+    /// The insertion area, when scored.
+    pub insertion: Option<f32>,
+}
+
+/// The faithfulness scores of one method's (or every method's) explanation of one image.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Evaluation {
+    /// The class explained and scored.
+    pub class: usize,
+    /// Its name.
+    pub label: Option<String>,
+    /// Each method scored (by name), in display order.
+    pub methods: Vec<(String, Faithfulness)>,
+    /// The methods skipped because they do not apply to the model.
+    pub skipped: Vec<SkippedMethod>,
+}
+
+impl Evaluation {
+    /// The scores of the method named `method`, when it was scored.
+    pub fn of(&self, method: &str) -> Option<&Faithfulness> {
+        self.methods
+            .iter()
+            .find(|(name, _)| name == method)
+            .map(|(_, f)| f)
+    }
+}
+
 /// A small RGB picture drawn cell by cell (a filter's weights).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tile {

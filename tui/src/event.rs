@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use ratatui::crossterm::event::KeyEvent;
 
 use crate::data::{
-    Explanation, Explanations, FilterBank, FolderMap, LayerActivations, LayerOverFolder, ModelView,
-    Picture, Prediction,
+    Evaluation, Explanation, Explanations, FilterBank, FolderMap, LayerActivations,
+    LayerOverFolder, ModelView, Picture, Prediction,
 };
 use crate::remote::Progress;
 use crate::request::{Feature, Ticket};
@@ -38,6 +38,8 @@ pub enum Reply {
     Explain(Explanation),
     /// Every method's overlay (`all`); as a partial result, only the methods just done.
     ExplainAll(Explanations),
+    /// Faithfulness scores of one method's or every method's explanation.
+    Evaluate(Evaluation),
     /// A convolution's filters.
     Filters(FilterBank),
     /// The folder map.

@@ -65,6 +65,8 @@ pub enum Action {
     NextClass,
     /// The previous class.
     PrevClass,
+    /// Score the overlay's explanation (or `all` of them) by deletion and insertion.
+    Score,
     /// Compute the unit's activation-maximization image.
     Maximize,
     /// Switch the activation-maximization preset.
@@ -120,6 +122,7 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('M') => Action::PrevMethod,
         KeyCode::Char('c') => Action::NextClass,
         KeyCode::Char('C') => Action::PrevClass,
+        KeyCode::Char('e') => Action::Score,
         KeyCode::Char('a') => Action::Maximize,
         KeyCode::Char('A') => Action::NextPreset,
         KeyCode::Char('i') => Action::Inspect,
@@ -147,12 +150,12 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("Esc", "close search, inspector"),
         ],
     ),
-    ("Images", &[("↑↓←→ hjkl", "previous / next image")]),
     (
         "Overlay",
         &[
             ("m  M  ←→", "next / prev method, all"),
             ("c  C  ↑↓", "next / previous class"),
+            ("e", "faithfulness: del, ins"),
         ],
     ),
     (
@@ -175,9 +178,9 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
-        "Filters, map",
+        "Images, filters, map",
         &[
-            ("↑↓←→ hjkl", "move the cursor"),
+            ("↑↓←→ hjkl", "move the cursor, image"),
             ("Enter", "map: nearest → current"),
         ],
     ),

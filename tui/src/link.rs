@@ -10,12 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
-use convlens_shared::choices::{MethodSelection, Preset};
+use convlens_shared::choices::{MethodSelection, Metric, Preset};
 use convlens_shared::sync::lock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use convlens_shared::methods::activations::{ActivationsParams, UnitActivations};
 use convlens_shared::methods::deconv::{DeconvParams, UnitDeconv};
+use convlens_shared::methods::evaluate::{EvaluateParams, EvaluateResult, ImageEvaluate};
 use convlens_shared::methods::explain::{
     ExplainParams, ExplainResult, ExplanationData, ImageExplain,
 };
@@ -34,8 +35,8 @@ use convlens_shared::methods::{NotificationMethod, RequestMethod};
 use convlens_shared::{Client, ClientError, Notification, RequestId};
 
 use crate::data::{
-    filter_tiles, shrink_maps, ClassScore, Explanation, Explanations, FilterBank, Layer,
-    LayerActivations, ModelView, Picture, Prediction, SkippedMethod, UnitStats,
+    filter_tiles, shrink_maps, ClassScore, Evaluation, Explanation, Explanations, Faithfulness,
+    FilterBank, Layer, LayerActivations, ModelView, Picture, Prediction, SkippedMethod, UnitStats,
 };
 use crate::event::{Connection, Event, Reply};
 use crate::folder::{folder_map, layer_over_folder};
@@ -57,6 +58,9 @@ const TOP_K: usize = 5;
 /// Tile size, in pixels, of the inspector's cropped best image.
 const CROP_TILE: u32 = 128;
 
+/// The faithfulness metrics the overlay's scores are made of.
+const METRICS: [Metric; 2] = [Metric::Deletion, Metric::Insertion];
+
 /// The protocol method each feature needs.
 pub fn method_of(feature: Feature) -> &'static str {
     match feature {
@@ -64,6 +68,7 @@ pub fn method_of(feature: Feature) -> &'static str {
         Feature::Images => WatchAdd::NAME,
         Feature::Predict => ImagePredict::NAME,
         Feature::Explain => ImageExplain::NAME,
+        Feature::Evaluate => ImageEvaluate::NAME,
         Feature::Activations => UnitActivations::NAME,
         Feature::FolderTop => FolderTop::NAME,
         Feature::Deconv => UnitDeconv::NAME,
@@ -81,6 +86,7 @@ const FEATURES: &[Feature] = &[
     Feature::Images,
     Feature::Predict,
     Feature::Explain,
+    Feature::Evaluate,
     Feature::Activations,
     Feature::FolderTop,
     Feature::Deconv,
@@ -409,12 +415,7 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             class,
             layer,
         } => {
-            let mut params = ExplainParams::new(model_id, text(&image));
-            params.method = method;
-            params.target = class;
-            params.layer = layer;
-            params.map = false;
-            params.render = true;
+            let mut params = explain_params(model_id, &image, method, class, layer);
             params.work_done_token = Some(watch_progress(shared, ticket));
             if method == MethodSelection::All {
                 // Each method's overlay as it is done (cheapest first), then all of them.
@@ -430,6 +431,25 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
                 }
             })?;
             explanation(e).map(Reply::Explain)
+        }
+        Request::Evaluate {
+            model_id,
+            image,
+            method,
+            class,
+            layer,
+        } => {
+            // The overlay's own explanation parameters, so that the daemon can take the
+            // explanation from its cache.
+            let mut explain = explain_params(model_id, &image, method, class, layer);
+            explain.work_done_token = Some(watch_progress(shared, ticket));
+            let params = EvaluateParams {
+                explain,
+                metrics: METRICS.to_vec(),
+                step: None,
+            };
+            let result = start::<ImageEvaluate>(shared, ticket, &params)?;
+            evaluation(result, method).map(Reply::Evaluate)
         }
         Request::LoadPhoto { path } => photos::load(&path).map(Reply::Photo),
         Request::Activations {
@@ -578,6 +598,69 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             folder_map(result).map(Reply::Map)
         }
     }
+}
+
+/// The parameters of the overlay's explanation of `image`: one method's or `all`'s, for
+/// `class` (the top one when `None`), a CAM at `layer` (the daemon's default when `None`),
+/// rendered, without the raw maps.
+fn explain_params(
+    model_id: String,
+    image: &Path,
+    method: MethodSelection,
+    class: Option<usize>,
+    layer: Option<String>,
+) -> ExplainParams {
+    let mut params = ExplainParams::new(model_id, text(image));
+    params.method = method;
+    params.target = class;
+    params.layer = layer;
+    params.map = false;
+    params.render = true;
+    params
+}
+
+/// The scores of `method`'s explanation (or every method's), each method's metrics together,
+/// in the daemon's order (display order); an error when the one method asked for was skipped.
+fn evaluation(result: EvaluateResult, method: MethodSelection) -> Result<Evaluation, String> {
+    let mut methods: Vec<(String, Faithfulness)> = Vec::new();
+    for score in result.scores {
+        let name = score.method.name();
+        let at = match methods.iter().position(|(m, _)| m == name) {
+            Some(at) => at,
+            None => {
+                methods.push((name.to_string(), Faithfulness::default()));
+                methods.len() - 1
+            }
+        };
+        // Only the metrics asked for are read (another metric, if sent, is not shown).
+        let f = &mut methods[at].1;
+        if score.metric == Metric::Deletion {
+            f.deletion = Some(score.value);
+        } else if score.metric == Metric::Insertion {
+            f.insertion = Some(score.value);
+        }
+    }
+    if let MethodSelection::One(m) = method {
+        if !methods.iter().any(|(name, _)| name == m.name()) {
+            return Err(match result.skipped.first() {
+                Some(s) => format!("{}: {}", s.method, s.error),
+                None => "the daemon answered no score".to_string(),
+            });
+        }
+    }
+    Ok(Evaluation {
+        class: result.class,
+        label: result.label,
+        methods,
+        skipped: result
+            .skipped
+            .into_iter()
+            .map(|s| SkippedMethod {
+                method: s.method.name().to_string(),
+                error: s.error,
+            })
+            .collect(),
+    })
 }
 
 /// One method's overlay: the view's explanation.
@@ -823,6 +906,58 @@ mod tests {
         assert_eq!(route(serde_json::to_value(&stranger).unwrap()), None);
     }
 
+    /// Each method's deletion and insertion land together under its name, in the daemon's
+    /// order; a metric not asked for is not read; a single method skipped is an error.
+    #[test]
+    fn scores_are_grouped_by_method() {
+        use convlens_shared::methods::evaluate::Score;
+        let score = |method, metric, value| Score {
+            method,
+            metric,
+            value,
+            curve: vec![0.5, 0.1],
+        };
+        let result = EvaluateResult {
+            version: 1,
+            class: 285,
+            label: Some("Egyptian cat".into()),
+            scores: vec![
+                score(Method::Gradient, Metric::Deletion, 0.3),
+                score(Method::Gradient, Metric::Insertion, 0.6),
+                score(Method::GradCam, Metric::Deletion, 0.21),
+                score(Method::GradCam, Metric::Insertion, 0.72),
+            ],
+            skipped: vec![Skipped {
+                method: Method::Cam,
+                error: "no GAP head".into(),
+            }],
+        };
+        let e = evaluation(result.clone(), MethodSelection::All).unwrap();
+        assert_eq!((e.class, e.label.as_deref()), (285, Some("Egyptian cat")));
+        let names: Vec<&str> = e.methods.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(names, ["gradient", "gradcam"]);
+        assert_eq!(
+            e.of("gradcam"),
+            Some(&Faithfulness {
+                deletion: Some(0.21),
+                insertion: Some(0.72),
+            })
+        );
+        assert_eq!(e.of("gradient").and_then(|f| f.insertion), Some(0.6));
+        assert_eq!(e.of("cam"), None);
+        assert_eq!(e.skipped[0].method, "cam");
+        let one = evaluation(result.clone(), MethodSelection::One(Method::GradCam)).unwrap();
+        assert_eq!(one.of("gradcam").and_then(|f| f.deletion), Some(0.21));
+        let skipped = evaluation(
+            EvaluateResult {
+                scores: vec![],
+                ..result
+            },
+            MethodSelection::One(Method::Cam),
+        );
+        assert_eq!(skipped, Err("cam: no GAP head".into()));
+    }
+
     #[test]
     fn features_without_their_method_are_unavailable() {
         let methods: Vec<String> = ["model/load", "model/layers", "image/list", "image/predict"]
@@ -839,6 +974,7 @@ mod tests {
         assert!(!features.contains(&Feature::Predict));
         assert!(features.contains(&Feature::Explain));
         assert!(missing.contains(&(Feature::Explain, "image/explain".into())));
+        assert!(missing.contains(&(Feature::Evaluate, "image/evaluate".into())));
         assert!(
             features.contains(&Feature::Activations),
             "no unit/activations here"

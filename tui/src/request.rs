@@ -25,6 +25,8 @@ pub enum Feature {
     Maximize,
     /// Attribution overlays.
     Explain,
+    /// Faithfulness scores of explanations.
+    Evaluate,
     /// The filters of a convolution.
     Filters,
     /// The t-SNE map of the folder.
@@ -58,6 +60,8 @@ pub enum Slot {
     Maximize,
     /// The overlay view.
     Explain,
+    /// The overlay view's faithfulness scores.
+    Evaluate,
     /// The filters view.
     Filters,
     /// The map view.
@@ -158,6 +162,20 @@ pub enum Request {
     /// An attribution overlay, or every method's (`all`: each one's comes as a partial result
     /// when it is done, cheapest first).
     Explain {
+        /// The model.
+        model_id: String,
+        /// The image.
+        image: PathBuf,
+        /// The method, or `all`.
+        method: MethodSelection,
+        /// The class (the top one when `None`).
+        class: Option<usize>,
+        /// The layer of a CAM, or of `all`'s CAMs (the daemon's default when `None`).
+        layer: Option<String>,
+    },
+    /// The faithfulness scores (deletion and insertion) of the explanation `Explain` with the
+    /// same fields asks for: one method's, or every method's (`all`).
+    Evaluate {
         /// The model.
         model_id: String,
         /// The image.

@@ -13,8 +13,8 @@ use convlens_shared::methods::folder::{
 use convlens_shared::methods::history::{VersionInfo, VersionsResult};
 use convlens_tui::app::{App, Pane, View};
 use convlens_tui::data::{
-    ClassScore, Explanation, Explanations, FilterBank, Layer, LayerActivations, ModelView, Picture,
-    Prediction, SkippedMethod, Tile, UnitStats,
+    ClassScore, Evaluation, Explanation, Explanations, Faithfulness, FilterBank, Layer,
+    LayerActivations, ModelView, Picture, Prediction, SkippedMethod, Tile, UnitStats,
 };
 use convlens_tui::event::{Connection, Event, Reply};
 use convlens_tui::folder::{folder_map, layer_over_folder};
@@ -311,6 +311,43 @@ fn explained_all(class: Option<usize>, layer: &Option<String>) -> Explanations {
     all
 }
 
+/// The made-up faithfulness scores of `method` (both rising along the display order, so that
+/// each method's are its own, and the best by deletion is not the best by insertion).
+fn faithfulness(method: Method) -> Faithfulness {
+    let rank = MethodSelection::display_rank(method) as f32;
+    Faithfulness {
+        deletion: Some(0.12 + 0.01 * rank),
+        insertion: Some(0.41 + 0.02 * rank),
+    }
+}
+
+/// The made-up `image/evaluate` of `method` (or `all`, plain CAM skipped as by `explain`).
+fn evaluated(method: MethodSelection, class: Option<usize>) -> Evaluation {
+    let class = class.unwrap_or(281);
+    let methods: Vec<Method> = match method {
+        MethodSelection::One(m) => vec![m],
+        MethodSelection::All => Method::ALL.to_vec(),
+    };
+    let (skipped, scored): (Vec<Method>, Vec<Method>) = methods
+        .into_iter()
+        .partition(|m| method == MethodSelection::All && *m == Method::Cam);
+    Evaluation {
+        class,
+        label: CLASSES.get(class - 281).map(|l| l.to_string()),
+        methods: scored
+            .into_iter()
+            .map(|m| (m.name().to_string(), faithfulness(m)))
+            .collect(),
+        skipped: skipped
+            .into_iter()
+            .map(|m| SkippedMethod {
+                method: m.name().into(),
+                error: CAM_SKIPPED.into(),
+            })
+            .collect(),
+    }
+}
+
 /// The made-up daemon: the answer to `request`.
 fn reply_to(request: &Request) -> Reply {
     match request {
@@ -374,6 +411,7 @@ fn reply_to(request: &Request) -> Reply {
             layer,
             ..
         } => Reply::ExplainAll(explained_all(*class, layer)),
+        Request::Evaluate { method, class, .. } => Reply::Evaluate(evaluated(*method, *class)),
         Request::Filters { layer, .. } => Reply::Filters(FilterBank {
             layer: layer.clone(),
             tiles: (0..channels_of(layer))
@@ -802,6 +840,7 @@ fn view_model_ids(s: &Session, from: usize) -> Vec<String> {
             | Request::TopCrop { model_id, .. }
             | Request::Deconv { model_id, .. }
             | Request::Explain { model_id, .. }
+            | Request::Evaluate { model_id, .. }
             | Request::Filters { model_id, .. }
             | Request::Map { model_id, .. } => Some(model_id.clone()),
             _ => None,
@@ -1426,4 +1465,254 @@ fn the_all_grid_draws_at_any_size_without_panicking() {
         let screen = s.draw();
         assert_eq!(screen.lines().count(), usize::from(h), "{w}x{h}");
     }
+}
+
+/// The overlay with `e` pressed and its scores asked for, not answered yet: the request, with
+/// the explanation's own parameters.
+fn scores_asked(s: &mut Session) -> Outgoing {
+    s.keys("e");
+    let asked = s
+        .pending
+        .iter()
+        .find(|o| o.ticket.slot == Slot::Evaluate)
+        .cloned()
+        .expect("no scores asked");
+    s.pending.retain(|o| o.ticket.slot != Slot::Evaluate);
+    let explained = s
+        .log
+        .iter()
+        .rfind(|r| matches!(r, Request::Explain { .. }))
+        .cloned();
+    let Some(Request::Explain {
+        model_id,
+        image,
+        method,
+        class,
+        layer,
+    }) = explained
+    else {
+        panic!("no explanation asked");
+    };
+    assert_eq!(
+        asked.request,
+        Request::Evaluate {
+            model_id,
+            image,
+            method,
+            class,
+            layer,
+        }
+    );
+    asked
+}
+
+/// `e` scores the explanation shown: a gauge under the picture while the daemon computes, then
+/// the scores beside the method's name in the title.
+#[test]
+fn overlay_scores_beside_the_method() {
+    for (w, h) in [(80, 24), (160, 50)] {
+        let mut s = Session::new(w, h);
+        s.keys("o");
+        s.settle();
+        let asked = scores_asked(&mut s);
+        s.send(Event::Progress(
+            asked.ticket.clone(),
+            Progress {
+                percentage: Some(40),
+                message: Some("deletion".into()),
+            },
+        ));
+        let screen = s.draw();
+        assert!(screen.contains("gradcam (scoring 40%)"), "{screen}");
+        // The daemon's message where the line has room for it.
+        let line = if w == 80 {
+            "scoring gradcam 40%"
+        } else {
+            "scoring gradcam: deletion 40%"
+        };
+        assert!(screen.contains(line), "{screen}");
+        assert!(
+            screen.contains("⠋ scoring 40%"),
+            "the status line: {screen}"
+        );
+        insta::assert_snapshot!(format!("overlay_scoring_{w}x{h}"), screen);
+        s.send(Event::Reply(asked.ticket.clone(), reply_to(&asked.request)));
+        assert!(!s.app.overlay.is_loading());
+        let screen = s.draw();
+        assert!(
+            screen.contains("Overlay gradcam (del 0.23 ins 0.63) at _conv"),
+            "{screen}"
+        );
+        assert!(!screen.contains("scoring"), "{screen}");
+        insta::assert_snapshot!(format!("overlay_scores_{w}x{h}"), screen);
+    }
+}
+
+/// Scores are shown only with what they score: another method, class or image shows none (not
+/// the ones before), and coming back shows them again without asking.
+#[test]
+fn scores_follow_the_explanation_shown() {
+    let mut s = Session::new(160, 50);
+    s.keys("o");
+    s.settle();
+    s.keys("e");
+    s.settle();
+    let title = |s: &mut Session| {
+        let screen = s.draw();
+        screen
+            .lines()
+            .find(|l| l.contains("Overlay"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(title(&mut s).contains("gradcam (del 0.23 ins 0.63)"));
+    for keys in ["m", "c", "]"] {
+        s.keys(keys);
+        s.settle();
+        assert!(
+            !title(&mut s).contains("del "),
+            "after {keys}: {}",
+            title(&mut s)
+        );
+    }
+    let asked = s.log.len();
+    s.keys("[CM");
+    s.settle();
+    assert!(title(&mut s).contains("gradcam (del 0.23 ins 0.63)"));
+    assert!(
+        !s.log[asked..]
+            .iter()
+            .any(|r| matches!(r, Request::Evaluate { .. })),
+        "kept, not asked again"
+    );
+    // Another method scored: its own scores.
+    s.keys("me");
+    s.settle();
+    assert!(
+        title(&mut s).contains("gradcam++ (del 0.24 ins 0.65)"),
+        "{}",
+        title(&mut s)
+    );
+}
+
+/// A second press on another method supersedes the first one's request: its late answer is
+/// dropped, and the newer one's scores land on the method shown.
+#[test]
+fn a_superseded_scoring_is_dropped() {
+    let mut s = Session::new(160, 50);
+    s.keys("o");
+    s.settle();
+    let first = scores_asked(&mut s);
+    s.keys("m");
+    s.settle();
+    let second = scores_asked(&mut s);
+    assert!(second.ticket.seq > first.ticket.seq);
+    assert!(matches!(
+        second.request,
+        Request::Evaluate {
+            method: MethodSelection::One(Method::GradCamPlusPlus),
+            ..
+        }
+    ));
+    s.send(Event::Reply(first.ticket.clone(), reply_to(&first.request)));
+    assert!(
+        s.app.overlay.scored.is_empty(),
+        "the older answer is dropped"
+    );
+    assert!(s.app.overlay.scores().is_loading());
+    s.send(Event::Reply(
+        second.ticket.clone(),
+        reply_to(&second.request),
+    ));
+    let Remote::Ready(e) = s.app.overlay.scores() else {
+        panic!("not scored");
+    };
+    assert_eq!(e.methods.len(), 1);
+    assert_eq!(
+        e.of("gradcam++"),
+        Some(&faithfulness(Method::GradCamPlusPlus))
+    );
+    // Back on gradcam: its scores were never kept.
+    s.keys("M");
+    s.settle();
+    assert_eq!(s.app.overlay.scores(), Remote::Idle);
+}
+
+/// `e` on `all` scores every method in one request: each tile shows its method's scores, the
+/// header the most faithful by each metric.
+#[test]
+fn overlay_all_scores_in_each_tile() {
+    for (w, h) in [(80, 24), (160, 50)] {
+        let mut s = Session::new(w, h);
+        let asked = all_methods_asked(&mut s);
+        s.send(Event::Reply(asked.ticket.clone(), reply_to(&asked.request)));
+        let scoring = scores_asked(&mut s);
+        assert!(matches!(
+            scoring.request,
+            Request::Evaluate {
+                method: MethodSelection::All,
+                class: Some(283),
+                ..
+            }
+        ));
+        s.send(Event::Progress(
+            scoring.ticket.clone(),
+            Progress {
+                percentage: Some(15),
+                message: Some("gradcam (3 of 20): deletion".into()),
+            },
+        ));
+        let screen = s.draw();
+        let line = if w == 80 {
+            "scoring all methods 15%"
+        } else {
+            "scoring all methods: gradcam (3 of 20): deletion 15%"
+        };
+        assert!(screen.contains(line), "{screen}");
+        assert!(
+            screen.contains("· scoring 15%") || w == 80,
+            "the title: {screen}"
+        );
+        s.send(Event::Reply(
+            scoring.ticket.clone(),
+            reply_to(&scoring.request),
+        ));
+        let screen = s.draw();
+        assert!(
+            screen.contains("best del gradient 0.12 · ins guided-gradcam 0.79"),
+            "{screen}"
+        );
+        // The tiles show each method's own scores, as short as the tile needs (one metric a
+        // row in the smallest).
+        if w == 160 {
+            assert!(screen.contains("d.12 i.41"), "{screen}");
+            assert!(screen.contains("d.23 i.63"), "{screen}");
+        } else {
+            assert!(screen.contains(" d.12   d.13 "), "{screen}");
+            assert!(screen.contains(" i.41   i.43 "), "{screen}");
+        }
+        insta::assert_snapshot!(format!("overlay_all_scores_{w}x{h}"), screen);
+    }
+}
+
+/// A daemon without `image/evaluate` says so on `e` and is asked nothing.
+#[test]
+fn a_daemon_without_scores_says_so() {
+    let mut s = Session::with(
+        160,
+        50,
+        Connection {
+            device: "cpu".into(),
+            unavailable: vec![(Feature::Evaluate, "image/evaluate".into())],
+        },
+    );
+    s.keys("o");
+    s.settle();
+    s.keys("e");
+    assert!(s.pending.is_empty());
+    let screen = s.draw();
+    assert!(
+        screen.contains("no faithfulness scores from this daemon (it has no `image/evaluate`"),
+        "{screen}"
+    );
 }

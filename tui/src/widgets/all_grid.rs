@@ -1,6 +1,7 @@
 //! The overlay view's `all` grid (the CLI's `explain --method all`): the photo, then every
 //! method's overlay in display order, each tile filled in as its method is done (the daemon
-//! runs the cheapest first), pending until then, or skipped.
+//! runs the cheapest first), pending until then, or skipped; once scored (`e`), each method's
+//! faithfulness scores in its tile.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -8,9 +9,11 @@ use ratatui::style::{Color, Style};
 
 use convlens_shared::choices::Method;
 
+use super::overlay::draw_scoring;
 use super::unit_grid::draw_tiles;
-use super::{fit, loading, message, unless_ready};
+use super::{fit, loading, message, scores_in, scores_stacked, scores_text, unless_ready};
 use crate::app::App;
+use crate::data::{Evaluation, Faithfulness};
 use crate::images::{placeholder, Images};
 use crate::layout::tile_for;
 use crate::remote::Remote;
@@ -19,7 +22,8 @@ use crate::state::{AllMethodsState, MethodTile};
 /// Tiles in the grid: the photo, then one per method.
 pub const TILES: usize = Method::ALL.len() + 1;
 
-/// Rows above the tiles: what is being computed and its gauge, or how the run ended.
+/// Rows above the tiles: what is being computed and its gauge, or how the run ended and how
+/// the scores stand.
 const HEADER_ROWS: u16 = 2;
 
 /// The title's details: `all methods · 7 of 20 done · class 285 Egyptian cat` (a skipped
@@ -75,6 +79,15 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
             Style::default().fg(Color::DarkGray),
         ),
     }
+    // The second header row, free once the explanations are not on their way: the scores.
+    let evaluation = app.overlay.scores().ready().copied();
+    if !all.is_loading() && header.height >= 2 {
+        let row = Rect::new(header.x, header.y + 1, header.width, 1);
+        match evaluation.and_then(best) {
+            Some(text) => message(buf, row, &text, Style::default().fg(Color::Gray)),
+            None => draw_scoring(buf, row, app, "all methods"),
+        }
+    }
     let (not_done, short) = if all.is_loading() {
         ("pending", "…")
     } else {
@@ -94,7 +107,35 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
         let name = Method::ALL.get(m).map_or("", |method| method.name());
         match all.tiles.get(m).unwrap_or(&MethodTile::Pending) {
             MethodTile::Done(e) => {
-                images.draw(buf, rect, &e.overlay);
+                let scores = evaluation.and_then(|ev| ev.of(name));
+                let Some(f) = scores else {
+                    images.draw(buf, rect, &e.overlay);
+                    return caption(name, e.flat, width);
+                };
+                // The scores beside the name when both fit the label, else on the tile's last
+                // rows (the picture above them), as short as they go.
+                let whole = format!("{name} {}", scores_text(f));
+                if whole.chars().count() <= width && !e.flat {
+                    images.draw(buf, rect, &e.overlay);
+                    return whole;
+                }
+                let rows = score_rows(f, rect);
+                let picture = Rect {
+                    height: rect.height - rows.len() as u16,
+                    ..rect
+                };
+                images.draw(buf, picture, &e.overlay);
+                for (i, text) in rows.iter().enumerate() {
+                    let y = picture.y + picture.height + i as u16;
+                    let row = Rect::new(rect.x, y, rect.width, 1);
+                    buf.set_stringn(
+                        row.x,
+                        row.y,
+                        format!("{text:^width$}"),
+                        width,
+                        Style::default().fg(Color::White),
+                    );
+                }
                 caption(name, e.flat, width)
             }
             MethodTile::Pending => {
@@ -116,6 +157,48 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
             }
         }
     });
+}
+
+/// The rows a tile of `rect` gives its scores, leaving the picture a row at least: one
+/// (`del 0.21 ins 0.72` or `d.21 i.72`), else one a metric (`d.21`, `i.72`), else none.
+fn score_rows(f: &Faithfulness, rect: Rect) -> Vec<String> {
+    let width = usize::from(rect.width);
+    let rows = match scores_in(f, width) {
+        Some(line) => vec![line],
+        None => scores_stacked(f, width).unwrap_or_default(),
+    };
+    if rows.len() < usize::from(rect.height) {
+        rows
+    } else {
+        vec![]
+    }
+}
+
+/// The most faithful methods by each metric (lowest deletion, highest insertion): `best del
+/// gradcam 0.12 · ins scorecam 0.81` (none before any is scored).
+fn best(evaluation: &Evaluation) -> Option<String> {
+    let pick = |value: fn(&Faithfulness) -> Option<f32>, lowest: bool| {
+        evaluation
+            .methods
+            .iter()
+            .filter_map(|(name, f)| value(f).map(|v| (name.as_str(), v)))
+            .reduce(|a, b| {
+                let better = if lowest { b.1 < a.1 } else { b.1 > a.1 };
+                if better {
+                    b
+                } else {
+                    a
+                }
+            })
+    };
+    let mut parts = Vec::new();
+    if let Some((name, v)) = pick(|f| f.deletion, true) {
+        parts.push(format!("best del {name} {v:.2}"));
+    }
+    if let Some((name, v)) = pick(|f| f.insertion, false) {
+        parts.push(format!("ins {name} {v:.2}"));
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
 }
 
 /// A done tile's caption in `width` characters: the method's name, then `(flat)` when its map

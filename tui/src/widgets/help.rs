@@ -10,7 +10,7 @@ use super::{pane, title};
 use crate::keys::HELP;
 
 /// Sections in the left column; the rest go right.
-const LEFT_SECTIONS: usize = 3;
+const LEFT_SECTIONS: usize = 2;
 
 /// Draws the help over `area` (the whole screen).
 pub fn draw(buf: &mut Buffer, area: Rect) {

@@ -20,6 +20,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, LineGauge, Paragraph, Widget, Wrap};
 
+use crate::data::Faithfulness;
 use crate::remote::{Progress, Remote};
 
 /// The accent of the focused pane and of cursors.
@@ -112,6 +113,91 @@ pub fn loading(buf: &mut Buffer, area: Rect, what: &str, progress: &Progress, ti
     }
 }
 
+/// What is being computed on one line (`area`'s first row): a spinner and what, then a gauge
+/// filling the rest of the line when the daemon reports a percentage.
+pub fn loading_line(buf: &mut Buffer, area: Rect, what: &str, progress: &Progress, tick: u64) {
+    let row = Rect::new(area.x, area.y, area.width.min(80), area.height.min(1));
+    // The daemon's message where it fits with some gauge, else only what.
+    let room = usize::from(row.width).saturating_sub(6);
+    let pct = progress.percentage.map(|p| p.min(100));
+    let with = |message: Option<&str>| {
+        let mut text = format!("{} {what}", spinner(tick));
+        if let Some(m) = message {
+            text.push_str(&format!(": {m}"));
+        }
+        match pct {
+            Some(p) => text.push_str(&format!(" {p}%")),
+            None => text.push('…'),
+        }
+        text
+    };
+    let text = match progress.message.as_deref().map(|m| with(Some(m))) {
+        Some(text) if text.chars().count() <= room => text,
+        _ => with(None),
+    };
+    match pct {
+        Some(pct) => LineGauge::default()
+            .label(Span::styled(text, Style::default().fg(Color::Gray)))
+            .ratio(f64::from(pct.min(100)) / 100.0)
+            .filled_style(Style::default().fg(ACCENT))
+            .render(row, buf),
+        None => message(buf, row, &text, Style::default().fg(Color::Gray)),
+    }
+}
+
+/// A method's faithfulness scores as the overlay names them: `del 0.21 ins 0.72` (a metric not
+/// scored left out).
+pub fn scores_text(f: &Faithfulness) -> String {
+    let parts: Vec<String> = metrics(f)
+        .map(|(name, _, v)| format!("{name} {v:.2}"))
+        .collect();
+    parts.join(" ")
+}
+
+/// The scores in at most `width` characters: `del 0.21 ins 0.72`, else `d.21 i.72`, else none.
+pub fn scores_in(f: &Faithfulness, width: usize) -> Option<String> {
+    let whole = scores_text(f);
+    if whole.chars().count() <= width {
+        return Some(whole);
+    }
+    let parts: Vec<String> = metrics(f)
+        .map(|(_, short, v)| format!("{short}{}", short_area(v)))
+        .collect();
+    let brief = parts.join(" ");
+    (brief.chars().count() <= width).then_some(brief)
+}
+
+/// The scores one metric a line, each in at most `width` characters (`del 0.21`, else
+/// `d.21`); none when one does not fit.
+pub fn scores_stacked(f: &Faithfulness, width: usize) -> Option<Vec<String>> {
+    metrics(f)
+        .map(|(name, short, v)| {
+            [
+                format!("{name} {v:.2}"),
+                format!("{short}{}", short_area(v)),
+            ]
+            .into_iter()
+            .find(|t| t.chars().count() <= width)
+        })
+        .collect()
+}
+
+/// The metrics scored: long name, short name, area.
+fn metrics(f: &Faithfulness) -> impl Iterator<Item = (&'static str, &'static str, f32)> {
+    [("del", "d", f.deletion), ("ins", "i", f.insertion)]
+        .into_iter()
+        .filter_map(|(name, short, v)| v.map(|v| (name, short, v)))
+}
+
+/// An area (in [0, 1]) in few characters: `0.21` → `.21`.
+fn short_area(v: f32) -> String {
+    let s = format!("{v:.2}");
+    match s.strip_prefix('0') {
+        Some(rest) => rest.to_string(),
+        None => s,
+    }
+}
+
 /// Wrapped text at the top of `area`.
 pub fn message(buf: &mut Buffer, area: Rect, text: &str, style: Style) {
     Paragraph::new(text.to_string())
@@ -182,5 +268,32 @@ mod tests {
         assert_eq!(count(864), "864");
         assert_eq!(count(2_957_920), "2.96M");
         assert_eq!(fit("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn scores_shorten_to_fit() {
+        let f = Faithfulness {
+            deletion: Some(0.2149),
+            insertion: Some(0.72),
+        };
+        assert_eq!(scores_text(&f), "del 0.21 ins 0.72");
+        assert_eq!(scores_in(&f, 17).as_deref(), Some("del 0.21 ins 0.72"));
+        assert_eq!(scores_in(&f, 14).as_deref(), Some("d.21 i.72"));
+        assert_eq!(scores_in(&f, 8), None);
+        let one = Faithfulness {
+            deletion: None,
+            insertion: Some(1.0),
+        };
+        assert_eq!(scores_text(&one), "ins 1.00");
+        assert_eq!(scores_in(&one, 6).as_deref(), Some("i1.00"));
+        assert_eq!(
+            scores_stacked(&f, 6),
+            Some(vec!["d.21".to_string(), "i.72".to_string()])
+        );
+        assert_eq!(
+            scores_stacked(&f, 8),
+            Some(vec!["del 0.21".to_string(), "ins 0.72".to_string()])
+        );
+        assert_eq!(scores_stacked(&f, 3), None);
     }
 }

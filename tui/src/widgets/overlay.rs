@@ -1,6 +1,7 @@
 //! The overlay view: the current image under the chosen explanation method for the chosen
 //! class (or under every method, `all`, as a grid), with the methods and the top-5 classes to
-//! cycle through.
+//! cycle through, and the explanation's faithfulness scores once asked for (`e`): beside the
+//! method's name in the title, a gauge under the picture while they are computed.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -8,18 +9,23 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
-use super::{all_grid, fit, pane, title, unless_ready, ACCENT};
+use super::{all_grid, fit, loading_line, message, pane, scores_text, title, unless_ready, ACCENT};
 use convlens_shared::choices::MethodSelection;
 
 use crate::app::{App, Pane};
 use crate::images::Images;
 use crate::layout::scroll_for;
+use crate::remote::Remote;
 
 /// Draws the overlay pane in a frame of `screen`.
 pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen: Rect) {
     let all = app.overlay.is_all();
     let details = if all {
-        all_grid::details(&app.overlay.all)
+        let done = all_grid::details(&app.overlay.all);
+        match scores_note(app) {
+            Some(note) => format!("{done} · {note}"),
+            None => done,
+        }
     } else {
         details(app)
     };
@@ -46,15 +52,23 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
         );
     } else if all {
         all_grid::draw(buf, picture, app, images, screen);
-    } else if let Some(e) = unless_ready(
-        buf,
-        picture,
-        &app.overlay.explanation.state,
-        app.method_name(),
-        "",
-        app.tick,
-    ) {
-        images.draw(buf, picture, &e.overlay);
+    } else {
+        // A line under the picture while the scores are computed (or why they are not).
+        let scoring = !matches!(app.overlay.scores(), Remote::Idle | Remote::Ready(_));
+        let [picture, line] =
+            Layout::vertical([Constraint::Min(0), Constraint::Length(u16::from(scoring))])
+                .areas(picture);
+        draw_scoring(buf, line, app, app.method_name());
+        if let Some(e) = unless_ready(
+            buf,
+            picture,
+            &app.overlay.explanation.state,
+            app.method_name(),
+            "",
+            app.tick,
+        ) {
+            images.draw(buf, picture, &e.overlay);
+        }
     }
     if !lists {
         return;
@@ -71,9 +85,14 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
     draw_classes(buf, classes, app);
 }
 
-/// The title's details for one method: the method, the layer a CAM was computed at, then the
-/// class (the layer before the class so that a narrow pane still shows it).
+/// The title's details for one method: the method with its scores when asked for, the layer a
+/// CAM was computed at, then the class (the layer before the class so that a narrow pane still
+/// shows it).
 fn details(app: &App) -> String {
+    let scores = match scores_note(app) {
+        Some(note) => format!(" ({note})"),
+        None => String::new(),
+    };
     match app.overlay.explanation.state.ready() {
         Some(e) => {
             let layer = e
@@ -83,13 +102,55 @@ fn details(app: &App) -> String {
                 .unwrap_or_default();
             let flat = if e.flat { " · flat map" } else { "" };
             format!(
-                "{}{layer}{flat} · class {} {}",
+                "{}{scores}{layer}{flat} · class {} {}",
                 app.method_name(),
                 e.class,
                 e.label.as_deref().unwrap_or("")
             )
         }
-        None => app.method_name().to_string(),
+        None => format!("{}{scores}", app.method_name()),
+    }
+}
+
+/// How the scores of the explanation shown stand, in a few words for a title: `del 0.21 ins
+/// 0.72` for one method, `scoring 40%` meanwhile, none when not asked for. With `all`, done
+/// scores are in the tiles, not here.
+pub fn scores_note(app: &App) -> Option<String> {
+    match app.overlay.scores() {
+        Remote::Idle => None,
+        Remote::Ready(e) => e.of(app.method_name()).map(scores_text),
+        Remote::Loading(p) => Some(match p.percentage {
+            Some(pct) => format!("scoring {pct}%"),
+            None => "scoring…".to_string(),
+        }),
+        Remote::Failed(_) => Some("scoring failed".to_string()),
+        Remote::Unavailable(_) => Some("no scores".to_string()),
+    }
+}
+
+/// The line under the picture (`all`'s second header row) while the scores of `what` are
+/// computed: a spinner and a gauge; why they failed, or that the daemon cannot score.
+pub fn draw_scoring(buf: &mut Buffer, area: Rect, app: &App, what: &str) {
+    if area.height == 0 {
+        return;
+    }
+    match app.overlay.scores() {
+        Remote::Loading(progress) => {
+            loading_line(buf, area, &format!("scoring {what}"), &progress, app.tick)
+        }
+        Remote::Failed(e) => message(
+            buf,
+            area,
+            &format!("scores: {e}"),
+            Style::default().fg(Color::Red),
+        ),
+        Remote::Unavailable(method) => message(
+            buf,
+            area,
+            &format!("scores: not available from this daemon (it has no `{method}` method)"),
+            Style::default().fg(Color::Yellow),
+        ),
+        Remote::Idle | Remote::Ready(_) => {}
     }
 }
 

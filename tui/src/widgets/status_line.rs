@@ -92,6 +92,7 @@ fn busy_with(app: &App) -> Option<String> {
     }
     pct(&app.inspector.maximize.state, "maximization")
         .or_else(|| pct(&app.map.folder_map.state, "t-SNE map"))
+        .or_else(|| pct(&app.overlay.scores.state, "scoring"))
         .or_else(|| pct(&app.overlay.explanation.state, app.method_name()))
         .or_else(|| pct(&app.overlay.all.fetch.state, "all methods"))
         .or_else(|| pct(&app.inspector.folder_top.state, "folder pass"))
