@@ -85,6 +85,8 @@ pub fn run(args: &EvaluateArgs, choice: &EngineChoice) -> anyhow::Result<()> {
             explain.layer = args.layer.clone();
             explain.target = args.target;
             explain.batch = args.batch;
+            // No overlay is shown: none is drawn.
+            explain.render = false;
             let params = EvaluateParams {
                 explain,
                 metrics: args.metric.clone(),

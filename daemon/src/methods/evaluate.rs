@@ -31,9 +31,10 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
         ))
         .into());
     }
+    // The explanation as `image/explain` gives it for these parameters (kept with its maps, so
+    // an overlay already drawn is not computed again).
     let mut asked = p.explain.clone();
     asked.map = true;
-    asked.render = false;
     asked.partial_result_token = None;
     let explained = explain(call, asked)?;
     let loaded = call.service.models.acquire(&p.explain.model_id)?;

@@ -29,10 +29,14 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
     let loaded = call.service.models.acquire(&p.model_id)?;
     let version = loaded.key();
     let image = ImageKey::of(Path::new(&p.image));
+    // The kept result always holds the raw maps (they are computed anyway), so a request with
+    // `map` and one without (the TUI's overlay, then `image/evaluate` of it) share it; they are
+    // taken out of the answer when not asked for.
     let key = {
         let mut q = p.clone();
         q.work_done_token = None;
         q.partial_result_token = None;
+        q.map = true;
         format!(
             "image/explain {} {:?}",
             serde_json::to_string(&q).unwrap_or_default(),
@@ -126,15 +130,11 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
                 }
                 Err(e) => return Err(e.into()),
             };
-            let map = if p.map {
-                let host = e.map.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
-                Some(Array::from_f32(
-                    host.dims(),
-                    &host.flatten_all()?.to_vec1::<f32>()?,
-                ))
-            } else {
-                None
-            };
+            let host = e.map.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
+            let map = Some(Array::from_f32(
+                host.dims(),
+                &host.flatten_all()?.to_vec1::<f32>()?,
+            ));
             let overlay = match &photo {
                 Some(photo) => Some(
                     png(&overlay_of(&e, photo, cmap, p.alpha)?)
@@ -174,6 +174,12 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
         result.photo = photo_png;
         Ok(result)
     })
+    .map(|mut result| {
+        if !p.map {
+            result.explanations.iter_mut().for_each(|e| e.map = None);
+        }
+        result
+    })
 }
 
 /// Sends `piece` (one method's explanation or skip) of version `version` as a partial result,
@@ -188,11 +194,14 @@ fn send_partial(
     let Some(token) = &p.partial_result_token else {
         return Ok(());
     };
-    let piece = ExplainResult {
+    let mut piece = ExplainResult {
         version,
         photo: unsent_photo.take(),
         ..piece
     };
+    if !p.map {
+        piece.explanations.iter_mut().for_each(|e| e.map = None);
+    }
     let value = serde_json::to_value(&piece).map_err(|e| MethodError::internal(e.to_string()))?;
     call.partial.send(token, value);
     Ok(())

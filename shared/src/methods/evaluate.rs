@@ -16,8 +16,8 @@ request!(
     EvaluateResult
 );
 
-/// `image/evaluate`'s parameters: `image/explain`'s (its `map` and `render` are not used), the
-/// metrics and the curves' step.
+/// `image/evaluate`'s parameters: `image/explain`'s (the explanation is the one `image/explain`
+/// gives, and keeps, for them; `map` is not used), the metrics and the curves' step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EvaluateParams {
