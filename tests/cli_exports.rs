@@ -1,12 +1,14 @@
 //! Exports that open elsewhere: `--parquet` tables that pandas reads with the expected schema, and
 //! a `--projector` folder in TensorBoard's projector format. tests/fixtures/make_exports.py ran
 //! the same commands and recorded what pandas, pyarrow and TensorBoard read
-//! (tests/fixtures/exports/exports.json); here convlens must still write those bytes, and its
-//! tables read back (with the parquet crate) as the codes and rankings it computed.
+//! (tests/fixtures/exports/exports.json); here convlens must still write those tables (the same
+//! schema and metadata, the same rows; floating-point values to the last bits the CPU's own
+//! kernels may change), and its tables read back (with the parquet crate) as the codes and
+//! rankings it computed.
 
 use std::path::{Path, PathBuf};
 
-use arrow_array::{Array, FixedSizeListArray, Float32Array, StringArray, UInt32Array};
+use arrow_array::{Array, ArrayRef, FixedSizeListArray, Float32Array, StringArray, UInt32Array};
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -44,6 +46,62 @@ fn read_parquet(path: &Path) -> arrow_array::RecordBatch {
     batch
 }
 
+/// Floating-point values equal to 1e-5 relative (the codes come from matrix products whose last
+/// bits depend on the CPU's vector width).
+fn assert_close_values(what: &str, ours: &[f32], theirs: &[f32]) {
+    assert_eq!(ours.len(), theirs.len(), "{what}: length");
+    for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-6 + 1e-5 * b.abs(),
+            "{what}[{i}]: {a} vs {b}"
+        );
+    }
+}
+
+/// The f32 values of a column of floats or of fixed-size lists of floats, if it is one.
+fn floats(column: &ArrayRef) -> Option<Vec<f32>> {
+    if let Some(list) = column.as_any().downcast_ref::<FixedSizeListArray>() {
+        return floats(list.values());
+    }
+    column
+        .as_any()
+        .downcast_ref::<Float32Array>()
+        .map(|a| a.values().to_vec())
+}
+
+/// The table convlens wrote equals the one the fixture script gave pandas: the same schema
+/// (with its metadata), the same rows; float columns to 1e-5 relative, the others exactly.
+fn assert_same_table(ours: &Path, fixture_name: &str) {
+    let (a, b) = (read_parquet(ours), read_parquet(&fixture(fixture_name)));
+    assert_eq!(a.schema(), b.schema(), "{fixture_name}: schema");
+    assert_eq!(a.num_rows(), b.num_rows(), "{fixture_name}: rows");
+    for (i, field) in a.schema().fields().iter().enumerate() {
+        let what = format!("{fixture_name}: {}", field.name());
+        match (floats(a.column(i)), floats(b.column(i))) {
+            (Some(x), Some(y)) => assert_close_values(&what, &x, &y),
+            _ => assert_eq!(a.column(i).to_data(), b.column(i).to_data(), "{what}"),
+        }
+    }
+}
+
+/// A TSV file of numbers equal to the fixture's to 1e-5 relative.
+fn assert_same_numbers(ours: &Path, theirs: &Path) {
+    let numbers = |p: &Path| -> Vec<f32> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    let rows = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count();
+    assert_eq!(rows(ours), rows(theirs), "{}: rows", ours.display());
+    assert_close_values(
+        &ours.display().to_string(),
+        &numbers(ours),
+        &numbers(theirs),
+    );
+}
+
 fn report() -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(fixture("exports.json")).unwrap()).unwrap()
 }
@@ -74,13 +132,13 @@ fn embed_writes_the_codes_table_and_projector_pandas_and_tensorboard_read() {
         "--projector",
         text(&projector),
     ]);
-    // The bytes make_exports.py gave pandas and TensorBoard.
-    assert_eq!(
-        std::fs::read(&parquet).unwrap(),
-        std::fs::read(fixture("codes.parquet")).unwrap(),
-        "codes.parquet"
+    // The tables and files make_exports.py gave pandas and TensorBoard.
+    assert_same_table(&parquet, "codes.parquet");
+    assert_same_numbers(
+        &projector.join("tensors.tsv"),
+        &fixture("projector").join("tensors.tsv"),
     );
-    for name in ["tensors.tsv", "metadata.tsv", "projector_config.pbtxt"] {
+    for name in ["metadata.tsv", "projector_config.pbtxt"] {
         assert_eq!(
             std::fs::read_to_string(projector.join(name)).unwrap(),
             std::fs::read_to_string(fixture("projector").join(name)).unwrap(),
@@ -143,11 +201,7 @@ fn embed_writes_the_codes_table_and_projector_pandas_and_tensorboard_read() {
     assert_eq!(paths.value(0), format!("{FOLDER}/t00018.png"));
     // The map beside the codes (made after the last row): the CSV's points, row for row.
     let map = dir.join("codes-map.parquet");
-    assert_eq!(
-        std::fs::read(&map).unwrap(),
-        std::fs::read(fixture("codes-map.parquet")).unwrap(),
-        "codes-map.parquet"
-    );
+    assert_same_table(&map, "codes-map.parquet");
     assert_eq!(
         seen["codes-map.parquet"]["columns"],
         serde_json::json!(["path", "x", "y"])
@@ -195,11 +249,7 @@ fn top_writes_the_rankings_and_statistics_tables() {
         "--json",
     ]);
     for name in ["top.parquet", "top-stats.parquet"] {
-        assert_eq!(
-            std::fs::read(dir.join(name)).unwrap(),
-            std::fs::read(fixture(name)).unwrap(),
-            "{name}"
-        );
+        assert_same_table(&dir.join(name), name);
     }
     assert_eq!(report()["top.parquet"]["rows"], 32 * 3);
     // The table holds the JSON's rankings.
