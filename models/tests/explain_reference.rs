@@ -107,7 +107,25 @@ fn check_model(name: &str) {
         // The synthetic mobilenet_v2 saturates ReLU6 at exactly 6.0 at some of IG's 50 path
         // points; a last-bit difference in a convolution flips the mask there, so IG (not the
         // single-point gradient) gets 3e-2 on that model.
-        let tol = if (name, method) == ("mobilenet_v2", Method::IntegratedGradients) {
+        // The synthetic vgg16_bn has a pre-ReLU value at features.9 within 9e-8 of its layer's
+        // scale from zero (measured in float64 by PyTorch), below float32's resolution: its sign
+        // depends on the order a convolution sums in, which differs with the CPU's vector width
+        // (an AVX-512 machine flips it, an AVX2 one does not). The single-point input gradients
+        // through that mask then differ by up to 2.4e-2 in the unit's receptive field; IG's 50
+        // points, the CAMs (taken after it) and deconvnet (which ignores the forward mask) keep
+        // 1e-3.
+        let through_the_chaotic_mask = name == "vgg16_bn"
+            && matches!(
+                method,
+                Method::Gradient
+                    | Method::Saliency
+                    | Method::InputXGradient
+                    | Method::GuidedBackprop
+                    | Method::GuidedGradCam
+            );
+        let tol = if (name, method) == ("mobilenet_v2", Method::IntegratedGradients)
+            || through_the_chaotic_mask
+        {
             3e-2
         } else {
             1e-3
