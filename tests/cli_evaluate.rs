@@ -1,4 +1,4 @@
-//! `convlens evaluate`: deletion, insertion and the confidence change of each method's
+//! `convlens evaluate`: deletion, insertion, the confidence change and ROAD of each method's
 //! explanation over images, through the daemon and in-process alike, equal to the engine's on
 //! the same map (the engine's agreement with RISE's procedure and pytorch-grad-cam is
 //! models/tests/evaluate_reference.rs's); the table, JSON and CSV outputs; one clear error for
@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use candle_core::Device;
 use convlens_models::evaluate::confidence::{cam_multiplier, confidence_change};
 use convlens_models::evaluate::relevance::pixel_relevance;
+use convlens_models::evaluate::road::{road, road_combined, RoadOptions, RoadOrder};
 use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
 use convlens_models::explain::{explain, ExplainOptions, Method};
 use convlens_models::input::load_input;
@@ -44,6 +45,29 @@ fn engine_score(model: &Model, path: &str, method: Method, metric: &str) -> f32 
             let cam = cam_multiplier(&e.map, h, w).unwrap();
             return confidence_change(model, &x, &cam, e.target).unwrap();
         }
+        "road-morf" | "road-lerf" | "road-combined" => {
+            let cam = cam_multiplier(&e.map, h, w).unwrap();
+            let of = |order| {
+                road(
+                    model,
+                    &x,
+                    &cam,
+                    e.target,
+                    order,
+                    &RoadOptions::default(),
+                    &Silent,
+                )
+                .unwrap()
+            };
+            return match metric {
+                "road-morf" => of(RoadOrder::MostRelevantFirst).mean,
+                "road-lerf" => of(RoadOrder::LeastRelevantFirst).mean,
+                _ => road_combined(
+                    &of(RoadOrder::MostRelevantFirst),
+                    &of(RoadOrder::LeastRelevantFirst),
+                ),
+            };
+        }
         other => panic!("{other}"),
     };
     let relevance = pixel_relevance(&e.map, h, w).unwrap();
@@ -68,7 +92,7 @@ fn scores_equal_the_engines_through_the_daemon_and_in_process() {
         let out = succeed(&args);
         let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let rows = rows.as_array().unwrap().clone();
-        assert_eq!(rows.len(), 12, "2 images × 2 methods × 3 metrics");
+        assert_eq!(rows.len(), 24, "2 images × 2 methods × 6 metrics");
         outputs.push(rows);
     }
     assert_eq!(
@@ -99,7 +123,7 @@ fn the_table_and_csv_say_the_same() {
     let csv = String::from_utf8(csv.stdout).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "image,method,metric,value");
-    assert_eq!(lines.len(), 7, "2 images × 3 metrics");
+    assert_eq!(lines.len(), 13, "2 images × 6 metrics");
     let values: Vec<f64> = lines[1..]
         .iter()
         .filter(|l| l.contains(",deletion,"))
@@ -132,8 +156,31 @@ fn the_table_and_csv_say_the_same() {
 fn bad_input_gives_one_clear_error() {
     for (args, needle) in [
         (
-            vec!["evaluate", MODEL, IMAGES[0], "--metric", "road-morf"],
-            "road-morf",
+            vec!["evaluate", MODEL, IMAGES[0], "--metric", "faithfulness"],
+            "faithfulness",
+        ),
+        (
+            vec![
+                "evaluate",
+                MODEL,
+                IMAGES[0],
+                "--metric",
+                "road-morf",
+                "--road-percentiles",
+                "10,100",
+            ],
+            "percentile 100",
+        ),
+        (
+            vec![
+                "evaluate",
+                MODEL,
+                IMAGES[0],
+                "--metric",
+                "road-lerf",
+                "--road-noise=-1",
+            ],
+            "noise",
         ),
         (vec!["evaluate", MODEL, IMAGES[0], "--target", "10"], "10"),
         (vec!["evaluate", MODEL, "no/such.png"], "no/such.png"),

@@ -6,12 +6,15 @@ mod cli_support;
 
 use std::collections::BTreeMap;
 
+use convlens_models::evaluate::road::RoadOptions;
 use convlens_models::explain::ExplainOptions;
 use convlens_models::maximize::MaximizeOptions;
+use convlens_shared::choices::Metric;
 use convlens_shared::choices::{Method, Preset};
 use convlens_shared::defaults;
 use convlens_shared::methods::activations::ActivationsParams;
 use convlens_shared::methods::deconv::DeconvParams;
+use convlens_shared::methods::evaluate::EvaluateParams;
 use convlens_shared::methods::explain::ExplainParams;
 use convlens_shared::methods::filters::FiltersParams;
 use convlens_shared::methods::folder::{EmbedParams, NeighborsParams, TopParams};
@@ -110,6 +113,39 @@ fn explain_defaults_agree_between_cli_protocol_and_engine() {
     let built = serde_json::to_value(ExplainParams::new("m1", "/photo.png")).unwrap();
     assert_eq!(built, protocol);
     assert_eq!(protocol["method"], defaults::explain::METHOD.name());
+}
+
+#[test]
+fn evaluate_defaults_agree_between_cli_protocol_and_engine() {
+    let protocol = protocol_defaults::<EvaluateParams>(
+        json!({"modelId": "m1", "image": "/photo.png", "metrics": ["road-morf"]}),
+    );
+    agree(
+        "evaluate",
+        &protocol,
+        &[
+            ("road-noise", "roadNoise"),
+            ("seed", "seed"),
+            ("batch", "batch"),
+        ],
+    );
+    let help = help_defaults("evaluate");
+    let percentiles: Vec<f64> = help["road-percentiles"]
+        .split([',', ' '])
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(json!(percentiles), protocol["roadPercentiles"]);
+    let engine = RoadOptions::default();
+    assert_eq!(json!(engine.percentiles), protocol["roadPercentiles"]);
+    assert_eq!(json!(engine.noise), protocol["roadNoise"]);
+    assert_eq!(json!(engine.seed), protocol["seed"]);
+    assert_eq!(json!(engine.batch), protocol["batch"]);
+    let built = EvaluateParams::new(
+        ExplainParams::new("m1", "/photo.png"),
+        vec![Metric::RoadMorf],
+    );
+    assert_eq!(serde_json::to_value(built).unwrap(), protocol);
 }
 
 #[test]

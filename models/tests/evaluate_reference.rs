@@ -2,13 +2,16 @@
 //! `tests/fixtures/make_evaluate.py`: on resnet18 (synthetic weights) and the demo model, for the
 //! reference Grad-CAM, saliency and Integrated Gradients maps of `make_explain.py`, the
 //! per-pixel relevance, every step's probability and the areas equal PyTorch's; and the
-//! confidence change equals pytorch-grad-cam's `CamMultImageConfidenceChange`.
+//! confidence change equals pytorch-grad-cam's `CamMultImageConfidenceChange`; ROAD (each
+//! percentile's pixels removed, each change, the averages and their combination) equals
+//! pytorch-grad-cam's `metrics/road.py` with the imputation's noise at 0.
 
 use std::path::PathBuf;
 
 use candle_core::Tensor;
 use convlens_models::evaluate::confidence::{cam_multiplier, confidence_change};
 use convlens_models::evaluate::relevance::pixel_relevance;
+use convlens_models::evaluate::road::{road, road_combined, RoadOptions, RoadOrder};
 use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
 use convlens_models::progress::Silent;
 use convlens_models::weights::synthetic::synthetic_tensor;
@@ -69,6 +72,15 @@ fn check_model(name: &str) {
             (change - want).abs() <= 1e-5 + device_tolerance() * want.abs(),
             "{name} {method} confidence change: {change} vs {want}"
         );
+        check_road(
+            &model,
+            &x,
+            &cam,
+            class,
+            &spec["methods"][method]["road"],
+            name,
+            method,
+        );
         let relevance = pixel_relevance(&map, 64, 64).unwrap();
         let want = npy("evaluate", &format!("{name}/{method}_relevance.npy"));
         assert_close(
@@ -107,6 +119,65 @@ fn check_model(name: &str) {
             );
         }
     }
+}
+
+/// ROAD in both orders and combined against the fixture's `road` entry.
+fn check_road(
+    model: &Model,
+    x: &Tensor,
+    cam: &Tensor,
+    class: usize,
+    want: &serde_json::Value,
+    name: &str,
+    method: &str,
+) {
+    let options = RoadOptions {
+        noise: 0.0,
+        ..RoadOptions::default()
+    };
+    let close = |what: &str, got: f32, want: f64| {
+        let want = want as f32;
+        assert!(
+            (got - want).abs() <= 2e-5 + device_tolerance() * want.abs(),
+            "{name} {method} {what}: {got} vs {want}"
+        );
+    };
+    let mut scores = Vec::new();
+    for (order, key) in [
+        (RoadOrder::MostRelevantFirst, "road-morf"),
+        (RoadOrder::LeastRelevantFirst, "road-lerf"),
+    ] {
+        let score = road(model, x, cam, class, order, &options, &Silent).unwrap();
+        let removed: Vec<usize> = want[key]["removed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(
+            score.removed, removed,
+            "{name} {method} {key} pixels removed"
+        );
+        for (i, (got, want)) in score
+            .changes
+            .iter()
+            .zip(want[key]["changes"].as_array().unwrap())
+            .enumerate()
+        {
+            close(
+                &format!("{key} at percentile {}", 10 * (i + 1)),
+                *got,
+                want.as_f64().unwrap(),
+            );
+        }
+        close(key, score.mean, want[key]["mean"].as_f64().unwrap());
+        scores.push(score);
+    }
+    close(
+        "road-combined",
+        road_combined(&scores[0], &scores[1]),
+        want["road-combined"].as_f64().unwrap(),
+    );
 }
 
 #[test]

@@ -111,3 +111,12 @@ pub mod folder {
     /// The side of a top image's tile, in pixels.
     pub const TILE: u32 = 64;
 }
+
+/// `convlens evaluate`, `image/evaluate`, the engine's `RoadOptions`.
+pub mod evaluate {
+    /// ROAD's percentiles of the map (pytorch-grad-cam's averages and `ROADCombined`).
+    pub const ROAD_PERCENTILES: [f64; 9] = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0];
+    /// The noise ROAD's linear imputation adds (pytorch-grad-cam's `NoisyLinearImputer`), in
+    /// the normalized input's units.
+    pub const ROAD_NOISE: f64 = 0.01;
+}

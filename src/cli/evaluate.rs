@@ -1,7 +1,7 @@
-//! `convlens evaluate`: how faithful each method's explanation is, by deletion, insertion and
-//! the confidence change (the daemon's `image/evaluate`), over images or folders: a table of methods × metrics (mean
-//! ± standard deviation over the images), or one row per image, method and metric as JSON or
-//! CSV.
+//! `convlens evaluate`: how faithful each method's explanation is, by deletion, insertion, the
+//! confidence change and ROAD (the daemon's `image/evaluate`), over images or folders: a table
+//! of methods × metrics (mean ± standard deviation over the images), or one row per image,
+//! method and metric as JSON or CSV.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use convlens_models::render::curves::{render_curves, Panel, Series};
 use convlens_models::represent::folder::list_images;
 use convlens_shared::choices::{MethodSelection, Metric};
+use convlens_shared::defaults::evaluate as evaluate_default;
 use convlens_shared::defaults::explain as default;
 use convlens_shared::methods::evaluate::{EvaluateParams, ImageEvaluate};
 use convlens_shared::methods::explain::ExplainParams;
@@ -45,6 +46,16 @@ pub struct EvaluateArgs {
     /// width, as RISE's 224 for 224×224).
     #[arg(long)]
     step: Option<usize>,
+    /// ROAD's percentiles of the map, comma-separated, each in [0, 100).
+    #[arg(long, value_delimiter = ',', default_values_t = evaluate_default::ROAD_PERCENTILES.to_vec())]
+    road_percentiles: Vec<f64>,
+    /// The standard deviation of the noise ROAD's linear imputation adds (normalized input
+    /// units; 0: none).
+    #[arg(long, default_value_t = evaluate_default::ROAD_NOISE)]
+    road_noise: f64,
+    /// The seed of ROAD's noise (and of SmoothGrad's).
+    #[arg(long, default_value_t = default::SEED)]
+    seed: u64,
     /// Inputs per forward pass (the curves' copies, and the methods' batches).
     #[arg(long, default_value_t = default::BATCH)]
     batch: usize,
@@ -85,12 +96,14 @@ pub fn run(args: &EvaluateArgs, choice: &EngineChoice) -> anyhow::Result<()> {
             explain.layer = args.layer.clone();
             explain.target = args.target;
             explain.batch = args.batch;
+            explain.seed = args.seed;
             // No overlay is shown: none is drawn.
             explain.render = false;
             let params = EvaluateParams {
-                explain,
-                metrics: args.metric.clone(),
                 step: args.step,
+                road_percentiles: args.road_percentiles.clone(),
+                road_noise: args.road_noise,
+                ..EvaluateParams::new(explain, args.metric.clone())
             };
             if images.len() > 1 && !choice.quiet {
                 eprintln!("[{}/{}] {} {method}", i + 1, images.len(), image.display());
@@ -150,7 +163,8 @@ pub fn run(args: &EvaluateArgs, choice: &EngineChoice) -> anyhow::Result<()> {
 fn curve_panels(rows: &[Row]) -> Vec<Panel> {
     let mut metrics: Vec<Metric> = Vec::new();
     let mut methods: Vec<&str> = Vec::new();
-    for r in rows.iter().filter(|r| !r.curve.is_empty()) {
+    let drawn = |r: &&Row| matches!(r.metric, Metric::Deletion | Metric::Insertion);
+    for r in rows.iter().filter(drawn) {
         if !metrics.contains(&r.metric) {
             metrics.push(r.metric);
         }
@@ -242,6 +256,9 @@ fn write_table(
             Metric::Deletion => "deletion: area, lower is more faithful",
             Metric::Insertion => "insertion: area, higher is more faithful",
             Metric::ConfidenceChange => "confidence-change: higher is more faithful",
+            Metric::RoadMorf => "road-morf: lower is more faithful",
+            Metric::RoadLerf => "road-lerf: higher is more faithful",
+            Metric::RoadCombined => "road-combined: higher is more faithful",
         })
         .collect();
     writeln!(

@@ -443,11 +443,7 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             // explanation from its cache.
             let mut explain = explain_params(model_id, &image, method, class, layer);
             explain.work_done_token = Some(watch_progress(shared, ticket));
-            let params = EvaluateParams {
-                explain,
-                metrics: METRICS.to_vec(),
-                step: None,
-            };
+            let params = EvaluateParams::new(explain, METRICS.to_vec());
             let result = start::<ImageEvaluate>(shared, ticket, &params)?;
             evaluation(result, method).map(Reply::Evaluate)
         }

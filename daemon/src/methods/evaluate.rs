@@ -6,6 +6,7 @@ use std::path::Path;
 use candle_core::Tensor;
 use convlens_models::evaluate::confidence::{cam_multiplier, confidence_change};
 use convlens_models::evaluate::relevance::pixel_relevance;
+use convlens_models::evaluate::road::{road, road_combined, RoadOptions, RoadOrder, RoadScore};
 use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
 use convlens_models::Error;
 use convlens_shared::choices::Metric;
@@ -56,6 +57,38 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
             .map_err(|err| MethodError::internal(err.to_string()))?;
         let map = Tensor::from_vec(values, map.shape.as_slice(), &model.device)?;
         let relevance = pixel_relevance(&map, height, width)?;
+        // ROAD's two orders, each computed once for however many ROAD metrics ask.
+        let road_options = RoadOptions {
+            percentiles: p.road_percentiles.clone(),
+            noise: p.road_noise,
+            seed: p.explain.seed,
+            batch: p.explain.batch,
+        };
+        let mut cam = None;
+        let mut orders: [Option<RoadScore>; 2] = [None, None];
+        let mut road_of = |order: RoadOrder| -> Result<RoadScore, MethodError> {
+            let slot = &mut orders[usize::from(order == RoadOrder::LeastRelevantFirst)];
+            if let Some(score) = slot {
+                return Ok(score.clone());
+            }
+            if cam.is_none() {
+                cam = Some(cam_multiplier(&map, height, width)?);
+            }
+            let Some(cam) = &cam else {
+                return Err(MethodError::internal("no map to rank"));
+            };
+            let score = road(
+                model,
+                &input,
+                cam,
+                e.class,
+                order,
+                &road_options,
+                call.progress,
+            )?;
+            *slot = Some(score.clone());
+            Ok(score)
+        };
         for &metric in &p.metrics {
             let curve_of = |kind: CausalMetric| {
                 let options = CausalOptions {
@@ -78,6 +111,19 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
                 Metric::ConfidenceChange => {
                     let cam = cam_multiplier(&map, height, width)?;
                     (confidence_change(model, &input, &cam, e.class)?, Vec::new())
+                }
+                Metric::RoadMorf | Metric::RoadLerf => {
+                    let score = road_of(if metric == Metric::RoadMorf {
+                        RoadOrder::MostRelevantFirst
+                    } else {
+                        RoadOrder::LeastRelevantFirst
+                    })?;
+                    (score.mean, score.changes)
+                }
+                Metric::RoadCombined => {
+                    let most = road_of(RoadOrder::MostRelevantFirst)?;
+                    let least = road_of(RoadOrder::LeastRelevantFirst)?;
+                    (road_combined(&most, &least), Vec::new())
                 }
             };
             scores.push(Score {

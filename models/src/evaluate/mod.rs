@@ -2,11 +2,14 @@
 //! relevant. Deletion and insertion (Petsiuk et al. 2018, the RISE paper) in `causal.rs`; the
 //! blurred substrate they use in `substrate.rs`; a map brought to one relevance per pixel in
 //! `relevance.rs`; pytorch-grad-cam's confidence change when the input is multiplied by the map
-//! in `confidence.rs`.
+//! in `confidence.rs`; ROAD (remove and debias, Rong et al. 2022) in `road.rs`, with its noisy
+//! linear imputation in `impute.rs`.
 
 pub mod causal;
 pub mod confidence;
+pub mod impute;
 pub mod relevance;
+pub mod road;
 pub mod substrate;
 
 pub use causal::{causal_curve, CausalCurve, CausalMetric, CausalOptions};

@@ -14,5 +14,14 @@ closed_set! {
         /// pytorch-grad-cam's confidence change: the class's probability with the input
         /// multiplied by the map (scaled to [0, 1]) less without; higher is more faithful.
         ConfidenceChange = "confidence-change",
+        /// ROAD, most relevant first: the change in the class's probability when the pixels
+        /// above each percentile of the map are removed and imputed (noisy linear), averaged;
+        /// lower is more faithful.
+        RoadMorf = "road-morf",
+        /// ROAD, least relevant first: the same with the least relevant pixels removed;
+        /// higher is more faithful.
+        RoadLerf = "road-lerf",
+        /// ROAD combined: (least − most relevant first) / 2; higher is more faithful.
+        RoadCombined = "road-combined",
     }
 }

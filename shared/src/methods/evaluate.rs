@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::explain::{ExplainParams, Skipped};
 use super::request;
 use crate::choices::{Method, Metric};
+use crate::defaults::evaluate as default;
 
 request!(
     /// Scores one method's (or every method's) explanation of one image by faithfulness
@@ -17,7 +18,8 @@ request!(
 );
 
 /// `image/evaluate`'s parameters: `image/explain`'s (the explanation is the one `image/explain`
-/// gives, and keeps, for them; `map` is not used), the metrics and the curves' step.
+/// gives, and keeps, for them; `map` is not used; its `seed` also seeds ROAD's noise), the
+/// metrics, the curves' step and ROAD's percentiles and noise.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EvaluateParams {
@@ -30,6 +32,36 @@ pub struct EvaluateParams {
     /// as RISE's 224 for 224×224).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<usize>,
+    /// ROAD's percentiles of the map, each in [0, 100): at p the pixels at or above the map's
+    /// p-th percentile are removed (most relevant first), or those at or below the (100 − p)-th
+    /// (least relevant first).
+    #[serde(default = "default_road_percentiles")]
+    pub road_percentiles: Vec<f64>,
+    /// The standard deviation of the noise ROAD's linear imputation adds (normalized input
+    /// units; 0: none).
+    #[serde(default = "default_road_noise")]
+    pub road_noise: f64,
+}
+
+impl EvaluateParams {
+    /// `metrics` of `explain`'s explanation, with every other parameter at its default.
+    pub fn new(explain: ExplainParams, metrics: Vec<Metric>) -> EvaluateParams {
+        EvaluateParams {
+            explain,
+            metrics,
+            step: None,
+            road_percentiles: default_road_percentiles(),
+            road_noise: default_road_noise(),
+        }
+    }
+}
+
+fn default_road_percentiles() -> Vec<f64> {
+    default::ROAD_PERCENTILES.to_vec()
+}
+
+fn default_road_noise() -> f64 {
+    default::ROAD_NOISE
 }
 
 /// One metric of one method's explanation.
@@ -42,7 +74,8 @@ pub struct Score {
     pub metric: Metric,
     /// The score (for deletion and insertion, the area under the curve).
     pub value: f32,
-    /// The curve it is the area of: the class's probability at the start and after each step.
+    /// The curve it is the area of: the class's probability at the start and after each step
+    /// (for ROAD in one order, the change at each percentile).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub curve: Vec<f32>,
 }
