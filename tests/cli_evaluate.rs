@@ -8,13 +8,17 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use convlens_models::evaluate::confidence::{cam_multiplier, confidence_change};
+use convlens_models::evaluate::infidelity::{infidelity, infidelity_perturbations};
+use convlens_models::evaluate::relevance::input_attribution;
 use convlens_models::evaluate::relevance::pixel_relevance;
 use convlens_models::evaluate::road::{road, road_combined, RoadOptions, RoadOrder};
+use convlens_models::evaluate::sensitivity::{sensitivity_max, sensitivity_perturbations};
 use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
 use convlens_models::explain::{explain, ExplainOptions, Method};
 use convlens_models::input::load_input;
 use convlens_models::progress::Silent;
 use convlens_models::{LoadOptions, Model};
+use convlens_shared::defaults::{evaluate as evaluate_default, explain as explain_default};
 
 mod cli_support;
 use cli_support::{convlens, succeed};
@@ -44,6 +48,35 @@ fn engine_score(model: &Model, path: &str, method: Method, metric: &str) -> f32 
         "confidence-change" => {
             let cam = cam_multiplier(&e.map, h, w).unwrap();
             return confidence_change(model, &x, &cam, e.target).unwrap();
+        }
+        "infidelity" => {
+            let noise = infidelity_perturbations(
+                x.dims(),
+                evaluate_default::PERTURBATIONS,
+                evaluate_default::INFIDELITY_NOISE,
+                explain_default::SEED,
+                &Device::Cpu,
+            )
+            .unwrap();
+            let attribution = input_attribution(&e.map, x.dim(1).unwrap(), h, w).unwrap();
+            return infidelity(model, &x, &attribution, e.target, &noise, true, 16).unwrap();
+        }
+        "sensitivity-max" => {
+            let deltas = sensitivity_perturbations(
+                x.dims(),
+                evaluate_default::PERTURBATIONS,
+                evaluate_default::SENSITIVITY_RADIUS,
+                explain_default::SEED,
+                &Device::Cpu,
+            )
+            .unwrap();
+            let again_options = ExplainOptions {
+                target: Some(e.target),
+                ..options.clone()
+            };
+            let mut again =
+                |input: &candle_core::Tensor| Ok(explain(model, input, &again_options)?.map);
+            return sensitivity_max(&mut again, &x, &e.map, &deltas, &Silent).unwrap();
         }
         "road-morf" | "road-lerf" | "road-combined" => {
             let cam = cam_multiplier(&e.map, h, w).unwrap();
@@ -92,7 +125,7 @@ fn scores_equal_the_engines_through_the_daemon_and_in_process() {
         let out = succeed(&args);
         let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let rows = rows.as_array().unwrap().clone();
-        assert_eq!(rows.len(), 24, "2 images × 2 methods × 6 metrics");
+        assert_eq!(rows.len(), 32, "2 images × 2 methods × 8 metrics");
         outputs.push(rows);
     }
     assert_eq!(
@@ -112,7 +145,11 @@ fn scores_equal_the_engines_through_the_daemon_and_in_process() {
             (got - want).abs() <= 1e-6,
             "{row}: {got} vs the engine's {want}"
         );
-        assert!((-1.0..=1.0).contains(&got), "{row}");
+        if !matches!(metric, "infidelity" | "sensitivity-max") {
+            assert!((-1.0..=1.0).contains(&got), "{row}");
+        } else {
+            assert!(got >= 0.0, "{row}");
+        }
     }
 }
 
@@ -123,7 +160,7 @@ fn the_table_and_csv_say_the_same() {
     let csv = String::from_utf8(csv.stdout).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "image,method,metric,value");
-    assert_eq!(lines.len(), 13, "2 images × 6 metrics");
+    assert_eq!(lines.len(), 17, "2 images × 8 metrics");
     let values: Vec<f64> = lines[1..]
         .iter()
         .filter(|l| l.contains(",deletion,"))
@@ -181,6 +218,30 @@ fn bad_input_gives_one_clear_error() {
                 "--road-noise=-1",
             ],
             "noise",
+        ),
+        (
+            vec![
+                "evaluate",
+                MODEL,
+                IMAGES[0],
+                "--metric",
+                "sensitivity-max",
+                "--sensitivity-radius",
+                "0",
+            ],
+            "radius",
+        ),
+        (
+            vec![
+                "evaluate",
+                MODEL,
+                IMAGES[0],
+                "--metric",
+                "infidelity",
+                "--perturbations",
+                "0",
+            ],
+            "perturbation",
         ),
         (vec!["evaluate", MODEL, IMAGES[0], "--target", "10"], "10"),
         (vec!["evaluate", MODEL, "no/such.png"], "no/such.png"),

@@ -127,6 +127,9 @@ fn evaluate_defaults_agree_between_cli_protocol_and_engine() {
             ("road-noise", "roadNoise"),
             ("seed", "seed"),
             ("batch", "batch"),
+            ("perturbations", "perturbations"),
+            ("infidelity-noise", "infidelityNoise"),
+            ("sensitivity-radius", "sensitivityRadius"),
         ],
     );
     let help = help_defaults("evaluate");
@@ -141,6 +144,8 @@ fn evaluate_defaults_agree_between_cli_protocol_and_engine() {
     assert_eq!(json!(engine.noise), protocol["roadNoise"]);
     assert_eq!(json!(engine.seed), protocol["seed"]);
     assert_eq!(json!(engine.batch), protocol["batch"]);
+    // --infidelity-unnormalized is off: infidelity normalizes by default.
+    assert_eq!(protocol["infidelityNormalize"], json!(true));
     let built = EvaluateParams::new(
         ExplainParams::new("m1", "/photo.png"),
         vec![Metric::RoadMorf],

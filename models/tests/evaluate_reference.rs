@@ -4,15 +4,20 @@
 //! per-pixel relevance, every step's probability and the areas equal PyTorch's; and the
 //! confidence change equals pytorch-grad-cam's `CamMultImageConfidenceChange`; ROAD (each
 //! percentile's pixels removed, each change, the averages and their combination) equals
-//! pytorch-grad-cam's `metrics/road.py` with the imputation's noise at 0.
+//! pytorch-grad-cam's `metrics/road.py` with the imputation's noise at 0; infidelity (both
+//! forms) and max-sensitivity equal `captum.metrics` given the same perturbations.
 
 use std::path::PathBuf;
 
 use candle_core::Tensor;
 use convlens_models::evaluate::confidence::{cam_multiplier, confidence_change};
+use convlens_models::evaluate::infidelity::infidelity;
+use convlens_models::evaluate::relevance::input_attribution;
 use convlens_models::evaluate::relevance::pixel_relevance;
 use convlens_models::evaluate::road::{road, road_combined, RoadOptions, RoadOrder};
+use convlens_models::evaluate::sensitivity::sensitivity_max;
 use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
+use convlens_models::explain::{explain, ExplainOptions, Method};
 use convlens_models::progress::Silent;
 use convlens_models::weights::synthetic::synthetic_tensor;
 use convlens_models::{LoadOptions, Model};
@@ -177,6 +182,66 @@ fn check_road(
         "road-combined",
         road_combined(&scores[0], &scores[1]),
         want["road-combined"].as_f64().unwrap(),
+    );
+}
+
+/// make_evaluate.py's fixed perturbations: synthetic stream `stream.<i>` times `scale`.
+fn perturbations(stream: &str, scale: f64) -> Vec<Tensor> {
+    (0..10)
+        .map(|i| {
+            synthetic_tensor(&format!("{stream}.{i}"), &[1, 3, 64, 64], 0, &device())
+                .unwrap()
+                .affine(scale, 0.0)
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Infidelity and max-sensitivity against Captum's on the same perturbations.
+fn check_robustness(
+    model: &Model,
+    x: &Tensor,
+    map: &Tensor,
+    class: usize,
+    want: &serde_json::Value,
+    name: &str,
+    method: &str,
+) {
+    let close = |what: &str, got: f32, want: f64| {
+        assert!(
+            (f64::from(got) - want).abs() <= 1e-7 + 1e-4 * want.abs(),
+            "{name} {method} {what}: {got} vs Captum's {want}"
+        );
+    };
+    let attribution = input_attribution(&map.to_device(&device()).unwrap(), 3, 64, 64).unwrap();
+    let noise = perturbations("infidelity", 0.003);
+    for (key, normalize) in [("infidelity", true), ("infidelity-unnormalized", false)] {
+        let got = infidelity(model, x, &attribution, class, &noise, normalize, 4).unwrap();
+        close(key, got, want[key].as_f64().unwrap());
+    }
+    let options = ExplainOptions {
+        method: match method {
+            "gradcam" => Method::GradCam,
+            "saliency" => Method::Saliency,
+            _ => Method::IntegratedGradients,
+        },
+        target: Some(class),
+        ..ExplainOptions::default()
+    };
+    let base = explain(model, x, &options).unwrap().map;
+    let mut again = |input: &Tensor| Ok(explain(model, input, &options)?.map);
+    let got = sensitivity_max(
+        &mut again,
+        x,
+        &base,
+        &perturbations("sensitivity", 0.02),
+        &Silent,
+    )
+    .unwrap();
+    close(
+        "sensitivity-max",
+        got,
+        want["sensitivity-max"].as_f64().unwrap(),
     );
 }
 

@@ -119,4 +119,14 @@ pub mod evaluate {
     /// The noise ROAD's linear imputation adds (pytorch-grad-cam's `NoisyLinearImputer`), in
     /// the normalized input's units.
     pub const ROAD_NOISE: f64 = 0.01;
+    /// Perturbations for infidelity and max-sensitivity (Captum's `n_perturb_samples`).
+    pub const PERTURBATIONS: usize = 10;
+    /// The standard deviation of infidelity's Gaussian perturbations (Captum's example), in
+    /// the normalized input's units.
+    pub const INFIDELITY_NOISE: f64 = 0.003;
+    /// Whether infidelity first scales the map by its best fit (Captum's `normalize`), so maps
+    /// of different scales compare.
+    pub const INFIDELITY_NORMALIZE: bool = true;
+    /// The radius of max-sensitivity's uniform perturbations (Captum's `perturb_radius`).
+    pub const SENSITIVITY_RADIUS: f64 = 0.02;
 }

@@ -1,5 +1,5 @@
 //! `convlens evaluate`: how faithful each method's explanation is, by deletion, insertion, the
-//! confidence change and ROAD (the daemon's `image/evaluate`), over images or folders: a table
+//! confidence change, ROAD, infidelity and max-sensitivity (the daemon's `image/evaluate`), over images or folders: a table
 //! of methods × metrics (mean ± standard deviation over the images), or one row per image,
 //! method and metric as JSON or CSV.
 
@@ -53,7 +53,20 @@ pub struct EvaluateArgs {
     /// units; 0: none).
     #[arg(long, default_value_t = evaluate_default::ROAD_NOISE)]
     road_noise: f64,
-    /// The seed of ROAD's noise (and of SmoothGrad's).
+    /// Perturbations for infidelity and max-sensitivity.
+    #[arg(long, default_value_t = evaluate_default::PERTURBATIONS)]
+    perturbations: usize,
+    /// The standard deviation of infidelity's Gaussian perturbations (normalized input units).
+    #[arg(long, default_value_t = evaluate_default::INFIDELITY_NOISE)]
+    infidelity_noise: f64,
+    /// Infidelity of the map as it is, not scaled by its best fit first (Captum's
+    /// `normalize=False`; maps of different scales then do not compare).
+    #[arg(long)]
+    infidelity_unnormalized: bool,
+    /// The radius of max-sensitivity's uniform perturbations (normalized input units).
+    #[arg(long, default_value_t = evaluate_default::SENSITIVITY_RADIUS)]
+    sensitivity_radius: f64,
+    /// The seed of ROAD's noise, of the perturbations (and of SmoothGrad's noise).
     #[arg(long, default_value_t = default::SEED)]
     seed: u64,
     /// Inputs per forward pass (the curves' copies, and the methods' batches).
@@ -103,6 +116,10 @@ pub fn run(args: &EvaluateArgs, choice: &EngineChoice) -> anyhow::Result<()> {
                 step: args.step,
                 road_percentiles: args.road_percentiles.clone(),
                 road_noise: args.road_noise,
+                perturbations: args.perturbations,
+                infidelity_noise: args.infidelity_noise,
+                infidelity_normalize: !args.infidelity_unnormalized,
+                sensitivity_radius: args.sensitivity_radius,
                 ..EvaluateParams::new(explain, args.metric.clone())
             };
             if images.len() > 1 && !choice.quiet {
@@ -259,6 +276,8 @@ fn write_table(
             Metric::RoadMorf => "road-morf: lower is more faithful",
             Metric::RoadLerf => "road-lerf: higher is more faithful",
             Metric::RoadCombined => "road-combined: higher is more faithful",
+            Metric::Infidelity => "infidelity: lower is more faithful",
+            Metric::SensitivityMax => "sensitivity-max: lower is more robust",
         })
         .collect();
     writeln!(

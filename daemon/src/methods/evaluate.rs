@@ -5,15 +5,20 @@ use std::path::Path;
 
 use candle_core::Tensor;
 use convlens_models::evaluate::confidence::{cam_multiplier, confidence_change};
+use convlens_models::evaluate::infidelity::{infidelity, infidelity_perturbations};
+use convlens_models::evaluate::relevance::input_attribution;
 use convlens_models::evaluate::relevance::pixel_relevance;
 use convlens_models::evaluate::road::{road, road_combined, RoadOptions, RoadOrder, RoadScore};
+use convlens_models::evaluate::sensitivity::{sensitivity_max, sensitivity_perturbations};
 use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
+use convlens_models::explain::{explain_with_progress, ExplainOptions};
+use convlens_models::progress::Stage;
 use convlens_models::Error;
 use convlens_shared::choices::Metric;
 use convlens_shared::methods::evaluate::{EvaluateParams, EvaluateResult, ImageEvaluate, Score};
 
 use super::call::Call;
-use super::explain::explain;
+use super::explain::{explain, explain_options};
 use super::router::{interactive, Router};
 use crate::error::MethodError;
 use crate::files::ImageKey;
@@ -124,6 +129,55 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
                     let most = road_of(RoadOrder::MostRelevantFirst)?;
                     let least = road_of(RoadOrder::LeastRelevantFirst)?;
                     (road_combined(&most, &least), Vec::new())
+                }
+                Metric::Infidelity => {
+                    let noise = infidelity_perturbations(
+                        input.dims(),
+                        p.perturbations,
+                        p.infidelity_noise,
+                        p.explain.seed,
+                        &model.device,
+                    )?;
+                    let channels = input.dim(1)?;
+                    let attribution = input_attribution(&map, channels, height, width)?;
+                    let value = infidelity(
+                        model,
+                        &input,
+                        &attribution,
+                        e.class,
+                        &noise,
+                        p.infidelity_normalize,
+                        p.explain.batch,
+                    )?;
+                    (value, Vec::new())
+                }
+                Metric::SensitivityMax => {
+                    let deltas = sensitivity_perturbations(
+                        input.dims(),
+                        p.perturbations,
+                        p.sensitivity_radius,
+                        p.explain.seed,
+                        &model.device,
+                    )?;
+                    // The same method and parameters, for the class explained.
+                    let options = ExplainOptions {
+                        method: e.method,
+                        target: Some(e.class),
+                        ..explain_options(&p.explain)
+                    };
+                    let mut index = 0;
+                    let mut again = |x: &Tensor| {
+                        let stage = Stage {
+                            inner: call.progress,
+                            index,
+                            count: deltas.len(),
+                            name: "sensitivity",
+                        };
+                        index += 1;
+                        Ok(explain_with_progress(model, x, &options, &stage)?.map)
+                    };
+                    let value = sensitivity_max(&mut again, &input, &map, &deltas, call.progress)?;
+                    (value, Vec::new())
                 }
             };
             scores.push(Score {

@@ -58,16 +58,7 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
         let methods = p.method.run_order();
         let base = ExplainOptions {
             method: methods[0],
-            target: p.target,
-            layer: p.layer.clone(),
-            samples: p.samples,
-            noise: p.noise,
-            seed: p.seed,
-            steps: p.steps,
-            baseline: p.baseline,
-            window: p.window,
-            stride: p.stride,
-            batch_size: p.batch,
+            ..explain_options(&p)
         };
         let photo = if p.render {
             Some(input_photo(
@@ -205,4 +196,22 @@ fn send_partial(
     let value = serde_json::to_value(&piece).map_err(|e| MethodError::internal(e.to_string()))?;
     call.partial.send(token, value);
     Ok(())
+}
+
+/// The engine's options for `image/explain`'s parameters (the method: the first of the
+/// selection's run order).
+pub fn explain_options(p: &ExplainParams) -> ExplainOptions {
+    ExplainOptions {
+        method: p.method.run_order()[0],
+        target: p.target,
+        layer: p.layer.clone(),
+        samples: p.samples,
+        noise: p.noise,
+        seed: p.seed,
+        steps: p.steps,
+        baseline: p.baseline,
+        window: p.window,
+        stride: p.stride,
+        batch_size: p.batch,
+    }
 }

@@ -23,5 +23,12 @@ closed_set! {
         RoadLerf = "road-lerf",
         /// ROAD combined: (least − most relevant first) / 2; higher is more faithful.
         RoadCombined = "road-combined",
+        /// Captum's infidelity: how far Σ map · I is from the change in the class's logit
+        /// under Gaussian perturbations I, squared and averaged (the map scaled by its best
+        /// fit); lower is more faithful.
+        Infidelity = "infidelity",
+        /// Captum's max-sensitivity: the largest relative change of the explanation under
+        /// small uniform perturbations of the input; lower is more robust.
+        SensitivityMax = "sensitivity-max",
     }
 }

@@ -19,7 +19,8 @@ request!(
 
 /// `image/evaluate`'s parameters: `image/explain`'s (the explanation is the one `image/explain`
 /// gives, and keeps, for them; `map` is not used; its `seed` also seeds ROAD's noise), the
-/// metrics, the curves' step and ROAD's percentiles and noise.
+/// metrics, the curves' step, ROAD's percentiles and noise, and the perturbations of
+/// infidelity and max-sensitivity.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EvaluateParams {
@@ -41,6 +42,19 @@ pub struct EvaluateParams {
     /// units; 0: none).
     #[serde(default = "default_road_noise")]
     pub road_noise: f64,
+    /// Perturbations for infidelity and max-sensitivity.
+    #[serde(default = "default_perturbations")]
+    pub perturbations: usize,
+    /// The standard deviation of infidelity's Gaussian perturbations (normalized input units).
+    #[serde(default = "default_infidelity_noise")]
+    pub infidelity_noise: f64,
+    /// Whether infidelity first scales the map by the factor that fits it best (Captum's
+    /// `normalize`), so that maps of different scales compare.
+    #[serde(default = "default_infidelity_normalize")]
+    pub infidelity_normalize: bool,
+    /// The radius of max-sensitivity's uniform perturbations (normalized input units).
+    #[serde(default = "default_sensitivity_radius")]
+    pub sensitivity_radius: f64,
 }
 
 impl EvaluateParams {
@@ -52,6 +66,10 @@ impl EvaluateParams {
             step: None,
             road_percentiles: default_road_percentiles(),
             road_noise: default_road_noise(),
+            perturbations: default_perturbations(),
+            infidelity_noise: default_infidelity_noise(),
+            infidelity_normalize: default_infidelity_normalize(),
+            sensitivity_radius: default_sensitivity_radius(),
         }
     }
 }
@@ -62,6 +80,22 @@ fn default_road_percentiles() -> Vec<f64> {
 
 fn default_road_noise() -> f64 {
     default::ROAD_NOISE
+}
+
+fn default_perturbations() -> usize {
+    default::PERTURBATIONS
+}
+
+fn default_infidelity_noise() -> f64 {
+    default::INFIDELITY_NOISE
+}
+
+fn default_infidelity_normalize() -> bool {
+    default::INFIDELITY_NORMALIZE
+}
+
+fn default_sensitivity_radius() -> f64 {
+    default::SENSITIVITY_RADIUS
 }
 
 /// One metric of one method's explanation.
