@@ -6,8 +6,7 @@ use std::path::Path;
 use candle_core::Tensor;
 use convlens_models::evaluate::confidence::{cam_multiplier, confidence_change};
 use convlens_models::evaluate::infidelity::{infidelity, infidelity_perturbations};
-use convlens_models::evaluate::relevance::input_attribution;
-use convlens_models::evaluate::relevance::pixel_relevance;
+use convlens_models::evaluate::relevance::{input_attribution, pixel_relevance};
 use convlens_models::evaluate::road::{road, road_combined, RoadOptions, RoadOrder, RoadScore};
 use convlens_models::evaluate::sensitivity::{sensitivity_max, sensitivity_perturbations};
 use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
@@ -69,19 +68,26 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
             seed: p.explain.seed,
             batch: p.explain.batch,
         };
-        let mut cam = None;
+        let ranks_by_road = p.metrics.iter().any(|m| {
+            matches!(
+                m,
+                Metric::RoadMorf | Metric::RoadLerf | Metric::RoadCombined
+            )
+        });
+        let cam = if ranks_by_road {
+            Some(cam_multiplier(&map, height, width)?)
+        } else {
+            None
+        };
         let mut orders: [Option<RoadScore>; 2] = [None, None];
         let mut road_of = |order: RoadOrder| -> Result<RoadScore, MethodError> {
             let slot = &mut orders[usize::from(order == RoadOrder::LeastRelevantFirst)];
             if let Some(score) = slot {
                 return Ok(score.clone());
             }
-            if cam.is_none() {
-                cam = Some(cam_multiplier(&map, height, width)?);
-            }
-            let Some(cam) = &cam else {
-                return Err(MethodError::internal("no map to rank"));
-            };
+            let cam = cam
+                .as_ref()
+                .ok_or_else(|| MethodError::internal("ROAD asked for without its map"))?;
             let score = road(
                 model,
                 &input,
