@@ -11,6 +11,11 @@ one 224x224 input, a 7x7 map resized bilinearly to the input (as a Grad-CAM map)
                             what a careful PyTorch user would write
   confidence-change         pytorch-grad-cam's CamMultImageConfidenceChange with
                             ClassifierOutputSoftmaxTarget(0)
+  road-combined             pytorch-grad-cam's ROADCombined at the percentiles 10..90 (both
+                            orders: 18 noisy linear imputations, SciPy's spsolve, and 18 + 18
+                            forward passes, one a copy as it runs them)
+  infidelity                captum.metrics.infidelity, 10 Gaussian perturbations of 0.003,
+                            normalize=True, the map resized and repeated on the channels
 
 Prints one JSON object per line: {"bench", "model", "median_ms", "runs"}.
 
@@ -116,6 +121,18 @@ def main():
     metric = CamMultImageConfidenceChange()
     rows.append(("confidence-change",
                  lambda: metric(x, cam, [ClassifierOutputSoftmaxTarget(0)], model)))
+    from pytorch_grad_cam.metrics.road import ROADCombined
+    road = ROADCombined(percentiles=[10, 20, 30, 40, 50, 60, 70, 80, 90])
+    rows.append(("road-combined",
+                 lambda: road(x, cam, [ClassifierOutputSoftmaxTarget(0)], model)))
+    from captum.metrics import infidelity
+    attr = torch.from_numpy(rel)[None, None].expand(1, 3, 224, 224).contiguous()
+
+    def perturb(inputs):
+        noise = torch.randn_like(inputs) * 0.003
+        return noise, inputs - noise
+    rows.append(("infidelity", lambda: infidelity(model, perturb, x, attr, target=0,
+                                                   n_perturb_samples=10, normalize=True)))
     for name, fn in rows:
         print(json.dumps({"bench": name, "model": "resnet18", "median_ms": round(timed(fn, args.runs), 1),
                           "runs": args.runs, "torch_threads": torch.get_num_threads()}), flush=True)

@@ -1,5 +1,7 @@
 //! Judging one explanation on resnet18 at 224×224: deletion and insertion (RISE: 224 pixels a
-//! step, 225 forward passes a curve, in batches of 16) and the confidence change, for one map.
+//! step, 225 forward passes a curve, in batches of 16), the confidence change, ROAD combined
+//! (both orders at the percentiles 10..90: 18 imputations, 18 copies) and infidelity (10
+//! perturbations), for one map.
 //! `benches/peer/evaluate_peer.py` times RISE's own procedure in PyTorch (one copy a forward
 //! pass, as published, and batched by 16 like convlens) and pytorch-grad-cam's
 //! `CamMultImageConfidenceChange` on the same; docs/PERFORMANCE.md gives both and their ratio.
@@ -10,6 +12,9 @@
 use candle_core::{Device, Tensor};
 use convlens_models::device::device_from_env;
 use convlens_models::evaluate::confidence::{cam_multiplier, confidence_change};
+use convlens_models::evaluate::infidelity::{infidelity, infidelity_perturbations};
+use convlens_models::evaluate::relevance::input_attribution;
+use convlens_models::evaluate::road::{road, road_combined, RoadOptions, RoadOrder};
 use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
 use convlens_models::progress::Silent;
 use convlens_models::{LoadOptions, Model};
@@ -52,6 +57,42 @@ fn evaluate_bench(c: &mut Criterion) {
     group.bench_function("confidence-change/resnet18", |b| {
         b.iter(|| {
             let v = confidence_change(&model, &x, &cam, 0).expect("change");
+            sync(&device);
+            v
+        })
+    });
+    group.bench_function("road-combined/resnet18", |b| {
+        b.iter(|| {
+            let options = RoadOptions::default();
+            let most = road(
+                &model,
+                &x,
+                &cam,
+                0,
+                RoadOrder::MostRelevantFirst,
+                &options,
+                &Silent,
+            )
+            .expect("morf");
+            let least = road(
+                &model,
+                &x,
+                &cam,
+                0,
+                RoadOrder::LeastRelevantFirst,
+                &options,
+                &Silent,
+            )
+            .expect("lerf");
+            sync(&device);
+            road_combined(&most, &least)
+        })
+    });
+    let attribution = input_attribution(&map, 3, s, s).expect("attribution");
+    group.bench_function("infidelity/resnet18", |b| {
+        b.iter(|| {
+            let noise = infidelity_perturbations(x.dims(), 10, 0.003, 0, &device).expect("noise");
+            let v = infidelity(&model, &x, &attribution, 0, &noise, true, 16).expect("infidelity");
             sync(&device);
             v
         })
