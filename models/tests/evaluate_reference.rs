@@ -86,6 +86,15 @@ fn check_model(name: &str) {
             name,
             method,
         );
+        check_robustness(
+            &model,
+            &x,
+            &map,
+            class,
+            &spec["methods"][method],
+            name,
+            method,
+        );
         let relevance = pixel_relevance(&map, 64, 64).unwrap();
         let want = npy("evaluate", &format!("{name}/{method}_relevance.npy"));
         assert_close(
@@ -207,9 +216,9 @@ fn check_robustness(
     name: &str,
     method: &str,
 ) {
-    let close = |what: &str, got: f32, want: f64| {
+    let close = |what: &str, got: f32, want: f64, tol: f64| {
         assert!(
-            (f64::from(got) - want).abs() <= 1e-7 + 1e-4 * want.abs(),
+            (f64::from(got) - want).abs() <= 1e-7 + tol * want.abs(),
             "{name} {method} {what}: {got} vs Captum's {want}"
         );
     };
@@ -217,7 +226,16 @@ fn check_robustness(
     let noise = perturbations("infidelity", 0.003);
     for (key, normalize) in [("infidelity", true), ("infidelity-unnormalized", false)] {
         let got = infidelity(model, x, &attribution, class, &noise, normalize, 4).unwrap();
-        close(key, got, want[key].as_f64().unwrap());
+        // Infidelity subtracts logits, f(x) − f(x − I), that differ by ~1e-2; resnet18's
+        // synthetic head gives the class a logit of 130, which float32 resolves to ~1e-5, so any
+        // float32 value carries ~1e-3 of rounding there (Captum's own is 5e-4 to 7e-4 from the
+        // float64 value): on resnet18 both forms are checked against Captum in float64 at 3e-3.
+        if name == "resnet18" {
+            let exact = want[format!("{key}-f64")].as_f64().unwrap();
+            close(&format!("{key} (float64)"), got, exact, 3e-3);
+        } else {
+            close(key, got, want[key].as_f64().unwrap(), 1e-4);
+        }
     }
     let options = ExplainOptions {
         method: match method {
@@ -242,6 +260,7 @@ fn check_robustness(
         "sensitivity-max",
         got,
         want["sensitivity-max"].as_f64().unwrap(),
+        1e-4,
     );
 }
 
