@@ -256,3 +256,34 @@ fn bad_input_gives_one_clear_error() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// A map a metric cannot judge skips that metric for that method alone: the demo's Eigen-CAM of
+/// chelsea is all zeros after its ReLU (the first component's sign), a constant map whose
+/// percentiles rank no pixel, so ROAD has nothing to keep; Grad-CAM's score still comes, through
+/// the daemon and in-process alike.
+#[test]
+fn a_map_a_metric_cannot_judge_skips_that_metric_alone() {
+    for daemon in [true, false] {
+        let mut args = vec![];
+        if !daemon {
+            args.push("--no-daemon");
+        }
+        args.extend(["-q", "evaluate", "demo", "models/assets/photos/chelsea.jpg"]);
+        args.extend(["--method", "eigencam,gradcam", "--metric", "road-combined"]);
+        args.push("--json");
+        let out = succeed(&args);
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let methods: Vec<&str> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["method"].as_str().unwrap())
+            .collect();
+        assert_eq!(methods, ["gradcam"], "daemon {daemon}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("eigencam: skipped: road-combined: ROAD: every pixel of the map ties"),
+            "daemon {daemon}: {err}"
+        );
+    }
+}

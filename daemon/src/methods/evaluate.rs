@@ -15,6 +15,7 @@ use convlens_models::progress::Stage;
 use convlens_models::Error;
 use convlens_shared::choices::Metric;
 use convlens_shared::methods::evaluate::{EvaluateParams, EvaluateResult, ImageEvaluate, Score};
+use convlens_shared::methods::explain::Skipped;
 
 use super::call::Call;
 use super::explain::{explain, explain_options};
@@ -50,7 +51,40 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
         .inputs
         .get_or_load(&loaded.key(), model, &image)?;
     let (height, width) = (input.dim(2)?, input.dim(3)?);
+    // Parameters no map can fix are the request's error; the perturbations are the same for
+    // every method (one seed), so they are drawn once.
+    let asks = |m: Metric| p.metrics.contains(&m);
+    let road_options = RoadOptions {
+        percentiles: p.road_percentiles.clone(),
+        noise: p.road_noise,
+        seed: p.explain.seed,
+        batch: p.explain.batch,
+    };
+    road_options.check()?;
+    let infidelity_noise = if asks(Metric::Infidelity) {
+        infidelity_perturbations(
+            input.dims(),
+            p.perturbations,
+            p.infidelity_noise,
+            p.explain.seed,
+            &model.device,
+        )?
+    } else {
+        Vec::new()
+    };
+    let sensitivity_deltas = if asks(Metric::SensitivityMax) {
+        sensitivity_perturbations(
+            input.dims(),
+            p.perturbations,
+            p.sensitivity_radius,
+            p.explain.seed,
+            &model.device,
+        )?
+    } else {
+        Vec::new()
+    };
     let mut scores = Vec::new();
+    let mut skipped = Vec::new();
     for e in &explained.explanations {
         let map = e
             .map
@@ -61,13 +95,13 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
             .map_err(|err| MethodError::internal(err.to_string()))?;
         let map = Tensor::from_vec(values, map.shape.as_slice(), &model.device)?;
         let relevance = pixel_relevance(&map, height, width)?;
-        // ROAD's two orders, each computed once for however many ROAD metrics ask.
-        let road_options = RoadOptions {
-            percentiles: p.road_percentiles.clone(),
-            noise: p.road_noise,
-            seed: p.explain.seed,
-            batch: p.explain.batch,
+        let mut skip = |metric: Metric, err: MethodError| {
+            skipped.push(Skipped {
+                method: e.method,
+                error: format!("{metric}: {err}"),
+            })
         };
+        // ROAD's two orders, each computed once for however many ROAD metrics ask.
         let ranks_by_road = p.metrics.iter().any(|m| {
             matches!(
                 m,
@@ -109,89 +143,85 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
                 };
                 causal_curve(model, &input, &relevance, e.class, &options, call.progress)
             };
-            let (value, curve) = match metric {
-                Metric::Deletion | Metric::Insertion => {
-                    let kind = if metric == Metric::Deletion {
-                        CausalMetric::Deletion
-                    } else {
-                        CausalMetric::Insertion
-                    };
-                    let curve = curve_of(kind)?;
-                    (curve.auc, curve.probabilities)
-                }
-                Metric::ConfidenceChange => {
-                    let cam = cam_multiplier(&map, height, width)?;
-                    (confidence_change(model, &input, &cam, e.class)?, Vec::new())
-                }
-                Metric::RoadMorf | Metric::RoadLerf => {
-                    let score = road_of(if metric == Metric::RoadMorf {
-                        RoadOrder::MostRelevantFirst
-                    } else {
-                        RoadOrder::LeastRelevantFirst
-                    })?;
-                    (score.mean, score.changes)
-                }
-                Metric::RoadCombined => {
-                    let most = road_of(RoadOrder::MostRelevantFirst)?;
-                    let least = road_of(RoadOrder::LeastRelevantFirst)?;
-                    (road_combined(&most, &least), Vec::new())
-                }
-                Metric::Infidelity => {
-                    let noise = infidelity_perturbations(
-                        input.dims(),
-                        p.perturbations,
-                        p.infidelity_noise,
-                        p.explain.seed,
-                        &model.device,
-                    )?;
-                    let channels = input.dim(1)?;
-                    let attribution = input_attribution(&map, channels, height, width)?;
-                    let value = infidelity(
-                        model,
-                        &input,
-                        &attribution,
-                        e.class,
-                        &noise,
-                        p.infidelity_normalize,
-                        p.explain.batch,
-                    )?;
-                    (value, Vec::new())
-                }
-                Metric::SensitivityMax => {
-                    let deltas = sensitivity_perturbations(
-                        input.dims(),
-                        p.perturbations,
-                        p.sensitivity_radius,
-                        p.explain.seed,
-                        &model.device,
-                    )?;
-                    // The same method and parameters, for the class explained.
-                    let options = ExplainOptions {
-                        method: e.method,
-                        target: Some(e.class),
-                        ..explain_options(&p.explain)
-                    };
-                    let mut index = 0;
-                    let mut again = |x: &Tensor| {
-                        let stage = Stage {
-                            inner: call.progress,
-                            index,
-                            count: deltas.len(),
-                            name: "sensitivity",
+            // A map a metric cannot judge (a constant one, for ROAD) skips that metric for
+            // that method, as `all` skips a method that does not apply; the rest go on.
+            let mut score = || -> Result<(f32, Vec<f32>), MethodError> {
+                Ok(match metric {
+                    Metric::Deletion | Metric::Insertion => {
+                        let kind = if metric == Metric::Deletion {
+                            CausalMetric::Deletion
+                        } else {
+                            CausalMetric::Insertion
                         };
-                        index += 1;
-                        Ok(explain_with_progress(model, x, &options, &stage)?.map)
-                    };
-                    let value = sensitivity_max(&mut again, &input, &map, &deltas, call.progress)?;
-                    (value, Vec::new())
-                }
+                        let curve = curve_of(kind)?;
+                        (curve.auc, curve.probabilities)
+                    }
+                    Metric::ConfidenceChange => {
+                        let cam = cam_multiplier(&map, height, width)?;
+                        (confidence_change(model, &input, &cam, e.class)?, Vec::new())
+                    }
+                    Metric::RoadMorf | Metric::RoadLerf => {
+                        let score = road_of(if metric == Metric::RoadMorf {
+                            RoadOrder::MostRelevantFirst
+                        } else {
+                            RoadOrder::LeastRelevantFirst
+                        })?;
+                        (score.mean, score.changes)
+                    }
+                    Metric::RoadCombined => {
+                        let most = road_of(RoadOrder::MostRelevantFirst)?;
+                        let least = road_of(RoadOrder::LeastRelevantFirst)?;
+                        (road_combined(&most, &least), Vec::new())
+                    }
+                    Metric::Infidelity => {
+                        let channels = input.dim(1)?;
+                        let attribution = input_attribution(&map, channels, height, width)?;
+                        let value = infidelity(
+                            model,
+                            &input,
+                            &attribution,
+                            e.class,
+                            &infidelity_noise,
+                            p.infidelity_normalize,
+                            p.explain.batch,
+                        )?;
+                        (value, Vec::new())
+                    }
+                    Metric::SensitivityMax => {
+                        let deltas = &sensitivity_deltas;
+                        // The same method and parameters, for the class explained.
+                        let options = ExplainOptions {
+                            method: e.method,
+                            target: Some(e.class),
+                            ..explain_options(&p.explain)
+                        };
+                        let mut index = 0;
+                        let mut again = |x: &Tensor| {
+                            let stage = Stage {
+                                inner: call.progress,
+                                index,
+                                count: deltas.len(),
+                                name: "sensitivity",
+                            };
+                            index += 1;
+                            Ok(explain_with_progress(model, x, &options, &stage)?.map)
+                        };
+                        let value =
+                            sensitivity_max(&mut again, &input, &map, deltas, call.progress)?;
+                        (value, Vec::new())
+                    }
+                })
             };
-            scores.push(Score {
-                method: e.method,
-                metric,
-                value,
-                curve,
-            });
+            match score() {
+                Ok((value, curve)) => scores.push(Score {
+                    method: e.method,
+                    metric,
+                    value,
+                    curve,
+                }),
+                Err(err) if err.is_cancelled() => return Err(err),
+                Err(err) => skip(metric, err),
+            }
         }
     }
     let first = explained.explanations.first();
@@ -200,6 +230,6 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
         class: first.map_or(p.explain.target.unwrap_or_default(), |e| e.class),
         label: first.and_then(|e| e.label.clone()),
         scores,
-        skipped: explained.skipped,
+        skipped: [explained.skipped.clone(), skipped].concat(),
     })
 }

@@ -37,6 +37,29 @@ pub struct RoadOptions {
     pub batch: usize,
 }
 
+impl RoadOptions {
+    /// One clear error for options ROAD cannot run with.
+    pub fn check(&self) -> Result<()> {
+        if self.percentiles.is_empty() || self.batch == 0 {
+            return Err(Error::InvalidArgument(
+                "ROAD needs at least one percentile and a batch of at least 1".into(),
+            ));
+        }
+        if let Some(p) = self.percentiles.iter().find(|p| !(0.0..100.0).contains(*p)) {
+            return Err(Error::InvalidArgument(format!(
+                "ROAD percentile {p} is outside 0..100 (100 keeps no pixel to impute from)"
+            )));
+        }
+        if !(self.noise >= 0.0 && self.noise.is_finite()) {
+            return Err(Error::InvalidArgument(format!(
+                "ROAD's noise must be a finite value ≥ 0, not {}",
+                self.noise
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl Default for RoadOptions {
     /// The protocol's defaults (`convlens_shared::defaults::evaluate`): pytorch-grad-cam's.
     fn default() -> Self {
@@ -114,26 +137,7 @@ pub fn road(
             cam.dims()
         )));
     }
-    if options.percentiles.is_empty() || options.batch == 0 {
-        return Err(Error::InvalidArgument(
-            "ROAD needs at least one percentile and a batch of at least 1".into(),
-        ));
-    }
-    if let Some(p) = options
-        .percentiles
-        .iter()
-        .find(|p| !(0.0..100.0).contains(*p))
-    {
-        return Err(Error::InvalidArgument(format!(
-            "ROAD percentile {p} is outside 0..100 (0 keeps nothing to impute from)"
-        )));
-    }
-    if !(options.noise >= 0.0 && options.noise.is_finite()) {
-        return Err(Error::InvalidArgument(format!(
-            "ROAD's noise must be a finite value ≥ 0, not {}",
-            options.noise
-        )));
-    }
+    options.check()?;
     let device = &model.device;
     let input = input.to_device(device)?.to_dtype(DType::F32)?;
     let mut ranked = cam
@@ -160,7 +164,14 @@ pub fn road(
         let threshold = numpy_percentile(&ranked, p)?;
         // pytorch-grad-cam keeps the pixels below the threshold (no value is NaN: see above).
         let removed: Vec<bool> = ranked.iter().map(|&v| v >= threshold).collect();
-        removed_counts.push(removed.iter().filter(|&&r| r).count());
+        let count = removed.iter().filter(|&&r| r).count();
+        if count == removed.len() {
+            return Err(Error::InvalidArgument(format!(
+                "ROAD: every pixel of the map ties at its {p}th percentile (a constant map ranks \
+                 no pixel above another), so none is kept to impute from"
+            )));
+        }
+        removed_counts.push(count);
         copies.push(noisy_linear_impute(
             &image,
             &removed,

@@ -126,6 +126,7 @@ pub struct EvaluateResult {
     pub label: Option<String>,
     /// Every method's score by every metric, in the methods' display order.
     pub scores: Vec<Score>,
-    /// Methods `all` skipped (they do not apply to this model).
+    /// Methods `all` skipped (they do not apply to this model), and metrics skipped for a
+    /// method whose map they cannot judge (`error` names the metric: ROAD on a constant map).
     pub skipped: Vec<Skipped>,
 }
