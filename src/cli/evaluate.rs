@@ -1,7 +1,7 @@
 //! `convlens evaluate`: how faithful each method's explanation is, by deletion, insertion, the
-//! confidence change, ROAD, infidelity and max-sensitivity (the daemon's `image/evaluate`), over images or folders: a table
-//! of methods × metrics (mean ± standard deviation over the images), or one row per image,
-//! method and metric as JSON or CSV.
+//! confidence change, ROAD, infidelity and max-sensitivity (the daemon's `image/evaluate`),
+//! over images or folders: a table of methods × metrics (mean ± standard deviation over the
+//! images), or one row per image, method and metric as JSON or CSV.
 
 use std::io::Write;
 use std::path::PathBuf;
