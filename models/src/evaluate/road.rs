@@ -166,9 +166,11 @@ pub fn road(
         let removed: Vec<bool> = ranked.iter().map(|&v| v >= threshold).collect();
         let count = removed.iter().filter(|&&r| r).count();
         if count == removed.len() {
+            // pytorch-grad-cam then solves a singular system (NaN).
             return Err(Error::InvalidArgument(format!(
-                "ROAD: every pixel of the map ties at its {p}th percentile (a constant map ranks \
-                 no pixel above another), so none is kept to impute from"
+                "ROAD: the map's {p}th percentile is its minimum ({threshold}): no pixel lies \
+                 below it, so none is kept to impute from (the map is flat at its minimum over \
+                 more than {p} % of the image)"
             )));
         }
         removed_counts.push(count);

@@ -127,6 +127,7 @@ pub struct EvaluateResult {
     /// Every method's score by every metric, in the methods' display order.
     pub scores: Vec<Score>,
     /// Methods `all` skipped (they do not apply to this model), and metrics skipped for a
-    /// method whose map they cannot judge (`error` names the metric: ROAD on a constant map).
+    /// method whose map they cannot judge (`error` names the metric: ROAD on a map flat at its minimum over more of the image than
+    /// a percentile).
     pub skipped: Vec<Skipped>,
 }
