@@ -102,6 +102,7 @@ fn explain_defaults_agree_between_cli_protocol_and_engine() {
         "window": engine.window,
         "stride": engine.stride,
         "batch": engine.batch_size,
+        "eigenSmooth": engine.eigen_smooth,
     });
     for (field, value) in from_engine.as_object().unwrap() {
         assert_eq!(

@@ -20,10 +20,10 @@ use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
 use convlens_models::explain::{explain, ExplainOptions, Method};
 use convlens_models::progress::Silent;
 use convlens_models::weights::synthetic::synthetic_tensor;
-use convlens_models::{LoadOptions, Model};
+use convlens_models::Model;
 
 mod common;
-use common::{assert_close, device, device_tolerance};
+use common::{assert_close, device, device_tolerance, explain_fixture_model};
 
 fn fixtures(dir: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -40,31 +40,11 @@ fn npy(dir: &str, name: &str) -> Tensor {
     Tensor::read_npy(fixtures(dir).join(name)).unwrap()
 }
 
-/// The model and its input [1,3,64,64], as make_explain.py makes them.
-fn setup(name: &str) -> (Model, Tensor) {
-    if name == "demo" {
-        let model = Model::load("demo", &LoadOptions::default(), &device()).unwrap();
-        let x = npy("explain", "demo/input.npy")
-            .to_device(&device())
-            .unwrap();
-        (model, x)
-    } else {
-        let model = Model::load(
-            &format!("random:{name}"),
-            &LoadOptions::default(),
-            &device(),
-        )
-        .unwrap();
-        let x = synthetic_tensor("input", &[1, 3, 64, 64], 0, &device()).unwrap();
-        (model, x)
-    }
-}
-
 fn check_model(name: &str) {
     let m = manifest();
     let spec = &m["models"][name];
     let class = spec["target_class"].as_u64().unwrap() as usize;
-    let (model, x) = setup(name);
+    let (model, x) = explain_fixture_model(name);
     for method in ["gradcam", "saliency", "integrated_gradients"] {
         let map = npy("explain", &format!("{name}/{method}.npy"));
         // pytorch-grad-cam's confidence change on the same map.
@@ -276,7 +256,7 @@ fn deletion_and_insertion_equal_rise_on_the_demo() {
 
 #[test]
 fn bad_input_is_refused_by_name() {
-    let (model, x) = setup("resnet18");
+    let (model, x) = explain_fixture_model("resnet18");
     let relevance = Tensor::zeros((64, 64), candle_core::DType::F32, &device()).unwrap();
     let options = CausalOptions::new(CausalMetric::Deletion);
     let e = causal_curve(&model, &x, &relevance, 1000, &options, &Silent)

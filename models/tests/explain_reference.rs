@@ -11,10 +11,10 @@ use convlens_models::weights::synthetic::synthetic_tensor;
 use convlens_models::{LoadOptions, Model};
 
 mod common;
-use common::{assert_close, device};
+use common::{assert_close, device, explain_fixture_model, explain_fixtures};
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/explain")
+    explain_fixtures()
 }
 
 fn manifest() -> serde_json::Value {
@@ -27,28 +27,9 @@ fn setup(name: &str) -> (Model, Tensor, usize, Option<String>) {
     let m = manifest();
     let spec = &m["models"][name];
     let target = spec["target_class"].as_u64().unwrap() as usize;
-    let (model, input, layer) = if name == "demo" {
-        let model = Model::load("demo", &LoadOptions::default(), &device()).unwrap();
-        let x = Tensor::read_npy(fixtures().join("demo/input.npy"))
-            .unwrap()
-            .to_device(&device())
-            .unwrap();
-        // The fixture's `_bn1.act` is the head ReLU6, the demo graph's default CAM layer.
-        (model, x, None)
-    } else {
-        let model = Model::load(
-            &format!("random:{name}"),
-            &LoadOptions::default(),
-            &device(),
-        )
-        .unwrap();
-        let x = synthetic_tensor("input", &[1, 3, 64, 64], 0, &device()).unwrap();
-        (
-            model,
-            x,
-            Some(spec["cam_layer"].as_str().unwrap().to_string()),
-        )
-    };
+    let (model, input) = explain_fixture_model(name);
+    // The fixture's `_bn1.act` is the demo's head ReLU6, its graph's default CAM layer.
+    let layer = (name != "demo").then(|| spec["cam_layer"].as_str().unwrap().to_string());
     (model, input, target, layer)
 }
 

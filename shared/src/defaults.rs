@@ -25,6 +25,9 @@ pub mod explain {
     pub const STRIDE: usize = 8;
     /// Inputs per batch (IG steps, occluded copies, CAM masks).
     pub const BATCH: usize = 16;
+    /// Whether a CAM reduces its weighted activations by their first principal component
+    /// (pytorch-grad-cam's `eigen_smooth`) instead of their sum over the channels.
+    pub const EIGEN_SMOOTH: bool = false;
     /// The overlays' colormap.
     pub const CMAP: Colormap = Colormap::Viridis;
     /// The heat map's weight over the photo.

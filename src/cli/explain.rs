@@ -40,19 +40,19 @@ pub struct ExplainArgs {
     /// Class to explain (default: the top-1 prediction).
     #[arg(long)]
     target: Option<usize>,
-    /// SmoothGrad samples.
+    /// SmoothGrad and GradientShap samples; DeepLiftShap and GradientShap's noise baselines.
     #[arg(long, default_value_t = default::SAMPLES)]
     samples: usize,
-    /// SmoothGrad noise as a fraction of the input's range.
+    /// SmoothGrad and GradientShap noise as a fraction of the input's range.
     #[arg(long, default_value_t = default::NOISE)]
     noise: f64,
-    /// Seed for SmoothGrad's noise.
+    /// Seed for SmoothGrad's noise, noise baselines and GradientShap's draws.
     #[arg(long, default_value_t = default::SEED)]
     seed: u64,
     /// Integrated Gradients steps.
     #[arg(long, default_value_t = default::STEPS)]
     steps: usize,
-    /// Integrated Gradients baseline.
+    /// Baseline of Integrated Gradients and DeepLift (the Shapley methods: its distribution).
     #[arg(long, value_parser = closed_set::<Baseline>(),
           default_value_t = default::BASELINE)]
     baseline: Baseline,
@@ -65,6 +65,10 @@ pub struct ExplainArgs {
     /// Inputs per batch for IG steps, occluded copies and CAM masks.
     #[arg(long, default_value_t = default::BATCH)]
     batch: usize,
+    /// CAMs: project the weighted activations on their first principal component instead of
+    /// summing them over the channels (pytorch-grad-cam's eigen_smooth).
+    #[arg(long, default_value_t = default::EIGEN_SMOOTH)]
+    eigen_smooth: bool,
     /// Write an overlay PNG here.
     #[arg(short = 'o', long)]
     output: Option<PathBuf>,
@@ -105,6 +109,7 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         window: args.window,
         stride: args.stride,
         batch: args.batch,
+        eigen_smooth: args.eigen_smooth,
         cmap: args.cmap,
         alpha: args.alpha,
         map: args.npy.is_some(),

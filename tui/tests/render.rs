@@ -321,6 +321,22 @@ fn faithfulness(method: Method) -> Faithfulness {
     }
 }
 
+/// A method's name with its made-up scores, as the overlay's title shows them.
+fn scored(method: Method) -> String {
+    let scores = faithfulness(method);
+    format!(
+        "{} (del {:.2} ins {:.2})",
+        method.name(),
+        scores.deletion.unwrap(),
+        scores.insertion.unwrap()
+    )
+}
+
+/// Grad-CAM's name with its made-up scores.
+fn gradcam_scored() -> String {
+    scored(Method::GradCam)
+}
+
 /// The made-up `image/evaluate` of `method` (or `all`, plain CAM skipped as by `explain`).
 fn evaluated(method: MethodSelection, class: Option<usize>) -> Evaluation {
     let class = class.unwrap_or(281);
@@ -1242,7 +1258,7 @@ fn the_overlay_cam_is_at_the_selected_spatial_layer() {
         s.draw()
     );
     // `all`, after the last method: its CAMs at the selected layer too.
-    s.keys("mmmmmmmmm");
+    s.keys(&"m".repeat(steps_from_gradcam_to_all()));
     s.settle();
     let (method, layer) = explains(&s).last().cloned().unwrap();
     assert_eq!(
@@ -1262,8 +1278,10 @@ fn a_flat_map_is_named_in_the_overlay_title() {
     let mut s = Session::new(160, 50);
     s.keys("o");
     s.settle();
-    // From gradcam (12th) to eigencam (19th): seven steps.
-    s.keys("mmmmmmm");
+    // From gradcam to eigencam, in the method list's order.
+    let steps = MethodSelection::display_rank(Method::EigenCam)
+        - MethodSelection::display_rank(Method::GradCam);
+    s.keys(&"m".repeat(steps));
     s.settle();
     assert_eq!(s.app.method_name(), "eigencam");
     assert!(
@@ -1274,12 +1292,18 @@ fn a_flat_map_is_named_in_the_overlay_title() {
     );
 }
 
-/// The overlay view with `all` chosen (from gradcam, the default, nine steps on) and the third
-/// class, its request sent and not answered yet.
+/// How many `m` presses go from gradcam (the default) to `all`, which follows the last method.
+fn steps_from_gradcam_to_all() -> usize {
+    Method::ALL.len() - MethodSelection::display_rank(Method::GradCam)
+}
+
+/// The overlay view with `all` chosen (from gradcam, the default) and the third class, its
+/// request sent and not answered yet.
 fn all_methods_asked(s: &mut Session) -> Outgoing {
     s.keys("o");
     s.settle();
-    s.keys("mmmmmmmmmcc");
+    s.keys(&"m".repeat(steps_from_gradcam_to_all()));
+    s.keys("cc");
     assert_eq!(s.app.method_name(), "all");
     let asked = s
         .pending
@@ -1337,7 +1361,11 @@ fn overlay_all_methods_fill_in_as_they_come() {
         let mut s = Session::new(w, h);
         let asked = all_methods_asked(&mut s);
         let screen = s.draw();
-        assert!(screen.contains("all methods · 0 of 20 done"), "{screen}");
+        let count = Method::ALL.len();
+        assert!(
+            screen.contains(&format!("all methods · 0 of {count} done")),
+            "{screen}"
+        );
         send_pieces(&mut s, &asked, 7);
         assert_eq!(
             (s.app.overlay.all.finished(), s.app.overlay.all.skipped()),
@@ -1346,9 +1374,9 @@ fn overlay_all_methods_fill_in_as_they_come() {
         assert!(s.app.overlay.all.is_loading());
         let screen = s.draw();
         // The title as wide as the pane allows (cut short at 80 columns, as every title).
-        let title = "all methods · 7 of 20 done · class 283 Egyptian cat";
+        let title = &format!("all methods · 7 of {count} done · class 283 Egyptian cat");
         let shown = if w == 80 {
-            "all methods · 7 of 20 done · class 283"
+            &format!("all methods · 7 of {count} done · class 283")
         } else {
             title
         };
@@ -1374,7 +1402,10 @@ fn overlay_all_methods_fill_in_as_they_come() {
         assert!(!s.app.overlay.all.is_loading());
         assert_eq!(s.app.overlay.all.finished(), Method::ALL.len());
         let screen = s.draw();
-        assert!(screen.contains("all methods · 20 of 20 done"), "{screen}");
+        assert!(
+            screen.contains(&format!("all methods · {count} of {count} done")),
+            "{screen}"
+        );
         assert!(!screen.contains("pending"), "{screen}");
         assert!(screen.contains(" (flat)") || w == 80, "{screen}");
         insta::assert_snapshot!(format!("overlay_all_{w}x{h}"), screen);
@@ -1540,7 +1571,7 @@ fn overlay_scores_beside_the_method() {
         assert!(!s.app.overlay.is_loading());
         let screen = s.draw();
         assert!(
-            screen.contains("Overlay gradcam (del 0.23 ins 0.63) at _conv"),
+            screen.contains(&format!("Overlay {} at _conv", gradcam_scored())),
             "{screen}"
         );
         assert!(!screen.contains("scoring"), "{screen}");
@@ -1565,7 +1596,7 @@ fn scores_follow_the_explanation_shown() {
             .unwrap_or_default()
             .to_string()
     };
-    assert!(title(&mut s).contains("gradcam (del 0.23 ins 0.63)"));
+    assert!(title(&mut s).contains(&gradcam_scored()));
     for keys in ["m", "c", "]"] {
         s.keys(keys);
         s.settle();
@@ -1578,7 +1609,7 @@ fn scores_follow_the_explanation_shown() {
     let asked = s.log.len();
     s.keys("[CM");
     s.settle();
-    assert!(title(&mut s).contains("gradcam (del 0.23 ins 0.63)"));
+    assert!(title(&mut s).contains(&gradcam_scored()));
     assert!(
         !s.log[asked..]
             .iter()
@@ -1589,7 +1620,7 @@ fn scores_follow_the_explanation_shown() {
     s.keys("me");
     s.settle();
     assert!(
-        title(&mut s).contains("gradcam++ (del 0.24 ins 0.65)"),
+        title(&mut s).contains(&scored(Method::GradCamPlusPlus)),
         "{}",
         title(&mut s)
     );
@@ -1679,7 +1710,10 @@ fn overlay_all_scores_in_each_tile() {
         ));
         let screen = s.draw();
         assert!(
-            screen.contains("best del gradient 0.12 · ins guided-gradcam 0.79"),
+            screen.contains(&format!(
+                "best del gradient 0.12 · ins guided-gradcam {:.2}",
+                faithfulness(Method::GuidedGradCam).insertion.unwrap()
+            )),
             "{screen}"
         );
         // The tiles show each method's own scores, as short as the tile needs (one metric a

@@ -213,5 +213,6 @@ pub fn explain_options(p: &ExplainParams) -> ExplainOptions {
         window: p.window,
         stride: p.stride,
         batch_size: p.batch,
+        eigen_smooth: p.eigen_smooth,
     }
 }

@@ -1,6 +1,7 @@
 //! Class activation maps at a layer: CAM, Grad-CAM, Grad-CAM++, XGrad-CAM, HiRes-CAM, Layer-CAM,
-//! Eigen-CAM and guided Grad-CAM, as pytorch-grad-cam computes them per layer (after the method's
-//! ReLU, before upsampling and normalization).
+//! element-wise Grad-CAM, Eigen-CAM, Eigen-Grad-CAM and guided Grad-CAM, as pytorch-grad-cam
+//! computes them per layer (after the method's ReLU, before upsampling and normalization), with
+//! its `eigen_smooth` option.
 
 use candle_core::{Tensor, D};
 
@@ -40,11 +41,19 @@ pub(crate) fn class_activation_map(
             BackwardRule::Gradient,
         )
     };
+    // pytorch-grad-cam's `get_cam_image`: the activations weighted per channel (or per
+    // position), then summed over the channels, or projected on their first principal
+    // component with `eigen_smooth`.
+    let reduce = |weighted: Tensor| -> Result<Tensor> {
+        if options.eigen_smooth {
+            eigen_projection(&weighted)
+        } else {
+            Ok(weighted.sum(1)?.squeeze(0)?)
+        }
+    };
+    // Σ_k w_k A_k, weights [1, K] → [h, w].
     let weighted = |weights: &Tensor| -> Result<Tensor> {
-        // Σ_k w_k A_k, weights [1, K] → [h, w].
-        Ok(a.broadcast_mul(&weights.unsqueeze(2)?.unsqueeze(3)?)?
-            .sum(1)?
-            .squeeze(0)?)
+        reduce(a.broadcast_mul(&weights.unsqueeze(2)?.unsqueeze(3)?)?)
     };
     let map = match options.method {
         Method::Cam => {
@@ -53,8 +62,9 @@ pub(crate) fn class_activation_map(
             weighted(&row)?
         }
         Method::GradCam => weighted(&gradients()?.mean((2, 3))?)?,
-        Method::HiResCam => gradients()?.mul(a)?.sum(1)?.squeeze(0)?,
-        Method::LayerCam => gradients()?.relu()?.mul(a)?.sum(1)?.squeeze(0)?,
+        Method::HiResCam => reduce(gradients()?.mul(a)?)?,
+        Method::LayerCam => reduce(gradients()?.relu()?.mul(a)?)?,
+        Method::GradCamElementWise => reduce(gradients()?.mul(a)?.relu()?)?,
         Method::XGradCam => {
             let g = gradients()?;
             let sum_a = a.sum((2, 3))?;
@@ -63,6 +73,7 @@ pub(crate) fn class_activation_map(
         }
         Method::GradCamPlusPlus => weighted(&gradcam_plus_plus_weights(a, &gradients()?)?)?,
         Method::EigenCam => eigen_projection(a)?,
+        Method::EigenGradCam => eigen_projection(&gradients()?.mul(a)?)?,
         Method::ScoreCam => weighted(&score_cam(ctx, a, options)?)?,
         Method::AblationCam => weighted(&ablation_cam(ctx, layer, a, options)?)?,
         Method::GuidedGradCam => {

@@ -1,11 +1,15 @@
-//! The gradient family: gradient, saliency, input × gradient, SmoothGrad and its variants,
-//! guided backprop and deconvnet — all one backward pass (or a batch of them) to the input.
+//! The input-space methods by name: gradient, saliency, input × gradient, SmoothGrad and its
+//! variants, guided backprop and deconvnet (one backward pass, or a batch of them, to the input)
+//! here; Integrated Gradients, DeepLift, GradientShap and occlusion in their own files.
 
 use candle_core::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
+use super::baselines::{baseline, baseline_distribution};
+use super::deeplift::deeplift;
+use super::gradient_shap::{gradient_shap, ShapDraws};
 use super::{integrated_gradients, occlusion, Context, ExplainOptions, Method};
 use crate::graph::BackwardRule;
 use crate::{Error, Result};
@@ -34,6 +38,35 @@ pub(crate) fn attribute(
             return Ok((map, Some(delta), None));
         }
         Method::Occlusion => occlusion::occlusion(ctx, options)?,
+        Method::DeepLift | Method::DeepLiftShap => {
+            let baselines = if options.method == Method::DeepLift {
+                baseline(x, options)?
+            } else {
+                baseline_distribution(x, options)?
+            };
+            let (map, delta) = deeplift(
+                ctx.model,
+                x,
+                ctx.target,
+                &baselines,
+                options.batch_size,
+                ctx.progress,
+            )?;
+            return Ok((map, Some(delta), None));
+        }
+        Method::GradientShap => {
+            let baselines = baseline_distribution(x, options)?;
+            let draws = ShapDraws::draw(x, baselines.dim(0)?, options)?;
+            let map = gradient_shap(
+                ctx.model,
+                ctx.target,
+                &baselines,
+                &draws,
+                options.batch_size,
+                ctx.progress,
+            )?;
+            return Ok((map, None, None));
+        }
         other => {
             return Err(Error::InvalidArgument(format!(
                 "`{}` is not an input-space method",

@@ -3,34 +3,11 @@
 
 use candle_core::Tensor;
 
+use super::baselines::baseline;
 use super::gauss_legendre::gauss_legendre;
-use super::{Baseline, Context, ExplainOptions};
+use super::{Context, ExplainOptions};
 use crate::graph::BackwardRule;
 use crate::{Error, Result};
-
-/// The baseline input [1, C, H, W].
-fn baseline(x: &Tensor, options: &ExplainOptions) -> Result<Tensor> {
-    match options.baseline {
-        Baseline::Zero => Ok(x.zeros_like()?),
-        Baseline::Blur => Ok(super::resize::blur(x, 10.0)?),
-        Baseline::Noise => {
-            let lo = x.min_all()?.to_scalar::<f32>()?;
-            let hi = x.max_all()?.to_scalar::<f32>()?;
-            let noisy = super::gradients::noisy_copies(
-                &x.zeros_like()?,
-                &ExplainOptions {
-                    samples: 1,
-                    noise: 1.0,
-                    ..options.clone()
-                },
-            )?;
-            // Gaussian noise squashed into the input's range.
-            Ok(noisy
-                .tanh()?
-                .affine(f64::from(hi - lo) / 2.0, f64::from(hi + lo) / 2.0)?)
-        }
-    }
-}
 
 /// IG's attribution [C, H, W] and its convergence delta Σattr − (F(x) − F(baseline)).
 pub(crate) fn integrated_gradients(

@@ -1,9 +1,13 @@
 //! Explaining a prediction: attribution maps in input space (gradients, SmoothGrad, Integrated
-//! Gradients, guided backprop, deconvnet, occlusion) and class activation maps at a layer
+//! Gradients, DeepLift, the Shapley methods, guided backprop, deconvnet, occlusion) and class
+//! activation maps at a layer
 //! (CAM, Grad-CAM and its family), each equal to its peer's number (Captum, pytorch-grad-cam).
 
+mod baselines;
 mod cam;
+mod deeplift;
 mod gauss_legendre;
+mod gradient_shap;
 mod gradients;
 mod integrated_gradients;
 mod layer;
@@ -14,6 +18,8 @@ pub mod resize;
 
 use candle_core::{DType, Tensor};
 
+pub use deeplift::deeplift;
+pub use gradient_shap::{gradient_shap, ShapDraws};
 pub use layer::{default_cam_layer, gap_linear_head};
 pub use method::{Baseline, Method, MethodKind};
 
@@ -30,15 +36,15 @@ pub struct ExplainOptions {
     pub target: Option<usize>,
     /// Layer for the CAM family; the last spatial layer before the head when `None`.
     pub layer: Option<String>,
-    /// SmoothGrad samples.
+    /// SmoothGrad and GradientShap samples; the Shapley methods' noise baselines.
     pub samples: usize,
-    /// SmoothGrad noise, as a fraction of the input's range (max - min).
+    /// SmoothGrad and GradientShap noise, as a fraction of the input's range (max - min).
     pub noise: f64,
-    /// Seed of SmoothGrad's noise and of noise baselines.
+    /// Seed of SmoothGrad's noise, of noise baselines and of GradientShap's draws.
     pub seed: u64,
     /// Integrated Gradients steps.
     pub steps: usize,
-    /// Integrated Gradients baseline.
+    /// Baseline of Integrated Gradients and DeepLift; the Shapley methods draw from it.
     pub baseline: Baseline,
     /// Occlusion window (square, all channels).
     pub window: usize,
@@ -46,6 +52,9 @@ pub struct ExplainOptions {
     pub stride: usize,
     /// How many inputs go through the network at once (IG steps, occluded copies, masks).
     pub batch_size: usize,
+    /// CAMs: the weighted activations' first principal component instead of their sum over the
+    /// channels (pytorch-grad-cam's `eigen_smooth`).
+    pub eigen_smooth: bool,
 }
 
 impl Default for ExplainOptions {
@@ -64,6 +73,7 @@ impl Default for ExplainOptions {
             window: default::WINDOW,
             stride: default::STRIDE,
             batch_size: default::BATCH,
+            eigen_smooth: default::EIGEN_SMOOTH,
         }
     }
 }
@@ -225,11 +235,7 @@ impl Context<'_> {
             .output()
             .ok_or_else(|| Error::InvalidArgument("no output".into()))?
             .dim(1)?;
-        let mut v = vec![0f32; n * classes];
-        for row in 0..n {
-            v[row * classes + self.target] = 1.0;
-        }
-        Ok(Tensor::from_vec(v, (n, classes), self.input.device())?)
+        one_hot(n, classes, self.target, self.input.device())
     }
 
     /// The signal at node `to` for a batch `x`, from the target logit, under `rule`. For the
@@ -259,6 +265,15 @@ impl Context<'_> {
         let out = self.model.logits(x)?;
         Ok(out.narrow(1, self.target, 1)?.squeeze(1)?)
     }
+}
+
+/// A one-hot signal [n, classes] at `class` in every row.
+fn one_hot(n: usize, classes: usize, class: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let mut v = vec![0f32; n * classes];
+    for row in 0..n {
+        v[row * classes + class] = 1.0;
+    }
+    Ok(Tensor::from_vec(v, (n, classes), device)?)
 }
 
 fn argmax(values: &[f32]) -> usize {

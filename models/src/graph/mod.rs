@@ -21,6 +21,11 @@ const SUGGEST_SIMILARITY: f64 = 0.8;
 /// Index of a node in its graph; node 0 is the input.
 pub type NodeId = usize;
 
+/// One node's backward step: given the node, its inputs, its output and the signal at its
+/// output, the signal at each of its inputs.
+pub type BackwardStep =
+    dyn Fn(&Node, &[&Tensor], &Tensor, &Tensor) -> candle_core::Result<Vec<Tensor>>;
+
 /// One step of the network: an op applied to earlier nodes' outputs.
 #[derive(Debug)]
 pub struct Node {
@@ -263,6 +268,26 @@ impl Graph {
         to: NodeId,
         rule: BackwardRule,
     ) -> Result<Tensor> {
+        self.backward_by(
+            trace,
+            from,
+            signal,
+            to,
+            &move |node, inputs, output, grad| node.op.backward(inputs, output, grad, rule),
+        )
+    }
+
+    /// [`Graph::backward`] with each node's step given by `step(node, inputs, output, signal)`,
+    /// which returns the signal at each of the node's inputs: for rules that need more than one
+    /// op at a time sees (DeepLift's rescale rule compares two halves of the batch).
+    pub fn backward_by(
+        &self,
+        trace: &Trace,
+        from: NodeId,
+        signal: &Tensor,
+        to: NodeId,
+        step: &BackwardStep,
+    ) -> Result<Tensor> {
         if to >= from {
             return Err(Error::InvalidArgument(format!(
                 "cannot send a signal from `{}` back to `{}`: it is not earlier in the network",
@@ -287,10 +312,8 @@ impl Graph {
                 })
                 .collect::<Result<Vec<&Tensor>>>()?;
             let output = trace.get(id).ok_or_else(|| missing_output(&node.name))?;
-            let input_grads = node
-                .op
-                .backward(&inputs, output, &grad, rule)
-                .map_err(|e| in_layer(&node.name, e))?;
+            let input_grads =
+                step(node, &inputs, output, &grad).map_err(|e| in_layer(&node.name, e))?;
             for (&i, g) in node.inputs.iter().zip(input_grads) {
                 if i < to {
                     continue;

@@ -63,3 +63,38 @@ impl Drop for Scratch {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The folder of make_explain.py's fixtures.
+pub fn explain_fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/explain")
+}
+
+/// A model of make_explain.py's fixtures and its input [1, 3, 64, 64] on the device under test:
+/// the demo with its committed input, or a torchvision architecture with synthetic weights and
+/// the synthetic input.
+pub fn explain_fixture_model(name: &str) -> (convlens_models::Model, Tensor) {
+    use convlens_models::{LoadOptions, Model};
+    if name == "demo" {
+        let model = Model::load("demo", &LoadOptions::default(), &device()).unwrap();
+        let x = Tensor::read_npy(explain_fixtures().join("demo/input.npy"))
+            .unwrap()
+            .to_device(&device())
+            .unwrap();
+        (model, x)
+    } else {
+        let model = Model::load(
+            &format!("random:{name}"),
+            &LoadOptions::default(),
+            &device(),
+        )
+        .unwrap();
+        let x = convlens_models::weights::synthetic::synthetic_tensor(
+            "input",
+            &[1, 3, 64, 64],
+            0,
+            &device(),
+        )
+        .unwrap();
+        (model, x)
+    }
+}

@@ -19,6 +19,13 @@ closed_set! {
         VarGrad = "vargrad",
         /// Integrated Gradients (Sundararajan et al. 2017), Gauss–Legendre.
         IntegratedGradients = "integrated-gradients",
+        /// DeepLift's rescale rule (Shrikumar et al. 2017; Captum `DeepLift`) from the baseline.
+        DeepLift = "deeplift",
+        /// DeepLift averaged over a distribution of baselines (Captum `DeepLiftShap`).
+        DeepLiftShap = "deeplift-shap",
+        /// Gradients × differences at random points between noisy inputs and baselines drawn
+        /// from a distribution (Lundberg & Lee 2017; Captum `GradientShap`).
+        GradientShap = "gradient-shap",
         /// Guided backpropagation (Springenberg et al. 2015).
         GuidedBackprop = "guided-backprop",
         /// Deconvnet (Zeiler & Fergus 2014).
@@ -43,6 +50,11 @@ closed_set! {
         AblationCam = "ablationcam",
         /// Eigen-CAM (Muhammad & Yeasin 2020).
         EigenCam = "eigencam",
+        /// pytorch-grad-cam's Eigen-Grad-CAM: the first principal component of gradients ×
+        /// activations.
+        EigenGradCam = "eigengradcam",
+        /// pytorch-grad-cam's element-wise Grad-CAM: Σ_k ReLU(∂y/∂A_k · A_k).
+        GradCamElementWise = "gradcam-elementwise",
         /// Guided backprop × upsampled Grad-CAM.
         GuidedGradCam = "guided-gradcam",
     }
@@ -70,6 +82,8 @@ impl Method {
             | Method::ScoreCam
             | Method::AblationCam
             | Method::EigenCam
+            | Method::EigenGradCam
+            | Method::GradCamElementWise
             | Method::GuidedGradCam => MethodKind::Cam,
             _ => MethodKind::Attribution,
         }
@@ -93,9 +107,15 @@ impl Method {
             | Method::GradCamPlusPlus
             | Method::XGradCam
             | Method::HiResCam
-            | Method::LayerCam => 1,
-            Method::GuidedGradCam => 2,
-            Method::SmoothGrad | Method::SmoothGradSq | Method::VarGrad => 3,
+            | Method::LayerCam
+            | Method::EigenGradCam
+            | Method::GradCamElementWise => 1,
+            Method::GuidedGradCam | Method::DeepLift => 2,
+            Method::SmoothGrad
+            | Method::SmoothGradSq
+            | Method::VarGrad
+            | Method::DeepLiftShap
+            | Method::GradientShap => 3,
             Method::IntegratedGradients => 4,
             Method::ScoreCam | Method::AblationCam => 5,
             Method::Occlusion => 6,

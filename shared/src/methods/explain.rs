@@ -34,7 +34,7 @@ pub struct ExplainParams {
     /// Class to explain (default: the top-1 prediction).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<usize>,
-    /// SmoothGrad samples.
+    /// SmoothGrad and GradientShap samples; DeepLiftShap and GradientShap's noise baselines.
     #[serde(default = "default_samples")]
     pub samples: usize,
     /// SmoothGrad noise as a fraction of the input's range.
@@ -46,7 +46,7 @@ pub struct ExplainParams {
     /// Integrated Gradients steps.
     #[serde(default = "default_steps")]
     pub steps: usize,
-    /// Integrated Gradients baseline.
+    /// Baseline of Integrated Gradients and DeepLift (the Shapley methods: its distribution).
     #[serde(default = "default_baseline")]
     pub baseline: Baseline,
     /// Occlusion window (pixels, square).
@@ -58,6 +58,10 @@ pub struct ExplainParams {
     /// Inputs per batch for IG steps, occluded copies and CAM masks.
     #[serde(default = "default_batch")]
     pub batch: usize,
+    /// CAMs: project the weighted activations on their first principal component instead of
+    /// summing them over the channels (pytorch-grad-cam's `eigen_smooth`).
+    #[serde(default = "default_eigen_smooth")]
+    pub eigen_smooth: bool,
     /// Colormap of the overlays.
     #[serde(default = "default_cmap")]
     pub cmap: Colormap,
@@ -98,6 +102,7 @@ impl ExplainParams {
             window: default_window(),
             stride: default_stride(),
             batch: default_batch(),
+            eigen_smooth: default_eigen_smooth(),
             cmap: default_cmap(),
             alpha: default_alpha(),
             map: true,
@@ -134,6 +139,9 @@ fn default_stride() -> usize {
 }
 fn default_batch() -> usize {
     default::BATCH
+}
+fn default_eigen_smooth() -> bool {
+    default::EIGEN_SMOOTH
 }
 fn default_cmap() -> Colormap {
     default::CMAP
