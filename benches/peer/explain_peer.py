@@ -13,6 +13,10 @@ Methods and the peer's own defaults unless the convlens default differs (said pe
               (convlens batches 16 points too; captum's default is all 50 at once)
   occlusion   captum Occlusion window 16 stride 8, perturbations_per_eval=1 (captum's default;
               convlens batches 16 copies: that batching is the point of comparison)
+  deeplift    captum DeepLift, baseline 0, on the models with each activation its own module
+              (tests/fixtures/make_explain_more.py's unshare_activations; same cost)
+  gradient-shap  captum GradientShap, 50 samples, stdevs 0.15 x the input's range (convlens'
+              --noise), the zero baseline (captum runs the 50 samples as one batch; convlens 16)
 
 Prints one JSON object per line: {"bench", "model", "median_ms", "runs", ...}.
 
@@ -69,14 +73,17 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", default="gradcam,scorecam,saliency,ig,occlusion")
+    parser.add_argument("--only",
+                        default="gradcam,scorecam,saliency,ig,occlusion,deeplift,gradient-shap")
     args = parser.parse_args()
     only = set(args.only.split(","))
-    from captum.attr import IntegratedGradients, Occlusion, Saliency
+    from captum.attr import DeepLift, GradientShap, IntegratedGradients, Occlusion, Saliency
+    from make_explain_more import unshare_activations
     from pytorch_grad_cam import GradCAM, ScoreCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     for name, model, layer in models():
+        unshare_activations(name, model)
         model = model.to(args.device)
         for p in model.parameters():
             p.requires_grad_(False)
@@ -97,11 +104,16 @@ def main():
                 x, target=c, n_steps=50, method="gausslegendre", internal_batch_size=16),
             "occlusion": lambda: Occlusion(model).attribute(
                 x, target=c, sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8), baselines=0),
+            "deeplift": lambda: DeepLift(model).attribute(x, baselines=0, target=c),
+            "gradient-shap": lambda: GradientShap(model).attribute(
+                x, baselines=torch.zeros_like(x), target=c, n_samples=50,
+                stdevs=0.15 * float(x.max() - x.min())),
         }
         for bench, fn in benches.items():
             if bench not in only:
                 continue
-            runs = 1 if bench in ("scorecam", "occlusion") and args.device == "cpu" else args.runs
+            slow = ("scorecam", "occlusion", "gradient-shap")
+            runs = 1 if bench in slow and args.device == "cpu" else args.runs
             ms = timed(fn, args.device, runs)
             print(json.dumps({"bench": bench, "model": name, "median_ms": round(ms, 2), "runs": runs,
                               "threads": torch.get_num_threads(), "torch": torch.__version__,

@@ -1,6 +1,6 @@
 //! Explanations of one 224×224 image on resnet18 and the demo model: Grad-CAM, Score-CAM,
-//! saliency, Integrated Gradients (50 steps) and occlusion (window 16, stride 8), each with
-//! convlens' defaults (batches of 16). `benches/peer/explain_peer.py` times Captum and
+//! saliency, Integrated Gradients (50 steps), occlusion (window 16, stride 8), DeepLift and
+//! GradientShap (50 samples, the zero baseline), each with convlens' defaults (batches of 16). `benches/peer/explain_peer.py` times Captum and
 //! pytorch-grad-cam on the same; docs/PERFORMANCE.md gives both and their ratio.
 //!
 //! `CONVLENS_BENCH_METHODS=gradcam,saliency` limits the methods (Score-CAM and occlusion take
@@ -13,12 +13,14 @@ use convlens_models::explain::{explain, ExplainOptions, Method};
 use convlens_models::{LoadOptions, Model};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
-const METHODS: [&str; 5] = [
+const METHODS: [&str; 7] = [
     "gradcam",
     "scorecam",
     "saliency",
     "integrated-gradients",
     "occlusion",
+    "deeplift",
+    "gradient-shap",
 ];
 
 fn methods() -> Vec<&'static str> {
