@@ -28,7 +28,7 @@ for s in $SECTIONS; do
         cargo bench -p convlens-models --bench engine "${CRIT[@]}" ;;
       explain)
         "$PY" benches/peer/explain_peer.py --runs 5
-        CONVLENS_BENCH_METHODS=gradcam,saliency,integrated-gradients \
+        CONVLENS_BENCH_METHODS=gradcam,saliency,integrated-gradients,deeplift,gradient-shap \
           cargo bench -p convlens-models --bench explain "${CRIT[@]}"
         # Score-CAM and occlusion take tens of seconds a run on this CPU: one timed CLI run each
         # (model load and decoding included, a fraction of a second), in-process.
