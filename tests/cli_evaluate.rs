@@ -71,7 +71,7 @@ fn engine_score(model: &Model, path: &str, method: Method, metric: &str) -> f32 
             )
             .unwrap();
             let again_options = ExplainOptions {
-                target: Some(e.target),
+                target: Some(e.target.into()),
                 ..options.clone()
             };
             let mut again =
@@ -244,6 +244,10 @@ fn bad_input_gives_one_clear_error() {
             "perturbation",
         ),
         (vec!["evaluate", MODEL, IMAGES[0], "--target", "10"], "10"),
+        (
+            vec!["evaluate", MODEL, IMAGES[0], "--target", "1+2"],
+            "the target `1+2` sums several",
+        ),
         (vec!["evaluate", MODEL, "no/such.png"], "no/such.png"),
         (vec!["evaluate", MODEL, IMAGES[0], "--step", "0"], "--step"),
     ] {

@@ -2,7 +2,7 @@
 //! PyTorch's top-5 (tests/fixtures/make_demo_assets.py), and bad input gives one clear error.
 
 mod cli_support;
-use cli_support::{convlens, root};
+use cli_support::{convlens, root, succeed};
 
 #[test]
 fn demo_top5_on_the_bundled_photos_equals_pytorch() {
@@ -282,6 +282,43 @@ fn explain_writes_the_raw_map_and_an_overlay() {
     };
     assert!(luma(8) < luma(440), "the colour bar runs dark to bright");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `--target` takes labels and sums: the cat as "tabby or tiger cat", whose logit and
+/// probability are the two classes' sums; `--aug-smooth` gives the CAM at the input's size.
+#[test]
+fn explain_takes_a_summed_target_by_label() {
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec![
+            "explain",
+            "demo",
+            "models/assets/photos/chelsea.jpg",
+            "--json",
+        ];
+        all.extend_from_slice(args);
+        serde_json::from_slice(&succeed(&all).stdout).unwrap()
+    };
+    let both = json(&["--target", "tabby+tiger cat"]);
+    assert_eq!(both["classes"], serde_json::json!([281, 282]));
+    assert_eq!(both["class"], 281);
+    assert_eq!(both["label"], "tabby + tiger cat");
+    let (tabby, tiger) = (json(&["--target", "281"]), json(&["--target", "282"]));
+    assert!(tabby.get("classes").is_none(), "one class lists no classes");
+    let sum = |key: &str| tabby[key].as_f64().unwrap() + tiger[key].as_f64().unwrap();
+    assert!((both["prob"].as_f64().unwrap() - sum("prob")).abs() < 1e-5);
+    assert!((both["logit"].as_f64().unwrap() - sum("logit")).abs() < 1e-4);
+    let smooth = json(&["--aug-smooth"]);
+    assert_eq!(smooth["shape"], serde_json::json!([224, 224]));
+    assert_one_clear_error(
+        &[
+            "explain",
+            "demo",
+            "models/assets/photos/chelsea.jpg",
+            "--target",
+            "tabby+tigger cat",
+        ],
+        "no class is labelled `tigger cat`; did you mean tiger cat",
+    );
 }
 
 /// A mistyped subcommand is refused with the nearest one (exit 2), not taken for a model; an

@@ -46,7 +46,7 @@ fn send(c: &Client, i: usize, model: &str, images: &[String], folder: &str) -> C
         2 => {
             let mut params = ExplainParams::new(model, image.clone());
             params.render = false;
-            params.target = Some(i % 10);
+            params.target = Some((i % 10).into());
             let p = c.start::<ImageExplain>(&params).unwrap();
             Box::new(move || {
                 let r = p.wait().map_err(|e| e.to_string())?;

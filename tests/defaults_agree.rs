@@ -86,6 +86,9 @@ fn explain_defaults_agree_between_cli_protocol_and_engine() {
             ("window", "window"),
             ("stride", "stride"),
             ("batch", "batch"),
+            ("rise-masks", "riseMasks"),
+            ("rise-cells", "riseCells"),
+            ("rise-keep", "riseKeep"),
             ("cmap", "cmap"),
             ("alpha", "alpha"),
         ],
@@ -103,6 +106,10 @@ fn explain_defaults_agree_between_cli_protocol_and_engine() {
         "stride": engine.stride,
         "batch": engine.batch_size,
         "eigenSmooth": engine.eigen_smooth,
+        "augSmooth": engine.aug_smooth,
+        "riseMasks": engine.rise_masks,
+        "riseCells": engine.rise_cells,
+        "riseKeep": engine.rise_keep,
     });
     for (field, value) in from_engine.as_object().unwrap() {
         assert_eq!(

@@ -100,7 +100,7 @@ fn warm_latency(c: &mut Criterion) {
         b.iter(|| {
             class = (class + 1) % 1000;
             let params = ExplainParams {
-                target: Some(class),
+                target: Some(class.into()),
                 ..gradcam.clone()
             };
             client.request::<ImageExplain>(&params).expect("gradcam")

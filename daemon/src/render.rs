@@ -1,7 +1,7 @@
 //! Explanations as pictures: the overlay of a map on the preprocessed photo, and PNG encoding
 //! for the wire.
 
-use convlens_models::explain::{Explanation, MethodKind};
+use convlens_models::explain::Explanation;
 use convlens_models::render::{
     attribution_magnitude, attribution_overlay, cam_heat, overlay, Colormap,
 };
@@ -18,7 +18,9 @@ pub fn overlay_of(
     alpha: f32,
 ) -> convlens_models::Result<RgbImage> {
     let (w, h) = photo.dimensions();
-    if e.method.kind() == MethodKind::Cam && e.map.rank() == 2 {
+    // A map of one value per position (a CAM, RISE's saliency) is a heat map; an input-space
+    // attribution [C, H, W] shows its magnitude.
+    if e.map.rank() == 2 {
         let heat = cam_heat(&e.map, h as usize, w as usize)?;
         Ok(overlay(photo, &heat, cmap, alpha))
     } else {

@@ -223,7 +223,7 @@ fn check_robustness(
             "saliency" => Method::Saliency,
             _ => Method::IntegratedGradients,
         },
-        target: Some(class),
+        target: Some(class.into()),
         ..ExplainOptions::default()
     };
     let base = explain(model, x, &options).unwrap().map;

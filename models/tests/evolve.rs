@@ -282,7 +282,7 @@ fn cam_explains_the_last_checkpoints_top1_in_every_frame() {
             &input,
             &ExplainOptions {
                 method: Method::GradCam,
-                target: Some(top1),
+                target: Some(top1.into()),
                 ..ExplainOptions::default()
             },
         )

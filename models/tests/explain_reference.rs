@@ -42,7 +42,7 @@ fn run(
 ) -> convlens_models::explain::Explanation {
     let options = ExplainOptions {
         method,
-        target: Some(target),
+        target: Some(target.into()),
         layer: layer.clone(),
         ..ExplainOptions::default()
     };
@@ -158,7 +158,7 @@ fn smoothgrad_is_the_mean_gradient_at_the_inputs_it_drew() {
     let (model, x, target, _) = setup("resnet18");
     let options = ExplainOptions {
         method: Method::SmoothGrad,
-        target: Some(target),
+        target: Some(target.into()),
         samples: 6,
         seed: 7,
         batch_size: 4,
@@ -277,7 +277,7 @@ fn integrated_gradients_is_complete_with_200_steps() {
         let (model, x, target, _) = setup(name);
         let options = ExplainOptions {
             method: Method::IntegratedGradients,
-            target: Some(target),
+            target: Some(target.into()),
             steps: 200,
             batch_size: 25,
             ..ExplainOptions::default()
@@ -393,7 +393,7 @@ fn bad_requests_get_one_clear_error_each() {
     });
     assert!(e.contains("no spatial output"), "{e}");
     let e = err(ExplainOptions {
-        target: Some(1000),
+        target: Some(1000.into()),
         ..ExplainOptions::default()
     });
     assert!(e.contains("class 1000 is out of range"), "{e}");

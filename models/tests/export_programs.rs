@@ -426,7 +426,7 @@ fn explanations_on_a_program_equal_those_on_the_built_in_architecture() {
     for method in [Method::GradCam, Method::Saliency, Method::GuidedBackprop] {
         let options = ExplainOptions {
             method,
-            target: Some(3),
+            target: Some(3.into()),
             layer: if method == Method::GradCam {
                 Some("layer4".into())
             } else {

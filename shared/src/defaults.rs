@@ -28,6 +28,17 @@ pub mod explain {
     /// Whether a CAM reduces its weighted activations by their first principal component
     /// (pytorch-grad-cam's `eigen_smooth`) instead of their sum over the channels.
     pub const EIGEN_SMOOTH: bool = false;
+    /// Whether a CAM is the mean over six flipped and scaled copies of the input
+    /// (pytorch-grad-cam's `aug_smooth`).
+    pub const AUG_SMOOTH: bool = false;
+    /// RISE's masks. The paper draws 4000 (ResNet-50) to 8000 (VGG16); 4000 take the demo five
+    /// minutes on a 2-core CPU, so the default is a quarter of that (`--rise-masks 4000` for
+    /// the paper's maps).
+    pub const RISE_MASKS: usize = 1000;
+    /// RISE's grid: cells per side (the paper's 7).
+    pub const RISE_CELLS: usize = 7;
+    /// RISE's probability of keeping a cell (the paper's 0.5).
+    pub const RISE_KEEP: f64 = 0.5;
     /// The overlays' colormap.
     pub const CMAP: Colormap = Colormap::Viridis;
     /// The heat map's weight over the photo.

@@ -17,6 +17,7 @@ pub mod message;
 pub mod methods;
 pub mod paths;
 pub mod sync;
+pub mod target;
 
 pub use client::{Client, ClientError};
 pub use message::{Message, Notification, Request, RequestId, Response, ResponseError};

@@ -13,6 +13,7 @@ use convlens_shared::defaults::evaluate as evaluate_default;
 use convlens_shared::defaults::explain as default;
 use convlens_shared::methods::evaluate::{EvaluateParams, ImageEvaluate};
 use convlens_shared::methods::explain::ExplainParams;
+use convlens_shared::target::TargetSpec;
 
 use super::choices::{closed_set, names_parser};
 use super::client::{Engine, EngineChoice};
@@ -39,9 +40,9 @@ pub struct EvaluateArgs {
     /// Layer for the CAM family (default: the last spatial layer before the head).
     #[arg(long)]
     layer: Option<String>,
-    /// Class to explain and score (default: each image's top-1 prediction).
+    /// Class to explain and score, by index or label (default: each image's top-1 prediction).
     #[arg(long)]
-    target: Option<usize>,
+    target: Option<TargetSpec>,
     /// Pixels removed or added per step of deletion and insertion (default: the input's
     /// width, as RISE's 224 for 224×224).
     #[arg(long)]
@@ -107,7 +108,7 @@ pub fn run(args: &EvaluateArgs, choice: &EngineChoice) -> anyhow::Result<()> {
             let mut explain = ExplainParams::new(model_id.clone(), engine.path_arg(image));
             explain.method = method;
             explain.layer = args.layer.clone();
-            explain.target = args.target;
+            explain.target = args.target.clone();
             explain.batch = args.batch;
             explain.seed = args.seed;
             // No overlay is shown: none is drawn.

@@ -11,6 +11,7 @@ use convlens_shared::defaults::explain as default;
 use convlens_shared::methods::explain::{
     ExplainParams, ExplainResult, ExplanationData, ImageExplain,
 };
+use convlens_shared::target::TargetSpec;
 use image::RgbImage;
 
 use super::choices::{closed_set, names_parser};
@@ -37,9 +38,10 @@ pub struct ExplainArgs {
     /// Layer for the CAM family (default: the last spatial layer before the head).
     #[arg(long)]
     layer: Option<String>,
-    /// Class to explain (default: the top-1 prediction).
+    /// Class to explain (default: the top-1 prediction): an index or a label, or several joined
+    /// by `+` whose logits are summed (281+282, "tabby+tiger cat").
     #[arg(long)]
-    target: Option<usize>,
+    target: Option<TargetSpec>,
     /// SmoothGrad and GradientShap samples; DeepLiftShap and GradientShap's noise baselines.
     #[arg(long, default_value_t = default::SAMPLES)]
     samples: usize,
@@ -69,6 +71,19 @@ pub struct ExplainArgs {
     /// summing them over the channels (pytorch-grad-cam's eigen_smooth).
     #[arg(long, default_value_t = default::EIGEN_SMOOTH)]
     eigen_smooth: bool,
+    /// CAMs: the mean of the CAMs of six flipped and scaled copies of the input, at its
+    /// resolution and in [0, 1] (pytorch-grad-cam's aug_smooth; six times the work).
+    #[arg(long, default_value_t = default::AUG_SMOOTH)]
+    aug_smooth: bool,
+    /// RISE's random masks.
+    #[arg(long, default_value_t = default::RISE_MASKS)]
+    rise_masks: usize,
+    /// RISE's grid: cells per side.
+    #[arg(long, default_value_t = default::RISE_CELLS)]
+    rise_cells: usize,
+    /// RISE's probability of keeping a cell.
+    #[arg(long, default_value_t = default::RISE_KEEP)]
+    rise_keep: f64,
     /// Write an overlay PNG here.
     #[arg(short = 'o', long)]
     output: Option<PathBuf>,
@@ -100,7 +115,7 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         image: engine.path_arg(&args.image),
         method: args.method,
         layer: args.layer.clone(),
-        target: args.target,
+        target: args.target.clone(),
         samples: args.samples,
         noise: args.noise,
         seed: args.seed,
@@ -110,6 +125,10 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         stride: args.stride,
         batch: args.batch,
         eigen_smooth: args.eigen_smooth,
+        aug_smooth: args.aug_smooth,
+        rise_masks: args.rise_masks,
+        rise_cells: args.rise_cells,
+        rise_keep: args.rise_keep,
         cmap: args.cmap,
         alpha: args.alpha,
         map: args.npy.is_some(),
@@ -360,8 +379,10 @@ impl About {
     }
 }
 
+/// What `--json` prints of an explanation: the protocol's fields without the map and overlay
+/// (`classes` only when several are summed).
 fn summary(e: &ExplanationData) -> serde_json::Value {
-    serde_json::json!({
+    let mut value = serde_json::json!({
         "method": e.method,
         "class": e.class,
         "label": e.label,
@@ -371,5 +392,9 @@ fn summary(e: &ExplanationData) -> serde_json::Value {
         "shape": e.shape,
         "convergenceDelta": e.convergence_delta,
         "flat": e.flat,
-    })
+    });
+    if !e.classes.is_empty() {
+        value["classes"] = serde_json::json!(e.classes);
+    }
+    value
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use convlens_shared::choices::{MethodSelection, Metric, Preset};
 use convlens_shared::sync::lock;
+use convlens_shared::target::TargetSpec;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use convlens_shared::methods::activations::{ActivationsParams, UnitActivations};
@@ -608,7 +609,7 @@ fn explain_params(
 ) -> ExplainParams {
     let mut params = ExplainParams::new(model_id, text(image));
     params.method = method;
-    params.target = class;
+    params.target = class.map(TargetSpec::class);
     params.layer = layer;
     params.map = false;
     params.render = true;
@@ -842,6 +843,7 @@ mod tests {
             explanations: vec![ExplanationData {
                 method: Method::EigenCam,
                 class: 281,
+                classes: Vec::new(),
                 label: Some("tabby".into()),
                 logit: 9.0,
                 prob: 0.5,

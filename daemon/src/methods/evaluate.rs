@@ -10,7 +10,7 @@ use convlens_models::evaluate::relevance::{input_attribution, pixel_relevance};
 use convlens_models::evaluate::road::{road, road_combined, RoadOptions, RoadOrder, RoadScore};
 use convlens_models::evaluate::sensitivity::{sensitivity_max, sensitivity_perturbations};
 use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
-use convlens_models::explain::{explain_with_progress, ExplainOptions};
+use convlens_models::explain::{explain_with_progress, ExplainOptions, TargetSpec};
 use convlens_models::progress::Stage;
 use convlens_models::Error;
 use convlens_shared::choices::Metric;
@@ -34,6 +34,13 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
         return Err(Error::InvalidArgument(format!(
             "no metric asked for; known: {}",
             Metric::NAMES.join(", ")
+        ))
+        .into());
+    }
+    if let Some(target) = p.explain.target.as_ref().filter(|t| t.classes.len() > 1) {
+        return Err(Error::InvalidArgument(format!(
+            "evaluate scores one class's probability; the target `{target}` sums several \
+             (explain it with `image/explain`, or score each class)"
         ))
         .into());
     }
@@ -193,7 +200,7 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
                         // The same method and parameters, for the class explained.
                         let options = ExplainOptions {
                             method: e.method,
-                            target: Some(e.class),
+                            target: Some(TargetSpec::class(e.class)),
                             ..explain_options(&p.explain)
                         };
                         let mut index = 0;
@@ -228,7 +235,14 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
     let first = explained.explanations.first();
     Ok(EvaluateResult {
         version: explained.version,
-        class: first.map_or(p.explain.target.unwrap_or_default(), |e| e.class),
+        class: first.map_or(
+            p.explain
+                .target
+                .as_ref()
+                .and_then(TargetSpec::single_index)
+                .unwrap_or_default(),
+            |e| e.class,
+        ),
         label: first.and_then(|e| e.label.clone()),
         scores,
         skipped: [explained.skipped.clone(), skipped].concat(),

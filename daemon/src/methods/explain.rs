@@ -136,7 +136,12 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
             let data = ExplanationData {
                 method: e.method,
                 class: e.target,
-                label: model.labels.get(e.target).cloned(),
+                classes: if e.classes.len() > 1 {
+                    e.classes.clone()
+                } else {
+                    Vec::new()
+                },
+                label: joined_label(&model.labels, &e.classes),
                 logit: e.score,
                 prob: e.probability,
                 layer: e.layer.clone(),
@@ -203,7 +208,7 @@ fn send_partial(
 pub fn explain_options(p: &ExplainParams) -> ExplainOptions {
     ExplainOptions {
         method: p.method.run_order()[0],
-        target: p.target,
+        target: p.target.clone(),
         layer: p.layer.clone(),
         samples: p.samples,
         noise: p.noise,
@@ -214,5 +219,18 @@ pub fn explain_options(p: &ExplainParams) -> ExplainOptions {
         stride: p.stride,
         batch_size: p.batch,
         eigen_smooth: p.eigen_smooth,
+        aug_smooth: p.aug_smooth,
+        rise_masks: p.rise_masks,
+        rise_cells: p.rise_cells,
+        rise_keep: p.rise_keep,
     }
+}
+
+/// The classes' labels joined by ` + ` (`None` when the model has none for one of them).
+fn joined_label(labels: &[String], classes: &[usize]) -> Option<String> {
+    let names = classes
+        .iter()
+        .map(|&c| labels.get(c).cloned())
+        .collect::<Option<Vec<String>>>()?;
+    Some(names.join(" + "))
 }

@@ -4,7 +4,7 @@
 use candle_core::{DType, Tensor};
 use image::RgbImage;
 
-use crate::explain::{explain_with_progress, ExplainOptions, Explanation, MethodKind};
+use crate::explain::{explain_with_progress, ExplainOptions, Explanation};
 use crate::progress::Progress;
 use crate::render::{attribution_magnitude, cam_heat, overlay, Colormap};
 use crate::{Model, Result};
@@ -45,7 +45,7 @@ pub fn render_explanation(
     cmap: Colormap,
 ) -> Result<RgbImage> {
     let (w, h) = photo.dimensions();
-    let heat = if explanation.method.kind() == MethodKind::Cam && explanation.map.rank() == 2 {
+    let heat = if explanation.map.rank() == 2 {
         cam_heat(&explanation.map, h as usize, w as usize)?
     } else {
         attribution_magnitude(&explanation.map)?

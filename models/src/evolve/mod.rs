@@ -36,7 +36,7 @@ pub use frame::{captioned, enlarge, same_size, CAPTION_HEIGHT, MIN_FRAME_SIDE};
 pub use output::{encode_gif, strip, STRIP_GAP};
 pub use unit_view::{render_unit_map, unit_map, UnitMap};
 
-use crate::explain::{ExplainOptions, Method};
+use crate::explain::{ExplainOptions, Method, TargetSpec};
 use crate::input::load_input;
 use crate::progress::Progress;
 use crate::render::{input_photo, Colormap};
@@ -302,7 +302,7 @@ pub fn evolve(
             View::Cam => {
                 let explain = ExplainOptions {
                     method: options.method,
-                    target,
+                    target: target.map(TargetSpec::class),
                     layer: options.layer.clone(),
                     ..ExplainOptions::default()
                 };

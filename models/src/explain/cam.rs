@@ -1,10 +1,11 @@
 //! Class activation maps at a layer: CAM, Grad-CAM, Grad-CAM++, XGrad-CAM, HiRes-CAM, Layer-CAM,
-//! element-wise Grad-CAM, Eigen-CAM, Eigen-Grad-CAM and guided Grad-CAM, as pytorch-grad-cam
+//! element-wise Grad-CAM, Eigen-CAM, Eigen-Grad-CAM, KPCA-CAM and guided Grad-CAM, as pytorch-grad-cam
 //! computes them per layer (after the method's ReLU, before upsampling and normalization), with
 //! its `eigen_smooth` option.
 
 use candle_core::{Tensor, D};
 
+use super::kernel_pca::kernel_projection;
 use super::layer::gap_linear_head;
 use super::perturbation_cam::{ablation_cam, score_cam};
 use super::resize::scale_cam;
@@ -58,8 +59,11 @@ pub(crate) fn class_activation_map(
     let map = match options.method {
         Method::Cam => {
             let w = gap_linear_head(graph, layer)?;
-            let row = w.narrow(0, ctx.target, 1)?;
-            weighted(&row)?
+            let rows = Tensor::new(
+                ctx.classes.iter().map(|&c| c as u32).collect::<Vec<_>>(),
+                w.device(),
+            )?;
+            weighted(&w.index_select(&rows, 0)?.sum_keepdim(0)?)?
         }
         Method::GradCam => weighted(&gradients()?.mean((2, 3))?)?,
         Method::HiResCam => reduce(gradients()?.mul(a)?)?,
@@ -74,6 +78,7 @@ pub(crate) fn class_activation_map(
         Method::GradCamPlusPlus => weighted(&gradcam_plus_plus_weights(a, &gradients()?)?)?,
         Method::EigenCam => eigen_projection(a)?,
         Method::EigenGradCam => eigen_projection(&gradients()?.mul(a)?)?,
+        Method::KpcaCam => kernel_projection(a)?,
         Method::ScoreCam => weighted(&score_cam(ctx, a, options)?)?,
         Method::AblationCam => weighted(&ablation_cam(ctx, layer, a, options)?)?,
         Method::GuidedGradCam => {

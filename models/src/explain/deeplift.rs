@@ -5,7 +5,7 @@
 
 use candle_core::Tensor;
 
-use super::one_hot;
+use super::target::{multi_hot, summed_scores};
 use crate::graph::{BackwardRule, Node};
 use crate::ops::Op;
 use crate::progress::Progress;
@@ -14,7 +14,8 @@ use crate::{Error, Model, Result};
 /// Below this difference from the baseline a unit's plain derivative is used (Captum's `eps`).
 const EPS: f32 = 1e-10;
 
-/// DeepLift's attribution [C, H, W] of `input` [1, C, H, W] for class `target`, averaged over
+/// DeepLift's attribution [C, H, W] of `input` [1, C, H, W] for the sum of the `classes`'
+/// logits (one class, most often), averaged over
 /// `baselines` [B, C, H, W] (DeepLift for one baseline, DeepLiftShap for several), with the
 /// summation-to-delta gap Σattr − mean_b (F(x) − F(b)). `batch` baselines go through the network
 /// at a time, each beside a copy of the input.
@@ -34,7 +35,7 @@ const EPS: f32 = 1e-10;
 pub fn deeplift(
     model: &Model,
     input: &Tensor,
-    target: usize,
+    classes: &[usize],
     baselines: &Tensor,
     batch: usize,
     progress: &dyn Progress,
@@ -64,15 +65,10 @@ pub fn deeplift(
         let logits = trace
             .output()
             .ok_or_else(|| Error::InvalidArgument("the network produced no output".into()))?;
-        let classes = logits.dim(1)?;
-        if target >= classes {
-            return Err(Error::InvalidArgument(format!(
-                "class {target} is out of range: the model has {classes} classes"
-            )));
-        }
+        check_classes(classes, logits.dim(1)?)?;
         // Captum differentiates the target logit of both halves: the same signal goes back
         // from each.
-        let signal = one_hot(2 * len, classes, target, input.device())?;
+        let signal = multi_hot(2 * len, logits.dim(1)?, classes, input.device())?;
         let g = graph.backward_by(&trace, graph.output_id(), &signal, 0, &rescale_step)?;
         let diff = inputs.sub(&base)?;
         let part = diff.mul(&g.narrow(0, 0, len)?)?.sum_keepdim(0)?;
@@ -80,9 +76,7 @@ pub fn deeplift(
             Some(t) => t.add(&part)?,
             None => part,
         });
-        let ends = logits
-            .narrow(1, target, 1)?
-            .squeeze(1)?
+        let ends = summed_scores(logits, classes)?
             .to_dtype(candle_core::DType::F32)?
             .to_vec1::<f32>()?;
         gap += (0..len)
@@ -95,6 +89,19 @@ pub fn deeplift(
     let attribution = total.affine(1.0 / count as f64, 0.0)?.squeeze(0)?;
     let sum = f64::from(attribution.sum_all()?.to_scalar::<f32>()?);
     Ok((attribution, (sum - gap / count as f64) as f32))
+}
+
+/// Refuses an empty target or a class beyond a head of `outputs` classes.
+pub(crate) fn check_classes(classes: &[usize], outputs: usize) -> Result<()> {
+    if classes.is_empty() {
+        return Err(Error::InvalidArgument("the target names no class".into()));
+    }
+    match classes.iter().find(|&&c| c >= outputs) {
+        Some(c) => Err(Error::InvalidArgument(format!(
+            "class {c} is out of range: the model has {outputs} classes"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// One node's backward step under the rescale rule, on a batch whose first half are the inputs

@@ -6,8 +6,10 @@ use candle_core::Tensor;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::deeplift::check_classes;
 use super::gradients::noisy_copies;
-use super::{one_hot, ExplainOptions};
+use super::target::multi_hot;
+use super::ExplainOptions;
 use crate::graph::BackwardRule;
 use crate::progress::Progress;
 use crate::{Error, Model, Result};
@@ -51,11 +53,11 @@ impl ShapDraws {
     }
 }
 
-/// GradientShap's attribution [C, H, W] for class `target` with `baselines` [B, C, H, W] and the
-/// given draws, `batch` samples through the network at a time.
+/// GradientShap's attribution [C, H, W] for the sum of the `classes`' logits with `baselines`
+/// [B, C, H, W] and the given draws, `batch` samples through the network at a time.
 pub fn gradient_shap(
     model: &Model,
-    target: usize,
+    classes: &[usize],
     baselines: &Tensor,
     draws: &ShapDraws,
     batch: usize,
@@ -92,16 +94,12 @@ pub fn gradient_shap(
             .broadcast_mul(&x)?
             .add(&alpha.affine(-1.0, 1.0)?.broadcast_mul(&base)?)?;
         let trace = model.graph.forward(&points, None)?;
-        let classes = trace
+        let outputs = trace
             .output()
             .ok_or_else(|| Error::InvalidArgument("the network produced no output".into()))?
             .dim(1)?;
-        if target >= classes {
-            return Err(Error::InvalidArgument(format!(
-                "class {target} is out of range: the model has {classes} classes"
-            )));
-        }
-        let signal = one_hot(len, classes, target, device)?;
+        check_classes(classes, outputs)?;
+        let signal = multi_hot(len, outputs, classes, device)?;
         let g = model.graph.backward(
             &trace,
             model.graph.output_id(),

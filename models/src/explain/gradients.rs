@@ -10,6 +10,7 @@ use rand_distr::{Distribution, StandardNormal};
 use super::baselines::{baseline, baseline_distribution};
 use super::deeplift::deeplift;
 use super::gradient_shap::{gradient_shap, ShapDraws};
+use super::rise::{rise, RiseMasks};
 use super::{integrated_gradients, occlusion, Context, ExplainOptions, Method};
 use crate::graph::BackwardRule;
 use crate::{Error, Result};
@@ -47,19 +48,40 @@ pub(crate) fn attribute(
             let (map, delta) = deeplift(
                 ctx.model,
                 x,
-                ctx.target,
+                &ctx.classes,
                 &baselines,
                 options.batch_size,
                 ctx.progress,
             )?;
             return Ok((map, Some(delta), None));
         }
+        Method::Rise => {
+            let (_, _, height, width) = x.dims4()?;
+            let masks = RiseMasks::draw(
+                options.rise_masks,
+                options.rise_cells,
+                options.rise_keep,
+                height,
+                width,
+                options.seed,
+            )?;
+            let map = rise(
+                ctx.model,
+                x,
+                &ctx.classes,
+                &masks,
+                options.rise_keep,
+                options.batch_size,
+                ctx.progress,
+            )?;
+            return Ok((map, None, None));
+        }
         Method::GradientShap => {
             let baselines = baseline_distribution(x, options)?;
             let draws = ShapDraws::draw(x, baselines.dim(0)?, options)?;
             let map = gradient_shap(
                 ctx.model,
-                ctx.target,
+                &ctx.classes,
                 &baselines,
                 &draws,
                 options.batch_size,

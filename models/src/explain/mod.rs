@@ -3,6 +3,7 @@
 //! activation maps at a layer
 //! (CAM, Grad-CAM and its family), each equal to its peer's number (Captum, pytorch-grad-cam).
 
+mod aug_smooth;
 mod baselines;
 mod cam;
 mod deeplift;
@@ -10,18 +11,23 @@ mod gauss_legendre;
 mod gradient_shap;
 mod gradients;
 mod integrated_gradients;
+mod kernel_pca;
 mod layer;
 mod method;
 mod occlusion;
 mod perturbation_cam;
 pub mod resize;
+mod rise;
+mod target;
 
 use candle_core::{DType, Tensor};
 
+pub use convlens_shared::target::{ClassRef, TargetSpec};
 pub use deeplift::deeplift;
 pub use gradient_shap::{gradient_shap, ShapDraws};
 pub use layer::{default_cam_layer, gap_linear_head};
 pub use method::{Baseline, Method, MethodKind};
+pub use rise::{rise, RiseMasks};
 
 use crate::graph::{BackwardRule, Trace};
 use crate::progress::{Progress, Silent};
@@ -32,8 +38,8 @@ use crate::{Error, Model, Result};
 pub struct ExplainOptions {
     /// The method.
     pub method: Method,
-    /// Class to explain; the top-1 prediction when `None`.
-    pub target: Option<usize>,
+    /// Class to explain, or classes whose logits are summed; the top-1 prediction when `None`.
+    pub target: Option<TargetSpec>,
     /// Layer for the CAM family; the last spatial layer before the head when `None`.
     pub layer: Option<String>,
     /// SmoothGrad and GradientShap samples; the Shapley methods' noise baselines.
@@ -55,6 +61,15 @@ pub struct ExplainOptions {
     /// CAMs: the weighted activations' first principal component instead of their sum over the
     /// channels (pytorch-grad-cam's `eigen_smooth`).
     pub eigen_smooth: bool,
+    /// CAMs: the mean of the CAMs of six flipped and scaled copies, at the input's resolution
+    /// (pytorch-grad-cam's `aug_smooth`).
+    pub aug_smooth: bool,
+    /// RISE's masks.
+    pub rise_masks: usize,
+    /// RISE's grid: cells per side.
+    pub rise_cells: usize,
+    /// RISE's probability of keeping a cell.
+    pub rise_keep: f64,
 }
 
 impl Default for ExplainOptions {
@@ -74,6 +89,10 @@ impl Default for ExplainOptions {
             stride: default::STRIDE,
             batch_size: default::BATCH,
             eigen_smooth: default::EIGEN_SMOOTH,
+            aug_smooth: default::AUG_SMOOTH,
+            rise_masks: default::RISE_MASKS,
+            rise_cells: default::RISE_CELLS,
+            rise_keep: default::RISE_KEEP,
         }
     }
 }
@@ -83,15 +102,19 @@ impl Default for ExplainOptions {
 pub struct Explanation {
     /// The method.
     pub method: Method,
-    /// The class explained.
+    /// The class explained (the first, when several are summed).
     pub target: usize,
-    /// The model's logit for that class.
+    /// Every class whose logit is explained: `[target]`, or the classes summed.
+    pub classes: Vec<usize>,
+    /// The model's logit for that class (the sum of the classes').
     pub score: f32,
-    /// Its probability: the softmax of the logits at that class.
+    /// Its probability: the softmax of the logits at that class (the sum of the classes').
     pub probability: f32,
     /// The layer a CAM was computed at.
     pub layer: Option<String>,
-    /// The raw map: [C, H, W] in input space, or [h, w] at the layer (float32, unnormalized).
+    /// The raw map: [C, H, W] in input space, or [h, w] at the layer (float32, unnormalized);
+    /// with `aug_smooth`, a CAM is [H, W] at the input's resolution, in [0, 1]; RISE's saliency
+    /// is [H, W] at the input's resolution.
     pub map: Tensor,
     /// Integrated Gradients' completeness gap: Σattr − (F(x) − F(baseline)).
     pub convergence_delta: Option<f32>,
@@ -157,23 +180,16 @@ pub fn explain_with_trace(
         .flatten_all()?
         .to_dtype(DType::F32)?
         .to_vec1::<f32>()?;
-    let target = match options.target {
-        Some(t) if t < logits.len() => t,
-        Some(t) => {
-            return Err(Error::InvalidArgument(format!(
-                "class {t} is out of range: the model has {} classes (0..={})",
-                logits.len(),
-                logits.len().saturating_sub(1)
-            )))
-        }
-        None => argmax(&logits),
+    let classes = match &options.target {
+        Some(spec) => target::resolve(spec, &model.labels, logits.len())?,
+        None => vec![argmax(&logits)],
     };
-    let score = logits[target];
     let mut explanation = Explanation {
         method: options.method,
-        target,
-        score,
-        probability: softmax_at(&logits, target),
+        target: classes[0],
+        classes: classes.clone(),
+        score: classes.iter().map(|&c| logits[c]).sum(),
+        probability: classes.iter().map(|&c| softmax_at(&logits, c)).sum(),
         layer: None,
         map: Tensor::zeros(1, DType::F32, input.device())?,
         convergence_delta: None,
@@ -183,7 +199,7 @@ pub fn explain_with_trace(
         model,
         input,
         trace,
-        target,
+        classes,
         progress,
     };
     match options.method.kind() {
@@ -199,7 +215,11 @@ pub fn explain_with_trace(
                 None => default_cam_layer(&model.graph)?,
             };
             explanation.layer = Some(model.graph.name(layer).to_string());
-            explanation.map = cam::class_activation_map(&ctx, layer, options)?;
+            explanation.map = if options.aug_smooth {
+                aug_smooth::augmentation_smoothed(&ctx, layer, options)?
+            } else {
+                cam::class_activation_map(&ctx, layer, options)?
+            };
         }
     }
     Ok(explanation)
@@ -222,20 +242,21 @@ pub(crate) struct Context<'a> {
     pub model: &'a Model,
     pub input: &'a Tensor,
     pub trace: &'a Trace,
-    pub target: usize,
+    /// The classes whose logits are explained (summed).
+    pub classes: Vec<usize>,
     /// Where batches are reported; it may cancel.
     pub progress: &'a dyn Progress,
 }
 
 impl Context<'_> {
-    /// A one-hot signal [n, classes] at the target class.
+    /// A signal [n, classes] with a one at each target class.
     pub fn target_signal(&self, n: usize) -> Result<Tensor> {
         let classes = self
             .trace
             .output()
             .ok_or_else(|| Error::InvalidArgument("no output".into()))?
             .dim(1)?;
-        one_hot(n, classes, self.target, self.input.device())
+        target::multi_hot(n, classes, &self.classes, self.input.device())
     }
 
     /// The signal at node `to` for a batch `x`, from the target logit, under `rule`. For the
@@ -260,20 +281,15 @@ impl Context<'_> {
         self.progress.step(done, total, "explain")
     }
 
-    /// The target logit for each row of a batch, by a forward pass.
+    /// The target logit (the sum of the classes') for each row of a batch, by a forward pass.
     pub fn target_scores(&self, x: &Tensor) -> Result<Tensor> {
-        let out = self.model.logits(x)?;
-        Ok(out.narrow(1, self.target, 1)?.squeeze(1)?)
+        self.scores_of(&self.model.logits(x)?)
     }
-}
 
-/// A one-hot signal [n, classes] at `class` in every row.
-fn one_hot(n: usize, classes: usize, class: usize, device: &candle_core::Device) -> Result<Tensor> {
-    let mut v = vec![0f32; n * classes];
-    for row in 0..n {
-        v[row * classes + class] = 1.0;
+    /// The target logit (the sum of the classes') in each row of `logits` [n, classes].
+    pub fn scores_of(&self, logits: &Tensor) -> Result<Tensor> {
+        target::summed_scores(logits, &self.classes)
     }
-    Ok(Tensor::from_vec(v, (n, classes), device)?)
 }
 
 fn argmax(values: &[f32]) -> usize {
@@ -307,6 +323,7 @@ mod flat_tests {
         Explanation {
             method: Method::EigenCam,
             target: 0,
+            classes: vec![0],
             score: 0.0,
             probability: 1.0,
             layer: None,

@@ -64,7 +64,7 @@ pub(crate) fn ablation_cam(
         let fill = keep.affine(-f64::from(value), f64::from(value))?; // value where ablated
         let ablated = a.broadcast_mul(&keep)?.broadcast_add(&fill)?;
         let out = graph.forward_from(ctx.trace, layer, &ablated)?;
-        scores.push(out.narrow(1, ctx.target, 1)?.squeeze(1)?);
+        scores.push(ctx.scores_of(&out)?);
         start += len;
         ctx.report(start, k)?;
     }

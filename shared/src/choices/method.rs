@@ -32,6 +32,8 @@ closed_set! {
         Deconvnet = "deconvnet",
         /// Occlusion (Zeiler & Fergus 2014; Captum `Occlusion`).
         Occlusion = "occlusion",
+        /// RISE (Petsiuk et al. 2018): random masks weighted by the class's probability.
+        Rise = "rise",
         /// Class activation mapping (Zhou et al. 2016).
         Cam = "cam",
         /// Grad-CAM (Selvaraju et al. 2017).
@@ -55,6 +57,9 @@ closed_set! {
         EigenGradCam = "eigengradcam",
         /// pytorch-grad-cam's element-wise Grad-CAM: Σ_k ReLU(∂y/∂A_k · A_k).
         GradCamElementWise = "gradcam-elementwise",
+        /// KPCA-CAM (Karmani et al. 2024): the activations' first sigmoid-kernel principal
+        /// component, as pytorch-grad-cam computes it with scikit-learn's KernelPCA.
+        KpcaCam = "kpcacam",
         /// Guided backprop × upsampled Grad-CAM.
         GuidedGradCam = "guided-gradcam",
     }
@@ -63,7 +68,7 @@ closed_set! {
 /// Whether a method's map lives in input space or at a layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MethodKind {
-    /// [C, H, W] in the input's space.
+    /// [C, H, W] in the input's space (RISE: [H, W]).
     Attribution,
     /// [h, w] at a layer (guided Grad-CAM excepted, which is [C, H, W]).
     Cam,
@@ -84,6 +89,7 @@ impl Method {
             | Method::EigenCam
             | Method::EigenGradCam
             | Method::GradCamElementWise
+            | Method::KpcaCam
             | Method::GuidedGradCam => MethodKind::Cam,
             _ => MethodKind::Attribution,
         }
@@ -93,11 +99,12 @@ impl Method {
 impl Method {
     /// How much work the method is, as a rank (0 cheapest): a forward pass already made, one
     /// backward pass, two, a pass per noisy copy (SmoothGrad's samples), per step (Integrated
-    /// Gradients), per channel (Score-CAM, Ablation-CAM), per occluded window. `all` runs the
-    /// methods in this order, so the first results come in seconds.
+    /// Gradients), per channel (Score-CAM, Ablation-CAM), per occluded window, per random mask
+    /// (RISE's thousands). `all` runs the methods in this order, so the first results come in
+    /// seconds.
     pub fn cost(self) -> u8 {
         match self {
-            Method::Cam | Method::EigenCam => 0,
+            Method::Cam | Method::EigenCam | Method::KpcaCam => 0,
             Method::Gradient
             | Method::Saliency
             | Method::InputXGradient
@@ -119,6 +126,7 @@ impl Method {
             Method::IntegratedGradients => 4,
             Method::ScoreCam | Method::AblationCam => 5,
             Method::Occlusion => 6,
+            Method::Rise => 7,
         }
     }
 }
@@ -231,7 +239,7 @@ mod tests {
         assert_eq!(order.len(), Method::ALL.len());
         assert!(order.windows(2).all(|w| w[0].cost() <= w[1].cost()));
         assert_eq!(order[0], Method::Cam);
-        assert_eq!(order.last(), Some(&Method::Occlusion));
+        assert_eq!(order.last(), Some(&Method::Rise));
         let mut sorted = order.clone();
         sorted.sort_by_key(|m| MethodSelection::display_rank(*m));
         assert_eq!(sorted, Method::ALL);

@@ -8,6 +8,7 @@ use super::request;
 use crate::array::{Array, Png};
 use crate::choices::{Baseline, Colormap, Method, MethodSelection};
 use crate::defaults::explain as default;
+use crate::target::TargetSpec;
 
 request!(
     /// Explains the model's prediction on one image by one method (or `all`).
@@ -31,9 +32,11 @@ pub struct ExplainParams {
     /// Layer for the CAM family (default: the last spatial layer before the head).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<String>,
-    /// Class to explain (default: the top-1 prediction).
+    /// Class to explain (default: the top-1 prediction): an index (a number), or text naming a
+    /// class by index or label, or several joined by `+` whose logits are summed (`"281+282"`,
+    /// `"tabby+tiger cat"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<usize>,
+    pub target: Option<TargetSpec>,
     /// SmoothGrad and GradientShap samples; DeepLiftShap and GradientShap's noise baselines.
     #[serde(default = "default_samples")]
     pub samples: usize,
@@ -62,6 +65,19 @@ pub struct ExplainParams {
     /// summing them over the channels (pytorch-grad-cam's `eigen_smooth`).
     #[serde(default = "default_eigen_smooth")]
     pub eigen_smooth: bool,
+    /// CAMs: the mean of the CAMs of six flipped and scaled copies of the input, [H, W] at its
+    /// resolution in [0, 1] (pytorch-grad-cam's `aug_smooth`).
+    #[serde(default = "default_aug_smooth")]
+    pub aug_smooth: bool,
+    /// RISE's masks.
+    #[serde(default = "default_rise_masks")]
+    pub rise_masks: usize,
+    /// RISE's grid: cells per side.
+    #[serde(default = "default_rise_cells")]
+    pub rise_cells: usize,
+    /// RISE's probability of keeping a cell.
+    #[serde(default = "default_rise_keep")]
+    pub rise_keep: f64,
     /// Colormap of the overlays.
     #[serde(default = "default_cmap")]
     pub cmap: Colormap,
@@ -103,6 +119,10 @@ impl ExplainParams {
             stride: default_stride(),
             batch: default_batch(),
             eigen_smooth: default_eigen_smooth(),
+            aug_smooth: default_aug_smooth(),
+            rise_masks: default_rise_masks(),
+            rise_cells: default_rise_cells(),
+            rise_keep: default_rise_keep(),
             cmap: default_cmap(),
             alpha: default_alpha(),
             map: true,
@@ -143,6 +163,18 @@ fn default_batch() -> usize {
 fn default_eigen_smooth() -> bool {
     default::EIGEN_SMOOTH
 }
+fn default_aug_smooth() -> bool {
+    default::AUG_SMOOTH
+}
+fn default_rise_masks() -> usize {
+    default::RISE_MASKS
+}
+fn default_rise_cells() -> usize {
+    default::RISE_CELLS
+}
+fn default_rise_keep() -> f64 {
+    default::RISE_KEEP
+}
 fn default_cmap() -> Colormap {
     default::CMAP
 }
@@ -159,13 +191,17 @@ fn yes() -> bool {
 pub struct ExplanationData {
     /// The method.
     pub method: Method,
-    /// The class explained.
+    /// The class explained (the first, when several are summed).
     pub class: usize,
-    /// Its name.
+    /// Every class whose logit is summed, when more than one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<usize>,
+    /// Its name (the classes' joined by ` + `).
     pub label: Option<String>,
-    /// The model's logit for it.
+    /// The model's logit for it (the sum of the classes').
     pub logit: f32,
-    /// Its probability (the softmax of the logits at the class), as `image/predict`'s `prob`.
+    /// Its probability (the softmax of the logits at the class), as `image/predict`'s `prob`
+    /// (the sum of the classes').
     #[serde(default)]
     pub prob: f32,
     /// The layer a CAM was computed at.
