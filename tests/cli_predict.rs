@@ -2,7 +2,7 @@
 //! PyTorch's top-5 (tests/fixtures/make_demo_assets.py), and bad input gives one clear error.
 
 mod cli_support;
-use cli_support::{convlens, root, succeed};
+use cli_support::{assert_one_clear_error, convlens, root, succeed};
 
 #[test]
 fn demo_top5_on_the_bundled_photos_equals_pytorch() {
@@ -88,22 +88,6 @@ fn predict_writes_logits_npy_with_one_row_per_image() {
     let scale = torch.abs().unwrap().max_all().unwrap();
     assert!(diff.to_scalar::<f32>().unwrap() <= 1e-4 * scale.to_scalar::<f32>().unwrap());
     std::fs::remove_dir_all(&dir).ok();
-}
-
-fn assert_one_clear_error(args: &[&str], needle: &str) {
-    let out = convlens(args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    assert_eq!(
-        stderr.lines().count(),
-        1,
-        "{args:?} should print one line: {stderr}"
-    );
-    assert!(
-        stderr.contains(needle),
-        "{args:?}: `{stderr}` should mention `{needle}`"
-    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 mod cli_support;
-use cli_support::{convlens, root, succeed};
+use cli_support::{assert_one_clear_error, root, succeed};
 
 fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
@@ -320,26 +320,6 @@ fn neighbors_are_pytorchs_most_similar_codes() {
         assert!(entry["path"].as_str().unwrap().ends_with(&paths[want]));
     }
     std::fs::remove_dir_all(&dir).ok();
-}
-
-fn assert_one_clear_error(args: &[&str], needle: &str) {
-    let out = convlens(args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    // Without a terminal the sweep's stages come first, a line each (`folder/top: embedding
-    // (12%)`); then one line of error.
-    let errors: Vec<&str> = stderr.lines().filter(|l| !l.ends_with("%)")).collect();
-    assert_eq!(
-        errors.len(),
-        1,
-        "{args:?} should print one line of error: {stderr}"
-    );
-    assert!(errors[0].starts_with("error: "), "{stderr}");
-    assert!(
-        stderr.contains(needle),
-        "{args:?}: `{stderr}` should mention `{needle}`"
-    );
 }
 
 #[test]

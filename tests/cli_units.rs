@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use convlens_models::weights::synthetic::synthetic_tensor;
 
 mod cli_support;
-use cli_support::{convlens, root, succeed};
+use cli_support::{assert_one_clear_error, convlens, root, succeed};
 
 /// A scratch folder for one test, with the fixtures' synthetic input [1, 3, 64, 64] as a `.npy`.
 fn scratch(name: &str) -> PathBuf {
@@ -234,18 +234,6 @@ fn a_module_path_is_reported_as_given_by_every_subcommand() {
     ]);
     assert_eq!(top["layer"], "_blocks.5");
     std::fs::remove_dir_all(&dir).ok();
-}
-
-fn assert_one_clear_error(args: &[&str], needle: &str) {
-    let out = convlens(args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
-    assert!(
-        stderr.contains(needle),
-        "{args:?}: `{stderr}` should mention `{needle}`"
-    );
 }
 
 /// A name outside a closed set is refused by the command line itself (exit 2), naming the value

@@ -7,6 +7,9 @@ use convlens_models::graph::BackwardRule;
 use convlens_models::{device::device_from_env, LoadOptions, Model};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
+mod common;
+use common::sync;
+
 fn models(device: &Device) -> Vec<(&'static str, Model)> {
     ["random:resnet18", "random:resnet50", "demo"]
         .into_iter()
@@ -15,10 +18,6 @@ fn models(device: &Device) -> Vec<(&'static str, Model)> {
             (spec.trim_start_matches("random:"), model)
         })
         .collect()
-}
-
-fn sync(device: &Device) {
-    device.synchronize().expect("device synchronizes");
 }
 
 fn engine(c: &mut Criterion) {

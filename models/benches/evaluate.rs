@@ -9,7 +9,7 @@
 //! Under `cargo test --all-targets` (no `--bench` argument) each runs once on a 32×32 input, to
 //! check that the bench works without costing CI minutes.
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use convlens_models::device::device_from_env;
 use convlens_models::evaluate::confidence::{cam_multiplier, confidence_change};
 use convlens_models::evaluate::infidelity::{infidelity, infidelity_perturbations};
@@ -20,25 +20,15 @@ use convlens_models::progress::Silent;
 use convlens_models::{LoadOptions, Model};
 use criterion::{criterion_group, criterion_main, Criterion};
 
-/// The input side: 224 when benchmarking, 32 when cargo runs the bench as a test.
-fn input_size() -> usize {
-    if std::env::args().any(|a| a == "--bench") {
-        224
-    } else {
-        32
-    }
-}
-
-fn sync(device: &Device) {
-    device.synchronize().expect("device synchronizes");
-}
+mod common;
+use common::{input_size, sync};
 
 fn evaluate_bench(c: &mut Criterion) {
     let device = device_from_env().expect("device");
     let mut group = c.benchmark_group("evaluate");
     group.sample_size(10);
     let model = Model::load("random:resnet18", &LoadOptions::default(), &device).expect("model");
-    let s = input_size();
+    let s = input_size(32);
     let x = Tensor::randn(0f32, 1f32, (1, 3, s, s), &device).expect("input");
     // A map at the layer, as Grad-CAM gives (7×7 for 224 px).
     let map = Tensor::rand(0f32, 1f32, (7, 7), &device).expect("map");

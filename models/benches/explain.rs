@@ -7,11 +7,14 @@
 //! seconds per run on a CPU). Under `cargo test --all-targets` (no `--bench` argument) each
 //! method runs once on a 64×64 input, to check that the bench works without costing CI minutes.
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use convlens_models::device::device_from_env;
 use convlens_models::explain::{explain, ExplainOptions, Method};
 use convlens_models::{LoadOptions, Model};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+
+mod common;
+use common::{input_size, sync};
 
 const METHODS: [&str; 7] = [
     "gradcam",
@@ -33,19 +36,6 @@ fn methods() -> Vec<&'static str> {
     }
 }
 
-/// The input side: 224 when benchmarking, 64 when cargo runs the bench as a test.
-fn input_size() -> usize {
-    if std::env::args().any(|a| a == "--bench") {
-        224
-    } else {
-        64
-    }
-}
-
-fn sync(device: &Device) {
-    device.synchronize().expect("device synchronizes");
-}
-
 fn explain_bench(c: &mut Criterion) {
     let device = device_from_env().expect("device");
     let mut group = c.benchmark_group("explain");
@@ -53,8 +43,8 @@ fn explain_bench(c: &mut Criterion) {
     for spec in ["random:resnet18", "demo"] {
         let model = Model::load(spec, &LoadOptions::default(), &device).expect("model loads");
         let name = spec.trim_start_matches("random:");
-        let x =
-            Tensor::randn(0f32, 1f32, (1, 3, input_size(), input_size()), &device).expect("input");
+        let x = Tensor::randn(0f32, 1f32, (1, 3, input_size(64), input_size(64)), &device)
+            .expect("input");
         for method in methods() {
             let options = ExplainOptions {
                 method: method.parse::<Method>().expect("method"),

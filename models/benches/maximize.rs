@@ -20,9 +20,8 @@ use convlens_models::progress::Silent;
 use convlens_models::{LoadOptions, Model};
 use criterion::{BenchmarkId, Criterion};
 
-fn benchmarking() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
+mod common;
+use common::benchmarking;
 
 fn bench(c: &mut Criterion) {
     let device = device_from_env().expect("device");

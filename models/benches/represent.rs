@@ -28,6 +28,9 @@ use convlens_models::weights::synthetic::synthetic_tensor;
 use convlens_models::{LoadOptions, Model};
 use criterion::{BenchmarkId, Criterion, Throughput};
 
+mod common;
+use common::benchmarking;
+
 fn env_list(name: &str, default: &str) -> Vec<usize> {
     std::env::var(name)
         .unwrap_or_else(|_| default.to_string())
@@ -47,12 +50,6 @@ fn images(count: usize) -> Vec<PathBuf> {
         .collect();
     files.truncate(count);
     files
-}
-
-/// Whether cargo runs this as a benchmark (`cargo bench`) rather than as a test (`cargo test
-/// --all-targets` runs every benchmark once, on tiny sizes so that CI stays fast).
-fn benchmarking() -> bool {
-    std::env::args().any(|a| a == "--bench")
 }
 
 fn embed(c: &mut Criterion, device: &Device) {

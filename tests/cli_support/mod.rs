@@ -83,6 +83,27 @@ pub fn succeed(args: &[&str]) -> Output {
     out
 }
 
+/// Runs the binary and requires it to fail with one line of error (`error: …`) that mentions
+/// `needle`, and no panic. Progress lines a sweep prints without a terminal (`folder/top:
+/// embedding (12%)`) may come before it.
+pub fn assert_one_clear_error(args: &[&str], needle: &str) {
+    let out = convlens(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| !l.ends_with("%)")).collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "{args:?} should print one line of error: {stderr}"
+    );
+    assert!(errors[0].starts_with("error: "), "{stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: `{stderr}` should mention `{needle}`"
+    );
+}
+
 /// Every `--flag` that `convlens SUBCOMMAND --help` lists, with the default it states (`None`
 /// when it states none). A flag's line starts with `-`; its `[default: …]` is on that line
 /// (short help) or on a line below it (long help, when a description is long).
