@@ -378,13 +378,16 @@ pub struct SkippedMethod {
 }
 
 /// One method's faithfulness scores (`image/evaluate`): the areas under RISE's deletion curve
-/// (lower is more faithful) and insertion curve (higher is more faithful).
+/// (lower is more faithful) and insertion curve (higher is more faithful), and ROAD combined
+/// (higher is more faithful).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Faithfulness {
     /// The deletion area, when scored.
     pub deletion: Option<f32>,
     /// The insertion area, when scored.
     pub insertion: Option<f32>,
+    /// ROAD combined, when scored.
+    pub road: Option<f32>,
 }
 
 /// The faithfulness scores of one method's (or every method's) explanation of one image.

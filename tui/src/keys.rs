@@ -65,7 +65,7 @@ pub enum Action {
     NextClass,
     /// The previous class.
     PrevClass,
-    /// Score the overlay's explanation (or `all` of them) by deletion and insertion.
+    /// Score the overlay's explanation (or `all` of them) by deletion, insertion and ROAD.
     Score,
     /// Compute the unit's activation-maximization image.
     Maximize,

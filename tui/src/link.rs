@@ -60,7 +60,7 @@ const TOP_K: usize = 5;
 const CROP_TILE: u32 = 128;
 
 /// The faithfulness metrics the overlay's scores are made of.
-const METRICS: [Metric; 2] = [Metric::Deletion, Metric::Insertion];
+const METRICS: [Metric; 3] = [Metric::Deletion, Metric::Insertion, Metric::RoadCombined];
 
 /// The protocol method each feature needs.
 pub fn method_of(feature: Feature) -> &'static str {
@@ -631,10 +631,11 @@ fn evaluation(result: EvaluateResult, method: MethodSelection) -> Result<Evaluat
         };
         // Only the metrics asked for are read (another metric, if sent, is not shown).
         let f = &mut methods[at].1;
-        if score.metric == Metric::Deletion {
-            f.deletion = Some(score.value);
-        } else if score.metric == Metric::Insertion {
-            f.insertion = Some(score.value);
+        match score.metric {
+            Metric::Deletion => f.deletion = Some(score.value),
+            Metric::Insertion => f.insertion = Some(score.value),
+            Metric::RoadCombined => f.road = Some(score.value),
+            _ => {}
         }
     }
     if let MethodSelection::One(m) = method {
@@ -904,7 +905,7 @@ mod tests {
         assert_eq!(route(serde_json::to_value(&stranger).unwrap()), None);
     }
 
-    /// Each method's deletion and insertion land together under its name, in the daemon's
+    /// Each method's deletion, insertion and ROAD land together under its name, in the daemon's
     /// order; a metric not asked for is not read; a single method skipped is an error.
     #[test]
     fn scores_are_grouped_by_method() {
@@ -924,6 +925,9 @@ mod tests {
                 score(Method::Gradient, Metric::Insertion, 0.6),
                 score(Method::GradCam, Metric::Deletion, 0.21),
                 score(Method::GradCam, Metric::Insertion, 0.72),
+                score(Method::GradCam, Metric::RoadCombined, -0.04),
+                // A metric the overlay does not show is not read.
+                score(Method::GradCam, Metric::Infidelity, 0.5),
             ],
             skipped: vec![Skipped {
                 method: Method::Cam,
@@ -939,6 +943,7 @@ mod tests {
             Some(&Faithfulness {
                 deletion: Some(0.21),
                 insertion: Some(0.72),
+                road: Some(-0.04),
             })
         );
         assert_eq!(e.of("gradient").and_then(|f| f.insertion), Some(0.6));

@@ -173,8 +173,8 @@ pub enum Request {
         /// The layer of a CAM, or of `all`'s CAMs (the daemon's default when `None`).
         layer: Option<String>,
     },
-    /// The faithfulness scores (deletion and insertion) of the explanation `Explain` with the
-    /// same fields asks for: one method's, or every method's (`all`).
+    /// The faithfulness scores (deletion, insertion, ROAD combined) of the explanation `Explain`
+    /// with the same fields asks for: one method's, or every method's (`all`).
     Evaluate {
         /// The model.
         model_id: String,

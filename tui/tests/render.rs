@@ -311,13 +311,15 @@ fn explained_all(class: Option<usize>, layer: &Option<String>) -> Explanations {
     all
 }
 
-/// The made-up faithfulness scores of `method` (both rising along the display order, so that
-/// each method's are its own, and the best by deletion is not the best by insertion).
+/// The made-up faithfulness scores of `method` (deletion and insertion rising along the display
+/// order, so that each method's are its own and the best by deletion is not the best by
+/// insertion; ROAD falling from positive to negative, its best the first method).
 fn faithfulness(method: Method) -> Faithfulness {
     let rank = MethodSelection::display_rank(method) as f32;
     Faithfulness {
         deletion: Some(0.12 + 0.01 * rank),
         insertion: Some(0.41 + 0.02 * rank),
+        road: Some(0.1 - 0.01 * rank),
     }
 }
 
@@ -325,10 +327,11 @@ fn faithfulness(method: Method) -> Faithfulness {
 fn scored(method: Method) -> String {
     let scores = faithfulness(method);
     format!(
-        "{} (del {:.2} ins {:.2})",
+        "{} (del {:.2} ins {:.2} road {:.2})",
         method.name(),
         scores.deletion.unwrap(),
-        scores.insertion.unwrap()
+        scores.insertion.unwrap(),
+        scores.road.unwrap()
     )
 }
 
@@ -1570,8 +1573,9 @@ fn overlay_scores_beside_the_method() {
         s.send(Event::Reply(asked.ticket.clone(), reply_to(&asked.request)));
         assert!(!s.app.overlay.is_loading());
         let screen = s.draw();
+        // The scores beside the name (the layer after them, where the title has room).
         assert!(
-            screen.contains(&format!("Overlay {} at _conv", gradcam_scored())),
+            screen.contains(&format!("Overlay {}", gradcam_scored())),
             "{screen}"
         );
         assert!(!screen.contains("scoring"), "{screen}");
@@ -1719,8 +1723,8 @@ fn overlay_all_scores_in_each_tile() {
         // The tiles show each method's own scores, as short as the tile needs (one metric a
         // row in the smallest).
         if w == 160 {
-            assert!(screen.contains("d.12 i.41"), "{screen}");
-            assert!(screen.contains("d.23 i.63"), "{screen}");
+            assert!(screen.contains("d.12 i.41 r.10"), "{screen}");
+            assert!(screen.contains("d.16 i.49 r.06"), "{screen}");
         } else {
             assert!(screen.contains(" d.12   d.13 "), "{screen}");
             assert!(screen.contains(" i.41   i.43 "), "{screen}");

@@ -323,6 +323,7 @@ mod tests {
                     let f = Faithfulness {
                         deletion: Some(*d),
                         insertion: Some(*i),
+                        road: None,
                     };
                     (m.name().to_string(), f)
                 })

@@ -160,22 +160,23 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
 }
 
 /// The rows a tile of `rect` gives its scores, leaving the picture a row at least: one
-/// (`del 0.21 ins 0.72` or `d.21 i.72`), else one a metric (`d.21`, `i.72`), else none.
+/// (`del 0.21 ins 0.72 road 0.05` or `d.21 i.72 r.05`), else one a metric (`d.21`, `i.72`,
+/// `r.05`); where even that does not fit, the same without ROAD; else none.
 fn score_rows(f: &Faithfulness, rect: Rect) -> Vec<String> {
     let width = usize::from(rect.width);
-    let rows = match scores_in(f, width) {
-        Some(line) => vec![line],
-        None => scores_stacked(f, width).unwrap_or_default(),
-    };
-    if rows.len() < usize::from(rect.height) {
-        rows
-    } else {
-        vec![]
-    }
+    let without_road = Faithfulness { road: None, ..*f };
+    [*f, without_road]
+        .iter()
+        .map(|f| match scores_in(f, width) {
+            Some(line) => vec![line],
+            None => scores_stacked(f, width).unwrap_or_default(),
+        })
+        .find(|rows| !rows.is_empty() && rows.len() < usize::from(rect.height))
+        .unwrap_or_default()
 }
 
-/// The most faithful methods by each metric (lowest deletion, highest insertion): `best del
-/// gradcam 0.12 · ins scorecam 0.81` (none before any is scored).
+/// The most faithful methods by each metric (lowest deletion, highest insertion and ROAD):
+/// `best del gradcam 0.12 · ins scorecam 0.81 · road gradcam 0.14` (none before any is scored).
 fn best(evaluation: &Evaluation) -> Option<String> {
     let pick = |value: fn(&Faithfulness) -> Option<f32>, lowest: bool| {
         evaluation
@@ -197,6 +198,9 @@ fn best(evaluation: &Evaluation) -> Option<String> {
     }
     if let Some((name, v)) = pick(|f| f.insertion, false) {
         parts.push(format!("ins {name} {v:.2}"));
+    }
+    if let Some((name, v)) = pick(|f| f.road, false) {
+        parts.push(format!("road {name} {v:.2}"));
     }
     (!parts.is_empty()).then(|| parts.join(" · "))
 }

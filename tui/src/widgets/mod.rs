@@ -145,8 +145,8 @@ pub fn loading_line(buf: &mut Buffer, area: Rect, what: &str, progress: &Progres
     }
 }
 
-/// A method's faithfulness scores as the overlay names them: `del 0.21 ins 0.72` (a metric not
-/// scored left out).
+/// A method's faithfulness scores as the overlay names them: `del 0.21 ins 0.72 road 0.05` (a
+/// metric not scored left out).
 pub fn scores_text(f: &Faithfulness) -> String {
     let parts: Vec<String> = metrics(f)
         .map(|(name, _, v)| format!("{name} {v:.2}"))
@@ -154,7 +154,8 @@ pub fn scores_text(f: &Faithfulness) -> String {
     parts.join(" ")
 }
 
-/// The scores in at most `width` characters: `del 0.21 ins 0.72`, else `d.21 i.72`, else none.
+/// The scores in at most `width` characters: `del 0.21 ins 0.72 road 0.05`, else
+/// `d.21 i.72 r.05`, else none.
 pub fn scores_in(f: &Faithfulness, width: usize) -> Option<String> {
     let whole = scores_text(f);
     if whole.chars().count() <= width {
@@ -182,16 +183,23 @@ pub fn scores_stacked(f: &Faithfulness, width: usize) -> Option<Vec<String>> {
         .collect()
 }
 
-/// The metrics scored: long name, short name, area.
+/// The metrics scored: long name, short name, value.
 fn metrics(f: &Faithfulness) -> impl Iterator<Item = (&'static str, &'static str, f32)> {
-    [("del", "d", f.deletion), ("ins", "i", f.insertion)]
-        .into_iter()
-        .filter_map(|(name, short, v)| v.map(|v| (name, short, v)))
+    [
+        ("del", "d", f.deletion),
+        ("ins", "i", f.insertion),
+        ("road", "r", f.road),
+    ]
+    .into_iter()
+    .filter_map(|(name, short, v)| v.map(|v| (name, short, v)))
 }
 
-/// An area (in [0, 1]) in few characters: `0.21` → `.21`.
+/// A score in few characters: `0.21` → `.21`, `-0.03` → `-.03`.
 fn short_area(v: f32) -> String {
     let s = format!("{v:.2}");
+    if let Some(rest) = s.strip_prefix("-0") {
+        return format!("-{rest}");
+    }
     match s.strip_prefix('0') {
         Some(rest) => rest.to_string(),
         None => s,
@@ -275,6 +283,7 @@ mod tests {
         let f = Faithfulness {
             deletion: Some(0.2149),
             insertion: Some(0.72),
+            road: None,
         };
         assert_eq!(scores_text(&f), "del 0.21 ins 0.72");
         assert_eq!(scores_in(&f, 17).as_deref(), Some("del 0.21 ins 0.72"));
@@ -283,6 +292,7 @@ mod tests {
         let one = Faithfulness {
             deletion: None,
             insertion: Some(1.0),
+            road: None,
         };
         assert_eq!(scores_text(&one), "ins 1.00");
         assert_eq!(scores_in(&one, 6).as_deref(), Some("i1.00"));
@@ -295,5 +305,12 @@ mod tests {
             Some(vec!["del 0.21".to_string(), "ins 0.72".to_string()])
         );
         assert_eq!(scores_stacked(&f, 3), None);
+        // ROAD can be negative: its short form keeps the sign.
+        let all = Faithfulness {
+            road: Some(-0.031),
+            ..f
+        };
+        assert_eq!(scores_text(&all), "del 0.21 ins 0.72 road -0.03");
+        assert_eq!(scores_in(&all, 16).as_deref(), Some("d.21 i.72 r-.03"));
     }
 }

@@ -113,7 +113,7 @@ fn details(app: &App) -> String {
 }
 
 /// How the scores of the explanation shown stand, in a few words for a title: `del 0.21 ins
-/// 0.72` for one method, `scoring 40%` meanwhile, none when not asked for. With `all`, done
+/// 0.72 road 0.05` for one method, `scoring 40%` meanwhile, none when not asked for. With `all`, done
 /// scores are in the tiles, not here.
 pub fn scores_note(app: &App) -> Option<String> {
     match app.overlay.scores() {
