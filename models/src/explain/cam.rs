@@ -1,7 +1,7 @@
 //! Class activation maps at a layer: CAM, Grad-CAM, Grad-CAM++, XGrad-CAM, HiRes-CAM, Layer-CAM,
-//! element-wise Grad-CAM, Eigen-CAM, Eigen-Grad-CAM, KPCA-CAM and guided Grad-CAM, as pytorch-grad-cam
-//! computes them per layer (after the method's ReLU, before upsampling and normalization), with
-//! its `eigen_smooth` option.
+//! element-wise Grad-CAM, Eigen-CAM, Eigen-Grad-CAM, KPCA-CAM and guided Grad-CAM, as
+//! pytorch-grad-cam computes them per layer (after the method's ReLU, before upsampling and
+//! normalization), with its `eigen_smooth` option.
 
 use candle_core::{Tensor, D};
 

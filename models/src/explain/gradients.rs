@@ -1,6 +1,6 @@
 //! The input-space methods by name: gradient, saliency, input × gradient, SmoothGrad and its
 //! variants, guided backprop and deconvnet (one backward pass, or a batch of them, to the input)
-//! here; Integrated Gradients, DeepLift, GradientShap and occlusion in their own files.
+//! here; Integrated Gradients, DeepLift, GradientShap, occlusion and RISE in their own files.
 
 use candle_core::Tensor;
 use rand::SeedableRng;

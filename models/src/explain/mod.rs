@@ -1,7 +1,7 @@
 //! Explaining a prediction: attribution maps in input space (gradients, SmoothGrad, Integrated
-//! Gradients, DeepLift, the Shapley methods, guided backprop, deconvnet, occlusion) and class
-//! activation maps at a layer
-//! (CAM, Grad-CAM and its family), each equal to its peer's number (Captum, pytorch-grad-cam).
+//! Gradients, DeepLift, the Shapley methods, guided backprop, deconvnet, occlusion, RISE) and
+//! class activation maps at a layer (CAM, Grad-CAM and its family), of one class or a sum of
+//! classes, each equal to its peer's number (Captum, pytorch-grad-cam, RISE's authors' code).
 
 mod aug_smooth;
 mod baselines;
@@ -116,7 +116,8 @@ pub struct Explanation {
     /// with `aug_smooth`, a CAM is [H, W] at the input's resolution, in [0, 1]; RISE's saliency
     /// is [H, W] at the input's resolution.
     pub map: Tensor,
-    /// Integrated Gradients' completeness gap: Σattr − (F(x) − F(baseline)).
+    /// Integrated Gradients' completeness gap, DeepLift's summation-to-delta gap:
+    /// Σattr − (F(x) − F(baseline)) (DeepLiftShap: its mean over the baselines).
     pub convergence_delta: Option<f32>,
     /// SmoothGrad's noisy inputs, [samples, C, H, W], when asked to keep them.
     pub noisy_inputs: Option<Tensor>,

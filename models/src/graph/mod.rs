@@ -278,8 +278,8 @@ impl Graph {
     }
 
     /// [`Graph::backward`] with each node's step given by `step(node, inputs, output, signal)`,
-    /// which returns the signal at each of the node's inputs: for rules that need more than one
-    /// op at a time sees (DeepLift's rescale rule compares two halves of the batch).
+    /// which returns the signal at each of the node's inputs: for rules that are no op's own
+    /// (DeepLift's rescale rule compares the two halves of the batch at each activation).
     pub fn backward_by(
         &self,
         trace: &Trace,

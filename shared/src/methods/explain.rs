@@ -208,7 +208,7 @@ pub struct ExplanationData {
     pub layer: Option<String>,
     /// The raw map's shape ([C, H, W] in input space, [h, w] at the layer).
     pub shape: Vec<usize>,
-    /// Integrated Gradients' completeness gap.
+    /// Integrated Gradients' completeness gap, DeepLift's summation-to-delta gap.
     pub convergence_delta: Option<f32>,
     /// Whether the map is flat (every value equal): its overlay shows nothing.
     #[serde(default)]
