@@ -25,6 +25,9 @@ Prints one JSON object per line: {"bench", "model", "median_ms", "runs", ...}.
 import argparse
 import json
 import os
+
+# pytorch-grad-cam's progress bars (Score-CAM) would fill the log; tqdm reads this at import.
+os.environ.setdefault("TQDM_DISABLE", "1")
 import statistics
 import sys
 import time
