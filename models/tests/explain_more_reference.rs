@@ -246,6 +246,8 @@ fn gradient_shap_draws_follow_the_seed_and_bad_draws_are_refused() {
     )
     .unwrap_err();
     assert!(error.to_string().contains("baselines"), "{error}");
+    let error = deeplift(&model, &x.squeeze(0).unwrap(), &[1], &baselines, 3, &Silent).unwrap_err();
+    assert!(error.to_string().contains("DeepLift input"), "{error}");
 }
 
 /// Grad-CAM and Integrated Gradients of the sum of the two top classes' logits, as
@@ -421,6 +423,8 @@ fn rise_draws_follow_the_seed_and_bad_parameters_are_refused() {
         masks.max_all().unwrap().to_scalar::<f32>().unwrap(),
     );
     assert!(lo >= 0.0 && hi <= 1.0 + 1e-6, "{lo} {hi}");
+    let error = draws.masks(15, 10, 64, 64, &device()).unwrap_err();
+    assert!(error.to_string().contains("asked of RISE's 20"), "{error}");
     for (masks, cells, keep, needle) in [
         (0, 7, 0.5, "at least one mask"),
         (20, 0, 0.5, "does not fit"),

@@ -5,7 +5,7 @@
 
 use candle_core::Tensor;
 
-use super::target::{multi_hot, summed_scores};
+use super::target::{check_classes, multi_hot, summed_scores};
 use crate::graph::{BackwardRule, Node};
 use crate::ops::Op;
 use crate::progress::Progress;
@@ -15,9 +15,8 @@ use crate::{Error, Model, Result};
 const EPS: f32 = 1e-10;
 
 /// DeepLift's attribution [C, H, W] of `input` [1, C, H, W] for the sum of the `classes`'
-/// logits (one class, most often), averaged over
-/// `baselines` [B, C, H, W] (DeepLift for one baseline, DeepLiftShap for several), with the
-/// summation-to-delta gap Σattr − mean_b (F(x) − F(b)). `batch` baselines go through the network
+/// logits (one class, most often), averaged over `baselines` [B, C, H, W] (DeepLift for one
+/// baseline, DeepLiftShap for several), with the summation-to-delta gap Σattr − mean_b (F(x) − F(b)). `batch` baselines go through the network
 /// at a time, each beside a copy of the input.
 ///
 /// The rescale rule applies to every pointwise activation (ReLU, ReLU6, sigmoid, …); every other
@@ -40,9 +39,23 @@ pub fn deeplift(
     batch: usize,
     progress: &dyn Progress,
 ) -> Result<(Tensor, f32)> {
-    let count = baselines.dim(0)?;
+    if input.rank() != 4 || input.dim(0)? != 1 {
+        return Err(Error::Shape {
+            what: "DeepLift input".into(),
+            expected: "[1, C, H, W]".into(),
+            found: format!("{:?}", input.dims()),
+        });
+    }
+    let count = if baselines.rank() == 4 {
+        baselines.dim(0)?
+    } else {
+        0
+    };
     if count == 0 {
-        return Err(Error::InvalidArgument("DeepLift needs a baseline".into()));
+        return Err(Error::InvalidArgument(format!(
+            "DeepLift needs baselines [B, C, H, W] with B ≥ 1, not {:?}",
+            baselines.dims()
+        )));
     }
     if baselines.dims()[1..] != input.dims()[1..] {
         return Err(Error::Shape {
@@ -89,19 +102,6 @@ pub fn deeplift(
     let attribution = total.affine(1.0 / count as f64, 0.0)?.squeeze(0)?;
     let sum = f64::from(attribution.sum_all()?.to_scalar::<f32>()?);
     Ok((attribution, (sum - gap / count as f64) as f32))
-}
-
-/// Refuses an empty target or a class beyond a head of `outputs` classes.
-pub(crate) fn check_classes(classes: &[usize], outputs: usize) -> Result<()> {
-    if classes.is_empty() {
-        return Err(Error::InvalidArgument("the target names no class".into()));
-    }
-    match classes.iter().find(|&&c| c >= outputs) {
-        Some(c) => Err(Error::InvalidArgument(format!(
-            "class {c} is out of range: the model has {outputs} classes"
-        ))),
-        None => Ok(()),
-    }
 }
 
 /// One node's backward step under the rescale rule, on a batch whose first half are the inputs

@@ -6,9 +6,8 @@ use candle_core::Tensor;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::deeplift::check_classes;
 use super::gradients::noisy_copies;
-use super::target::multi_hot;
+use super::target::{check_classes, multi_hot};
 use super::ExplainOptions;
 use crate::graph::BackwardRule;
 use crate::progress::Progress;

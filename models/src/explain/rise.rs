@@ -10,8 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::cam::softmax_last;
-use super::deeplift::check_classes;
-use super::target::summed_scores;
+use super::target::{check_classes, summed_scores};
 use crate::progress::Progress;
 use crate::{Error, Model, Result};
 
@@ -74,6 +73,13 @@ impl RiseMasks {
         width: usize,
         device: &Device,
     ) -> Result<Tensor> {
+        if start + len > self.shifts.len() {
+            return Err(Error::InvalidArgument(format!(
+                "masks {start}..{} asked of RISE's {}",
+                start + len,
+                self.shifts.len()
+            )));
+        }
         let (_, cells, _) = self.grids.dims3()?;
         let rows = upsampling(cells, height)?.to_device(device)?;
         let columns = upsampling(cells, width)?.to_device(device)?;

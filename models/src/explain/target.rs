@@ -75,6 +75,19 @@ fn by_label(label: &str, labels: &[String]) -> Result<usize> {
     }
 }
 
+/// Refuses an empty target or a class beyond a head of `outputs` classes.
+pub(crate) fn check_classes(classes: &[usize], outputs: usize) -> Result<()> {
+    if classes.is_empty() {
+        return Err(Error::InvalidArgument("the target names no class".into()));
+    }
+    match classes.iter().find(|&&c| c >= outputs) {
+        Some(c) => Err(Error::InvalidArgument(format!(
+            "class {c} is out of range: the model has {outputs} classes"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A signal [n, classes] with a one at each of `targets` in every row.
 pub(crate) fn multi_hot(
     n: usize,
