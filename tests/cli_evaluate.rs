@@ -47,7 +47,7 @@ fn engine_score(model: &Model, path: &str, method: Method, metric: &str) -> f32 
         "insertion" => CausalMetric::Insertion,
         "confidence-change" => {
             let cam = cam_multiplier(&e.map, h, w).unwrap();
-            return confidence_change(model, &x, &cam, e.target).unwrap();
+            return confidence_change(model, &x, &cam, e.target()).unwrap();
         }
         "infidelity" => {
             let noise = infidelity_perturbations(
@@ -59,7 +59,7 @@ fn engine_score(model: &Model, path: &str, method: Method, metric: &str) -> f32 
             )
             .unwrap();
             let attribution = input_attribution(&e.map, x.dim(1).unwrap(), h, w).unwrap();
-            return infidelity(model, &x, &attribution, e.target, &noise, true, 16).unwrap();
+            return infidelity(model, &x, &attribution, e.target(), &noise, true, 16).unwrap();
         }
         "sensitivity-max" => {
             let deltas = sensitivity_perturbations(
@@ -71,7 +71,7 @@ fn engine_score(model: &Model, path: &str, method: Method, metric: &str) -> f32 
             )
             .unwrap();
             let again_options = ExplainOptions {
-                target: Some(e.target.into()),
+                target: Some(e.target().into()),
                 ..options.clone()
             };
             let mut again =
@@ -85,7 +85,7 @@ fn engine_score(model: &Model, path: &str, method: Method, metric: &str) -> f32 
                     model,
                     &x,
                     &cam,
-                    e.target,
+                    e.target(),
                     order,
                     &RoadOptions::default(),
                     &Silent,
@@ -106,7 +106,7 @@ fn engine_score(model: &Model, path: &str, method: Method, metric: &str) -> f32 
     let relevance = pixel_relevance(&e.map, h, w).unwrap();
     let mut curve_options = CausalOptions::new(kind);
     curve_options.batch = 16;
-    causal_curve(model, &x, &relevance, e.target, &curve_options, &Silent)
+    causal_curve(model, &x, &relevance, e.target(), &curve_options, &Silent)
         .unwrap()
         .auc
 }

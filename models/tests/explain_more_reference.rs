@@ -282,7 +282,7 @@ fn check_summed(name: &str) {
         };
         let got = explain(&model, &x, &options).unwrap();
         assert_eq!(got.classes, classes);
-        assert_eq!(got.target, classes[0]);
+        assert_eq!(got.target(), classes[0]);
         assert_close(&format!("{name} {file}"), &got.map, &want(name, file), tol);
         // The logit and the probability explained are the classes' sums.
         let one = |c: usize| {

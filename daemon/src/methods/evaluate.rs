@@ -151,8 +151,8 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
                 causal_curve(model, &input, &relevance, e.class, &options, call.progress)
             };
             // A map a metric cannot judge (for ROAD, one flat at its minimum over more of the
-            // image than a percentile) skips that metric for
-            // that method, as `all` skips a method that does not apply; the rest go on.
+            // image than a percentile) skips that metric for that method, as `all` skips a
+            // method that does not apply; the rest go on.
             let mut score = || -> Result<(f32, Vec<f32>), MethodError> {
                 Ok(match metric {
                     Metric::Deletion | Metric::Insertion => {

@@ -135,7 +135,7 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
             };
             let data = ExplanationData {
                 method: e.method,
-                class: e.target,
+                class: e.target(),
                 classes: if e.classes.len() > 1 {
                     e.classes.clone()
                 } else {

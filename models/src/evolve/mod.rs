@@ -309,10 +309,10 @@ pub fn evolve(
                 let e =
                     checkpoint_explanation(&model, needed(&reference.input)?, &explain, &inner)?;
                 if target.is_none() {
-                    target = Some(e.target);
+                    target = Some(e.target());
                 }
                 if target_label.is_none() {
-                    target_label = model.labels.get(e.target).cloned();
+                    target_label = model.labels.get(e.target()).cloned();
                 }
                 layer = e.layer.clone().or(layer);
                 let picture = render_explanation(&e, needed(&reference.photo)?, options.cmap)?;

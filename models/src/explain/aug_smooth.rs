@@ -48,7 +48,12 @@ pub(crate) fn augmentation_smoothed(
             } else {
                 flipped.affine(factor, 0.0)?
             };
-            let trace = ctx.model.graph.forward(&x, None)?;
+            // The untouched copy is the input itself: its forward pass is already made.
+            let trace = if flip || factor != 1.0 {
+                ctx.model.graph.forward(&x, None)?
+            } else {
+                ctx.trace.clone()
+            };
             let stage = Stage {
                 inner: ctx.progress,
                 index,

@@ -102,9 +102,7 @@ impl Default for ExplainOptions {
 pub struct Explanation {
     /// The method.
     pub method: Method,
-    /// The class explained (the first, when several are summed).
-    pub target: usize,
-    /// Every class whose logit is explained: `[target]`, or the classes summed.
+    /// Every class whose logit is explained: one, or the classes summed (never empty).
     pub classes: Vec<usize>,
     /// The model's logit for that class (the sum of the classes').
     pub score: f32,
@@ -128,6 +126,11 @@ pub struct Explanation {
 const FLAT_RANGE: f32 = 1e-6;
 
 impl Explanation {
+    /// The class explained (the first, when several are summed).
+    pub fn target(&self) -> usize {
+        self.classes.first().copied().unwrap_or_default()
+    }
+
     /// Whether the map is flat (all its values equal, as a CAM whose weights all vanished):
     /// drawn, it is a solid tile that says nothing.
     pub fn is_flat(&self) -> Result<bool> {
@@ -187,7 +190,6 @@ pub fn explain_with_trace(
     };
     let mut explanation = Explanation {
         method: options.method,
-        target: classes[0],
         classes: classes.clone(),
         score: classes.iter().map(|&c| logits[c]).sum(),
         probability: classes.iter().map(|&c| softmax_at(&logits, c)).sum(),
@@ -323,7 +325,6 @@ mod flat_tests {
     fn explanation(values: &[f32]) -> Explanation {
         Explanation {
             method: Method::EigenCam,
-            target: 0,
             classes: vec![0],
             score: 0.0,
             probability: 1.0,

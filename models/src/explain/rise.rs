@@ -73,6 +73,34 @@ impl RiseMasks {
         width: usize,
         device: &Device,
     ) -> Result<Tensor> {
+        let (rows, columns) = self.upsampling_matrices(height, width, device)?;
+        self.masks_with(&rows, &columns, start, len, height, width)
+    }
+
+    /// The row and column upsampling matrices for a `height`×`width` input, on `device`.
+    fn upsampling_matrices(
+        &self,
+        height: usize,
+        width: usize,
+        device: &Device,
+    ) -> Result<(Tensor, Tensor)> {
+        let (_, cells, _) = self.grids.dims3()?;
+        Ok((
+            upsampling(cells, height)?.to_device(device)?,
+            upsampling(cells, width)?.to_device(device)?,
+        ))
+    }
+
+    /// [`RiseMasks::masks`] with the upsampling matrices already made.
+    fn masks_with(
+        &self,
+        rows: &Tensor,
+        columns: &Tensor,
+        start: usize,
+        len: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<Tensor> {
         if start + len > self.shifts.len() {
             return Err(Error::InvalidArgument(format!(
                 "masks {start}..{} asked of RISE's {}",
@@ -80,9 +108,7 @@ impl RiseMasks {
                 self.shifts.len()
             )));
         }
-        let (_, cells, _) = self.grids.dims3()?;
-        let rows = upsampling(cells, height)?.to_device(device)?;
-        let columns = upsampling(cells, width)?.to_device(device)?;
+        let device = rows.device();
         let mut left = Vec::with_capacity(len);
         let mut right = Vec::with_capacity(len);
         for &(dy, dx) in &self.shifts[start..start + len] {
@@ -170,12 +196,12 @@ pub fn rise(
     let (_, _, height, width) = input.dims4()?;
     let (_, cells, _) = masks.grids.dims3()?;
     check_parameters(masks.len(), cells, keep, height, width)?;
-    let device = input.device();
+    let (rows, columns) = masks.upsampling_matrices(height, width, input.device())?;
     let mut total: Option<Tensor> = None;
     let mut start = 0;
     while start < masks.len() {
         let len = batch.max(1).min(masks.len() - start);
-        let m = masks.masks(start, len, height, width, device)?;
+        let m = masks.masks_with(&rows, &columns, start, len, height, width)?;
         let logits = model.logits(&m.broadcast_mul(input)?)?;
         check_classes(classes, logits.dim(1)?)?;
         let p = summed_scores(&softmax_last(&logits.to_dtype(DType::F32)?)?, classes)?;

@@ -13,24 +13,24 @@ pub(crate) fn resolve(spec: &TargetSpec, labels: &[String], classes: usize) -> R
     if spec.classes.is_empty() {
         return Err(Error::InvalidArgument("the target names no class".into()));
     }
-    let mut resolved = Vec::with_capacity(spec.classes.len());
-    for class in &spec.classes {
-        let index = match class {
-            ClassRef::Index(i) if *i < classes => *i,
-            ClassRef::Index(i) => {
-                return Err(Error::InvalidArgument(format!(
-                    "class {i} is out of range: the model has {classes} classes (0..={})",
-                    classes.saturating_sub(1)
-                )))
-            }
-            ClassRef::Label(label) => by_label(label, labels)?,
-        };
-        if resolved.contains(&index) {
-            return Err(Error::InvalidArgument(format!(
-                "class {index} is named twice in the target `{spec}`"
-            )));
-        }
-        resolved.push(index);
+    let resolved = spec
+        .classes
+        .iter()
+        .map(|class| match class {
+            ClassRef::Index(i) => Ok(*i),
+            ClassRef::Label(label) => by_label(label, labels),
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    check_classes(&resolved, classes)?;
+    if let Some(twice) = resolved
+        .iter()
+        .enumerate()
+        .find(|(i, c)| resolved[..*i].contains(c))
+        .map(|(_, c)| c)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "class {twice} is named twice in the target `{spec}`"
+        )));
     }
     Ok(resolved)
 }
@@ -82,7 +82,8 @@ pub(crate) fn check_classes(classes: &[usize], outputs: usize) -> Result<()> {
     }
     match classes.iter().find(|&&c| c >= outputs) {
         Some(c) => Err(Error::InvalidArgument(format!(
-            "class {c} is out of range: the model has {outputs} classes"
+            "class {c} is out of range: the model has {outputs} classes (0..={})",
+            outputs.saturating_sub(1)
         ))),
         None => Ok(()),
     }
@@ -127,27 +128,17 @@ mod tests {
     fn targets_resolve_by_index_and_label_or_say_why_not() {
         let spec = |t: &str| t.parse::<TargetSpec>().unwrap();
         assert_eq!(resolve(&spec("1+Tabby"), &labels(), 4).unwrap(), vec![1, 0]);
-        let error = |t: &str| resolve(&spec(t), &labels(), 4).unwrap_err().to_string();
-        assert!(
-            error("4").contains("class 4 is out of range"),
-            "{}",
-            error("4")
-        );
-        assert!(
-            error("tabbyy").contains("did you mean tabby?"),
-            "{}",
-            error("tabbyy")
-        );
-        assert!(
-            error("crane").contains("several classes (2, 3)"),
-            "{}",
-            error("crane")
-        );
-        assert!(
-            error("0+tabby").contains("named twice"),
-            "{}",
-            error("0+tabby")
-        );
+        for (target, needle) in [
+            ("4", "class 4 is out of range"),
+            ("tabbyy", "did you mean tabby?"),
+            ("crane", "several classes (2, 3)"),
+            ("0+tabby", "named twice"),
+        ] {
+            let error = resolve(&spec(target), &labels(), 4)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(needle), "{target}: {error}");
+        }
         let none = resolve(&spec("tabby"), &[], 4).unwrap_err().to_string();
         assert!(none.contains("no class labels"), "{none}");
     }
