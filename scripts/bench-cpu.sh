@@ -3,9 +3,9 @@
 # to docs/bench-logs/<section>-<date>.txt. Run it on a quiet machine: nothing else building.
 #
 #   scripts/bench-cpu.sh [SECTION ...]     sections: engine explain represent maximize daemon tui
-#                                           evaluate
+#                                           evaluate lrp
 #
-# PY selects the Python with torch, captum, grad-cam, scikit-learn, efficientnet-lite-pytorch
+# PY selects the Python with torch, captum, grad-cam, zennit, scikit-learn, efficientnet-lite-pytorch
 # (default /work/venv/ref/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ DAY=$(date -u +%F)
 mkdir -p docs/bench-logs
 SECTIONS=${*:-engine explain represent maximize daemon tui}
 CRIT=(-- --warm-up-time 1 --measurement-time 3)
+LRP=lrp-epsilon-plus-flat,lrp-epsilon-gamma-box,lrp-epsilon-alpha2-beta1
 
 log() { echo "== $1: $(date -u +%T)"; }
 
@@ -28,7 +29,7 @@ for s in $SECTIONS; do
         cargo bench -p convlens-models --bench engine "${CRIT[@]}" ;;
       explain)
         "$PY" benches/peer/explain_peer.py --runs 5
-        CONVLENS_BENCH_METHODS=gradcam,saliency,integrated-gradients,deeplift,gradient-shap \
+        CONVLENS_BENCH_METHODS=gradcam,saliency,integrated-gradients,deeplift,gradient-shap,$LRP \
           cargo bench -p convlens-models --bench explain "${CRIT[@]}"
         # Score-CAM and occlusion take tens of seconds a run on this CPU: one timed CLI run each
         # (model load and decoding included, a fraction of a second), in-process.
@@ -42,6 +43,10 @@ for s in $SECTIONS; do
             echo "{\"bench\": \"$m\", \"model\": \"$spec\", \"convlens_cli_s\": $(echo "$t1 - $t0" | bc)}"
           done
         done ;;
+      lrp)
+        # LRP alone (also part of explain): zennit's composites beside convlens'.
+        "$PY" benches/peer/explain_peer.py --runs 5 --only saliency,$LRP
+        CONVLENS_BENCH_METHODS=saliency,$LRP cargo bench -p convlens-models --bench explain "${CRIT[@]}" ;;
       evaluate)
         "$PY" benches/peer/evaluate_peer.py --runs 3
         cargo bench -p convlens-models --bench evaluate "${CRIT[@]}" ;;

@@ -17,6 +17,12 @@ Methods and the peer's own defaults unless the convlens default differs (said pe
               (tests/fixtures/make_explain_more.py's unshare_activations; same cost)
   gradient-shap  captum GradientShap, 50 samples, stdevs 0.15 x the input's range (convlens'
               --noise), the zero baseline (captum runs the 50 samples as one batch; convlens 16)
+  lrp-epsilon-plus-flat, lrp-epsilon-gamma-box, lrp-epsilon-alpha2-beta1
+              zennit's composites of those names on the model canonized as
+              tests/fixtures/make_lrp.py does (BatchNorm merged, residual sums zennit Sum
+              modules); the composite's hooks are registered once, before the timed runs, and
+              each run is a forward and a backward pass with a one-hot output gradient (what
+              zennit's Gradient attributor does)
 
 Prints one JSON object per line: {"bench", "model", "median_ms", "runs", ...}.
 
@@ -72,12 +78,41 @@ def models():
     yield "demo", demo, demo._bn1.act
 
 
+LRP = ["lrp-epsilon-plus-flat", "lrp-epsilon-gamma-box", "lrp-epsilon-alpha2-beta1"]
+
+
+def lrp_benches(name, x, c, device, runs):
+    """Times zennit's three composites on `name` canonized as make_lrp.py does."""
+    import make_lrp
+
+    model = make_lrp.prepare(name)[0].to(device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in make_lrp.NORMALIZATION[name])
+    for bench in LRP:
+        which = bench.removeprefix("lrp-").replace("-", "_")
+        composite = make_lrp.composite(which, ((0 - mean) / std).to(device),
+                                       ((1 - mean) / std).to(device))
+
+        def run():
+            xg = x.clone().requires_grad_(True)
+            out = model(xg)
+            onehot = torch.zeros_like(out)
+            onehot[0, c] = 1.0
+            return torch.autograd.grad(out, xg, grad_outputs=onehot)[0]
+
+        with composite.context(model):
+            ms = timed(run, device, runs)
+        yield bench, ms
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only",
-                        default="gradcam,scorecam,saliency,ig,occlusion,deeplift,gradient-shap")
+                        default="gradcam,scorecam,saliency,ig,occlusion,deeplift,gradient-shap,"
+                                + ",".join(LRP))
     args = parser.parse_args()
     only = set(args.only.split(","))
     from captum.attr import DeepLift, GradientShap, IntegratedGradients, Occlusion, Saliency
@@ -112,15 +147,21 @@ def main():
                 x, baselines=torch.zeros_like(x), target=c, n_samples=50,
                 stdevs=0.15 * float(x.max() - x.min())),
         }
+        def report(bench, ms, runs):
+            print(json.dumps({"bench": bench, "model": name, "median_ms": round(ms, 2), "runs": runs,
+                              "threads": torch.get_num_threads(), "torch": torch.__version__,
+                              "device": args.device}), flush=True)
+
         for bench, fn in benches.items():
             if bench not in only:
                 continue
             slow = ("scorecam", "occlusion", "gradient-shap")
             runs = 1 if bench in slow and args.device == "cpu" else args.runs
-            ms = timed(fn, args.device, runs)
-            print(json.dumps({"bench": bench, "model": name, "median_ms": round(ms, 2), "runs": runs,
-                              "threads": torch.get_num_threads(), "torch": torch.__version__,
-                              "device": args.device}), flush=True)
+            report(bench, timed(fn, args.device, runs), runs)
+        if only & set(LRP):
+            for bench, ms in lrp_benches(name, x, c, args.device, args.runs):
+                if bench in only:
+                    report(bench, ms, args.runs)
 
 
 if __name__ == "__main__":

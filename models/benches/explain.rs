@@ -1,7 +1,8 @@
 //! Explanations of one 224×224 image on resnet18 and the demo model: Grad-CAM, Score-CAM,
 //! saliency, Integrated Gradients (50 steps), occlusion (window 16, stride 8), DeepLift and
-//! GradientShap (50 samples, the zero baseline), each with convlens' defaults (batches of 16). `benches/peer/explain_peer.py` times Captum and
-//! pytorch-grad-cam on the same; docs/PERFORMANCE.md gives both and their ratio.
+//! GradientShap (50 samples, the zero baseline), LRP's three composites, each with convlens'
+//! defaults (batches of 16). `benches/peer/explain_peer.py` times Captum, pytorch-grad-cam and
+//! zennit on the same; docs/PERFORMANCE.md gives both and their ratio.
 //!
 //! `CONVLENS_BENCH_METHODS=gradcam,saliency` limits the methods (Score-CAM and occlusion take
 //! seconds per run on a CPU). Under `cargo test --all-targets` (no `--bench` argument) each
@@ -16,7 +17,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 mod common;
 use common::{input_size, sync};
 
-const METHODS: [&str; 7] = [
+const METHODS: [&str; 10] = [
     "gradcam",
     "scorecam",
     "saliency",
@@ -24,6 +25,9 @@ const METHODS: [&str; 7] = [
     "occlusion",
     "deeplift",
     "gradient-shap",
+    "lrp-epsilon-plus-flat",
+    "lrp-epsilon-gamma-box",
+    "lrp-epsilon-alpha2-beta1",
 ];
 
 fn methods() -> Vec<&'static str> {

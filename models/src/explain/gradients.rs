@@ -1,6 +1,7 @@
 //! The input-space methods by name: gradient, saliency, input × gradient, SmoothGrad and its
 //! variants, guided backprop and deconvnet (one backward pass, or a batch of them, to the input)
-//! here; Integrated Gradients, DeepLift, GradientShap, occlusion and RISE in their own files.
+//! here; Integrated Gradients, DeepLift, GradientShap, LRP, occlusion and RISE in their own
+//! files.
 
 use candle_core::Tensor;
 use rand::SeedableRng;
@@ -10,6 +11,7 @@ use rand_distr::{Distribution, StandardNormal};
 use super::baselines::{baseline, baseline_distribution};
 use super::deeplift::deeplift;
 use super::gradient_shap::{gradient_shap, ShapDraws};
+use super::lrp::{lrp, LrpComposite};
 use super::rise::{rise, RiseMasks};
 use super::{integrated_gradients, occlusion, Context, ExplainOptions, Method};
 use crate::graph::BackwardRule;
@@ -39,6 +41,12 @@ pub(crate) fn attribute(
             return Ok((map, Some(delta), None));
         }
         Method::Occlusion => occlusion::occlusion(ctx, options)?,
+        Method::LrpEpsilonPlusFlat | Method::LrpEpsilonGammaBox | Method::LrpEpsilonAlpha2Beta1 => {
+            let composite = LrpComposite::of(options.method).ok_or_else(|| {
+                Error::InvalidArgument(format!("`{}` is no LRP composite", options.method))
+            })?;
+            lrp(ctx.model, ctx.trace, &ctx.classes, composite)?
+        }
         Method::DeepLift | Method::DeepLiftShap => {
             let baselines = if options.method == Method::DeepLift {
                 baseline(x, options)?

@@ -1,7 +1,8 @@
 //! Explaining a prediction: attribution maps in input space (gradients, SmoothGrad, Integrated
-//! Gradients, DeepLift, the Shapley methods, guided backprop, deconvnet, occlusion, RISE) and
+//! Gradients, DeepLift, the Shapley methods, LRP, guided backprop, deconvnet, occlusion, RISE) and
 //! class activation maps at a layer (CAM, Grad-CAM and its family), of one class or a sum of
-//! classes, each equal to its peer's number (Captum, pytorch-grad-cam, RISE's authors' code).
+//! classes, each equal to its peer's number (Captum, pytorch-grad-cam, zennit, RISE's authors'
+//! code).
 
 mod aug_smooth;
 mod baselines;
@@ -13,6 +14,7 @@ mod gradients;
 mod integrated_gradients;
 mod kernel_pca;
 mod layer;
+mod lrp;
 mod method;
 mod occlusion;
 mod perturbation_cam;
@@ -26,6 +28,7 @@ pub use convlens_shared::target::{ClassRef, TargetSpec};
 pub use deeplift::deeplift;
 pub use gradient_shap::{gradient_shap, ShapDraws};
 pub use layer::{default_cam_layer, gap_linear_head};
+pub use lrp::{lrp, LrpComposite};
 pub use method::{Baseline, Method, MethodKind};
 pub use rise::{rise, RiseMasks};
 

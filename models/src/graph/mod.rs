@@ -23,8 +23,8 @@ pub type NodeId = usize;
 
 /// One node's backward step: given the node, its inputs, its output and the signal at its
 /// output, the signal at each of its inputs.
-pub type BackwardStep =
-    dyn Fn(&Node, &[&Tensor], &Tensor, &Tensor) -> candle_core::Result<Vec<Tensor>>;
+pub type BackwardStep<'a> =
+    dyn Fn(&Node, &[&Tensor], &Tensor, &Tensor) -> candle_core::Result<Vec<Tensor>> + 'a;
 
 /// One step of the network: an op applied to earlier nodes' outputs.
 #[derive(Debug)]
@@ -286,7 +286,7 @@ impl Graph {
         from: NodeId,
         signal: &Tensor,
         to: NodeId,
-        step: &BackwardStep,
+        step: &BackwardStep<'_>,
     ) -> Result<Tensor> {
         if to >= from {
             return Err(Error::InvalidArgument(format!(

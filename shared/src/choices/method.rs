@@ -26,6 +26,15 @@ closed_set! {
         /// Gradients × differences at random points between noisy inputs and baselines drawn
         /// from a distribution (Lundberg & Lee 2017; Captum `GradientShap`).
         GradientShap = "gradient-shap",
+        /// LRP (Bach et al. 2015), zennit's `EpsilonPlusFlat`: flat at the first layer, z⁺ at
+        /// the convolutions, ε at the fully connected layers.
+        LrpEpsilonPlusFlat = "lrp-epsilon-plus-flat",
+        /// LRP, zennit's `EpsilonGammaBox`: z^B (the input's box) at the first convolution,
+        /// γ = 0.25 at the others, ε at the fully connected layers.
+        LrpEpsilonGammaBox = "lrp-epsilon-gamma-box",
+        /// LRP, zennit's `EpsilonAlpha2Beta1`: α = 2, β = 1 at the convolutions, ε at the fully
+        /// connected layers.
+        LrpEpsilonAlpha2Beta1 = "lrp-epsilon-alpha2-beta1",
         /// Guided backpropagation (Springenberg et al. 2015).
         GuidedBackprop = "guided-backprop",
         /// Deconvnet (Zeiler & Fergus 2014).
@@ -100,7 +109,7 @@ impl Method {
     /// How much work the method is, as a rank (0 cheapest): a forward pass already made, one
     /// backward pass, two, a pass per noisy copy (SmoothGrad's samples), per step (Integrated
     /// Gradients), per channel (Score-CAM, Ablation-CAM), per occluded window, per random mask
-    /// (RISE's thousands). `all` runs the methods in this order, so the first results come in
+    /// (RISE's thousands). LRP is one backward pass that runs each layer two to eight times. `all` runs the methods in this order, so the first results come in
     /// seconds.
     pub fn cost(self) -> u8 {
         match self {
@@ -117,7 +126,11 @@ impl Method {
             | Method::LayerCam
             | Method::EigenGradCam
             | Method::GradCamElementWise => 1,
-            Method::GuidedGradCam | Method::DeepLift => 2,
+            Method::GuidedGradCam
+            | Method::DeepLift
+            | Method::LrpEpsilonPlusFlat
+            | Method::LrpEpsilonGammaBox
+            | Method::LrpEpsilonAlpha2Beta1 => 2,
             Method::SmoothGrad
             | Method::SmoothGradSq
             | Method::VarGrad
