@@ -1723,8 +1723,8 @@ fn overlay_all_scores_in_each_tile() {
         // The tiles show each method's own scores, as short as the tile needs (one metric a
         // row in the smallest).
         if w == 160 {
-            assert!(screen.contains("d.12 i.41 r.10"), "{screen}");
-            assert!(screen.contains("d.16 i.49 r.06"), "{screen}");
+            assert!(screen.contains("del 0.12     del 0.13"), "{screen}");
+            assert!(screen.contains("road 0.10    road 0.09"), "{screen}");
         } else {
             assert!(screen.contains(" d.12   d.13 "), "{screen}");
             assert!(screen.contains(" i.41   i.43 "), "{screen}");

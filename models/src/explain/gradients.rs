@@ -1,7 +1,7 @@
 //! The input-space methods by name: gradient, saliency, input × gradient, SmoothGrad and its
 //! variants, guided backprop and deconvnet (one backward pass, or a batch of them, to the input)
-//! here; Integrated Gradients, DeepLift, GradientShap, LRP, occlusion and RISE in their own
-//! files.
+//! here; Integrated Gradients, DeepLift, GradientShap, LRP, FullGrad, occlusion and RISE in
+//! their own files.
 
 use candle_core::Tensor;
 use rand::SeedableRng;
@@ -13,7 +13,7 @@ use super::deeplift::deeplift;
 use super::gradient_shap::{gradient_shap, ShapDraws};
 use super::lrp::{lrp, LrpComposite};
 use super::rise::{rise, RiseMasks};
-use super::{integrated_gradients, occlusion, Context, ExplainOptions, Method};
+use super::{fullgrad, integrated_gradients, occlusion, Context, ExplainOptions, Method};
 use crate::graph::BackwardRule;
 use crate::{Error, Result};
 
@@ -41,6 +41,7 @@ pub(crate) fn attribute(
             return Ok((map, Some(delta), None));
         }
         Method::Occlusion => occlusion::occlusion(ctx, options)?,
+        Method::FullGrad => fullgrad::full_gradient(ctx)?,
         Method::LrpEpsilonPlusFlat | Method::LrpEpsilonGammaBox | Method::LrpEpsilonAlpha2Beta1 => {
             let composite = LrpComposite::of(options.method).ok_or_else(|| {
                 Error::InvalidArgument(format!("`{}` is no LRP composite", options.method))

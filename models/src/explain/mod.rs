@@ -8,6 +8,7 @@ mod aug_smooth;
 mod baselines;
 mod cam;
 mod deeplift;
+mod fullgrad;
 mod gauss_legendre;
 mod gradient_shap;
 mod gradients;
@@ -115,7 +116,7 @@ pub struct Explanation {
     pub layer: Option<String>,
     /// The raw map: [C, H, W] in input space, or [h, w] at the layer (float32, unnormalized);
     /// with `aug_smooth`, a CAM is [H, W] at the input's resolution, in [0, 1]; RISE's saliency
-    /// is [H, W] at the input's resolution.
+    /// is [H, W] at the input's resolution, and so is FullGrad's (in [0, 1]).
     pub map: Tensor,
     /// Integrated Gradients' completeness gap, DeepLift's summation-to-delta gap:
     /// Σattr − (F(x) − F(baseline)) (DeepLiftShap: its mean over the baselines).

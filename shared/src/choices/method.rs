@@ -69,6 +69,10 @@ closed_set! {
         /// KPCA-CAM (Karmani et al. 2024): the activations' first sigmoid-kernel principal
         /// component, as pytorch-grad-cam computes it with scikit-learn's KernelPCA.
         KpcaCam = "kpcacam",
+        /// FullGrad (Srinivas & Fleuret 2019), pytorch-grad-cam's: |input × gradient| plus
+        /// every bias layer's |bias × gradient|, channel by channel min–max scaled and summed at
+        /// the input's resolution.
+        FullGrad = "fullgrad",
         /// Guided backprop × upsampled Grad-CAM.
         GuidedGradCam = "guided-gradcam",
     }
@@ -77,7 +81,7 @@ closed_set! {
 /// Whether a method's map lives in input space or at a layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MethodKind {
-    /// [C, H, W] in the input's space (RISE: [H, W]).
+    /// [C, H, W] in the input's space (RISE and FullGrad: [H, W]).
     Attribution,
     /// [h, w] at a layer (guided Grad-CAM excepted, which is [C, H, W]).
     Cam,
@@ -125,7 +129,8 @@ impl Method {
             | Method::HiResCam
             | Method::LayerCam
             | Method::EigenGradCam
-            | Method::GradCamElementWise => 1,
+            | Method::GradCamElementWise
+            | Method::FullGrad => 1,
             Method::GuidedGradCam
             | Method::DeepLift
             | Method::LrpEpsilonPlusFlat
