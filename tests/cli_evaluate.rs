@@ -1,4 +1,5 @@
-//! `convlens evaluate`: deletion, insertion, the confidence change and ROAD of each method's
+//! `convlens evaluate`: deletion, insertion, the confidence change, ROAD and the randomization
+//! check of each method's
 //! explanation over images, through the daemon and in-process alike, equal to the engine's on
 //! the same map (the engine's agreement with RISE's procedure and pytorch-grad-cam is
 //! models/tests/evaluate_reference.rs's); the table, JSON and CSV outputs; one clear error for
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use candle_core::Device;
 use convlens_models::evaluate::confidence::{cam_multiplier, confidence_change};
 use convlens_models::evaluate::infidelity::{infidelity, infidelity_perturbations};
+use convlens_models::evaluate::randomization::{cascade_groups, cascading_randomization};
 use convlens_models::evaluate::relevance::input_attribution;
 use convlens_models::evaluate::relevance::pixel_relevance;
 use convlens_models::evaluate::road::{road, road_combined, RoadOptions, RoadOrder};
@@ -151,6 +153,101 @@ fn scores_equal_the_engines_through_the_daemon_and_in_process() {
             assert!(got >= 0.0, "{row}");
         }
     }
+}
+
+#[test]
+fn the_randomization_check_equals_the_engines_cascade_and_reports_each_block() {
+    let model = Model::load(MODEL, &LoadOptions::default(), &Device::Cpu).unwrap();
+    let metrics = "randomization-spearman,randomization-ssim";
+    let mut outputs = Vec::new();
+    for daemon in [true, false] {
+        let mut args = vec![];
+        if !daemon {
+            args.push("--no-daemon");
+        }
+        args.extend(["-q", "evaluate", MODEL, IMAGES[0]]);
+        args.extend([
+            "--method",
+            "saliency,guided-backprop",
+            "--metric",
+            metrics,
+            "--json",
+        ]);
+        let rows: serde_json::Value = serde_json::from_slice(&succeed(&args).stdout).unwrap();
+        outputs.push(rows.as_array().unwrap().clone());
+    }
+    assert_eq!(
+        outputs[0], outputs[1],
+        "the daemon's cascade and the in-process one"
+    );
+    assert_eq!(outputs[0].len(), 4, "2 methods × 2 metrics");
+    let x = load_input(&image(IMAGES[0]), &model.preprocess, &Device::Cpu).unwrap();
+    let (h, w) = (x.dim(2).unwrap(), x.dim(3).unwrap());
+    let blocks: Vec<String> = cascade_groups(&model.graph)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    for row in &outputs[0] {
+        let method: Method = row["method"].as_str().unwrap().parse().unwrap();
+        let options = ExplainOptions {
+            method,
+            ..ExplainOptions::default()
+        };
+        let trained = explain(&model, &x, &options).unwrap();
+        let options = ExplainOptions {
+            target: Some(trained.target().into()),
+            ..options
+        };
+        let original = pixel_relevance(&trained.map, h, w).unwrap();
+        let mut again = |m: &Model| pixel_relevance(&explain(m, &x, &options)?.map, h, w);
+        let steps = cascading_randomization(
+            &model,
+            &original,
+            &mut again,
+            explain_default::SEED,
+            &Silent,
+        )
+        .unwrap();
+        let layers: Vec<String> = serde_json::from_value(row["layers"].clone()).unwrap();
+        assert_eq!(layers, blocks, "{row}");
+        let curve: Vec<f32> = serde_json::from_value(row["curve"].clone()).unwrap();
+        let want: Vec<f32> = steps
+            .iter()
+            .map(|s| match row["metric"].as_str().unwrap() {
+                "randomization-spearman" => s.spearman,
+                _ => s.ssim,
+            })
+            .collect();
+        assert_eq!(curve, want, "{row}");
+        let mean = want.iter().sum::<f32>() / want.len() as f32;
+        assert!(
+            (row["value"].as_f64().unwrap() as f32 - mean).abs() <= 1e-6,
+            "{row}"
+        );
+    }
+    // The table ends with the block-by-block report, the output's block first.
+    let table = succeed(&[
+        "--no-daemon",
+        "-q",
+        "evaluate",
+        MODEL,
+        IMAGES[0],
+        "--method",
+        "saliency",
+        "--metric",
+        metrics,
+    ]);
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        table.contains("randomization-ssim after re-initializing each block"),
+        "{table}"
+    );
+    let first = table
+        .lines()
+        .skip_while(|l| !l.starts_with("block"))
+        .nth(1)
+        .unwrap();
+    assert!(first.starts_with(&blocks[0]), "{table}");
 }
 
 #[test]

@@ -299,6 +299,21 @@ impl Model {
         })
     }
 
+    /// The same model (preprocessing, labels, device) with another graph: one whose layers were
+    /// changed, as the randomization sanity check does.
+    pub fn with_graph(&self, graph: Graph) -> Model {
+        Model {
+            arch: self.arch.clone(),
+            source: self.source.clone(),
+            graph,
+            preprocess: self.preprocess,
+            labels: self.labels.clone(),
+            device: self.device.clone(),
+            note: self.note.clone(),
+            program: self.program.clone(),
+        }
+    }
+
     /// The normalization inputs need.
     pub fn normalization(&self) -> Normalization {
         self.preprocess.normalization

@@ -128,6 +128,8 @@ pub mod folder {
 
 /// `convlens evaluate`, `image/evaluate`, the engine's `RoadOptions`.
 pub mod evaluate {
+    use crate::choices::Metric;
+
     /// ROAD's percentiles of the map (pytorch-grad-cam's averages and `ROADCombined`).
     pub const ROAD_PERCENTILES: [f64; 9] = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0];
     /// The noise ROAD's linear imputation adds (pytorch-grad-cam's `NoisyLinearImputer`), in
@@ -143,4 +145,17 @@ pub mod evaluate {
     pub const INFIDELITY_NORMALIZE: bool = true;
     /// The radius of max-sensitivity's uniform perturbations (Captum's `perturb_radius`).
     pub const SENSITIVITY_RADIUS: f64 = 0.02;
+    /// The metrics `convlens evaluate` computes unless told: every faithfulness and robustness
+    /// metric. The randomization check is asked for by name: it explains the image again for
+    /// every block of the network.
+    pub const METRICS: [Metric; 8] = [
+        Metric::Deletion,
+        Metric::Insertion,
+        Metric::ConfidenceChange,
+        Metric::RoadMorf,
+        Metric::RoadLerf,
+        Metric::RoadCombined,
+        Metric::Infidelity,
+        Metric::SensitivityMax,
+    ];
 }

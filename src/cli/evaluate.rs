@@ -33,9 +33,11 @@ pub struct EvaluateArgs {
           value_parser = names_parser::<MethodSelection>(MethodSelection::names(), &[]),
           default_values_t = [MethodSelection::One(default::METHOD)])]
     method: Vec<MethodSelection>,
-    /// The metrics, comma-separated.
+    /// The metrics, comma-separated (`randomization-spearman` and `randomization-ssim`, the
+    /// model-randomization sanity check, only when named: they explain the image again for every
+    /// block of the network).
     #[arg(long, value_delimiter = ',', value_parser = closed_set::<Metric>(),
-          default_values_t = Metric::ALL.to_vec())]
+          default_values_t = evaluate_default::METRICS.to_vec())]
     metric: Vec<Metric>,
     /// Layer for the CAM family (default: the last spatial layer before the head).
     #[arg(long)]
@@ -103,6 +105,8 @@ pub fn run(args: &EvaluateArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     let engine = Engine::open(choice)?;
     let model_id = engine.load_model(&args.model)?;
     let mut rows = Vec::new();
+    // The randomization cascade's blocks, the output's first (the same for every image).
+    let mut randomized_layers: Vec<String> = Vec::new();
     for (i, image) in images.iter().enumerate() {
         for &method in &args.method {
             let mut explain = ExplainParams::new(model_id.clone(), engine.path_arg(image));
@@ -135,6 +139,9 @@ pub fn run(args: &EvaluateArgs, choice: &EngineChoice) -> anyhow::Result<()> {
                     skipped.error
                 );
             }
+            if randomized_layers.is_empty() {
+                randomized_layers = result.randomized_layers.clone();
+            }
             rows.extend(result.scores.iter().map(|s| Row {
                 image: image.display().to_string(),
                 method: s.method.to_string(),
@@ -152,9 +159,15 @@ pub fn run(args: &EvaluateArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         let value: Vec<serde_json::Value> = rows
             .iter()
             .map(|r| {
-                serde_json::json!({
+                let mut row = serde_json::json!({
                     "image": r.image, "method": r.method, "metric": r.metric, "value": r.value
-                })
+                });
+                // The randomization check's report: the similarity after each step.
+                if is_randomization(r.metric) {
+                    row["layers"] = serde_json::json!(randomized_layers);
+                    row["curve"] = serde_json::json!(r.curve);
+                }
+                row
             })
             .collect();
         output::print_json!(&mut out, &value)?;
@@ -172,6 +185,65 @@ pub fn run(args: &EvaluateArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         }
     } else {
         write_table(&mut out, &rows, &args.metric, images.len())?;
+        for &metric in args.metric.iter().filter(|m| is_randomization(**m)) {
+            write_cascade(&mut out, &rows, metric, &randomized_layers)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `metric` is the randomization sanity check's.
+fn is_randomization(metric: Metric) -> bool {
+    matches!(
+        metric,
+        Metric::RandomizationSpearman | Metric::RandomizationSsim
+    )
+}
+
+/// The randomization check's report for `metric`: a row per step of the cascade (the block
+/// re-initialized last), a column per method, the similarity's mean over the images.
+fn write_cascade(
+    out: &mut impl Write,
+    rows: &[Row],
+    metric: Metric,
+    layers: &[String],
+) -> anyhow::Result<()> {
+    let mut methods: Vec<&str> = Vec::new();
+    for r in rows.iter().filter(|r| r.metric == metric) {
+        if !methods.contains(&r.method.as_str()) {
+            methods.push(&r.method);
+        }
+    }
+    if methods.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\n{metric} after re-initializing each block and all above it (1: the map unchanged):"
+    )?;
+    let width = layers.iter().map(String::len).max().unwrap_or(5).max(5);
+    let column = methods.iter().map(|m| m.len()).max().unwrap_or(6).max(7);
+    write!(out, "{:width$}", "block")?;
+    for m in &methods {
+        write!(out, "  {m:>column$}")?;
+    }
+    writeln!(out)?;
+    for (step, layer) in layers.iter().enumerate() {
+        write!(out, "{layer:width$}")?;
+        for &method in &methods {
+            let values: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.method == method && r.metric == metric)
+                .filter_map(|r| r.curve.get(step).map(|&v| f64::from(v)))
+                .collect();
+            let mean = if values.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{:.3}", values.iter().sum::<f64>() / values.len() as f64)
+            };
+            write!(out, "  {mean:>column$}")?;
+        }
+        writeln!(out)?;
     }
     Ok(())
 }
@@ -181,7 +253,9 @@ pub fn run(args: &EvaluateArgs, choice: &EngineChoice) -> anyhow::Result<()> {
 fn curve_panels(rows: &[Row]) -> Vec<Panel> {
     let mut metrics: Vec<Metric> = Vec::new();
     let mut methods: Vec<&str> = Vec::new();
-    let drawn = |r: &&Row| matches!(r.metric, Metric::Deletion | Metric::Insertion);
+    let drawn = |r: &&Row| {
+        matches!(r.metric, Metric::Deletion | Metric::Insertion) || is_randomization(r.metric)
+    };
     for r in rows.iter().filter(drawn) {
         if !metrics.contains(&r.metric) {
             metrics.push(r.metric);
@@ -211,10 +285,12 @@ fn curve_panels(rows: &[Row]) -> Vec<Panel> {
                     }
                 })
                 .collect();
-            Panel {
-                title: format!("{metric}: probability vs fraction of pixels"),
-                series,
-            }
+            let title = if is_randomization(metric) {
+                format!("{metric} vs blocks re-initialized")
+            } else {
+                format!("{metric}: probability vs fraction of pixels")
+            };
+            Panel { title, series }
         })
         .collect()
 }
@@ -279,6 +355,10 @@ fn write_table(
             Metric::RoadCombined => "road-combined: higher is more faithful",
             Metric::Infidelity => "infidelity: lower is more faithful",
             Metric::SensitivityMax => "sensitivity-max: lower is more robust",
+            Metric::RandomizationSpearman => {
+                "randomization-spearman: mean over the cascade, lower passes"
+            }
+            Metric::RandomizationSsim => "randomization-ssim: mean over the cascade, lower passes",
         })
         .collect();
     writeln!(

@@ -933,6 +933,7 @@ mod tests {
                 method: Method::Cam,
                 error: "no GAP head".into(),
             }],
+            randomized_layers: Vec::new(),
         };
         let e = evaluation(result.clone(), MethodSelection::All).unwrap();
         assert_eq!((e.class, e.label.as_deref()), (285, Some("Egyptian cat")));

@@ -6,6 +6,7 @@ use std::path::Path;
 use candle_core::Tensor;
 use convlens_models::evaluate::confidence::{cam_multiplier, confidence_change};
 use convlens_models::evaluate::infidelity::{infidelity, infidelity_perturbations};
+use convlens_models::evaluate::randomization::{cascading_randomization, CascadeStep};
 use convlens_models::evaluate::relevance::{input_attribution, pixel_relevance};
 use convlens_models::evaluate::road::{road, road_combined, RoadOptions, RoadOrder, RoadScore};
 use convlens_models::evaluate::sensitivity::{sensitivity_max, sensitivity_perturbations};
@@ -92,6 +93,7 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
     };
     let mut scores = Vec::new();
     let mut skipped = Vec::new();
+    let mut randomized_layers = Vec::new();
     for e in &explained.explanations {
         let map = e
             .map
@@ -140,6 +142,38 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
             )?;
             *slot = Some(score.clone());
             Ok(score)
+        };
+        // The randomization cascade, computed once for both of its metrics.
+        let mut cascade: Option<Vec<CascadeStep>> = None;
+        let mut cascade_of = || -> Result<Vec<CascadeStep>, MethodError> {
+            if let Some(steps) = &cascade {
+                return Ok(steps.clone());
+            }
+            // The same method and parameters, for the class the trained model's map explains.
+            let options = ExplainOptions {
+                method: e.method,
+                target: Some(TargetSpec::class(e.class)),
+                ..explain_options(&p.explain)
+            };
+            let mut relevance_of = |randomized: &convlens_models::Model| {
+                let stage = Stage {
+                    inner: call.progress,
+                    index: 0,
+                    count: 1,
+                    name: "randomization",
+                };
+                let map = explain_with_progress(randomized, &input, &options, &stage)?.map;
+                pixel_relevance(&map, height, width)
+            };
+            let steps = cascading_randomization(
+                model,
+                &relevance,
+                &mut relevance_of,
+                p.explain.seed,
+                call.progress,
+            )?;
+            cascade = Some(steps.clone());
+            Ok(steps)
         };
         for &metric in &p.metrics {
             let curve_of = |kind: CausalMetric| {
@@ -218,6 +252,24 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
                             sensitivity_max(&mut again, &input, &map, deltas, call.progress)?;
                         (value, Vec::new())
                     }
+                    Metric::RandomizationSpearman | Metric::RandomizationSsim => {
+                        let steps = cascade_of()?;
+                        if randomized_layers.is_empty() {
+                            randomized_layers = steps.iter().map(|s| s.layer.clone()).collect();
+                        }
+                        let curve: Vec<f32> = steps
+                            .iter()
+                            .map(|s| {
+                                if metric == Metric::RandomizationSpearman {
+                                    s.spearman
+                                } else {
+                                    s.ssim
+                                }
+                            })
+                            .collect();
+                        let mean = curve.iter().sum::<f32>() / curve.len().max(1) as f32;
+                        (mean, curve)
+                    }
                 })
             };
             match score() {
@@ -246,5 +298,6 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
         label: first.and_then(|e| e.label.clone()),
         scores,
         skipped: [explained.skipped.clone(), skipped].concat(),
+        randomized_layers,
     })
 }

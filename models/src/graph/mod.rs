@@ -27,7 +27,7 @@ pub type BackwardStep<'a> =
     dyn Fn(&Node, &[&Tensor], &Tensor, &Tensor) -> candle_core::Result<Vec<Tensor>> + 'a;
 
 /// One step of the network: an op applied to earlier nodes' outputs.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Node {
     /// PyTorch-style path (`layer1.0.conv1`); a module called twice gets `#2` on its second call.
     pub name: String,
@@ -138,6 +138,24 @@ impl Graph {
             wanted.join(", "),
             x.dims()
         )))
+    }
+
+    /// A copy of the graph with the ops of some nodes replaced (`replacements`: node, new op);
+    /// the other nodes share their parameters with this graph.
+    pub fn with_ops_replaced(&self, replacements: Vec<(NodeId, Op)>) -> Result<Graph> {
+        let mut nodes = self.nodes.clone();
+        for (id, op) in replacements {
+            let node = nodes.get_mut(id).ok_or_else(|| {
+                Error::InvalidArgument(format!("the graph has no node {id} to replace"))
+            })?;
+            node.op = op;
+        }
+        Ok(Graph {
+            nodes,
+            by_name: self.by_name.clone(),
+            parameters: self.parameters.clone(),
+            input_sizes: self.input_sizes.clone(),
+        })
     }
 
     /// The state_dict keys and shapes the graph was built from, in the order they were read.

@@ -7,7 +7,7 @@ use candle_core::{Result, Tensor};
 use super::pointwise_cpu::channel_affine;
 
 /// A batch-normalization layer; fields as in PyTorch's state_dict.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct BatchNorm2d {
     /// Gamma.
     pub weight: Tensor,

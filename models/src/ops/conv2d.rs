@@ -67,7 +67,7 @@ impl Padding {
 }
 
 /// A 2-D convolution layer; fields as in PyTorch's `nn.Conv2d` state_dict.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Conv2d {
     /// Kernel, [out_channels, in_channels / groups, kh, kw].
     pub weight: Tensor,

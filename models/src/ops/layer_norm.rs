@@ -4,7 +4,7 @@
 use candle_core::{Result, Tensor};
 
 /// `F.layer_norm(x, normalized_shape, weight, bias, eps)`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct LayerNorm {
     /// How many trailing axes are normalized together (`len(normalized_shape)`).
     pub axes: usize,
@@ -17,7 +17,7 @@ pub struct LayerNorm {
 }
 
 /// `F.group_norm(x, groups, weight, bias, eps)` on an `[N, C, …]` input.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct GroupNorm {
     /// Number of channel groups.
     pub groups: usize,

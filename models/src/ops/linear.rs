@@ -3,7 +3,7 @@
 use candle_core::{Result, Tensor};
 
 /// A fully connected layer; fields as in PyTorch's state_dict.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Linear {
     /// [out_features, in_features].
     pub weight: Tensor,

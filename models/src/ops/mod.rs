@@ -48,7 +48,7 @@ pub use slice::{Slice, SliceAxis};
 use crate::graph::BackwardRule;
 
 /// What one node of the graph computes.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Op {
     /// The network's input.
     Input,

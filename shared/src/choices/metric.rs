@@ -30,5 +30,12 @@ closed_set! {
         /// Captum's max-sensitivity: the largest relative change of the explanation under
         /// small uniform perturbations of the input; lower is more robust.
         SensitivityMax = "sensitivity-max",
+        /// The model-randomization sanity check (Adebayo et al. 2018): the layers re-initialized
+        /// from the output down, one block more at each step, and Spearman's rank correlation
+        /// of the map with the trained model's after each; the mean over the cascade, lower
+        /// passes (the map depends on the weights it explains).
+        RandomizationSpearman = "randomization-spearman",
+        /// The same cascade compared by SSIM; the mean, lower passes.
+        RandomizationSsim = "randomization-ssim",
     }
 }

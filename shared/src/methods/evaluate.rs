@@ -109,7 +109,8 @@ pub struct Score {
     /// The score (for deletion and insertion, the area under the curve).
     pub value: f32,
     /// The curve it is the area of: the class's probability at the start and after each step
-    /// (for ROAD in one order, the change at each percentile).
+    /// (for ROAD in one order, the change at each percentile; for the randomization check, the
+    /// similarity after each step of the cascade, in `randomizedLayers`' order).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub curve: Vec<f32>,
 }
@@ -130,4 +131,8 @@ pub struct EvaluateResult {
     /// method whose map they cannot judge (`error` names the metric: ROAD on a map flat at its minimum over more of the image than
     /// a percentile).
     pub skipped: Vec<Skipped>,
+    /// The randomization check's cascade: the block re-initialized at each step, the output's
+    /// first (empty unless a randomization metric was asked for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub randomized_layers: Vec<String>,
 }
