@@ -251,6 +251,57 @@ fn the_randomization_check_equals_the_engines_cascade_and_reports_each_block() {
 }
 
 #[test]
+fn a_folder_is_swept_by_the_daemon_with_each_image_scored_as_alone_and_a_bad_file_listed() {
+    let dir = std::env::temp_dir().join(format!("convlens-evaluate-folder-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::copy(image(IMAGES[0]), dir.join("a.png")).unwrap();
+    std::fs::copy(image(IMAGES[1]), dir.join("sub/b.png")).unwrap();
+    std::fs::write(dir.join("broken.png"), b"not a png").unwrap();
+    let metrics = [
+        "--metric",
+        "deletion,insertion",
+        "--method",
+        "saliency",
+        "--json",
+    ];
+    let rows = |args: &[&str]| -> Vec<serde_json::Value> {
+        let out = succeed(&[args, &metrics[..]].concat());
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        if args
+            .iter()
+            .any(|a| a.ends_with(dir.file_name().unwrap().to_str().unwrap()))
+        {
+            assert!(
+                stderr.contains("broken.png"),
+                "the bad file is named: {stderr}"
+            );
+        }
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let folder = dir.to_str().unwrap();
+    for daemon in [true, false] {
+        let head: &[&str] = if daemon { &[] } else { &["--no-daemon"] };
+        let swept = rows(&[head, &["evaluate", MODEL, folder]].concat());
+        let a = dir.join("a.png");
+        let b = dir.join("sub/b.png");
+        let alone = rows(
+            &[
+                head,
+                &["evaluate", MODEL, a.to_str().unwrap(), b.to_str().unwrap()],
+            ]
+            .concat(),
+        );
+        assert_eq!(swept.len(), 4, "2 images × 2 metrics: {swept:?}");
+        assert_eq!(swept, alone, "daemon: {daemon}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn the_table_and_csv_say_the_same() {
     let args = ["--no-daemon", "-q", "evaluate", MODEL, IMAGES[0], IMAGES[1]];
     let csv = succeed(&[&args[..], &["--method", "saliency", "--csv"]].concat());

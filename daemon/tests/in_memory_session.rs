@@ -90,6 +90,39 @@ async fn a_whole_session_runs_in_memory() {
     let error = response.outcome.unwrap_err();
     assert_eq!(error.code, codes::REQUEST_CANCELLED, "{error:?}");
 
+    // A folder sweep (`folder/evaluate`) reports each image and stops when cancelled.
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/fashion_folder")
+        .canonicalize()
+        .unwrap();
+    let sweep = json!({
+        "modelId": model, "image": folder.to_str().unwrap(), "method": "saliency",
+        "metrics": ["deletion"], "render": false, "workDoneToken": "sweep"
+    });
+    let id = peer.start("folder/evaluate", sweep).await;
+    let response = loop {
+        match peer.next().await {
+            Message::Notification(n) => {
+                let second_image = n.params["token"] == "sweep"
+                    && n.params["value"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("(2 of 250)"));
+                peer.notifications.push(n);
+                if second_image {
+                    let cancel = Notification {
+                        method: "$/cancelRequest".into(),
+                        params: json!({"id": id}),
+                    };
+                    peer.send(Message::Notification(cancel)).await;
+                }
+            }
+            Message::Response(r) if r.id.as_ref() == Some(&id) => break r,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let error = response.outcome.unwrap_err();
+    assert_eq!(error.code, codes::REQUEST_CANCELLED, "{error:?}");
+
     // The daemon still serves after the cancel.
     let listed = peer.call("model/list", json!({})).await.unwrap();
     assert_eq!(listed["models"][0]["modelId"], json!(model));

@@ -76,6 +76,7 @@ fn methods() -> Vec<(&'static str, Check, Option<Check>)> {
         req!(predict::ImagePredict),
         req!(explain::ImageExplain),
         req!(evaluate::ImageEvaluate),
+        req!(evaluate::FolderEvaluate),
         req!(images::ImageList),
         req!(activations::UnitActivations),
         req!(deconv::UnitDeconv),

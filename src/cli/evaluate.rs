@@ -4,15 +4,16 @@
 //! images), or one row per image, method and metric as JSON or CSV.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use convlens_models::render::curves::{render_curves, Panel, Series};
-use convlens_models::represent::folder::list_images;
 use convlens_shared::choices::{MethodSelection, Metric};
 use convlens_shared::defaults::evaluate as evaluate_default;
 use convlens_shared::defaults::explain as default;
-use convlens_shared::methods::evaluate::{EvaluateParams, ImageEvaluate};
+use convlens_shared::methods::evaluate::{EvaluateParams, FolderEvaluate, ImageEvaluate, Score};
 use convlens_shared::methods::explain::ExplainParams;
+use convlens_shared::methods::explain::Skipped;
+use convlens_shared::methods::model::ModelId;
 use convlens_shared::target::TargetSpec;
 
 use super::choices::{closed_set, names_parser};
@@ -101,56 +102,70 @@ pub fn run(args: &EvaluateArgs, choice: &EngineChoice) -> anyhow::Result<()> {
     if args.batch == 0 || args.step == Some(0) {
         anyhow::bail!("--batch and --step must be at least 1");
     }
-    let images = expand(&args.images)?;
     let engine = Engine::open(choice)?;
     let model_id = engine.load_model(&args.model)?;
     let mut rows = Vec::new();
     // The randomization cascade's blocks, the output's first (the same for every image).
     let mut randomized_layers: Vec<String> = Vec::new();
-    for (i, image) in images.iter().enumerate() {
+    let report_skipped = |image: &str, skipped: &[Skipped]| {
+        for s in skipped {
+            eprintln!("{image}: {}: skipped: {}", s.method, s.error);
+        }
+    };
+    let mut add_rows = |image: &str, scores: &[Score]| {
+        rows.extend(scores.iter().map(|s| Row {
+            image: image.to_string(),
+            method: s.method.to_string(),
+            metric: s.metric,
+            value: s.value,
+            curve: s.curve.clone(),
+        }));
+    };
+    for (i, target) in args.images.iter().enumerate() {
         for &method in &args.method {
-            let mut explain = ExplainParams::new(model_id.clone(), engine.path_arg(image));
-            explain.method = method;
-            explain.layer = args.layer.clone();
-            explain.target = args.target.clone();
-            explain.batch = args.batch;
-            explain.seed = args.seed;
-            // No overlay is shown: none is drawn.
-            explain.render = false;
-            let params = EvaluateParams {
-                step: args.step,
-                road_percentiles: args.road_percentiles.clone(),
-                road_noise: args.road_noise,
-                perturbations: args.perturbations,
-                infidelity_noise: args.infidelity_noise,
-                infidelity_normalize: !args.infidelity_unnormalized,
-                sensitivity_radius: args.sensitivity_radius,
-                ..EvaluateParams::new(explain, args.metric.clone())
-            };
-            if images.len() > 1 && !choice.quiet {
-                eprintln!("[{}/{}] {} {method}", i + 1, images.len(), image.display());
-            }
-            let result = engine.request::<ImageEvaluate>(&params, true)?;
-            for skipped in &result.skipped {
+            let params = evaluate_params(args, model_id.clone(), engine.path_arg(target), method);
+            if args.images.len() > 1 && !choice.quiet {
                 eprintln!(
-                    "{}: {}: skipped: {}",
-                    image.display(),
-                    skipped.method,
-                    skipped.error
+                    "[{}/{}] {} {method}",
+                    i + 1,
+                    args.images.len(),
+                    target.display()
                 );
             }
-            if randomized_layers.is_empty() {
-                randomized_layers = result.randomized_layers.clone();
+            if target.is_dir() {
+                // The daemon sweeps the folder (`folder/evaluate`), with progress per image.
+                let result = engine.request::<FolderEvaluate>(&params, true)?;
+                for file in &result.skipped_files {
+                    if file.reason.contains(&file.path) {
+                        eprintln!("skipped: {}", file.reason);
+                    } else {
+                        eprintln!("{}: skipped: {}", file.path, file.reason);
+                    }
+                }
+                if randomized_layers.is_empty() {
+                    randomized_layers = result.randomized_layers.clone();
+                }
+                for scored in &result.images {
+                    let shown = as_given(target, &params.explain.image, &scored.image);
+                    report_skipped(&shown, &scored.skipped);
+                    add_rows(&shown, &scored.scores);
+                }
+            } else {
+                let result = engine.request::<ImageEvaluate>(&params, true)?;
+                let shown = target.display().to_string();
+                report_skipped(&shown, &result.skipped);
+                if randomized_layers.is_empty() {
+                    randomized_layers = result.randomized_layers.clone();
+                }
+                add_rows(&shown, &result.scores);
             }
-            rows.extend(result.scores.iter().map(|s| Row {
-                image: image.display().to_string(),
-                method: s.method.to_string(),
-                metric: s.metric,
-                value: s.value,
-                curve: s.curve.clone(),
-            }));
         }
     }
+    let images = rows
+        .iter()
+        .map(|r| r.image.as_str())
+        .collect::<std::collections::HashSet<_>>()
+        .len();
     if let Some(path) = &args.output {
         output::save_picture(&render_curves(&curve_panels(&rows)), path)?;
     }
@@ -184,7 +199,7 @@ pub fn run(args: &EvaluateArgs, choice: &EngineChoice) -> anyhow::Result<()> {
             )?;
         }
     } else {
-        write_table(&mut out, &rows, &args.metric, images.len())?;
+        write_table(&mut out, &rows, &args.metric, images)?;
         for &metric in args.metric.iter().filter(|m| is_randomization(**m)) {
             write_cascade(&mut out, &rows, metric, &randomized_layers)?;
         }
@@ -295,21 +310,40 @@ fn curve_panels(rows: &[Row]) -> Vec<Panel> {
         .collect()
 }
 
-/// The files named: images as given, folders' images (recursively, sorted).
-fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut images = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let listing = list_images(path)?;
-            if listing.images.is_empty() {
-                anyhow::bail!("{}: no images in this folder", path.display());
-            }
-            images.extend(listing.images);
-        } else {
-            images.push(path.clone());
-        }
+/// The request for `method` on `image` (a file or a folder) with the command's flags.
+fn evaluate_params(
+    args: &EvaluateArgs,
+    model_id: ModelId,
+    image: String,
+    method: MethodSelection,
+) -> EvaluateParams {
+    let mut explain = ExplainParams::new(model_id, image);
+    explain.method = method;
+    explain.layer = args.layer.clone();
+    explain.target = args.target.clone();
+    explain.batch = args.batch;
+    explain.seed = args.seed;
+    // No overlay is shown: none is drawn.
+    explain.render = false;
+    EvaluateParams {
+        step: args.step,
+        road_percentiles: args.road_percentiles.clone(),
+        road_noise: args.road_noise,
+        perturbations: args.perturbations,
+        infidelity_noise: args.infidelity_noise,
+        infidelity_normalize: !args.infidelity_unnormalized,
+        sensitivity_radius: args.sensitivity_radius,
+        ..EvaluateParams::new(explain, args.metric.clone())
     }
-    Ok(images)
+}
+
+/// An image of a folder the daemon named (`sent` the folder as sent, `scored` the image's path
+/// under it) as the user gave the folder: `photos/cat.jpg`, not an absolute path.
+fn as_given(folder: &Path, sent: &str, scored: &str) -> String {
+    match Path::new(scored).strip_prefix(sent) {
+        Ok(rest) => folder.join(rest).display().to_string(),
+        Err(_) => scored.to_string(),
+    }
 }
 
 /// Methods down, metrics across: mean ± standard deviation over the images (the deviation
@@ -405,9 +439,16 @@ mod tests {
     }
 
     #[test]
-    fn a_folder_is_its_images() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion_folder");
-        let images = expand(&[dir]).unwrap();
-        assert_eq!(images.len(), 250);
+    fn a_folders_images_are_shown_under_the_folder_as_given() {
+        let shown = as_given(
+            Path::new("photos"),
+            "/home/me/photos",
+            "/home/me/photos/a/cat.jpg",
+        );
+        assert_eq!(
+            shown,
+            Path::new("photos").join("a/cat.jpg").display().to_string()
+        );
+        assert_eq!(as_given(Path::new("x"), "/a", "/b/c.jpg"), "/b/c.jpg");
     }
 }

@@ -1,5 +1,6 @@
 //! `image/evaluate`: the explanation `image/explain` gives (from its cache when it has it), then
-//! each metric's curve and score on the same input.
+//! each metric's curve and score on the same input; `folder/evaluate`: that for every image
+//! under a folder.
 
 use std::path::Path;
 
@@ -12,21 +13,96 @@ use convlens_models::evaluate::road::{road, road_combined, RoadOptions, RoadOrde
 use convlens_models::evaluate::sensitivity::{sensitivity_max, sensitivity_perturbations};
 use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
 use convlens_models::explain::{explain_with_progress, ExplainOptions, TargetSpec};
-use convlens_models::progress::Stage;
+use convlens_models::progress::{Progress, Stage};
+use convlens_models::represent::folder::list_images;
 use convlens_models::Error;
 use convlens_shared::choices::Metric;
-use convlens_shared::methods::evaluate::{EvaluateParams, EvaluateResult, ImageEvaluate, Score};
+use convlens_shared::methods::evaluate::{
+    EvaluateParams, EvaluateResult, FolderEvaluate, FolderEvaluateResult, ImageEvaluate,
+    ImageScores, Score,
+};
 use convlens_shared::methods::explain::Skipped;
+use convlens_shared::methods::folder::SkippedFile;
 
 use super::call::Call;
 use super::explain::{explain, explain_options};
-use super::router::{interactive, Router};
+use super::router::{interactive, sweep, Router};
 use crate::error::MethodError;
 use crate::files::ImageKey;
 
-/// Adds `image/evaluate`.
+/// Adds `image/evaluate` and `folder/evaluate`.
 pub fn register(r: &mut Router) {
     r.job::<ImageEvaluate>(interactive, evaluate);
+    r.job::<FolderEvaluate>(sweep, evaluate_folder);
+}
+
+/// Scores every image under the folder `p.explain.image` names, one `image/evaluate` each, with
+/// `$/progress` per image (and within it); a file that cannot be scored is listed, not fatal.
+pub fn evaluate_folder(
+    call: &Call,
+    p: EvaluateParams,
+) -> Result<FolderEvaluateResult, MethodError> {
+    let listing = list_images(Path::new(&p.explain.image))?;
+    let mut result = FolderEvaluateResult {
+        skipped_files: listing
+            .unlistable
+            .iter()
+            .map(|(path, reason)| SkippedFile {
+                path: path.display().to_string(),
+                reason: reason.clone(),
+            })
+            .collect(),
+        ..FolderEvaluateResult::default()
+    };
+    let count = listing.images.len();
+    if count == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "{}: no images in this folder",
+            p.explain.image
+        ))
+        .into());
+    }
+    for (index, path) in listing.images.iter().enumerate() {
+        let name = path.display().to_string();
+        let stage = Stage {
+            inner: call.progress,
+            index,
+            count,
+            name: &name,
+        };
+        stage.step(0, 1, "evaluate")?;
+        let one = Call {
+            progress: &stage,
+            ..*call
+        };
+        let mut asked = p.clone();
+        asked.explain.image = name.clone();
+        match evaluate(&one, asked) {
+            Ok(scored) => {
+                result.version = scored.version;
+                if result.randomized_layers.is_empty() {
+                    result.randomized_layers = scored.randomized_layers;
+                }
+                result.images.push(ImageScores {
+                    image: name,
+                    class: scored.class,
+                    label: scored.label,
+                    scores: scored.scores,
+                    skipped: scored.skipped,
+                });
+            }
+            Err(err) if err.is_cancelled() => return Err(err),
+            // A request that no image could satisfy (an unknown metric, a bad parameter) is the
+            // request's error, said once; a bad file is that file's.
+            Err(err) if result.images.is_empty() && index + 1 == count => return Err(err),
+            Err(err) => result.skipped_files.push(SkippedFile {
+                path: name,
+                reason: err.to_string(),
+            }),
+        }
+    }
+    call.progress.step(count * 100, count * 100, "evaluate")?;
+    Ok(result)
 }
 
 /// Scores the explanation of one image by each metric asked for.

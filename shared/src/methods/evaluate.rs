@@ -1,9 +1,11 @@
 //! `image/evaluate`: how faithful an explanation is (`convlens evaluate`): the explanation of
-//! `image/explain` with the same parameters, then each metric's curve and score.
+//! `image/explain` with the same parameters, then each metric's curve and score; and
+//! `folder/evaluate`, the same for every image under a folder.
 
 use serde::{Deserialize, Serialize};
 
 use super::explain::{ExplainParams, Skipped};
+use super::folder::SkippedFile;
 use super::request;
 use crate::choices::{Method, Metric};
 use crate::defaults::evaluate as default;
@@ -15,6 +17,15 @@ request!(
     "image/evaluate",
     EvaluateParams,
     EvaluateResult
+);
+
+request!(
+    /// Scores the explanations of every image under a folder (`convlens evaluate DIR`): the
+    /// parameters are `image/evaluate`'s with `image` naming the folder.
+    FolderEvaluate,
+    "folder/evaluate",
+    EvaluateParams,
+    FolderEvaluateResult
 );
 
 /// `image/evaluate`'s parameters: `image/explain`'s (the explanation is the one `image/explain`
@@ -135,4 +146,36 @@ pub struct EvaluateResult {
     /// first (empty unless a randomization metric was asked for).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub randomized_layers: Vec<String>,
+}
+
+/// `folder/evaluate`'s result: each image's `image/evaluate` result.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FolderEvaluateResult {
+    /// The model version that answered.
+    pub version: u64,
+    /// Every image scored, in the folder's order (paths sorted), with its scores.
+    pub images: Vec<ImageScores>,
+    /// Images that could not be scored (unreadable, undecodable), with the reason; the others
+    /// are scored all the same.
+    pub skipped_files: Vec<SkippedFile>,
+    /// The randomization check's cascade, as in `image/evaluate` (empty unless asked for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub randomized_layers: Vec<String>,
+}
+
+/// One image's scores in a `folder/evaluate` result.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageScores {
+    /// The image (absolute path).
+    pub image: String,
+    /// The class explained and scored.
+    pub class: usize,
+    /// Its name.
+    pub label: Option<String>,
+    /// Every method's score by every metric.
+    pub scores: Vec<Score>,
+    /// Methods or metrics skipped for this image, as `image/evaluate` gives them.
+    pub skipped: Vec<Skipped>,
 }
