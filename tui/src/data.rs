@@ -378,8 +378,9 @@ pub struct SkippedMethod {
 }
 
 /// One method's faithfulness scores (`image/evaluate`): the areas under RISE's deletion curve
-/// (lower is more faithful) and insertion curve (higher is more faithful), and ROAD combined
-/// (higher is more faithful).
+/// (lower is more faithful) and insertion curve (higher is more faithful), ROAD combined
+/// (higher is more faithful), and the randomization sanity check's mean rank correlation (lower
+/// passes).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Faithfulness {
     /// The deletion area, when scored.
@@ -388,6 +389,9 @@ pub struct Faithfulness {
     pub insertion: Option<f32>,
     /// ROAD combined, when scored.
     pub road: Option<f32>,
+    /// The randomization check's mean Spearman correlation, when scored (one method at a
+    /// time).
+    pub randomization: Option<f32>,
 }
 
 /// The faithfulness scores of one method's (or every method's) explanation of one image.

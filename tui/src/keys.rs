@@ -65,7 +65,8 @@ pub enum Action {
     NextClass,
     /// The previous class.
     PrevClass,
-    /// Score the overlay's explanation (or `all` of them) by deletion, insertion and ROAD.
+    /// Score the overlay's explanation (or `all` of them) by deletion, insertion and ROAD, and
+    /// one method's by the randomization sanity check too.
     Score,
     /// Compute the unit's activation-maximization image.
     Maximize,
@@ -155,7 +156,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
         &[
             ("m  M  ←→", "next / prev method, all"),
             ("c  C  ↑↓", "next / previous class"),
-            ("e", "faithfulness: del, ins"),
+            ("e", "faithfulness, sanity"),
         ],
     ),
     (

@@ -62,6 +62,17 @@ const CROP_TILE: u32 = 128;
 /// The faithfulness metrics the overlay's scores are made of.
 const METRICS: [Metric; 3] = [Metric::Deletion, Metric::Insertion, Metric::RoadCombined];
 
+/// The metrics asked for `method`: one method's scores also carry the randomization sanity
+/// check (it explains the image again per block of the network, too long for every method of
+/// `all` at once).
+fn metrics_for(method: MethodSelection) -> Vec<Metric> {
+    let mut metrics = METRICS.to_vec();
+    if let MethodSelection::One(_) = method {
+        metrics.push(Metric::RandomizationSpearman);
+    }
+    metrics
+}
+
 /// The protocol method each feature needs.
 pub fn method_of(feature: Feature) -> &'static str {
     match feature {
@@ -444,7 +455,7 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
             // explanation from its cache.
             let mut explain = explain_params(model_id, &image, method, class, layer);
             explain.work_done_token = Some(watch_progress(shared, ticket));
-            let params = EvaluateParams::new(explain, METRICS.to_vec());
+            let params = EvaluateParams::new(explain, metrics_for(method));
             let result = start::<ImageEvaluate>(shared, ticket, &params)?;
             evaluation(result, method).map(Reply::Evaluate)
         }
@@ -635,6 +646,7 @@ fn evaluation(result: EvaluateResult, method: MethodSelection) -> Result<Evaluat
             Metric::Deletion => f.deletion = Some(score.value),
             Metric::Insertion => f.insertion = Some(score.value),
             Metric::RoadCombined => f.road = Some(score.value),
+            Metric::RandomizationSpearman => f.randomization = Some(score.value),
             _ => {}
         }
     }
@@ -945,6 +957,7 @@ mod tests {
                 deletion: Some(0.21),
                 insertion: Some(0.72),
                 road: Some(-0.04),
+                randomization: None,
             })
         );
         assert_eq!(e.of("gradient").and_then(|f| f.insertion), Some(0.6));

@@ -320,14 +320,20 @@ fn faithfulness(method: Method) -> Faithfulness {
         deletion: Some(0.12 + 0.01 * rank),
         insertion: Some(0.41 + 0.02 * rank),
         road: Some(0.1 - 0.01 * rank),
+        randomization: None,
     }
 }
 
-/// A method's name with its made-up scores, as the overlay's title shows them.
+/// The made-up randomization check of a method scored alone (the daemon checks one method at
+/// a time).
+const RANDOMIZATION: f32 = 0.28;
+
+/// A method's name with its made-up scores, as the overlay's title shows them (scored alone:
+/// with the randomization check).
 fn scored(method: Method) -> String {
     let scores = faithfulness(method);
     format!(
-        "{} (del {:.2} ins {:.2} road {:.2})",
+        "{} (del {:.2} ins {:.2} road {:.2} rand {RANDOMIZATION:.2})",
         method.name(),
         scores.deletion.unwrap(),
         scores.insertion.unwrap(),
@@ -355,7 +361,13 @@ fn evaluated(method: MethodSelection, class: Option<usize>) -> Evaluation {
         label: CLASSES.get(class - 281).map(|l| l.to_string()),
         methods: scored
             .into_iter()
-            .map(|m| (m.name().to_string(), faithfulness(m)))
+            .map(|m| {
+                let mut f = faithfulness(m);
+                if method != MethodSelection::All {
+                    f.randomization = Some(RANDOMIZATION);
+                }
+                (m.name().to_string(), f)
+            })
             .collect(),
         skipped: skipped
             .into_iter()
@@ -1573,11 +1585,17 @@ fn overlay_scores_beside_the_method() {
         s.send(Event::Reply(asked.ticket.clone(), reply_to(&asked.request)));
         assert!(!s.app.overlay.is_loading());
         let screen = s.draw();
-        // The scores beside the name (the layer after them, where the title has room).
-        assert!(
-            screen.contains(&format!("Overlay {}", gradcam_scored())),
-            "{screen}"
-        );
+        // The scores beside the name (the layer after them, where the title has room; short
+        // where it has little).
+        let shown = if w == 80 {
+            format!(
+                "Overlay gradcam (d.30 i.77 r-.08 s{})",
+                &format!("{RANDOMIZATION:.2}")[1..]
+            )
+        } else {
+            format!("Overlay {}", gradcam_scored())
+        };
+        assert!(screen.contains(&shown), "{screen}");
         assert!(!screen.contains("scoring"), "{screen}");
         insta::assert_snapshot!(format!("overlay_scores_{w}x{h}"), screen);
     }
@@ -1665,7 +1683,10 @@ fn a_superseded_scoring_is_dropped() {
     assert_eq!(e.methods.len(), 1);
     assert_eq!(
         e.of("gradcam++"),
-        Some(&faithfulness(Method::GradCamPlusPlus))
+        Some(&Faithfulness {
+            randomization: Some(RANDOMIZATION),
+            ..faithfulness(Method::GradCamPlusPlus)
+        })
     );
     // Back on gradcam: its scores were never kept.
     s.keys("M");

@@ -324,6 +324,7 @@ mod tests {
                         deletion: Some(*d),
                         insertion: Some(*i),
                         road: None,
+                        randomization: None,
                     };
                     (m.name().to_string(), f)
                 })

@@ -145,8 +145,8 @@ pub fn loading_line(buf: &mut Buffer, area: Rect, what: &str, progress: &Progres
     }
 }
 
-/// A method's faithfulness scores as the overlay names them: `del 0.21 ins 0.72 road 0.05` (a
-/// metric not scored left out).
+/// A method's faithfulness scores as the overlay names them: `del 0.21 ins 0.72 road 0.05
+/// rand 0.28` (a metric not scored left out).
 pub fn scores_text(f: &Faithfulness) -> String {
     let parts: Vec<String> = metrics(f)
         .map(|(name, _, v)| format!("{name} {v:.2}"))
@@ -189,6 +189,7 @@ fn metrics(f: &Faithfulness) -> impl Iterator<Item = (&'static str, &'static str
         ("del", "d", f.deletion),
         ("ins", "i", f.insertion),
         ("road", "r", f.road),
+        ("rand", "s", f.randomization),
     ]
     .into_iter()
     .filter_map(|(name, short, v)| v.map(|v| (name, short, v)))
@@ -284,6 +285,7 @@ mod tests {
             deletion: Some(0.2149),
             insertion: Some(0.72),
             road: None,
+            randomization: None,
         };
         assert_eq!(scores_text(&f), "del 0.21 ins 0.72");
         assert_eq!(scores_in(&f, 17).as_deref(), Some("del 0.21 ins 0.72"));
@@ -293,6 +295,7 @@ mod tests {
             deletion: None,
             insertion: Some(1.0),
             road: None,
+            randomization: None,
         };
         assert_eq!(scores_text(&one), "ins 1.00");
         assert_eq!(scores_in(&one, 6).as_deref(), Some("i1.00"));
@@ -312,5 +315,18 @@ mod tests {
         };
         assert_eq!(scores_text(&all), "del 0.21 ins 0.72 road -0.03");
         assert_eq!(scores_in(&all, 16).as_deref(), Some("d.21 i.72 r-.03"));
+        // One method's scores also carry the randomization check.
+        let checked = Faithfulness {
+            randomization: Some(0.284),
+            ..all
+        };
+        assert_eq!(
+            scores_text(&checked),
+            "del 0.21 ins 0.72 road -0.03 rand 0.28"
+        );
+        assert_eq!(
+            scores_in(&checked, 20).as_deref(),
+            Some("d.21 i.72 r-.03 s.28")
+        );
     }
 }

@@ -9,7 +9,9 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
-use super::{all_grid, fit, loading_line, message, pane, scores_text, title, unless_ready, ACCENT};
+use super::{
+    all_grid, fit, loading_line, message, pane, scores_in, scores_text, title, unless_ready, ACCENT,
+};
 use convlens_shared::choices::MethodSelection;
 
 use crate::app::{App, Pane};
@@ -27,7 +29,11 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
             None => done,
         }
     } else {
-        details(app)
+        // The room the title has for the scores: the pane less its corners, the title's name
+        // and the method's name with the brackets around the scores.
+        let room = (area.width as usize)
+            .saturating_sub(2 + " Overlay ".len() + app.method_name().chars().count() + 4);
+        details(app, room)
     };
     let inner = pane(
         buf,
@@ -88,8 +94,8 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
 /// The title's details for one method: the method with its scores when asked for, the layer a
 /// CAM was computed at, then the class (the layer before the class so that a narrow pane still
 /// shows it).
-fn details(app: &App) -> String {
-    let scores = match scores_note(app) {
+fn details(app: &App, room: usize) -> String {
+    let scores = match scores_note_in(app, room) {
         Some(note) => format!(" ({note})"),
         None => String::new(),
     };
@@ -116,9 +122,17 @@ fn details(app: &App) -> String {
 /// 0.72 road 0.05` for one method, `scoring 40%` meanwhile, none when not asked for. With `all`, done
 /// scores are in the tiles, not here.
 pub fn scores_note(app: &App) -> Option<String> {
+    scores_note_in(app, usize::MAX)
+}
+
+/// [`scores_note`] in at most `room` characters where it can be shortened (`d.21 i.72 r.05
+/// s.28`); as it is where it cannot.
+fn scores_note_in(app: &App, room: usize) -> Option<String> {
     match app.overlay.scores() {
         Remote::Idle => None,
-        Remote::Ready(e) => e.of(app.method_name()).map(scores_text),
+        Remote::Ready(e) => e
+            .of(app.method_name())
+            .map(|f| scores_in(f, room).unwrap_or_else(|| scores_text(f))),
         Remote::Loading(p) => Some(match p.percentage {
             Some(pct) => format!("scoring {pct}%"),
             None => "scoring…".to_string(),
