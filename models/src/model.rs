@@ -336,10 +336,14 @@ impl Model {
         Ok(LayerTree::new(&self.graph, &trace))
     }
 
-    /// The `k` most probable classes of each row of `logits`.
+    /// The `k` most probable classes of each row of `logits`; for a segmentation model
+    /// ([N, classes, H, W]), the `k` classes that hold the most pixels, each with its share.
     pub fn top_k(&self, logits: &Tensor, k: usize) -> Result<Vec<Vec<ClassScore>>> {
-        let probs = softmax_rows(logits)?;
-        let rows = probs.to_vec2::<f32>()?;
+        let rows = if logits.rank() == 4 {
+            pixel_shares(logits)?
+        } else {
+            softmax_rows(logits)?.to_vec2::<f32>()?
+        };
         Ok(rows
             .into_iter()
             .map(|row| {
@@ -432,4 +436,23 @@ pub fn state_dict_from(
     pairs: impl IntoIterator<Item = (String, Tensor)>,
 ) -> BTreeMap<String, Tensor> {
     pairs.into_iter().collect()
+}
+
+/// For a segmentation model's logits [N, classes, H, W]: the share of each row's pixels whose
+/// most likely class each class is, [N][classes].
+fn pixel_shares(logits: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let (_, classes, h, w) = logits.dims4()?;
+    let labels = logits.argmax(1)?.flatten_from(1)?.to_vec2::<u32>()?;
+    Ok(labels
+        .into_iter()
+        .map(|row| {
+            let mut counts = vec![0f32; classes];
+            for c in row {
+                if let Some(n) = counts.get_mut(c as usize) {
+                    *n += 1.0;
+                }
+            }
+            counts.iter().map(|n| n / (h * w) as f32).collect()
+        })
+        .collect())
 }

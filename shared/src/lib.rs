@@ -16,6 +16,7 @@ pub mod framing;
 pub mod message;
 pub mod methods;
 pub mod paths;
+pub mod region;
 pub mod sync;
 pub mod target;
 

@@ -1,7 +1,7 @@
 //! `convlens explain`: why the network said what it said, by any attribution or CAM method.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use convlens_models::evolve::captioned;
 use convlens_models::render::{figure, grid, ColorBar};
@@ -11,6 +11,7 @@ use convlens_shared::defaults::explain as default;
 use convlens_shared::methods::explain::{
     ExplainParams, ExplainResult, ExplanationData, ImageExplain,
 };
+use convlens_shared::region::RegionSpec;
 use convlens_shared::target::TargetSpec;
 use image::RgbImage;
 
@@ -42,6 +43,11 @@ pub struct ExplainArgs {
     /// by `+` whose logits are summed (281+282, "tabby+tiger cat").
     #[arg(long)]
     target: Option<TargetSpec>,
+    /// On a segmentation model: the pixels the class is summed over, x0,y0,x1,y1 (ends
+    /// exclusive) or a mask image of the input's size (default: the pixels the model assigns to
+    /// the class).
+    #[arg(long)]
+    region: Option<RegionSpec>,
     /// SmoothGrad and GradientShap samples; DeepLiftShap and GradientShap's noise baselines.
     #[arg(long, default_value_t = default::SAMPLES)]
     samples: usize,
@@ -116,6 +122,11 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         method: args.method,
         layer: args.layer.clone(),
         target: args.target.clone(),
+        // A mask image is read by the daemon: its path as the daemon sees it.
+        region: args.region.as_ref().map(|r| match r {
+            RegionSpec::Mask(path) => RegionSpec::Mask(engine.path_arg(Path::new(path))),
+            other => other.clone(),
+        }),
         samples: args.samples,
         noise: args.noise,
         seed: args.seed,

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use candle_core::Tensor;
+use convlens_models::arch::segmentation::is_segmentation;
 use convlens_models::evaluate::confidence::{cam_multiplier, confidence_change};
 use convlens_models::evaluate::infidelity::{infidelity, infidelity_perturbations};
 use convlens_models::evaluate::randomization::{cascading_randomization, CascadeStep};
@@ -120,6 +121,25 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
              (explain it with `image/explain`, or score each class)"
         ))
         .into());
+    }
+    if p.explain.region.is_some() {
+        return Err(Error::InvalidArgument(
+            "evaluate scores a class's probability; a region of a segmentation has none, so it \
+             is explained (`image/explain`), not scored"
+                .into(),
+        )
+        .into());
+    }
+    {
+        let loaded = call.service.models.acquire(&p.explain.model_id)?;
+        if is_segmentation(&loaded.model.arch) {
+            return Err(Error::InvalidArgument(format!(
+                "evaluate scores a classifier's class probability; {} is a segmentation model \
+                 (explain its regions with `image/explain`)",
+                loaded.model.arch
+            ))
+            .into());
+        }
     }
     // The explanation as `image/explain` gives it for these parameters (kept with its maps, so
     // an overlay already drawn is not computed again).

@@ -209,6 +209,7 @@ pub fn explain_options(p: &ExplainParams) -> ExplainOptions {
     ExplainOptions {
         method: p.method.run_order()[0],
         target: p.target.clone(),
+        region: p.region.clone(),
         layer: p.layer.clone(),
         samples: p.samples,
         noise: p.noise,

@@ -12,6 +12,7 @@ mod infer;
 mod mobilenet_v2;
 mod mobilenet_v3;
 mod resnet;
+pub mod segmentation;
 pub mod small_resnet;
 pub mod small_vgg;
 mod squeezenet;
@@ -78,6 +79,7 @@ pub fn all() -> Vec<&'static Architecture> {
     list.extend(googlenet::ARCHITECTURES.iter());
     list.extend(efficientnet::ARCHITECTURES.iter());
     list.extend(efficientnet_lite::ARCHITECTURES.iter());
+    list.extend(segmentation::ARCHITECTURES.iter());
     list.extend(small_vgg::ARCHITECTURES.iter());
     list.extend(small_resnet::ARCHITECTURES.iter());
     list
@@ -129,6 +131,8 @@ impl Architecture {
     pub fn default_classes(&self) -> usize {
         if self.is_fashion_mnist() {
             fashion_mnist::CLASS_NAMES.len()
+        } else if segmentation::is_segmentation(self.name) {
+            segmentation::VOC_CLASSES.len()
         } else {
             ArchConfig::default().num_classes
         }
@@ -188,6 +192,13 @@ impl Architecture {
     pub fn default_labels(&self, classes: usize) -> Vec<String> {
         if self.is_fashion_mnist() {
             fashion_mnist::labels(classes)
+        } else if segmentation::is_segmentation(self.name)
+            && classes == segmentation::VOC_CLASSES.len()
+        {
+            segmentation::VOC_CLASSES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
         } else {
             crate::labels::default_for(classes)
         }

@@ -10,7 +10,7 @@ const BN_EPS: f64 = 1e-5;
 
 /// The residual block type of a ResNet.
 #[derive(Clone, Copy)]
-enum Block {
+pub(super) enum Block {
     /// Two 3×3 convs (ResNet-18/34).
     Basic,
     /// 1×1, 3×3, 1×1 with expansion 4 (ResNet-50 and deeper).
@@ -48,13 +48,15 @@ fn basic_block(
     Ok(b.relu("relu", out))
 }
 
-/// `Bottleneck.forward` (stride on the 3×3 conv, as torchvision's ResNet v1.5).
+/// `Bottleneck.forward` (stride on the 3×3 conv, as torchvision's ResNet v1.5), its 3×3 conv
+/// dilated by `dilation` (padded as much).
 fn bottleneck(
     b: &mut GraphBuilder,
     x: NodeId,
     inplanes: usize,
     planes: usize,
     stride: usize,
+    dilation: usize,
 ) -> Result<NodeId> {
     let width = planes;
     let out = b.conv2d("conv1", x, ConvSpec::new(inplanes, width, 1))?;
@@ -63,7 +65,10 @@ fn bottleneck(
     let out = b.conv2d(
         "conv2",
         out,
-        ConvSpec::new(width, width, 3).stride(stride).padding(1),
+        ConvSpec::new(width, width, 3)
+            .stride(stride)
+            .padding(dilation)
+            .dilation(dilation),
     )?;
     let out = b.batch_norm("bn2", out, width, BN_EPS)?;
     let out = b.relu("relu", out);
@@ -91,6 +96,60 @@ fn downsample(
     })
 }
 
+/// The ResNet layers before the pooling and the head (`conv1` … `layer4`), for `layers` blocks
+/// per stage; `dilate[i]` replaces the stride of `layer{i+2}` by dilation, as torchvision's
+/// `replace_stride_with_dilation` does (the segmentation backbones). Returns the output node and
+/// its channels.
+pub(super) fn resnet_features(
+    b: &mut GraphBuilder,
+    in_channels: usize,
+    block: Block,
+    layers: [usize; 4],
+    dilate: [bool; 3],
+) -> Result<(NodeId, usize)> {
+    let x = b.input();
+    let x = b.conv2d(
+        "conv1",
+        x,
+        ConvSpec::new(in_channels, 64, 7).stride(2).padding(3),
+    )?;
+    let x = b.batch_norm("bn1", x, 64, BN_EPS)?;
+    let x = b.relu("relu", x);
+    let mut x = b.max_pool("maxpool", x, 3, 2, 1, false);
+    let mut inplanes = 64;
+    let mut dilation = 1;
+    for (stage, &blocks) in layers.iter().enumerate() {
+        let planes = 64 << stage;
+        let mut stride = if stage == 0 { 1 } else { 2 };
+        // torchvision's `_make_layer`: the first block keeps the dilation before this stage.
+        let previous_dilation = dilation;
+        if stage > 0 && dilate[stage - 1] {
+            dilation *= stride;
+            stride = 1;
+        }
+        x = b.scope(format!("layer{}", stage + 1), |b| {
+            let mut x = x;
+            for i in 0..blocks {
+                let (s, d) = if i == 0 {
+                    (stride, previous_dilation)
+                } else {
+                    (1, dilation)
+                };
+                x = b.scope(i, |b| match block {
+                    Block::Basic if d > 1 => Err(crate::Error::Unsupported(
+                        "BasicBlock does not support dilation (torchvision refuses it too)".into(),
+                    )),
+                    Block::Basic => basic_block(b, x, inplanes, planes, s),
+                    Block::Bottleneck => bottleneck(b, x, inplanes, planes, s, d),
+                })?;
+                inplanes = planes * block.expansion();
+            }
+            Ok(x)
+        })?;
+    }
+    Ok((x, inplanes))
+}
+
 /// `ResNet.forward` for `layers` blocks per stage.
 fn resnet(
     b: &mut GraphBuilder,
@@ -98,34 +157,7 @@ fn resnet(
     block: Block,
     layers: [usize; 4],
 ) -> Result<NodeId> {
-    let x = b.input();
-    let x = b.conv2d(
-        "conv1",
-        x,
-        ConvSpec::new(config.in_channels, 64, 7)
-            .stride(2)
-            .padding(3),
-    )?;
-    let x = b.batch_norm("bn1", x, 64, BN_EPS)?;
-    let x = b.relu("relu", x);
-    let mut x = b.max_pool("maxpool", x, 3, 2, 1, false);
-    let mut inplanes = 64;
-    for (stage, &blocks) in layers.iter().enumerate() {
-        let planes = 64 << stage;
-        let stride = if stage == 0 { 1 } else { 2 };
-        x = b.scope(format!("layer{}", stage + 1), |b| {
-            let mut x = x;
-            for i in 0..blocks {
-                let s = if i == 0 { stride } else { 1 };
-                x = b.scope(i, |b| match block {
-                    Block::Basic => basic_block(b, x, inplanes, planes, s),
-                    Block::Bottleneck => bottleneck(b, x, inplanes, planes, s),
-                })?;
-                inplanes = planes * block.expansion();
-            }
-            Ok(x)
-        })?;
-    }
+    let (x, _) = resnet_features(b, config.in_channels, block, layers, [false; 3])?;
     let x = b.adaptive_avg_pool("avgpool", x, (1, 1));
     let x = b.flatten("flatten", x);
     let in_features = 512 * block.expansion();

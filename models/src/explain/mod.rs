@@ -8,6 +8,7 @@ mod aug_smooth;
 mod baselines;
 mod cam;
 mod deeplift;
+mod dense_target;
 mod fullgrad;
 mod gauss_legendre;
 mod gradient_shap;
@@ -25,6 +26,7 @@ mod target;
 
 use candle_core::{DType, Tensor};
 
+pub use convlens_shared::region::RegionSpec;
 pub use convlens_shared::target::{ClassRef, TargetSpec};
 pub use deeplift::deeplift;
 pub use gradient_shap::{gradient_shap, ShapDraws};
@@ -44,6 +46,9 @@ pub struct ExplainOptions {
     pub method: Method,
     /// Class to explain, or classes whose logits are summed; the top-1 prediction when `None`.
     pub target: Option<TargetSpec>,
+    /// On a segmentation model: where the class is summed (the pixels the model assigns to it
+    /// when `None`); refused on a classification model.
+    pub region: Option<RegionSpec>,
     /// Layer for the CAM family; the last spatial layer before the head when `None`.
     pub layer: Option<String>,
     /// SmoothGrad and GradientShap samples; the Shapley methods' noise baselines.
@@ -83,6 +88,7 @@ impl Default for ExplainOptions {
         ExplainOptions {
             method: default::METHOD,
             target: None,
+            region: None,
             layer: None,
             samples: default::SAMPLES,
             noise: default::NOISE,
@@ -181,6 +187,20 @@ pub fn explain_with_trace(
         return Err(Error::InvalidArgument(
             "explain needs the forward trace of every node; this one keeps only some".into(),
         ));
+    }
+    if dense_target::is_dense(trace)? {
+        return dense_target::explain_dense(model, input, trace, options, progress);
+    }
+    if let Some(region) = &options.region {
+        return Err(Error::InvalidArgument(format!(
+            "a region ({region}) is a dense target: it needs a segmentation model, whose output \
+             is [N, classes, H, W]; this model outputs {:?} (a classification model: explain \
+             a class with --target alone)",
+            trace
+                .output()
+                .map(|t| t.dims().to_vec())
+                .unwrap_or_default()
+        )));
     }
     let logits = trace
         .output()

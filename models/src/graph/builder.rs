@@ -74,6 +74,11 @@ impl ConvSpec {
         self.padding = Padding::Same;
         self
     }
+    /// With `dilation`.
+    pub fn dilation(mut self, dilation: usize) -> Self {
+        self.dilation = dilation;
+        self
+    }
     /// With `groups`.
     pub fn groups(mut self, groups: usize) -> Self {
         self.groups = groups;

@@ -158,6 +158,17 @@ impl Graph {
         })
     }
 
+    /// A copy of the graph with `nodes` added after its output (the last of them the new
+    /// output), sharing the parameters of the nodes it had.
+    pub fn with_appended(&self, nodes: Vec<Node>) -> Result<Graph> {
+        let mut all = self.nodes.clone();
+        all.extend(nodes);
+        let mut graph = Graph::new(all)?;
+        graph.parameters = self.parameters.clone();
+        graph.input_sizes = self.input_sizes.clone();
+        Ok(graph)
+    }
+
     /// The state_dict keys and shapes the graph was built from, in the order they were read.
     pub fn parameters(&self) -> &[(String, Vec<usize>)] {
         &self.parameters

@@ -191,7 +191,7 @@ impl Op {
             Op::Reshape(r) => r.forward(first()?),
             Op::Transpose(t) => t.forward(first()?),
             Op::Pad(p) => p.forward(first()?),
-            Op::Resize(r) => r.forward(first()?),
+            Op::Resize(r) => r.for_inputs(inputs)?.forward(first()?),
             Op::MatMul => match inputs {
                 [a, b] => matmul::forward(a, b),
                 _ => candle_core::bail!("MatMul needs two inputs, got {}", inputs.len()),
@@ -257,7 +257,18 @@ impl Op {
             Op::Reshape(r) => one(r.backward(first()?, grad)?),
             Op::Transpose(t) => one(t.backward(grad)?),
             Op::Pad(p) => one(p.backward(first()?, grad)?),
-            Op::Resize(r) => one(r.backward(first()?, grad)?),
+            Op::Resize(r) => {
+                let x = first()?;
+                let mut grads = vec![r.for_inputs(inputs)?.backward(x, grad)?];
+                // The second input gives only a size.
+                grads.extend(
+                    inputs[1..]
+                        .iter()
+                        .map(|t| t.zeros_like())
+                        .collect::<Result<Vec<_>>>()?,
+                );
+                Ok(grads)
+            }
             Op::MatMul => match inputs {
                 [a, b] => {
                     let (ga, gb) = matmul::backward(a, b, grad)?;

@@ -49,6 +49,9 @@ pub enum ResizeTarget {
     Scales(f64, f64),
     /// Output height and width.
     Sizes(usize, usize),
+    /// The height and width of the op's second input (`F.interpolate(x, size=input.shape[-2:])`,
+    /// as torchvision's segmentation models end).
+    LikeSecondInput,
 }
 
 /// A resize of the last two axes of an [N, C, H, W] tensor.
@@ -91,6 +94,9 @@ impl Resize {
         Ok(match self.target {
             ResizeTarget::Scales(sh, sw) => [axis(h, Some(sh), None)?, axis(w, Some(sw), None)?],
             ResizeTarget::Sizes(oh, ow) => [axis(h, None, Some(oh))?, axis(w, None, Some(ow))?],
+            ResizeTarget::LikeSecondInput => {
+                candle_core::bail!("a resize to its second input's size needs that input")
+            }
         })
     }
 
@@ -137,6 +143,24 @@ impl Resize {
         let rows = self.matrix(h, oh, sh, x.device())?.to_dtype(x.dtype())?;
         let cols = self.matrix(w, ow, sw, x.device())?.to_dtype(x.dtype())?;
         Ok((rows, cols))
+    }
+
+    /// The resize its `inputs` ask for: to a fixed size or scale, or, with
+    /// [`ResizeTarget::LikeSecondInput`], to the size of the second input.
+    pub fn for_inputs(&self, inputs: &[&Tensor]) -> Result<Resize> {
+        match (self.target, inputs) {
+            (ResizeTarget::LikeSecondInput, [_, like]) => {
+                let (_, _, h, w) = like.dims4()?;
+                Ok(Resize {
+                    target: ResizeTarget::Sizes(h, w),
+                    ..self.clone()
+                })
+            }
+            (ResizeTarget::LikeSecondInput, _) => {
+                candle_core::bail!("a resize to its second input's size needs two inputs")
+            }
+            _ => Ok(self.clone()),
+        }
     }
 
     /// The resized `x` [N, C, H, W].

@@ -8,6 +8,7 @@ use super::request;
 use crate::array::{Array, Png};
 use crate::choices::{Baseline, Colormap, Method, MethodSelection};
 use crate::defaults::explain as default;
+use crate::region::RegionSpec;
 use crate::target::TargetSpec;
 
 request!(
@@ -37,6 +38,11 @@ pub struct ExplainParams {
     /// `"tabby+tiger cat"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetSpec>,
+    /// On a segmentation model (a dense output [N, classes, H, W]): where the class is summed,
+    /// `[x0, y0, x1, y1]` (ends exclusive) or a mask image's path; the pixels the model assigns
+    /// to the class when absent. Refused on a classification model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<RegionSpec>,
     /// SmoothGrad and GradientShap samples; DeepLiftShap and GradientShap's noise baselines.
     #[serde(default = "default_samples")]
     pub samples: usize,
@@ -110,6 +116,7 @@ impl ExplainParams {
             method: default_method(),
             layer: None,
             target: None,
+            region: None,
             samples: default_samples(),
             noise: default_noise(),
             seed: default::SEED,

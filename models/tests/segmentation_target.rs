@@ -1,0 +1,169 @@
+//! Dense targets on a segmentation model, from `tests/fixtures/make_segmentation.py`:
+//! torchvision's fcn_resnet50 (synthetic weights) built by convlens gives torch's logits, and
+//! Grad-CAM of a class summed over the pixels the model assigns to it, or over a box, equals
+//! pytorch-grad-cam's with `SemanticSegmentationTarget`. Bad regions get one clear error each.
+
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+use convlens_models::explain::{explain, ExplainOptions, Method, RegionSpec, TargetSpec};
+use convlens_models::weights::synthetic::synthetic_tensor;
+use convlens_models::{LoadOptions, Model};
+
+mod common;
+use common::{assert_close, device};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/segmentation")
+}
+
+fn manifest() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join("manifest.json")).unwrap())
+        .unwrap()
+}
+
+fn want(name: &str) -> Tensor {
+    Tensor::read_npy(fixtures().join(name)).unwrap()
+}
+
+fn fcn() -> (Model, Tensor) {
+    let model = Model::load("random:fcn_resnet50", &LoadOptions::default(), &device()).unwrap();
+    let x = synthetic_tensor("input", &[1, 3, 64, 64], 0, &device()).unwrap();
+    (model, x)
+}
+
+fn gradcam(target: Option<TargetSpec>, region: Option<RegionSpec>) -> ExplainOptions {
+    ExplainOptions {
+        method: Method::GradCam,
+        target,
+        region,
+        layer: Some("backbone.layer4".into()),
+        ..ExplainOptions::default()
+    }
+}
+
+#[test]
+fn fcn_resnet50_equals_torchvision() {
+    let (model, x) = fcn();
+    assert_eq!(model.labels.len(), 21);
+    assert_eq!(model.labels[15], "person");
+    let out = model.logits(&x).unwrap();
+    assert_eq!(out.dims(), &[1, 21, 64, 64], "upsampled to the input");
+    let every8 = Tensor::arange_step(0u32, 64, 8, &device()).unwrap();
+    let sampled = out
+        .squeeze(0)
+        .unwrap()
+        .index_select(&every8, 1)
+        .unwrap()
+        .index_select(&every8, 2)
+        .unwrap();
+    assert_close("fcn logits", &sampled, &want("logits_every8.npy"), 1e-4);
+    let category = manifest()["category"].as_u64().unwrap() as u32;
+    let predicted = out
+        .argmax(1)
+        .unwrap()
+        .squeeze(0)
+        .unwrap()
+        .eq(category)
+        .unwrap()
+        .to_dtype(candle_core::DType::F32)
+        .unwrap();
+    assert_close("predicted mask", &predicted, &want("predicted.npy"), 0.0);
+}
+
+#[test]
+fn gradcam_of_a_region_equals_pytorch_grad_cam() {
+    let (model, x) = fcn();
+    let m = manifest();
+    let category = m["category"].as_u64().unwrap() as usize;
+    // The pixels the model assigns to the class, which is the default class too.
+    let got = explain(&model, &x, &gradcam(None, None)).unwrap();
+    assert_eq!(got.classes, vec![category]);
+    assert_eq!(got.layer.as_deref(), Some("backbone.layer4.2.relu#3"));
+    assert!((0.0..=1.0).contains(&got.probability));
+    assert_close(
+        "gradcam, predicted pixels",
+        &got.map,
+        &want("gradcam_predicted.npy"),
+        1e-3,
+    );
+    // A class summed over a box.
+    let b: Vec<usize> = m["box"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let region = RegionSpec::Box {
+        x0: b[0],
+        y0: b[1],
+        x1: b[2],
+        y1: b[3],
+    };
+    let class = m["box_class"].as_u64().unwrap() as usize;
+    let got = explain(
+        &model,
+        &x,
+        &gradcam(Some(TargetSpec::class(class)), Some(region)),
+    )
+    .unwrap();
+    assert_eq!(got.classes, vec![class]);
+    assert_close("gradcam, box", &got.map, &want("gradcam_box.npy"), 1e-3);
+    // The default CAM layer of a torchvision segmentation model is its backbone's last.
+    let options = ExplainOptions {
+        layer: None,
+        ..gradcam(None, None)
+    };
+    let default = explain(&model, &x, &options).unwrap();
+    assert_eq!(default.layer.as_deref(), Some("backbone.layer4.2.relu#3"));
+    assert_close(
+        "default layer",
+        &default.map,
+        &got_predicted(&model, &x),
+        1e-6,
+    );
+}
+
+fn got_predicted(model: &Model, x: &Tensor) -> Tensor {
+    explain(model, x, &gradcam(None, None)).unwrap().map
+}
+
+#[test]
+fn bad_dense_targets_get_one_clear_error_each() {
+    let (model, x) = fcn();
+    let error = |options: ExplainOptions| explain(&model, &x, &options).unwrap_err().to_string();
+    let outside = RegionSpec::Box {
+        x0: 10,
+        y0: 0,
+        x1: 65,
+        y1: 20,
+    };
+    let e = error(gradcam(None, Some(outside)));
+    assert!(e.contains("lies outside the 64×64 image"), "{e}");
+    let e = error(gradcam(Some("3+4".parse().unwrap()), None));
+    assert!(e.contains("one class"), "{e}");
+    let e = error(ExplainOptions {
+        method: Method::Rise,
+        ..gradcam(None, None)
+    });
+    assert!(e.contains("rise"), "{e}");
+    let e = error(gradcam(
+        None,
+        Some(RegionSpec::Mask("/no/such/mask.png".into())),
+    ));
+    assert!(e.contains("/no/such/mask.png"), "{e}");
+    // A region on a classification model.
+    let classifier = Model::load("random:resnet18", &LoadOptions::default(), &Device::Cpu).unwrap();
+    let x = synthetic_tensor("input", &[1, 3, 64, 64], 0, &Device::Cpu).unwrap();
+    let options = ExplainOptions {
+        region: Some(RegionSpec::Box {
+            x0: 0,
+            y0: 0,
+            x1: 8,
+            y1: 8,
+        }),
+        ..ExplainOptions::default()
+    };
+    let e = explain(&classifier, &x, &options).unwrap_err().to_string();
+    assert!(e.contains("dense target") && e.contains("[1, 1000]"), "{e}");
+}
