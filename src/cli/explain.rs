@@ -48,6 +48,14 @@ pub struct ExplainArgs {
     /// the class).
     #[arg(long)]
     region: Option<RegionSpec>,
+    /// Instead of a class: explain the similarity (cosine) of the image's code to this
+    /// reference image's.
+    #[arg(long)]
+    target_image: Option<PathBuf>,
+    /// The layer whose codes --target-image compares (default: the pooled code before the
+    /// classifier).
+    #[arg(long, requires = "target_image")]
+    target_layer: Option<String>,
     /// SmoothGrad and GradientShap samples; DeepLiftShap and GradientShap's noise baselines.
     #[arg(long, default_value_t = default::SAMPLES)]
     samples: usize,
@@ -127,6 +135,8 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
             RegionSpec::Mask(path) => RegionSpec::Mask(engine.path_arg(Path::new(path))),
             other => other.clone(),
         }),
+        target_image: args.target_image.as_deref().map(|p| engine.path_arg(p)),
+        target_layer: args.target_layer.clone(),
         samples: args.samples,
         noise: args.noise,
         seed: args.seed,

@@ -122,6 +122,14 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
         ))
         .into());
     }
+    if p.explain.target_image.is_some() {
+        return Err(Error::InvalidArgument(
+            "evaluate scores a class's probability; a similarity to a reference image has none, \
+             so it is explained (`image/explain`), not scored"
+                .into(),
+        )
+        .into());
+    }
     if p.explain.region.is_some() {
         return Err(Error::InvalidArgument(
             "evaluate scores a class's probability; a region of a segmentation has none, so it \

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use candle_core::{DType, Device};
-use convlens_models::explain::{explain_with_trace, ExplainOptions};
+use convlens_models::explain::{explain_with_trace, ConceptTarget, ExplainOptions};
 use convlens_models::progress::{Progress, Stage};
 use convlens_models::render::input_photo;
 use convlens_shared::array::Array;
@@ -56,8 +56,23 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
         // Cheap methods first: with `all`, the first maps come in seconds and go out as partial
         // results while the costly ones run.
         let methods = p.method.run_order();
+        // A reference image is read as the input is, through the same cache.
+        let concept = match &p.target_image {
+            Some(path) => {
+                let reference = ImageKey::of(Path::new(path));
+                Some(ConceptTarget {
+                    reference: call
+                        .service
+                        .inputs
+                        .get_or_load(&version, model, &reference)?,
+                    layer: p.target_layer.clone(),
+                })
+            }
+            None => None,
+        };
         let base = ExplainOptions {
             method: methods[0],
+            concept,
             ..explain_options(&p)
         };
         let photo = if p.render {
@@ -141,7 +156,10 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
                 } else {
                     Vec::new()
                 },
-                label: joined_label(&model.labels, &e.classes),
+                label: e
+                    .target_name
+                    .clone()
+                    .or_else(|| joined_label(&model.labels, &e.classes)),
                 logit: e.score,
                 prob: e.probability,
                 layer: e.layer.clone(),
@@ -210,6 +228,8 @@ pub fn explain_options(p: &ExplainParams) -> ExplainOptions {
         method: p.method.run_order()[0],
         target: p.target.clone(),
         region: p.region.clone(),
+        // The reference image is loaded by `explain`, which has the model.
+        concept: None,
         layer: p.layer.clone(),
         samples: p.samples,
         noise: p.noise,

@@ -39,7 +39,8 @@ pub fn default_cam_layer(graph: &Graph) -> Result<NodeId> {
     Ok(id)
 }
 
-fn is_reshape(op: &Op) -> bool {
+/// Whether `op` is a reshape (a flatten written as `x.reshape(n, -1)`).
+pub(crate) fn is_reshape(op: &Op) -> bool {
     op.class_name() == "Reshape"
 }
 

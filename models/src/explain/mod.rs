@@ -7,6 +7,7 @@
 mod aug_smooth;
 mod baselines;
 mod cam;
+mod concept_target;
 mod deeplift;
 mod dense_target;
 mod fullgrad;
@@ -26,6 +27,7 @@ mod target;
 
 use candle_core::{DType, Tensor};
 
+pub use concept_target::ConceptTarget;
 pub use convlens_shared::region::RegionSpec;
 pub use convlens_shared::target::{ClassRef, TargetSpec};
 pub use deeplift::deeplift;
@@ -49,6 +51,8 @@ pub struct ExplainOptions {
     /// On a segmentation model: where the class is summed (the pixels the model assigns to it
     /// when `None`); refused on a classification model.
     pub region: Option<RegionSpec>,
+    /// Instead of a class: the similarity of the input's code to a reference image's.
+    pub concept: Option<ConceptTarget>,
     /// Layer for the CAM family; the last spatial layer before the head when `None`.
     pub layer: Option<String>,
     /// SmoothGrad and GradientShap samples; the Shapley methods' noise baselines.
@@ -89,6 +93,7 @@ impl Default for ExplainOptions {
             method: default::METHOD,
             target: None,
             region: None,
+            concept: None,
             layer: None,
             samples: default::SAMPLES,
             noise: default::NOISE,
@@ -118,6 +123,9 @@ pub struct Explanation {
     pub score: f32,
     /// Its probability: the softmax of the logits at that class (the sum of the classes').
     pub probability: f32,
+    /// What was explained, when it is no class of the model (a similarity to a reference
+    /// image); `None` for classes, whose labels name them.
+    pub target_name: Option<String>,
     /// The layer a CAM was computed at.
     pub layer: Option<String>,
     /// The raw map: [C, H, W] in input space, or [h, w] at the layer (float32, unnormalized);
@@ -188,6 +196,9 @@ pub fn explain_with_trace(
             "explain needs the forward trace of every node; this one keeps only some".into(),
         ));
     }
+    if let Some(concept) = &options.concept {
+        return concept_target::explain_concept(model, input, trace, concept, options, progress);
+    }
     if dense_target::is_dense(trace)? {
         return dense_target::explain_dense(model, input, trace, options, progress);
     }
@@ -217,6 +228,7 @@ pub fn explain_with_trace(
         classes: classes.clone(),
         score: classes.iter().map(|&c| logits[c]).sum(),
         probability: classes.iter().map(|&c| softmax_at(&logits, c)).sum(),
+        target_name: None,
         layer: None,
         map: Tensor::zeros(1, DType::F32, input.device())?,
         convergence_delta: None,
@@ -352,6 +364,7 @@ mod flat_tests {
             classes: vec![0],
             score: 0.0,
             probability: 1.0,
+            target_name: None,
             layer: None,
             map: Tensor::from_slice(values, (1, values.len()), &Device::Cpu).unwrap(),
             convergence_delta: None,

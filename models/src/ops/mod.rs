@@ -9,6 +9,7 @@ pub mod batch_norm;
 pub mod col2im;
 pub mod conv2d;
 pub mod conv2d_cpu;
+pub mod cosine;
 pub mod cpu_slice;
 pub mod depthwise;
 pub mod depthwise_cpu;
@@ -35,6 +36,7 @@ pub use adaptive_max_pool::AdaptiveMaxPool2d;
 pub use avg_pool::AvgPool2d;
 pub use batch_norm::BatchNorm2d;
 pub use conv2d::{Conv2d, Padding};
+pub use cosine::Cosine;
 pub use layer_norm::{GroupNorm, LayerNorm};
 pub use linear::Linear;
 pub use max_pool::MaxPool2d;
@@ -108,6 +110,8 @@ pub enum Op {
     LayerNorm(LayerNorm),
     /// `nn.GroupNorm`.
     GroupNorm(GroupNorm),
+    /// The cosine similarity of each code [N, D] to a reference code (a similarity target).
+    Cosine(Cosine),
 }
 
 impl Op {
@@ -141,6 +145,7 @@ impl Op {
             Op::AdaptiveMaxPool2d(_) => "AdaptiveMaxPool2d",
             Op::LayerNorm(_) => "LayerNorm",
             Op::GroupNorm(_) => "GroupNorm",
+            Op::Cosine(_) => "CosineSimilarity",
         }
     }
 
@@ -201,6 +206,7 @@ impl Op {
             Op::AdaptiveMaxPool2d(p) => p.forward(first()?),
             Op::LayerNorm(n) => n.forward(first()?),
             Op::GroupNorm(n) => n.forward(first()?),
+            Op::Cosine(c) => c.forward(first()?),
         }
     }
 
@@ -281,6 +287,7 @@ impl Op {
             Op::AdaptiveMaxPool2d(p) => one(p.backward(first()?, grad)?),
             Op::LayerNorm(n) => one(n.backward(first()?, grad)?),
             Op::GroupNorm(n) => one(n.backward(first()?, grad)?),
+            Op::Cosine(c) => one(c.backward(first()?, grad)?),
         }
     }
 }

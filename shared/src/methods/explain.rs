@@ -43,6 +43,15 @@ pub struct ExplainParams {
     /// to the class when absent. Refused on a classification model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<RegionSpec>,
+    /// Instead of a class: the cosine similarity of the image's code to this reference image's
+    /// (a path), pytorch-grad-cam's SimilarityToConceptTarget; refused with `target` or
+    /// `region`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_image: Option<String>,
+    /// The layer whose codes `target_image` compares (flattened); the pooled code before the
+    /// classifier when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_layer: Option<String>,
     /// SmoothGrad and GradientShap samples; DeepLiftShap and GradientShap's noise baselines.
     #[serde(default = "default_samples")]
     pub samples: usize,
@@ -117,6 +126,8 @@ impl ExplainParams {
             layer: None,
             target: None,
             region: None,
+            target_image: None,
+            target_layer: None,
             samples: default_samples(),
             noise: default_noise(),
             seed: default::SEED,

@@ -1,7 +1,8 @@
-//! A segmentation model through the CLI and the daemon: `predict` gives each class's share of
+//! Targets beyond a class through the CLI and the daemon. A segmentation model: `predict` gives each class's share of
 //! the pixels, `explain --region` explains a class summed over a box or a mask image (the two
 //! agree on the same pixels), the pixels the model assigns to the class by default; bad regions
-//! and regions on a classifier get one clear error each.
+//! and regions on a classifier get one clear error each. And a reference image as the target
+//! (`--target-image`), on the demo.
 
 use candle_core::Tensor;
 
@@ -104,5 +105,51 @@ fn bad_regions_get_one_clear_error_each() {
     assert_one_clear_error(
         &["evaluate", MODEL, PHOTO, "--metric", "deletion"],
         "segmentation model",
+    );
+}
+
+#[test]
+fn a_reference_image_is_a_target_through_the_daemon() {
+    let out = succeed(&[
+        "-q",
+        "explain",
+        "demo",
+        PHOTO,
+        "--method",
+        "gradcam",
+        "--target-image",
+        "models/assets/photos/coffee.jpg",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let label = v["label"].as_str().unwrap_or_else(|| panic!("{v}"));
+    assert!(label.starts_with("similarity to the reference at "), "{v}");
+    let cosine = v["logit"].as_f64().unwrap();
+    assert!((-1.0..=1.0).contains(&cosine), "{v}");
+    // The photo against itself: the codes are the same.
+    let out = succeed(&[
+        "-q",
+        "explain",
+        "demo",
+        PHOTO,
+        "--method",
+        "saliency",
+        "--target-image",
+        PHOTO,
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!((v["logit"].as_f64().unwrap() - 1.0).abs() < 1e-5, "{v}");
+    assert_one_clear_error(
+        &[
+            "explain",
+            "demo",
+            PHOTO,
+            "--target-image",
+            PHOTO,
+            "--target",
+            "3",
+        ],
+        "takes no class",
     );
 }
