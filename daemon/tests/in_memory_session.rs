@@ -66,29 +66,14 @@ async fn a_whole_session_runs_in_memory() {
         "render": false, "workDoneToken": "long"
     });
     let id = peer.start("unit/maximize", long).await;
-    let response = loop {
-        match peer.next().await {
-            Message::Notification(n) => {
-                let is_step = n.params["token"] == "long"
-                    && n.params["value"]["kind"] == "report"
-                    && n.params["value"]["message"]
-                        .as_str()
-                        .is_some_and(|m| !m.ends_with(" 0/1"));
-                peer.notifications.push(n);
-                if is_step {
-                    let cancel = Notification {
-                        method: "$/cancelRequest".into(),
-                        params: json!({"id": id}),
-                    };
-                    peer.send(Message::Notification(cancel)).await;
-                }
-            }
-            Message::Response(r) if r.id.as_ref() == Some(&id) => break r,
-            other => panic!("unexpected {other:?}"),
-        }
+    let is_step = |n: &Notification| {
+        n.params["token"] == "long"
+            && n.params["value"]["kind"] == "report"
+            && n.params["value"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.ends_with(" 0/1"))
     };
-    let error = response.outcome.unwrap_err();
-    assert_eq!(error.code, codes::REQUEST_CANCELLED, "{error:?}");
+    assert_cancelled(&mut peer, id, is_step).await;
 
     // A folder sweep (`folder/evaluate`) reports each image and stops when cancelled.
     let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -100,28 +85,13 @@ async fn a_whole_session_runs_in_memory() {
         "metrics": ["deletion"], "render": false, "workDoneToken": "sweep"
     });
     let id = peer.start("folder/evaluate", sweep).await;
-    let response = loop {
-        match peer.next().await {
-            Message::Notification(n) => {
-                let second_image = n.params["token"] == "sweep"
-                    && n.params["value"]["message"]
-                        .as_str()
-                        .is_some_and(|m| m.contains("(2 of 250)"));
-                peer.notifications.push(n);
-                if second_image {
-                    let cancel = Notification {
-                        method: "$/cancelRequest".into(),
-                        params: json!({"id": id}),
-                    };
-                    peer.send(Message::Notification(cancel)).await;
-                }
-            }
-            Message::Response(r) if r.id.as_ref() == Some(&id) => break r,
-            other => panic!("unexpected {other:?}"),
-        }
+    let second_image = |n: &Notification| {
+        n.params["token"] == "sweep"
+            && n.params["value"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("(2 of 250)"))
     };
-    let error = response.outcome.unwrap_err();
-    assert_eq!(error.code, codes::REQUEST_CANCELLED, "{error:?}");
+    assert_cancelled(&mut peer, id, second_image).await;
 
     // The daemon still serves after the cancel.
     let listed = peer.call("model/list", json!({})).await.unwrap();
@@ -152,4 +122,32 @@ async fn a_whole_session_runs_in_memory() {
         q.close();
     }
     let _ = std::fs::remove_dir_all(history);
+}
+
+/// Sends `$/cancelRequest` for request `id` at the first notification `trigger` picks, and
+/// requires the request to end cancelled.
+async fn assert_cancelled(
+    peer: &mut support::Peer,
+    id: convlens_shared::RequestId,
+    trigger: impl Fn(&Notification) -> bool,
+) {
+    let response = loop {
+        match peer.next().await {
+            Message::Notification(n) => {
+                let now = trigger(&n);
+                peer.notifications.push(n);
+                if now {
+                    let cancel = Notification {
+                        method: "$/cancelRequest".into(),
+                        params: json!({"id": id}),
+                    };
+                    peer.send(Message::Notification(cancel)).await;
+                }
+            }
+            Message::Response(r) if r.id.as_ref() == Some(&id) => break r,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let error = response.outcome.unwrap_err();
+    assert_eq!(error.code, codes::REQUEST_CANCELLED, "{error:?}");
 }

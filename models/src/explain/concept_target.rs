@@ -72,35 +72,16 @@ pub(crate) fn explain_concept(
             inputs: vec![n],
         },
     ];
-    let mut outputs: Vec<Option<Tensor>> = (0..n).map(|i| trace.get(i).cloned()).collect();
-    for node in &appended {
-        let inputs = node
-            .inputs
-            .iter()
-            .map(|&i| {
-                outputs[i]
-                    .as_ref()
-                    .ok_or_else(|| Error::InvalidArgument("the trace misses a node".into()))
-            })
-            .collect::<Result<Vec<&Tensor>>>()?;
-        let y = node.op.forward(&inputs)?;
-        outputs.push(Some(y));
-    }
     let name = format!("similarity to the reference at {}", graph.name(at));
     let mut targeted = model.with_graph(graph.with_appended(appended)?);
+    let targeted_trace = targeted.graph.extend_trace(trace, n)?;
     targeted.labels = vec![name.clone()];
     let inner = ExplainOptions {
         target: Some(TargetSpec::class(0)),
         concept: None,
         ..options.clone()
     };
-    let mut explanation = explain_with_trace(
-        &targeted,
-        input,
-        &Trace::from_outputs(outputs),
-        &inner,
-        progress,
-    )?;
+    let mut explanation = explain_with_trace(&targeted, input, &targeted_trace, &inner, progress)?;
     // A similarity has no probability: the cosine stands in for it, as for the score.
     explanation.probability = explanation.score;
     explanation.target_name = Some(name);

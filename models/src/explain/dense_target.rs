@@ -110,21 +110,8 @@ pub(crate) fn explain_dense(
             inputs: vec![n + 2],
         },
     ];
-    let mut outputs: Vec<Option<Tensor>> = (0..n).map(|i| trace.get(i).cloned()).collect();
-    for node in &appended {
-        let inputs = node
-            .inputs
-            .iter()
-            .map(|&i| {
-                outputs[i]
-                    .as_ref()
-                    .ok_or_else(|| Error::InvalidArgument("the trace misses a node".into()))
-            })
-            .collect::<Result<Vec<&Tensor>>>()?;
-        let y = node.op.forward(&inputs)?;
-        outputs.push(Some(y));
-    }
     let mut targeted = model.with_graph(graph.with_appended(appended)?);
+    let targeted_trace = targeted.graph.extend_trace(trace, n)?;
     targeted.labels = vec![format!("{label} (region)")];
     let inner = ExplainOptions {
         target: Some(TargetSpec::class(0)),
@@ -138,13 +125,7 @@ pub(crate) fn explain_dense(
         },
         ..options.clone()
     };
-    let mut explanation = explain_with_trace(
-        &targeted,
-        input,
-        &Trace::from_outputs(outputs),
-        &inner,
-        progress,
-    )?;
+    let mut explanation = explain_with_trace(&targeted, input, &targeted_trace, &inner, progress)?;
     explanation.classes = vec![class];
     explanation.probability = mean_probability(output, class, &mask)?;
     Ok(explanation)

@@ -169,6 +169,31 @@ impl Graph {
         Ok(graph)
     }
 
+    /// `trace` (a pass of this graph's first `from` nodes, every output kept) extended by the
+    /// outputs of the nodes from `from` on: the trace of a graph made by
+    /// [`Graph::with_appended`] without running the network again.
+    pub fn extend_trace(&self, trace: &Trace, from: NodeId) -> Result<Trace> {
+        let mut outputs: Vec<Option<Tensor>> = (0..from).map(|i| trace.get(i).cloned()).collect();
+        for node in &self.nodes[from.min(self.nodes.len())..] {
+            let inputs = node
+                .inputs
+                .iter()
+                .map(|&i| {
+                    outputs
+                        .get(i)
+                        .and_then(Option::as_ref)
+                        .ok_or_else(|| missing_output(&self.nodes[i].name))
+                })
+                .collect::<Result<Vec<&Tensor>>>()?;
+            let y = node
+                .op
+                .forward(&inputs)
+                .map_err(|e| in_layer(&node.name, e))?;
+            outputs.push(Some(y));
+        }
+        Ok(Trace { outputs })
+    }
+
     /// The state_dict keys and shapes the graph was built from, in the order they were read.
     pub fn parameters(&self) -> &[(String, Vec<usize>)] {
         &self.parameters

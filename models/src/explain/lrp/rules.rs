@@ -258,6 +258,16 @@ mod tests {
     use super::*;
     use crate::ops::{Conv2d, Padding};
 
+    /// A ReLU's output [1, 3, 6, 6] and a relevance [1, 4, 6, 6] for [`conv`].
+    fn relu_input_and_relevance() -> (Tensor, Tensor) {
+        let d = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (1, 3, 6, 6), &d)
+            .unwrap()
+            .relu()
+            .unwrap();
+        (x, Tensor::randn(0f32, 1.0, (1, 4, 6, 6), &d).unwrap())
+    }
+
     fn conv() -> AffineLayer {
         let d = Device::Cpu;
         let w = Tensor::randn(0f32, 1.0, (4, 3, 3, 3), &d).unwrap();
@@ -268,13 +278,8 @@ mod tests {
     /// Skipping x⁻'s terms for an input without negative values (after a ReLU) is exact.
     #[test]
     fn skipping_a_zero_negative_part_changes_nothing() {
-        let d = Device::Cpu;
         let layer = conv();
-        let x = Tensor::randn(0f32, 1.0, (1, 3, 6, 6), &d)
-            .unwrap()
-            .relu()
-            .unwrap();
-        let s = Tensor::randn(0f32, 1.0, (1, 4, 6, 6), &d).unwrap();
+        let (x, s) = relu_input_and_relevance();
         let fast = Halves::of(&layer, &x).unwrap();
         assert!(fast.x_neg_zero);
         let full = Halves {
@@ -300,13 +305,8 @@ mod tests {
     /// The γ rule without x⁻'s terms, for an input without negative values, is exact too.
     #[test]
     fn the_gamma_rule_skips_a_zero_negative_part_exactly() {
-        let d = Device::Cpu;
         let layer = conv();
-        let x = Tensor::randn(0f32, 1.0, (1, 3, 6, 6), &d)
-            .unwrap()
-            .relu()
-            .unwrap();
-        let r = Tensor::randn(0f32, 1.0, (1, 4, 6, 6), &d).unwrap();
+        let (x, r) = relu_input_and_relevance();
         let fast = gamma_rule(&layer, &x, &r, 0.25, true).unwrap();
         let full = gamma_rule(&layer, &x, &r, 0.25, false).unwrap();
         let diff = fast.sub(&full).unwrap().abs().unwrap().max_all().unwrap();
