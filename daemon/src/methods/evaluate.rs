@@ -8,13 +8,15 @@ use candle_core::Tensor;
 use convlens_models::arch::segmentation::is_segmentation;
 use convlens_models::evaluate::confidence::{cam_multiplier, confidence_change};
 use convlens_models::evaluate::infidelity::{infidelity, infidelity_perturbations};
-use convlens_models::evaluate::randomization::{cascading_randomization, CascadeStep};
+use convlens_models::evaluate::randomization::{
+    cascade_groups, cascading_randomization, CascadeStep,
+};
 use convlens_models::evaluate::relevance::{input_attribution, pixel_relevance};
 use convlens_models::evaluate::road::{road, road_combined, RoadOptions, RoadOrder, RoadScore};
 use convlens_models::evaluate::sensitivity::{sensitivity_max, sensitivity_perturbations};
 use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
 use convlens_models::explain::{explain_with_progress, ExplainOptions, TargetSpec};
-use convlens_models::progress::{Progress, Stage};
+use convlens_models::progress::{Progress, Silent, Stage};
 use convlens_models::represent::folder::list_images;
 use convlens_models::Error;
 use convlens_shared::choices::Metric;
@@ -259,13 +261,17 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
                 target: Some(TargetSpec::class(e.class)),
                 ..explain_options(&p.explain)
             };
+            // One stage of the progress per block re-initialized (each may be cancelled).
+            let count = cascade_groups(&model.graph).len();
+            let mut index = 0;
             let mut relevance_of = |randomized: &convlens_models::Model| {
                 let stage = Stage {
                     inner: call.progress,
-                    index: 0,
-                    count: 1,
+                    index,
+                    count,
                     name: "randomization",
                 };
+                index += 1;
                 let map = explain_with_progress(randomized, &input, &options, &stage)?.map;
                 pixel_relevance(&map, height, width)
             };
@@ -274,7 +280,7 @@ pub fn evaluate(call: &Call, p: EvaluateParams) -> Result<EvaluateResult, Method
                 &relevance,
                 &mut relevance_of,
                 p.explain.seed,
-                call.progress,
+                &Silent,
             )?;
             cascade = Some(steps.clone());
             Ok(steps)
