@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use candle_core::{DType, Device};
-use convlens_models::explain::{explain_with_trace, ConceptTarget, ExplainOptions};
+use convlens_models::explain::{explain_with_trace, ConceptTarget, ExplainOptions, RegionSpec};
 use convlens_models::progress::{Progress, Stage};
 use convlens_models::render::input_photo;
 use convlens_shared::array::Array;
@@ -16,7 +16,7 @@ use convlens_shared::methods::explain::{
 use super::call::{cached, Call};
 use super::router::{interactive, Router};
 use crate::error::MethodError;
-use crate::files::ImageKey;
+use crate::files::{FileStamp, ImageKey};
 use crate::render::{overlay_of, png};
 
 /// Adds `image/explain`.
@@ -37,8 +37,18 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
         q.work_done_token = None;
         q.partial_result_token = None;
         q.map = true;
+        // The files a target reads (a region's mask, a reference image) by their stamps too,
+        // so that one edited in place is read again.
+        let mask = match &p.region {
+            Some(RegionSpec::Mask(path)) => FileStamp::of(Path::new(path)),
+            _ => None,
+        };
+        let reference = p
+            .target_image
+            .as_ref()
+            .and_then(|path| FileStamp::of(Path::new(path)));
         format!(
-            "image/explain {} {:?}",
+            "image/explain {} {:?} {mask:?} {reference:?}",
             serde_json::to_string(&q).unwrap_or_default(),
             image.stamp
         )
