@@ -1,7 +1,8 @@
-//! Dense targets on a segmentation model, from `tests/fixtures/make_segmentation.py`:
-//! torchvision's fcn_resnet50 (synthetic weights) built by convlens gives torch's logits, and
-//! Grad-CAM of a class summed over the pixels the model assigns to it, or over a box, equals
-//! pytorch-grad-cam's with `SemanticSegmentationTarget`. Bad regions get one clear error each.
+//! Dense targets on segmentation models, from `tests/fixtures/make_segmentation.py`:
+//! torchvision's fcn_resnet50, deeplabv3_resnet50 and lraspp_mobilenet_v3_large (synthetic
+//! weights) built by convlens give torch's logits, and Grad-CAM of a class summed over the
+//! pixels the model assigns to it (or, on FCN, over a box) equals pytorch-grad-cam's with
+//! `SemanticSegmentationTarget`. Bad regions get one clear error each.
 
 use std::path::PathBuf;
 
@@ -26,10 +27,26 @@ fn want(name: &str) -> Tensor {
     Tensor::read_npy(fixtures().join(name)).unwrap()
 }
 
-fn fcn() -> (Model, Tensor) {
-    let model = Model::load("random:fcn_resnet50", &LoadOptions::default(), &device()).unwrap();
+/// The segmentation models the fixture covers.
+const MODELS: [&str; 3] = [
+    "fcn_resnet50",
+    "deeplabv3_resnet50",
+    "lraspp_mobilenet_v3_large",
+];
+
+fn load(name: &str) -> (Model, Tensor) {
+    let model = Model::load(
+        &format!("random:{name}"),
+        &LoadOptions::default(),
+        &device(),
+    )
+    .unwrap();
     let x = synthetic_tensor("input", &[1, 3, 64, 64], 0, &device()).unwrap();
     (model, x)
+}
+
+fn fcn() -> (Model, Tensor) {
+    load("fcn_resnet50")
 }
 
 fn gradcam(target: Option<TargetSpec>, region: Option<RegionSpec>) -> ExplainOptions {
@@ -43,51 +60,72 @@ fn gradcam(target: Option<TargetSpec>, region: Option<RegionSpec>) -> ExplainOpt
 }
 
 #[test]
-fn fcn_resnet50_equals_torchvision() {
-    let (model, x) = fcn();
-    assert_eq!(model.labels.len(), 21);
-    assert_eq!(model.labels[15], "person");
-    let out = model.logits(&x).unwrap();
-    assert_eq!(out.dims(), &[1, 21, 64, 64], "upsampled to the input");
-    let every8 = Tensor::arange_step(0u32, 64, 8, &device()).unwrap();
-    let sampled = out
-        .squeeze(0)
-        .unwrap()
-        .index_select(&every8, 1)
-        .unwrap()
-        .index_select(&every8, 2)
-        .unwrap();
-    assert_close("fcn logits", &sampled, &want("logits_every8.npy"), 1e-4);
-    let category = manifest()["category"].as_u64().unwrap() as u32;
-    let predicted = out
-        .argmax(1)
-        .unwrap()
-        .squeeze(0)
-        .unwrap()
-        .eq(category)
-        .unwrap()
-        .to_dtype(candle_core::DType::F32)
-        .unwrap();
-    assert_close("predicted mask", &predicted, &want("predicted.npy"), 0.0);
+fn segmentation_models_equal_torchvision() {
+    for name in MODELS {
+        let (model, x) = load(name);
+        assert_eq!(model.labels.len(), 21, "{name}");
+        assert_eq!(model.labels[15], "person");
+        let out = model.logits(&x).unwrap();
+        assert_eq!(
+            out.dims(),
+            &[1, 21, 64, 64],
+            "{name}: upsampled to the input"
+        );
+        let every8 = Tensor::arange_step(0u32, 64, 8, &device()).unwrap();
+        let sampled = out
+            .squeeze(0)
+            .unwrap()
+            .index_select(&every8, 1)
+            .unwrap()
+            .index_select(&every8, 2)
+            .unwrap();
+        let logits = want(&format!("{name}_logits_every8.npy"));
+        assert_close(&format!("{name} logits"), &sampled, &logits, 1e-4);
+        let category = manifest()["models"][name]["category"].as_u64().unwrap() as u32;
+        let predicted = out
+            .argmax(1)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .eq(category)
+            .unwrap()
+            .to_dtype(candle_core::DType::F32)
+            .unwrap();
+        let mask = want(&format!("{name}_predicted.npy"));
+        assert_close(&format!("{name} predicted mask"), &predicted, &mask, 0.0);
+    }
 }
 
 #[test]
-fn gradcam_of_a_region_equals_pytorch_grad_cam() {
+fn gradcam_of_the_predicted_pixels_equals_pytorch_grad_cam() {
+    for name in MODELS {
+        let (model, x) = load(name);
+        let m = &manifest()["models"][name];
+        let category = m["category"].as_u64().unwrap() as usize;
+        let options = ExplainOptions {
+            layer: Some(m["cam_layer"].as_str().unwrap().into()),
+            ..gradcam(None, None)
+        };
+        // The pixels the model assigns to the class, which is the default class too.
+        let got = explain(&model, &x, &options).unwrap();
+        assert_eq!(got.classes, vec![category], "{name}");
+        assert!((0.0..=1.0).contains(&got.probability));
+        let reference = want(&format!("{name}_gradcam_predicted.npy"));
+        assert_close(&format!("{name} gradcam"), &got.map, &reference, 1e-3);
+        // The default CAM layer of a torchvision segmentation model is its backbone's last.
+        let default = ExplainOptions {
+            layer: None,
+            ..options
+        };
+        let default = explain(&model, &x, &default).unwrap();
+        assert_eq!(default.layer, got.layer, "{name}: the default layer");
+    }
+}
+
+#[test]
+fn gradcam_of_a_box_equals_pytorch_grad_cam() {
     let (model, x) = fcn();
     let m = manifest();
-    let category = m["category"].as_u64().unwrap() as usize;
-    // The pixels the model assigns to the class, which is the default class too.
-    let got = explain(&model, &x, &gradcam(None, None)).unwrap();
-    assert_eq!(got.classes, vec![category]);
-    assert_eq!(got.layer.as_deref(), Some("backbone.layer4.2.relu#3"));
-    assert!((0.0..=1.0).contains(&got.probability));
-    assert_close(
-        "gradcam, predicted pixels",
-        &got.map,
-        &want("gradcam_predicted.npy"),
-        1e-3,
-    );
-    // A class summed over a box.
     let b: Vec<usize> = m["box"]
         .as_array()
         .unwrap()
@@ -108,24 +146,9 @@ fn gradcam_of_a_region_equals_pytorch_grad_cam() {
     )
     .unwrap();
     assert_eq!(got.classes, vec![class]);
-    assert_close("gradcam, box", &got.map, &want("gradcam_box.npy"), 1e-3);
-    // The default CAM layer of a torchvision segmentation model is its backbone's last.
-    let options = ExplainOptions {
-        layer: None,
-        ..gradcam(None, None)
-    };
-    let default = explain(&model, &x, &options).unwrap();
-    assert_eq!(default.layer.as_deref(), Some("backbone.layer4.2.relu#3"));
-    assert_close(
-        "default layer",
-        &default.map,
-        &got_predicted(&model, &x),
-        1e-6,
-    );
-}
-
-fn got_predicted(model: &Model, x: &Tensor) -> Tensor {
-    explain(model, x, &gradcam(None, None)).unwrap().map
+    assert_eq!(got.layer.as_deref(), Some("backbone.layer4.2.relu#3"));
+    let reference = want("fcn_resnet50_gradcam_box.npy");
+    assert_close("gradcam, box", &got.map, &reference, 1e-3);
 }
 
 #[test]

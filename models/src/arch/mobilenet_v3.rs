@@ -98,8 +98,15 @@ pub(super) fn squeeze_excitation(
     Ok(b.mul("mul", scale, x))
 }
 
-/// `InvertedResidual.forward`: `block(x)`, plus `x` when the shape is kept.
-fn inverted_residual(b: &mut GraphBuilder, x: NodeId, cnf: Bneck) -> Result<NodeId> {
+/// `InvertedResidual.forward`: `block(x)`, plus `x` when the shape is kept. With `dilation` 2
+/// the depthwise convolution dilates instead of striding, as torchvision's does for a row
+/// whose `dilation > 1`.
+fn inverted_residual(
+    b: &mut GraphBuilder,
+    x: NodeId,
+    cnf: Bneck,
+    dilation: usize,
+) -> Result<NodeId> {
     let activation = Some(if cnf.use_hs {
         Activation::HardSwish
     } else {
@@ -116,8 +123,10 @@ fn inverted_residual(b: &mut GraphBuilder, x: NodeId, cnf: Bneck) -> Result<Node
             index += 1;
         }
         // depthwise
+        let stride = if dilation > 1 { 1 } else { cnf.stride };
         let spec = ConvSpec::new(exp, exp, cnf.kernel)
-            .stride(cnf.stride)
+            .stride(stride)
+            .dilation(dilation)
             .groups(exp);
         y = conv_norm_act(b, index, y, spec, BN_EPS, activation)?;
         index += 1;
@@ -146,32 +155,61 @@ fn inverted_residual(b: &mut GraphBuilder, x: NodeId, cnf: Bneck) -> Result<Node
     }
 }
 
-/// `MobileNetV3.forward` for `setting` and the classifier's hidden width `last_channel`.
-fn mobilenet_v3(
+/// A module's output and its channels.
+pub(super) type Tap = (NodeId, usize);
+
+/// `MobileNetV3.features`, large or small, in the current scope: the output of each of its
+/// modules (the stem, one per row, the last 1×1 convolution) with its channels, and the last of
+/// them again. `dilated` is torchvision's
+/// `_mobilenet_v3_conf(dilated=True)` (the segmentation backbones): the last stage, from its
+/// strided row on, dilates by 2 instead of striding.
+pub(super) fn mobilenet_v3_features(
     b: &mut GraphBuilder,
-    config: &ArchConfig,
-    setting: &[Bneck],
-    last_channel: usize,
-) -> Result<NodeId> {
+    in_channels: usize,
+    large: bool,
+    dilated: bool,
+) -> Result<(Vec<Tap>, Tap)> {
+    let setting: &[Bneck] = if large { &LARGE } else { &SMALL };
     let first = setting.first().map_or(16, |c| c.input_channels);
     let last_in = setting.last().map_or(first, |c| c.out_channels);
     let last_out = 6 * last_in;
+    let last_stage = setting.iter().rposition(|c| c.stride > 1).unwrap_or(0);
     let x = b.input();
-    let x = b.scope("features", |b| {
-        let stem = ConvSpec::new(config.in_channels, first, 3).stride(2);
-        let mut x = conv_norm_act(b, 0, x, stem, BN_EPS, Some(Activation::HardSwish))?;
-        for (i, &cnf) in setting.iter().enumerate() {
-            x = b.scope(i + 1, |b| inverted_residual(b, x, cnf))?;
-        }
-        let head = ConvSpec::new(last_in, last_out, 1);
-        conv_norm_act(
-            b,
-            setting.len() + 1,
-            x,
-            head,
-            BN_EPS,
-            Some(Activation::HardSwish),
-        )
+    let stem = ConvSpec::new(in_channels, first, 3).stride(2);
+    let mut x = conv_norm_act(b, 0, x, stem, BN_EPS, Some(Activation::HardSwish))?;
+    let mut outputs = vec![(x, first)];
+    for (i, &cnf) in setting.iter().enumerate() {
+        let dilation = if dilated && i >= last_stage { 2 } else { 1 };
+        x = b.scope(i + 1, |b| inverted_residual(b, x, cnf, dilation))?;
+        outputs.push((x, cnf.out_channels));
+    }
+    let head = ConvSpec::new(last_in, last_out, 1);
+    let hardswish = Some(Activation::HardSwish);
+    let x = conv_norm_act(b, setting.len() + 1, x, head, BN_EPS, hardswish)?;
+    outputs.push((x, last_out));
+    Ok((outputs, (x, last_out)))
+}
+
+/// Where torchvision's segmentation heads tap `MobileNetV3.features`: the indices of the stem,
+/// of each row that strides (`_is_cn`) and of the last module.
+pub(super) fn stage_indices(large: bool) -> Vec<usize> {
+    let setting: &[Bneck] = if large { &LARGE } else { &SMALL };
+    let strided = setting.iter().enumerate().filter(|(_, c)| c.stride > 1);
+    let mut indices = vec![0];
+    indices.extend(strided.map(|(i, _)| i + 1));
+    indices.push(setting.len() + 1);
+    indices
+}
+
+/// `MobileNetV3.forward`, large or small, with the classifier's hidden width `last_channel`.
+fn mobilenet_v3(
+    b: &mut GraphBuilder,
+    config: &ArchConfig,
+    large: bool,
+    last_channel: usize,
+) -> Result<NodeId> {
+    let (_, (x, last_out)) = b.scope("features", |b| {
+        mobilenet_v3_features(b, config.in_channels, large, false)
     })?;
     let x = b.adaptive_avg_pool("avgpool", x, (1, 1));
     let x = b.flatten("flatten", x);
@@ -210,14 +248,14 @@ static HEAD_1280: [Step; 4] = head!(1280);
 pub static ARCHITECTURES: [Architecture; 2] = [
     Architecture {
         name: "mobilenet_v3_large",
-        build: |b, c| mobilenet_v3(b, c, &LARGE, 1280),
+        build: |b, c| mobilenet_v3(b, c, true, 1280),
         classifier: "classifier.3.weight",
         stem: "features.0.0.weight",
         normalization: Normalization::IMAGENET,
     },
     Architecture {
         name: "mobilenet_v3_small",
-        build: |b, c| mobilenet_v3(b, c, &SMALL, 1024),
+        build: |b, c| mobilenet_v3(b, c, false, 1024),
         classifier: "classifier.3.weight",
         stem: "features.0.0.weight",
         normalization: Normalization::IMAGENET,
