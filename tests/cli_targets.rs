@@ -153,3 +153,52 @@ fn a_reference_image_is_a_target_through_the_daemon() {
         "takes no class",
     );
 }
+
+#[test]
+fn a_segmentation_is_drawn_beside_the_explanation() {
+    let picture = |model: &str, name: &str| {
+        let out = scratch(name);
+        succeed(&[
+            "-q",
+            "explain",
+            model,
+            PHOTO,
+            "--method",
+            "gradcam",
+            "--region",
+            "40,30,120,90",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        let picture = image::open(&out).unwrap().to_rgb8();
+        std::fs::remove_file(out).ok();
+        picture
+    };
+    let seg = picture(MODEL, "seg.png");
+    let (w, h) = seg.dimensions();
+    assert!(
+        w as f32 > 1.5 * h as f32,
+        "two tiles side by side, the segmentation and the overlay: {w}×{h}"
+    );
+    // The box's outline, white, in the left tile (away from the captions above and below).
+    let white = seg
+        .enumerate_pixels()
+        .filter(|(x, y, p)| *x < w / 2 && (h / 4..3 * h / 4).contains(y) && p.0 == [255; 3])
+        .count();
+    assert!(white > 100, "{white} white pixels");
+    // A classifier has no segmentation: one tile, as before.
+    let out = scratch("demo.png");
+    succeed(&[
+        "-q",
+        "explain",
+        "demo",
+        PHOTO,
+        "--method",
+        "gradcam",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let (w, h) = image::open(&out).unwrap().to_rgb8().dimensions();
+    std::fs::remove_file(out).ok();
+    assert!((w as f32) < 1.2 * h as f32, "{w}×{h}");
+}

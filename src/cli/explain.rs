@@ -197,7 +197,7 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
                 complete: false,
                 ..about.clone()
             };
-            match picture(&so_far.photo, &so_far.explanations, &about) {
+            match picture(&so_far.photo, &None, &so_far.explanations, &about) {
                 Ok(picture) => {
                     if let Err(e) = output::replace_picture(&picture, path) {
                         eprintln!("warning: {e}");
@@ -234,7 +234,12 @@ pub fn run(args: &ExplainArgs, choice: &EngineChoice) -> anyhow::Result<()> {
         ..about
     };
     let picture = if params.render {
-        Some(picture(&result.photo, explanations, &about)?)
+        Some(picture(
+            &result.photo,
+            &result.segmentation,
+            explanations,
+            &about,
+        )?)
     } else {
         None
     };
@@ -300,9 +305,11 @@ fn names(explanations: &[ExplanationData]) -> String {
 
 /// One overlay, or the photo then every overlay in a grid (each tile named), made a figure:
 /// enlarged to `size` on its longer side, captioned with what it shows (model and version,
-/// method, class, layer), a colour bar with its scale below.
+/// method, class, layer), a colour bar with its scale below. A segmentation model's classes
+/// go beside the overlays.
 fn picture(
     photo: &Option<Png>,
+    segmentation: &Option<Png>,
     explanations: &[ExplanationData],
     about: &About,
 ) -> anyhow::Result<RgbImage> {
@@ -311,6 +318,13 @@ fn picture(
         .filter_map(|e| e.overlay.as_ref().map(|o| (e, o)))
         .map(|(e, o)| Ok((e, output::decode_png(o)?)))
         .collect::<anyhow::Result<Vec<(&ExplanationData, RgbImage)>>>()?;
+    let segmentation = segmentation
+        .as_ref()
+        .map(|s| {
+            let caption = "classes, region outlined";
+            anyhow::Ok(captioned(&output::decode_png(s)?, caption))
+        })
+        .transpose()?;
     let bar = |low: &str, high: &str| ColorBar {
         cmap: about.cmap,
         low: low.into(),
@@ -340,12 +354,17 @@ fn picture(
             ),
             about.model_line(e.layer.as_deref()),
         ];
-        return Ok(figure(tile, &lines, Some(&bar(low, high)), about.size));
+        let tile = match segmentation {
+            Some(s) => grid(&[s, captioned(tile, e.method.name())], 2, 4),
+            None => tile.clone(),
+        };
+        return Ok(figure(&tile, &lines, Some(&bar(low, high)), about.size));
     }
     let photo = photo
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("no method applied"))?;
     let mut named = vec![captioned(&output::decode_png(photo)?, "photo")];
+    named.extend(segmentation);
     named.extend(tiles.iter().map(|(e, t)| {
         let name = if e.flat {
             format!("{} (flat)", e.method.name())

@@ -354,6 +354,9 @@ pub struct Explanation {
     pub flat: bool,
     /// The overlay.
     pub overlay: Picture,
+    /// On a segmentation model, its classes over the photo with the region explained
+    /// outlined, shown beside the overlay.
+    pub segmentation: Option<Picture>,
 }
 
 /// Several methods' explanations of one image (`all`): the whole answer, or one piece of it

@@ -442,7 +442,15 @@ fn call(shared: &Shared, ticket: &Ticket, request: Request, watch: bool) -> Resu
                     None => "the daemon answered no explanation".to_string(),
                 }
             })?;
-            explanation(e).map(Reply::Explain)
+            let mut e = explanation(e)?;
+            e.segmentation = result
+                .segmentation
+                .map(|png| {
+                    let bytes = png.to_bytes().map_err(|e| e.to_string())?;
+                    Picture::decode(&bytes, MAX_PICTURE)
+                })
+                .transpose()?;
+            Ok(Reply::Explain(e))
         }
         Request::Evaluate {
             model_id,
@@ -684,6 +692,7 @@ fn explanation(e: ExplanationData) -> Result<Explanation, String> {
         class: e.class,
         label: e.label,
         overlay: Picture::decode(&bytes, MAX_PICTURE)?,
+        segmentation: None,
     })
 }
 
@@ -853,6 +862,7 @@ mod tests {
         let piece = ExplainResult {
             version: 1,
             photo: Some(png(8, 6)),
+            segmentation: None,
             explanations: vec![ExplanationData {
                 method: Method::EigenCam,
                 class: 281,

@@ -266,6 +266,7 @@ fn explained(method: Method, class: Option<usize>, layer: &Option<String>) -> Ex
         class,
         label: CLASSES.get(class - 281).map(|l| l.to_string()),
         overlay: picture(method.name().len() as u32, 64, 64),
+        segmentation: None,
     }
 }
 
@@ -1774,4 +1775,58 @@ fn a_daemon_without_scores_says_so() {
         screen.contains("no faithfulness scores from this daemon (it has no `image/evaluate`"),
         "{screen}"
     );
+}
+
+#[test]
+fn a_segmentation_is_drawn_beside_its_explanation() {
+    let mut s = Session::new(160, 50);
+    s.keys("o");
+    s.settle();
+    let solid = |rgb: [u8; 3]| {
+        Picture::new(image::RgbaImage::from_pixel(
+            64,
+            64,
+            image::Rgba([rgb[0], rgb[1], rgb[2], 255]),
+        ))
+    };
+    let shown = |s: &mut Session| {
+        s.draw();
+        let buffer = s.terminal.backend().buffer().clone();
+        // The columns where each colour shows, as the half-block cells paint it.
+        let columns = |rgb: [u8; 3]| -> Vec<u16> {
+            let color = ratatui::style::Color::Rgb(rgb[0], rgb[1], rgb[2]);
+            let mut xs: Vec<u16> = buffer
+                .content()
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.fg == color || c.bg == color)
+                .map(|(i, _)| (i % usize::from(buffer.area.width)) as u16)
+                .collect();
+            xs.sort_unstable();
+            xs.dedup();
+            xs
+        };
+        (columns([250, 0, 0]), columns([0, 0, 250]))
+    };
+    let Remote::Ready(e) = &s.app.overlay.explanation.state else {
+        panic!("no explanation shown");
+    };
+    let mut e = e.clone();
+    e.overlay = solid([0, 0, 250]);
+    s.app.overlay.explanation.state = Remote::Ready(e.clone());
+    let (red, blue) = shown(&mut s);
+    assert!(
+        red.is_empty() && !blue.is_empty(),
+        "a classifier: the overlay alone"
+    );
+    let alone = blue.clone();
+    e.segmentation = Some(solid([250, 0, 0]));
+    s.app.overlay.explanation.state = Remote::Ready(e);
+    let (red, blue) = shown(&mut s);
+    assert!(!red.is_empty() && !blue.is_empty());
+    assert!(
+        red.last() < blue.first(),
+        "the segmentation left of the overlay: {red:?} {blue:?}"
+    );
+    assert!(blue.len() < alone.len(), "each takes half the room");
 }

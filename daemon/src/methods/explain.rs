@@ -7,6 +7,7 @@ use candle_core::{DType, Device};
 use convlens_models::explain::{explain_with_trace, ConceptTarget, ExplainOptions, RegionSpec};
 use convlens_models::progress::{Progress, Stage};
 use convlens_models::render::input_photo;
+use convlens_models::render::segmentation::segmentation_overlay;
 use convlens_shared::array::Array;
 use convlens_shared::choices::MethodSelection;
 use convlens_shared::methods::explain::{
@@ -96,9 +97,7 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
         };
         let mut result = ExplainResult {
             version: loaded.version,
-            photo: None,
-            explanations: Vec::new(),
-            skipped: Vec::new(),
+            ..ExplainResult::default()
         };
         let photo_png = photo
             .as_ref()
@@ -158,6 +157,16 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
                 ),
                 None => None,
             };
+            // A segmentation model's classes beside its explanations, the region outlined
+            // (every method explains the same region).
+            if let (Some(photo), Some(region), None) = (&photo, &e.region, &result.segmentation) {
+                if let Some(logits) = trace.output() {
+                    result.segmentation = Some(
+                        png(&segmentation_overlay(photo, logits, Some(region))?)
+                            .map_err(|err| MethodError::internal(err.to_string()))?,
+                    );
+                }
+            }
             let data = ExplanationData {
                 method: e.method,
                 class: e.target(),

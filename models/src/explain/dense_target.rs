@@ -128,6 +128,7 @@ pub(crate) fn explain_dense(
     let mut explanation = explain_with_trace(&targeted, input, &targeted_trace, &inner, progress)?;
     explanation.classes = vec![class];
     explanation.probability = mean_probability(output, class, &mask)?;
+    explanation.region = Some(mask);
     Ok(explanation)
 }
 

@@ -137,6 +137,9 @@ pub struct Explanation {
     pub convergence_delta: Option<f32>,
     /// SmoothGrad's noisy inputs, [samples, C, H, W], when asked to keep them.
     pub noisy_inputs: Option<Tensor>,
+    /// On a segmentation model, the pixels the class was summed over: [H, W], 1 inside and
+    /// 0 outside.
+    pub region: Option<Tensor>,
 }
 
 /// How small a map's range may be, relative to its largest magnitude, for the map to count as
@@ -233,6 +236,7 @@ pub fn explain_with_trace(
         map: Tensor::zeros(1, DType::F32, input.device())?,
         convergence_delta: None,
         noisy_inputs: None,
+        region: None,
     };
     let ctx = Context {
         model,
@@ -369,6 +373,7 @@ mod flat_tests {
             map: Tensor::from_slice(values, (1, values.len()), &Device::Cpu).unwrap(),
             convergence_delta: None,
             noisy_inputs: None,
+            region: None,
         }
     }
 

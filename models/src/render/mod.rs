@@ -1,9 +1,10 @@
 //! Turning maps into pictures: matplotlib's colormaps, Captum's attribution scaling, CAM
-//! upsampling, blending over the photo, tile grids.
+//! upsampling, blending over the photo, a segmentation's classes, tile grids.
 
 mod colormap_tables;
 pub mod curves;
 pub mod figure;
+pub mod segmentation;
 pub mod text;
 
 pub use figure::{figure, ColorBar};

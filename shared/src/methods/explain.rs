@@ -257,6 +257,11 @@ pub struct ExplainResult {
     /// The preprocessed photo the overlays are drawn on, when rendering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub photo: Option<Png>,
+    /// On a segmentation model, when rendering: the photo with each pixel in its most likely
+    /// class's colour (Pascal VOC's palette, the background uncoloured) and the region
+    /// explained outlined in white. In the final result, not in partial ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segmentation: Option<Png>,
     /// One per method, in order.
     pub explanations: Vec<ExplanationData>,
     /// What `all` skipped.

@@ -160,6 +160,7 @@ mod tests {
             layer: None,
             flat: false,
             overlay: Picture::new(image::RgbaImage::new(2, 2)),
+            segmentation: None,
         }
     }
 

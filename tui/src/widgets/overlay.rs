@@ -1,5 +1,5 @@
 //! The overlay view: the current image under the chosen explanation method for the chosen
-//! class (or under every method, `all`, as a grid), with the methods and the top-5 classes to
+//! class (or under every method, `all`, as a grid; a segmentation model's classes beside it), with the methods and the top-5 classes to
 //! cycle through, and the explanation's faithfulness scores once asked for (`e`): beside the
 //! method's name in the title, a gauge under the picture while they are computed.
 
@@ -73,7 +73,17 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut Images, screen
             "",
             app.tick,
         ) {
-            images.draw(buf, picture, &e.overlay);
+            match &e.segmentation {
+                // A segmentation model: its classes on the left, the explanation on the right.
+                Some(segmentation) => {
+                    let [left, right] = Layout::horizontal([Constraint::Fill(1); 2])
+                        .spacing(1)
+                        .areas(picture);
+                    images.draw(buf, left, segmentation);
+                    images.draw(buf, right, &e.overlay);
+                }
+                None => images.draw(buf, picture, &e.overlay),
+            }
         }
     }
     if !lists {
