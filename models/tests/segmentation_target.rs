@@ -12,7 +12,7 @@ use convlens_models::weights::synthetic::synthetic_tensor;
 use convlens_models::{LoadOptions, Model};
 
 mod common;
-use common::{assert_close, device};
+use common::{assert_close, device, Scratch};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/segmentation")
@@ -149,6 +149,62 @@ fn gradcam_of_a_box_equals_pytorch_grad_cam() {
     assert_eq!(got.layer.as_deref(), Some("backbone.layer4.2.relu#3"));
     let reference = want("fcn_resnet50_gradcam_box.npy");
     assert_close("gradcam, box", &got.map, &reference, 1e-3);
+}
+
+/// fcn_resnet50 with its auxiliary head, as torch.export saved it: its forward returns
+/// `{"out": …, "aux": …}`, two graph outputs; convlens runs the one under `out`, with the same
+/// synthetic weights bound by state_dict key from a checkpoint beside it (`--graph`).
+#[test]
+fn an_exported_program_with_a_dict_output_runs_its_out() {
+    let program = fixtures().join("fcn_resnet50_aux.pt2");
+    let bare = convlens_models::export::load_program(
+        &program,
+        convlens_models::export::ProgramWeights::Synthetic { seed: 0 },
+        &Device::Cpu,
+    )
+    .unwrap();
+    let dict: std::collections::HashMap<String, Tensor> = bare
+        .graph
+        .parameters()
+        .iter()
+        .map(|(key, shape)| {
+            let t = synthetic_tensor(key, shape, 0, &Device::Cpu).unwrap();
+            (key.clone(), t)
+        })
+        .collect();
+    assert!(
+        dict.contains_key("aux_classifier.4.weight"),
+        "the aux head is in the program"
+    );
+    let scratch = Scratch::new("fcn-aux");
+    let checkpoint = scratch.0.join("fcn_aux.safetensors");
+    candle_core::safetensors::save(&dict, &checkpoint).unwrap();
+    let options = LoadOptions {
+        graph: Some(program),
+        ..LoadOptions::default()
+    };
+    let model = Model::load(checkpoint.to_str().unwrap(), &options, &device()).unwrap();
+    let x = synthetic_tensor("input", &[1, 3, 64, 64], 0, &device()).unwrap();
+    let out = model.logits(&x).unwrap();
+    assert_eq!(out.dims(), &[1, 21, 64, 64]);
+    let every8 = Tensor::arange_step(0u32, 64, 8, &device()).unwrap();
+    let sampled = out
+        .squeeze(0)
+        .unwrap()
+        .index_select(&every8, 1)
+        .unwrap()
+        .index_select(&every8, 2)
+        .unwrap();
+    let logits = want("fcn_resnet50_logits_every8.npy");
+    assert_close("the program's out", &sampled, &logits, 1e-4);
+    // Explained as the built-in fcn_resnet50 is: the dense target, at the backbone's layer4.
+    let options = ExplainOptions {
+        layer: Some("backbone.layer4".into()),
+        ..gradcam(None, None)
+    };
+    let got = explain(&model, &x, &options).unwrap();
+    let reference = want("fcn_resnet50_gradcam_predicted.npy");
+    assert_close("the program's gradcam", &got.map, &reference, 1e-3);
 }
 
 #[test]

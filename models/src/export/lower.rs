@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::names;
 use super::ops::{self, Rule};
+use super::out_spec::{OutSpec, OUTPUT_KEY};
 use super::schema::{Dim, ExportedProgram, NodeJson, TensorMeta};
 use crate::graph::{Graph, GraphBuilder, NodeId, WeightSource};
 use crate::lowering::Problem;
@@ -456,6 +457,37 @@ fn spec_kind(spec: &Value) -> Option<(&str, &Value)> {
         .map(|(k, v)| (k.as_str(), v))
 }
 
+/// The name of the graph output that is the network's: the only one, or, where `forward`
+/// returned a dict, the one under `out` (torchvision's segmentation models).
+fn network_output(program: &ExportedProgram) -> Result<String> {
+    let outputs = &program.graph_module.graph.outputs;
+    if let [one] = outputs.as_slice() {
+        return Ok(tensor_name(one).unwrap_or_default().to_string());
+    }
+    let spec = program
+        .graph_module
+        .module_call_graph
+        .iter()
+        .find(|entry| entry.fqn.is_empty())
+        .and_then(|entry| entry.signature.as_ref())
+        .and_then(|signature| OutSpec::parse(&signature.out_spec));
+    let chosen = spec
+        .as_ref()
+        .and_then(OutSpec::output_leaf)
+        .and_then(|leaf| outputs.get(leaf))
+        .and_then(tensor_name);
+    match chosen {
+        Some(name) => Ok(name.to_string()),
+        None => Err(Error::Unsupported(format!(
+            "a program of {} outputs{}: convlens runs networks with one output (return one \
+             tensor, or a dict whose `{OUTPUT_KEY}` is the network's output)",
+            outputs.len(),
+            spec.map(|s| format!(" ({})", s.describe()))
+                .unwrap_or_default(),
+        ))),
+    }
+}
+
 /// Lowers `program` with weights from `source`, lifted constants from `constants`.
 pub(crate) fn lower(
     program: &ExportedProgram,
@@ -591,15 +623,7 @@ pub(crate) fn lower(
         let outputs = lowerer.lower_node(&at)?;
         lowerer.bind(&at, outputs)?;
     }
-    let output = match graph.outputs.as_slice() {
-        [one] => tensor_name(one).unwrap_or_default().to_string(),
-        other => {
-            return Err(Error::Unsupported(format!(
-                "a program of {} outputs: convlens runs networks with one output",
-                other.len()
-            )))
-        }
-    };
+    let output = network_output(program)?;
     let out_id = match lowerer.values.get(&output) {
         Some(Val::Node(id)) => *id,
         _ => {

@@ -19,6 +19,7 @@ mod lower_norm;
 mod lower_shape;
 mod names;
 mod ops;
+mod out_spec;
 mod schema;
 
 use std::path::Path;

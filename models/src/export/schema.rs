@@ -22,11 +22,31 @@ pub(crate) struct ExportedProgram {
     pub torch_version: String,
 }
 
-/// `graph_module`: the graph and its signature.
+/// `graph_module`: the graph, its signature, and the module call graph (whose root entry
+/// records how `forward`'s outputs were flattened).
 #[derive(Debug, Deserialize)]
 pub(crate) struct GraphModule {
     pub graph: GraphJson,
     pub signature: Signature,
+    #[serde(default)]
+    pub module_call_graph: Vec<ModuleCallEntry>,
+}
+
+/// One entry of the module call graph: a module by its path (`""` the root) and its calling
+/// convention.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ModuleCallEntry {
+    #[serde(default)]
+    pub fqn: String,
+    #[serde(default)]
+    pub signature: Option<ModuleCallSignature>,
+}
+
+/// A module's calling convention: `out_spec` is its outputs' serialized pytree `TreeSpec`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ModuleCallSignature {
+    #[serde(default)]
+    pub out_spec: String,
 }
 
 /// The graph: its inputs and outputs (arguments), nodes in execution order, tensor metadata.
