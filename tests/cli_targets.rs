@@ -156,25 +156,17 @@ fn a_reference_image_is_a_target_through_the_daemon() {
 
 #[test]
 fn a_segmentation_is_drawn_beside_the_explanation() {
-    let picture = |model: &str, name: &str| {
+    let picture = |model: &str, name: &str, region: &[&str]| {
         let out = scratch(name);
-        succeed(&[
-            "-q",
-            "explain",
-            model,
-            PHOTO,
-            "--method",
-            "gradcam",
-            "--region",
-            "40,30,120,90",
-            "-o",
-            out.to_str().unwrap(),
-        ]);
+        let mut args = vec!["-q", "explain", model, PHOTO, "--method", "gradcam"];
+        args.extend(region);
+        args.extend(["-o", out.to_str().unwrap()]);
+        succeed(&args);
         let picture = image::open(&out).unwrap().to_rgb8();
         std::fs::remove_file(out).ok();
         picture
     };
-    let seg = picture(MODEL, "seg.png");
+    let seg = picture(MODEL, "seg.png", &["--region", "40,30,120,90"]);
     let (w, h) = seg.dimensions();
     assert!(
         w as f32 > 1.5 * h as f32,
@@ -187,18 +179,6 @@ fn a_segmentation_is_drawn_beside_the_explanation() {
         .count();
     assert!(white > 100, "{white} white pixels");
     // A classifier has no segmentation: one tile, as before.
-    let out = scratch("demo.png");
-    succeed(&[
-        "-q",
-        "explain",
-        "demo",
-        PHOTO,
-        "--method",
-        "gradcam",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    let (w, h) = image::open(&out).unwrap().to_rgb8().dimensions();
-    std::fs::remove_file(out).ok();
+    let (w, h) = picture("demo", "demo.png", &[]).dimensions();
     assert!((w as f32) < 1.2 * h as f32, "{w}×{h}");
 }

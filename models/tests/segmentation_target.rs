@@ -49,6 +49,17 @@ fn fcn() -> (Model, Tensor) {
     load("fcn_resnet50")
 }
 
+/// `out[0, :, ::8, ::8]` of a [1, C, 64, 64] output, as the fixture keeps it.
+fn every_eighth_pixel(out: &Tensor) -> Tensor {
+    let every8 = Tensor::arange_step(0u32, 64, 8, out.device()).unwrap();
+    out.squeeze(0)
+        .unwrap()
+        .index_select(&every8, 1)
+        .unwrap()
+        .index_select(&every8, 2)
+        .unwrap()
+}
+
 fn gradcam(target: Option<TargetSpec>, region: Option<RegionSpec>) -> ExplainOptions {
     ExplainOptions {
         method: Method::GradCam,
@@ -71,14 +82,7 @@ fn segmentation_models_equal_torchvision() {
             &[1, 21, 64, 64],
             "{name}: upsampled to the input"
         );
-        let every8 = Tensor::arange_step(0u32, 64, 8, &device()).unwrap();
-        let sampled = out
-            .squeeze(0)
-            .unwrap()
-            .index_select(&every8, 1)
-            .unwrap()
-            .index_select(&every8, 2)
-            .unwrap();
+        let sampled = every_eighth_pixel(&out);
         let logits = want(&format!("{name}_logits_every8.npy"));
         assert_close(&format!("{name} logits"), &sampled, &logits, 1e-4);
         let category = manifest()["models"][name]["category"].as_u64().unwrap() as u32;
@@ -187,14 +191,7 @@ fn an_exported_program_with_a_dict_output_runs_its_out() {
     let x = synthetic_tensor("input", &[1, 3, 64, 64], 0, &device()).unwrap();
     let out = model.logits(&x).unwrap();
     assert_eq!(out.dims(), &[1, 21, 64, 64]);
-    let every8 = Tensor::arange_step(0u32, 64, 8, &device()).unwrap();
-    let sampled = out
-        .squeeze(0)
-        .unwrap()
-        .index_select(&every8, 1)
-        .unwrap()
-        .index_select(&every8, 2)
-        .unwrap();
+    let sampled = every_eighth_pixel(&out);
     let logits = want("fcn_resnet50_logits_every8.npy");
     assert_close("the program's out", &sampled, &logits, 1e-4);
     // Explained as the built-in fcn_resnet50 is: the dense target, at the backbone's layer4.

@@ -1,8 +1,7 @@
 //! `torchvision.models.segmentation.deeplabv3`: DeepLabV3 (Chen et al. 2017) on a ResNet-50
 //! whose last two stages dilate instead of striding, with atrous spatial pyramid pooling.
 
-use super::upsample_like;
-use crate::arch::resnet::{resnet_features, Block};
+use super::{dilated_resnet50, upsample_like};
 use crate::arch::ArchConfig;
 use crate::graph::{ConvSpec, GraphBuilder, NodeId};
 use crate::Result;
@@ -73,15 +72,7 @@ fn deeplab_head(
 /// the backbone's `layer4`, the head, then upsampled to the input's size as FCN is.
 pub(super) fn deeplabv3_resnet50(b: &mut GraphBuilder, config: &ArchConfig) -> Result<NodeId> {
     let input = b.input();
-    let (x, channels) = b.scope("backbone", |b| {
-        resnet_features(
-            b,
-            config.in_channels,
-            Block::Bottleneck,
-            [3, 4, 6, 3],
-            [false, true, true],
-        )
-    })?;
+    let (x, channels) = dilated_resnet50(b, config)?;
     let x = deeplab_head(b, x, channels, config.num_classes)?;
     Ok(upsample_like(b, "upsample", x, input))
 }

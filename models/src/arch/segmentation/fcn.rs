@@ -1,8 +1,7 @@
 //! `torchvision.models.segmentation.fcn`: FCN (Long et al. 2015) on a ResNet-50 whose last two
 //! stages dilate instead of striding.
 
-use super::upsample_like;
-use crate::arch::resnet::{resnet_features, Block};
+use super::{dilated_resnet50, upsample_like};
 use crate::arch::ArchConfig;
 use crate::graph::{ConvSpec, GraphBuilder, NodeId};
 use crate::Result;
@@ -27,15 +26,7 @@ fn fcn_head(b: &mut GraphBuilder, x: NodeId, channels: usize, classes: usize) ->
 /// align_corners=False)`.
 pub(super) fn fcn_resnet50(b: &mut GraphBuilder, config: &ArchConfig) -> Result<NodeId> {
     let input = b.input();
-    let (x, channels) = b.scope("backbone", |b| {
-        resnet_features(
-            b,
-            config.in_channels,
-            Block::Bottleneck,
-            [3, 4, 6, 3],
-            [false, true, true],
-        )
-    })?;
+    let (x, channels) = dilated_resnet50(b, config)?;
     let x = fcn_head(b, x, channels, config.num_classes)?;
     Ok(upsample_like(b, "upsample", x, input))
 }

@@ -7,10 +7,12 @@ mod deeplabv3;
 mod fcn;
 mod lraspp;
 
-use super::Architecture;
+use super::resnet::{resnet_features, Block};
+use super::{ArchConfig, Architecture};
 use crate::graph::{GraphBuilder, NodeId};
 use crate::input::Normalization;
 use crate::ops::{CoordinateMode, Op, Resize, ResizeMode, ResizeTarget};
+use crate::Result;
 
 /// The Pascal VOC classes torchvision's segmentation weights predict, background first.
 pub const VOC_CLASSES: [&str; 21] = [
@@ -36,6 +38,20 @@ pub const VOC_CLASSES: [&str; 21] = [
     "train",
     "tvmonitor",
 ];
+
+/// The backbone of FCN and DeepLabV3: torchvision's `resnet50(replace_stride_with_dilation=
+/// [False, True, True])` up to `layer4`, under `backbone`; its output and channels.
+fn dilated_resnet50(b: &mut GraphBuilder, config: &ArchConfig) -> Result<(NodeId, usize)> {
+    b.scope("backbone", |b| {
+        resnet_features(
+            b,
+            config.in_channels,
+            Block::Bottleneck,
+            [3, 4, 6, 3],
+            [false, true, true],
+        )
+    })
+}
 
 /// `F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)`: how every
 /// head here returns to the input's (or a tap's) resolution.
