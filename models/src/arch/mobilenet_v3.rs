@@ -160,9 +160,8 @@ pub(super) type Tap = (NodeId, usize);
 
 /// `MobileNetV3.features`, large or small, in the current scope: the output of each of its
 /// modules (the stem, one per row, the last 1×1 convolution) with its channels, and the last of
-/// them again. `dilated` is torchvision's
-/// `_mobilenet_v3_conf(dilated=True)` (the segmentation backbones): the last stage, from its
-/// strided row on, dilates by 2 instead of striding.
+/// them again. `dilated` is torchvision's `_mobilenet_v3_conf(dilated=True)` (the segmentation
+/// backbones): the last stage, from its strided row on, dilates by 2 instead of striding.
 pub(super) fn mobilenet_v3_features(
     b: &mut GraphBuilder,
     in_channels: usize,

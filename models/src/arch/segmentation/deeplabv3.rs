@@ -1,12 +1,11 @@
 //! `torchvision.models.segmentation.deeplabv3`: DeepLabV3 (Chen et al. 2017) on a ResNet-50
 //! whose last two stages dilate instead of striding, with atrous spatial pyramid pooling.
 
-use super::{dilated_resnet50, upsample_like};
+use super::{dilated_resnet50, upsample_like, BN_EPS};
 use crate::arch::ArchConfig;
 use crate::graph::{ConvSpec, GraphBuilder, NodeId};
 use crate::Result;
 
-const BN_EPS: f64 = 1e-5;
 /// `ASPP`'s width.
 const ASPP_CHANNELS: usize = 256;
 /// `DeepLabHead`'s `atrous_rates`.

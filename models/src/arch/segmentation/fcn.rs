@@ -1,12 +1,10 @@
 //! `torchvision.models.segmentation.fcn`: FCN (Long et al. 2015) on a ResNet-50 whose last two
 //! stages dilate instead of striding.
 
-use super::{dilated_resnet50, upsample_like};
+use super::{dilated_resnet50, upsample_like, BN_EPS};
 use crate::arch::ArchConfig;
 use crate::graph::{ConvSpec, GraphBuilder, NodeId};
 use crate::Result;
-
-const BN_EPS: f64 = 1e-5;
 
 /// `FCNHead`: a 3×3 convolution to a quarter of the channels, BatchNorm, ReLU, dropout, and a
 /// 1×1 convolution to the classes.

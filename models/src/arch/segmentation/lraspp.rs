@@ -1,14 +1,13 @@
 //! `torchvision.models.segmentation.lraspp`: Lite R-ASPP (Howard et al. 2019) on a dilated
 //! MobileNetV3-Large: a low-level tap at stride 8 and a high-level one at stride 16.
 
-use super::upsample_like;
+use super::{upsample_like, BN_EPS};
 use crate::arch::mobilenet_v3::{mobilenet_v3_features, stage_indices, Tap};
 use crate::arch::ArchConfig;
 use crate::graph::{ConvSpec, GraphBuilder, NodeId};
 use crate::ops::Activation;
 use crate::{Error, Result};
 
-const BN_EPS: f64 = 1e-5;
 /// `LRASPPHead`'s `inter_channels`.
 const INTER_CHANNELS: usize = 128;
 

@@ -14,6 +14,9 @@ use crate::input::Normalization;
 use crate::ops::{CoordinateMode, Op, Resize, ResizeMode, ResizeTarget};
 use crate::Result;
 
+/// `nn.BatchNorm2d`'s default epsilon, which every head here keeps.
+const BN_EPS: f64 = 1e-5;
+
 /// The Pascal VOC classes torchvision's segmentation weights predict, background first.
 pub const VOC_CLASSES: [&str; 21] = [
     "__background__",
