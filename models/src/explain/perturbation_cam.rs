@@ -120,7 +120,10 @@ pub(crate) fn ablation_cam(
                 .any(|&v| v != value)
         })
         .collect();
-    let original_value = original.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
+    let original_value = original
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::F32)?
+        .to_vec1::<f32>()?;
     let mut scores = vec![original_value.first().copied().unwrap_or_default(); k];
     let batch = options.batch_size.max(1);
     let n = ablated_channels.len();
@@ -138,6 +141,7 @@ pub(crate) fn ablation_cam(
         let got = ctx
             .scores_of(&out)?
             .to_device(&Device::Cpu)?
+            .to_dtype(DType::F32)?
             .to_vec1::<f32>()?;
         for (&channel, score) in chunk.iter().zip(got) {
             scores[channel] = score;
