@@ -228,6 +228,45 @@ fn bad_dense_targets_get_one_clear_error_each() {
         Some(RegionSpec::Mask("/no/such/mask.png".into())),
     ));
     assert!(e.contains("/no/such/mask.png"), "{e}");
+    // A mask of another size than the input, and one that holds no pixel.
+    let scratch = Scratch::new("bad-masks");
+    let small = scratch.0.join("small.png");
+    image::GrayImage::from_pixel(32, 32, image::Luma([255]))
+        .save(&small)
+        .unwrap();
+    let e = error(gradcam(
+        None,
+        Some(RegionSpec::Mask(small.to_string_lossy().into_owned())),
+    ));
+    assert!(
+        e.contains("is 32×32, but the model's output is 64×64"),
+        "{e}"
+    );
+    let empty = scratch.0.join("empty.png");
+    image::GrayImage::new(64, 64).save(&empty).unwrap();
+    let e = error(gradcam(
+        None,
+        Some(RegionSpec::Mask(empty.to_string_lossy().into_owned())),
+    ));
+    assert!(e.contains("holds no pixel"), "{e}");
+    // A class that no pixel is assigned, without a region.
+    let labels = model
+        .logits(&x)
+        .unwrap()
+        .argmax(1)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<u32>()
+        .unwrap();
+    let unassigned = (0..21u32).find(|c| !labels.contains(c)).unwrap();
+    let e = error(gradcam(Some(TargetSpec::class(unassigned as usize)), None));
+    assert!(
+        e.contains(&format!(
+            "no pixel of the output is assigned class {unassigned}"
+        )),
+        "{e}"
+    );
     // A region on a classification model.
     let classifier = Model::load("random:resnet18", &LoadOptions::default(), &Device::Cpu).unwrap();
     let x = synthetic_tensor("input", &[1, 3, 64, 64], 0, &Device::Cpu).unwrap();
