@@ -1,7 +1,8 @@
 //! The overlay view: the current image under the chosen explanation method for the chosen
-//! class (or under every method, `all`, as a grid; a segmentation model's classes beside it), with the methods and the top-5 classes to
-//! cycle through, and the explanation's faithfulness scores once asked for (`e`): beside the
-//! method's name in the title, a gauge under the picture while they are computed.
+//! class (or under every method, `all`, as a grid; a segmentation model's classes beside it),
+//! with the methods and the top-5 classes to cycle through, and the explanation's faithfulness
+//! scores once asked for (`e`): beside the method's name in the title, a gauge under the
+//! picture while they are computed.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
