@@ -169,26 +169,30 @@ impl Graph {
         Ok(graph)
     }
 
+    /// `node`'s output, from the outputs of the nodes before it (`None` where not kept).
+    fn run_node(&self, node: &Node, outputs: &[Option<Tensor>]) -> Result<Tensor> {
+        let inputs = node
+            .inputs
+            .iter()
+            .map(|&i| {
+                outputs
+                    .get(i)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| missing_output(&self.nodes[i].name))
+            })
+            .collect::<Result<Vec<&Tensor>>>()?;
+        node.op
+            .forward(&inputs)
+            .map_err(|e| in_layer(&node.name, e))
+    }
+
     /// `trace` (a pass of this graph's first `from` nodes, every output kept) extended by the
     /// outputs of the nodes from `from` on: the trace of a graph made by
     /// [`Graph::with_appended`] without running the network again.
     pub fn extend_trace(&self, trace: &Trace, from: NodeId) -> Result<Trace> {
         let mut outputs: Vec<Option<Tensor>> = (0..from).map(|i| trace.get(i).cloned()).collect();
         for node in &self.nodes[from.min(self.nodes.len())..] {
-            let inputs = node
-                .inputs
-                .iter()
-                .map(|&i| {
-                    outputs
-                        .get(i)
-                        .and_then(Option::as_ref)
-                        .ok_or_else(|| missing_output(&self.nodes[i].name))
-                })
-                .collect::<Result<Vec<&Tensor>>>()?;
-            let y = node
-                .op
-                .forward(&inputs)
-                .map_err(|e| in_layer(&node.name, e))?;
+            let y = self.run_node(node, &outputs)?;
             outputs.push(Some(y));
         }
         Ok(Trace { outputs })
@@ -289,19 +293,7 @@ impl Graph {
         outputs[0] = Some(x.clone());
         for id in 1..n {
             let node = &self.nodes[id];
-            let inputs = node
-                .inputs
-                .iter()
-                .map(|&i| {
-                    outputs[i]
-                        .as_ref()
-                        .ok_or_else(|| missing_output(&self.nodes[i].name))
-                })
-                .collect::<Result<Vec<&Tensor>>>()?;
-            let y = node
-                .op
-                .forward(&inputs)
-                .map_err(|e| in_layer(&node.name, e))?;
+            let y = self.run_node(node, &outputs)?;
             outputs[id] = Some(y);
             for &i in &node.inputs {
                 if last_use[i] == id && !wanted[i] {
