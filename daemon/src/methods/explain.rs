@@ -263,6 +263,7 @@ pub fn explain_options(p: &ExplainParams) -> ExplainOptions {
         rise_masks: p.rise_masks,
         rise_cells: p.rise_cells,
         rise_keep: p.rise_keep,
+        occlusion_passes: Default::default(),
     }
 }
 

@@ -35,6 +35,7 @@ pub use gradient_shap::{gradient_shap, ShapDraws};
 pub use layer::{default_cam_layer, gap_linear_head};
 pub use lrp::{lrp, LrpComposite};
 pub use method::{Baseline, Method, MethodKind};
+pub use occlusion::OcclusionPasses;
 pub use rise::{rise, RiseMasks};
 
 use crate::graph::{BackwardRule, Trace};
@@ -83,6 +84,9 @@ pub struct ExplainOptions {
     pub rise_cells: usize,
     /// RISE's probability of keeping a cell.
     pub rise_keep: f64,
+    /// How occlusion's copies go through the network (an engine setting: the reference full
+    /// passes are for tests and benchmarks).
+    pub occlusion_passes: OcclusionPasses,
 }
 
 impl Default for ExplainOptions {
@@ -108,6 +112,7 @@ impl Default for ExplainOptions {
             rise_masks: default::RISE_MASKS,
             rise_cells: default::RISE_CELLS,
             rise_keep: default::RISE_KEEP,
+            occlusion_passes: OcclusionPasses::default(),
         }
     }
 }

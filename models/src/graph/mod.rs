@@ -2,6 +2,7 @@
 //! chosen layer outputs and a backward pass that sends a signal from any layer to any earlier one.
 
 mod builder;
+mod incremental;
 mod rule;
 mod tree;
 
@@ -10,6 +11,7 @@ use std::collections::HashMap;
 use candle_core::Tensor;
 
 pub use builder::{ConvSpec, GraphBuilder, WeightSource};
+pub use incremental::BoxedCopies;
 pub use rule::BackwardRule;
 pub use tree::{LayerInfo, LayerTree};
 

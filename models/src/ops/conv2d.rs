@@ -138,12 +138,14 @@ impl Conv2d {
             && self.out_channels() == self.groups
     }
 
-    fn effective_kernel(&self) -> (usize, usize) {
+    /// The kernel's extent on its input, `dilation · (k − 1) + 1` per axis.
+    pub fn effective_kernel(&self) -> (usize, usize) {
         let (kh, kw) = self.kernel_size();
         (self.dilation * (kh - 1) + 1, self.dilation * (kw - 1) + 1)
     }
 
-    fn pads(&self, x: &Tensor) -> Result<(usize, usize, usize, usize)> {
+    /// The padding (top, bottom, left, right) the layer adds around `x`.
+    pub fn pads(&self, x: &Tensor) -> Result<(usize, usize, usize, usize)> {
         let (_, _, h, w) = x.dims4()?;
         let (kh, kw) = self.effective_kernel();
         Ok(self.padding.resolve(h, w, kh, kw, self.stride))
@@ -151,6 +153,17 @@ impl Conv2d {
 
     /// The layer's output for `x` [N, C, H, W].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with_pads(x, self.pads(x)?)
+    }
+
+    /// The layer's output for `x` that already holds its padding (what the layer would read from
+    /// its padded input): the convolution with no further padding. Incremental inference runs
+    /// the layer on a window of a feature map this way.
+    pub fn forward_on_padded(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with_pads(x, (0, 0, 0, 0))
+    }
+
+    fn forward_with_pads(&self, x: &Tensor, pads: (usize, usize, usize, usize)) -> Result<Tensor> {
         if !self.is_depthwise() && conv2d_cpu::applies(x, &self.weight) {
             return conv2d_cpu::forward(
                 x,
@@ -158,17 +171,24 @@ impl Conv2d {
                 self.bias.as_ref(),
                 self.stride,
                 self.dilation,
-                self.pads(x)?,
+                pads,
                 self.groups,
             );
         }
-        self.forward_by_candle(x)
+        self.forward_by_candle_with_pads(x, pads)
     }
 
     /// [`Conv2d::forward`] by candle's convolution (every device; the CPU fast path is checked
     /// against it).
     pub fn forward_by_candle(&self, x: &Tensor) -> Result<Tensor> {
-        let (top, bottom, left, right) = self.pads(x)?;
+        self.forward_by_candle_with_pads(x, self.pads(x)?)
+    }
+
+    fn forward_by_candle_with_pads(
+        &self,
+        x: &Tensor,
+        (top, bottom, left, right): (usize, usize, usize, usize),
+    ) -> Result<Tensor> {
         if self.is_depthwise() {
             let (_, _, h, w) = x.dims4()?;
             let (kh, kw) = self.effective_kernel();
