@@ -3,7 +3,7 @@
 # to docs/bench-logs/<section>-<date>.txt. Run it on a quiet machine: nothing else building.
 #
 #   scripts/bench-cpu.sh [SECTION ...]     sections: engine explain represent maximize daemon tui
-#                                           evaluate lrp
+#                                           evaluate lrp perturbation
 #
 # PY selects the Python with torch, captum, grad-cam, zennit, scikit-learn, efficientnet-lite-pytorch
 # (default /work/venv/ref/bin/python).
@@ -18,6 +18,21 @@ LRP=lrp-epsilon-plus-flat,lrp-epsilon-gamma-box,lrp-epsilon-alpha2-beta1
 
 log() { echo "== $1: $(date -u +%T)"; }
 
+# Score-CAM and occlusion take seconds to tens of seconds a run on this CPU: one timed CLI run
+# each (model load and decoding included, a fraction of a second), in-process.
+perturbation_cli() {
+  cargo build --release -q
+  for spec in random:resnet18 demo; do
+    for m in scorecam occlusion; do
+      t0=$(date +%s.%N)
+      target/release/convlens --no-daemon explain "$spec" models/assets/photos/chelsea.jpg \
+        --method "$m" --npy "/tmp/bench-$m.npy" > /dev/null
+      t1=$(date +%s.%N)
+      echo "{\"bench\": \"$m\", \"model\": \"$spec\", \"convlens_cli_s\": $(echo "$t1 - $t0" | bc)}"
+    done
+  done
+}
+
 for s in $SECTIONS; do
   out=docs/bench-logs/$s-cpu-$DAY.txt
   log "$s" | tee "$out"
@@ -31,18 +46,11 @@ for s in $SECTIONS; do
         "$PY" benches/peer/explain_peer.py --runs 5
         CONVLENS_BENCH_METHODS=gradcam,saliency,integrated-gradients,deeplift,gradient-shap,$LRP \
           cargo bench -p convlens-models --bench explain "${CRIT[@]}"
-        # Score-CAM and occlusion take tens of seconds a run on this CPU: one timed CLI run each
-        # (model load and decoding included, a fraction of a second), in-process.
-        cargo build --release -q
-        for spec in random:resnet18 demo; do
-          for m in scorecam occlusion; do
-            t0=$(date +%s.%N)
-            target/release/convlens --no-daemon explain "$spec" models/assets/photos/chelsea.jpg \
-              --method "$m" --npy /tmp/bench-$m.npy > /dev/null
-            t1=$(date +%s.%N)
-            echo "{\"bench\": \"$m\", \"model\": \"$spec\", \"convlens_cli_s\": $(echo "$t1 - $t0" | bc)}"
-          done
-        done ;;
+        perturbation_cli ;;
+      perturbation)
+        # Score-CAM and occlusion alone (also part of explain), beside pytorch-grad-cam and Captum.
+        "$PY" benches/peer/explain_peer.py --runs 1 --only scorecam,occlusion
+        perturbation_cli ;;
       lrp)
         # LRP alone (also part of explain): zennit's composites beside convlens'.
         "$PY" benches/peer/explain_peer.py --runs 5 --only saliency,$LRP

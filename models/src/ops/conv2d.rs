@@ -7,6 +7,7 @@ use candle_core::{Result, Tensor};
 use super::col2im::conv_input_gradient_by_gemm;
 use super::conv2d_cpu;
 use super::depthwise::{depthwise_forward, depthwise_input_gradient};
+use super::depthwise_cpu;
 use super::strided::place_strided;
 
 /// How a convolution or pooling window pads its input.
@@ -164,6 +165,16 @@ impl Conv2d {
     }
 
     fn forward_with_pads(&self, x: &Tensor, pads: (usize, usize, usize, usize)) -> Result<Tensor> {
+        if self.is_depthwise() && depthwise_cpu::applies(x) {
+            return depthwise_cpu::forward(
+                x,
+                &self.weight,
+                self.bias.as_ref(),
+                self.stride,
+                self.dilation,
+                pads,
+            );
+        }
         if !self.is_depthwise() && conv2d_cpu::applies(x, &self.weight) {
             return conv2d_cpu::forward(
                 x,
@@ -259,6 +270,17 @@ impl Conv2d {
 
     /// The gradient with respect to the input `x`, given the output gradient `grad`.
     pub fn input_gradient(&self, x: &Tensor, grad: &Tensor) -> Result<Tensor> {
+        if self.is_depthwise() && depthwise_cpu::applies(grad) {
+            let (_, _, h, w) = x.dims4()?;
+            return depthwise_cpu::input_gradient(
+                grad,
+                &self.weight,
+                self.stride,
+                self.dilation,
+                self.pads(x)?,
+                (h, w),
+            );
+        }
         if !self.is_depthwise() && conv2d_cpu::applies(grad, &self.weight) {
             let (_, _, h, w) = x.dims4()?;
             return conv2d_cpu::input_gradient(

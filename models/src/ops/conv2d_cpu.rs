@@ -522,6 +522,10 @@ mod tests {
             (2, 4, 4, (3, 3), 2, Padding::Same, 1, 1, (8, 9), false),
             (1, 2, 3, (5, 5), 1, Padding::Same, 2, 1, (9, 7), true),
             (4, 4, 6, (3, 3), 1, sym(4), 3, 2, (6, 6), false),
+            // Depthwise (groups = channels): padding skipped in the loops, not copied.
+            (2, 6, 6, (3, 3), 1, sym(1), 1, 6, (9, 8), true),
+            (2, 8, 8, (5, 5), 2, Padding::Same, 1, 8, (9, 12), true),
+            (1, 4, 4, (3, 3), 2, asym, 2, 4, (11, 10), false),
         ];
         for (n, c, o, k, stride, padding, dilation, groups, hw, bias) in cases {
             check(&Case {

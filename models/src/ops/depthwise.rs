@@ -19,7 +19,17 @@ pub fn depthwise_forward(
     out: (usize, usize),
 ) -> Result<Tensor> {
     if super::depthwise_cpu::applies(padded) {
-        return super::depthwise_cpu::forward(padded, weight, stride, dilation, out);
+        let y =
+            super::depthwise_cpu::forward(padded, weight, None, stride, dilation, (0, 0, 0, 0))?;
+        let (_, _, oh, ow) = y.dims4()?;
+        if (oh, ow) != out {
+            candle_core::bail!(
+                "depthwise output {oh}x{ow} is not the {}x{} asked for",
+                out.0,
+                out.1
+            );
+        }
+        return Ok(y);
     }
     depthwise_forward_by_taps(padded, weight, stride, dilation, out)
 }
@@ -65,7 +75,14 @@ pub fn depthwise_input_gradient(
     padded: (usize, usize),
 ) -> Result<Tensor> {
     if super::depthwise_cpu::applies(grad) {
-        return super::depthwise_cpu::input_gradient(grad, weight, stride, dilation, padded);
+        return super::depthwise_cpu::input_gradient(
+            grad,
+            weight,
+            stride,
+            dilation,
+            (0, 0, 0, 0),
+            padded,
+        );
     }
     depthwise_input_gradient_by_taps(grad, weight, stride, dilation, padded)
 }

@@ -11,6 +11,8 @@
 use candle_core::{DType, Device, Result, Tensor};
 use rayon::prelude::*;
 
+use super::cpu_slice::with_f32;
+
 /// Whether the fast path applies to `x`.
 pub fn applies(x: &Tensor) -> bool {
     matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32
@@ -22,7 +24,7 @@ struct Plan {
     kw: usize,
     stride: usize,
     dilation: usize,
-    /// Padded input plane (rows, columns).
+    /// The input plane the loops read (forward: unpadded) or write (backward: padded).
     input: (usize, usize),
     /// Output plane (rows, columns).
     output: (usize, usize),
@@ -37,116 +39,196 @@ fn weights(weight: &Tensor) -> Result<(Vec<f32>, usize, usize, usize)> {
     Ok((w, c, kh, kw))
 }
 
-/// [`super::depthwise::depthwise_forward`] on the CPU.
+/// A depthwise convolution of `x` [N, C, H, W] on the CPU, padded by `pads` = (top, bottom,
+/// left, right) without a padded copy: a tap that falls in the padding is skipped (it would add
+/// a product with zero). `bias` [C] is added last, as the candle path adds it.
 pub fn forward(
-    padded: &Tensor,
+    x: &Tensor,
     weight: &Tensor,
+    bias: Option<&Tensor>,
     stride: usize,
     dilation: usize,
-    out: (usize, usize),
+    pads: (usize, usize, usize, usize),
 ) -> Result<Tensor> {
-    let (n, c, hp, wp) = padded.dims4()?;
-    let (w, wc, kh, kw) = weights(weight)?;
+    let (n, c, h, w) = x.dims4()?;
+    let (wts, wc, kh, kw) = weights(weight)?;
     if wc != c {
         candle_core::bail!("depthwise weight has {wc} channels for an input of {c}");
     }
+    let bias = match bias {
+        Some(b) => {
+            let b = b.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            if b.len() != c {
+                candle_core::bail!("depthwise bias has {} values for {c} channels", b.len());
+            }
+            Some(b)
+        }
+        None => None,
+    };
+    let (top, bottom, left, right) = pads;
+    let extent = |k: usize| dilation * (k.max(1) - 1) + 1;
+    let (hp, wp) = (h + top + bottom, w + left + right);
+    if stride == 0 || hp < extent(kh) || wp < extent(kw) {
+        candle_core::bail!(
+            "depthwise kernel {kh}x{kw} (dilation {dilation}, stride {stride}) does not fit a \
+             padded input of {hp}x{wp}"
+        );
+    }
+    let out = (
+        (hp - extent(kh)) / stride + 1,
+        (wp - extent(kw)) / stride + 1,
+    );
     let plan = Plan {
         kh,
         kw,
         stride,
         dilation,
-        input: (hp, wp),
+        input: (h, w),
         output: out,
     };
     let (oh, ow) = out;
-    let reach = |o: usize, k: usize| (o.max(1) - 1) * stride + (k.max(1) - 1) * dilation;
-    if reach(oh, kh) >= hp || reach(ow, kw) >= wp {
-        candle_core::bail!("depthwise output {oh}x{ow} does not fit a padded input of {hp}x{wp}");
-    }
-    let x = padded.flatten_all()?.to_vec1::<f32>()?;
     let mut y = vec![0f32; n * c * oh * ow];
-    y.par_chunks_mut(oh * ow)
-        .zip(x.par_chunks(hp * wp))
-        .enumerate()
-        .for_each(|(plane, (y, x))| {
-            let ch = plane % c;
-            forward_plane(&plan, &w[ch * kh * kw..(ch + 1) * kh * kw], x, y);
-        });
-    Tensor::from_vec(y, (n, c, oh, ow), padded.device())
+    if oh * ow == 0 || h * w == 0 {
+        return Tensor::from_vec(y, (n, c, oh, ow), x.device());
+    }
+    with_f32(x, |xs| {
+        y.par_chunks_mut(oh * ow)
+            .zip(xs.par_chunks(h * w))
+            .enumerate()
+            .for_each(|(plane, (y, x))| {
+                let ch = plane % c;
+                forward_plane(
+                    &plan,
+                    &wts[ch * kh * kw..(ch + 1) * kh * kw],
+                    (top, left),
+                    x,
+                    y,
+                );
+                if let Some(b) = &bias {
+                    y.iter_mut().for_each(|v| *v += b[ch]);
+                }
+            });
+        Ok(())
+    })?;
+    Tensor::from_vec(y, (n, c, oh, ow), x.device())
 }
 
-fn forward_plane(plan: &Plan, w: &[f32], x: &[f32], y: &mut [f32]) {
+/// The outputs `lo..hi` (of `count`) whose tap at `offset` reads inside an input of `len`
+/// padded by `pad` before it.
+fn valid(count: usize, offset: usize, pad: usize, len: usize, stride: usize) -> (usize, usize) {
+    let lo = pad.saturating_sub(offset).div_ceil(stride);
+    let hi = if len + pad > offset {
+        ((len + pad - offset - 1) / stride + 1).min(count)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
+}
+
+fn forward_plane(plan: &Plan, w: &[f32], (top, left): (usize, usize), x: &[f32], y: &mut [f32]) {
     let (oh, ow) = plan.output;
-    let wp = plan.input.1;
-    let s = plan.stride;
+    let (h, wi) = plan.input;
+    let (s, d) = (plan.stride, plan.dilation);
     // Taps in the same order as the candle path (row by row), so both sum alike.
     for i in 0..plan.kh {
+        let (oy0, oy1) = valid(oh, i * d, top, h, s);
         for j in 0..plan.kw {
             let tap = w[i * plan.kw + j];
-            for oy in 0..oh {
-                let row = (oy * s + i * plan.dilation) * wp + j * plan.dilation;
-                let y_row = &mut y[oy * ow..(oy + 1) * ow];
-                for (ox, v) in y_row.iter_mut().enumerate() {
-                    *v += tap * x[row + ox * s];
+            let (ox0, ox1) = valid(ow, j * d, left, wi, s);
+            if ox0 >= ox1 {
+                continue;
+            }
+            let first = ox0 * s + j * d - left;
+            for oy in oy0..oy1 {
+                let row = &x[(oy * s + i * d - top) * wi..][..wi];
+                let y_row = &mut y[oy * ow + ox0..oy * ow + ox1];
+                if s == 1 {
+                    for (v, &xv) in y_row.iter_mut().zip(&row[first..]) {
+                        *v += tap * xv;
+                    }
+                } else {
+                    for (v, &xv) in y_row.iter_mut().zip(row[first..].iter().step_by(s)) {
+                        *v += tap * xv;
+                    }
                 }
             }
         }
     }
 }
 
-/// [`super::depthwise::depthwise_input_gradient`] on the CPU.
+/// The signal at the input [N, C, H, W] (`input` = (H, W)) of [`forward`] padded by `pads`,
+/// given the output signal `grad`: each tap's product added back where it was read, the taps
+/// that read the padding skipped (no padded buffer to cut down afterwards).
 pub fn input_gradient(
     grad: &Tensor,
     weight: &Tensor,
     stride: usize,
     dilation: usize,
-    padded: (usize, usize),
+    pads: (usize, usize, usize, usize),
+    input: (usize, usize),
 ) -> Result<Tensor> {
     let (n, c, oh, ow) = grad.dims4()?;
     let (w, wc, kh, kw) = weights(weight)?;
     if wc != c {
         candle_core::bail!("depthwise weight has {wc} channels for a signal of {c}");
     }
+    let (top, _, left, _) = pads;
     let plan = Plan {
         kh,
         kw,
         stride,
         dilation,
-        input: padded,
+        input,
         output: (oh, ow),
     };
-    let g = grad.flatten_all()?.to_vec1::<f32>()?;
-    let (hp, wp) = padded;
-    let mut gx = vec![0f32; n * c * hp * wp];
-    gx.par_chunks_mut(hp * wp)
-        .zip(g.par_chunks(oh * ow))
-        .enumerate()
-        .for_each(|(plane, (gx, g))| {
-            let ch = plane % c;
-            backward_plane(&plan, &w[ch * kh * kw..(ch + 1) * kh * kw], g, gx);
-        });
-    Tensor::from_vec(gx, (n, c, hp, wp), grad.device())
+    let (h, wi) = input;
+    let mut gx = vec![0f32; n * c * h * wi];
+    if oh * ow == 0 || h * wi == 0 {
+        return Tensor::from_vec(gx, (n, c, h, wi), grad.device());
+    }
+    with_f32(grad, |g| {
+        gx.par_chunks_mut(h * wi)
+            .zip(g.par_chunks(oh * ow))
+            .enumerate()
+            .for_each(|(plane, (gx, g))| {
+                let ch = plane % c;
+                backward_plane(
+                    &plan,
+                    &w[ch * kh * kw..(ch + 1) * kh * kw],
+                    (top, left),
+                    g,
+                    gx,
+                );
+            });
+        Ok(())
+    })?;
+    Tensor::from_vec(gx, (n, c, h, wi), grad.device())
 }
 
-fn backward_plane(plan: &Plan, w: &[f32], g: &[f32], gx: &mut [f32]) {
+fn backward_plane(plan: &Plan, w: &[f32], (top, left): (usize, usize), g: &[f32], gx: &mut [f32]) {
     let (oh, ow) = plan.output;
-    let (hp, wp) = plan.input;
-    let s = plan.stride;
+    let (h, wi) = plan.input;
+    let (s, d) = (plan.stride, plan.dilation);
     for i in 0..plan.kh {
+        let (oy0, oy1) = valid(oh, i * d, top, h, s);
         for j in 0..plan.kw {
             let tap = w[i * plan.kw + j];
-            for oy in 0..oh {
-                let y = oy * s + i * plan.dilation;
-                if y >= hp {
-                    break;
-                }
-                let row = y * wp + j * plan.dilation;
-                for ox in 0..ow {
-                    let x = j * plan.dilation + ox * s;
-                    if x >= wp {
-                        break;
+            let (ox0, ox1) = valid(ow, j * d, left, wi, s);
+            if ox0 >= ox1 {
+                continue;
+            }
+            let first = ox0 * s + j * d - left;
+            for oy in oy0..oy1 {
+                let row = &mut gx[(oy * s + i * d - top) * wi..][..wi];
+                let g_row = &g[oy * ow + ox0..oy * ow + ox1];
+                if s == 1 {
+                    for (v, &gv) in row[first..].iter_mut().zip(g_row) {
+                        *v += tap * gv;
                     }
-                    gx[row + ox * s] += tap * g[oy * ow + ox];
+                } else {
+                    for (v, &gv) in row[first..].iter_mut().step_by(s).zip(g_row) {
+                        *v += tap * gv;
+                    }
                 }
             }
         }
@@ -172,14 +254,57 @@ mod tests {
             let out = ((hp - ek) / stride + 1, (wp - ek) / stride + 1);
             let x = Tensor::randn(0f32, 1f32, (2, c, hp, wp), &dev).unwrap();
             let w = Tensor::randn(0f32, 1f32, (c, 1, k, k), &dev).unwrap();
-            let fast = super::forward(&x, &w, stride, dilation, out).unwrap();
+            let fast = super::forward(&x, &w, None, stride, dilation, (0, 0, 0, 0)).unwrap();
             let slow = depthwise_forward(&x, &w, stride, dilation, out).unwrap();
-            assert!(
-                max_rel(&fast, &slow) < 1e-6,
+            assert_eq!(
+                max_rel(&fast, &slow),
+                0.0,
                 "forward k={k} s={stride} d={dilation}"
             );
-            let g = Tensor::randn(0f32, 1f32, fast.dims(), &dev).unwrap();
-            let fast = super::input_gradient(&g, &w, stride, dilation, (hp, wp)).unwrap();
+            // Padding (uneven, as TF's 'same' makes it) skipped instead of copied, and a bias.
+            let (top, bottom, left, right) = (2, 1, 0, 3);
+            let b = Tensor::randn(0f32, 1f32, c, &dev).unwrap();
+            let fast = super::forward(
+                &x,
+                &w,
+                Some(&b),
+                stride,
+                dilation,
+                (top, bottom, left, right),
+            )
+            .unwrap();
+            let padded = x
+                .pad_with_zeros(2, top, bottom)
+                .unwrap()
+                .pad_with_zeros(3, left, right)
+                .unwrap();
+            let out = ((hp + 3 - ek) / stride + 1, (wp + 3 - ek) / stride + 1);
+            let slow = depthwise_forward(&padded, &w, stride, dilation, out)
+                .unwrap()
+                .broadcast_add(&b.reshape((1, c, 1, 1)).unwrap())
+                .unwrap();
+            assert_eq!(
+                max_rel(&fast, &slow),
+                0.0,
+                "padded forward k={k} s={stride} d={dilation}"
+            );
+            let g = Tensor::randn(0f32, 1f32, (2, c, out.0, out.1), &dev).unwrap();
+            let pads = (top, bottom, left, right);
+            let fast = super::input_gradient(&g, &w, stride, dilation, pads, (hp, wp)).unwrap();
+            let slow = depthwise_input_gradient(&g, &w, stride, dilation, (hp + 3, wp + 3))
+                .unwrap()
+                .narrow(2, top, hp)
+                .unwrap()
+                .narrow(3, left, wp)
+                .unwrap();
+            assert!(
+                max_rel(&fast, &slow) < 1e-5,
+                "padded backward k={k} s={stride} d={dilation}"
+            );
+            let out = ((hp - ek) / stride + 1, (wp - ek) / stride + 1);
+            let g = Tensor::randn(0f32, 1f32, (2, c, out.0, out.1), &dev).unwrap();
+            let fast =
+                super::input_gradient(&g, &w, stride, dilation, (0, 0, 0, 0), (hp, wp)).unwrap();
             let slow = depthwise_input_gradient(&g, &w, stride, dilation, (hp, wp)).unwrap();
             assert!(
                 max_rel(&fast, &slow) < 1e-5,
