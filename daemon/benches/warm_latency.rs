@@ -7,6 +7,11 @@
 //! - `gradcam_repeated`: `image/explain` Grad-CAM, answered from the result cache.
 //! - `gradcam_fresh`: Grad-CAM for a different class each time (computed, input cached).
 //!
+//! - `decode_preprocess`, `forward`, `forward_trace`: the parts of a fresh image, in this
+//!   process without the daemon: decoding and preprocessing the photo, the forward pass keeping
+//!   nothing, and the one the daemon makes for a single image (every node's output kept for the
+//!   views that follow). `predict_fresh` minus decoding and the forward is the daemon's own work.
+//!
 //! The PyTorch peer is `benches/peer/warm_latency.py`. Under `cargo test --all-targets` (no
 //! `--bench` argument) each case runs a few times only.
 
@@ -17,6 +22,11 @@ use convlens_shared::methods::model::{LoadParams, ModelLoad};
 use convlens_shared::methods::predict::{ImagePredict, PredictParams};
 use convlens_shared::Client;
 use criterion::{criterion_group, criterion_main, Criterion};
+
+/// The device of the in-process cases: the daemon's (`CONVLENS_DEVICE`, the CPU by default).
+fn device() -> candle_core::Device {
+    convlens_models::device::device_from_env().expect("the device")
+}
 
 /// Starts a daemon on a scratch socket and connects to it.
 fn daemon() -> (Client, std::path::PathBuf) {
@@ -105,6 +115,22 @@ fn warm_latency(c: &mut Criterion) {
             };
             client.request::<ImageExplain>(&params).expect("gradcam")
         })
+    });
+    let model = convlens_models::Model::load("demo", &Default::default(), &device())
+        .expect("the demo loads in process");
+    group.bench_function("decode_preprocess", |b| {
+        b.iter(|| {
+            convlens_models::input::load_input(&photo, &model.preprocess, &model.device)
+                .expect("the photo")
+        })
+    });
+    let x = convlens_models::input::load_input(&photo, &model.preprocess, &model.device)
+        .expect("the photo");
+    group.bench_function("forward", |b| {
+        b.iter(|| model.graph.forward(&x, Some(&[])).expect("forward"))
+    });
+    group.bench_function("forward_trace", |b| {
+        b.iter(|| model.graph.forward(&x, None).expect("forward"))
     });
     group.finish();
     let _ = std::fs::remove_dir_all(&dir);
