@@ -100,7 +100,7 @@ fn occluded_copies(x: &Tensor, positions: &[Window]) -> Result<Tensor> {
         }
     }
     let mask = Tensor::from_vec(mask, (positions.len(), 1, h, w), x.device())?;
-    Ok(mask.broadcast_mul(x)?)
+    Ok(mask.to_dtype(x.dtype())?.broadcast_mul(x)?)
 }
 
 /// Each position's occluded copy of `x` as a box of `win`×`win` (a window cut at the border

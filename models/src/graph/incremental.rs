@@ -328,7 +328,7 @@ impl Graph {
                     Value::Boxed(b) => Some(b),
                     _ => None,
                 };
-                gather(traced(trace, i)?, b, &starts, (bh, bw), 0.0, copies)
+                gather(traced(trace, i)?, b, &starts, (bh, bw), 0.0)
             })
             .collect::<Result<_>>()?;
         let refs: Vec<&Tensor> = windows.iter().collect();
@@ -363,7 +363,7 @@ fn windowed(
         starts.push((y, x));
         size = (wh, ww);
     }
-    let windows = gather(x, Some(b), &starts, size, fill, ys.len())?;
+    let windows = gather(x, Some(b), &starts, size, fill)?;
     let patches = run(&windows)?;
     let (_, _, ph, pw) = patches.dims4()?;
     if (ph, pw) != (out_h, out_w) {
@@ -386,7 +386,6 @@ fn gather(
     starts: &[(i64, i64)],
     size: (usize, usize),
     fill: f64,
-    copies: usize,
 ) -> Result<Tensor> {
     use crate::ops::strided::pad_with_value;
     let (_, _, h, w) = base.dims4()?;
@@ -407,9 +406,8 @@ fn gather(
         .max(0);
     let padded = pad_with_value(base, 2, top as usize, bottom as usize, fill)?;
     let padded = pad_with_value(&padded, 3, left as usize, right as usize, fill)?;
-    let mut windows = Vec::with_capacity(copies);
-    for k in 0..copies {
-        let (sy, sx) = starts.get(k).copied().unwrap_or((0, 0));
+    let mut windows = Vec::with_capacity(starts.len());
+    for (k, &(sy, sx)) in starts.iter().enumerate() {
         let window = padded.narrow(2, (sy + top) as usize, size.0)?.narrow(
             3,
             (sx + left) as usize,
@@ -479,7 +477,7 @@ fn overlay(
 fn materialize(base: &Tensor, b: &BoxedCopies) -> Result<Tensor> {
     let (_, _, h, w) = base.dims4()?;
     let starts = vec![(0, 0); b.origins.len()];
-    gather(base, Some(b), &starts, (h, w), 0.0, b.origins.len())
+    gather(base, Some(b), &starts, (h, w), 0.0)
 }
 
 fn traced(trace: &Trace, id: NodeId) -> Result<&Tensor> {
