@@ -1,14 +1,22 @@
 //! Forward pass and input gradient of resnet18, resnet50 and the demo model at 224×224, batch 1
 //! and 8. `benches/peer/torch_engine.py` times the same in PyTorch on the same machine;
 //! docs/PERFORMANCE.md gives both and their ratio.
+//!
+//! Before them, one JSON line per model: the convolutions' achieved GFLOP/s in a batch-8 forward
+//! pass (each Conv2d node timed alone on its traced input, best of 3), beside the sgemm peak of
+//! the same GEMM library (candle's CPU matmul is the `gemm` crate the convolutions call) on a
+//! 1024³ product and on a resnet's layer4 product at batch 16.
+
+use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use convlens_models::graph::BackwardRule;
+use convlens_models::ops::Op;
 use convlens_models::{device::device_from_env, LoadOptions, Model};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 mod common;
-use common::sync;
+use common::{benchmarking, input_size, sync};
 
 fn models(device: &Device) -> Vec<(&'static str, Model)> {
     ["random:resnet18", "random:resnet50", "demo"]
@@ -70,5 +78,65 @@ fn engine(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, engine);
+/// The best of `runs` timings of `f`, in seconds.
+fn best_of(runs: usize, device: &Device, mut f: impl FnMut()) -> f64 {
+    (0..runs.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            sync(device);
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// GFLOP/s of an [m, k]·[k, n] product.
+fn sgemm_gflops(device: &Device, (m, k, n): (usize, usize, usize), runs: usize) -> f64 {
+    let a = Tensor::randn(0f32, 1f32, (m, k), device).expect("lhs");
+    let b = Tensor::randn(0f32, 1f32, (k, n), device).expect("rhs");
+    let t = best_of(runs, device, || {
+        a.matmul(&b).expect("matmul");
+    });
+    2.0 * (m * k * n) as f64 / t / 1e9
+}
+
+/// Prints the convolutions' achieved GFLOP/s beside the sgemm peak (not a criterion bench:
+/// one JSON line per model).
+fn convolution_throughput(_: &mut Criterion) {
+    let device = device_from_env().expect("device");
+    let (runs, size) = if benchmarking() {
+        (3, 224)
+    } else {
+        (1, input_size(32))
+    };
+    let scale = if benchmarking() { 1 } else { 8 };
+    let square = 1024 / scale;
+    let peak = sgemm_gflops(&device, (square, square, square), runs);
+    let layer4 = sgemm_gflops(&device, (512 / scale, 4608 / scale, 784 / scale), runs);
+    for (name, model) in models(&device) {
+        let x = Tensor::randn(0f32, 1f32, (8, 3, size, size), &device).expect("input");
+        let trace = model.graph.forward(&x, None).expect("forward");
+        let (mut flops, mut seconds) = (0f64, 0f64);
+        for (id, node) in model.graph.nodes().iter().enumerate() {
+            let Op::Conv2d(conv) = &node.op else { continue };
+            let input = trace.get(node.inputs[0]).expect("traced input");
+            let output = trace.get(id).expect("traced output");
+            let (kh, kw) = conv.kernel_size();
+            let per_output = 2 * kh * kw * conv.in_channels() / conv.groups.max(1);
+            flops += (output.elem_count() * per_output) as f64;
+            seconds += best_of(runs, &device, || {
+                conv.forward(input).expect("convolution");
+            });
+        }
+        println!(
+            "{{\"bench\": \"conv_throughput\", \"model\": \"{name}\", \"batch\": 8, \"size\": {size}, \
+             \"conv_ms\": {:.1}, \"conv_gflops\": {:.1}, \"sgemm_1024_gflops\": {peak:.1}, \
+             \"sgemm_layer4_gflops\": {layer4:.1}}}",
+            seconds * 1e3,
+            flops / seconds / 1e9
+        );
+    }
+}
+
+criterion_group!(benches, convolution_throughput, engine);
 criterion_main!(benches);
