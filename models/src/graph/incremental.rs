@@ -452,25 +452,22 @@ fn overlay(
         .narrow(0, k, 1)?
         .narrow(2, pr, rn)?
         .narrow(3, pc, cn)?;
-    let band = window.narrow(2, r, rn)?;
-    let mut across = vec![];
-    if c > 0 {
-        across.push(band.narrow(3, 0, c)?);
+    let band = splice(&window.narrow(2, r, rn)?, 3, c, &piece)?;
+    splice(&window, 2, r, &band)
+}
+
+/// `t` with `piece` in place of its slice from `at` along `dim` (as long as `piece` is there).
+fn splice(t: &Tensor, dim: usize, at: usize, piece: &Tensor) -> Result<Tensor> {
+    let (len, size) = (piece.dim(dim)?, t.dim(dim)?);
+    let mut parts = Vec::with_capacity(3);
+    if at > 0 {
+        parts.push(t.narrow(dim, 0, at)?);
     }
-    across.push(piece);
-    if c + cn < size.1 {
-        across.push(band.narrow(3, c + cn, size.1 - c - cn)?);
+    parts.push(piece.clone());
+    if at + len < size {
+        parts.push(t.narrow(dim, at + len, size - at - len)?);
     }
-    let band = Tensor::cat(&across, 3)?;
-    let mut down = vec![];
-    if r > 0 {
-        down.push(window.narrow(2, 0, r)?);
-    }
-    down.push(band);
-    if r + rn < size.0 {
-        down.push(window.narrow(2, r + rn, size.0 - r - rn)?);
-    }
-    Ok(Tensor::cat(&down, 2)?)
+    Ok(Tensor::cat(&parts, dim)?)
 }
 
 /// Each copy's whole map: the trace `base` [1, C, H, W] with the copy's box laid over it.
