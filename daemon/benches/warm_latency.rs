@@ -11,12 +11,17 @@
 //! - `decode_preprocess`, `forward`, `forward_trace`: the parts of a fresh image, in this
 //!   process without the daemon: decoding and preprocessing the photo, the forward pass keeping
 //!   nothing, and the one the daemon makes for a single image (every node's output kept for the
-//!   views that follow). `predict_fresh` minus decoding and the forward is the daemon's own work.
+//!   views that follow).
+//! - then, not a criterion case, one JSON line `fresh_image_shares`: the same parts timed
+//!   interleaved round after round, and the shares of the forward pass that issue 15 bounds:
+//!   decoding and preprocessing, and the daemon's own work (`predict_fresh` minus decoding
+//!   minus the plain forward pass; keeping the trace counts as the daemon's, and its part is
+//!   printed too).
 //!
 //! The PyTorch peer is `benches/peer/warm_latency.py`. Under `cargo test --all-targets` (no
 //! `--bench` argument) each case runs a few times only.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use convlens_shared::methods::explain::{ExplainParams, ImageExplain};
 use convlens_shared::methods::model::{LoadParams, ModelLoad};
@@ -141,7 +146,78 @@ fn warm_latency(c: &mut Criterion) {
         b.iter(|| model.graph.forward(&x, None).expect("forward"))
     });
     group.finish();
+    fresh_image_shares(&client, &predict, &file, &mut tick, &model, &photo, quick);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The median of `samples` (seconds).
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// A fresh image's parts timed interleaved, round after round (so that the machine's drift
+/// between criterion's cases cannot move one part against another): a fresh `image/predict`
+/// through the daemon, then in this process decoding and preprocessing, the forward pass
+/// keeping every node (what the daemon runs for one image) and the one keeping nothing. One
+/// JSON line: the medians, and the shares of the forward pass.
+fn fresh_image_shares(
+    client: &Client,
+    predict: &PredictParams,
+    file: &std::fs::File,
+    tick: &mut u64,
+    model: &convlens_models::Model,
+    photo: &std::path::Path,
+    quick: bool,
+) {
+    let rounds = if quick { 2 } else { 40 };
+    let timed = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    };
+    let (mut fresh, mut decode, mut trace, mut forward) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..rounds {
+        *tick += 1;
+        file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + *tick))
+            .expect("mtime");
+        fresh.push(timed(&mut || {
+            client.request::<ImagePredict>(predict).expect("predict");
+        }));
+        let mut x = None;
+        decode.push(timed(&mut || {
+            x = Some(
+                convlens_models::input::load_input(photo, &model.preprocess, &model.device)
+                    .expect("the photo"),
+            );
+        }));
+        let x = x.expect("decoded");
+        trace.push(timed(&mut || {
+            model.graph.forward(&x, None).expect("forward");
+        }));
+        forward.push(timed(&mut || {
+            model.graph.forward(&x, Some(&[])).expect("forward");
+        }));
+    }
+    let (fresh, decode, trace, forward) = (
+        median(fresh),
+        median(decode),
+        median(trace),
+        median(forward),
+    );
+    println!(
+        "{{\"bench\": \"fresh_image_shares\", \"rounds\": {rounds}, \"predict_fresh_ms\": {:.2}, \
+         \"decode_preprocess_ms\": {:.2}, \"forward_trace_ms\": {:.2}, \"forward_ms\": {:.2}, \
+         \"decode_share_of_forward\": {:.3}, \"daemon_share_of_forward\": {:.3}, \
+         \"trace_keeping_share_of_forward\": {:.3}}}",
+        fresh * 1e3,
+        decode * 1e3,
+        trace * 1e3,
+        forward * 1e3,
+        decode / forward,
+        (fresh - decode - forward) / forward,
+        (trace - forward) / forward
+    );
 }
 
 criterion_group!(benches, warm_latency);
