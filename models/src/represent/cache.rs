@@ -482,9 +482,9 @@ impl HashIndex {
             }
             text.push_str(&format!("{size}\t{mtime}\t{}\t{name}\n", hex(hash)));
         }
-        let tmp = path.with_extension("tsv.tmp");
-        std::fs::write(&tmp, text).map_err(io_error(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io_error(path))?;
+        // Several shards of one sweep save the same index: each through a temporary file of
+        // its own (the last rename wins; an entry lost that way is hashed again next time).
+        crate::train::checkpoint::write_atomically(path, text.as_bytes())?;
         self.dirty = false;
         Ok(())
     }
@@ -558,6 +558,34 @@ mod tests {
         let cache = CodeCache::open(&dir, &key).unwrap();
         assert_eq!(cache.get(&c), Some(summary(3.0, 3)));
         assert_eq!(cache.get(&a), Some(summary(1.0, 3)));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn writers_saving_one_index_at_once_never_trip_over_each_others_files() {
+        // Slurm shards of one sweep share the cache folder; each saves the hash index when it
+        // ends. Four writers saving the same index over and over, all at once.
+        let dir = std::env::temp_dir().join(format!("convlens-index-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50u64 {
+                        let mut index = HashIndex::open(&dir);
+                        index
+                            .entries
+                            .insert(PathBuf::from(format!("/w{w}/{i}")), (i, 1, [w as u8; 32]));
+                        index.dirty = true;
+                        index.save().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        assert!(!HashIndex::open(&dir).entries.is_empty());
         std::fs::remove_dir_all(&dir).ok();
     }
 }

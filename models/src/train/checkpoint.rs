@@ -138,12 +138,16 @@ fn serialize_state(state: &BTreeMap<String, Tensor>, metrics: &Metrics) -> Resul
 
 /// Writes `bytes` to a temporary file beside `path`, flushes it to disk, and renames it to
 /// `path` (atomic on POSIX file systems: readers see the old file or the new one, never half).
+/// The temporary file is this call's own (process id and a counter), so writers in several
+/// processes or threads (Slurm shards sharing a cache folder) never rename each other's.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let temp = path.with_file_name(format!(".{name}.tmp-{}-{call}", std::process::id()));
     let written = write_and_sync(&temp, bytes).and_then(|()| {
         std::fs::rename(&temp, path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
