@@ -329,6 +329,16 @@ impl Context<'_> {
         self.progress.step(done, total, "explain")
     }
 
+    /// The target logit (the sum of the classes') of the context's own input [1], read from its
+    /// trace (no forward pass).
+    pub fn input_scores(&self) -> Result<Tensor> {
+        let logits = self
+            .trace
+            .output()
+            .ok_or_else(|| Error::InvalidArgument("no output".into()))?;
+        self.scores_of(logits)
+    }
+
     /// The target logit (the sum of the classes') for each row of a batch, by a forward pass.
     pub fn target_scores(&self, x: &Tensor) -> Result<Tensor> {
         self.scores_of(&self.model.logits(x)?)

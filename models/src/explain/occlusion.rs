@@ -5,7 +5,7 @@
 //! only the cone of its window from the input's trace); [`OcclusionPasses::Full`], which runs every
 //! copy through the whole network, is the reference it is tested against.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use super::{Context, ExplainOptions};
 use crate::graph::BoxedCopies;
@@ -51,7 +51,7 @@ pub(crate) fn occlusion(ctx: &Context, options: &ExplainOptions) -> Result<Tenso
         .flat_map(|&y| xs.iter().map(move |&x| (y, x)))
         .collect();
     let device = x.device();
-    let original = ctx.target_scores(x)?.to_vec1::<f32>()?[0];
+    let original = ctx.input_scores()?.to_dtype(DType::F32)?.to_vec1::<f32>()?[0];
     let mut drops = Vec::with_capacity(positions.len());
     for chunk in positions.chunks(options.batch_size.max(1)) {
         let scores = match options.occlusion_passes {

@@ -67,9 +67,7 @@ impl ChannelGroups {
     /// The groups of `a`'s [1, K, h, w] channels.
     fn of(a: &Tensor) -> Result<ChannelGroups> {
         let (_, k, h, w) = a.dims4()?;
-        let host = a.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
-        let values = host.flatten_all()?.to_vec1::<f32>()?;
-        Ok(Self::from_channels(&values, k, h * w))
+        Ok(Self::from_channels(&host_values(a)?, k, h * w))
     }
 
     /// The groups of `k` channels of `size` values each, laid out one after the other.
@@ -106,13 +104,12 @@ pub(crate) fn ablation_cam(
 ) -> Result<Tensor> {
     let (_, k, h, w) = a.dims4()?;
     let graph = &ctx.model.graph;
-    let original = ctx.target_scores(ctx.input)?;
+    let original = ctx.input_scores()?;
     let minimum = a.min_all()?.to_scalar::<f32>()?;
     let value = if minimum == 0.0 { 0.0 } else { minimum - 1e7 };
     // A channel already at the ablation value everywhere needs no pass: ablated, the
     // activations are the network's own, and its score is the original.
-    let host = a.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
-    let values = host.flatten_all()?.to_vec1::<f32>()?;
+    let values = host_values(a)?;
     let ablated_channels: Vec<usize> = (0..k)
         .filter(|&c| {
             values[c * h * w..(c + 1) * h * w]
@@ -120,10 +117,7 @@ pub(crate) fn ablation_cam(
                 .any(|&v| v != value)
         })
         .collect();
-    let original_value = original
-        .to_device(&Device::Cpu)?
-        .to_dtype(DType::F32)?
-        .to_vec1::<f32>()?;
+    let original_value = host_values(&original)?;
     let mut scores = vec![original_value.first().copied().unwrap_or_default(); k];
     let batch = options.batch_size.max(1);
     let n = ablated_channels.len();
@@ -138,11 +132,7 @@ pub(crate) fn ablation_cam(
         let fill = keep.affine(-f64::from(value), f64::from(value))?; // value where ablated
         let ablated = a.broadcast_mul(&keep)?.broadcast_add(&fill)?;
         let out = graph.forward_from(ctx.trace, layer, &ablated)?;
-        let got = ctx
-            .scores_of(&out)?
-            .to_device(&Device::Cpu)?
-            .to_dtype(DType::F32)?
-            .to_vec1::<f32>()?;
+        let got = host_values(&ctx.scores_of(&out)?)?;
         for (&channel, score) in chunk.iter().zip(got) {
             scores[channel] = score;
         }
@@ -152,6 +142,14 @@ pub(crate) fn ablation_cam(
     let scores = scores.unsqueeze(0)?;
     let original = original.unsqueeze(0)?;
     Ok(original.broadcast_sub(&scores)?.broadcast_div(&original)?)
+}
+
+/// `t`'s values on the host as f32, in row-major order.
+fn host_values(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.to_device(&Device::Cpu)?
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?)
 }
 
 #[cfg(test)]
