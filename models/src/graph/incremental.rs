@@ -126,12 +126,7 @@ impl Graph {
                 found: format!("{:?} at {:?}", copies.patches.dims(), copies.origins),
             });
         }
-        let mut last_use = vec![0usize; n];
-        for (id, node) in self.nodes.iter().enumerate() {
-            for &i in &node.inputs {
-                last_use[i] = id;
-            }
-        }
+        let last_use = self.last_uses();
         let mut values: Vec<Option<Value>> = (0..n).map(|_| None).collect();
         values[0] = Some(Value::Boxed(copies));
         for id in 1..n {
@@ -151,14 +146,7 @@ impl Graph {
         match values.pop().flatten() {
             Some(Value::Batch(t)) => Ok(t),
             Some(Value::Boxed(b)) => materialize(traced(trace, n - 1)?, &b),
-            Some(Value::Traced) => {
-                let out = traced(trace, n - 1)?;
-                let mut reps = vec![1; out.rank()];
-                if let Some(r) = reps.first_mut() {
-                    *r = batch;
-                }
-                Ok(out.repeat(reps)?)
-            }
+            Some(Value::Traced) => super::repeat_batch(traced(trace, n - 1)?, batch),
             None => Err(missing(&self.nodes[n - 1].name)),
         }
     }
@@ -390,29 +378,20 @@ fn gather(
     use crate::ops::strided::pad_with_value;
     let (_, _, h, w) = base.dims4()?;
     let (wh, ww) = (size.0 as i64, size.1 as i64);
-    let top = starts.iter().map(|s| -s.0).max().unwrap_or(0).max(0);
-    let left = starts.iter().map(|s| -s.1).max().unwrap_or(0).max(0);
-    let bottom = starts
-        .iter()
-        .map(|s| s.0 + wh - h as i64)
-        .max()
-        .unwrap_or(0)
-        .max(0);
-    let right = starts
-        .iter()
-        .map(|s| s.1 + ww - w as i64)
-        .max()
-        .unwrap_or(0)
-        .max(0);
-    let padded = pad_with_value(base, 2, top as usize, bottom as usize, fill)?;
-    let padded = pad_with_value(&padded, 3, left as usize, right as usize, fill)?;
+    // How far the windows reach past the map on each side.
+    let past = |reach: &dyn Fn(&(i64, i64)) -> i64| {
+        starts.iter().map(reach).max().unwrap_or(0).max(0) as usize
+    };
+    let (top, left) = (past(&|s| -s.0), past(&|s| -s.1));
+    let bottom = past(&|s| s.0 + wh - h as i64);
+    let right = past(&|s| s.1 + ww - w as i64);
+    let padded = pad_with_value(base, 2, top, bottom, fill)?;
+    let padded = pad_with_value(&padded, 3, left, right, fill)?;
     let mut windows = Vec::with_capacity(starts.len());
     for (k, &(sy, sx)) in starts.iter().enumerate() {
-        let window = padded.narrow(2, (sy + top) as usize, size.0)?.narrow(
-            3,
-            (sx + left) as usize,
-            size.1,
-        )?;
+        let window = padded
+            .narrow(2, (sy + top as i64) as usize, size.0)?
+            .narrow(3, (sx + left as i64) as usize, size.1)?;
         let window = match boxes {
             Some(b) => overlay(window, b, k, (sy, sx), size)?,
             None => window,

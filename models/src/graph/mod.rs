@@ -173,8 +173,16 @@ impl Graph {
 
     /// `node`'s output, from the outputs of the nodes before it (`None` where not kept).
     fn run_node(&self, node: &Node, outputs: &[Option<Tensor>]) -> Result<Tensor> {
-        let inputs = node
-            .inputs
+        let inputs = self.inputs_of(node, outputs)?;
+        node.op
+            .forward(&inputs)
+            .map_err(|e| in_layer(&node.name, e))
+    }
+
+    /// The outputs `node` reads, from the outputs of the nodes before it (`None` where not
+    /// kept: an error naming the missing one).
+    fn inputs_of<'a>(&self, node: &Node, outputs: &'a [Option<Tensor>]) -> Result<Vec<&'a Tensor>> {
+        node.inputs
             .iter()
             .map(|&i| {
                 outputs
@@ -182,10 +190,18 @@ impl Graph {
                     .and_then(Option::as_ref)
                     .ok_or_else(|| missing_output(&self.nodes[i].name))
             })
-            .collect::<Result<Vec<&Tensor>>>()?;
-        node.op
-            .forward(&inputs)
-            .map_err(|e| in_layer(&node.name, e))
+            .collect()
+    }
+
+    /// For each node, the last node that reads its output (0 when none does).
+    fn last_uses(&self) -> Vec<NodeId> {
+        let mut last_use = vec![0; self.nodes.len()];
+        for (id, node) in self.nodes.iter().enumerate() {
+            for &i in &node.inputs {
+                last_use[i] = id;
+            }
+        }
+        last_use
     }
 
     /// `trace` (a pass of this graph's first `from` nodes, every output kept) extended by the
@@ -276,12 +292,7 @@ impl Graph {
     pub fn forward(&self, x: &Tensor, keep: Option<&[NodeId]>) -> Result<Trace> {
         self.check_input(x)?;
         let n = self.nodes.len();
-        let mut last_use = vec![0usize; n];
-        for (id, node) in self.nodes.iter().enumerate() {
-            for &i in &node.inputs {
-                last_use[i] = id;
-            }
-        }
+        let last_use = self.last_uses();
         let mut wanted = vec![keep.is_none(); n];
         if let Some(keep) = keep {
             for &k in keep {
@@ -350,15 +361,7 @@ impl Graph {
                 continue;
             };
             let node = &self.nodes[id];
-            let inputs = node
-                .inputs
-                .iter()
-                .map(|&i| {
-                    trace
-                        .get(i)
-                        .ok_or_else(|| missing_output(&self.nodes[i].name))
-                })
-                .collect::<Result<Vec<&Tensor>>>()?;
+            let inputs = self.inputs_of(node, &trace.outputs)?;
             let output = trace.get(id).ok_or_else(|| missing_output(&node.name))?;
             let input_grads =
                 step(node, &inputs, output, &grad).map_err(|e| in_layer(&node.name, e))?;
@@ -412,9 +415,7 @@ impl Graph {
                             .get(i)
                             .ok_or_else(|| missing_output(&self.nodes[i].name))?;
                         let t = if t.rank() > 0 && t.dim(0)? != batch && t.dim(0)? == 1 {
-                            let mut reps = vec![1usize; t.rank()];
-                            reps[0] = batch;
-                            t.repeat(reps)?
+                            repeat_batch(t, batch)?
                         } else {
                             t.clone()
                         };
@@ -443,6 +444,15 @@ impl Graph {
         }
         self.nodes.get(id).map_or("?", |n| n.name.as_str())
     }
+}
+
+/// `t` (batch 1) repeated `batch` times along its first axis.
+fn repeat_batch(t: &Tensor, batch: usize) -> Result<Tensor> {
+    let mut reps = vec![1usize; t.rank()];
+    if let Some(first) = reps.first_mut() {
+        *first = batch;
+    }
+    Ok(t.repeat(reps)?)
 }
 
 fn missing_output(name: &str) -> Error {
