@@ -381,7 +381,7 @@ pub fn forward(
 
 /// Output planes of at most this many pixels go through one GEMM for several images: a GEMM per
 /// image would be [O × K]·[K × m] with m = 49 (a 7×7 plane), packing the whole weight again for
-/// a few columns each time. Measured at batch 16: 1.1–1.15× on 7×7 layers with a large K
+/// a few columns each time. Timed ad hoc at batch 16: 1.1–1.15× on 7×7 layers with a large K
 /// (512→512 3×3, 2048→512 1×1); level on 14×14 ones, which stay per image.
 const SMALL_PLANE: usize = 64;
 /// Columns (images × pixels) a GEMM of several images aims for.
