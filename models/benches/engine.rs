@@ -46,6 +46,19 @@ fn engine(c: &mut Criterion) {
                     })
                 },
             );
+            // The same pass with every convolution summed directly (no Winograd): what a pass
+            // that a gradient follows runs.
+            group.bench_with_input(
+                BenchmarkId::new(format!("forward_direct/{name}"), batch),
+                &x,
+                |b, x| {
+                    b.iter(|| {
+                        let y = model.graph.forward(x, Some(&[])).expect("forward");
+                        sync(&device);
+                        y
+                    })
+                },
+            );
             group.bench_with_input(
                 BenchmarkId::new(format!("input_gradient/{name}"), batch),
                 &x,

@@ -9,6 +9,7 @@ use crate::arch;
 use crate::export::{self, ProgramWeights};
 use crate::graph::{Graph, LayerTree, WeightSource};
 use crate::input::{Normalization, Preprocess};
+use crate::ops::Convolutions;
 use crate::{labels, weights, Error, Result};
 
 /// The bundled demo: EfficientNet-Lite0 with its ImageNet weights (Apache-2.0).
@@ -319,9 +320,12 @@ impl Model {
         self.preprocess.normalization
     }
 
-    /// Logits [N, classes] for a batch of inputs.
+    /// Logits [N, classes] for a batch of inputs, by the fastest convolutions (no gradient
+    /// follows this pass; see [`Convolutions`]).
     pub fn logits(&self, input: &Tensor) -> Result<Tensor> {
-        let trace = self.graph.forward(input, Some(&[]))?;
+        let trace = self
+            .graph
+            .forward_by(input, Some(&[]), Convolutions::Fastest)?;
         trace
             .output()
             .cloned()

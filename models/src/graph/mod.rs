@@ -15,7 +15,7 @@ pub use incremental::BoxedCopies;
 pub use rule::BackwardRule;
 pub use tree::{LayerInfo, LayerTree};
 
-use crate::ops::Op;
+use crate::ops::{Convolutions, Op};
 use crate::{Error, Result};
 
 /// How similar (Jaro–Winkler, 0 to 1) a layer name must be to an unknown one to be suggested.
@@ -172,10 +172,15 @@ impl Graph {
     }
 
     /// `node`'s output, from the outputs of the nodes before it (`None` where not kept).
-    fn run_node(&self, node: &Node, outputs: &[Option<Tensor>]) -> Result<Tensor> {
+    fn run_node(
+        &self,
+        node: &Node,
+        outputs: &[Option<Tensor>],
+        convolutions: Convolutions,
+    ) -> Result<Tensor> {
         let inputs = self.inputs_of(node, outputs)?;
         node.op
-            .forward(&inputs)
+            .forward_by(&inputs, convolutions)
             .map_err(|e| in_layer(&node.name, e))
     }
 
@@ -210,7 +215,7 @@ impl Graph {
     pub fn extend_trace(&self, trace: &Trace, from: NodeId) -> Result<Trace> {
         let mut outputs: Vec<Option<Tensor>> = (0..from).map(|i| trace.get(i).cloned()).collect();
         for node in &self.nodes[from.min(self.nodes.len())..] {
-            let y = self.run_node(node, &outputs)?;
+            let y = self.run_node(node, &outputs, Convolutions::Direct)?;
             outputs.push(Some(y));
         }
         Ok(Trace { outputs })
@@ -288,8 +293,18 @@ impl Graph {
     }
 
     /// Runs the network on `x`, keeping the outputs of `keep` (all nodes when `None`) and the
-    /// final output.
+    /// final output, convolutions summed directly.
     pub fn forward(&self, x: &Tensor, keep: Option<&[NodeId]>) -> Result<Trace> {
+        self.forward_by(x, keep, Convolutions::Direct)
+    }
+
+    /// [`Graph::forward`] with the convolutions computed by `convolutions`.
+    pub fn forward_by(
+        &self,
+        x: &Tensor,
+        keep: Option<&[NodeId]>,
+        convolutions: Convolutions,
+    ) -> Result<Trace> {
         self.check_input(x)?;
         let n = self.nodes.len();
         let last_use = self.last_uses();
@@ -306,7 +321,7 @@ impl Graph {
         outputs[0] = Some(x.clone());
         for id in 1..n {
             let node = &self.nodes[id];
-            let y = self.run_node(node, &outputs)?;
+            let y = self.run_node(node, &outputs, convolutions)?;
             outputs[id] = Some(y);
             for &i in &node.inputs {
                 if last_use[i] == id && !wanted[i] {
@@ -393,7 +408,8 @@ impl Graph {
 
     /// Re-runs the network from node `from` onwards with its output replaced by `replacement`
     /// (whose batch may be larger than the trace's): earlier outputs come from `trace` (a pass
-    /// keeping all nodes), repeated along the batch to match. Returns the final output.
+    /// keeping all nodes), repeated along the batch to match. Returns the final output, by the
+    /// fastest convolutions.
     pub fn forward_from(
         &self,
         trace: &Trace,
@@ -428,7 +444,7 @@ impl Graph {
             let refs: Vec<&Tensor> = inputs.iter().collect();
             outputs[id] = Some(
                 node.op
-                    .forward(&refs)
+                    .forward_by(&refs, Convolutions::Fastest)
                     .map_err(|e| in_layer(&node.name, e))?,
             );
         }

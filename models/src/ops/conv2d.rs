@@ -1,14 +1,17 @@
 //! `nn.Conv2d`: grouped, strided, dilated 2-D convolution with explicit or TF-style 'same' padding.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use candle_core::{Result, Tensor};
 
 use super::col2im::conv_input_gradient_by_gemm;
 use super::conv2d_cpu;
+use super::cpu_slice::with_f32;
 use super::depthwise::{depthwise_forward, depthwise_input_gradient};
 use super::depthwise_cpu;
 use super::strided::place_strided;
+use super::winograd_cpu::{self, WinogradKernel};
+use super::Convolutions;
 
 /// How a convolution or pooling window pads its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +91,8 @@ pub struct Conv2d {
     weight_transposed: OnceLock<Tensor>,
     /// The weight as [out_channels, kh, kw, in_channels / groups] for the CPU fast path.
     weight_taps_major: OnceLock<Tensor>,
+    /// The kernel in the Winograd domain, made on first use.
+    winograd: OnceLock<Arc<WinogradKernel>>,
 }
 
 impl Conv2d {
@@ -110,6 +115,7 @@ impl Conv2d {
             backward_kernel: OnceLock::new(),
             weight_transposed: OnceLock::new(),
             weight_taps_major: OnceLock::new(),
+            winograd: OnceLock::new(),
         }
     }
 
@@ -152,19 +158,29 @@ impl Conv2d {
         Ok(self.padding.resolve(h, w, kh, kw, self.stride))
     }
 
-    /// The layer's output for `x` [N, C, H, W].
+    /// The layer's output for `x` [N, C, H, W], summed directly.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with_pads(x, self.pads(x)?)
+        self.forward_with_pads(x, self.pads(x)?, Convolutions::Direct)
+    }
+
+    /// The layer's output for `x` [N, C, H, W], computed by `convolutions`.
+    pub fn forward_by(&self, x: &Tensor, convolutions: Convolutions) -> Result<Tensor> {
+        self.forward_with_pads(x, self.pads(x)?, convolutions)
     }
 
     /// The layer's output for `x` that already holds its padding (what the layer would read from
     /// its padded input): the convolution with no further padding. Incremental inference runs
     /// the layer on a window of a feature map this way.
     pub fn forward_on_padded(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with_pads(x, (0, 0, 0, 0))
+        self.forward_with_pads(x, (0, 0, 0, 0), Convolutions::Direct)
     }
 
-    fn forward_with_pads(&self, x: &Tensor, pads: (usize, usize, usize, usize)) -> Result<Tensor> {
+    fn forward_with_pads(
+        &self,
+        x: &Tensor,
+        pads: (usize, usize, usize, usize),
+        convolutions: Convolutions,
+    ) -> Result<Tensor> {
         if self.is_depthwise() && depthwise_cpu::applies(x) {
             return depthwise_cpu::forward(
                 x,
@@ -176,6 +192,36 @@ impl Conv2d {
             );
         }
         if !self.is_depthwise() && conv2d_cpu::applies(x, &self.weight) {
+            let (n, c, h, w) = x.dims4()?;
+            let (top, bottom, left, right) = pads;
+            let (hp, wp) = (h + top + bottom, w + left + right);
+            if convolutions == Convolutions::Fastest
+                && hp >= 3
+                && wp >= 3
+                && self.winograd_pays(c, (hp - 2, wp - 2))
+            {
+                let bias = match &self.bias {
+                    Some(b) => Some(b.flatten_all()?.to_vec1::<f32>()?),
+                    None => None,
+                };
+                let kernel = self.winograd_kernel()?;
+                let output = (hp - 2, wp - 2);
+                let y = with_f32(x, |xs| {
+                    winograd_cpu::correlate(
+                        xs,
+                        (n, c, h, w),
+                        kernel,
+                        bias.as_deref(),
+                        (top, left),
+                        output,
+                    )
+                })?;
+                return Tensor::from_vec(
+                    y,
+                    (n, self.out_channels(), output.0, output.1),
+                    x.device(),
+                );
+            }
             return conv2d_cpu::forward(
                 x,
                 self.weight_taps_major()?,
@@ -266,6 +312,30 @@ impl Conv2d {
         }
         let w = conv2d_cpu::taps_major(&self.weight)?;
         Ok(self.weight_taps_major.get_or_init(|| w))
+    }
+
+    /// Whether the Winograd CPU path pays for this layer on `channels` channels into an output
+    /// plane of `output`.
+    fn winograd_pays(&self, channels: usize, output: (usize, usize)) -> bool {
+        winograd_cpu::pays(
+            self.kernel_size(),
+            self.stride,
+            self.dilation,
+            self.groups,
+            (channels, self.out_channels()),
+            output,
+        )
+    }
+
+    /// The kernel in the Winograd domain.
+    fn winograd_kernel(&self) -> Result<&WinogradKernel> {
+        if let Some(k) = self.winograd.get() {
+            return Ok(k);
+        }
+        let (o, c) = (self.out_channels(), self.in_channels());
+        let weight = self.weight.to_dtype(candle_core::DType::F32)?;
+        let kernel = with_f32(&weight, |ws| WinogradKernel::new(ws, o, c))?;
+        Ok(self.winograd.get_or_init(|| Arc::new(kernel)))
     }
 
     /// The gradient with respect to the input `x`, given the output gradient `grad`.

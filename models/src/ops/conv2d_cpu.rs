@@ -194,7 +194,7 @@ fn col2im_plane(geo: &Geometry, rows: &[f32], plane: &mut [f32]) {
 /// `dst` [m, n] = `lhs` · `rhs` (plus `dst` when `accumulate`), row-major; `lhs` is [m, k], or
 /// stored as its transpose [k, m] when `lhs_transposed`; `rhs` is [k, n].
 #[allow(clippy::too_many_arguments)]
-fn gemm_into(
+pub(super) fn gemm_into(
     dst: &mut [f32],
     lhs: &[f32],
     lhs_transposed: bool,

@@ -27,6 +27,7 @@ pub mod reshape;
 pub mod resize;
 pub mod slice;
 pub mod strided;
+pub mod winograd_cpu;
 
 use candle_core::{Result, Tensor, D};
 
@@ -48,6 +49,22 @@ pub use resize::{CoordinateMode, NearestRounding, Resize, ResizeMode, ResizeTarg
 pub use slice::{Slice, SliceAxis};
 
 use crate::graph::BackwardRule;
+
+/// How a forward pass may compute its convolutions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Convolutions {
+    /// The direct sum (im2col and GEMM on the CPU, candle's convolution elsewhere). Passes a
+    /// gradient follows run this: a ReLU's mask is decided by the sign of its pre-activation,
+    /// so a pre-activation within rounding of zero would flip its mask under another order of
+    /// summation, and random-weight networks have many.
+    #[default]
+    Direct,
+    /// Winograd F(4×4, 3×3) where it applies and pays on the CPU ([`winograd_cpu::pays`]),
+    /// the direct sum elsewhere: for passes whose outputs only are read (logits, codes,
+    /// perturbed copies), where rounding moves the result continuously. 1e-5 of the magnitude
+    /// per layer.
+    Fastest,
+}
 
 /// What one node of the graph computes.
 #[derive(Clone, Debug)]
@@ -162,8 +179,13 @@ impl Op {
         }
     }
 
-    /// The op's output for its inputs.
+    /// The op's output for its inputs, convolutions summed directly.
     pub fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        self.forward_by(inputs, Convolutions::Direct)
+    }
+
+    /// The op's output for its inputs, convolutions by `convolutions`.
+    pub fn forward_by(&self, inputs: &[&Tensor], convolutions: Convolutions) -> Result<Tensor> {
         let first = || -> Result<&Tensor> {
             match inputs.first() {
                 Some(t) => Ok(*t),
@@ -172,7 +194,7 @@ impl Op {
         };
         match self {
             Op::Input | Op::Identity => Ok(first()?.clone()),
-            Op::Conv2d(c) => c.forward(first()?),
+            Op::Conv2d(c) => c.forward_by(first()?, convolutions),
             Op::BatchNorm2d(b) => b.forward(first()?),
             Op::Activation(a) => a.forward(first()?),
             Op::MaxPool2d(p) => p.forward(first()?),

@@ -11,7 +11,7 @@ use super::folder::list_images;
 use super::pass::stream_files;
 use crate::graph::NodeId;
 use crate::input::Preprocess;
-use crate::ops::Op;
+use crate::ops::{Convolutions, Op};
 use crate::progress::Progress;
 use crate::{Error, Model, Result};
 
@@ -335,7 +335,10 @@ pub fn run_batch(
         summaries.truncate(1);
         return Ok((shape, summaries));
     }
-    let trace = model.graph.forward(x, Some(&[layer_id]))?;
+    // Codes are read, never differentiated: the fastest convolutions.
+    let trace = model
+        .graph
+        .forward_by(x, Some(&[layer_id]), Convolutions::Fastest)?;
     let out = layer_output(model, &trace, layer_id)?;
     let shape = shape_of(model, layer_id, out)?;
     let b = out.dim(0)?;

@@ -1,0 +1,479 @@
+//! Winograd's minimal filtering F(4×4, 3×3) on the CPU (Lavin & Gray, "Fast Algorithms for
+//! Convolutional Neural Networks", CVPR 2016): a stride-1, undilated, ungrouped 3×3 convolution
+//! as 36 GEMMs over 6×6 transformed input tiles, each producing a 4×4 output tile. It does 2.25
+//! multiply-adds per output and input channel where im2col and one GEMM do 9.
+//!
+//! Written here because no maintained crate offers a Winograd convolution over plain f32
+//! slices (the ones on crates.io are parts of larger frameworks); the GEMMs are the `gemm`
+//! crate's. The transforms round more than the direct sum: the results differ from candle's
+//! convolution by about 4e-6 of the output's magnitude at 16 input channels and 1e-5 at 256
+//! (tested). It runs only for f32 tensors on the CPU where it pays ([`pays`]); every other
+//! device keeps candle's convolution, other shapes the im2col path.
+
+use candle_core::Result;
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use super::conv2d_cpu::gemm_into;
+
+/// Output tile side.
+const TILE: usize = 4;
+/// Input tile side: the output tile plus the kernel's reach, `TILE + 2`.
+const SPAN: usize = TILE + 2;
+/// Transformed values per tile, one GEMM each.
+const POINTS: usize = SPAN * SPAN;
+/// Tiles transformed together, one per SIMD lane.
+const LANES: usize = 8;
+/// Most tiles one task transforms and multiplies at once: its transformed inputs and products
+/// (36 × channels × tiles each) stay in the core's cache. Timed ad hoc on 3×3 layers of 64 to
+/// 256 channels: 16 and 64 level within the noise, 128 slower at 64 channels.
+const MOST_TILES_PER_TASK: usize = 16;
+/// Fewest output tiles per image for which the transforms pay: below, the 4× larger
+/// transformed kernel is read for too few columns. A 7×7 plane is 4 tiles, 14×14 16, 28×28
+/// 49. Counted per image, not per batch, so that an image's result does not depend on the batch
+/// it came in.
+const FEWEST_TILES: usize = 16;
+/// Fewest input and output channels for which the transforms pay (a stem's 3 channels: no).
+const FEWEST_CHANNELS: usize = 16;
+
+/// Kernel transform G (interpolation points 0, ±1, ±2, ∞; the input transform Bᵀ and output
+/// transform Aᵀ are written out in [`input_line_transform`] and [`output_line_transform`]).
+const G: [[f64; 3]; SPAN] = [
+    [1.0 / 4.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// Whether the Winograd path applies to a convolution (3×3, stride 1, no dilation, one group)
+/// and pays for `channels` input and `out_channels` output channels and an output plane of
+/// `output` (rows, columns).
+pub fn pays(
+    kernel: (usize, usize),
+    stride: usize,
+    dilation: usize,
+    groups: usize,
+    (channels, out_channels): (usize, usize),
+    output: (usize, usize),
+) -> bool {
+    let tiles = output.0.div_ceil(TILE) * output.1.div_ceil(TILE);
+    kernel == (3, 3)
+        && stride == 1
+        && dilation == 1
+        && groups == 1
+        && channels >= FEWEST_CHANNELS
+        && out_channels >= FEWEST_CHANNELS
+        && tiles >= FEWEST_TILES
+}
+
+/// A 3×3 kernel in the Winograd domain: `u[point][out][in]`, one [out × in] matrix per point.
+#[derive(Debug)]
+pub struct WinogradKernel {
+    u: Vec<f32>,
+    out_channels: usize,
+    in_channels: usize,
+}
+
+impl WinogradKernel {
+    /// The transform of a convolution's weight `weight` [O, C, 3, 3] (row-major).
+    pub fn new(weight: &[f32], out_channels: usize, in_channels: usize) -> Result<Self> {
+        let (rows, cols) = (out_channels, in_channels);
+        if weight.len() != rows * cols * 9 {
+            candle_core::bail!(
+                "Winograd kernel of {rows}x{cols} 3x3 filters given {} values",
+                weight.len()
+            );
+        }
+        let mut u = vec![0f32; POINTS * rows * cols];
+        let per_point = rows * cols;
+        let filters: Vec<[f32; POINTS]> = weight
+            .par_chunks_exact(9)
+            .map(|g| {
+                let tap = |i: usize, j: usize| f64::from(g[i * 3 + j]);
+                // G·g·Gᵀ in f64: the kernel transform's fractions round once, at the end.
+                let mut gg = [[0f64; 3]; SPAN];
+                for (row, grow) in gg.iter_mut().zip(&G) {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = (0..3).map(|k| grow[k] * tap(k, j)).sum();
+                    }
+                }
+                let mut out = [0f32; POINTS];
+                for (i, row) in gg.iter().enumerate() {
+                    for (j, grow) in G.iter().enumerate() {
+                        out[i * SPAN + j] = (0..3).map(|k| row[k] * grow[k]).sum::<f64>() as f32;
+                    }
+                }
+                out
+            })
+            .collect();
+        for (rc, filter) in filters.iter().enumerate() {
+            for (point, &v) in filter.iter().enumerate() {
+                u[point * per_point + rc] = v;
+            }
+        }
+        Ok(WinogradKernel {
+            u,
+            out_channels: rows,
+            in_channels: cols,
+        })
+    }
+}
+
+/// The output [N, O, oh, ow] of correlating `x` [N, C, H, W] (`dims`) with `kernel` plus
+/// `bias` [O]: output pixel (y, x) reads input rows `y − pad.0 ..= y − pad.0 + 2` and columns
+/// likewise, zeros outside the input: the convolution's forward pass with its padding (top,
+/// left) and output size.
+///
+/// Not used for the input gradient: the transforms mix a tile's values, so an output gradient
+/// that is zero outside a unit's receptive field comes back with rounding-level values outside
+/// it (1e-8 where a deconvnet reconstruction must be exactly zero).
+pub fn correlate(
+    x: &[f32],
+    dims: (usize, usize, usize, usize),
+    kernel: &WinogradKernel,
+    bias: Option<&[f32]>,
+    pad: (usize, usize),
+    output: (usize, usize),
+) -> Result<Vec<f32>> {
+    let (n, c, h, w) = dims;
+    let (o, (oh, ow)) = (kernel.out_channels, output);
+    if kernel.in_channels != c || x.len() != n * c * h * w {
+        candle_core::bail!(
+            "Winograd convolution of {} input channels given an input of {:?} ({} values)",
+            kernel.in_channels,
+            dims,
+            x.len()
+        );
+    }
+    if bias.is_some_and(|b| b.len() != o) {
+        candle_core::bail!("convolution bias does not have {o} values");
+    }
+    let (th, tw) = (oh.div_ceil(TILE), ow.div_ceil(TILE));
+    let tiles = n * th * tw;
+    let mut y = vec![0f32; n * o * oh * ow];
+    if tiles == 0 || o == 0 {
+        return Ok(y);
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let per_task = tiles
+        .div_ceil(threads)
+        .clamp(1, MOST_TILES_PER_TASK)
+        .next_multiple_of(LANES);
+    let layout = Layout {
+        input: (c, h, w),
+        out_channels: o,
+        pad,
+        output,
+        tiles_per_image: (th, tw),
+    };
+    let out = SharedOutput {
+        ptr: y.as_mut_ptr(),
+        len: y.len(),
+    };
+    let tasks = tiles.div_ceil(per_task);
+    (0..tasks).into_par_iter().try_for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(v, m), task| {
+            let first = task * per_task;
+            let count = per_task.min(tiles - first);
+            v.resize(POINTS * c * per_task, 0.0);
+            m.resize(POINTS * o * per_task, 0.0);
+            transform_input(&layout, x, first, count, per_task, v);
+            for point in 0..POINTS {
+                gemm_into(
+                    &mut m[point * o * per_task..(point + 1) * o * per_task],
+                    &kernel.u[point * o * c..(point + 1) * o * c],
+                    false,
+                    &v[point * c * per_task..(point + 1) * c * per_task],
+                    (o, per_task, c),
+                    false,
+                    Parallelism::None,
+                )?;
+            }
+            transform_output(&layout, m, bias, first, count, per_task, &out);
+            Ok::<(), candle_core::Error>(())
+        },
+    )?;
+    Ok(y)
+}
+
+/// The shapes the transforms index with.
+struct Layout {
+    /// Input channels, rows, columns.
+    input: (usize, usize, usize),
+    out_channels: usize,
+    pad: (usize, usize),
+    output: (usize, usize),
+    tiles_per_image: (usize, usize),
+}
+
+impl Layout {
+    /// Tile `t`'s image and the output row and column of its top-left pixel.
+    fn tile(&self, t: usize) -> (usize, usize, usize) {
+        let (th, tw) = self.tiles_per_image;
+        let (image, rest) = (t / (th * tw), t % (th * tw));
+        (image, rest / tw * TILE, rest % tw * TILE)
+    }
+}
+
+/// The output buffer, written by several tasks at once at disjoint places.
+struct SharedOutput {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: tasks write through the pointer only at the pixels of their own tiles (see
+// `transform_output`), and tiles never share a pixel, so no two threads touch one element.
+unsafe impl Sync for SharedOutput {}
+
+/// `v[point][channel][column]` for the tiles `first..first + count` (columns past `count` are
+/// zeros): Bᵀ·d·B of each tile's 6×6 input window `d`.
+fn transform_input(
+    layout: &Layout,
+    x: &[f32],
+    first: usize,
+    count: usize,
+    columns: usize,
+    v: &mut [f32],
+) {
+    let (c, h, w) = layout.input;
+    let (pad_top, pad_left) = layout.pad;
+    let windows: Vec<(usize, Option<usize>, usize, usize)> = (0..count)
+        .map(|k| {
+            let (image, oy, ox) = layout.tile(first + k);
+            // The window's top-left input pixel, when the whole window lies inside the input.
+            let inside = (oy >= pad_top
+                && ox >= pad_left
+                && oy - pad_top + SPAN <= h
+                && ox - pad_left + SPAN <= w)
+                .then(|| (oy - pad_top) * w + ox - pad_left);
+            (image, inside, oy, ox)
+        })
+        .collect();
+    // One group of tiles' windows and their column transforms, `[row][column][lane]`.
+    let mut d = [0f32; POINTS * LANES];
+    let mut t = [0f32; POINTS * LANES];
+    let row = SPAN * LANES;
+    for channel in 0..c {
+        for group in (0..columns).step_by(LANES) {
+            for lane in 0..LANES {
+                let Some(&(image, inside, oy, ox)) = windows.get(group + lane) else {
+                    for cell in d.iter_mut().skip(lane).step_by(LANES) {
+                        *cell = 0.0;
+                    }
+                    continue;
+                };
+                let plane = &x[(image * c + channel) * h * w..(image * c + channel + 1) * h * w];
+                for i in 0..SPAN {
+                    let cells = d[i * row + lane..].iter_mut().step_by(LANES).take(SPAN);
+                    match inside {
+                        Some(start) => {
+                            let src = &plane[start + i * w..start + i * w + SPAN];
+                            for (cell, &value) in cells.zip(src) {
+                                *cell = value;
+                            }
+                        }
+                        None => {
+                            let src = (oy + i)
+                                .checked_sub(pad_top)
+                                .filter(|&y| y < h)
+                                .map(|y| &plane[y * w..(y + 1) * w]);
+                            for (j, cell) in cells.enumerate() {
+                                let x = (ox + j).checked_sub(pad_left);
+                                *cell = match (src, x) {
+                                    (Some(src), Some(x)) => src.get(x).copied().unwrap_or(0.0),
+                                    _ => 0.0,
+                                };
+                            }
+                        }
+                    }
+                }
+            }
+            for j in 0..SPAN {
+                input_line_transform(&d[j * LANES..], row, &mut t[j * LANES..], row);
+            }
+            let stride = c * columns;
+            for i in 0..SPAN {
+                let at = (i * SPAN * c + channel) * columns + group;
+                input_line_transform(&t[i * row..], LANES, &mut v[at..], stride);
+            }
+        }
+    }
+}
+
+/// Bᵀ·d of six values per lane: `d[k]` at `src[k·src_stride..][..LANES]`, the result's `k`th
+/// at `dst[k·dst_stride..][..LANES]` (down a tile's column, or along a row).
+#[inline(always)]
+fn input_line_transform(src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize) {
+    let d: [Lanes; SPAN] = std::array::from_fn(|k| lanes(src, k * src_stride));
+    let mut r = [[0f32; LANES]; SPAN];
+    for l in 0..LANES {
+        let [d0, d1, d2, d3, d4, d5] = [d[0][l], d[1][l], d[2][l], d[3][l], d[4][l], d[5][l]];
+        r[0][l] = 4.0 * d0 - 5.0 * d2 + d4;
+        r[1][l] = -4.0 * (d1 + d2) + d3 + d4;
+        r[2][l] = 4.0 * (d1 - d2) - d3 + d4;
+        r[3][l] = 2.0 * (d3 - d1) - d2 + d4;
+        r[4][l] = 2.0 * (d1 - d3) - d2 + d4;
+        r[5][l] = 4.0 * d1 - 5.0 * d3 + d5;
+    }
+    for (k, values) in r.iter().enumerate() {
+        dst[k * dst_stride..k * dst_stride + LANES].copy_from_slice(values);
+    }
+}
+
+/// One value per lane (tile).
+type Lanes = [f32; LANES];
+
+/// The `LANES` values of `src` from `at`.
+#[inline(always)]
+fn lanes(src: &[f32], at: usize) -> Lanes {
+    let mut values = [0f32; LANES];
+    values.copy_from_slice(&src[at..at + LANES]);
+    values
+}
+
+/// Writes the output pixels of the tiles `first..first + count` from their products
+/// `m[point][out_channel][column]`: Aᵀ·m·A plus the bias, cut at the output's edges.
+fn transform_output(
+    layout: &Layout,
+    m: &[f32],
+    bias: Option<&[f32]>,
+    first: usize,
+    count: usize,
+    columns: usize,
+    out: &SharedOutput,
+) {
+    let o = layout.out_channels;
+    let (oh, ow) = layout.output;
+    let tiles: Vec<(usize, usize, usize)> =
+        (first..first + count).map(|t| layout.tile(t)).collect();
+    // One group's column transforms `[row][column][lane]` and output tiles `[row][column][lane]`.
+    let mut t = [0f32; TILE * SPAN * LANES];
+    let mut y = [0f32; TILE * TILE * LANES];
+    let row = SPAN * LANES;
+    for channel in 0..o {
+        let b = bias.map_or(0.0, |b| b[channel]);
+        for group in (0..count).step_by(LANES) {
+            let stride = SPAN * o * columns;
+            for j in 0..SPAN {
+                let at = (j * o + channel) * columns + group;
+                output_line_transform(&m[at..], stride, &mut t[j * LANES..], row);
+            }
+            for i in 0..TILE {
+                output_line_transform(&t[i * row..], LANES, &mut y[i * TILE * LANES..], LANES);
+            }
+            for (lane, &(image, oy, ox)) in tiles.iter().skip(group).take(LANES).enumerate() {
+                let plane = (image * o + channel) * oh * ow;
+                let (rows, cols) = ((oh - oy).min(TILE), (ow - ox).min(TILE));
+                for i in 0..rows {
+                    let start = plane + (oy + i) * ow + ox;
+                    for j in 0..cols {
+                        let value = y[(i * TILE + j) * LANES + lane] + b;
+                        debug_assert!(start + j < out.len);
+                        // SAFETY: `start + j` < n·o·oh·ow = `out.len` (the image, channel, row
+                        // and column are all in range), and only this tile's task writes it.
+                        unsafe { *out.ptr.add(start + j) = value };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Aᵀ·m of six values per lane, laid out as in [`input_line_transform`].
+#[inline(always)]
+fn output_line_transform(src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize) {
+    let m: [Lanes; SPAN] = std::array::from_fn(|k| lanes(src, k * src_stride));
+    let mut r = [[0f32; LANES]; TILE];
+    for l in 0..LANES {
+        let [m0, m1, m2, m3, m4, m5] = [m[0][l], m[1][l], m[2][l], m[3][l], m[4][l], m[5][l]];
+        let (sum12, diff12, sum34, diff34) = (m1 + m2, m1 - m2, m3 + m4, m3 - m4);
+        r[0][l] = m0 + sum12 + sum34;
+        r[1][l] = diff12 + 2.0 * diff34;
+        r[2][l] = sum12 + 4.0 * sum34;
+        r[3][l] = diff12 + 8.0 * diff34 + m5;
+    }
+    for (k, values) in r.iter().enumerate() {
+        dst[k * dst_stride..k * dst_stride + LANES].copy_from_slice(values);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    use super::pays;
+    use crate::ops::test_compare::max_rel;
+    use crate::ops::{Conv2d, Convolutions, Padding};
+
+    /// F(4×4, 3×3) rounds more than the direct sum (its transforms scale by up to 8 and 1/24):
+    /// about 4e-6 of the output's magnitude at 16 channels, 1e-5 at 256 (measured).
+    const TOLERANCE: f32 = 3e-5;
+
+    #[test]
+    fn the_winograd_convolution_equals_the_candle_path() {
+        let dev = Device::Cpu;
+        let asym = Padding::Explicit {
+            top: 2,
+            bottom: 0,
+            left: 0,
+            right: 1,
+        };
+        // (images, in channels, out channels, padding, input rows and columns, bias); planes
+        // that end in partial tiles.
+        let cases = [
+            (2, 16, 24, Padding::symmetric(1), (17, 13), true),
+            (1, 32, 16, Padding::symmetric(1), (28, 28), false),
+            (3, 16, 16, Padding::symmetric(0), (18, 15), true),
+            (2, 24, 16, Padding::symmetric(2), (15, 13), false),
+            (2, 16, 20, asym, (16, 17), true),
+            (4, 16, 16, Padding::Same, (13, 14), true),
+            (1, 256, 64, Padding::symmetric(1), (24, 24), true),
+            (2, 512, 32, Padding::symmetric(1), (14, 14), false),
+            (9, 16, 16, Padding::symmetric(1), (16, 16), true),
+        ];
+        for (n, c, o, padding, (h, w), bias) in cases {
+            let weight = Tensor::randn(0f32, 1f32, (o, c, 3, 3), &dev).unwrap();
+            let b = bias.then(|| Tensor::randn(0f32, 1f32, o, &dev).unwrap());
+            let conv = Conv2d::new(weight, b, 1, padding, 1, 1);
+            let x = Tensor::randn(0f32, 1f32, (n, c, h, w), &dev).unwrap();
+            let (top, bottom, left, right) = conv.pads(&x).unwrap();
+            let output = (h + top + bottom - 2, w + left + right - 2);
+            let what = format!("n={n} c={c} o={o} pad={padding:?} hw={:?}", (h, w));
+            assert!(pays((3, 3), 1, 1, 1, (c, o), output), "{what}");
+            let fast = conv.forward_by(&x, Convolutions::Fastest).unwrap();
+            let slow = conv.forward_by_candle(&x).unwrap();
+            let error = max_rel(&fast, &slow);
+            assert!(error < TOLERANCE, "forward {what}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_images_result_does_not_depend_on_its_batch() {
+        let dev = Device::Cpu;
+        let weight = Tensor::randn(0f32, 1f32, (24, 16, 3, 3), &dev).unwrap();
+        let conv = Conv2d::new(weight, None, 1, Padding::symmetric(1), 1, 1);
+        let x = Tensor::randn(0f32, 1f32, (9, 16, 17, 19), &dev).unwrap();
+        let batch = conv.forward_by(&x, Convolutions::Fastest).unwrap();
+        for i in [0, 4, 8] {
+            let one = x.narrow(0, i, 1).unwrap();
+            let alone = conv.forward_by(&one, Convolutions::Fastest).unwrap();
+            let diff = max_rel(&alone, &batch.narrow(0, i, 1).unwrap());
+            assert_eq!(diff, 0.0, "image {i}");
+        }
+    }
+
+    #[test]
+    fn small_planes_and_other_convolutions_keep_the_direct_path() {
+        assert!(!pays((3, 3), 1, 1, 1, (512, 512), (7, 7)));
+        assert!(!pays((3, 3), 2, 1, 1, (64, 64), (56, 56)));
+        assert!(!pays((3, 3), 1, 2, 1, (64, 64), (56, 56)));
+        assert!(!pays((3, 3), 1, 1, 2, (64, 64), (56, 56)));
+        assert!(!pays((1, 1), 1, 1, 1, (64, 64), (56, 56)));
+        assert!(!pays((3, 3), 1, 1, 1, (3, 64), (224, 224)));
+        assert!(pays((3, 3), 1, 1, 1, (64, 64), (14, 14)));
+        assert!(pays((3, 3), 1, 1, 1, (64, 64), (56, 56)));
+    }
+}
