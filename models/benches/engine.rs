@@ -6,6 +6,10 @@
 //! pass (each Conv2d node timed alone on its traced input, best of 3), beside the sgemm peak of
 //! the same GEMM library (candle's CPU matmul is the `gemm` crate the convolutions call) on a
 //! 1024³ product and on a resnet's layer4 product at batch 16.
+//!
+//! Then one JSON line per model and batch: the forward pass by the fastest convolutions
+//! (Winograd where it pays) and by the direct sum, timed alternately (medians of 15 rounds each),
+//! so that the machine's drift between criterion's cases does not enter their ratio.
 
 use std::time::Instant;
 
@@ -151,5 +155,45 @@ fn convolution_throughput(_: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, convolution_throughput, engine);
+/// The median of `samples`.
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Prints the forward pass by the fastest convolutions beside the direct sum, timed alternately
+/// (not a criterion bench: one JSON line per model and batch).
+fn forward_interleaved(_: &mut Criterion) {
+    let device = device_from_env().expect("device");
+    let (rounds, size) = if benchmarking() {
+        (15, 224)
+    } else {
+        (1, input_size(32))
+    };
+    for (name, model) in models(&device) {
+        for batch in [1usize, 8] {
+            let x = Tensor::randn(0f32, 1f32, (batch, 3, size, size), &device).expect("input");
+            let (mut fastest, mut direct) = (vec![], vec![]);
+            for _ in 0..rounds {
+                fastest.push(best_of(1, &device, || {
+                    model.logits(&x).expect("forward");
+                }));
+                direct.push(best_of(1, &device, || {
+                    model.graph.forward(&x, Some(&[])).expect("forward");
+                }));
+            }
+            let (fastest, direct) = (median(fastest), median(direct));
+            println!(
+                "{{\"bench\": \"forward_interleaved\", \"model\": \"{name}\", \"batch\": {batch}, \
+                 \"size\": {size}, \"rounds\": {rounds}, \"fastest_ms\": {:.2}, \"direct_ms\": {:.2}, \
+                 \"direct_over_fastest\": {:.2}}}",
+                fastest * 1e3,
+                direct * 1e3,
+                direct / fastest
+            );
+        }
+    }
+}
+
+criterion_group!(benches, convolution_throughput, forward_interleaved, engine);
 criterion_main!(benches);
