@@ -323,9 +323,12 @@ impl Model {
     /// Logits [N, classes] for a batch of inputs, by the fastest convolutions (no gradient
     /// follows this pass; see [`Convolutions`]).
     pub fn logits(&self, input: &Tensor) -> Result<Tensor> {
-        let trace = self
-            .graph
-            .forward_by(input, Some(&[]), Convolutions::Fastest)?;
+        self.logits_by(input, Convolutions::Fastest)
+    }
+
+    /// Logits [N, classes] for a batch of inputs, the convolutions computed by `convolutions`.
+    pub fn logits_by(&self, input: &Tensor, convolutions: Convolutions) -> Result<Tensor> {
+        let trace = self.graph.forward_by(input, Some(&[]), convolutions)?;
         trace
             .output()
             .cloned()

@@ -7,6 +7,7 @@ mod rule;
 mod tree;
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use candle_core::Tensor;
 
@@ -15,7 +16,8 @@ pub use incremental::BoxedCopies;
 pub use rule::BackwardRule;
 pub use tree::{LayerInfo, LayerTree};
 
-use crate::ops::{Convolutions, Op};
+use crate::ops::fold::fold;
+use crate::ops::{Conv2d, Convolutions, Op};
 use crate::{Error, Result};
 
 /// How similar (Jaro–Winkler, 0 to 1) a layer name must be to an unknown one to be suggested.
@@ -47,6 +49,9 @@ pub struct Graph {
     parameters: Vec<(String, Vec<usize>)>,
     /// The input sizes the graph runs at (`None`: any), and what to do about another size.
     input_sizes: Option<(Vec<Option<usize>>, String)>,
+    /// For each convolution read only by a BatchNorm: that node and the two folded into one
+    /// convolution (see [`Graph::forward_by`]); made on first use.
+    folds: OnceLock<Vec<Option<(NodeId, Conv2d)>>>,
 }
 
 /// The outputs a forward pass kept, by node.
@@ -105,6 +110,7 @@ impl Graph {
             by_name,
             parameters: vec![],
             input_sizes: None,
+            folds: OnceLock::new(),
         })
     }
 
@@ -157,6 +163,7 @@ impl Graph {
             by_name: self.by_name.clone(),
             parameters: self.parameters.clone(),
             input_sizes: self.input_sizes.clone(),
+            folds: OnceLock::new(),
         })
     }
 
@@ -196,6 +203,39 @@ impl Graph {
                     .ok_or_else(|| missing_output(&self.nodes[i].name))
             })
             .collect()
+    }
+
+    /// How many BatchNorms the fastest forward passes fold into the convolution before them.
+    pub fn folded_batch_norms(&self) -> usize {
+        self.folds().iter().flatten().count()
+    }
+
+    /// For each node: when it is a convolution read by one node only, a BatchNorm, that node and
+    /// the convolution with the BatchNorm folded in.
+    fn folds(&self) -> &[Option<(NodeId, Conv2d)>] {
+        self.folds.get_or_init(|| {
+            let mut readers = vec![0usize; self.nodes.len()];
+            for node in &self.nodes {
+                for &i in &node.inputs {
+                    readers[i] += 1;
+                }
+            }
+            let last_use = self.last_uses();
+            (0..self.nodes.len())
+                .map(|id| {
+                    let Op::Conv2d(conv) = &self.nodes[id].op else {
+                        return None;
+                    };
+                    let norm = last_use[id];
+                    match &self.nodes.get(norm)?.op {
+                        Op::BatchNorm2d(bn) if readers[id] == 1 && norm > id => {
+                            fold(conv, bn).ok().map(|folded| (norm, folded))
+                        }
+                        _ => None,
+                    }
+                })
+                .collect()
+        })
     }
 
     /// For each node, the last node that reads its output (0 when none does).
@@ -298,7 +338,10 @@ impl Graph {
         self.forward_by(x, keep, Convolutions::Direct)
     }
 
-    /// [`Graph::forward`] with the convolutions computed by `convolutions`.
+    /// [`Graph::forward`] with the convolutions computed by `convolutions`. By
+    /// [`Convolutions::Fastest`], a convolution read only by a BatchNorm and not kept runs as one
+    /// convolution with the BatchNorm folded in ([`crate::ops::fold`]), which gives the
+    /// BatchNorm's output and skips the convolution's.
     pub fn forward_by(
         &self,
         x: &Tensor,
@@ -317,12 +360,33 @@ impl Graph {
             }
         }
         wanted[n - 1] = true;
+        let folds = match convolutions {
+            Convolutions::Fastest => Some(self.folds()),
+            Convolutions::Direct => None,
+        };
         let mut outputs: Vec<Option<Tensor>> = vec![None; n];
         outputs[0] = Some(x.clone());
         for id in 1..n {
             let node = &self.nodes[id];
-            let y = self.run_node(node, &outputs, convolutions)?;
-            outputs[id] = Some(y);
+            // A BatchNorm whose output its convolution's fold already gave.
+            if outputs[id].is_none() {
+                match folds.and_then(|f| f[id].as_ref()).filter(|_| !wanted[id]) {
+                    Some((norm, folded)) => {
+                        let inputs = self.inputs_of(node, &outputs)?;
+                        let [x] = inputs.as_slice() else {
+                            return Err(in_layer(
+                                &node.name,
+                                candle_core::Error::Msg("a convolution reads one input".into()),
+                            ));
+                        };
+                        let y = folded
+                            .forward_by(x, convolutions)
+                            .map_err(|e| in_layer(&node.name, e))?;
+                        outputs[*norm] = Some(y);
+                    }
+                    None => outputs[id] = Some(self.run_node(node, &outputs, convolutions)?),
+                }
+            }
             for &i in &node.inputs {
                 if last_use[i] == id && !wanted[i] {
                     outputs[i] = None;

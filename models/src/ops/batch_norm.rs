@@ -64,6 +64,12 @@ impl BatchNorm2d {
         Ok(self.host.get_or_init(|| h))
     }
 
+    /// The per-channel scale `weight / sqrt(running_var + eps)` and shift
+    /// `bias − running_mean · scale`, each shaped [1, C, 1, 1]: the layer is `x · scale + shift`.
+    pub fn scale_and_shift(&self) -> (&Tensor, &Tensor) {
+        (&self.scale, &self.shift)
+    }
+
     /// The normalized `x`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if super::cpu_slice::is_cpu_f32(x) {

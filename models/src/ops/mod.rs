@@ -14,6 +14,7 @@ pub mod cpu_slice;
 pub mod depthwise;
 pub mod depthwise_cpu;
 pub mod elementwise;
+pub mod fold;
 pub mod layer_norm;
 pub mod linear;
 pub mod matmul;
