@@ -61,9 +61,11 @@ pub enum Convolutions {
     #[default]
     Direct,
     /// Winograd F(4×4, 3×3) where it applies and pays on the CPU ([`winograd_cpu::pays`]),
-    /// the direct sum elsewhere: for passes whose outputs only are read (logits, codes,
-    /// perturbed copies), where rounding moves the result continuously. 1e-5 of the magnitude
-    /// per layer.
+    /// the direct sum elsewhere; in `Graph::forward_by`, a BatchNorm folded into the
+    /// convolution before it ([`fold`]). For passes whose outputs only are read (logits, codes,
+    /// perturbed copies), where rounding moves the result continuously: 1e-5 of the magnitude
+    /// per layer. The transformed and folded kernels are made on a layer's first such pass and
+    /// kept (Winograd's is 4× the 3×3 weight it replaces).
     Fastest,
 }
 

@@ -122,9 +122,9 @@ impl WinogradKernel {
 }
 
 /// The output [N, O, oh, ow] of correlating `x` [N, C, H, W] (`dims`) with `kernel` plus
-/// `bias` [O]: output pixel (y, x) reads input rows `y − pad.0 ..= y − pad.0 + 2` and columns
-/// likewise, zeros outside the input: the convolution's forward pass with its padding (top,
-/// left) and output size.
+/// `bias` (a value per output channel): output pixel (y, x) reads input rows
+/// `y − pad.0 ..= y − pad.0 + 2` and columns likewise, zeros outside the input: the
+/// convolution's forward pass with its padding (top, left) and output size.
 ///
 /// Not used for the input gradient: the transforms mix a tile's values, so an output gradient
 /// that is zero outside a unit's receptive field comes back with rounding-level values outside
