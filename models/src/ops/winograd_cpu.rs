@@ -180,7 +180,7 @@ pub fn correlate(
             let count = per_task.min(tiles - first);
             v.resize(POINTS * c * per_task, 0.0);
             m.resize(POINTS * o * per_task, 0.0);
-            transform_input(&layout, x, first, count, per_task, v);
+            transforms::input(&layout, x, first, count, per_task, v);
             for point in 0..POINTS {
                 gemm_into(
                     &mut m[point * o * per_task..(point + 1) * o * per_task],
@@ -192,7 +192,7 @@ pub fn correlate(
                     Parallelism::None,
                 )?;
             }
-            transform_output(&layout, m, bias, first, count, per_task, &out);
+            transforms::output(&layout, m, bias, first, count, per_task, &out);
             Ok::<(), candle_core::Error>(())
         },
     )?;
@@ -230,6 +230,7 @@ unsafe impl Sync for SharedOutput {}
 
 /// `v[point][channel][column]` for the tiles `first..first + count` (columns past `count` are
 /// zeros): Bᵀ·d·B of each tile's 6×6 input window `d`.
+#[inline(always)]
 fn transform_input(
     layout: &Layout,
     x: &[f32],
@@ -303,6 +304,77 @@ fn transform_input(
     }
 }
 
+/// The transforms, compiled twice: for the baseline x86-64 the crate targets (SSE2), and with
+/// AVX2 and FMA for the CPUs that have them (chosen at run time). The arithmetic is the same
+/// (Rust never fuses a multiply and an add on its own), so both give the same bits.
+mod transforms {
+    use super::{transform_input, transform_output, Layout, SharedOutput};
+
+    /// [`transform_input`] on the widest vectors the CPU has.
+    pub(super) fn input(
+        layout: &Layout,
+        x: &[f32],
+        first: usize,
+        count: usize,
+        columns: usize,
+        v: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA (checked just above).
+            return unsafe { input_avx2(layout, x, first, count, columns, v) };
+        }
+        transform_input(layout, x, first, count, columns, v)
+    }
+
+    /// [`transform_output`] on the widest vectors the CPU has.
+    pub(super) fn output(
+        layout: &Layout,
+        m: &[f32],
+        bias: Option<&[f32]>,
+        first: usize,
+        count: usize,
+        columns: usize,
+        out: &SharedOutput,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA (checked just above).
+            return unsafe { output_avx2(layout, m, bias, first, count, columns, out) };
+        }
+        transform_output(layout, m, bias, first, count, columns, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn input_avx2(
+        layout: &Layout,
+        x: &[f32],
+        first: usize,
+        count: usize,
+        columns: usize,
+        v: &mut [f32],
+    ) {
+        transform_input(layout, x, first, count, columns, v)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn output_avx2(
+        layout: &Layout,
+        m: &[f32],
+        bias: Option<&[f32]>,
+        first: usize,
+        count: usize,
+        columns: usize,
+        out: &SharedOutput,
+    ) {
+        transform_output(layout, m, bias, first, count, columns, out)
+    }
+}
+
 /// Bᵀ·d of six values per lane: `d[k]` at `src[k·src_stride..][..LANES]`, the result's `k`th
 /// at `dst[k·dst_stride..][..LANES]` (down a tile's column, or along a row).
 #[inline(always)]
@@ -336,6 +408,7 @@ fn lanes(src: &[f32], at: usize) -> Lanes {
 
 /// Writes the output pixels of the tiles `first..first + count` from their products
 /// `m[point][out_channel][column]`: Aᵀ·m·A plus the bias, cut at the output's edges.
+#[inline(always)]
 fn transform_output(
     layout: &Layout,
     m: &[f32],
@@ -463,6 +536,49 @@ mod tests {
             let diff = max_rel(&alone, &batch.narrow(0, i, 1).unwrap());
             assert_eq!(diff, 0.0, "image {i}");
         }
+    }
+
+    #[test]
+    fn the_vector_builds_of_the_transforms_give_the_same_bits() {
+        let (c, h, w, o) = (3, 11, 13, 5);
+        let layout = super::Layout {
+            input: (c, h, w),
+            out_channels: o,
+            pad: (1, 2),
+            output: (h, w),
+            tiles_per_image: (h.div_ceil(super::TILE), w.div_ceil(super::TILE)),
+        };
+        let tiles = 2 * layout.tiles_per_image.0 * layout.tiles_per_image.1;
+        let columns = tiles.next_multiple_of(super::LANES);
+        let values = |len: usize, seed: u32| -> Vec<f32> {
+            (0..len as u32)
+                .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 37.0 - 13.0)
+                .collect()
+        };
+        let x = values(2 * c * h * w, 1);
+        let (mut baseline, mut best) = (
+            vec![0f32; super::POINTS * c * columns],
+            vec![0f32; super::POINTS * c * columns],
+        );
+        super::transform_input(&layout, &x, 0, tiles, columns, &mut baseline);
+        super::transforms::input(&layout, &x, 0, tiles, columns, &mut best);
+        assert_eq!(baseline, best, "input transform");
+        let m = values(super::POINTS * o * columns, 2);
+        let bias = values(o, 3);
+        let (mut baseline, mut best) = (vec![0f32; 2 * o * h * w], vec![0f32; 2 * o * h * w]);
+        for (y, vector) in [(&mut baseline, false), (&mut best, true)] {
+            let out = super::SharedOutput {
+                ptr: y.as_mut_ptr(),
+                len: y.len(),
+            };
+            if vector {
+                super::transforms::output(&layout, &m, Some(&bias), 0, tiles, columns, &out);
+            } else {
+                super::transform_output(&layout, &m, Some(&bias), 0, tiles, columns, &out);
+            }
+        }
+        assert_eq!(baseline, best, "output transform");
+        assert!(best.iter().all(|v| v.is_finite() && *v != 0.0));
     }
 
     #[test]
