@@ -7,8 +7,9 @@
 //! slices (the ones on crates.io are parts of larger frameworks); the GEMMs are the `gemm`
 //! crate's. The transforms round more than the direct sum: the results differ from candle's
 //! convolution by about 4e-6 of the output's magnitude at 16 input channels and 1e-5 at 256
-//! (tested). It runs only for f32 tensors on the CPU where it pays ([`pays`]); every other
-//! device keeps candle's convolution, other shapes the im2col path.
+//! (tested). It runs only in the forward passes that ask for the fastest convolutions
+//! ([`super::Convolutions::Fastest`]), for f32 tensors on the CPU where it pays ([`pays`]);
+//! every other device keeps candle's convolution, other shapes the im2col path.
 
 use candle_core::Result;
 use gemm::Parallelism;
