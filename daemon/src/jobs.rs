@@ -36,6 +36,8 @@ struct Shared {
     ready: Condvar,
     running: AtomicUsize,
     completed: AtomicU64,
+    /// How many times freed memory was asked back ([`JobQueue::release_free_memory`]).
+    releases_asked: AtomicU64,
 }
 
 /// The queue and its workers.
@@ -58,6 +60,7 @@ impl JobQueue {
             ready: Condvar::new(),
             running: AtomicUsize::new(0),
             completed: AtomicU64::new(0),
+            releases_asked: AtomicU64::new(0),
         });
         for index in 0..workers {
             let shared = Arc::clone(&shared);
@@ -93,6 +96,13 @@ impl JobQueue {
         self.shared.ready.notify_all();
     }
 
+    /// Asks every worker to give its thread's free memory back to the system when it is next
+    /// idle (mimalloc keeps a thread's free pages until that thread collects them).
+    pub fn release_free_memory(&self) {
+        self.shared.releases_asked.fetch_add(1, Ordering::SeqCst);
+        self.shared.ready.notify_all();
+    }
+
     /// Jobs waiting, running and done.
     pub fn stats(&self) -> Queue {
         let w = lock(&self.shared.waiting);
@@ -114,6 +124,7 @@ impl JobQueue {
 
 /// A worker: takes interactive jobs first (only those when `interactive_only`), runs them.
 fn work(shared: &Shared, interactive_only: bool) {
+    let mut releases_done = 0;
     loop {
         let job = {
             let mut w = lock(&shared.waiting);
@@ -129,6 +140,14 @@ fn work(shared: &Shared, interactive_only: bool) {
                 }
                 if w.closed {
                     return;
+                }
+                let asked = shared.releases_asked.load(Ordering::SeqCst);
+                if asked != releases_done {
+                    releases_done = asked;
+                    drop(w);
+                    convlens_models::allocator::release_thread_free_memory();
+                    w = lock(&shared.waiting);
+                    continue;
                 }
                 w = shared.ready.wait(w).unwrap_or_else(|e| e.into_inner());
             }

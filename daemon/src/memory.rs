@@ -1,32 +1,10 @@
-//! The daemon's memory: giving freed memory back to the system after a model is unloaded or
-//! replaced, and measuring the device's memory and the process's resident set (from /proc, which
-//! no lighter crate reads for us).
+//! The daemon's memory: measuring the device's memory and the process's resident
+//! set (from /proc, which no lighter crate reads for us).
 //!
-//! glibc keeps freed memory in its per-thread arenas (and raises its mmap threshold after large
-//! frees, so later tensors come from those arenas too): a daemon that unloaded every model would
-//! still hold their memory. `malloc_trim(0)` returns the free pages of every arena. No crate
-//! wraps it, so it is called through `libc` here.
-
-/// Returns free heap memory to the system (glibc only; elsewhere it does nothing).
-pub fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks glibc's own arenas under their locks; it takes no pointer.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// Large allocations (tensors of 1 MiB and more) get pages of their own that go back to the
-/// system when freed. glibc's default raises this threshold after the first large free, after
-/// which model weights land in arenas that unloading cannot shrink (a daemon that unloaded its
-/// models kept about their size). Called once at start (glibc only).
-pub fn return_large_allocations() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets a glibc malloc parameter; it is called before other threads run.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
-}
+//! How long freed memory is kept, and giving it back after a model is unloaded, are
+//! `convlens_models::allocator`'s: the daemon keeps freed memory for a while at start, so that
+//! a new image's trace reuses the pages of the one the activation cache just evicted instead of
+//! faulting fresh ones in, and hands what is free back when a model is unloaded.
 
 /// The memory of the device models live on: the machine's RAM for the CPU (`MemTotal` of
 /// /proc/meminfo), the GPU's own memory on CUDA.

@@ -1,6 +1,7 @@
 //! The convlens engine: CNN graphs with PyTorch-style layer names, weight loading, forward and
 //! backward passes. Pure computation: no sockets, no async, no terminal.
 
+pub mod allocator;
 pub mod arch;
 pub mod device;
 pub mod error;

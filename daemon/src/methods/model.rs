@@ -69,7 +69,7 @@ pub fn unload(call: &Call, p: ModelRef) -> Result<(), MethodError> {
     call.service
         .watches
         .remove_owner(&Owner::Model(p.model_id.clone()));
-    crate::memory::release_free_memory();
+    call.service.release_free_memory();
     Ok(())
 }
 

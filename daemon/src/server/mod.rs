@@ -23,7 +23,7 @@ use crate::watch::Owner;
 
 /// Runs a daemon with `config` until it is told to exit.
 pub fn run(config: Config) -> anyhow::Result<()> {
-    crate::memory::return_large_allocations();
+    convlens_models::allocator::hold_freed_memory();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

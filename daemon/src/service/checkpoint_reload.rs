@@ -83,7 +83,7 @@ fn reload(service: &Service, path: &Path, stamp: FileStamp) {
             Ok(model) => match service.models.replace(&id, model, snapshot) {
                 Ok(v) => {
                     service.drop_caches(&id, Some(v));
-                    crate::memory::release_free_memory();
+                    service.release_free_memory();
                     tracing::info!(model = %id, version = v, "reloaded");
                     service.clients.notify::<ModelReloaded>(
                         Subscriber::Everyone,

@@ -83,9 +83,18 @@ impl Service {
             tracing::info!(model = %id, "dropped: its file is gone and no client holds it");
         }
         if !dropped.is_empty() {
-            crate::memory::release_free_memory();
+            self.release_free_memory();
         }
         dropped
+    }
+
+    /// Gives free memory back to the system (after a model is unloaded or replaced): the
+    /// process's, and each worker's when it is next idle.
+    pub fn release_free_memory(&self) {
+        convlens_models::allocator::release_free_memory();
+        if let Some(jobs) = self.jobs.get() {
+            jobs.release_free_memory();
+        }
     }
 
     /// Whether `shutdown` was called.

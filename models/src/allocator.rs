@@ -1,0 +1,112 @@
+//! The memory allocator of every convlens program: mimalloc, declared here because every
+//! binary, test, bench and example of the workspace links this crate, so all of them run on the
+//! allocator the measurements of docs/PERFORMANCE.md were made with.
+//!
+//! Why not glibc's malloc: it gives each large block (from 128 KiB, raised up to 32 MiB after
+//! large frees) pages of its own and hands them back to the system when the block is freed, so
+//! a forward pass faults its activations' pages in again, one zeroed 4 KiB page at a time. On
+//! the demo at batch 8 that was 138 000 page faults (540 MB) per pass, and a fresh image in the
+//! daemon faulted in its whole 80 MB trace. mimalloc keeps freed memory in its arenas and
+//! reuses it.
+//!
+//! It is built without asking for transparent huge pages (libmimalloc-sys's `no_thp`): with
+//! them, a daemon that unloaded its models kept more of their memory (2 MiB pages with a few
+//! live blocks left), and a first pass over fresh memory could stall for a quarter of a second
+//! while the kernel compacted memory into huge pages (both seen on this machine).
+//!
+//! mimalloc returns freed memory to the system after a delay (its "purge delay", 10 ms by
+//! default, 100 ms for the large blocks of its arenas). A process that works in bursts, like
+//! the daemon between two keystrokes of a user, would fault its pages in again each time:
+//! [`hold_freed_memory`] lengthens the delay (the binary and the daemon call it at start), and
+//! [`release_free_memory`] returns what is free at once (after a model is unloaded).
+
+use std::time::Duration;
+
+use libmimalloc_sys::{mi_collect, mi_option_get, mi_option_set, mi_option_t};
+
+/// mimalloc, unless built with the `system-allocator` feature (for measuring what it changes).
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// How long a long-running process keeps a freed page of small blocks before giving it back
+/// to the system. mimalloc keeps the large blocks tensors live in ten times as long (its
+/// `arena_purge_mult`): ten seconds.
+pub const FREED_MEMORY_HOLD: Duration = Duration::from_secs(1);
+
+/// `mi_option_purge_delay`, the 16th name of mimalloc.h's `mi_option_e` (v3), which
+/// libmimalloc-sys does not export. A test checks it against the `MIMALLOC_PURGE_DELAY`
+/// variable that mimalloc reads into that option.
+const PURGE_DELAY: mi_option_t = 15;
+
+/// Keeps freed memory for [`FREED_MEMORY_HOLD`] before returning it to the system, so that the
+/// next request's tensors reuse the pages of the last one's.
+pub fn hold_freed_memory() {
+    let ms =
+        std::ffi::c_long::try_from(FREED_MEMORY_HOLD.as_millis()).unwrap_or(std::ffi::c_long::MAX);
+    // SAFETY: mi_option_set stores a number in mimalloc's option table; it takes no pointer.
+    unsafe { mi_option_set(PURGE_DELAY, ms) }
+}
+
+/// How long freed memory is kept before it goes back to the system, in milliseconds
+/// (negative: never).
+pub fn freed_memory_hold_ms() -> std::ffi::c_long {
+    // SAFETY: mi_option_get reads mimalloc's option table; it takes no pointer.
+    unsafe { mi_option_get(PURGE_DELAY) }
+}
+
+/// Returns free memory to the system now: mimalloc's free arena memory, and the free pages of
+/// the calling thread and of rayon's threads. A thread keeps the pages it allocated until it
+/// collects them itself: other long-lived threads call [`release_thread_free_memory`].
+pub fn release_free_memory() {
+    rayon::broadcast(|_| release_thread_free_memory());
+    release_thread_free_memory();
+}
+
+/// Returns the calling thread's free pages, and mimalloc's free arena memory, to the system.
+pub fn release_thread_free_memory() {
+    // SAFETY: mi_collect only walks mimalloc's own structures under their locks.
+    unsafe { mi_collect(true) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the child process of `the_purge_delay_option_is_the_one_mimalloc_reads` sets.
+    const CHILD_DELAY_MS: std::ffi::c_long = 4321;
+
+    /// Run in a child process with `MIMALLOC_PURGE_DELAY` set: the option numbered
+    /// [`PURGE_DELAY`] holds that variable's value.
+    #[test]
+    #[ignore = "run by the_purge_delay_option_is_the_one_mimalloc_reads in a child process"]
+    fn child_reads_the_purge_delay() {
+        assert_eq!(freed_memory_hold_ms(), CHILD_DELAY_MS);
+    }
+
+    #[test]
+    fn the_purge_delay_option_is_the_one_mimalloc_reads() {
+        let exe = std::env::current_exe().expect("the test binary");
+        let out = std::process::Command::new(exe)
+            .args([
+                "allocator::tests::child_reads_the_purge_delay",
+                "--exact",
+                "--ignored",
+            ])
+            .env("MIMALLOC_PURGE_DELAY", CHILD_DELAY_MS.to_string())
+            .output()
+            .expect("the child test runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn holding_freed_memory_sets_the_delay() {
+        hold_freed_memory();
+        assert_eq!(freed_memory_hold_ms(), FREED_MEMORY_HOLD.as_millis() as i64);
+    }
+}
