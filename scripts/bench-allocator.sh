@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The allocator's part of the engine's and the daemon's times: the engine bench's interleaved
-# forward passes (fastest and direct) and the daemon bench's fresh-image shares, built with
-# mimalloc (what users run) and with the system's malloc (the `system-allocator` feature of
-# convlens-models), run one after the other (each round swapping the order), ROUNDS times (default 2). Run it on a quiet machine.
-# Raw output: docs/bench-logs/allocator-cpu-<date>.txt.
+# forward passes (fastest and direct) and input gradients, and the daemon bench's fresh-image
+# shares, built with mimalloc (what users run) and with glibc's malloc as convlens used it
+# before (the `system-allocator` feature of convlens-models: in the daemon, blocks of 1 MiB and
+# more mapped on their own so that unloading gives memory back), run one after the other (each
+# round swapping the order), ROUNDS times (default 2). Run it on a quiet machine. Raw output:
+# docs/bench-logs/allocator-cpu-<date>.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-2}
@@ -14,11 +16,14 @@ for features in "" "${SYSTEM[*]}"; do
   # shellcheck disable=SC2086
   cargo bench -q -p convlens-models --bench engine -p convlens-daemon --bench warm_latency $features --no-run
 done
-# Only the JSON lines: the criterion cases are filtered out.
+# The JSON lines, and criterion's input-gradient cases (the other criterion cases are
+# filtered out).
 run() {
+  echo "== $1: $(date -u +%T)"
   # shellcheck disable=SC2086
-  cargo bench -q -p convlens-models --bench engine $2 -- no-criterion-case 2>&1 |
-    grep '^{' | sed "s/^{/{\"allocator\": \"$1\", /"
+  cargo bench -q -p convlens-models --bench engine $2 -- input_gradient \
+    --warm-up-time 1 --measurement-time 3 2>&1 | grep '^{\|^engine/\|time:' |
+    sed "s/^{/{\"allocator\": \"$1\", /"
   # shellcheck disable=SC2086
   cargo bench -q -p convlens-daemon --bench warm_latency $2 -- no-criterion-case 2>&1 |
     grep '^{' | sed "s/^{/{\"allocator\": \"$1\", /"

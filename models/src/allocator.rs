@@ -45,7 +45,9 @@ pub fn hold_freed_memory() {
     let ms =
         std::ffi::c_long::try_from(FREED_MEMORY_HOLD.as_millis()).unwrap_or(std::ffi::c_long::MAX);
     // SAFETY: mi_option_set stores a number in mimalloc's option table; it takes no pointer.
-    unsafe { mi_option_set(PURGE_DELAY, ms) }
+    unsafe { mi_option_set(PURGE_DELAY, ms) };
+    #[cfg(feature = "system-allocator")]
+    system::give_large_blocks_pages_of_their_own();
 }
 
 /// How long freed memory is kept before it goes back to the system, in milliseconds
@@ -66,7 +68,33 @@ pub fn release_free_memory() {
 /// Returns the calling thread's free pages, and mimalloc's free arena memory, to the system.
 pub fn release_thread_free_memory() {
     // SAFETY: mi_collect only walks mimalloc's own structures under their locks.
-    unsafe { mi_collect(true) }
+    unsafe { mi_collect(true) };
+    #[cfg(feature = "system-allocator")]
+    system::trim();
+}
+
+/// With the `system-allocator` feature, what convlens did with glibc's malloc before mimalloc,
+/// so that scripts/bench-allocator.sh compares against it: a process that holds memory (the
+/// daemon) gave every block of 1 MiB or more pages of its own, or unloading a model would not
+/// give its weights back (glibc raises its threshold after large frees, and arenas do not
+/// shrink), and `malloc_trim` returned free arena pages.
+#[cfg(feature = "system-allocator")]
+mod system {
+    /// Blocks of 1 MiB and more get pages of their own, returned when freed.
+    pub fn give_large_blocks_pages_of_their_own() {
+        // SAFETY: mallopt only sets a glibc malloc parameter.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        }
+    }
+
+    /// Returns the free pages of every glibc arena.
+    pub fn trim() {
+        // SAFETY: malloc_trim only walks glibc's own arenas under their locks.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
 }
 
 #[cfg(test)]
