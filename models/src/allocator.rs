@@ -2,17 +2,18 @@
 //! binary, test, bench and example of the workspace links this crate, so all of them run on the
 //! allocator the measurements of docs/PERFORMANCE.md were made with.
 //!
-//! Why not glibc's malloc: it gives each large block (from 128 KiB, raised up to 32 MiB after
-//! large frees) pages of its own and hands them back to the system when the block is freed, so
-//! a forward pass faults its activations' pages in again, one zeroed 4 KiB page at a time. On
-//! the demo at batch 8 that was 138 000 page faults (540 MB) per pass, and a fresh image in the
-//! daemon faulted in its whole 80 MB trace. mimalloc keeps freed memory in its arenas and
-//! reuses it.
+//! Why not glibc's malloc: it maps each large block (from 128 KiB; the threshold rises after
+//! large frees, up to 32 MiB) on pages of its own and unmaps them when the block is freed, so a
+//! forward pass faults its activations' pages in again, one zeroed 4 KiB page at a time: in a
+//! process running the demo alone at batch 8, 138 000 page faults (540 MB) per pass (measured
+//! ad hoc). The daemon had pinned that threshold at 1 MiB, or unloading a model would not give
+//! its weights back (glibc's arenas do not shrink), so a fresh image faulted in its whole 80 MB
+//! trace. mimalloc keeps freed memory in its arenas and reuses it.
 //!
-//! It is built without asking for transparent huge pages (libmimalloc-sys's `no_thp`): with
-//! them, a daemon that unloaded its models kept more of their memory (2 MiB pages with a few
-//! live blocks left), and a first pass over fresh memory could stall for a quarter of a second
-//! while the kernel compacted memory into huge pages (both seen on this machine).
+//! It is built without asking for transparent huge pages (libmimalloc-sys's `no_thp`). With
+//! them, a daemon that unloaded its models kept more of their memory (tests/daemon_stress.rs:
+//! 13–25 MiB above its start, against 11–16 without), and in some runs the first fresh images
+//! through a daemon took 180–290 ms instead of about 50 (ad hoc, this machine).
 //!
 //! mimalloc returns freed memory to the system after a delay (its "purge delay", 10 ms by
 //! default, 100 ms for the large blocks of its arenas). A process that works in bursts, like
@@ -135,6 +136,9 @@ mod tests {
     #[test]
     fn holding_freed_memory_sets_the_delay() {
         hold_freed_memory();
-        assert_eq!(freed_memory_hold_ms(), FREED_MEMORY_HOLD.as_millis() as i64);
+        assert_eq!(
+            freed_memory_hold_ms(),
+            FREED_MEMORY_HOLD.as_millis() as std::ffi::c_long
+        );
     }
 }
