@@ -27,7 +27,7 @@ use convlens_shared::methods::explain::{ExplainParams, ImageExplain};
 use convlens_shared::methods::model::{LoadParams, ModelLoad};
 use convlens_shared::methods::predict::{ImagePredict, PredictParams};
 use convlens_shared::Client;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 
 /// The device of the in-process cases: the daemon's (`CONVLENS_DEVICE`, the CPU by default).
 fn device() -> candle_core::Device {
@@ -221,4 +221,10 @@ fn fresh_image_shares(
 }
 
 criterion_group!(benches, warm_latency);
-criterion_main!(benches);
+
+fn main() {
+    // What `convlens` does first: candle's idle workers sleep instead of spinning.
+    convlens_models::candle_pool::park_idle_workers();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -17,7 +17,7 @@ use candle_core::{DType, Device, Tensor};
 use convlens_models::graph::BackwardRule;
 use convlens_models::ops::Op;
 use convlens_models::{device::device_from_env, LoadOptions, Model};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, BenchmarkId, Criterion};
 
 mod common;
 use common::{benchmarking, input_size, sync};
@@ -196,4 +196,10 @@ fn forward_interleaved(_: &mut Criterion) {
 }
 
 criterion_group!(benches, convolution_throughput, forward_interleaved, engine);
-criterion_main!(benches);
+
+fn main() {
+    // What `convlens` does first: candle's idle workers sleep instead of spinning.
+    convlens_models::candle_pool::park_idle_workers();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -18,7 +18,7 @@ use convlens_models::evaluate::road::{road, road_combined, RoadOptions, RoadOrde
 use convlens_models::evaluate::{causal_curve, CausalMetric, CausalOptions};
 use convlens_models::progress::Silent;
 use convlens_models::{LoadOptions, Model};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 
 mod common;
 use common::{input_size, sync};
@@ -91,4 +91,10 @@ fn evaluate_bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, evaluate_bench);
-criterion_main!(benches);
+
+fn main() {
+    // What `convlens` does first: candle's idle workers sleep instead of spinning.
+    convlens_models::candle_pool::park_idle_workers();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

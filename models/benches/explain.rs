@@ -12,7 +12,7 @@ use candle_core::Tensor;
 use convlens_models::device::device_from_env;
 use convlens_models::explain::{explain, ExplainOptions, Method};
 use convlens_models::{LoadOptions, Model};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, BenchmarkId, Criterion};
 
 mod common;
 use common::{input_size, sync};
@@ -67,4 +67,10 @@ fn explain_bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, explain_bench);
-criterion_main!(benches);
+
+fn main() {
+    // What `convlens` does first: candle's idle workers sleep instead of spinning.
+    convlens_models::candle_pool::park_idle_workers();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -64,6 +64,8 @@ fn bench(c: &mut Criterion) {
 }
 
 fn main() {
+    // What `convlens` does first: candle's idle workers sleep instead of spinning.
+    convlens_models::candle_pool::park_idle_workers();
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c);
     c.final_summary();

@@ -115,21 +115,10 @@ mod tests {
 
     #[test]
     fn the_purge_delay_option_is_the_one_mimalloc_reads() {
-        let exe = std::env::current_exe().expect("the test binary");
-        let out = std::process::Command::new(exe)
-            .args([
-                "allocator::tests::child_reads_the_purge_delay",
-                "--exact",
-                "--ignored",
-            ])
-            .env("MIMALLOC_PURGE_DELAY", CHILD_DELAY_MS.to_string())
-            .output()
-            .expect("the child test runs");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains("1 passed"),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
+        let delay = CHILD_DELAY_MS.to_string();
+        crate::child_test::run_ignored_test(
+            "allocator::tests::child_reads_the_purge_delay",
+            &[("MIMALLOC_PURGE_DELAY", Some(delay.as_str()))],
         );
     }
 

@@ -3,6 +3,9 @@
 
 pub mod allocator;
 pub mod arch;
+pub mod candle_pool;
+#[cfg(test)]
+mod child_test;
 pub mod device;
 pub mod error;
 pub mod evaluate;
