@@ -6,9 +6,9 @@
 //! pause instructions (about a millisecond) before they sleep. In a forward pass the next
 //! operation is most often a convolution on rayon's threads, so for that millisecond a spinning
 //! worker takes a core from it: in a profile of the daemon's fresh-image bench, candle's worker
-//! was a third of all samples, most of them spinning. Sleeping at once costs a wake-up (a few
-//! microseconds) per elementwise operation instead. scripts/bench-candle-pool.sh measures both
-//! (docs/PERFORMANCE.md).
+//! was a third of all samples, most of them spinning. Sleeping at once costs a wake-up per
+//! elementwise operation instead. scripts/bench-candle-pool.sh measures both, and no pool at
+//! all (docs/PERFORMANCE.md, "candle's worker pool").
 //!
 //! candle reads its spin limit from the environment once, when the pool starts, and has no
 //! other way to set it: [`park_idle_workers`] sets that variable.
