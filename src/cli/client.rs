@@ -18,7 +18,7 @@ use convlens_shared::methods::progress::{
 };
 use convlens_shared::methods::status::Status;
 use convlens_shared::methods::{NoParams, RequestMethod};
-use convlens_shared::{Client, ClientError, RequestId};
+use convlens_shared::{Client, ClientError, Notification, RequestId};
 
 use super::progress::Reporter;
 
@@ -231,42 +231,56 @@ fn follow<M: RequestMethod>(
     mut on_partial: Option<OnPartial<'_, M>>,
     pending: convlens_shared::client::Pending<M>,
 ) -> Result<M::Result, ClientError> {
-    let work = RequestId::String(WORK_DONE_TOKEN.into());
-    let partial = RequestId::String(PARTIAL_RESULT_TOKEN.into());
     loop {
         if let Some(outcome) = pending.try_wait() {
+            // The daemon sends a request's notifications before its response, and the reader
+            // thread queues them before it hands the response over: those still queued (the
+            // last rows of a pass answered from its cache, say) are taken before returning.
+            while let Some(n) = client.next_notification(Duration::ZERO) {
+                take_notification::<M>(n, bar, &mut on_partial);
+            }
             return outcome;
         }
-        let Some(n) = client.next_notification(Duration::from_millis(50)) else {
-            continue;
-        };
-        if n.params.get("token") == serde_json::to_value(&partial).ok().as_ref() {
-            if let (Some(f), Ok(p)) = (
-                on_partial.as_mut(),
-                serde_json::from_value::<PartialResultParams<M::Result>>(n.params),
-            ) {
-                f(p.value, bar);
+        if let Some(n) = client.next_notification(Duration::from_millis(50)) {
+            take_notification::<M>(n, bar, &mut on_partial);
+        }
+    }
+}
+
+/// Passes a partial result to `on_partial`, or shows a `$/progress` report on `bar`.
+fn take_notification<M: RequestMethod>(
+    n: Notification,
+    bar: Option<&Reporter>,
+    on_partial: &mut Option<OnPartial<'_, M>>,
+) {
+    let work = RequestId::String(WORK_DONE_TOKEN.into());
+    let partial = RequestId::String(PARTIAL_RESULT_TOKEN.into());
+    if n.params.get("token") == serde_json::to_value(&partial).ok().as_ref() {
+        if let (Some(f), Ok(p)) = (
+            on_partial.as_mut(),
+            serde_json::from_value::<PartialResultParams<M::Result>>(n.params),
+        ) {
+            f(p.value, bar);
+        }
+        return;
+    }
+    let (Some(bar), Ok(p)) = (bar, serde_json::from_value::<ProgressParams>(n.params)) else {
+        return;
+    };
+    if p.token != work {
+        return;
+    }
+    match p.value {
+        WorkDoneProgress::Begin { title, .. } => bar.title(title),
+        WorkDoneProgress::Report { message, .. } => {
+            // The daemon's reports read "<words> <done>/<total>".
+            let message = message.unwrap_or_default();
+            let (words, count) = message.rsplit_once(' ').unwrap_or(("", &message));
+            if let Some((done, total)) = count.split_once('/') {
+                bar.report(done.parse().unwrap_or(0), total.parse().unwrap_or(0), words);
             }
-            continue;
         }
-        let (Some(bar), Ok(p)) = (bar, serde_json::from_value::<ProgressParams>(n.params)) else {
-            continue;
-        };
-        if p.token != work {
-            continue;
-        }
-        match p.value {
-            WorkDoneProgress::Begin { title, .. } => bar.title(title),
-            WorkDoneProgress::Report { message, .. } => {
-                // The daemon's reports read "<words> <done>/<total>".
-                let message = message.unwrap_or_default();
-                let (words, count) = message.rsplit_once(' ').unwrap_or(("", &message));
-                if let Some((done, total)) = count.split_once('/') {
-                    bar.report(done.parse().unwrap_or(0), total.parse().unwrap_or(0), words);
-                }
-            }
-            WorkDoneProgress::End { .. } => {}
-        }
+        WorkDoneProgress::End { .. } => {}
     }
 }
 
@@ -370,4 +384,73 @@ fn start(choice: &EngineChoice) -> std::io::Result<()> {
         .process_group(0)
         .spawn()
         .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::BufReader;
+    use std::os::unix::net::UnixListener;
+
+    use convlens_shared::framing::{read_frame, write_frame};
+    use convlens_shared::message::{Message, Response};
+    use convlens_shared::methods::NoParams;
+
+    use super::*;
+
+    /// A daemon that answers the first request with `partials` partial results and then its
+    /// response, all at once, as a pass answered from its cache does.
+    fn answer_at_once(listener: UnixListener, partials: usize) {
+        let (stream, _) = listener.accept().expect("the client connects");
+        let mut reader = BufReader::new(stream.try_clone().expect("the stream"));
+        let body = read_frame(&mut reader, 1 << 20)
+            .expect("a frame")
+            .expect("the request");
+        let Ok(Message::Request(request)) = Message::parse(&body) else {
+            panic!("not a request");
+        };
+        let mut writer = stream;
+        for _ in 0..partials {
+            let n = Message::Notification(Notification {
+                method: "$/progress".into(),
+                params: serde_json::json!({"token": PARTIAL_RESULT_TOKEN, "value": null}),
+            });
+            write_frame(&mut writer, n.to_value().to_string().as_bytes()).expect("written");
+        }
+        let r = Message::Response(Response {
+            id: Some(request.id),
+            outcome: Ok(serde_json::Value::Null),
+        });
+        write_frame(&mut writer, r.to_value().to_string().as_bytes()).expect("written");
+        // Holds the connection open until the client has read everything.
+        let _ = read_frame(&mut reader, 1 << 20);
+    }
+
+    #[test]
+    fn partial_results_queued_before_the_response_are_all_taken() {
+        let dir = std::env::temp_dir().join(format!("convlens-follow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch folder");
+        let socket = dir.join("daemon.sock");
+        std::fs::remove_file(&socket).ok();
+        let listener = UnixListener::bind(&socket).expect("a socket");
+        let server = std::thread::spawn(move || answer_at_once(listener, 7));
+        let client = Client::connect_uninitialized(&socket).expect("connected");
+        let pending = client.start::<Shutdown>(&NoParams {}).expect("sent");
+        // Everything arrives and is queued before the client looks (were it slower, the test
+        // would only be easier to pass): the response is there at the first look, with the
+        // partial results queued before it.
+        std::thread::sleep(Duration::from_millis(200));
+        let mut taken = 0;
+        let mut count = |_: (), _: Option<&Reporter>| taken += 1;
+        follow::<Shutdown>(
+            &client,
+            None,
+            Some(&mut count as OnPartial<'_, Shutdown>),
+            pending,
+        )
+        .expect("the answer");
+        assert_eq!(taken, 7);
+        drop(client);
+        server.join().expect("the fake daemon");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
