@@ -23,7 +23,7 @@
 
 use std::time::Duration;
 
-use libmimalloc_sys::{mi_collect, mi_option_get, mi_option_set, mi_option_t};
+use libmimalloc_sys::{mi_collect, mi_option_set, mi_option_t};
 
 /// mimalloc, unless built with the `system-allocator` feature (for measuring what it changes).
 #[cfg(not(feature = "system-allocator"))]
@@ -49,13 +49,6 @@ pub fn hold_freed_memory() {
     unsafe { mi_option_set(PURGE_DELAY, ms) };
     #[cfg(feature = "system-allocator")]
     system::give_large_blocks_pages_of_their_own();
-}
-
-/// How long freed memory is kept before it goes back to the system, in milliseconds
-/// (negative: never).
-pub fn freed_memory_hold_ms() -> std::ffi::c_long {
-    // SAFETY: mi_option_get reads mimalloc's option table; it takes no pointer.
-    unsafe { mi_option_get(PURGE_DELAY) }
 }
 
 /// Returns free memory to the system now: mimalloc's free arena memory, and the free pages of
@@ -100,7 +93,16 @@ mod system {
 
 #[cfg(test)]
 mod tests {
+    use libmimalloc_sys::mi_option_get;
+
     use super::*;
+
+    /// How long freed memory is kept before it goes back to the system, in milliseconds
+    /// (negative: never).
+    fn freed_memory_hold_ms() -> std::ffi::c_long {
+        // SAFETY: mi_option_get reads mimalloc's option table; it takes no pointer.
+        unsafe { mi_option_get(PURGE_DELAY) }
+    }
 
     /// What the child process of `the_purge_delay_option_is_the_one_mimalloc_reads` sets.
     const CHILD_DELAY_MS: std::ffi::c_long = 4321;
