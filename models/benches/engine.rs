@@ -4,8 +4,8 @@
 //!
 //! Before them, one JSON line per model: the convolutions' achieved GFLOP/s in a batch-8 forward
 //! pass (each Conv2d node timed alone on its traced input, best of 3), beside the sgemm peak of
-//! the same GEMM library (candle's CPU matmul is the `gemm` crate the convolutions call) on a
-//! 1024³ product and on a resnet's layer4 product at batch 16.
+//! the same GEMM library (the `gemm` crate, called as the convolutions call it) on a 1024³
+//! product and on a resnet's layer4 product at batch 16.
 //!
 //! Then one JSON line per model and batch: the forward pass by the fastest convolutions
 //! (Winograd where it pays) and by the direct sum, timed alternately (medians of 15 rounds each),
@@ -107,12 +107,50 @@ fn best_of(runs: usize, device: &Device, mut f: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-/// GFLOP/s of an [m, k]·[k, n] product.
+/// GFLOP/s of an [m, k]·[k, n] product: on the CPU by the `gemm` crate, called as the
+/// convolutions call it (row-major, every rayon thread; candle's matmul over the same crate
+/// measured half of that on an AVX-512 machine); on a GPU by candle's matmul.
 fn sgemm_gflops(device: &Device, (m, k, n): (usize, usize, usize), runs: usize) -> f64 {
-    let a = Tensor::randn(0f32, 1f32, (m, k), device).expect("lhs");
-    let b = Tensor::randn(0f32, 1f32, (k, n), device).expect("rhs");
+    if !device.is_cpu() {
+        let a = Tensor::randn(0f32, 1f32, (m, k), device).expect("lhs");
+        let b = Tensor::randn(0f32, 1f32, (k, n), device).expect("rhs");
+        let t = best_of(runs, device, || {
+            a.matmul(&b).expect("matmul");
+        });
+        return 2.0 * (m * k * n) as f64 / t / 1e9;
+    }
+    let a = vec![0.5f32; m * k];
+    let b = vec![0.25f32; k * n];
+    let mut c = vec![0f32; m * n];
+    let parallelism = match rayon::current_num_threads() {
+        1 => gemm::Parallelism::None,
+        threads => gemm::Parallelism::Rayon(threads),
+    };
     let t = best_of(runs, device, || {
-        a.matmul(&b).expect("matmul");
+        // SAFETY: row-major [m, k]·[k, n] into [m, n], strides and lengths as allocated above.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                1,
+                k as isize,
+                b.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            )
+        }
     });
     2.0 * (m * k * n) as f64 / t / 1e9
 }
