@@ -2,7 +2,7 @@
 
 use candle_core::{Result, Tensor};
 
-use super::pointwise_cpu::band_gradient;
+use super::pointwise_cpu::{self, band_gradient};
 use crate::graph::BackwardRule;
 
 /// A pointwise activation function, with PyTorch's definition and PyTorch's derivative at the kinks.
@@ -78,6 +78,15 @@ impl Activation {
 
     /// The activation of `x`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let fast = match *self {
+            Activation::Relu => pointwise_cpu::relu(x)?,
+            Activation::Relu6 => pointwise_cpu::clamp(x, 0.0, 6.0)?,
+            Activation::Clip { min, max } => pointwise_cpu::clamp(x, min as f32, max as f32)?,
+            _ => None,
+        };
+        if let Some(y) = fast {
+            return Ok(y);
+        }
         match *self {
             Activation::Relu => x.relu(),
             Activation::Relu6 => x.clamp(0f32, 6f32),

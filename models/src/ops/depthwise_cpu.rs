@@ -9,6 +9,7 @@
 //! every other device keeps the candle path.
 
 use candle_core::{DType, Device, Result, Tensor};
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::cpu_slice::with_f32;
@@ -95,18 +96,11 @@ pub fn forward(
         y.par_chunks_mut(oh * ow)
             .zip(xs.par_chunks(h * w))
             .enumerate()
-            .for_each(|(plane, (y, x))| {
+            .for_each_init(Scratch::default, |scratch, (plane, (y, x))| {
                 let ch = plane % c;
-                forward_plane(
-                    &plan,
-                    &wts[ch * kh * kw..(ch + 1) * kh * kw],
-                    (top, left),
-                    x,
-                    y,
-                );
-                if let Some(b) = &bias {
-                    y.iter_mut().for_each(|v| *v += b[ch]);
-                }
+                let w = &wts[ch * kh * kw..(ch + 1) * kh * kw];
+                let b = bias.as_ref().map(|b| b[ch]);
+                forward_plane(&plan, w, (top, left), x, y, b, scratch);
             });
         Ok(())
     })?;
@@ -125,34 +119,123 @@ fn valid(count: usize, offset: usize, pad: usize, len: usize, stride: usize) -> 
     (lo.min(hi), hi)
 }
 
-fn forward_plane(plan: &Plan, w: &[f32], (top, left): (usize, usize), x: &[f32], y: &mut [f32]) {
+/// Scratch a thread reuses from plane to plane.
+#[derive(Default)]
+struct Scratch {
+    /// The input plane split by [`split_phases`] (strided convolutions only).
+    phases: Vec<f32>,
+    /// Outputs a tap's flat run passes over but must not change (see [`forward_plane`]).
+    kept: Vec<f32>,
+}
+
+/// `plane` [h, w] split into stride² phase planes: phase (a, b) holds rows a, a + stride, … and
+/// of each the columns b, b + stride, …, as a [h.div_ceil(stride), w.div_ceil(stride)] plane
+/// (cells past the input's edge left 0, never read). A strided tap then reads one phase plane
+/// the way a stride-1 tap reads the input.
+#[inline(always)]
+fn split_phases(plane: &[f32], (h, w): (usize, usize), stride: usize, phases: &mut Vec<f32>) {
+    let (ph, pw) = (h.div_ceil(stride), w.div_ceil(stride));
+    phases.clear();
+    phases.resize(stride * stride * ph * pw, 0.0);
+    for (phase, dst) in phases.chunks_exact_mut(ph * pw).enumerate() {
+        let (a, b) = (phase / stride, phase % stride);
+        let rows = plane.chunks_exact(w).skip(a).step_by(stride);
+        for (dst, row) in dst.chunks_exact_mut(pw).zip(rows) {
+            let row = &row[b.min(w)..];
+            let n = row.len().div_ceil(stride).min(dst.len());
+            if stride == 2 {
+                // A constant stride, which the compiler turns into vector shuffles.
+                for k in 0..n {
+                    dst[k] = row[2 * k];
+                }
+            } else {
+                for k in 0..n {
+                    dst[k] = row[stride * k];
+                }
+            }
+        }
+    }
+}
+
+/// One channel plane of [`forward`], plus `bias`, compiled for the widest vectors the CPU has
+/// (AVX-512, AVX2); each output is still one multiply and one add per tap in the same order
+/// (Rust never fuses them into an FMA), so every instruction set gives the same bits.
+///
+/// A tap adds `tap · input` to a rectangle of the output. When output rows are as long as the
+/// rows the tap reads (stride 1 with 'same' padding, or a strided tap reading a phase plane of
+/// [`split_phases`]), the rectangle's rows are one flat run in both planes, interrupted only by
+/// the few outputs at the row ends whose tap would read the padding: the run is added in one
+/// loop (long enough to vectorize, where a 7- or 14-wide row is not) and those outputs are put
+/// back as they were, so they are left out exactly as the row-by-row loop leaves them out.
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn forward_plane(
+    plan: &Plan,
+    w: &[f32],
+    pads: (usize, usize),
+    x: &[f32],
+    y: &mut [f32],
+    bias: Option<f32>,
+    scratch: &mut Scratch,
+) {
+    let (top, left) = pads;
     let (oh, ow) = plan.output;
     let (h, wi) = plan.input;
     let (s, d) = (plan.stride, plan.dilation);
+    let (ph, pw) = (h.div_ceil(s), wi.div_ceil(s));
+    let source: &[f32] = if s == 1 {
+        x
+    } else {
+        split_phases(x, (h, wi), s, &mut scratch.phases);
+        &scratch.phases
+    };
+    let flat = ow == pw;
     // Taps in the same order as the candle path (row by row), so both sum alike.
     for i in 0..plan.kh {
         let (oy0, oy1) = valid(oh, i * d, top, h, s);
         for j in 0..plan.kw {
             let tap = w[i * plan.kw + j];
             let (ox0, ox1) = valid(ow, j * d, left, wi, s);
-            if ox0 >= ox1 {
+            if ox0 >= ox1 || oy0 >= oy1 {
                 continue;
             }
-            let first = ox0 * s + j * d - left;
-            for oy in oy0..oy1 {
-                let row = &x[(oy * s + i * d - top) * wi..][..wi];
-                let y_row = &mut y[oy * ow + ox0..oy * ow + ox1];
-                if s == 1 {
-                    for (v, &xv) in y_row.iter_mut().zip(&row[first..]) {
-                        *v += tap * xv;
+            // The input cell output (oy0, ox0) reads, in its phase plane.
+            let (r, c) = (oy0 * s + i * d - top, ox0 * s + j * d - left);
+            let start = ((r % s) * s + c % s) * ph * pw + (r / s) * pw + c / s;
+            let width = ox1 - ox0;
+            if flat {
+                let (lo, hi) = (oy0 * ow + ox0, (oy1 - 1) * ow + ox1);
+                // Between two rows' runs: a few outputs, copied one by one in plain loops (a
+                // call to memcpy, or an iterator left out of line, per gap cost more than the
+                // taps it saves).
+                let gap = ow - width;
+                let kept = &mut scratch.kept;
+                kept.resize((oy1 - oy0 - 1) * gap, 0.0);
+                for (row, oy) in (oy0..oy1 - 1).enumerate() {
+                    for g in 0..gap {
+                        kept[row * gap + g] = y[oy * ow + ox1 + g];
                     }
-                } else {
-                    for (v, &xv) in y_row.iter_mut().zip(row[first..].iter().step_by(s)) {
+                }
+                for (v, &xv) in y[lo..hi].iter_mut().zip(&source[start..]) {
+                    *v += tap * xv;
+                }
+                for (row, oy) in (oy0..oy1 - 1).enumerate() {
+                    for g in 0..gap {
+                        y[oy * ow + ox1 + g] = kept[row * gap + g];
+                    }
+                }
+            } else {
+                for oy in oy0..oy1 {
+                    let row = start + (oy - oy0) * pw;
+                    let y_row = &mut y[oy * ow + ox0..oy * ow + ox1];
+                    for (v, &xv) in y_row.iter_mut().zip(&source[row..row + width]) {
                         *v += tap * xv;
                     }
                 }
             }
         }
+    }
+    if let Some(b) = bias {
+        y.iter_mut().for_each(|v| *v += b);
     }
 }
 
@@ -192,20 +275,19 @@ pub fn input_gradient(
             .enumerate()
             .for_each(|(plane, (gx, g))| {
                 let ch = plane % c;
-                backward_plane(
-                    &plan,
-                    &w[ch * kh * kw..(ch + 1) * kh * kw],
-                    (top, left),
-                    g,
-                    gx,
-                );
+                let w = &w[ch * kh * kw..(ch + 1) * kh * kw];
+                backward_plane(&plan, w, (top, left), g, gx);
             });
         Ok(())
     })?;
     Tensor::from_vec(gx, (n, c, h, wi), grad.device())
 }
 
-fn backward_plane(plan: &Plan, w: &[f32], (top, left): (usize, usize), g: &[f32], gx: &mut [f32]) {
+/// One channel plane of [`input_gradient`], compiled for the same instruction sets as
+/// [`forward_plane`].
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn backward_plane(plan: &Plan, w: &[f32], pads: (usize, usize), g: &[f32], gx: &mut [f32]) {
+    let (top, left) = pads;
     let (oh, ow) = plan.output;
     let (h, wi) = plan.input;
     let (s, d) = (plan.stride, plan.dilation);
@@ -248,7 +330,13 @@ mod tests {
     #[test]
     fn the_cpu_loops_equal_the_candle_path() {
         let dev = Device::Cpu;
-        for &(k, stride, dilation) in &[(3usize, 1usize, 1usize), (5, 2, 1), (3, 2, 2), (1, 1, 1)] {
+        for &(k, stride, dilation) in &[
+            (3usize, 1usize, 1usize),
+            (5, 2, 1),
+            (3, 2, 2),
+            (3, 3, 1),
+            (1, 1, 1),
+        ] {
             let (c, hp, wp) = (6, 17, 15);
             let ek = dilation * (k - 1) + 1;
             let out = ((hp - ek) / stride + 1, (wp - ek) / stride + 1);
@@ -287,6 +375,30 @@ mod tests {
                 max_rel(&fast, &slow),
                 0.0,
                 "padded forward k={k} s={stride} d={dilation}"
+            );
+            // 'Same' padding (TF's): output rows as long as the rows a tap reads (the input's,
+            // or a phase plane's when strided), so each tap's rows run as one flat loop.
+            let same = |len: usize| {
+                let total = ((len.div_ceil(stride) - 1) * stride + ek).saturating_sub(len);
+                (total / 2, total - total / 2)
+            };
+            let ((st, sb), (sl, sr)) = (same(hp), same(wp));
+            let fast =
+                super::forward(&x, &w, Some(&b), stride, dilation, (st, sb, sl, sr)).unwrap();
+            let padded = x
+                .pad_with_zeros(2, st, sb)
+                .unwrap()
+                .pad_with_zeros(3, sl, sr)
+                .unwrap();
+            let same_out = (hp.div_ceil(stride), wp.div_ceil(stride));
+            let slow = depthwise_forward(&padded, &w, stride, dilation, same_out)
+                .unwrap()
+                .broadcast_add(&b.reshape((1, c, 1, 1)).unwrap())
+                .unwrap();
+            assert_eq!(
+                max_rel(&fast, &slow),
+                0.0,
+                "'same' forward k={k} s={stride} d={dilation}"
             );
             let g = Tensor::randn(0f32, 1f32, (2, c, out.0, out.1), &dev).unwrap();
             let pads = (top, bottom, left, right);
