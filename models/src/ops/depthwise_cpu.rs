@@ -92,6 +92,7 @@ pub fn forward(
     if oh * ow == 0 || h * w == 0 {
         return Tensor::from_vec(y, (n, c, oh, ow), x.device());
     }
+    let taps = plan.taps((top, left));
     with_f32(x, |xs| {
         y.par_chunks_mut(oh * ow)
             .zip(xs.par_chunks(h * w))
@@ -100,7 +101,7 @@ pub fn forward(
                 let ch = plane % c;
                 let w = &wts[ch * kh * kw..(ch + 1) * kh * kw];
                 let b = bias.as_ref().map(|b| b[ch]);
-                forward_plane(&plan, w, (top, left), x, y, b, scratch);
+                forward_plane(&plan, w, &taps, x, y, b, scratch);
             });
         Ok(())
     })?;
@@ -171,71 +172,131 @@ fn split_phases(plane: &[f32], (h, w): (usize, usize), stride: usize, phases: &m
 fn forward_plane(
     plan: &Plan,
     w: &[f32],
-    pads: (usize, usize),
+    taps: &[(usize, TapRect)],
     x: &[f32],
     y: &mut [f32],
     bias: Option<f32>,
     scratch: &mut Scratch,
 ) {
-    let (top, left) = pads;
-    let (oh, ow) = plan.output;
     let (h, wi) = plan.input;
-    let (s, d) = (plan.stride, plan.dilation);
-    let (ph, pw) = (h.div_ceil(s), wi.div_ceil(s));
-    let source: &[f32] = if s == 1 {
+    let ow = plan.output.1;
+    let Scratch { phases, kept } = scratch;
+    let source: &[f32] = if plan.stride == 1 {
         x
     } else {
-        split_phases(x, (h, wi), s, &mut scratch.phases);
-        &scratch.phases
+        split_phases(x, (h, wi), plan.stride, phases);
+        phases
     };
-    let flat = ow == pw;
+    let flat = ow == plan.phase_width();
     // Taps in the same order as the candle path (row by row), so both sum alike.
-    for i in 0..plan.kh {
-        let (oy0, oy1) = valid(oh, i * d, top, h, s);
-        for j in 0..plan.kw {
-            let tap = w[i * plan.kw + j];
-            let (ox0, ox1) = valid(ow, j * d, left, wi, s);
-            if ox0 >= ox1 || oy0 >= oy1 {
-                continue;
+    for (t, rect) in taps {
+        let tap = w[*t];
+        if flat {
+            // Outputs at the gaps between the rows' runs are kept as they were.
+            let (lo, hi) = rect.run(ow);
+            keep_gaps(y, lo, rect, ow, kept);
+            for (v, &xv) in y[lo..hi].iter_mut().zip(&source[rect.start..]) {
+                *v += tap * xv;
             }
-            // The input cell output (oy0, ox0) reads, in its phase plane.
-            let (r, c) = (oy0 * s + i * d - top, ox0 * s + j * d - left);
-            let start = ((r % s) * s + c % s) * ph * pw + (r / s) * pw + c / s;
-            let width = ox1 - ox0;
-            if flat {
-                let (lo, hi) = (oy0 * ow + ox0, (oy1 - 1) * ow + ox1);
-                // Between two rows' runs: a few outputs, copied one by one in plain loops (a
-                // call to memcpy, or an iterator left out of line, per gap cost more than the
-                // taps it saves).
-                let gap = ow - width;
-                let kept = &mut scratch.kept;
-                kept.resize((oy1 - oy0 - 1) * gap, 0.0);
-                for (row, oy) in (oy0..oy1 - 1).enumerate() {
-                    for g in 0..gap {
-                        kept[row * gap + g] = y[oy * ow + ox1 + g];
-                    }
-                }
-                for (v, &xv) in y[lo..hi].iter_mut().zip(&source[start..]) {
+            restore_gaps(y, lo, rect, ow, kept);
+        } else {
+            for oy in rect.rows.clone() {
+                let row = rect.start + (oy - rect.rows.start) * plan.phase_width();
+                let y_row = &mut y[oy * ow + rect.cols.start..oy * ow + rect.cols.end];
+                for (v, &xv) in y_row.iter_mut().zip(&source[row..]) {
                     *v += tap * xv;
-                }
-                for (row, oy) in (oy0..oy1 - 1).enumerate() {
-                    for g in 0..gap {
-                        y[oy * ow + ox1 + g] = kept[row * gap + g];
-                    }
-                }
-            } else {
-                for oy in oy0..oy1 {
-                    let row = start + (oy - oy0) * pw;
-                    let y_row = &mut y[oy * ow + ox0..oy * ow + ox1];
-                    for (v, &xv) in y_row.iter_mut().zip(&source[row..row + width]) {
-                        *v += tap * xv;
-                    }
                 }
             }
         }
     }
     if let Some(b) = bias {
         y.iter_mut().for_each(|v| *v += b);
+    }
+}
+
+/// The outputs one tap reaches: those whose read falls inside the input.
+struct TapRect {
+    /// Output rows.
+    rows: std::ops::Range<usize>,
+    /// Output columns.
+    cols: std::ops::Range<usize>,
+    /// Where output (rows.start, cols.start) reads: an index of the input plane (stride 1) or
+    /// of [`split_phases`]' phase planes.
+    start: usize,
+}
+
+impl TapRect {
+    /// The flat run of output indices from the first to the last output of the rectangle.
+    #[inline(always)]
+    fn run(&self, ow: usize) -> (usize, usize) {
+        (
+            self.rows.start * ow + self.cols.start,
+            (self.rows.end - 1) * ow + self.cols.end,
+        )
+    }
+}
+
+impl Plan {
+    /// The length of a phase plane's rows (the input's rows at stride 1).
+    #[inline(always)]
+    fn phase_width(&self) -> usize {
+        self.input.1.div_ceil(self.stride)
+    }
+
+    /// Each tap's index (row by row) and the rectangle it reaches, empty ones left out: the
+    /// same for every plane, so worked out once per call.
+    fn taps(&self, (top, left): (usize, usize)) -> Vec<(usize, TapRect)> {
+        let (oh, ow) = self.output;
+        let (h, wi) = self.input;
+        let (s, d) = (self.stride, self.dilation);
+        let (ph, pw) = (h.div_ceil(s), wi.div_ceil(s));
+        (0..self.kh * self.kw)
+            .filter_map(|t| {
+                let (i, j) = (t / self.kw, t % self.kw);
+                let (oy0, oy1) = valid(oh, i * d, top, h, s);
+                let (ox0, ox1) = valid(ow, j * d, left, wi, s);
+                if ox0 >= ox1 || oy0 >= oy1 {
+                    return None;
+                }
+                // The input cell output (oy0, ox0) reads, in its phase plane.
+                let (r, c) = (oy0 * s + i * d - top, ox0 * s + j * d - left);
+                let start = ((r % s) * s + c % s) * ph * pw + (r / s) * pw + c / s;
+                let rect = TapRect {
+                    rows: oy0..oy1,
+                    cols: ox0..ox1,
+                    start,
+                };
+                Some((t, rect))
+            })
+            .collect()
+    }
+}
+
+/// Copies into `kept` the cells of `plane` a tap's flat run passes over between its rows (the
+/// outputs at the gap, or the inputs they would read), `at` being the cell of the run's first
+/// output: a few cells a row, copied one by one (a call to memcpy per gap cost more than the
+/// taps it saves).
+#[inline(always)]
+fn keep_gaps(plane: &[f32], at: usize, rect: &TapRect, ow: usize, kept: &mut Vec<f32>) {
+    let gap = ow - rect.cols.len();
+    let first = at + rect.cols.len();
+    kept.resize((rect.rows.len() - 1) * gap, 0.0);
+    for row in 0..rect.rows.len() - 1 {
+        for g in 0..gap {
+            kept[row * gap + g] = plane[first + row * ow + g];
+        }
+    }
+}
+
+/// Puts back what [`keep_gaps`] kept.
+#[inline(always)]
+fn restore_gaps(plane: &mut [f32], at: usize, rect: &TapRect, ow: usize, kept: &[f32]) {
+    let gap = ow - rect.cols.len();
+    let first = at + rect.cols.len();
+    for row in 0..rect.rows.len() - 1 {
+        for g in 0..gap {
+            plane[first + row * ow + g] = kept[row * gap + g];
+        }
     }
 }
 
@@ -269,14 +330,15 @@ pub fn input_gradient(
     if oh * ow == 0 || h * wi == 0 {
         return Tensor::from_vec(gx, (n, c, h, wi), grad.device());
     }
+    let taps = plan.taps((top, left));
     with_f32(grad, |g| {
         gx.par_chunks_mut(h * wi)
             .zip(g.par_chunks(oh * ow))
             .enumerate()
-            .for_each(|(plane, (gx, g))| {
+            .for_each_init(Scratch::default, |scratch, (plane, (gx, g))| {
                 let ch = plane % c;
                 let w = &w[ch * kh * kw..(ch + 1) * kh * kw];
-                backward_plane(&plan, w, (top, left), g, gx);
+                backward_plane(&plan, w, &taps, g, gx, scratch);
             });
         Ok(())
     })?;
@@ -284,34 +346,65 @@ pub fn input_gradient(
 }
 
 /// One channel plane of [`input_gradient`], compiled for the same instruction sets as
-/// [`forward_plane`].
+/// [`forward_plane`], and the same way round: a strided convolution's signal is summed into
+/// phase planes (then laid back into `gx`), and a tap's rows run as one flat loop when they can,
+/// the input cells at the gaps put back as they were.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
-fn backward_plane(plan: &Plan, w: &[f32], pads: (usize, usize), g: &[f32], gx: &mut [f32]) {
-    let (top, left) = pads;
-    let (oh, ow) = plan.output;
+fn backward_plane(
+    plan: &Plan,
+    w: &[f32],
+    taps: &[(usize, TapRect)],
+    g: &[f32],
+    gx: &mut [f32],
+    scratch: &mut Scratch,
+) {
     let (h, wi) = plan.input;
-    let (s, d) = (plan.stride, plan.dilation);
-    for i in 0..plan.kh {
-        let (oy0, oy1) = valid(oh, i * d, top, h, s);
-        for j in 0..plan.kw {
-            let tap = w[i * plan.kw + j];
-            let (ox0, ox1) = valid(ow, j * d, left, wi, s);
-            if ox0 >= ox1 {
-                continue;
+    let (s, pw) = (plan.stride, plan.phase_width());
+    let ow = plan.output.1;
+    let Scratch { phases, kept } = scratch;
+    let target: &mut [f32] = if s == 1 {
+        gx
+    } else {
+        phases.clear();
+        phases.resize(s * s * h.div_ceil(s) * pw, 0.0);
+        phases
+    };
+    for (t, rect) in taps {
+        let tap = w[*t];
+        if ow == pw {
+            let (lo, hi) = rect.run(ow);
+            keep_gaps(target, rect.start, rect, ow, kept);
+            for (v, &gv) in target[rect.start..].iter_mut().zip(&g[lo..hi]) {
+                *v += tap * gv;
             }
-            let first = ox0 * s + j * d - left;
-            for oy in oy0..oy1 {
-                let row = &mut gx[(oy * s + i * d - top) * wi..][..wi];
-                let g_row = &g[oy * ow + ox0..oy * ow + ox1];
-                if s == 1 {
-                    for (v, &gv) in row[first..].iter_mut().zip(g_row) {
-                        *v += tap * gv;
-                    }
-                } else {
-                    for (v, &gv) in row[first..].iter_mut().step_by(s).zip(g_row) {
-                        *v += tap * gv;
-                    }
+            restore_gaps(target, rect.start, rect, ow, kept);
+        } else {
+            for oy in rect.rows.clone() {
+                let row = rect.start + (oy - rect.rows.start) * pw;
+                let g_row = &g[oy * ow + rect.cols.start..oy * ow + rect.cols.end];
+                for (v, &gv) in target[row..].iter_mut().zip(g_row) {
+                    *v += tap * gv;
                 }
+            }
+        }
+    }
+    if s > 1 {
+        merge_phases(phases, (h, wi), s, gx);
+    }
+}
+
+/// The inverse of [`split_phases`]: every cell of `plane` [h, w] from its phase plane.
+#[inline(always)]
+fn merge_phases(phases: &[f32], (h, w): (usize, usize), stride: usize, plane: &mut [f32]) {
+    let (ph, pw) = (h.div_ceil(stride), w.div_ceil(stride));
+    for (phase, src) in phases.chunks_exact(ph * pw).enumerate() {
+        let (a, b) = (phase / stride, phase % stride);
+        let rows = plane.chunks_exact_mut(w).skip(a).step_by(stride);
+        for (src, row) in src.chunks_exact(pw).zip(rows) {
+            let row = &mut row[b.min(w)..];
+            let n = row.len().div_ceil(stride).min(src.len());
+            for k in 0..n {
+                row[stride * k] = src[k];
             }
         }
     }
@@ -399,6 +492,21 @@ mod tests {
                 max_rel(&fast, &slow),
                 0.0,
                 "'same' forward k={k} s={stride} d={dilation}"
+            );
+            let g = Tensor::randn(0f32, 1f32, (2, c, same_out.0, same_out.1), &dev).unwrap();
+            let same_pads = (st, sb, sl, sr);
+            let fast =
+                super::input_gradient(&g, &w, stride, dilation, same_pads, (hp, wp)).unwrap();
+            let padded_size = (hp + st + sb, wp + sl + sr);
+            let slow = depthwise_input_gradient(&g, &w, stride, dilation, padded_size)
+                .unwrap()
+                .narrow(2, st, hp)
+                .unwrap()
+                .narrow(3, sl, wp)
+                .unwrap();
+            assert!(
+                max_rel(&fast, &slow) < 1e-5,
+                "'same' backward k={k} s={stride} d={dilation}"
             );
             let g = Tensor::randn(0f32, 1f32, (2, c, out.0, out.1), &dev).unwrap();
             let pads = (top, bottom, left, right);
