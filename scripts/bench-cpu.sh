@@ -3,7 +3,7 @@
 # to docs/bench-logs/<section>-<date>.txt. Run it on a quiet machine: nothing else building.
 #
 #   scripts/bench-cpu.sh [SECTION ...]     sections: engine explain represent maximize daemon tui
-#                                           evaluate lrp perturbation
+#                                           evaluate lrp perturbation family
 #
 # PY selects the Python with torch, captum, grad-cam, zennit, scikit-learn, efficientnet-lite-pytorch
 # (default /work/venv/ref/bin/python).
@@ -15,6 +15,7 @@ mkdir -p docs/bench-logs
 SECTIONS=${*:-engine explain represent maximize daemon tui}
 CRIT=(-- --warm-up-time 1 --measurement-time 3)
 LRP=lrp-epsilon-plus-flat,lrp-epsilon-gamma-box,lrp-epsilon-alpha2-beta1
+FAMILY=gradcam,gradcam++,xgradcam,layercam,eigencam,saliency,guided-backprop,smoothgrad
 
 log() { echo "== $1: $(date -u +%T)"; }
 
@@ -44,13 +45,17 @@ for s in $SECTIONS; do
         cargo bench -p convlens-models --bench engine "${CRIT[@]}" ;;
       explain)
         "$PY" benches/peer/explain_peer.py --runs 5
-        CONVLENS_BENCH_METHODS=gradcam,saliency,integrated-gradients,deeplift,gradient-shap,$LRP \
+        CONVLENS_BENCH_METHODS=$FAMILY,integrated-gradients,deeplift,gradient-shap,$LRP \
           cargo bench -p convlens-models --bench explain "${CRIT[@]}"
         perturbation_cli ;;
       perturbation)
         # Score-CAM and occlusion alone (also part of explain), beside pytorch-grad-cam and Captum.
         "$PY" benches/peer/explain_peer.py --runs 1 --only scorecam,occlusion
         perturbation_cli ;;
+      family)
+        # The Grad-CAM family, guided backprop and SmoothGrad alone (also part of explain).
+        "$PY" benches/peer/explain_peer.py --runs 5 --only $FAMILY
+        CONVLENS_BENCH_METHODS=$FAMILY cargo bench -p convlens-models --bench explain "${CRIT[@]}" ;;
       lrp)
         # LRP alone (also part of explain): zennit's composites beside convlens'.
         "$PY" benches/peer/explain_peer.py --runs 5 --only saliency,$LRP

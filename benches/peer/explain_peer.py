@@ -7,8 +7,13 @@ restructured as tests/fixtures/make_explain.py does so that the head ReLU6 is it
 
 Methods and the peer's own defaults unless the convlens default differs (said per line):
   gradcam     pytorch_grad_cam.GradCAM at the last spatial layer
+  gradcam++, xgradcam, layercam, eigencam
+              pytorch_grad_cam's GradCAMPlusPlus, XGradCAM, LayerCAM, EigenCAM, the same layer
   scorecam    pytorch_grad_cam.ScoreCAM (its batch of 16 masks; convlens uses 16 too)
   saliency    captum Saliency(abs=True)
+  guided-backprop  captum GuidedBackprop
+  smoothgrad  captum NoiseTunnel(Saliency(abs=False)), 50 samples in batches of 16, stdevs 0.15 x
+              the input's range (convlens' defaults; its SmoothGrad is the mean signed gradient)
   ig          captum IntegratedGradients, 50 steps, gausslegendre, internal_batch_size=16
               (convlens batches 16 points too; captum's default is all 50 at once)
   occlusion   captum Occlusion window 16 stride 8, perturbations_per_eval=1 (captum's default;
@@ -111,13 +116,15 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only",
-                        default="gradcam,scorecam,saliency,ig,occlusion,deeplift,gradient-shap,"
+                        default="gradcam,gradcam++,xgradcam,layercam,eigencam,scorecam,saliency,"
+                                "guided-backprop,smoothgrad,ig,occlusion,deeplift,gradient-shap,"
                                 + ",".join(LRP))
     args = parser.parse_args()
     only = set(args.only.split(","))
-    from captum.attr import DeepLift, GradientShap, IntegratedGradients, Occlusion, Saliency
+    from captum.attr import (DeepLift, GradientShap, GuidedBackprop, IntegratedGradients,
+                             NoiseTunnel, Occlusion, Saliency)
     from make_explain_more import unshare_activations
-    from pytorch_grad_cam import GradCAM, ScoreCAM
+    from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM, XGradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     for name, model, layer in models():
@@ -131,13 +138,25 @@ def main():
             c = int(model(x).argmax(1))
         targets = [ClassifierOutputTarget(c)]
         gradcam = GradCAM(model=model, target_layers=[layer])
+        family = {name: cls(model=model, target_layers=[layer]) for name, cls in
+                  [("gradcam++", GradCAMPlusPlus), ("xgradcam", XGradCAM), ("layercam", LayerCAM),
+                   ("eigencam", EigenCAM)]}
         scorecam = ScoreCAM(model=model, target_layers=[layer])
         benches = {
             # Parameters are frozen (no weight gradients, as in convlens), so the input carries
             # requires_grad for the layer's activations to get a gradient.
             "gradcam": lambda: gradcam(input_tensor=x.clone().requires_grad_(True), targets=targets),
+            **{name: (lambda cam=cam: cam(input_tensor=x.clone().requires_grad_(True),
+                                          targets=targets))
+               for name, cam in family.items()},
             "scorecam": lambda: scorecam(input_tensor=x, targets=targets),
             "saliency": lambda: Saliency(model).attribute(x.clone().requires_grad_(True), target=c, abs=True),
+            "guided-backprop": lambda: GuidedBackprop(model).attribute(x.clone(), target=c),
+            # convlens' SmoothGrad: the mean signed gradient of 50 copies with noise of 0.15 of
+            # the input's range, in batches of 16.
+            "smoothgrad": lambda: NoiseTunnel(Saliency(model)).attribute(
+                x.clone(), nt_type="smoothgrad", nt_samples=50, nt_samples_batch_size=16,
+                stdevs=0.15 * float(x.max() - x.min()), target=c, abs=False),
             "ig": lambda: IntegratedGradients(model).attribute(
                 x, target=c, n_steps=50, method="gausslegendre", internal_batch_size=16),
             "occlusion": lambda: Occlusion(model).attribute(

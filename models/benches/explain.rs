@@ -1,7 +1,8 @@
-//! Explanations of one 224×224 image on resnet18 and the demo model: Grad-CAM, Score-CAM,
-//! saliency, Integrated Gradients (50 steps), occlusion (window 16, stride 8), DeepLift and
-//! GradientShap (50 samples, the zero baseline), LRP's three composites, each with convlens'
-//! defaults (batches of 16). `benches/peer/explain_peer.py` times Captum, pytorch-grad-cam and
+//! Explanations of one 224×224 image on resnet18 and the demo model: Grad-CAM and its family
+//! (Grad-CAM++, XGrad-CAM, Layer-CAM, Eigen-CAM), Score-CAM, saliency, guided backprop,
+//! SmoothGrad (50 samples), Integrated Gradients (50 steps), occlusion (window 16, stride 8),
+//! DeepLift and GradientShap (50 samples, the zero baseline), LRP's three composites, each with
+//! convlens' defaults (batches of 16). `benches/peer/explain_peer.py` times Captum, pytorch-grad-cam and
 //! zennit on the same; docs/PERFORMANCE.md gives both and their ratio.
 //!
 //! `CONVLENS_BENCH_METHODS=gradcam,saliency` limits the methods (Score-CAM and occlusion take
@@ -17,10 +18,16 @@ use criterion::{criterion_group, BenchmarkId, Criterion};
 mod common;
 use common::{input_size, sync};
 
-const METHODS: [&str; 10] = [
+const METHODS: [&str; 16] = [
     "gradcam",
+    "gradcam++",
+    "xgradcam",
+    "layercam",
+    "eigencam",
     "scorecam",
     "saliency",
+    "guided-backprop",
+    "smoothgrad",
     "integrated-gradients",
     "occlusion",
     "deeplift",
