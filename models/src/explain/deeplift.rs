@@ -7,7 +7,7 @@ use candle_core::Tensor;
 
 use super::target::{check_classes, multi_hot, summed_scores};
 use crate::graph::{BackwardRule, Node};
-use crate::ops::Op;
+use crate::ops::{pointwise_cpu, Op};
 use crate::progress::Progress;
 use crate::{Error, Model, Result};
 
@@ -122,9 +122,12 @@ fn rescale_step(
     };
     match &node.op {
         Op::Activation(activation) => {
+            let exact = activation.backward(x, output, grad, BackwardRule::Gradient)?;
+            if let Some(signal) = pointwise_cpu::rescale(x, output, grad, &exact, EPS)? {
+                return Ok(vec![signal]);
+            }
             let delta_in = halves_difference(x)?;
             let delta_out = halves_difference(output)?;
-            let exact = activation.backward(x, output, grad, BackwardRule::Gradient)?;
             let rescaled = grad.mul(&delta_out)?.div(&delta_in)?;
             Ok(vec![delta_in
                 .abs()?

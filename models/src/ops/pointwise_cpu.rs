@@ -1,10 +1,11 @@
 //! CPU fast paths of the per-channel and pointwise maps that follow every convolution:
-//! batch-norm's affine map (forward and backward), ReLU/ReLU6/Hardtanh and their gradient, each
-//! one parallel pass over the planes instead of candle's chain of whole-tensor ops (a broadcast
-//! multiply then a broadcast add; a maximum then a minimum; a comparison, a dtype cast and a
-//! multiply). They give the same values as the candle ops (the same f32 operations in the same
-//! order, never fused into an FMA); the tests below check that. Each loop is compiled for
-//! AVX-512 and AVX2 beside the baseline, picked at run time (the same bits on each).
+//! batch-norm's affine map (forward and backward), ReLU/ReLU6/Hardtanh and their gradient,
+//! DeepLift's rescale rule, each one parallel pass over the planes instead of candle's chain of
+//! whole-tensor ops (a broadcast multiply then a broadcast add; a maximum then a minimum; a
+//! comparison, a dtype cast and a multiply; eight ops for the rescale rule). They give the same
+//! values as the candle ops (the same f32 operations in the same order, never fused into an
+//! FMA); the tests below check that. Each loop is compiled for AVX-512 and AVX2 beside the
+//! baseline, picked at run time (the same bits on each).
 
 use candle_core::{Result, Tensor};
 use multiversion::multiversion;
@@ -107,6 +108,78 @@ fn band_chunk(out: &mut [f32], x: &[f32], g: &[f32], lo: f32, hi: Option<f32>) {
     }
 }
 
+/// DeepLift's rescale rule at an activation, on the CPU in one pass, or `None` when the fast
+/// path does not apply. The batch's first half are inputs, its second half their baselines; with
+/// Δx and Δy the first half of the activation's input `x` and output `y` minus the second (the
+/// same for both halves), the signal is `grad · Δy / Δx`, or the plain derivative `exact` where
+/// |Δx| < `eps`: what `explain/deeplift.rs`'s candle ops give, element for element, in one pass
+/// instead of eight.
+pub fn rescale(
+    x: &Tensor,
+    y: &Tensor,
+    grad: &Tensor,
+    exact: &Tensor,
+    eps: f32,
+) -> Result<Option<Tensor>> {
+    let all = [x, y, grad, exact];
+    if !all.iter().all(|t| is_cpu_f32(t) && t.shape() == x.shape()) || x.rank() == 0 {
+        return Ok(None);
+    }
+    let batch = x.dim(0)?;
+    if batch % 2 != 0 {
+        return Ok(None);
+    }
+    let half = x.elem_count() / 2;
+    let mut out = vec![0f32; x.elem_count()];
+    with_f32(x, |xs| {
+        with_f32(y, |ys| {
+            with_f32(grad, |gs| {
+                with_f32(exact, |es| {
+                    let ((x0, x1), (y0, y1)) = (xs.split_at(half), ys.split_at(half));
+                    let ((g0, g1), (e0, e1)) = (gs.split_at(half), es.split_at(half));
+                    let (o0, o1) = out.split_at_mut(half);
+                    o0.par_chunks_mut(MIN_TASK)
+                        .zip(o1.par_chunks_mut(MIN_TASK))
+                        .enumerate()
+                        .for_each(|(k, (o0, o1))| {
+                            let at = k * MIN_TASK..k * MIN_TASK + o0.len();
+                            let inputs = [
+                                [&x0[at.clone()], &x1[at.clone()]],
+                                [&y0[at.clone()], &y1[at.clone()]],
+                                [&g0[at.clone()], &g1[at.clone()]],
+                                [&e0[at.clone()], &e1[at]],
+                            ];
+                            rescale_chunk([o0, o1], inputs, eps);
+                        });
+                    Ok(())
+                })
+            })
+        })
+    })?;
+    Ok(Some(Tensor::from_vec(out, x.shape(), x.device())?))
+}
+
+/// [`rescale`] over one chunk of both halves: `out[h]` from `[x, y, grad, exact][·][h]`.
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn rescale_chunk(out: [&mut [f32]; 2], [x, y, g, e]: [[&[f32]; 2]; 4], eps: f32) {
+    let [o0, o1] = out;
+    for i in 0..o0.len().min(o1.len()) {
+        let delta_in = x[0][i] - x[1][i];
+        let delta_out = y[0][i] - y[1][i];
+        let small = delta_in.abs() < eps;
+        o0[i] = if small {
+            e[0][i]
+        } else {
+            g[0][i] * delta_out / delta_in
+        };
+        o1[i] = if small {
+            e[1][i]
+        } else {
+            g[1][i] * delta_out / delta_in
+        };
+    }
+}
+
 /// `x` clamped to `[lo, hi]` on the CPU, compared as candle's `maximum(lo)` then `minimum(hi)`
 /// compare (a NaN stays NaN), or `None` when the fast path does not apply: ReLU6 and Hardtanh.
 pub fn clamp(x: &Tensor, lo: f32, hi: f32) -> Result<Option<Tensor>> {
@@ -206,6 +279,54 @@ mod tests {
         let xt = x.transpose(2, 3).unwrap();
         let fast = super::clamp(&xt, 0.0, 6.0).unwrap().unwrap();
         assert_eq!(bits(&fast), bits(&xt.clamp(0f32, 6f32).unwrap()));
+    }
+
+    #[test]
+    fn rescale_equals_the_candle_ops() {
+        let dev = Device::Cpu;
+        // Inputs beside baselines (first half, second half); some differences zero.
+        let x = Tensor::randn(0f32, 1f32, (4, 3, 70, 90), &dev).unwrap();
+        let mut values = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let half = values.len() / 2;
+        for i in (0..half).step_by(7) {
+            values[half + i] = values[i];
+        }
+        let x = Tensor::from_vec(values, x.shape(), &dev).unwrap();
+        let y = x.clamp(0f32, 6f32).unwrap();
+        let grad = Tensor::randn(0f32, 1f32, x.dims(), &dev).unwrap();
+        let exact = super::band_gradient(&x, &grad, 0.0, Some(6.0))
+            .unwrap()
+            .unwrap();
+        let difference = |t: &Tensor| {
+            let d = t
+                .narrow(0, 0, 2)
+                .unwrap()
+                .sub(&t.narrow(0, 2, 2).unwrap())
+                .unwrap();
+            Tensor::cat(&[&d, &d], 0).unwrap()
+        };
+        let (delta_in, delta_out) = (difference(&x), difference(&y));
+        let rescaled = grad.mul(&delta_out).unwrap().div(&delta_in).unwrap();
+        let slow = delta_in
+            .abs()
+            .unwrap()
+            .lt(1e-10f32)
+            .unwrap()
+            .where_cond(&exact, &rescaled)
+            .unwrap();
+        let fast = super::rescale(&x, &y, &grad, &exact, 1e-10)
+            .unwrap()
+            .unwrap();
+        let bits = |t: &Tensor| -> Vec<u32> {
+            let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            v.into_iter().map(f32::to_bits).collect()
+        };
+        assert_eq!(bits(&fast), bits(&slow));
+        // An odd batch has no halves: the fast path steps aside.
+        let odd = x.narrow(0, 0, 3).unwrap();
+        assert!(super::rescale(&odd, &odd, &odd, &odd, 1e-10)
+            .unwrap()
+            .is_none());
     }
 
     #[test]
