@@ -442,85 +442,42 @@ mod tests {
                 0.0,
                 "forward k={k} s={stride} d={dilation}"
             );
-            // Padding (uneven, as TF's 'same' makes it) skipped instead of copied, and a bias.
-            let (top, bottom, left, right) = (2, 1, 0, 3);
-            let b = Tensor::randn(0f32, 1f32, c, &dev).unwrap();
-            let fast = super::forward(
-                &x,
-                &w,
-                Some(&b),
-                stride,
-                dilation,
-                (top, bottom, left, right),
-            )
-            .unwrap();
-            let padded = x
-                .pad_with_zeros(2, top, bottom)
-                .unwrap()
-                .pad_with_zeros(3, left, right)
-                .unwrap();
-            let out = ((hp + 3 - ek) / stride + 1, (wp + 3 - ek) / stride + 1);
-            let slow = depthwise_forward(&padded, &w, stride, dilation, out)
-                .unwrap()
-                .broadcast_add(&b.reshape((1, c, 1, 1)).unwrap())
-                .unwrap();
-            assert_eq!(
-                max_rel(&fast, &slow),
-                0.0,
-                "padded forward k={k} s={stride} d={dilation}"
-            );
-            // 'Same' padding (TF's): output rows as long as the rows a tap reads (the input's,
-            // or a phase plane's when strided), so each tap's rows run as one flat loop.
+            // Padding skipped instead of copied, and a bias: uneven padding (as TF's 'same' makes
+            // it for some sizes), and TF's 'same' padding itself, where output rows are as long
+            // as the rows a tap reads (the input's, or a phase plane's when strided), so each
+            // tap's rows run as one flat loop.
             let same = |len: usize| {
                 let total = ((len.div_ceil(stride) - 1) * stride + ek).saturating_sub(len);
                 (total / 2, total - total / 2)
             };
             let ((st, sb), (sl, sr)) = (same(hp), same(wp));
-            let fast =
-                super::forward(&x, &w, Some(&b), stride, dilation, (st, sb, sl, sr)).unwrap();
-            let padded = x
-                .pad_with_zeros(2, st, sb)
-                .unwrap()
-                .pad_with_zeros(3, sl, sr)
-                .unwrap();
-            let same_out = (hp.div_ceil(stride), wp.div_ceil(stride));
-            let slow = depthwise_forward(&padded, &w, stride, dilation, same_out)
-                .unwrap()
-                .broadcast_add(&b.reshape((1, c, 1, 1)).unwrap())
-                .unwrap();
-            assert_eq!(
-                max_rel(&fast, &slow),
-                0.0,
-                "'same' forward k={k} s={stride} d={dilation}"
-            );
-            let g = Tensor::randn(0f32, 1f32, (2, c, same_out.0, same_out.1), &dev).unwrap();
-            let same_pads = (st, sb, sl, sr);
-            let fast =
-                super::input_gradient(&g, &w, stride, dilation, same_pads, (hp, wp)).unwrap();
-            let padded_size = (hp + st + sb, wp + sl + sr);
-            let slow = depthwise_input_gradient(&g, &w, stride, dilation, padded_size)
-                .unwrap()
-                .narrow(2, st, hp)
-                .unwrap()
-                .narrow(3, sl, wp)
-                .unwrap();
-            assert!(
-                max_rel(&fast, &slow) < 1e-5,
-                "'same' backward k={k} s={stride} d={dilation}"
-            );
-            let g = Tensor::randn(0f32, 1f32, (2, c, out.0, out.1), &dev).unwrap();
-            let pads = (top, bottom, left, right);
-            let fast = super::input_gradient(&g, &w, stride, dilation, pads, (hp, wp)).unwrap();
-            let slow = depthwise_input_gradient(&g, &w, stride, dilation, (hp + 3, wp + 3))
-                .unwrap()
-                .narrow(2, top, hp)
-                .unwrap()
-                .narrow(3, left, wp)
-                .unwrap();
-            assert!(
-                max_rel(&fast, &slow) < 1e-5,
-                "padded backward k={k} s={stride} d={dilation}"
-            );
+            let b = Tensor::randn(0f32, 1f32, c, &dev).unwrap();
+            for (what, pads) in [("padded", (2, 1, 0, 3)), ("'same'", (st, sb, sl, sr))] {
+                let (top, bottom, left, right) = pads;
+                let fast = super::forward(&x, &w, Some(&b), stride, dilation, pads).unwrap();
+                let padded = x
+                    .pad_with_zeros(2, top, bottom)
+                    .unwrap()
+                    .pad_with_zeros(3, left, right)
+                    .unwrap();
+                let (hpp, wpp) = (hp + top + bottom, wp + left + right);
+                let out = ((hpp - ek) / stride + 1, (wpp - ek) / stride + 1);
+                let slow = depthwise_forward(&padded, &w, stride, dilation, out)
+                    .unwrap()
+                    .broadcast_add(&b.reshape((1, c, 1, 1)).unwrap())
+                    .unwrap();
+                let case = format!("{what} k={k} s={stride} d={dilation}");
+                assert_eq!(max_rel(&fast, &slow), 0.0, "forward {case}");
+                let g = Tensor::randn(0f32, 1f32, (2, c, out.0, out.1), &dev).unwrap();
+                let fast = super::input_gradient(&g, &w, stride, dilation, pads, (hp, wp)).unwrap();
+                let slow = depthwise_input_gradient(&g, &w, stride, dilation, (hpp, wpp))
+                    .unwrap()
+                    .narrow(2, top, hp)
+                    .unwrap()
+                    .narrow(3, left, wp)
+                    .unwrap();
+                assert!(max_rel(&fast, &slow) < 1e-5, "backward {case}");
+            }
             let out = ((hp - ek) / stride + 1, (wp - ek) / stride + 1);
             let g = Tensor::randn(0f32, 1f32, (2, c, out.0, out.1), &dev).unwrap();
             let fast =
