@@ -144,15 +144,8 @@ fn split_phases(plane: &[f32], (h, w): (usize, usize), stride: usize, phases: &m
         for (dst, row) in dst.chunks_exact_mut(pw).zip(rows) {
             let row = &row[b.min(w)..];
             let n = row.len().div_ceil(stride).min(dst.len());
-            if stride == 2 {
-                // A constant stride, which the compiler turns into vector shuffles.
-                for k in 0..n {
-                    dst[k] = row[2 * k];
-                }
-            } else {
-                for k in 0..n {
-                    dst[k] = row[stride * k];
-                }
+            for k in 0..n {
+                dst[k] = row[stride * k];
             }
         }
     }
