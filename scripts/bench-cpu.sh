@@ -3,7 +3,7 @@
 # to docs/bench-logs/<section>-<date>.txt. Run it on a quiet machine: nothing else building.
 #
 #   scripts/bench-cpu.sh [SECTION ...]     sections: engine explain represent maximize daemon tui
-#                                           evaluate lrp perturbation family
+#                                           evaluate lrp perturbation family memory
 #
 # PY selects the Python with torch, captum, grad-cam, zennit, scikit-learn, efficientnet-lite-pytorch
 # (default /work/venv/ref/bin/python).
@@ -72,6 +72,16 @@ for s in $SECTIONS; do
       daemon)
         "$PY" benches/peer/warm_latency.py
         cargo bench -p convlens-daemon --bench warm_latency "${CRIT[@]}" ;;
+      memory)
+        # Peak resident memory of a forward pass and input gradient at batch 8, one process per
+        # measurement: torch, then convlens with the pass the gradient methods run and with a
+        # full trace.
+        cargo build --release -q -p convlens-models --example peak_memory
+        for m in resnet50 resnet18 demo; do
+          spec=random:$m; [ "$m" = demo ] && spec=demo
+          "$PY" benches/peer/peak_memory.py --model "$m" --batch 8
+          for t in gradient full; do target/release/examples/peak_memory "$spec" 8 2 "$t"; done
+        done ;;
       tui)
         cargo build --release -q
         python3 tui/scripts/latency.py target/release/convlens --rounds 20 ;;

@@ -86,7 +86,6 @@ pub(crate) fn augmentation_smoothed(
     if guided {
         let gradients = ctx
             .signal_at(ctx.input, 0, BackwardRule::Guided)?
-            .0
             .squeeze(0)?;
         return Ok(gradients.broadcast_mul(&mean)?);
     }

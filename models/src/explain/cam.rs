@@ -89,7 +89,6 @@ pub(crate) fn class_activation_map(
             let mask = scale_cam(&mask, h, w)?;
             let guided = ctx
                 .signal_at(ctx.input, 0, BackwardRule::Guided)?
-                .0
                 .squeeze(0)?;
             return Ok(guided.broadcast_mul(&mask)?);
         }

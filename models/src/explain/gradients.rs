@@ -24,7 +24,7 @@ pub(crate) fn attribute(
     options: &ExplainOptions,
 ) -> Result<(Tensor, Option<f32>, Option<Tensor>)> {
     let x = ctx.input;
-    let at_input = |rule| -> Result<Tensor> { Ok(ctx.signal_at(x, 0, rule)?.0.squeeze(0)?) };
+    let at_input = |rule| -> Result<Tensor> { Ok(ctx.signal_at(x, 0, rule)?.squeeze(0)?) };
     let map = match options.method {
         Method::Gradient => at_input(BackwardRule::Gradient)?,
         Method::Saliency => at_input(BackwardRule::Gradient)?.abs()?,
@@ -143,9 +143,7 @@ fn smooth(ctx: &Context, noisy: &Tensor, options: &ExplainOptions) -> Result<Ten
     let mut start = 0;
     while start < n {
         let len = batch.min(n - start);
-        let g = ctx
-            .signal_at(&noisy.narrow(0, start, len)?, 0, BackwardRule::Gradient)?
-            .0;
+        let g = ctx.signal_at(&noisy.narrow(0, start, len)?, 0, BackwardRule::Gradient)?;
         let s = g.sum(0)?;
         let s2 = g.sqr()?.sum(0)?;
         sum = Some(match sum {

@@ -32,7 +32,7 @@ pub(crate) fn integrated_gradients(
         let len = batch.min(alphas.len() - start);
         let a = Tensor::from_slice(&alphas[start..start + len], (len, 1, 1, 1), device)?;
         let points = a.broadcast_mul(&diff)?.broadcast_add(&base)?;
-        let grads = ctx.signal_at(&points, 0, BackwardRule::Gradient)?.0;
+        let grads = ctx.signal_at(&points, 0, BackwardRule::Gradient)?;
         let w = Tensor::from_slice(&steps[start..start + len], (len, 1, 1, 1), device)?;
         let part = grads.broadcast_mul(&w)?.sum_keepdim(0)?;
         total = Some(match total {

@@ -309,19 +309,20 @@ impl Context<'_> {
 
     /// The signal at node `to` for a batch `x`, from the target logit, under `rule`. For the
     /// context's own input the full trace made by [`explain_with_progress`] is reused instead of
-    /// running the network again.
-    pub fn signal_at(&self, x: &Tensor, to: usize, rule: BackwardRule) -> Result<(Tensor, Trace)> {
+    /// running the network again; another batch (noisy copies, points on a path) runs a pass
+    /// that keeps only what the backward pass reads ([`crate::graph::Graph::forward_for_gradient`]).
+    pub fn signal_at(&self, x: &Tensor, to: usize, rule: BackwardRule) -> Result<Tensor> {
+        let fresh;
         let trace = if x.id() == self.input.id() {
-            self.trace.clone()
+            self.trace
         } else {
-            self.model.graph.forward(x, None)?
+            fresh = self.model.graph.forward_for_gradient(x, &[])?;
+            &fresh
         };
         let signal = self.target_signal(x.dim(0)?)?;
-        let g =
-            self.model
-                .graph
-                .backward(&trace, self.model.graph.output_id(), &signal, to, rule)?;
-        Ok((g, trace))
+        self.model
+            .graph
+            .backward(trace, self.model.graph.output_id(), &signal, to, rule)
     }
 
     /// Reports that `done` of `total` inputs went through the network.

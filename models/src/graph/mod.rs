@@ -58,12 +58,29 @@ pub struct Graph {
 #[derive(Debug, Clone)]
 pub struct Trace {
     outputs: Vec<Option<Tensor>>,
+    /// For a pass made for a gradient ([`Graph::forward_for_gradient`]): whether `outputs[i]`
+    /// stands for node `i`'s shape only, a view of one zero broadcast to it, which no backward
+    /// step reads the values of. Empty for other passes.
+    shape_only: Vec<bool>,
 }
 
 impl Trace {
     /// The output of `node`, if the pass kept it.
     pub fn get(&self, node: NodeId) -> Option<&Tensor> {
+        if self.is_shape_only(node) {
+            return None;
+        }
         self.outputs.get(node).and_then(Option::as_ref)
+    }
+
+    /// Whether the pass kept only the shape of `node`'s output.
+    fn is_shape_only(&self, node: NodeId) -> bool {
+        self.shape_only.get(node).copied().unwrap_or(false)
+    }
+
+    /// Whether the pass kept only the shape of some outputs (a pass for a gradient).
+    fn is_lean(&self) -> bool {
+        self.shape_only.contains(&true)
     }
 
     /// The network's final output.
@@ -73,12 +90,15 @@ impl Trace {
 
     /// A trace from node outputs kept elsewhere (a cache), `outputs[i]` being node `i`'s.
     pub fn from_outputs(outputs: Vec<Option<Tensor>>) -> Trace {
-        Trace { outputs }
+        Trace {
+            outputs,
+            shape_only: Vec::new(),
+        }
     }
 
-    /// Whether every one of a graph's `nodes` outputs is kept (what a backward pass needs).
+    /// Whether every one of a graph's `nodes` outputs is kept.
     pub fn is_complete(&self, nodes: usize) -> bool {
-        self.outputs.len() == nodes && self.outputs.iter().all(Option::is_some)
+        self.outputs.len() == nodes && self.outputs.iter().all(Option::is_some) && !self.is_lean()
     }
 }
 
@@ -258,7 +278,7 @@ impl Graph {
             let y = self.run_node(node, &outputs, Convolutions::Direct)?;
             outputs.push(Some(y));
         }
-        Ok(Trace { outputs })
+        Ok(Trace::from_outputs(outputs))
     }
 
     /// The state_dict keys and shapes the graph was built from, in the order they were read.
@@ -348,6 +368,18 @@ impl Graph {
         keep: Option<&[NodeId]>,
         convolutions: Convolutions,
     ) -> Result<Trace> {
+        self.run(x, keep, convolutions, false)
+    }
+
+    /// The forward pass of [`Graph::forward_by`]; with `shapes`, an output not kept stays as a
+    /// view of one zero broadcast to its shape ([`Graph::forward_for_gradient`]).
+    fn run(
+        &self,
+        x: &Tensor,
+        keep: Option<&[NodeId]>,
+        convolutions: Convolutions,
+        shapes: bool,
+    ) -> Result<Trace> {
         self.check_input(x)?;
         let n = self.nodes.len();
         let last_use = self.last_uses();
@@ -365,6 +397,8 @@ impl Graph {
             Convolutions::Direct => None,
         };
         let mut outputs: Vec<Option<Tensor>> = vec![None; n];
+        let mut shape_only = vec![false; n];
+        let mut zeros: Vec<Tensor> = Vec::new();
         outputs[0] = Some(x.clone());
         for id in 1..n {
             let node = &self.nodes[id];
@@ -388,16 +422,47 @@ impl Graph {
                 }
             }
             for &i in &node.inputs {
-                if last_use[i] == id && !wanted[i] {
-                    outputs[i] = None;
+                if last_use[i] == id && !wanted[i] && !shape_only[i] {
+                    outputs[i] = match outputs[i].take() {
+                        Some(t) if shapes => {
+                            shape_only[i] = true;
+                            Some(zero_of(&t, &mut zeros)?.broadcast_as(t.shape())?)
+                        }
+                        _ => None,
+                    };
                 }
             }
         }
-        Ok(Trace { outputs })
+        Ok(Trace {
+            outputs,
+            shape_only: if shapes { shape_only } else { Vec::new() },
+        })
+    }
+
+    /// Runs the network on `x` for a gradient: keeps the outputs of `keep`, the final output and
+    /// the values [`Graph::backward`] reads ([`Op::backward_reads`]: a ReLU's output, a max
+    /// pool's input and output, …), and of every other node only its shape. The same
+    /// convolutions as [`Graph::forward`], so the gradient is the same to the bit; for a
+    /// ResNet about a third of the memory a full trace holds (a convolution's and a BatchNorm's
+    /// outputs are not kept). [`Trace::get`] gives only the kept outputs;
+    /// [`Graph::backward_by`] refuses the trace (its steps may read anything).
+    pub fn forward_for_gradient(&self, x: &Tensor, keep: &[NodeId]) -> Result<Trace> {
+        let mut wanted: Vec<NodeId> = keep.to_vec();
+        for (id, node) in self.nodes.iter().enumerate() {
+            let reads = node.op.backward_reads();
+            if reads.output {
+                wanted.push(id);
+            }
+            if reads.inputs {
+                wanted.extend(&node.inputs);
+            }
+        }
+        self.run(x, Some(&wanted), Convolutions::Direct, true)
     }
 
     /// Sends `signal` (shaped like `from`'s output) back to node `to` under `rule` and returns the
-    /// signal there. `trace` must hold every node's output (a forward pass with `keep = None`).
+    /// signal there. `trace` must hold every node's output (a forward pass with `keep = None`)
+    /// or be made for a gradient ([`Graph::forward_for_gradient`]).
     pub fn backward(
         &self,
         trace: &Trace,
@@ -406,7 +471,7 @@ impl Graph {
         to: NodeId,
         rule: BackwardRule,
     ) -> Result<Tensor> {
-        self.backward_by(
+        self.backward_steps(
             trace,
             from,
             signal,
@@ -418,7 +483,28 @@ impl Graph {
     /// [`Graph::backward`] with each node's step given by `step(node, inputs, output, signal)`,
     /// which returns the signal at each of the node's inputs: for rules that are no op's own
     /// (DeepLift's rescale rule compares the two halves of the batch at each activation).
+    /// `trace` must hold every node's output: such a step may read any of them.
     pub fn backward_by(
+        &self,
+        trace: &Trace,
+        from: NodeId,
+        signal: &Tensor,
+        to: NodeId,
+        step: &BackwardStep<'_>,
+    ) -> Result<Tensor> {
+        if trace.is_lean() {
+            return Err(Error::InvalidArgument(
+                "a backward pass by rules of its own needs every node's output; this forward \
+                 pass kept only what the gradient reads"
+                    .into(),
+            ));
+        }
+        self.backward_steps(trace, from, signal, to, step)
+    }
+
+    /// The backward pass of [`Graph::backward_by`], on any trace: `step` reads of a
+    /// shape-only output its shape alone.
+    fn backward_steps(
         &self,
         trace: &Trace,
         from: NodeId,
@@ -441,7 +527,9 @@ impl Graph {
             };
             let node = &self.nodes[id];
             let inputs = self.inputs_of(node, &trace.outputs)?;
-            let output = trace.get(id).ok_or_else(|| missing_output(&node.name))?;
+            let output = trace.outputs[id]
+                .as_ref()
+                .ok_or_else(|| missing_output(&node.name))?;
             let input_grads =
                 step(node, &inputs, output, &grad).map_err(|e| in_layer(&node.name, e))?;
             for (&i, g) in node.inputs.iter().zip(input_grads) {
@@ -524,6 +612,17 @@ impl Graph {
         }
         self.nodes.get(id).map_or("?", |n| n.name.as_str())
     }
+}
+
+/// A scalar zero of `t`'s dtype on `t`'s device, made once per dtype into `zeros`: what a
+/// shape-only output is a view of.
+fn zero_of(t: &Tensor, zeros: &mut Vec<Tensor>) -> Result<Tensor> {
+    if let Some(z) = zeros.iter().find(|z| z.dtype() == t.dtype()) {
+        return Ok(z.clone());
+    }
+    let z = Tensor::zeros((), t.dtype(), t.device())?;
+    zeros.push(z.clone());
+    Ok(z)
 }
 
 /// `t` (batch 1) repeated `batch` times along its first axis.

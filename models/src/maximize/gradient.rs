@@ -89,8 +89,10 @@ impl<'a> Ascent<'a> {
 
     /// Forward and backward for `input` [B, C, H, W].
     pub fn gradient(&self, input: &Tensor) -> Result<StepGradient> {
-        let trace = self.graph.forward(input, None)?;
         let node = self.objective.node;
+        let mut keep = vec![node];
+        keep.extend(self.diversity.map(|(d, _)| d));
+        let trace = self.graph.forward_for_gradient(input, &keep)?;
         let output = self.node_output(&trace, node)?;
         let mask = self.mask(output)?;
         let values = self.objective.values(output, &mask)?.to_vec1::<f32>()?;

@@ -127,22 +127,36 @@ impl Activation {
         self.local_gradient(x, y, grad)
     }
 
+    /// Whether [`Activation::backward`] reads the values of the activation's input (else only
+    /// its output): a ReLU, ReLU6 or clip passes the signal where its output lies strictly
+    /// inside its bounds, which is where its input does (`min < clamp(x) < max` exactly when
+    /// `min < x < max`), so it reads its output alone and a gradient pass need not keep the
+    /// input.
+    pub fn backward_reads_input(&self) -> bool {
+        !matches!(
+            self,
+            Activation::Relu | Activation::Relu6 | Activation::Clip { .. }
+        )
+    }
+
     /// The exact gradient: `grad` times the derivative at `x`, with PyTorch's choice at the kinks.
+    /// The ReLU, ReLU6 and clip read their output `y` only (see
+    /// [`Activation::backward_reads_input`]).
     fn local_gradient(&self, x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Tensor> {
         let mask = |m: Tensor| -> Result<Tensor> { grad.mul(&m.to_dtype(grad.dtype())?) };
         match *self {
-            Activation::Relu => match band_gradient(x, grad, 0.0, None)? {
+            Activation::Relu => match band_gradient(y, grad, 0.0, None)? {
                 Some(g) => Ok(g),
-                None => mask(x.gt(0f32)?),
+                None => mask(y.gt(0f32)?),
             },
-            Activation::Relu6 => match band_gradient(x, grad, 0.0, Some(6.0))? {
+            Activation::Relu6 => match band_gradient(y, grad, 0.0, Some(6.0))? {
                 Some(g) => Ok(g),
-                None => mask(x.gt(0f32)?.mul(&x.lt(6f32)?)?),
+                None => mask(y.gt(0f32)?.mul(&y.lt(6f32)?)?),
             },
             Activation::Clip { min, max } => {
-                match band_gradient(x, grad, min as f32, Some(max as f32))? {
+                match band_gradient(y, grad, min as f32, Some(max as f32))? {
                     Some(g) => Ok(g),
-                    None => mask(x.gt(min as f32)?.mul(&x.lt(max as f32)?)?),
+                    None => mask(y.gt(min as f32)?.mul(&y.lt(max as f32)?)?),
                 }
             }
             Activation::LeakyRelu(slope) => {
@@ -209,4 +223,78 @@ impl Activation {
 /// The logistic function, 1 / (1 + exp(-x)).
 pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
     x.neg()?.exp()?.affine(1.0, 1.0)?.recip()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// The ReLU, ReLU6 and clip read their output for the gradient: the same mask, to the bit,
+    /// as the input's (`min < x < max`), at the bounds, signed zeros and infinities included.
+    #[test]
+    fn the_relu_familys_gradient_from_its_output_is_the_inputs_mask() {
+        let dev = Device::Cpu;
+        let mut values = vec![
+            0.0f32,
+            -0.0,
+            6.0,
+            -1.0,
+            2.0,
+            1e-30,
+            -1e-30,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            5.999_999_5,
+            6.000_000_5,
+        ];
+        values.extend((0..2000).map(|i| (i as f32 * 0.618_034).sin() * 9.0));
+        let x = Tensor::from_slice(&values, values.len(), &dev).unwrap();
+        let g = Tensor::randn(0f32, 1f32, values.len(), &dev).unwrap();
+        for (act, lo, hi) in [
+            (Activation::Relu, 0.0, None),
+            (Activation::Relu6, 0.0, Some(6.0)),
+            (
+                Activation::Clip {
+                    min: -1.0,
+                    max: 2.0,
+                },
+                -1.0,
+                Some(2.0),
+            ),
+        ] {
+            assert!(!act.backward_reads_input());
+            let y = act.forward(&x).unwrap();
+            // What the gradient was when it read the input.
+            let want = band_gradient(&x, &g, lo, hi).unwrap().unwrap();
+            // The input given is not read: a tensor of NaNs in its place changes nothing.
+            let nan = x.affine(0.0, f64::NAN).unwrap();
+            let bits = |t: &Tensor| -> Vec<u32> {
+                t.to_vec1::<f32>()
+                    .unwrap()
+                    .into_iter()
+                    .map(f32::to_bits)
+                    .collect()
+            };
+            for rule in [BackwardRule::Gradient, BackwardRule::Guided] {
+                let got = act.backward(&nan, &y, &g, rule).unwrap();
+                // Guided backprop acts on the ReLU family (a clip from 0) only.
+                let want = match rule {
+                    BackwardRule::Guided if act.is_relu_family() => want.relu().unwrap(),
+                    _ => want.clone(),
+                };
+                assert_eq!(bits(&got), bits(&want), "{act:?} {rule:?}");
+            }
+            // The candle masks (every other device) agree too.
+            let mask = |t: &Tensor| -> Vec<u8> {
+                let above = t.gt(lo).unwrap();
+                let inside = match hi {
+                    Some(hi) => above.mul(&t.lt(hi).unwrap()).unwrap(),
+                    None => above,
+                };
+                inside.to_vec1::<u8>().unwrap()
+            };
+            assert_eq!(mask(&y), mask(&x), "{act:?}: masks");
+        }
+    }
 }

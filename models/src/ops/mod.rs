@@ -69,6 +69,16 @@ pub enum Convolutions {
     Fastest,
 }
 
+/// Which tensors an op's backward step reads the values of ([`Op::backward_reads`]): a pass
+/// made for a gradient keeps those and only the shape of the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackwardReads {
+    /// The values of its inputs.
+    pub inputs: bool,
+    /// The values of its output.
+    pub output: bool,
+}
+
 /// What one node of the graph computes.
 #[derive(Clone, Debug)]
 pub enum Op {
@@ -233,6 +243,41 @@ impl Op {
             Op::GroupNorm(n) => n.forward(first()?),
             Op::Cosine(c) => c.forward(first()?),
         }
+    }
+
+    /// Which values [`Op::backward`] reads besides the signal (under every rule). What it does
+    /// not read it may still ask the shape of.
+    pub fn backward_reads(&self) -> BackwardReads {
+        let (inputs, output) = match self {
+            Op::Activation(a) => (a.backward_reads_input(), true),
+            Op::MaxPool2d(_) | Op::Softmax => (true, true),
+            Op::Mul
+            | Op::MatMul
+            | Op::AdaptiveMaxPool2d(_)
+            | Op::LayerNorm(_)
+            | Op::GroupNorm(_)
+            | Op::Cosine(_)
+            // The second input of a resize may hold the sizes it resizes to.
+            | Op::Resize(_) => (true, false),
+            Op::Input
+            | Op::Identity
+            | Op::Conv2d(_)
+            | Op::BatchNorm2d(_)
+            | Op::AvgPool2d(_)
+            | Op::AdaptiveAvgPool2d(_)
+            | Op::Linear(_)
+            | Op::Flatten { .. }
+            | Op::Add
+            | Op::Concat { .. }
+            | Op::SpatialMean
+            | Op::Constant(_)
+            | Op::Reshape(_)
+            | Op::Transpose(_)
+            | Op::Pad(_)
+            | Op::ReduceMean(_)
+            | Op::Slice(_) => (false, false),
+        };
+        BackwardReads { inputs, output }
     }
 
     /// The signal at each input, given the inputs, the output and the signal at the output.

@@ -1,0 +1,147 @@
+//! The forward pass made for a gradient (`Graph::forward_for_gradient`: the values the backward
+//! steps read, the shape of the rest) against the full trace, on whole networks that between
+//! them hold every kind of node the zoo builds: the same signal at the input to the bit under
+//! every rule, with fewer outputs kept.
+
+mod common;
+
+use candle_core::Tensor;
+use convlens_models::graph::BackwardRule;
+use convlens_models::{LoadOptions, Model};
+
+/// The signal at the input from the sum of the logits, by `trace`.
+fn input_signal(
+    model: &Model,
+    trace: &convlens_models::graph::Trace,
+    rule: BackwardRule,
+) -> Tensor {
+    let out = trace.output().unwrap();
+    let signal = out.ones_like().unwrap();
+    model
+        .graph
+        .backward(trace, model.graph.output_id(), &signal, 0, rule)
+        .unwrap()
+}
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f32::to_bits)
+        .collect()
+}
+
+/// Asserts that `got` and `want` hold the same bits, naming how many values differ.
+fn assert_same_bits(what: &str, got: &Tensor, want: &Tensor) {
+    assert_eq!(got.dims(), want.dims(), "{what}: shape");
+    let differ = bits(got)
+        .iter()
+        .zip(bits(want))
+        .filter(|(a, b)| **a != *b)
+        .count();
+    assert_eq!(
+        differ,
+        0,
+        "{what}: {differ} of {} values differ",
+        got.elem_count()
+    );
+}
+
+#[test]
+fn the_gradient_pass_gives_the_full_traces_gradient_keeping_less() {
+    // ResNet (Add, MaxPool), VGG (MaxPool, Linear, Dropout), GoogLeNet (Concat, branches),
+    // MobileNetV3 (Hardswish, squeeze-excitation Mul, Hardsigmoid), DenseNet (Concat, AvgPool),
+    // SqueezeNet (Concat, ceil-mode MaxPool), EfficientNet (SiLU, Sigmoid gates, stochastic
+    // depth as identity), AlexNet (AdaptiveAvgPool), the demo (ReLU6, depthwise).
+    for spec in [
+        "random:resnet18",
+        "random:vgg11_bn",
+        "random:googlenet",
+        "random:mobilenet_v3_small",
+        "random:densenet121",
+        "random:squeezenet1_1",
+        "random:efficientnet_b0",
+        "random:alexnet",
+        "demo",
+    ] {
+        let model = Model::load(spec, &LoadOptions::default(), &common::device()).unwrap();
+        let x = convlens_models::weights::synthetic::synthetic_tensor(
+            "input",
+            &[2, 3, 64, 64],
+            0,
+            &common::device(),
+        )
+        .unwrap();
+        let full = model.graph.forward(&x, None).unwrap();
+        let lean = model.graph.forward_for_gradient(&x, &[]).unwrap();
+        let nodes = model.graph.nodes().len();
+        assert!(full.is_complete(nodes), "{spec}");
+        assert!(
+            !lean.is_complete(nodes),
+            "{spec}: a gradient pass is not complete"
+        );
+        let kept = (0..nodes).filter(|&i| lean.get(i).is_some()).count();
+        assert!(
+            kept < nodes,
+            "{spec}: the gradient pass kept all {nodes} outputs"
+        );
+        assert_same_bits(
+            &format!("{spec}: logits"),
+            lean.output().unwrap(),
+            full.output().unwrap(),
+        );
+        for rule in [
+            BackwardRule::Gradient,
+            BackwardRule::Guided,
+            BackwardRule::Deconvnet,
+        ] {
+            assert_same_bits(
+                &format!("{spec}: {rule:?} at the input"),
+                &input_signal(&model, &lean, rule),
+                &input_signal(&model, &full, rule),
+            );
+        }
+        // A backward pass by steps of the caller's own may read anything: it is refused.
+        let signal = lean.output().unwrap().ones_like().unwrap();
+        let err = model
+            .graph
+            .backward_by(
+                &lean,
+                model.graph.output_id(),
+                &signal,
+                0,
+                &|node, i, o, g| node.op.backward(i, o, g, BackwardRule::Gradient),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("every node's output"), "{err}");
+    }
+}
+
+#[test]
+fn a_gradient_pass_keeps_what_was_asked_and_no_convolution_output() {
+    let model = Model::load(
+        "random:resnet18",
+        &LoadOptions::default(),
+        &common::device(),
+    )
+    .unwrap();
+    let x = Tensor::randn(0f32, 1f32, (1, 3, 64, 64), &common::device()).unwrap();
+    let conv = model.graph.node_id("layer1.0.conv1").unwrap();
+    let bn = model.graph.node_id("layer1.0.bn1").unwrap();
+    let lean = model.graph.forward_for_gradient(&x, &[bn]).unwrap();
+    let full = model.graph.forward(&x, None).unwrap();
+    assert!(
+        lean.get(conv).is_none(),
+        "a convolution's output is not kept"
+    );
+    assert_same_bits(
+        "a node asked for is kept whole",
+        lean.get(bn).unwrap(),
+        full.get(bn).unwrap(),
+    );
+    // The ReLU's output is what its backward step reads.
+    let relu = model.graph.node_id("layer1.0.relu").unwrap();
+    assert!(lean.get(relu).is_some());
+}
