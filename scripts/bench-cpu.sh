@@ -3,7 +3,7 @@
 # to docs/bench-logs/<section>-<date>.txt. Run it on a quiet machine: nothing else building.
 #
 #   scripts/bench-cpu.sh [SECTION ...]     sections: engine explain represent maximize daemon tui
-#                                           evaluate lrp perturbation family memory
+#                                           evaluate lrp perturbation family gradients memory
 #
 # PY selects the Python with torch, captum, grad-cam, zennit, scikit-learn, efficientnet-lite-pytorch
 # (default /work/venv/ref/bin/python).
@@ -16,6 +16,7 @@ SECTIONS=${*:-engine explain represent maximize daemon tui}
 CRIT=(-- --warm-up-time 1 --measurement-time 3)
 LRP=lrp-epsilon-plus-flat,lrp-epsilon-gamma-box,lrp-epsilon-alpha2-beta1
 FAMILY=gradcam,gradcam++,xgradcam,layercam,eigencam,saliency,guided-backprop,smoothgrad
+GRADIENTS=saliency,guided-backprop,smoothgrad,integrated-gradients,gradient-shap
 
 log() { echo "== $1: $(date -u +%T)"; }
 
@@ -56,6 +57,10 @@ for s in $SECTIONS; do
         # The Grad-CAM family, guided backprop and SmoothGrad alone (also part of explain).
         "$PY" benches/peer/explain_peer.py --runs 5 --only $FAMILY
         CONVLENS_BENCH_METHODS=$FAMILY cargo bench -p convlens-models --bench explain "${CRIT[@]}" ;;
+      gradients)
+        # The methods that send the signal to the input alone (also part of explain).
+        "$PY" benches/peer/explain_peer.py --runs 5 --only $GRADIENTS
+        CONVLENS_BENCH_METHODS=$GRADIENTS cargo bench -p convlens-models --bench explain "${CRIT[@]}" ;;
       lrp)
         # LRP alone (also part of explain): zennit's composites beside convlens'.
         "$PY" benches/peer/explain_peer.py --runs 5 --only saliency,$LRP
