@@ -14,8 +14,9 @@ Methods and the peer's own defaults unless the convlens default differs (said pe
   guided-backprop  captum GuidedBackprop
   smoothgrad  captum NoiseTunnel(Saliency(abs=False)), 50 samples in batches of 16, stdevs 0.15 x
               the input's range (convlens' defaults; its SmoothGrad is the mean signed gradient)
-  ig          captum IntegratedGradients, 50 steps, gausslegendre, internal_batch_size=16
-              (convlens batches 16 points too; captum's default is all 50 at once)
+  integrated-gradients  captum IntegratedGradients, 50 steps, gausslegendre,
+              internal_batch_size=16 (convlens batches 16 points too; captum's default is all 50
+              at once); logs before 2026-12-07's gradients run name it `ig`
   occlusion   captum Occlusion window 16 stride 8, perturbations_per_eval=1 (captum's default;
               convlens batches 16 copies: that batching is the point of comparison)
   deeplift    captum DeepLift, baseline 0, on the models with each activation its own module
@@ -117,7 +118,7 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only",
                         default="gradcam,gradcam++,xgradcam,layercam,eigencam,scorecam,saliency,"
-                                "guided-backprop,smoothgrad,ig,occlusion,deeplift,gradient-shap,"
+                                "guided-backprop,smoothgrad,integrated-gradients,occlusion,deeplift,gradient-shap,"
                                 + ",".join(LRP))
     args = parser.parse_args()
     only = set(args.only.split(","))
@@ -157,7 +158,7 @@ def main():
             "smoothgrad": lambda: NoiseTunnel(Saliency(model)).attribute(
                 x.clone(), nt_type="smoothgrad", nt_samples=50, nt_samples_batch_size=16,
                 stdevs=0.15 * float(x.max() - x.min()), target=c, abs=False),
-            "ig": lambda: IntegratedGradients(model).attribute(
+            "integrated-gradients": lambda: IntegratedGradients(model).attribute(
                 x, target=c, n_steps=50, method="gausslegendre", internal_batch_size=16),
             "occlusion": lambda: Occlusion(model).attribute(
                 x, target=c, sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8), baselines=0),

@@ -68,7 +68,10 @@ fn engine(c: &mut Criterion) {
                 &x,
                 |b, x| {
                     b.iter(|| {
-                        let trace = model.graph.forward_for_gradient(x, &[]).expect("forward");
+                        let trace = model
+                            .graph
+                            .forward_for_gradient(x, &[model.graph.output_id()])
+                            .expect("forward");
                         let out = trace.output().expect("output");
                         let signal = out
                             .ones_like()

@@ -55,7 +55,9 @@ fn main() -> AnyResult<()> {
         let trace = if full {
             model.graph.forward(&x, None)?
         } else {
-            model.graph.forward_for_gradient(&x, &[])?
+            model
+                .graph
+                .forward_for_gradient(&x, &[model.graph.output_id()])?
         };
         let out = trace.output().ok_or("the model produced no output")?;
         let signal = out.ones_like()?.to_dtype(DType::F32)?;

@@ -75,7 +75,10 @@ fn the_gradient_pass_gives_the_full_traces_gradient_keeping_less() {
         )
         .unwrap();
         let full = model.graph.forward(&x, None).unwrap();
-        let lean = model.graph.forward_for_gradient(&x, &[]).unwrap();
+        let lean = model
+            .graph
+            .forward_for_gradient(&x, &[model.graph.output_id()])
+            .unwrap();
         let nodes = model.graph.nodes().len();
         assert!(full.is_complete(nodes), "{spec}");
         assert!(
@@ -130,7 +133,10 @@ fn a_gradient_pass_keeps_what_was_asked_and_no_convolution_output() {
     let x = Tensor::randn(0f32, 1f32, (1, 3, 64, 64), &common::device()).unwrap();
     let conv = model.graph.node_id("layer1.0.conv1").unwrap();
     let bn = model.graph.node_id("layer1.0.bn1").unwrap();
-    let lean = model.graph.forward_for_gradient(&x, &[bn]).unwrap();
+    let lean = model
+        .graph
+        .forward_for_gradient(&x, &[bn, model.graph.output_id()])
+        .unwrap();
     let full = model.graph.forward(&x, None).unwrap();
     assert!(
         lean.get(conv).is_none(),
@@ -144,4 +150,45 @@ fn a_gradient_pass_keeps_what_was_asked_and_no_convolution_output() {
     // The ReLU's output is what its backward step reads.
     let relu = model.graph.node_id("layer1.0.relu").unwrap();
     assert!(lean.get(relu).is_some());
+}
+
+#[test]
+fn a_gradient_pass_from_a_hidden_layer_runs_only_as_far_as_that_layer() {
+    for (spec, layer) in [("random:resnet18", "layer2.1.bn2"), ("demo", "_blocks.10")] {
+        let model = Model::load(spec, &LoadOptions::default(), &common::device()).unwrap();
+        let x = Tensor::randn(0f32, 1f32, (2, 3, 64, 64), &common::device()).unwrap();
+        let mid = model.graph.node_id(layer).unwrap();
+        let lean = model.graph.forward_for_gradient(&x, &[mid]).unwrap();
+        let full = model.graph.forward(&x, None).unwrap();
+        assert!(
+            lean.output().is_none(),
+            "{spec}: the layers after `{layer}` ran"
+        );
+        assert!(lean.get(mid + 1).is_none(), "{spec}");
+        assert_same_bits(
+            &format!("{spec}: `{layer}`"),
+            lean.get(mid).unwrap(),
+            full.get(mid).unwrap(),
+        );
+        let signal = full.get(mid).unwrap().ones_like().unwrap();
+        let back = |trace| {
+            model
+                .graph
+                .backward(trace, mid, &signal, 0, BackwardRule::Gradient)
+                .unwrap()
+        };
+        assert_same_bits(
+            &format!("{spec}: the signal from `{layer}` at the input"),
+            &back(&lean),
+            &back(&full),
+        );
+    }
+    let model = Model::load(
+        "random:resnet18",
+        &LoadOptions::default(),
+        &common::device(),
+    )
+    .unwrap();
+    let x = Tensor::randn(0f32, 1f32, (1, 3, 64, 64), &common::device()).unwrap();
+    assert!(model.graph.forward_for_gradient(&x, &[]).is_err());
 }

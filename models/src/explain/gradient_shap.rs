@@ -92,7 +92,9 @@ pub fn gradient_shap(
         let points = alpha
             .broadcast_mul(&x)?
             .add(&alpha.affine(-1.0, 1.0)?.broadcast_mul(&base)?)?;
-        let trace = model.graph.forward_for_gradient(&points, &[])?;
+        let trace = model
+            .graph
+            .forward_for_gradient(&points, &[model.graph.output_id()])?;
         let outputs = trace
             .output()
             .ok_or_else(|| Error::InvalidArgument("the network produced no output".into()))?

@@ -316,7 +316,10 @@ impl Context<'_> {
         let trace = if x.id() == self.input.id() {
             self.trace
         } else {
-            fresh = self.model.graph.forward_for_gradient(x, &[])?;
+            fresh = self
+                .model
+                .graph
+                .forward_for_gradient(x, &[self.model.graph.output_id()])?;
             &fresh
         };
         let signal = self.target_signal(x.dim(0)?)?;

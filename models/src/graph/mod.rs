@@ -368,15 +368,17 @@ impl Graph {
         keep: Option<&[NodeId]>,
         convolutions: Convolutions,
     ) -> Result<Trace> {
-        self.run(x, keep, convolutions, false)
+        self.run(x, keep, self.output_id(), convolutions, false)
     }
 
-    /// The forward pass of [`Graph::forward_by`]; with `shapes`, an output not kept stays as a
-    /// view of one zero broadcast to its shape ([`Graph::forward_for_gradient`]).
+    /// The forward pass of [`Graph::forward_by`], as far as node `through` (kept); with
+    /// `shapes`, an output not kept stays as a view of one zero broadcast to its shape
+    /// ([`Graph::forward_for_gradient`]).
     fn run(
         &self,
         x: &Tensor,
         keep: Option<&[NodeId]>,
+        through: NodeId,
         convolutions: Convolutions,
         shapes: bool,
     ) -> Result<Trace> {
@@ -391,7 +393,7 @@ impl Graph {
                 }
             }
         }
-        wanted[n - 1] = true;
+        wanted[through] = true;
         let folds = match convolutions {
             Convolutions::Fastest => Some(self.folds()),
             Convolutions::Direct => None,
@@ -400,7 +402,7 @@ impl Graph {
         let mut shape_only = vec![false; n];
         let mut zeros: Vec<Tensor> = Vec::new();
         outputs[0] = Some(x.clone());
-        for id in 1..n {
+        for id in 1..=through {
             let node = &self.nodes[id];
             // A BatchNorm whose output its convolution's fold already gave.
             if outputs[id].is_none() {
@@ -433,20 +435,40 @@ impl Graph {
                 }
             }
         }
+        // Outputs whose readers all come after `through` (a residual branch joined later): no
+        // backward step up to `through` reads them.
+        for id in 0..through {
+            if last_use[id] > through && !wanted[id] {
+                outputs[id] = None;
+            }
+        }
         Ok(Trace {
             outputs,
             shape_only: if shapes { shape_only } else { Vec::new() },
         })
     }
 
-    /// Runs the network on `x` for a gradient: keeps the outputs of `keep`, the final output and
-    /// the values [`Graph::backward`] reads ([`Op::backward_reads`]: a ReLU's output, a max
-    /// pool's input and output, …), and of every other node only its shape. The same
-    /// convolutions as [`Graph::forward`], so the gradient is the same to the bit; for a
-    /// ResNet about a third of the memory a full trace holds (a convolution's and a BatchNorm's
-    /// outputs are not kept). [`Trace::get`] gives only the kept outputs;
-    /// [`Graph::backward_by`] refuses the trace (its steps may read anything).
+    /// Runs the network on `x` for a gradient, as far as the last node of `keep` (the output
+    /// node, for a signal from the logits; a hidden layer's, for one from there: the layers
+    /// after it are not run). Keeps the outputs of `keep` and the values [`Graph::backward`]
+    /// reads ([`Op::backward_reads`]: a ReLU's output, a max pool's input and output, …), and
+    /// of every other node only its shape. The same convolutions as [`Graph::forward`], so the
+    /// gradient is the same to the bit; for a ResNet about a third of the memory a full trace
+    /// holds (a convolution's and a BatchNorm's outputs are not kept). [`Trace::get`] gives
+    /// only the kept outputs; [`Graph::backward_by`] refuses the trace (its steps may read
+    /// anything).
     pub fn forward_for_gradient(&self, x: &Tensor, keep: &[NodeId]) -> Result<Trace> {
+        let Some(&through) = keep.iter().max() else {
+            return Err(Error::InvalidArgument(
+                "a pass for a gradient needs the node the signal starts from".into(),
+            ));
+        };
+        if through >= self.nodes.len() {
+            return Err(Error::InvalidArgument(format!(
+                "node {through} is not in this network of {} nodes",
+                self.nodes.len()
+            )));
+        }
         let mut wanted: Vec<NodeId> = keep.to_vec();
         for (id, node) in self.nodes.iter().enumerate() {
             let reads = node.op.backward_reads();
@@ -457,7 +479,7 @@ impl Graph {
                 wanted.extend(&node.inputs);
             }
         }
-        self.run(x, Some(&wanted), Convolutions::Direct, true)
+        self.run(x, Some(&wanted), through, Convolutions::Direct, true)
     }
 
     /// Sends `signal` (shaped like `from`'s output) back to node `to` under `rule` and returns the
