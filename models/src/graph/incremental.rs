@@ -16,11 +16,13 @@
 //! [`Graph::forward`] of the copies up to the order of a GEMM's sums. The full pass stays the
 //! reference; the tests compare the two.
 //!
-//! Every step is candle ops (narrow, cat, the ops' own forward), so it runs on any device.
+//! Every step is candle ops (narrow, cat, the ops' own forward), so it runs on any device; on
+//! the CPU the windows are gathered by plain copies instead (`gather_cpu.rs`, the same bits).
 
 use candle_core::Tensor;
 
-use super::{Graph, NodeId, Trace};
+use super::{gather_cpu, Graph, NodeId, Trace};
+use crate::ops::cpu_slice::is_cpu_f32;
 use crate::ops::{Convolutions, MaxPool2d, Op, PoolWindow};
 use crate::{Error, Result};
 
@@ -368,8 +370,27 @@ fn windowed(
 
 /// Each copy's values over a window of `size` at `starts` (row, column; a window may reach
 /// past the map, where it reads `fill`): the traced map `base` [1, C, H, W] with the copy's box
-/// laid over it. [copies, C, size.0, size.1].
+/// laid over it. [copies, C, size.0, size.1]. On the CPU by plain copies ([`gather_cpu`]).
 fn gather(
+    base: &Tensor,
+    boxes: Option<&BoxedCopies>,
+    starts: &[(i64, i64)],
+    size: (usize, usize),
+    fill: f64,
+) -> Result<Tensor> {
+    let on_cpu = is_cpu_f32(base) && boxes.is_none_or(|b| is_cpu_f32(&b.patches));
+    if on_cpu {
+        let boxes = boxes.map(|b| gather_cpu::Boxes {
+            patches: &b.patches,
+            origins: &b.origins,
+        });
+        return Ok(gather_cpu::gather(base, boxes, starts, size, fill as f32)?);
+    }
+    gather_by_candle(base, boxes, starts, size, fill)
+}
+
+/// [`gather`] by candle ops: every device, and the reference the CPU path is tested against.
+fn gather_by_candle(
     base: &Tensor,
     boxes: Option<&BoxedCopies>,
     starts: &[(i64, i64)],
@@ -467,4 +488,56 @@ fn missing(name: &str) -> Error {
     Error::InvalidArgument(format!(
         "incremental inference lost the value of layer `{name}`"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        t.flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f32::to_bits)
+            .collect()
+    }
+
+    /// The CPU gather equals the candle one to the bit: windows inside the map, reaching past
+    /// each edge (padding read as `fill`), larger than the map, meeting their copy's box in
+    /// part, in whole, or not at all; and without boxes.
+    #[test]
+    fn the_cpu_gather_equals_the_candle_one() {
+        let dev = Device::Cpu;
+        let (c, h, w) = (3, 9, 7);
+        let base = Tensor::randn(0f32, 1f32, (1, c, h, w), &dev).unwrap();
+        let (bh, bw) = (3, 2);
+        let origins = vec![(0, 0), (6, 5), (3, 2), (4, 0), (0, 5), (2, 3)];
+        let patches = Tensor::randn(0f32, 1f32, (origins.len(), c, bh, bw), &dev).unwrap();
+        let boxes = BoxedCopies { patches, origins };
+        let cases: [(&[(i64, i64)], (usize, usize)); 5] = [
+            (&[(0, 0), (5, 4), (2, 1), (3, -1), (-2, 4), (1, 2)], (4, 3)),
+            // Windows that start inside their box (below and right of its origin).
+            (&[(1, 1), (7, 6), (4, 3), (5, 1), (1, 6), (3, 4)], (2, 2)),
+            (
+                &[(-1, -1), (-3, -2), (6, 5), (8, 6), (-1, 0), (0, -4)],
+                (5, 5),
+            ),
+            (&[(-2, -2); 6], (13, 11)),
+            (&[(0, 0); 6], (9, 7)),
+        ];
+        for (starts, size) in cases {
+            for fill in [0.0, f64::NEG_INFINITY] {
+                let fast = gather(&base, Some(&boxes), starts, size, fill).unwrap();
+                let slow = gather_by_candle(&base, Some(&boxes), starts, size, fill).unwrap();
+                assert_eq!(fast.dims(), slow.dims());
+                assert_eq!(bits(&fast), bits(&slow), "{starts:?} {size:?} fill {fill}");
+                let fast = gather(&base, None, starts, size, fill).unwrap();
+                let slow = gather_by_candle(&base, None, starts, size, fill).unwrap();
+                assert_eq!(bits(&fast), bits(&slow), "no boxes: {starts:?} {size:?}");
+            }
+        }
+    }
 }

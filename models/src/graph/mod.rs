@@ -2,6 +2,7 @@
 //! chosen layer outputs and a backward pass that sends a signal from any layer to any earlier one.
 
 mod builder;
+mod gather_cpu;
 mod incremental;
 mod rule;
 mod tree;
