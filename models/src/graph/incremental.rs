@@ -517,7 +517,8 @@ mod tests {
         let origins = vec![(0, 0), (6, 5), (3, 2), (4, 0), (0, 5), (2, 3)];
         let patches = Tensor::randn(0f32, 1f32, (origins.len(), c, bh, bw), &dev).unwrap();
         let boxes = BoxedCopies { patches, origins };
-        let cases: [(&[(i64, i64)], (usize, usize)); 5] = [
+        type Case<'a> = (&'a [(i64, i64)], (usize, usize));
+        let cases: [Case; 5] = [
             (&[(0, 0), (5, 4), (2, 1), (3, -1), (-2, 4), (1, 2)], (4, 3)),
             // Windows that start inside their box (below and right of its origin).
             (&[(1, 1), (7, 6), (4, 3), (5, 1), (1, 6), (3, 4)], (2, 2)),
