@@ -92,7 +92,6 @@ pub fn forward(
     if oh * ow == 0 || h * w == 0 {
         return Tensor::from_vec(y, (n, c, oh, ow), x.device());
     }
-    let taps = plan.taps((top, left));
     with_f32(x, |xs| {
         y.par_chunks_mut(oh * ow)
             .zip(xs.par_chunks(h * w))
@@ -101,7 +100,7 @@ pub fn forward(
                 let ch = plane % c;
                 let w = &wts[ch * kh * kw..(ch + 1) * kh * kw];
                 let b = bias.as_ref().map(|b| b[ch]);
-                forward_plane(&plan, w, &taps, x, y, b, scratch);
+                forward_plane(&plan, pads, w, x, y, b, scratch);
             });
         Ok(())
     })?;
@@ -123,9 +122,13 @@ fn valid(count: usize, offset: usize, pad: usize, len: usize, stride: usize) -> 
 /// Scratch a thread reuses from plane to plane.
 #[derive(Default)]
 struct Scratch {
+    /// The forward pass's input plane with its zero border.
+    padded: Vec<f32>,
     /// The input plane split by [`split_phases`] (strided convolutions only).
     phases: Vec<f32>,
-    /// Outputs a tap's flat run passes over but must not change (see [`forward_plane`]).
+    /// The forward pass's sums, rows as long as a phase plane's (see [`forward_plane`]).
+    sums: Vec<f32>,
+    /// Outputs a tap's flat run passes over but must not change (see [`backward_plane`]).
     kept: Vec<f32>,
 }
 
@@ -152,58 +155,66 @@ fn split_phases(plane: &[f32], (h, w): (usize, usize), stride: usize, phases: &m
 }
 
 /// One channel plane of [`forward`], plus `bias`, compiled for the widest vectors the CPU has
-/// (AVX-512, AVX2); each output is still one multiply and one add per tap in the same order
+/// (AVX-512, AVX2); each output is one multiply and one add per tap in the candle path's order
 /// (Rust never fuses them into an FMA), so every instruction set gives the same bits.
 ///
-/// A tap adds `tap · input` to a rectangle of the output. When output rows are as long as the
-/// rows the tap reads (stride 1 with 'same' padding, or a strided tap reading a phase plane of
-/// [`split_phases`]), the rectangle's rows are one flat run in both planes, interrupted only by
-/// the few outputs at the row ends whose tap would read the padding: the run is added in one
-/// loop (long enough to vectorize, where a 7- or 14-wide row is not) and those outputs are put
-/// back as they were, so they are left out exactly as the row-by-row loop leaves them out.
+/// The plane is copied once into a zero-bordered buffer (split by phase when strided, see
+/// [`split_phases`]), and the outputs are summed in a buffer whose rows are as long as the rows
+/// a tap reads: each tap's products are then one flat run over both, long enough to vectorize
+/// even for a 7×7 plane, and the extra columns (outputs past the row's end) are dropped when the
+/// rows are copied out. A tap over the border adds a product with zero, as the candle path's
+/// padded copy does.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn forward_plane(
     plan: &Plan,
+    (top, bottom, left, right): (usize, usize, usize, usize),
     w: &[f32],
-    taps: &[(usize, TapRect)],
     x: &[f32],
     y: &mut [f32],
     bias: Option<f32>,
     scratch: &mut Scratch,
 ) {
     let (h, wi) = plan.input;
-    let ow = plan.output.1;
-    let Scratch { phases, kept } = scratch;
-    let source: &[f32] = if plan.stride == 1 {
-        x
+    let (oh, ow) = plan.output;
+    let (s, d) = (plan.stride, plan.dilation);
+    let (hp, wp) = (h + top + bottom, wi + left + right);
+    let Scratch {
+        padded,
+        phases,
+        sums,
+        ..
+    } = scratch;
+    padded.clear();
+    padded.resize(hp * wp, 0.0);
+    for (dst, src) in padded[top * wp..]
+        .chunks_exact_mut(wp)
+        .zip(x.chunks_exact(wi))
+    {
+        dst[left..left + wi].copy_from_slice(src);
+    }
+    let source: &[f32] = if s == 1 {
+        padded
     } else {
-        split_phases(x, (h, wi), plan.stride, phases);
+        split_phases(padded, (hp, wp), s, phases);
         phases
     };
-    let flat = ow == plan.phase_width();
-    // Taps in the same order as the candle path (row by row), so both sum alike.
-    for (t, rect) in taps {
-        let tap = w[*t];
-        if flat {
-            // Outputs at the gaps between the rows' runs are kept as they were.
-            let (lo, hi) = rect.run(ow);
-            keep_gaps(y, lo, rect, ow, kept);
-            for (v, &xv) in y[lo..hi].iter_mut().zip(&source[rect.start..]) {
-                *v += tap * xv;
-            }
-            restore_gaps(y, lo, rect, ow, kept);
-        } else {
-            for oy in rect.rows.clone() {
-                let row = rect.start + (oy - rect.rows.start) * plan.phase_width();
-                let y_row = &mut y[oy * ow + rect.cols.start..oy * ow + rect.cols.end];
-                for (v, &xv) in y_row.iter_mut().zip(&source[row..]) {
-                    *v += tap * xv;
-                }
-            }
+    let (ph, pw) = (hp.div_ceil(s), wp.div_ceil(s));
+    let run = (oh - 1) * pw + ow;
+    sums.clear();
+    sums.resize(run, 0.0);
+    for (t, &tap) in w.iter().enumerate().take(plan.kh * plan.kw) {
+        let (i, j) = (t / plan.kw * d, t % plan.kw * d);
+        let phase = (i % s) * s + j % s;
+        let from = phase * ph * pw + (i / s) * pw + j / s;
+        for (v, &xv) in sums.iter_mut().zip(&source[from..from + run]) {
+            *v += tap * xv;
         }
     }
-    if let Some(b) = bias {
-        y.iter_mut().for_each(|v| *v += b);
+    for (dst, src) in y.chunks_exact_mut(ow).zip(sums.chunks(pw)) {
+        dst.copy_from_slice(&src[..ow]);
+        if let Some(b) = bias {
+            dst.iter_mut().for_each(|v| *v += b);
+        }
     }
 }
 
@@ -354,7 +365,7 @@ fn backward_plane(
     let (h, wi) = plan.input;
     let (s, pw) = (plan.stride, plan.phase_width());
     let ow = plan.output.1;
-    let Scratch { phases, kept } = scratch;
+    let Scratch { phases, kept, .. } = scratch;
     let target: &mut [f32] = if s == 1 {
         gx
     } else {
