@@ -25,7 +25,7 @@ struct Plan {
     kw: usize,
     stride: usize,
     dilation: usize,
-    /// The input plane the loops read (forward: unpadded) or write (backward: padded).
+    /// The input plane (unpadded) the loops read (forward) or write (backward).
     input: (usize, usize),
     /// Output plane (rows, columns).
     output: (usize, usize),
@@ -41,8 +41,8 @@ fn weights(weight: &Tensor) -> Result<(Vec<f32>, usize, usize, usize)> {
 }
 
 /// A depthwise convolution of `x` [N, C, H, W] on the CPU, padded by `pads` = (top, bottom,
-/// left, right) without a padded copy: a tap that falls in the padding is skipped (it would add
-/// a product with zero). `bias` [C] is added last, as the candle path adds it.
+/// left, right) (each plane copied into a zero-bordered buffer, see [`forward_plane`]). `bias`
+/// [C] is added last, as the candle path adds it.
 pub fn forward(
     x: &Tensor,
     weight: &Tensor,
@@ -66,19 +66,7 @@ pub fn forward(
         }
         None => None,
     };
-    let (top, bottom, left, right) = pads;
-    let extent = |k: usize| dilation * (k.max(1) - 1) + 1;
-    let (hp, wp) = (h + top + bottom, w + left + right);
-    if stride == 0 || hp < extent(kh) || wp < extent(kw) {
-        candle_core::bail!(
-            "depthwise kernel {kh}x{kw} (dilation {dilation}, stride {stride}) does not fit a \
-             padded input of {hp}x{wp}"
-        );
-    }
-    let out = (
-        (hp - extent(kh)) / stride + 1,
-        (wp - extent(kw)) / stride + 1,
-    );
+    let out = output_size((h, w), (kh, kw), stride, dilation, pads)?;
     let plan = Plan {
         kh,
         kw,
@@ -107,29 +95,41 @@ pub fn forward(
     Tensor::from_vec(y, (n, c, oh, ow), x.device())
 }
 
-/// The outputs `lo..hi` (of `count`) whose tap at `offset` reads inside an input of `len`
-/// padded by `pad` before it.
-fn valid(count: usize, offset: usize, pad: usize, len: usize, stride: usize) -> (usize, usize) {
-    let lo = pad.saturating_sub(offset).div_ceil(stride);
-    let hi = if len + pad > offset {
-        ((len + pad - offset - 1) / stride + 1).min(count)
-    } else {
-        0
-    };
-    (lo.min(hi), hi)
+/// The output plane of a `kernel` at `stride` and `dilation` over an `input` plane padded by
+/// `pads` (top, bottom, left, right), or an error when the kernel does not fit.
+fn output_size(
+    (h, w): (usize, usize),
+    (kh, kw): (usize, usize),
+    stride: usize,
+    dilation: usize,
+    (top, bottom, left, right): (usize, usize, usize, usize),
+) -> Result<(usize, usize)> {
+    let extent = |k: usize| dilation * (k.max(1) - 1) + 1;
+    let (hp, wp) = (h + top + bottom, w + left + right);
+    if stride == 0 || hp < extent(kh) || wp < extent(kw) {
+        candle_core::bail!(
+            "depthwise kernel {kh}x{kw} (dilation {dilation}, stride {stride}) does not fit a \
+             padded input of {hp}x{wp}"
+        );
+    }
+    Ok((
+        (hp - extent(kh)) / stride + 1,
+        (wp - extent(kw)) / stride + 1,
+    ))
 }
 
 /// Scratch a thread reuses from plane to plane.
 #[derive(Default)]
 struct Scratch {
-    /// The forward pass's input plane with its zero border.
+    /// The zero-bordered input plane (forward), or the signal at it laid back from its phases
+    /// (backward, strided).
     padded: Vec<f32>,
-    /// The input plane split by [`split_phases`] (strided convolutions only).
+    /// The padded plane split by [`split_phases`] (forward, strided only), or the signal summed
+    /// at it by phase (backward; one phase, the plane itself, when not strided).
     phases: Vec<f32>,
-    /// The forward pass's sums, rows as long as a phase plane's (see [`forward_plane`]).
+    /// The forward pass's sums, or the backward pass's signal, in rows as long as a phase
+    /// plane's (see [`forward_plane`]).
     sums: Vec<f32>,
-    /// Outputs a tap's flat run passes over but must not change (see [`backward_plane`]).
-    kept: Vec<f32>,
 }
 
 /// `plane` [h, w] split into stride² phase planes: phase (a, b) holds rows a, a + stride, … and
@@ -182,7 +182,6 @@ fn forward_plane(
         padded,
         phases,
         sums,
-        ..
     } = scratch;
     padded.clear();
     padded.resize(hp * wp, 0.0);
@@ -218,95 +217,9 @@ fn forward_plane(
     }
 }
 
-/// The outputs one tap reaches: those whose read falls inside the input.
-struct TapRect {
-    /// Output rows.
-    rows: std::ops::Range<usize>,
-    /// Output columns.
-    cols: std::ops::Range<usize>,
-    /// Where output (rows.start, cols.start) reads: an index of the input plane (stride 1) or
-    /// of [`split_phases`]' phase planes.
-    start: usize,
-}
-
-impl TapRect {
-    /// The flat run of output indices from the first to the last output of the rectangle.
-    #[inline(always)]
-    fn run(&self, ow: usize) -> (usize, usize) {
-        (
-            self.rows.start * ow + self.cols.start,
-            (self.rows.end - 1) * ow + self.cols.end,
-        )
-    }
-}
-
-impl Plan {
-    /// The length of a phase plane's rows (the input's rows at stride 1).
-    #[inline(always)]
-    fn phase_width(&self) -> usize {
-        self.input.1.div_ceil(self.stride)
-    }
-
-    /// Each tap's index (row by row) and the rectangle it reaches, empty ones left out: the
-    /// same for every plane, so worked out once per call.
-    fn taps(&self, (top, left): (usize, usize)) -> Vec<(usize, TapRect)> {
-        let (oh, ow) = self.output;
-        let (h, wi) = self.input;
-        let (s, d) = (self.stride, self.dilation);
-        let (ph, pw) = (h.div_ceil(s), wi.div_ceil(s));
-        (0..self.kh * self.kw)
-            .filter_map(|t| {
-                let (i, j) = (t / self.kw, t % self.kw);
-                let (oy0, oy1) = valid(oh, i * d, top, h, s);
-                let (ox0, ox1) = valid(ow, j * d, left, wi, s);
-                if ox0 >= ox1 || oy0 >= oy1 {
-                    return None;
-                }
-                // The input cell output (oy0, ox0) reads, in its phase plane.
-                let (r, c) = (oy0 * s + i * d - top, ox0 * s + j * d - left);
-                let start = ((r % s) * s + c % s) * ph * pw + (r / s) * pw + c / s;
-                let rect = TapRect {
-                    rows: oy0..oy1,
-                    cols: ox0..ox1,
-                    start,
-                };
-                Some((t, rect))
-            })
-            .collect()
-    }
-}
-
-/// Copies into `kept` the cells of `plane` a tap's flat run passes over between its rows (the
-/// outputs at the gap, or the inputs they would read), `at` being the cell of the run's first
-/// output: a few cells a row, copied one by one (a call to memcpy per gap cost more than the
-/// taps it saves).
-#[inline(always)]
-fn keep_gaps(plane: &[f32], at: usize, rect: &TapRect, ow: usize, kept: &mut Vec<f32>) {
-    let gap = ow - rect.cols.len();
-    let first = at + rect.cols.len();
-    kept.resize((rect.rows.len() - 1) * gap, 0.0);
-    for row in 0..rect.rows.len() - 1 {
-        for g in 0..gap {
-            kept[row * gap + g] = plane[first + row * ow + g];
-        }
-    }
-}
-
-/// Puts back what [`keep_gaps`] kept.
-#[inline(always)]
-fn restore_gaps(plane: &mut [f32], at: usize, rect: &TapRect, ow: usize, kept: &[f32]) {
-    let gap = ow - rect.cols.len();
-    let first = at + rect.cols.len();
-    for row in 0..rect.rows.len() - 1 {
-        for g in 0..gap {
-            plane[first + row * ow + g] = kept[row * gap + g];
-        }
-    }
-}
-
 /// The signal at the input [N, C, H, W] (`input` = (H, W)) of [`forward`] padded by `pads`,
-/// given the output signal `grad`: each tap's product added back where it was read, the taps
-/// that read the padding skipped (no padded buffer to cut down afterwards).
+/// given the output signal `grad`: each tap's product added back where it was read (into a
+/// zero-bordered plane whose border is dropped, see [`backward_plane`]).
 pub fn input_gradient(
     grad: &Tensor,
     weight: &Tensor,
@@ -320,7 +233,14 @@ pub fn input_gradient(
     if wc != c {
         candle_core::bail!("depthwise weight has {wc} channels for a signal of {c}");
     }
-    let (top, _, left, _) = pads;
+    let out = output_size(input, (kh, kw), stride, dilation, pads)?;
+    if out != (oh, ow) {
+        candle_core::bail!(
+            "depthwise signal is {oh}x{ow}, but the layer's output is {}x{}",
+            out.0,
+            out.1
+        );
+    }
     let plan = Plan {
         kh,
         kw,
@@ -334,7 +254,6 @@ pub fn input_gradient(
     if oh * ow == 0 || h * wi == 0 {
         return Tensor::from_vec(gx, (n, c, h, wi), grad.device());
     }
-    let taps = plan.taps((top, left));
     with_f32(grad, |g| {
         gx.par_chunks_mut(h * wi)
             .zip(g.par_chunks(oh * ow))
@@ -342,7 +261,7 @@ pub fn input_gradient(
             .for_each_init(Scratch::default, |scratch, (plane, (gx, g))| {
                 let ch = plane % c;
                 let w = &w[ch * kh * kw..(ch + 1) * kh * kw];
-                backward_plane(&plan, w, &taps, g, gx, scratch);
+                backward_plane(&plan, pads, w, g, gx, scratch);
             });
         Ok(())
     })?;
@@ -350,50 +269,55 @@ pub fn input_gradient(
 }
 
 /// One channel plane of [`input_gradient`], compiled for the same instruction sets as
-/// [`forward_plane`], and the same way round: a strided convolution's signal is summed into
-/// phase planes (then laid back into `gx`), and a tap's rows run as one flat loop when they can,
-/// the input cells at the gaps put back as they were.
+/// [`forward_plane`], and the same way round: the signal is laid in rows as long as a phase
+/// plane's (zeros past each row's end), each tap adds its products to the zero-bordered input
+/// plane (split by phase when strided) as one flat run, and the input's cells are cut out of it
+/// at the end. A tap's products over the border land in the border and are dropped.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn backward_plane(
     plan: &Plan,
+    (top, bottom, left, right): (usize, usize, usize, usize),
     w: &[f32],
-    taps: &[(usize, TapRect)],
     g: &[f32],
     gx: &mut [f32],
     scratch: &mut Scratch,
 ) {
     let (h, wi) = plan.input;
-    let (s, pw) = (plan.stride, plan.phase_width());
-    let ow = plan.output.1;
-    let Scratch { phases, kept, .. } = scratch;
-    let target: &mut [f32] = if s == 1 {
-        gx
-    } else {
-        phases.clear();
-        phases.resize(s * s * h.div_ceil(s) * pw, 0.0);
-        phases
-    };
-    for (t, rect) in taps {
-        let tap = w[*t];
-        if ow == pw {
-            let (lo, hi) = rect.run(ow);
-            keep_gaps(target, rect.start, rect, ow, kept);
-            for (v, &gv) in target[rect.start..].iter_mut().zip(&g[lo..hi]) {
-                *v += tap * gv;
-            }
-            restore_gaps(target, rect.start, rect, ow, kept);
-        } else {
-            for oy in rect.rows.clone() {
-                let row = rect.start + (oy - rect.rows.start) * pw;
-                let g_row = &g[oy * ow + rect.cols.start..oy * ow + rect.cols.end];
-                for (v, &gv) in target[row..].iter_mut().zip(g_row) {
-                    *v += tap * gv;
-                }
-            }
+    let (oh, ow) = plan.output;
+    let (s, d) = (plan.stride, plan.dilation);
+    let (hp, wp) = (h + top + bottom, wi + left + right);
+    let (ph, pw) = (hp.div_ceil(s), wp.div_ceil(s));
+    let Scratch {
+        padded,
+        phases,
+        sums,
+    } = scratch;
+    let run = (oh - 1) * pw + ow;
+    sums.clear();
+    sums.resize(run, 0.0);
+    for (dst, src) in sums.chunks_mut(pw).zip(g.chunks_exact(ow)) {
+        dst[..ow].copy_from_slice(src);
+    }
+    phases.clear();
+    phases.resize(s * s * ph * pw, 0.0);
+    for (t, &tap) in w.iter().enumerate().take(plan.kh * plan.kw) {
+        let (i, j) = (t / plan.kw * d, t % plan.kw * d);
+        let phase = (i % s) * s + j % s;
+        let from = phase * ph * pw + (i / s) * pw + j / s;
+        for (v, &gv) in phases[from..from + run].iter_mut().zip(sums.iter()) {
+            *v += tap * gv;
         }
     }
-    if s > 1 {
-        merge_phases(phases, (h, wi), s, gx);
+    let whole: &[f32] = if s == 1 {
+        phases
+    } else {
+        padded.clear();
+        padded.resize(hp * wp, 0.0);
+        merge_phases(phases, (hp, wp), s, padded);
+        padded
+    };
+    for (dst, src) in gx.chunks_exact_mut(wi).zip(whole[top * wp..].chunks(wp)) {
+        dst.copy_from_slice(&src[left..left + wi]);
     }
 }
 
@@ -423,6 +347,18 @@ mod tests {
         depthwise_forward_by_taps as depthwise_forward,
         depthwise_input_gradient_by_taps as depthwise_input_gradient,
     };
+
+    #[test]
+    fn a_signal_of_the_wrong_size_is_an_error() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1f32, (4, 1, 3, 3), &dev).unwrap();
+        // A 3×3 kernel, stride 2, 'same' padding over 9×9 gives 5×5, not 6×6 or 4×4.
+        for out in [6, 4] {
+            let g = Tensor::randn(0f32, 1f32, (1, 4, out, out), &dev).unwrap();
+            let err = super::input_gradient(&g, &w, 2, 1, (1, 1, 1, 1), (9, 9)).unwrap_err();
+            assert!(err.to_string().contains("5x5"), "{err}");
+        }
+    }
 
     #[test]
     fn the_cpu_loops_equal_the_candle_path() {
