@@ -23,6 +23,15 @@ fn input_signal(
         .unwrap()
 }
 
+fn resnet18() -> Model {
+    Model::load(
+        "random:resnet18",
+        &LoadOptions::default(),
+        &common::device(),
+    )
+    .unwrap()
+}
+
 fn bits(t: &Tensor) -> Vec<u32> {
     t.flatten_all()
         .unwrap()
@@ -124,12 +133,7 @@ fn the_gradient_pass_gives_the_full_traces_gradient_keeping_less() {
 
 #[test]
 fn a_gradient_pass_keeps_what_was_asked_and_no_convolution_output() {
-    let model = Model::load(
-        "random:resnet18",
-        &LoadOptions::default(),
-        &common::device(),
-    )
-    .unwrap();
+    let model = resnet18();
     let x = Tensor::randn(0f32, 1f32, (1, 3, 64, 64), &common::device()).unwrap();
     let conv = model.graph.node_id("layer1.0.conv1").unwrap();
     let bn = model.graph.node_id("layer1.0.bn1").unwrap();
@@ -183,12 +187,7 @@ fn a_gradient_pass_from_a_hidden_layer_runs_only_as_far_as_that_layer() {
             &back(&full),
         );
     }
-    let model = Model::load(
-        "random:resnet18",
-        &LoadOptions::default(),
-        &common::device(),
-    )
-    .unwrap();
+    let model = resnet18();
     let x = Tensor::randn(0f32, 1f32, (1, 3, 64, 64), &common::device()).unwrap();
     assert!(model.graph.forward_for_gradient(&x, &[]).is_err());
 }

@@ -493,17 +493,8 @@ fn missing(name: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::test_compare::bits;
     use candle_core::Device;
-
-    fn bits(t: &Tensor) -> Vec<u32> {
-        t.flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(f32::to_bits)
-            .collect()
-    }
 
     /// The CPU gather equals the candle one to the bit: windows inside the map, reaching past
     /// each edge (padding read as `fill`), larger than the map, meeting their copy's box in

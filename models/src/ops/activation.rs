@@ -228,6 +228,7 @@ pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::test_compare::bits;
     use candle_core::Device;
 
     /// The ReLU, ReLU6 and clip read their output for the gradient: the same mask, to the bit,
@@ -269,13 +270,6 @@ mod tests {
             let want = band_gradient(&x, &g, lo, hi).unwrap().unwrap();
             // The input given is not read: a tensor of NaNs in its place changes nothing.
             let nan = x.affine(0.0, f64::NAN).unwrap();
-            let bits = |t: &Tensor| -> Vec<u32> {
-                t.to_vec1::<f32>()
-                    .unwrap()
-                    .into_iter()
-                    .map(f32::to_bits)
-                    .collect()
-            };
             for rule in [BackwardRule::Gradient, BackwardRule::Guided] {
                 let got = act.backward(&nan, &y, &g, rule).unwrap();
                 // Guided backprop acts on the ReLU family (a clip from 0) only.

@@ -363,4 +363,4 @@ impl Op {
 }
 
 #[cfg(test)]
-mod test_compare;
+pub(crate) mod test_compare;

@@ -1,5 +1,5 @@
-//! How the ops' tests compare a fast path with the candle path: largest absolute difference, and
-//! that difference relative to the reference's largest magnitude.
+//! How the ops' tests compare a fast path with the candle path: largest absolute difference,
+//! that difference relative to the reference's largest magnitude, or the bits themselves.
 
 use candle_core::Tensor;
 
@@ -26,4 +26,15 @@ pub fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
         .to_scalar::<f32>()
         .unwrap();
     max_abs(a, b) / scale.max(1e-6)
+}
+
+/// The bits of every value of an f32 tensor, in order: what "the same to the bit" compares.
+pub fn bits(t: &Tensor) -> Vec<u32> {
+    t.flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f32::to_bits)
+        .collect()
 }
