@@ -550,8 +550,10 @@ impl Graph {
             };
             let node = &self.nodes[id];
             let inputs = self.inputs_of(node, &trace.outputs)?;
-            let output = trace.outputs[id]
-                .as_ref()
+            let output = trace
+                .outputs
+                .get(id)
+                .and_then(Option::as_ref)
                 .ok_or_else(|| missing_output(&node.name))?;
             let input_grads =
                 step(node, &inputs, output, &grad).map_err(|e| in_layer(&node.name, e))?;
