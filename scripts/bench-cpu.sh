@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark and its peer one after the other on this machine, writing the raw output
-# to docs/bench-logs/<section>-<date>.txt. Run it on a quiet machine: nothing else building.
+# to docs/bench-logs/<section>-cpu-<date>.txt (-<HHMM> added when that log exists: a log already
+# cited is never overwritten). Run it on a quiet machine: nothing else building.
 #
 #   scripts/bench-cpu.sh [SECTION ...]     sections: engine explain represent maximize daemon tui
 #                                           evaluate lrp perturbation family gradients memory
@@ -37,6 +38,7 @@ perturbation_cli() {
 
 for s in $SECTIONS; do
   out=docs/bench-logs/$s-cpu-$DAY.txt
+  if [ -e "$out" ]; then out=docs/bench-logs/$s-cpu-$DAY-$(date -u +%H%M).txt; fi
   log "$s" | tee "$out"
   {
     uname -srm; nproc; "$PY" -c 'import torch; print("torch", torch.__version__, "threads", torch.get_num_threads())'

@@ -32,47 +32,48 @@ pub fn gather(
     let (wh, ww) = size;
     let plane = wh * ww;
     let mut out = vec![0f32; starts.len() * c * plane];
-    with_f32(base, |map| {
-        let fill_windows = |out: &mut [f32]| {
-            out.par_chunks_mut(plane.max(1))
-                .enumerate()
-                .for_each(|(index, window)| {
-                    let (k, ch) = (index / c, index % c);
-                    let (sy, sx) = starts[k];
-                    let src = &map[ch * h * w..(ch + 1) * h * w];
-                    window_of(src, (h, w), (sy, sx), ww, fill, window);
-                });
-        };
-        if plane > 0 {
-            fill_windows(&mut out);
-        }
-        Ok(())
-    })?;
-    if let Some(b) = boxes {
-        let (n, pc, bh, bw) = b.patches.dims4()?;
-        if pc != c || n != starts.len() || b.origins.len() != n {
-            candle_core::bail!(
-                "boxes {:?} with {} origins do not fit {} windows of {c} channels",
-                b.patches.dims(),
-                b.origins.len(),
-                starts.len()
-            );
-        }
-        with_f32(b.patches, |patches| {
-            if plane == 0 || bh * bw == 0 {
-                return Ok(());
-            }
-            out.par_chunks_mut(plane)
-                .zip(patches.par_chunks(bh * bw))
-                .enumerate()
-                .for_each(|(index, (window, patch))| {
-                    let k = index / c;
-                    let (by, bx) = b.origins[k];
-                    overlay(patch, (bh, bw), (by, bx), starts[k], (wh, ww), window);
-                });
-            Ok(())
-        })?;
+    if plane == 0 {
+        return Tensor::from_vec(out, (starts.len(), c, wh, ww), base.device());
     }
+    let (bh, bw) = match &boxes {
+        Some(b) => {
+            let (n, pc, bh, bw) = b.patches.dims4()?;
+            if pc != c || n != starts.len() || b.origins.len() != n {
+                candle_core::bail!(
+                    "boxes {:?} with {} origins do not fit {} windows of {c} channels",
+                    b.patches.dims(),
+                    b.origins.len(),
+                    starts.len()
+                );
+            }
+            (bh, bw)
+        }
+        None => (0, 0),
+    };
+    // One pass: each window cut out of its channel's map, then its copy's box laid over it.
+    let mut cut = |map: &[f32], patches: Option<&[f32]>| {
+        out.par_chunks_mut(plane)
+            .enumerate()
+            .for_each(|(index, window)| {
+                let (k, ch) = (index / c, index % c);
+                let src = &map[ch * h * w..(ch + 1) * h * w];
+                window_of(src, (h, w), starts[k], ww, fill, window);
+                if let (Some(patches), Some(b)) = (patches, &boxes) {
+                    let patch = &patches[index * bh * bw..(index + 1) * bh * bw];
+                    overlay(patch, (bh, bw), b.origins[k], starts[k], (wh, ww), window);
+                }
+            });
+    };
+    with_f32(base, |map| match &boxes {
+        Some(b) => with_f32(b.patches, |patches| {
+            cut(map, Some(patches));
+            Ok(())
+        }),
+        None => {
+            cut(map, None);
+            Ok(())
+        }
+    })?;
     Tensor::from_vec(out, (starts.len(), c, wh, ww), base.device())
 }
 

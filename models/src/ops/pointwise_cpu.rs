@@ -225,7 +225,7 @@ fn map(x: &Tensor, chunk: impl Fn(&mut [f32], &[f32]) + Sync) -> Result<Option<T
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::test_compare::max_abs;
+    use crate::ops::test_compare::{bits, max_abs};
     use candle_core::{Device, Tensor};
 
     #[test]
@@ -264,10 +264,6 @@ mod tests {
         let mut values = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         values[..4].copy_from_slice(&[0.0, 6.0, -1.0, f32::NAN]);
         let x = Tensor::from_vec(values, x.shape(), &dev).unwrap();
-        let bits = |t: &Tensor| -> Vec<u32> {
-            let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            v.into_iter().map(f32::to_bits).collect()
-        };
         for (lo, hi) in [(0f32, 6f32), (-1.0, 1.0)] {
             let slow = x.clamp(lo, hi).unwrap();
             let fast = super::clamp(&x, lo, hi).unwrap().unwrap();
@@ -317,10 +313,6 @@ mod tests {
         let fast = super::rescale(&x, &y, &grad, &exact, 1e-10)
             .unwrap()
             .unwrap();
-        let bits = |t: &Tensor| -> Vec<u32> {
-            let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            v.into_iter().map(f32::to_bits).collect()
-        };
         assert_eq!(bits(&fast), bits(&slow));
         // An odd batch has no halves: the fast path steps aside.
         let odd = x.narrow(0, 0, 3).unwrap();
