@@ -10,13 +10,13 @@
 //!
 //! - `decode_preprocess`, `forward`, `forward_trace`: the parts of a fresh image, in this
 //!   process without the daemon: decoding and preprocessing the photo, the forward pass keeping
-//!   nothing, and the one the daemon makes for a single image (every node's output kept for the
-//!   views that follow).
+//!   nothing (what the daemon makes for a fresh image when no view asked anything of the one
+//!   before: the case `predict_fresh` times), and the one keeping every node (what it makes
+//!   when an explanation of the image before asked for them all).
 //! - then, not a criterion case, one JSON line `fresh_image_shares`: the same parts timed
 //!   interleaved round after round, and the shares of the forward pass that issue 15 bounds:
 //!   decoding and preprocessing, and the daemon's own work (`predict_fresh` minus decoding
-//!   minus the plain forward pass; keeping the trace counts as the daemon's, and its part is
-//!   printed too).
+//!   minus the plain forward pass), and what keeping every node would add.
 //!
 //! The PyTorch peer is `benches/peer/warm_latency.py`. Under `cargo test --all-targets` (no
 //! `--bench` argument) each case runs a few times only.
@@ -159,8 +159,9 @@ fn median(mut samples: Vec<f64>) -> f64 {
 /// A fresh image's parts timed interleaved, round after round (so that the machine's drift
 /// between criterion's cases cannot move one part against another): a fresh `image/predict`
 /// through the daemon, then in this process decoding and preprocessing, the forward pass
-/// keeping every node (what the daemon runs for one image) and the one keeping nothing. One
-/// JSON line: the medians, and the shares of the forward pass.
+/// keeping every node (what the daemon runs for an image after an explanation of the one
+/// before) and the one keeping nothing (what it runs here, no view having asked anything of
+/// the image before). One JSON line: the medians, and the shares of the forward pass.
 fn fresh_image_shares(
     client: &Client,
     predict: &PredictParams,

@@ -61,9 +61,9 @@ pub fn predict(call: &Call, p: PredictParams) -> Result<PredictResult, MethodErr
         call.progress.step(done * BATCH, missing.len(), "predict")?;
         let (indices, batch) = chunk;
         let same_shape = batch.windows(2).all(|w| w[0].dims() == w[1].dims());
-        // One image (what the TUI asks as the user moves) keeps its whole forward trace, so the
-        // unit grid and every explanation of it that follow cost no forward pass; a batch keeps
-        // logits only.
+        // One image (what the TUI asks as the user moves) keeps what the views asked of the
+        // image before it, so that the same views of this one cost no forward pass of their
+        // own; a batch keeps logits only.
         let single = missing.len() == 1;
         if same_shape && !single {
             service.activations.count_forward();
@@ -77,11 +77,11 @@ pub fn predict(call: &Call, p: PredictParams) -> Result<PredictResult, MethodErr
             }
         } else {
             for (x, &i) in batch.iter().zip(indices) {
-                let a = service.activations.get_or_forward(
+                let a = service.activations.for_prediction(
                     &version,
                     model,
                     &keys[i],
-                    if single { None } else { Some(&[]) },
+                    single,
                     || Ok(x.clone()),
                 )?;
                 rows[i] = Some(a.logits.clone());
