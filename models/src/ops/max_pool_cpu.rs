@@ -54,31 +54,54 @@ pub fn forward(window: &PoolWindow, x: &Tensor) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     let plan = Plan::new(window, h, w);
     let (oh, ow) = plan.output;
-    let (kh, kw) = plan.kernel;
     let mut y = vec![f32::NEG_INFINITY; n * c * oh * ow];
     if oh * ow > 0 && h * w > 0 {
         with_f32(x, |xs| {
             y.par_chunks_mut(oh * ow)
                 .zip(xs.par_chunks(h * w))
-                .for_each(|(yp, xp)| {
-                    for oy in 0..oh {
-                        for ox in 0..ow {
-                            let mut best = f32::NEG_INFINITY;
-                            for i in 0..kh {
-                                for j in 0..kw {
-                                    if let Some(k) = plan.tap(oy, ox, i, j) {
-                                        best = best.max(xp[k]);
-                                    }
-                                }
-                            }
-                            yp[oy * ow + ox] = best;
-                        }
-                    }
-                });
+                .for_each_init(
+                    || vec![f32::NEG_INFINITY; w],
+                    |rows, (yp, xp)| pool_plane(&plan, xp, yp, rows),
+                );
             Ok(())
         })?;
     }
     Tensor::from_vec(y, (n, c, oh, ow), x.device())
+}
+
+/// The taps [first, end) of the window starting at `start` (negative: in the padding) of
+/// `extent` taps, inside an axis of `len` inputs.
+fn inside(start: isize, extent: usize, len: usize) -> (usize, usize) {
+    let first = start.max(0) as usize;
+    let end = (start + extent as isize).clamp(0, len as isize) as usize;
+    (first.min(end), end)
+}
+
+/// One plane's maxima: per output row, the elementwise maximum of its window's input rows
+/// (whole rows, which vectorize), then each output's maximum across its window's columns of
+/// that. The maximum of a window in either order: `f32::max` is associative and commutative
+/// (a NaN counts only when every tap is one).
+fn pool_plane(plan: &Plan, xp: &[f32], yp: &mut [f32], rows: &mut [f32]) {
+    let (h, w) = plan.input;
+    let (oh, ow) = plan.output;
+    let (kh, kw) = plan.kernel;
+    let (sy, sx) = plan.stride;
+    let (py, px) = plan.pad;
+    for oy in 0..oh {
+        let (top, bottom) = inside((oy * sy) as isize - py as isize, kh, h);
+        rows.fill(f32::NEG_INFINITY);
+        for y in top..bottom {
+            for (m, &v) in rows.iter_mut().zip(&xp[y * w..(y + 1) * w]) {
+                *m = m.max(v);
+            }
+        }
+        for (ox, out) in yp[oy * ow..(oy + 1) * ow].iter_mut().enumerate() {
+            let (left, right) = inside((ox * sx) as isize - px as isize, kw, w);
+            *out = rows[left..right]
+                .iter()
+                .fold(f32::NEG_INFINITY, |best, &v| best.max(v));
+        }
+    }
 }
 
 /// [`super::MaxPool2d::backward`] on the CPU: `grad` [N, C, oh, ow] added at each window's first
