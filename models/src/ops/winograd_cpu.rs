@@ -69,7 +69,9 @@ pub fn pays(
         && tiles >= FEWEST_TILES
 }
 
-/// A 3×3 kernel in the Winograd domain: `u[point][out][in]`, one [out × in] matrix per point.
+/// A 3×3 kernel in the Winograd domain: `u[point][in][out]`, one [in × out] matrix per point
+/// (the transpose of the point's [out × in] product matrix, so that the GEMM's destination runs
+/// along the output channels: see [`correlate`]).
 #[derive(Debug)]
 pub struct WinogradKernel {
     u: Vec<f32>,
@@ -110,8 +112,9 @@ impl WinogradKernel {
             })
             .collect();
         for (rc, filter) in filters.iter().enumerate() {
+            let (out, channel) = (rc / cols, rc % cols);
             for (point, &v) in filter.iter().enumerate() {
-                u[point * per_point + rc] = v;
+                u[point * per_point + channel * rows + out] = v;
             }
         }
         Ok(WinogradKernel {
@@ -180,15 +183,21 @@ pub fn correlate(
             let first = task * per_task;
             let count = per_task.min(tiles - first);
             v.resize(POINTS * c * per_task, 0.0);
-            m.resize(POINTS * o * per_task, 0.0);
+            // One group of lanes of slack past the products: the output transform reads whole
+            // groups of output channels.
+            m.resize(POINTS * o * per_task + LANES, 0.0);
             transforms::input(&layout, x, first, count, per_task, v);
+            // Each point's product as its transpose, [tiles × out] = Vᵀ·Uᵀ: its rows run along
+            // the output channels (64 and more), which the `gemm` crate takes as the length of
+            // its micro-kernel's vectors; the product itself, [out × tiles], would give it rows
+            // of 16 tiles and its narrowest kernel (timed: docs/PERFORMANCE.md).
             for point in 0..POINTS {
                 gemm_into(
                     &mut m[point * o * per_task..(point + 1) * o * per_task],
-                    &kernel.u[point * o * c..(point + 1) * o * c],
-                    false,
                     &v[point * c * per_task..(point + 1) * c * per_task],
-                    (o, per_task, c),
+                    true,
+                    &kernel.u[point * o * c..(point + 1) * o * c],
+                    (per_task, o, c),
                     false,
                     Parallelism::None,
                 )?;
@@ -408,7 +417,8 @@ fn lanes(src: &[f32], at: usize) -> Lanes {
 }
 
 /// Writes the output pixels of the tiles `first..first + count` from their products
-/// `m[point][out_channel][column]`: Aᵀ·m·A plus the bias, cut at the output's edges.
+/// `m[point][column][out_channel]` (and `LANES` values of slack at the end): Aᵀ·m·A plus the
+/// bias, cut at the output's edges, `LANES` output channels at a time.
 #[inline(always)]
 fn transform_output(
     layout: &Layout,
@@ -423,24 +433,29 @@ fn transform_output(
     let (oh, ow) = layout.output;
     let tiles: Vec<(usize, usize, usize)> =
         (first..first + count).map(|t| layout.tile(t)).collect();
-    // One group's column transforms `[row][column][lane]` and output tiles `[row][column][lane]`.
+    // One group's column transforms `[row][column][lane]` and output tiles `[row][column][lane]`
+    // (a lane: an output channel).
     let mut t = [0f32; TILE * SPAN * LANES];
     let mut y = [0f32; TILE * TILE * LANES];
     let row = SPAN * LANES;
-    for channel in 0..o {
-        let b = bias.map_or(0.0, |b| b[channel]);
-        for group in (0..count).step_by(LANES) {
-            let stride = SPAN * o * columns;
+    let stride = SPAN * columns * o;
+    for group in (0..o).step_by(LANES) {
+        let lanes = LANES.min(o - group);
+        let mut b = [0f32; LANES];
+        if let Some(bias) = bias {
+            b[..lanes].copy_from_slice(&bias[group..group + lanes]);
+        }
+        for (column, &(image, oy, ox)) in tiles.iter().enumerate() {
             for j in 0..SPAN {
-                let at = (j * o + channel) * columns + group;
+                let at = (j * columns + column) * o + group;
                 output_line_transform(&m[at..], stride, &mut t[j * LANES..], row);
             }
             for i in 0..TILE {
                 output_line_transform(&t[i * row..], LANES, &mut y[i * TILE * LANES..], LANES);
             }
-            for (lane, &(image, oy, ox)) in tiles.iter().skip(group).take(LANES).enumerate() {
-                let plane = (image * o + channel) * oh * ow;
-                let (rows, cols) = ((oh - oy).min(TILE), (ow - ox).min(TILE));
+            let (rows, cols) = ((oh - oy).min(TILE), (ow - ox).min(TILE));
+            for (lane, &b) in b.iter().enumerate().take(lanes) {
+                let plane = (image * o + group + lane) * oh * ow;
                 for i in 0..rows {
                     let start = plane + (oy + i) * ow + ox;
                     for j in 0..cols {
@@ -507,6 +522,9 @@ mod tests {
             (1, 256, 64, Padding::symmetric(1), (24, 24), true),
             (2, 512, 32, Padding::symmetric(1), (14, 14), false),
             (9, 16, 16, Padding::symmetric(1), (16, 16), true),
+            // More output channels than the `gemm` crate's micro-kernel rows (64) twice over,
+            // and not a multiple of its vector: its packed and tail paths.
+            (2, 64, 136, Padding::symmetric(1), (20, 20), true),
         ];
         for (n, c, o, padding, (h, w), bias) in cases {
             let weight = Tensor::randn(0f32, 1f32, (o, c, 3, 3), &dev).unwrap();
@@ -564,7 +582,8 @@ mod tests {
         super::transform_input(&layout, &x, 0, tiles, columns, &mut baseline);
         super::transforms::input(&layout, &x, 0, tiles, columns, &mut best);
         assert_eq!(baseline, best, "input transform");
-        let m = values(super::POINTS * o * columns, 2);
+        // With the slack the output transform reads past the last group of output channels.
+        let m = values(super::POINTS * o * columns + super::LANES, 2);
         let bias = values(o, 3);
         let (mut baseline, mut best) = (vec![0f32; 2 * o * h * w], vec![0f32; 2 * o * h * w]);
         for (y, vector) in [(&mut baseline, false), (&mut best, true)] {
