@@ -37,6 +37,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         runs += 1;
     }
     times.sort_by(f64::total_cmp);
-    println!("{spec} batch {batch}: {runs} runs, median {:.2} ms", times[times.len() / 2]);
+    println!(
+        "{spec} batch {batch}: {runs} runs, median {:.2} ms",
+        times.get(times.len() / 2).copied().unwrap_or(f64::NAN)
+    );
     Ok(())
 }
