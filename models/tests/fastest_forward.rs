@@ -1,12 +1,15 @@
 //! The fastest forward pass (Winograd for 3×3 convolutions, BatchNorm folded into the
-//! convolution before it) against the direct one, on whole networks: the logits agree within
-//! float rounding, and the folds and Winograd layers are really taken.
+//! convolution before it, the activation after applied as the convolution writes) against the
+//! direct one, on whole networks: the logits agree within float rounding, and the folds and
+//! Winograd layers are really taken; the activations applied that way give the same bits as
+//! their own pass.
 
 mod common;
 
 use candle_core::Tensor;
 use common::assert_close;
-use convlens_models::ops::Convolutions;
+use convlens_models::graph::NodeId;
+use convlens_models::ops::{Convolutions, Op};
 use convlens_models::{LoadOptions, Model};
 
 /// Logits by both passes, and the number of BatchNorms folded.
@@ -50,5 +53,46 @@ fn the_fastest_pass_equals_the_direct_one() {
         let (fastest, direct, folded) = both(spec, size);
         assert_eq!(folded, folds, "{spec}: BatchNorms folded");
         assert_close(spec, &fastest, &direct, 1e-4);
+    }
+}
+
+#[test]
+fn an_activation_applied_by_its_convolution_gives_the_bits_of_its_own_pass() {
+    // (model, activations applied by the convolution before them), counted from the
+    // architectures: resnet18's stem and the first convolution of each of 8 blocks (the second
+    // is read by the residual sum); vgg16_bn's 13; the demo's stem, head, 15 expansions and 16
+    // depthwise convolutions (ReLU6).
+    for (spec, fused) in [
+        ("random:resnet18", 9),
+        ("random:vgg16_bn", 13),
+        ("demo", 33),
+    ] {
+        let model = Model::load(spec, &LoadOptions::default(), &common::device()).unwrap();
+        assert_eq!(model.graph.fused_activations(), fused, "{spec}");
+        // Two images: resnet18's 3×3 planes go through the GEMM of several images.
+        let x = convlens_models::weights::synthetic::synthetic_tensor(
+            "input",
+            &[2, 3, 96, 96],
+            1,
+            &common::device(),
+        )
+        .unwrap();
+        // Keeping every BatchNorm's output leaves each activation a pass of its own.
+        let norms: Vec<NodeId> = (0..model.graph.nodes().len())
+            .filter(|&i| matches!(model.graph.nodes()[i].op, Op::BatchNorm2d(_)))
+            .collect();
+        let logits = |keep: &[NodeId]| -> Vec<u32> {
+            let trace = model
+                .graph
+                .forward_by(&x, Some(keep), Convolutions::Fastest)
+                .unwrap();
+            let y = trace.output().unwrap().flatten_all().unwrap();
+            y.to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect()
+        };
+        assert_eq!(logits(&[]), logits(&norms), "{spec}");
     }
 }

@@ -18,7 +18,8 @@ pub use rule::BackwardRule;
 pub use tree::{LayerInfo, LayerTree};
 
 use crate::ops::fold::fold;
-use crate::ops::{Conv2d, Convolutions, Op};
+use crate::ops::pointwise_cpu::FusedActivation;
+use crate::ops::{Activation, Conv2d, Convolutions, Op};
 use crate::{Error, Result};
 
 /// How similar (Jaro–Winkler, 0 to 1) a layer name must be to an unknown one to be suggested.
@@ -50,9 +51,21 @@ pub struct Graph {
     parameters: Vec<(String, Vec<usize>)>,
     /// The input sizes the graph runs at (`None`: any), and what to do about another size.
     input_sizes: Option<(Vec<Option<usize>>, String)>,
-    /// For each convolution read only by a BatchNorm: that node and the two folded into one
-    /// convolution (see [`Graph::forward_by`]); made on first use.
-    folds: OnceLock<Vec<Option<(NodeId, Conv2d)>>>,
+    /// For each convolution read only by a BatchNorm: the two folded into one convolution (see
+    /// [`Graph::forward_by`]); made on first use.
+    folds: OnceLock<Vec<Option<Fold>>>,
+}
+
+/// A convolution and the BatchNorm that alone reads it, as one convolution; with the
+/// activation that alone reads the BatchNorm, when the CPU paths can apply it as they write.
+#[derive(Debug)]
+struct Fold {
+    /// The BatchNorm's node.
+    norm: NodeId,
+    /// The convolution computing the BatchNorm's output.
+    conv: Conv2d,
+    /// The activation's node and the activation.
+    activation: Option<(NodeId, Activation)>,
 }
 
 /// The outputs a forward pass kept, by node.
@@ -231,9 +244,20 @@ impl Graph {
         self.folds().iter().flatten().count()
     }
 
-    /// For each node: when it is a convolution read by one node only, a BatchNorm, that node and
-    /// the convolution with the BatchNorm folded in.
-    fn folds(&self) -> &[Option<(NodeId, Conv2d)>] {
+    /// How many of those folded convolutions also apply the activation after the BatchNorm
+    /// (when the pass keeps neither the BatchNorm's output nor the convolution's).
+    pub fn fused_activations(&self) -> usize {
+        self.folds()
+            .iter()
+            .flatten()
+            .filter(|f| f.activation.is_some())
+            .count()
+    }
+
+    /// For each node: when it is a convolution read by one node only, a BatchNorm, the two
+    /// folded into one convolution, and the activation that alone reads the BatchNorm when it
+    /// is one the CPU paths apply as they write ([`FusedActivation`]).
+    fn folds(&self) -> &[Option<Fold>] {
         self.folds.get_or_init(|| {
             let mut readers = vec![0usize; self.nodes.len()];
             for node in &self.nodes {
@@ -248,12 +272,28 @@ impl Graph {
                         return None;
                     };
                     let norm = last_use[id];
-                    match &self.nodes.get(norm)?.op {
-                        Op::BatchNorm2d(bn) if readers[id] == 1 && norm > id => {
-                            fold(conv, bn).ok().map(|folded| (norm, folded))
+                    let Op::BatchNorm2d(bn) = &self.nodes.get(norm)?.op else {
+                        return None;
+                    };
+                    if readers[id] != 1 || norm <= id {
+                        return None;
+                    }
+                    let reader = last_use[norm];
+                    let activation = match self.nodes.get(reader).map(|r| &r.op) {
+                        Some(Op::Activation(a))
+                            if readers[norm] == 1
+                                && reader > norm
+                                && FusedActivation::of(a).is_some() =>
+                        {
+                            Some((reader, a.clone()))
                         }
                         _ => None,
-                    }
+                    };
+                    fold(conv, bn).ok().map(|conv| Fold {
+                        norm,
+                        conv,
+                        activation,
+                    })
                 })
                 .collect()
         })
@@ -402,13 +442,15 @@ impl Graph {
         let mut outputs: Vec<Option<Tensor>> = vec![None; n];
         let mut shape_only = vec![false; n];
         let mut zeros: Vec<Tensor> = Vec::new();
+        // Nodes whose output a fold gave (or made needless: a BatchNorm whose activation was
+        // applied by the folded convolution).
+        let mut given = vec![false; n];
         outputs[0] = Some(x.clone());
         for id in 1..=through {
             let node = &self.nodes[id];
-            // A BatchNorm whose output its convolution's fold already gave.
-            if outputs[id].is_none() {
+            if !given[id] {
                 match folds.and_then(|f| f[id].as_ref()).filter(|_| !wanted[id]) {
-                    Some((norm, folded)) => {
+                    Some(fold) => {
                         let inputs = self.inputs_of(node, &outputs)?;
                         let [x] = inputs.as_slice() else {
                             return Err(in_layer(
@@ -416,10 +458,21 @@ impl Graph {
                                 candle_core::Error::Msg("a convolution reads one input".into()),
                             ));
                         };
-                        let y = folded
-                            .forward_by(x, convolutions)
-                            .map_err(|e| in_layer(&node.name, e))?;
-                        outputs[*norm] = Some(y);
+                        // The activation too, when no one asks for the BatchNorm's output and
+                        // the pass reaches the activation.
+                        let activation = fold
+                            .activation
+                            .as_ref()
+                            .filter(|(act, _)| !wanted[fold.norm] && *act <= through);
+                        let (at, y) = match activation {
+                            Some((act, activation)) => {
+                                given[fold.norm] = true;
+                                (*act, fold.conv.forward_then(x, convolutions, activation))
+                            }
+                            None => (fold.norm, fold.conv.forward_by(x, convolutions)),
+                        };
+                        given[at] = true;
+                        outputs[at] = Some(y.map_err(|e| in_layer(&node.name, e))?);
                     }
                     None => outputs[id] = Some(self.run_node(node, &outputs, convolutions)?),
                 }

@@ -9,9 +9,10 @@ use super::conv2d_cpu;
 use super::cpu_slice::with_f32;
 use super::depthwise::{depthwise_forward, depthwise_input_gradient};
 use super::depthwise_cpu;
+use super::pointwise_cpu::FusedActivation;
 use super::strided::place_strided;
 use super::winograd_cpu::{self, WinogradKernel};
-use super::Convolutions;
+use super::{Activation, Convolutions};
 
 /// How a convolution or pooling window pads its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,28 +161,58 @@ impl Conv2d {
 
     /// The layer's output for `x` [N, C, H, W], summed directly.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with_pads(x, self.pads(x)?, Convolutions::Direct)
+        self.forward_with_pads(x, self.pads(x)?, Convolutions::Direct, None)
     }
 
     /// The layer's output for `x` [N, C, H, W], computed by `convolutions`.
     pub fn forward_by(&self, x: &Tensor, convolutions: Convolutions) -> Result<Tensor> {
-        self.forward_with_pads(x, self.pads(x)?, convolutions)
+        self.forward_with_pads(x, self.pads(x)?, convolutions, None)
+    }
+
+    /// `activation` of [`Conv2d::forward_by`]: the same values, the activation applied by the
+    /// CPU paths as they write each image's or plane's output (no pass of its own over the
+    /// whole output), by `activation` itself after the convolution elsewhere.
+    pub fn forward_then(
+        &self,
+        x: &Tensor,
+        convolutions: Convolutions,
+        activation: &Activation,
+    ) -> Result<Tensor> {
+        match FusedActivation::of(activation) {
+            Some(fused) if self.has_cpu_path(x) => {
+                self.forward_with_pads(x, self.pads(x)?, convolutions, Some(fused))
+            }
+            _ => activation.forward(&self.forward_by(x, convolutions)?),
+        }
+    }
+
+    /// Whether `x` goes through a CPU fast path (depthwise, or im2col/Winograd and GEMMs)
+    /// rather than candle's convolution.
+    fn has_cpu_path(&self, x: &Tensor) -> bool {
+        if self.is_depthwise() {
+            depthwise_cpu::applies(x)
+        } else {
+            conv2d_cpu::applies(x, &self.weight)
+        }
     }
 
     /// The layer's output for `x` that already holds its padding (what the layer would read from
     /// its padded input): the convolution with no further padding. Incremental inference runs
     /// the layer on a window of a feature map this way.
     pub fn forward_on_padded(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with_pads(x, (0, 0, 0, 0), Convolutions::Direct)
+        self.forward_with_pads(x, (0, 0, 0, 0), Convolutions::Direct, None)
     }
 
+    /// The output for `x` padded by `pads`; `then` (only where [`Conv2d::has_cpu_path`]) applied
+    /// as the CPU paths write it.
     fn forward_with_pads(
         &self,
         x: &Tensor,
         pads: (usize, usize, usize, usize),
         convolutions: Convolutions,
+        then: Option<FusedActivation>,
     ) -> Result<Tensor> {
-        if self.is_depthwise() && depthwise_cpu::applies(x) {
+        if self.is_depthwise() && self.has_cpu_path(x) {
             return depthwise_cpu::forward(
                 x,
                 &self.weight,
@@ -189,9 +220,10 @@ impl Conv2d {
                 self.stride,
                 self.dilation,
                 pads,
+                then,
             );
         }
-        if !self.is_depthwise() && conv2d_cpu::applies(x, &self.weight) {
+        if !self.is_depthwise() && self.has_cpu_path(x) {
             let (n, c, h, w) = x.dims4()?;
             let (top, bottom, left, right) = pads;
             let (hp, wp) = (h + top + bottom, w + left + right);
@@ -214,6 +246,7 @@ impl Conv2d {
                         bias.as_deref(),
                         (top, left),
                         output,
+                        then,
                     )
                 })?;
                 return Tensor::from_vec(
@@ -230,7 +263,11 @@ impl Conv2d {
                 self.dilation,
                 pads,
                 self.groups,
+                then,
             );
+        }
+        if then.is_some() {
+            candle_core::bail!("an activation fused into a convolution off the CPU paths");
         }
         self.forward_by_candle_with_pads(x, pads)
     }

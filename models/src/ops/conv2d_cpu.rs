@@ -16,6 +16,7 @@ use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
 use super::cpu_slice::{is_cpu_f32, with_f32};
+use super::pointwise_cpu::FusedActivation;
 
 /// Whether the fast path applies to an input (or output signal) `x` and kernel `weight`.
 pub fn applies(x: &Tensor, weight: &Tensor) -> bool {
@@ -295,7 +296,8 @@ where
 
 /// The output [N, O, oh, ow] of convolving `x` [N, C, H, W] with a kernel given as `weight_hwc`
 /// [O, kh, kw, C/groups] (the layer's weight permuted, see [`taps_major`]) plus `bias` [O],
-/// padded by `pads` = (top, bottom, left, right).
+/// padded by `pads` = (top, bottom, left, right); then `then`, each image as it is done.
+#[allow(clippy::too_many_arguments)]
 pub fn forward(
     x: &Tensor,
     weight_hwc: &Tensor,
@@ -304,6 +306,7 @@ pub fn forward(
     dilation: usize,
     pads: (usize, usize, usize, usize),
     groups: usize,
+    then: Option<FusedActivation>,
 ) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     let (o, kh, kw, cg) = weight_hwc.dims4()?;
@@ -330,7 +333,7 @@ pub fn forward(
     if groups == 1 && n > 1 && m <= SMALL_PLANE {
         let y = with_f32(x, |xs| {
             with_f32(weight_hwc, |ws| {
-                forward_small_planes(&geo, xs, ws, bias.as_deref(), (n, c, o, kg))
+                forward_small_planes(&geo, xs, ws, bias.as_deref(), (n, c, o, kg), then)
             })
         })?;
         return Tensor::from_vec(y, (n, o, oh, ow), x.device());
@@ -371,6 +374,9 @@ pub fn forward(
                             parallelism,
                         )?;
                     }
+                    if let Some(activation) = then {
+                        activation.apply_in_place(yimg);
+                    }
                     Ok(())
                 },
             )
@@ -388,13 +394,15 @@ const SMALL_PLANE: usize = 64;
 const BATCH_COLUMNS: usize = 1024;
 
 /// [`forward`] (one group) of images whose output planes are small: images in chunks, each
-/// chunk's column matrix [K, images·m] multiplied once, the result laid out as NCHW.
+/// chunk's column matrix [K, images·m] multiplied once, the result laid out as NCHW, then
+/// `then`.
 fn forward_small_planes(
     geo: &Geometry,
     xs: &[f32],
     ws: &[f32],
     bias: Option<&[f32]>,
     (n, c, o, kg): (usize, usize, usize, usize),
+    then: Option<FusedActivation>,
 ) -> Result<Vec<f32>> {
     let m = geo.output.0 * geo.output.1;
     let plane = geo.input.0 * geo.input.1;
@@ -440,6 +448,9 @@ fn forward_small_planes(
             .for_each(|(b, yimg)| {
                 for (i, dst) in yimg.chunks_exact_mut(m).enumerate() {
                     dst.copy_from_slice(&out[i * cols + b * m..i * cols + (b + 1) * m]);
+                }
+                if let Some(activation) = then {
+                    activation.apply_in_place(yimg);
                 }
             });
     }

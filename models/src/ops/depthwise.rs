@@ -19,8 +19,15 @@ pub fn depthwise_forward(
     out: (usize, usize),
 ) -> Result<Tensor> {
     if super::depthwise_cpu::applies(padded) {
-        let y =
-            super::depthwise_cpu::forward(padded, weight, None, stride, dilation, (0, 0, 0, 0))?;
+        let y = super::depthwise_cpu::forward(
+            padded,
+            weight,
+            None,
+            stride,
+            dilation,
+            (0, 0, 0, 0),
+            None,
+        )?;
         let (_, _, oh, ow) = y.dims4()?;
         if (oh, ow) != out {
             candle_core::bail!(

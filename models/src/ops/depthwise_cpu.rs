@@ -13,6 +13,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::cpu_slice::with_f32;
+use super::pointwise_cpu::FusedActivation;
 
 /// Whether the fast path applies to `x`.
 pub fn applies(x: &Tensor) -> bool {
@@ -42,7 +43,7 @@ fn weights(weight: &Tensor) -> Result<(Vec<f32>, usize, usize, usize)> {
 
 /// A depthwise convolution of `x` [N, C, H, W] on the CPU, padded by `pads` = (top, bottom,
 /// left, right) (each plane copied into a zero-bordered buffer, see [`forward_plane`]). `bias`
-/// [C] is added last, as the candle path adds it.
+/// [C] is added last, as the candle path adds it; then `then`, each plane as it is done.
 pub fn forward(
     x: &Tensor,
     weight: &Tensor,
@@ -50,6 +51,7 @@ pub fn forward(
     stride: usize,
     dilation: usize,
     pads: (usize, usize, usize, usize),
+    then: Option<FusedActivation>,
 ) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     let (wts, wc, kh, kw) = weights(weight)?;
@@ -89,6 +91,9 @@ pub fn forward(
                 let w = &wts[ch * kh * kw..(ch + 1) * kh * kw];
                 let b = bias.as_ref().map(|b| b[ch]);
                 forward_plane(&plan, pads, w, x, y, b, scratch);
+                if let Some(activation) = then {
+                    activation.apply_in_place(y);
+                }
             });
         Ok(())
     })?;
@@ -375,7 +380,7 @@ mod tests {
             let out = ((hp - ek) / stride + 1, (wp - ek) / stride + 1);
             let x = Tensor::randn(0f32, 1f32, (2, c, hp, wp), &dev).unwrap();
             let w = Tensor::randn(0f32, 1f32, (c, 1, k, k), &dev).unwrap();
-            let fast = super::forward(&x, &w, None, stride, dilation, (0, 0, 0, 0)).unwrap();
+            let fast = super::forward(&x, &w, None, stride, dilation, (0, 0, 0, 0), None).unwrap();
             let slow = depthwise_forward(&x, &w, stride, dilation, out).unwrap();
             assert_eq!(
                 max_rel(&fast, &slow),
@@ -394,7 +399,7 @@ mod tests {
             let b = Tensor::randn(0f32, 1f32, c, &dev).unwrap();
             for (what, pads) in [("padded", (2, 1, 0, 3)), ("'same'", (st, sb, sl, sr))] {
                 let (top, bottom, left, right) = pads;
-                let fast = super::forward(&x, &w, Some(&b), stride, dilation, pads).unwrap();
+                let fast = super::forward(&x, &w, Some(&b), stride, dilation, pads, None).unwrap();
                 let padded = x
                     .pad_with_zeros(2, top, bottom)
                     .unwrap()

@@ -12,6 +12,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::cpu_slice::{is_cpu_f32, with_f32};
+use super::Activation;
 
 /// Planes smaller than this are grouped so that each parallel task has some work.
 const MIN_TASK: usize = 1 << 14;
@@ -192,18 +193,96 @@ pub fn relu(x: &Tensor) -> Result<Option<Tensor>> {
     map(x, relu_chunk)
 }
 
+/// One value clamped as [`clamp`] clamps it.
+#[inline(always)]
+fn clamp_value(x: f32, lo: f32, hi: f32) -> f32 {
+    let x = if x < lo { lo } else { x };
+    if x > hi {
+        hi
+    } else {
+        x
+    }
+}
+
+/// One value through ReLU as [`relu`] passes it.
+#[inline(always)]
+fn relu_value(x: f32) -> f32 {
+    x.max(0.0)
+}
+
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn clamp_chunk(y: &mut [f32], x: &[f32], lo: f32, hi: f32) {
     for (v, x) in y.iter_mut().zip(x) {
-        let x = if *x < lo { lo } else { *x };
-        *v = if x > hi { hi } else { x };
+        *v = clamp_value(*x, lo, hi);
     }
 }
 
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn relu_chunk(y: &mut [f32], x: &[f32]) {
     for (v, x) in y.iter_mut().zip(x) {
-        *v = x.max(0.0);
+        *v = relu_value(*x);
+    }
+}
+
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn clamp_in_place(y: &mut [f32], lo: f32, hi: f32) {
+    for v in y.iter_mut() {
+        *v = clamp_value(*v, lo, hi);
+    }
+}
+
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn relu_in_place(y: &mut [f32]) {
+    for v in y.iter_mut() {
+        *v = relu_value(*v);
+    }
+}
+
+/// An activation that a CPU convolution applies to its outputs as it writes them, while they
+/// are in cache, instead of a pass of its own over the whole tensor: the activations of
+/// [`Activation::forward`]'s CPU fast paths, to the same bits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FusedActivation {
+    /// ReLU, as [`relu`].
+    Relu,
+    /// ReLU6 and Hardtanh, as [`clamp`].
+    Clamp {
+        /// The lower bound.
+        lo: f32,
+        /// The upper bound.
+        hi: f32,
+    },
+}
+
+impl FusedActivation {
+    /// The fused form of `activation`, if it has one.
+    pub fn of(activation: &Activation) -> Option<FusedActivation> {
+        match *activation {
+            Activation::Relu => Some(FusedActivation::Relu),
+            Activation::Relu6 => Some(FusedActivation::Clamp { lo: 0.0, hi: 6.0 }),
+            Activation::Clip { min, max } => Some(FusedActivation::Clamp {
+                lo: min as f32,
+                hi: max as f32,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The activation of one value.
+    #[inline(always)]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            FusedActivation::Relu => relu_value(x),
+            FusedActivation::Clamp { lo, hi } => clamp_value(x, lo, hi),
+        }
+    }
+
+    /// The activation of every value of `y`, in place.
+    pub fn apply_in_place(self, y: &mut [f32]) {
+        match self {
+            FusedActivation::Relu => relu_in_place(y),
+            FusedActivation::Clamp { lo, hi } => clamp_in_place(y, lo, hi),
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::conv2d_cpu::gemm_into;
+use super::pointwise_cpu::FusedActivation;
 
 /// Output tile side.
 const TILE: usize = 4;
@@ -126,7 +127,7 @@ impl WinogradKernel {
 }
 
 /// The output [N, O, oh, ow] of correlating `x` [N, C, H, W] (`dims`) with `kernel` plus
-/// `bias` (a value per output channel): output pixel (y, x) reads input rows
+/// `bias` (a value per output channel), then `then`: output pixel (y, x) reads input rows
 /// `y − pad.0 ..= y − pad.0 + 2` and columns likewise, zeros outside the input: the
 /// convolution's forward pass with its padding (top, left) and output size.
 ///
@@ -140,6 +141,7 @@ pub fn correlate(
     bias: Option<&[f32]>,
     pad: (usize, usize),
     output: (usize, usize),
+    then: Option<FusedActivation>,
 ) -> Result<Vec<f32>> {
     let (n, c, h, w) = dims;
     let (o, (oh, ow)) = (kernel.out_channels, output);
@@ -171,6 +173,7 @@ pub fn correlate(
         pad,
         output,
         tiles_per_image: (th, tw),
+        then,
     };
     let out = SharedOutput {
         ptr: y.as_mut_ptr(),
@@ -217,6 +220,8 @@ struct Layout {
     pad: (usize, usize),
     output: (usize, usize),
     tiles_per_image: (usize, usize),
+    /// The activation applied to each output pixel as it is written.
+    then: Option<FusedActivation>,
 }
 
 impl Layout {
@@ -460,6 +465,7 @@ fn transform_output(
                     let start = plane + (oy + i) * ow + ox;
                     for j in 0..cols {
                         let value = y[(i * TILE + j) * LANES + lane] + b;
+                        let value = layout.then.map_or(value, |a| a.apply(value));
                         debug_assert!(start + j < out.len);
                         // SAFETY: `start + j` < n·o·oh·ow = `out.len` (the image, channel, row
                         // and column are all in range), and only this tile's task writes it.
@@ -566,6 +572,8 @@ mod tests {
             pad: (1, 2),
             output: (h, w),
             tiles_per_image: (h.div_ceil(super::TILE), w.div_ceil(super::TILE)),
+            // Bounds inside the outputs' range, so that both sides of each are taken.
+            then: Some(super::FusedActivation::Clamp { lo: -3.0, hi: 4.0 }),
         };
         let tiles = 2 * layout.tiles_per_image.0 * layout.tiles_per_image.1;
         let columns = tiles.next_multiple_of(super::LANES);
