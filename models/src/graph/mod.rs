@@ -285,7 +285,7 @@ impl Graph {
                                 && reader > norm
                                 && FusedActivation::of(a).is_some() =>
                         {
-                            Some((reader, a.clone()))
+                            Some((reader, *a))
                         }
                         _ => None,
                     };
