@@ -45,7 +45,11 @@ for s in $SECTIONS; do
     case $s in
       engine)
         "$PY" benches/peer/torch_engine.py --runs 5
-        cargo bench -p convlens-models --bench engine "${CRIT[@]}" ;;
+        cargo bench -p convlens-models --bench engine "${CRIT[@]}"
+        # The peer again: this machine's speed drifts by tens of percent over minutes, so the
+        # peer is timed on both sides of convlens.
+        echo "# torch again, after convlens"
+        "$PY" benches/peer/torch_engine.py --runs 5 ;;
       explain)
         "$PY" benches/peer/explain_peer.py --runs 5
         CONVLENS_BENCH_METHODS=$FAMILY,integrated-gradients,deeplift,gradient-shap,$LRP \
