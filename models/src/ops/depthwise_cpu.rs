@@ -151,9 +151,17 @@ fn split_phases(plane: &[f32], (h, w): (usize, usize), stride: usize, phases: &m
         let rows = plane.chunks_exact(w).skip(a).step_by(stride);
         for (dst, row) in dst.chunks_exact_mut(pw).zip(rows) {
             let row = &row[b.min(w)..];
-            let n = row.len().div_ceil(stride).min(dst.len());
-            for k in 0..n {
-                dst[k] = row[stride * k];
+            // Whole strides first (a pattern the compiler turns into vector shuffles), then
+            // the one cell a partial stride at the row's end holds.
+            let whole = row.chunks_exact(stride);
+            let rest = whole.remainder().first().copied();
+            let mut k = 0;
+            for (d, cells) in dst.iter_mut().zip(whole) {
+                *d = cells[0];
+                k += 1;
+            }
+            if let (Some(v), Some(d)) = (rest, dst.get_mut(k)) {
+                *d = v;
             }
         }
     }
