@@ -80,7 +80,7 @@ fn inside(start: isize, extent: usize, len: usize) -> (usize, usize) {
 /// One plane's maxima: per output row, the elementwise maximum of its window's input rows
 /// (whole rows, which vectorize), then each output's maximum across its window's columns of
 /// that. The maximum of a window in either order: `f32::max` is associative and commutative
-/// (a NaN counts only when every tap is one).
+/// (a NaN counts only when every tap is one), up to the sign of a zero when +0 and −0 tie.
 fn pool_plane(plan: &Plan, xp: &[f32], yp: &mut [f32], rows: &mut [f32]) {
     let (h, w) = plan.input;
     let (oh, ow) = plan.output;
