@@ -413,7 +413,7 @@ fn layer_filters_equal_the_engine() {
 }
 
 #[test]
-fn predict_explain_activations_and_deconv_of_one_image_share_one_forward_pass() {
+fn predict_keeps_what_the_views_asked_of_the_image_before() {
     use convlens_models::explain::{explain, ExplainOptions, Method};
     use convlens_shared::methods::explain::{ExplainParams, ImageExplain};
     use convlens_shared::methods::predict::{ImagePredict, PredictParams};
@@ -421,32 +421,68 @@ fn predict_explain_activations_and_deconv_of_one_image_share_one_forward_pass() 
     let d = Daemon::start("one-forward", &[]);
     let c = d.client();
     let id = load(&c);
-    let x = d.scratch.path("x.npy");
-    write_input(&x, 64, 5);
-    let image = x.display().to_string();
-    let before = c.request::<Status>(&NoParams {}).unwrap().forward_passes;
+    let images: Vec<(std::path::PathBuf, String)> = (0..4)
+        .map(|k| {
+            let x = d.scratch.path(&format!("x{k}.npy"));
+            write_input(&x, 64, 5 + k as u64);
+            let image = x.display().to_string();
+            (x, image)
+        })
+        .collect();
+    let passes = || c.request::<Status>(&NoParams {}).unwrap().forward_passes;
+    let predict = |image: &str| {
+        c.request::<ImagePredict>(&PredictParams {
+            model_id: id.clone(),
+            images: vec![image.to_string()],
+            top: 5,
+            logits: false,
+        })
+        .unwrap();
+    };
+    // Grad-CAM, the unit grid and a deconvnet projection: every node's output between them.
+    let views = |image: &str| {
+        let mut params = ExplainParams::new(&id, image);
+        params.render = false;
+        let got = c.request::<ImageExplain>(&params).unwrap();
+        c.request::<UnitActivations>(&ActivationsParams::new(&id, image, "layer3"))
+            .unwrap();
+        c.request::<UnitDeconv>(&DeconvParams::new(&id, image, "layer2", vec![1]))
+            .unwrap();
+        got
+    };
+    let before = passes();
 
-    c.request::<ImagePredict>(&PredictParams {
-        model_id: id.clone(),
-        images: vec![image.clone()],
-        top: 5,
-        logits: false,
-    })
-    .unwrap();
-    let mut params = ExplainParams::new(&id, &image);
-    params.render = false;
-    let got = c.request::<ImageExplain>(&params).unwrap();
-    c.request::<UnitActivations>(&ActivationsParams::new(&id, &image, "layer3"))
-        .unwrap();
-    c.request::<UnitDeconv>(&DeconvParams::new(&id, &image, "layer2", vec![1]))
-        .unwrap();
-    let after = c.request::<Status>(&NoParams {}).unwrap().forward_passes;
+    // No view asked anything before the first image: its prediction keeps the logits only,
+    // and its views need one pass of their own, which they share.
+    predict(&images[0].1);
+    let got = views(&images[0].1);
     assert_eq!(
-        after - before,
-        1,
-        "predict, Grad-CAM, the unit grid and a deconvnet projection of one image cost one \
+        passes() - before,
+        2,
+        "the first image: predict, then its views"
+    );
+    // The next image's prediction keeps what those views read: its views cost no pass.
+    predict(&images[1].1);
+    views(&images[1].1);
+    assert_eq!(
+        passes() - before,
+        3,
+        "predict, Grad-CAM, the unit grid and a deconvnet projection of the next image cost one \
          forward pass"
     );
+    // A prediction no view followed: the one after it keeps the logits only again, and a view
+    // of that image runs a pass of its own.
+    predict(&images[2].1);
+    predict(&images[3].1);
+    assert_eq!(passes() - before, 5);
+    c.request::<UnitActivations>(&ActivationsParams::new(&id, &images[3].1, "layer3"))
+        .unwrap();
+    assert_eq!(
+        passes() - before,
+        6,
+        "the unit grid after a lean prediction"
+    );
+    let x = &images[0].0;
 
     // The explanation made from the cached trace equals the engine's own.
     let model = engine();
