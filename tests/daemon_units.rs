@@ -482,11 +482,10 @@ fn predict_keeps_what_the_views_asked_of_the_image_before() {
         6,
         "the unit grid after a lean prediction"
     );
-    let x = &images[0].0;
 
-    // The explanation made from the cached trace equals the engine's own.
+    // The first image's explanation, made from the cached trace, equals the engine's own.
     let model = engine();
-    let input = load_input(&x, &model.preprocess, &Device::Cpu).unwrap();
+    let input = load_input(&images[0].0, &model.preprocess, &Device::Cpu).unwrap();
     let want = explain(
         &model,
         &input,
