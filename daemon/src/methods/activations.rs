@@ -1,6 +1,6 @@
 //! `unit/activations`: a layer's feature maps on one image and each channel's numbers. The
-//! forward pass comes from the activation cache, so predict, explain and the unit grid of one
-//! image share it.
+//! forward pass comes from the activation cache, so explain and the unit grid of one image
+//! share it, and predict's when the image before had the same views.
 
 use std::path::Path;
 

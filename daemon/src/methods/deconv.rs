@@ -41,7 +41,8 @@ pub fn deconv(call: &Call, p: DeconvParams) -> Result<DeconvResult, MethodError>
     cached(call, &version, key, || {
         let model = &loaded.model;
         let input = call.service.inputs.get_or_load(&version, model, &image)?;
-        // The full forward trace from the activation cache, shared with predict and explain.
+        // The full forward trace from the activation cache, shared with explain (and predict,
+        // when the image before had the same views).
         let trace = call
             .service
             .activations

@@ -57,8 +57,9 @@ pub fn explain(call: &Call, p: ExplainParams) -> Result<ExplainResult, MethodErr
     cached(call, &version, key, || {
         let model = &loaded.model;
         let input = call.service.inputs.get_or_load(&version, model, &image)?;
-        // The full forward trace from the activation cache: predict, activations and every
-        // explanation of this image share one forward pass.
+        // The full forward trace from the activation cache: activations and every explanation
+        // of this image share one forward pass (predict's too, once an explanation of the image
+        // before asked for every node: `ActivationCache::for_prediction`).
         let trace = call
             .service
             .activations
