@@ -79,8 +79,8 @@ try:
     else:
         grid = []
         for i in range(rounds + 1):
-            t = timed("Down", lambda s: "Units _bn0" in title(s) and "unit 0/32 · max" in s)
-            t2 = timed("Up", lambda s: "Units _conv_stem" in title(s) and "unit 0/32 · max" in s)
+            t = timed("Down", lambda s: "Units _bn0" in title(s) and "unit 0 of 0–31 · max" in s)
+            t2 = timed("Up", lambda s: "Units _conv_stem" in title(s) and "unit 0 of 0–31 · max" in s)
             if i:
                 grid += [t, t2]
         report("layer cursor → new layer's unit grid drawn", grid)
@@ -89,8 +89,8 @@ try:
         tmux("send-keys", "-t", "t", "Tab")
         units = []
         for i in range(rounds + 1):
-            t = timed("Right", lambda s: "unit 1/32 · max" in s)
-            t2 = timed("Left", lambda s: "unit 0/32 · max" in s)
+            t = timed("Right", lambda s: "unit 1 of 0–31 · max" in s)
+            t2 = timed("Left", lambda s: "unit 0 of 0–31 · max" in s)
             if i:
                 units += [t, t2]
         report("unit cursor → redrawn unit grid", units)
