@@ -105,11 +105,11 @@ try:
             images += [t, t2]
     report("next image → its top-5 (image/predict)", images)
     # Overlay method → new overlay picture (image/explain; cached by the daemon after round 1).
-    timed("o", lambda s: "Overlay gradcam · class" in title(s))
+    timed("o", lambda s: "Overlay gradcam at " in title(s))
     overlay = []
     for i in range(rounds + 1):
-        t = timed("m", lambda s: "Overlay gradcam++ · class" in title(s))
-        t2 = timed("M", lambda s: "Overlay gradcam · class" in title(s))
+        t = timed("m", lambda s: "Overlay gradcam++ at " in title(s))
+        t2 = timed("M", lambda s: "Overlay gradcam at " in title(s))
         if i:
             overlay += [t, t2]
     report("overlay method → new overlay (image/explain)", overlay)
