@@ -86,12 +86,7 @@ fn an_activation_applied_by_its_convolution_gives_the_bits_of_its_own_pass() {
                 .graph
                 .forward_by(&x, Some(keep), Convolutions::Fastest)
                 .unwrap();
-            let y = trace.output().unwrap().flatten_all().unwrap();
-            y.to_vec1::<f32>()
-                .unwrap()
-                .iter()
-                .map(|v| v.to_bits())
-                .collect()
+            common::bits(trace.output().unwrap())
         };
         assert_eq!(logits(&[]), logits(&norms), "{spec}");
     }

@@ -6,6 +6,7 @@
 mod common;
 
 use candle_core::Tensor;
+use common::bits;
 use convlens_models::graph::BackwardRule;
 use convlens_models::{LoadOptions, Model};
 
@@ -30,16 +31,6 @@ fn resnet18() -> Model {
         &common::device(),
     )
     .unwrap()
-}
-
-fn bits(t: &Tensor) -> Vec<u32> {
-    t.flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f32::to_bits)
-        .collect()
 }
 
 /// Asserts that `got` and `want` hold the same bits, naming how many values differ.

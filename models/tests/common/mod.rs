@@ -20,6 +20,17 @@ pub fn device_tolerance() -> f32 {
     }
 }
 
+/// `t`'s values as bit patterns, flattened (for comparisons to the bit).
+pub fn bits(t: &Tensor) -> Vec<u32> {
+    t.flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f32::to_bits)
+        .collect()
+}
+
 /// max|got − want| ≤ tol · max|want|, on the CPU, with a message naming `what`.
 pub fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f32) {
     let got = got.to_device(&Device::Cpu).unwrap();
