@@ -94,6 +94,9 @@ pub struct Conv2d {
     weight_taps_major: OnceLock<Tensor>,
     /// The kernel in the Winograd domain, made on first use.
     winograd: OnceLock<Arc<WinogradKernel>>,
+    /// The input gradient's kernel ([`Conv2d::backward_kernel`]) in the Winograd domain, made
+    /// on first use.
+    winograd_backward: OnceLock<Arc<WinogradKernel>>,
 }
 
 impl Conv2d {
@@ -117,6 +120,7 @@ impl Conv2d {
             weight_transposed: OnceLock::new(),
             weight_taps_major: OnceLock::new(),
             winograd: OnceLock::new(),
+            winograd_backward: OnceLock::new(),
         }
     }
 
@@ -375,8 +379,78 @@ impl Conv2d {
         Ok(self.winograd.get_or_init(|| Arc::new(kernel)))
     }
 
-    /// The gradient with respect to the input `x`, given the output gradient `grad`.
+    /// The input gradient's kernel in the Winograd domain.
+    fn winograd_backward_kernel(&self) -> Result<&WinogradKernel> {
+        if let Some(k) = self.winograd_backward.get() {
+            return Ok(k);
+        }
+        let (o, c) = (self.out_channels(), self.in_channels());
+        let weight = self.backward_kernel()?.to_dtype(candle_core::DType::F32)?;
+        let kernel = with_f32(&weight, |ws| WinogradKernel::new(ws, c, o))?;
+        Ok(self.winograd_backward.get_or_init(|| Arc::new(kernel)))
+    }
+
+    /// The gradient with respect to the input `x`, given the output gradient `grad`, summed
+    /// directly.
     pub fn input_gradient(&self, x: &Tensor, grad: &Tensor) -> Result<Tensor> {
+        self.input_gradient_by(x, grad, Convolutions::Direct)
+    }
+
+    /// [`Conv2d::input_gradient`] computed by `convolutions`. By [`Convolutions::Fastest`], a
+    /// 3×3 stride-1 layer's on the CPU is the correlation of `grad` with the transposed,
+    /// flipped kernel by Winograd where it pays, pixels whose window of `grad` is zero set to
+    /// exactly zero as the direct sum leaves them ([`winograd_cpu::zero_outside_support`]).
+    pub fn input_gradient_by(
+        &self,
+        x: &Tensor,
+        grad: &Tensor,
+        convolutions: Convolutions,
+    ) -> Result<Tensor> {
+        if convolutions == Convolutions::Fastest
+            && !self.is_depthwise()
+            && conv2d_cpu::applies(grad, &self.weight)
+        {
+            let (_, c, h, w) = x.dims4()?;
+            let (n, o, oh, ow) = grad.dims4()?;
+            let (top, _, left, _) = self.pads(x)?;
+            if top <= 2
+                && left <= 2
+                && winograd_cpu::pays(
+                    self.kernel_size(),
+                    self.stride,
+                    self.dilation,
+                    self.groups,
+                    (o, c),
+                    (h, w),
+                )
+            {
+                let kernel = self.winograd_backward_kernel()?;
+                // The output gradient padded so that input pixel (y, x) reads the output
+                // pixels whose windows cover it: rows y + top − 2 ..= y + top.
+                let pad = (2 - top, 2 - left);
+                let gx = with_f32(grad, |gs| {
+                    let mut gx = winograd_cpu::correlate(
+                        gs,
+                        (n, o, oh, ow),
+                        kernel,
+                        None,
+                        pad,
+                        (h, w),
+                        None,
+                    )?;
+                    winograd_cpu::zero_outside_support(
+                        gs,
+                        (n, o, oh, ow),
+                        pad,
+                        &mut gx,
+                        c,
+                        (h, w),
+                    )?;
+                    Ok(gx)
+                })?;
+                return Tensor::from_vec(gx, (n, c, h, w), grad.device());
+            }
+        }
         if self.is_depthwise() && depthwise_cpu::applies(grad) {
             let (_, _, h, w) = x.dims4()?;
             return depthwise_cpu::input_gradient(

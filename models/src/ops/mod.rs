@@ -64,7 +64,8 @@ pub enum Convolutions {
     /// the direct sum elsewhere; in `Graph::forward_by`, a BatchNorm folded into the
     /// convolution before it ([`fold`]). For passes whose outputs only are read (logits, codes,
     /// perturbed copies), where rounding moves the result continuously: 1e-5 of the magnitude
-    /// per layer. The transformed and folded kernels are made on a layer's first such pass and
+    /// per layer; and the input gradients of a backward pass ([`Op::backward`]), linear in the
+    /// signal (its masks were decided by the forward pass). The transformed and folded kernels are made on a layer's first such pass and
     /// kept (Winograd's is 4× the 3×3 weight it replaces).
     Fastest,
 }
@@ -297,7 +298,7 @@ impl Op {
         let one = |t: Tensor| Ok(vec![t]);
         match self {
             Op::Input | Op::Identity => one(grad.clone()),
-            Op::Conv2d(c) => one(c.input_gradient(first()?, grad)?),
+            Op::Conv2d(c) => one(c.input_gradient_by(first()?, grad, Convolutions::Fastest)?),
             Op::BatchNorm2d(b) => one(b.input_gradient(grad)?),
             Op::Activation(a) => one(a.backward(first()?, output, grad, rule)?),
             Op::MaxPool2d(p) => one(p.backward(first()?, output, grad)?),

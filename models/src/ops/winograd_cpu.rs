@@ -7,9 +7,12 @@
 //! slices (the ones on crates.io are parts of larger frameworks); the GEMMs are the `gemm`
 //! crate's. The transforms round more than the direct sum: the results differ from candle's
 //! convolution by about 4e-6 of the output's magnitude at 16 input channels and 1e-5 at 256
-//! (tested). It runs only in the forward passes that ask for the fastest convolutions
-//! ([`super::Convolutions::Fastest`]), for f32 tensors on the CPU where it pays ([`pays`]);
-//! every other device keeps candle's convolution, other shapes the im2col path.
+//! (tested). It runs only where the fastest convolutions are asked for
+//! ([`super::Convolutions::Fastest`]): forward passes whose outputs only are read, and the
+//! input gradients of the backward passes (linear in the signal, so rounding moves them
+//! continuously: the ReLU masks a gradient follows come from the forward pass, which sums
+//! directly); for f32 tensors on the CPU where it pays ([`pays`]). Every other device keeps
+//! candle's convolution, other shapes the im2col path.
 
 use candle_core::Result;
 use gemm::Parallelism;
@@ -131,9 +134,9 @@ impl WinogradKernel {
 /// `y − pad.0 ..= y − pad.0 + 2` and columns likewise, zeros outside the input: the
 /// convolution's forward pass with its padding (top, left) and output size.
 ///
-/// Not used for the input gradient: the transforms mix a tile's values, so an output gradient
-/// that is zero outside a unit's receptive field comes back with rounding-level values outside
-/// it (1e-8 where a deconvnet reconstruction must be exactly zero).
+/// The input gradient of a 3×3 stride-1 convolution is such a correlation too (of the output
+/// gradient with the transposed, flipped kernel); the transforms mix a tile's values, so it is
+/// followed there by [`zero_outside_support`].
 pub fn correlate(
     x: &[f32],
     dims: (usize, usize, usize, usize),
@@ -210,6 +213,74 @@ pub fn correlate(
         },
     )?;
     Ok(y)
+}
+
+/// Sets to exactly zero each pixel of `y` [N, O, oh, ow] (`out_channels`, `output`) whose
+/// 3×3 window of `x` [N, C, H, W] (`dims`, read as [`correlate`] reads it, padded by `pad`) is
+/// zero in every channel: there the direct sum is exactly zero, and the transforms, which mix a
+/// tile's values, leave rounding (1e-8 where a deconvnet reconstruction must be zero outside
+/// a unit's receptive field). One pass over `x`; nothing more for an image `x` has no zero
+/// pixel in.
+pub fn zero_outside_support(
+    x: &[f32],
+    dims: (usize, usize, usize, usize),
+    pad: (usize, usize),
+    y: &mut [f32],
+    out_channels: usize,
+    output: (usize, usize),
+) -> Result<()> {
+    let (n, c, h, w) = dims;
+    let (oh, ow) = output;
+    if x.len() != n * c * h * w || y.len() != n * out_channels * oh * ow {
+        candle_core::bail!(
+            "Winograd support of {dims:?} into {out_channels}x{oh}x{ow} given {} and {} values",
+            x.len(),
+            y.len()
+        );
+    }
+    if n == 0 || c * h * w == 0 || out_channels * oh * ow == 0 {
+        return Ok(());
+    }
+    y.par_chunks_mut(out_channels * oh * ow)
+        .zip(x.par_chunks(c * h * w))
+        .for_each(|(image_out, image_in)| {
+            // Input pixels nonzero in some channel.
+            let mut nonzero = vec![false; h * w];
+            for plane in image_in.chunks_exact(h * w) {
+                for (any, &v) in nonzero.iter_mut().zip(plane) {
+                    *any |= v != 0.0;
+                }
+            }
+            if nonzero.iter().all(|&any| any) {
+                return;
+            }
+            let support: Vec<bool> = (0..oh * ow)
+                .map(|p| {
+                    let (oy, ox) = (p / ow, p % ow);
+                    (0..3).any(|i| {
+                        (oy + i)
+                            .checked_sub(pad.0)
+                            .filter(|&r| r < h)
+                            .is_some_and(|r| {
+                                (0..3).any(|j| {
+                                    (ox + j)
+                                        .checked_sub(pad.1)
+                                        .filter(|&col| col < w)
+                                        .is_some_and(|col| nonzero[r * w + col])
+                                })
+                            })
+                    })
+                })
+                .collect();
+            for plane in image_out.chunks_exact_mut(oh * ow) {
+                for (v, &inside) in plane.iter_mut().zip(&support) {
+                    if !inside {
+                        *v = 0.0;
+                    }
+                }
+            }
+        });
+    Ok(())
 }
 
 /// The shapes the transforms index with.
@@ -545,6 +616,77 @@ mod tests {
             let slow = conv.forward_by_candle(&x).unwrap();
             let error = max_rel(&fast, &slow);
             assert!(error < TOLERANCE, "forward {what}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_winograd_input_gradient_equals_the_candle_path() {
+        let dev = Device::Cpu;
+        let asym = Padding::Explicit {
+            top: 2,
+            bottom: 0,
+            left: 0,
+            right: 1,
+        };
+        // (images, in channels, out channels, padding, input rows and columns): the gradient
+        // correlates the `out` channels of the output gradient into the `in` channels.
+        let cases = [
+            (2, 16, 24, Padding::symmetric(1), (17, 13)),
+            (3, 16, 16, Padding::symmetric(0), (18, 15)),
+            (2, 24, 16, Padding::symmetric(2), (15, 13)),
+            (2, 16, 20, asym, (16, 17)),
+            (4, 16, 16, Padding::Same, (13, 14)),
+            (1, 64, 256, Padding::symmetric(1), (24, 24)),
+            (2, 136, 64, Padding::symmetric(1), (20, 20)),
+        ];
+        for (n, c, o, padding, (h, w)) in cases {
+            let weight = Tensor::randn(0f32, 1f32, (o, c, 3, 3), &dev).unwrap();
+            let conv = Conv2d::new(weight, None, 1, padding, 1, 1);
+            let x = Tensor::randn(0f32, 1f32, (n, c, h, w), &dev).unwrap();
+            let (top, bottom, left, right) = conv.pads(&x).unwrap();
+            let output = (h + top + bottom - 2, w + left + right - 2);
+            let g = Tensor::randn(0f32, 1f32, (n, o, output.0, output.1), &dev).unwrap();
+            let what = format!("n={n} c={c} o={o} pad={padding:?} hw={:?}", (h, w));
+            assert!(pays((3, 3), 1, 1, 1, (o, c), (h, w)), "{what}");
+            let fast = conv
+                .input_gradient_by(&x, &g, Convolutions::Fastest)
+                .unwrap();
+            let slow = conv.input_gradient_by_candle(&x, &g).unwrap();
+            let error = max_rel(&fast, &slow);
+            assert!(error < TOLERANCE, "input gradient {what}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_winograd_input_gradient_is_zero_where_the_direct_sum_is() {
+        let dev = Device::Cpu;
+        let (n, c, o, (h, w)) = (2, 16, 32, (30, 27));
+        let weight = Tensor::randn(0f32, 1f32, (o, c, 3, 3), &dev).unwrap();
+        let conv = Conv2d::new(weight, None, 1, Padding::symmetric(1), 1, 1);
+        let x = Tensor::randn(0f32, 1f32, (n, c, h, w), &dev).unwrap();
+        // One unit's signal in the first image (a window of one channel, as a deconvnet sends
+        // back from a unit), none in the second: tiles straddle the window's edges.
+        let mut signal = vec![0f32; n * o * h * w];
+        for y in 9..14 {
+            for x in 5..11 {
+                signal[(3 * h + y) * w + x] = 1.0 + (y * w + x) as f32 / 100.0;
+            }
+        }
+        let g = Tensor::from_vec(signal, (n, o, h, w), &dev).unwrap();
+        let fast = conv
+            .input_gradient_by(&x, &g, Convolutions::Fastest)
+            .unwrap();
+        let direct = conv.input_gradient(&x, &g).unwrap();
+        assert!(max_rel(&fast, &direct) < TOLERANCE);
+        let (fast, direct) = (
+            fast.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            direct.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        let zeros = direct.iter().filter(|v| **v == 0.0).count();
+        // Everything but the window grown by the kernel's reach in each of the 16 channels.
+        assert_eq!(zeros, n * c * h * w - c * 7 * 8);
+        for (i, (f, d)) in fast.iter().zip(&direct).enumerate() {
+            assert_eq!(*f == 0.0, *d == 0.0, "element {i}: {f} against {d}");
         }
     }
 
