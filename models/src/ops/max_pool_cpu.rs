@@ -117,7 +117,6 @@ pub fn backward(window: &PoolWindow, x: &Tensor, y: &Tensor, grad: &Tensor) -> R
             grad.dims()
         );
     }
-    let (kh, kw) = plan.kernel;
     let mut gx = vec![0f32; n * c * h * w];
     if oh * ow > 0 && h * w > 0 {
         with_f32(x, |xs| {
@@ -127,23 +126,7 @@ pub fn backward(window: &PoolWindow, x: &Tensor, y: &Tensor, grad: &Tensor) -> R
                         .zip(xs.par_chunks(h * w))
                         .zip(ys.par_chunks(oh * ow).zip(gs.par_chunks(oh * ow)))
                         .for_each(|((gxp, xp), (yp, gp))| {
-                            for oy in 0..oh {
-                                for ox in 0..ow {
-                                    let target = yp[oy * ow + ox];
-                                    'window: for i in 0..kh {
-                                        for j in 0..kw {
-                                            let tap = plan.tap(oy, ox, i, j);
-                                            let v = tap.map_or(f32::NEG_INFINITY, |k| xp[k]);
-                                            if v == target {
-                                                if let Some(k) = tap {
-                                                    gxp[k] += gp[oy * ow + ox];
-                                                }
-                                                break 'window;
-                                            }
-                                        }
-                                    }
-                                }
-                            }
+                            backward_plane(&plan, xp, yp, gp, gxp);
                         });
                     Ok(())
                 })
@@ -151,6 +134,55 @@ pub fn backward(window: &PoolWindow, x: &Tensor, y: &Tensor, grad: &Tensor) -> R
         })?;
     }
     Tensor::from_vec(gx, (n, c, h, w), x.device())
+}
+
+/// One plane of [`backward`]. Each window's first maximum is found by walking its taps from
+/// the last to the first and keeping the latest that equals the output, a select rather than a
+/// branch (where the maximum sits is as good as random, and a mispredicted exit per window cost
+/// more than the walk); windows inside the plane index it directly, those over its edge go
+/// through [`Plan::tap`] (padding: −∞, no index).
+fn backward_plane(plan: &Plan, xp: &[f32], yp: &[f32], gp: &[f32], gxp: &mut [f32]) {
+    let (h, w) = plan.input;
+    let (oh, ow) = plan.output;
+    let (kh, kw) = plan.kernel;
+    let (sy, sx) = plan.stride;
+    let (py, px) = plan.pad;
+    for oy in 0..oh {
+        let rows_inside = oy * sy >= py && oy * sy - py + kh <= h;
+        for ox in 0..ow {
+            let at = oy * ow + ox;
+            let target = yp[at];
+            let mut first = usize::MAX;
+            if rows_inside && ox * sx >= px && ox * sx - px + kw <= w {
+                let corner = (oy * sy - py) * w + ox * sx - px;
+                for i in (0..kh).rev() {
+                    let row = &xp[corner + i * w..corner + i * w + kw];
+                    for (j, &v) in row.iter().enumerate().rev() {
+                        first = if v == target {
+                            corner + i * w + j
+                        } else {
+                            first
+                        };
+                    }
+                }
+            } else {
+                for i in (0..kh).rev() {
+                    for j in (0..kw).rev() {
+                        let tap = plan.tap(oy, ox, i, j);
+                        let v = tap.map_or(f32::NEG_INFINITY, |k| xp[k]);
+                        first = if v == target {
+                            tap.unwrap_or(usize::MAX)
+                        } else {
+                            first
+                        };
+                    }
+                }
+            }
+            if let Some(v) = gxp.get_mut(first) {
+                *v += gp[at];
+            }
+        }
+    }
 }
 
 #[cfg(test)]
