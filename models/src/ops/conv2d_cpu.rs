@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use super::cpu_slice::{is_cpu_f32, with_f32};
 use super::pointwise_cpu::FusedActivation;
+use super::scratch::Scratch;
 
 /// Whether the fast path applies to an input (or output signal) `x` and kernel `weight`.
 pub fn applies(x: &Tensor, weight: &Tensor) -> bool {
@@ -267,17 +268,18 @@ fn plan_parallelism(images: usize) -> (bool, Parallelism) {
     }
 }
 
-/// Runs `f` on each (output chunk, input chunk) pair, in parallel when `parallel`.
+/// Runs `f` on each (output chunk, input chunk) pair, in parallel when `parallel`, with a
+/// scratch buffer of `scratch` floats (kept by the thread, see [`Scratch`]).
 fn for_each_image<F>(
     out: &mut [f32],
     out_len: usize,
     inp: &[f32],
     in_len: usize,
-    parallel: bool,
+    (parallel, scratch): (bool, usize),
     f: F,
 ) -> Result<()>
 where
-    F: Fn(&mut Vec<f32>, &mut [f32], &[f32]) -> Result<()> + Sync,
+    F: Fn(&mut [f32], &mut [f32], &[f32]) -> Result<()> + Sync,
 {
     if out_len == 0 || in_len == 0 {
         return Ok(());
@@ -285,12 +287,15 @@ where
     if parallel {
         out.par_chunks_mut(out_len)
             .zip(inp.par_chunks(in_len))
-            .try_for_each_init(Vec::new, |scratch, (o, i)| f(scratch, o, i))
+            .try_for_each_init(
+                || Scratch::of_len(scratch),
+                |buffer, (o, i)| f(buffer, o, i),
+            )
     } else {
-        let mut scratch = Vec::new();
+        let mut buffer = Scratch::of_len(scratch);
         out.chunks_mut(out_len)
             .zip(inp.chunks(in_len))
-            .try_for_each(|(o, i)| f(&mut scratch, o, i))
+            .try_for_each(|(o, i)| f(&mut buffer, o, i))
     }
 }
 
@@ -342,17 +347,21 @@ pub fn forward(
     let mut y = vec![0f32; n * o * m];
     with_f32(x, |xs| {
         with_f32(weight_hwc, |ws| {
+            let scratch = if geo.is_pointwise() {
+                0
+            } else {
+                c * kh * kw * m
+            };
             for_each_image(
                 &mut y,
                 o * m,
                 xs,
                 c * h * w,
-                parallel,
+                (parallel, scratch),
                 |scratch, yimg, img| {
                     let col: &[f32] = if geo.is_pointwise() {
                         img
                     } else {
-                        scratch.resize(c * kh * kw * m, 0.0);
                         if h * w > 0 {
                             im2col(&geo, img, c, groups, scratch);
                         }
@@ -417,8 +426,8 @@ fn forward_small_planes(
     } else {
         Parallelism::None
     };
-    let mut col = vec![0f32; kg * per * m];
-    let mut out = vec![0f32; o * per * m];
+    let mut col = Scratch::of_len(kg * per * m);
+    let mut out = Scratch::of_len(o * per * m);
     for (chunk, ychunk) in y.chunks_mut(per * o * m).enumerate() {
         let images = ychunk.len() / (o * m);
         let cols = images * m;
@@ -520,17 +529,15 @@ pub fn input_gradient(
     let mut gx = vec![0f32; n * c * h * w];
     with_f32(grad, |gs| {
         with_f32(weight, |ws| {
+            let pointwise = geo.is_pointwise();
+            let scratch = if pointwise { 0 } else { c * kh * kw * m };
             for_each_image(
                 &mut gx,
                 c * h * w,
                 gs,
                 o * m,
-                parallel,
+                (parallel, scratch),
                 |cols, gximg, gimg| {
-                    let pointwise = geo.is_pointwise();
-                    if !pointwise {
-                        cols.resize(c * kh * kw * m, 0.0);
-                    }
                     for g in 0..groups {
                         let dst = if pointwise {
                             &mut gximg[g * kg * m..(g + 1) * kg * m]

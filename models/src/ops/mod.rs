@@ -26,6 +26,7 @@ pub mod pool;
 pub mod reduce;
 pub mod reshape;
 pub mod resize;
+pub mod scratch;
 pub mod slice;
 pub mod strided;
 pub mod winograd_cpu;

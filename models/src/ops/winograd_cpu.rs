@@ -20,6 +20,7 @@ use rayon::prelude::*;
 
 use super::conv2d_cpu::gemm_into;
 use super::pointwise_cpu::FusedActivation;
+use super::scratch::Scratch;
 
 /// Output tile side.
 const TILE: usize = 4;
@@ -184,14 +185,17 @@ pub fn correlate(
     };
     let tasks = tiles.div_ceil(per_task);
     (0..tasks).into_par_iter().try_for_each_init(
-        || (Vec::new(), Vec::new()),
+        || {
+            // One group of lanes of slack past the products: the output transform reads whole
+            // groups of output channels (the slack's values land in lanes it does not write).
+            (
+                Scratch::of_len(POINTS * c * per_task),
+                Scratch::of_len(POINTS * o * per_task + LANES),
+            )
+        },
         |(v, m), task| {
             let first = task * per_task;
             let count = per_task.min(tiles - first);
-            v.resize(POINTS * c * per_task, 0.0);
-            // One group of lanes of slack past the products: the output transform reads whole
-            // groups of output channels.
-            m.resize(POINTS * o * per_task + LANES, 0.0);
             transforms::input(&layout, x, first, count, per_task, v);
             // Each point's product as its transpose, [tiles × out] = Vᵀ·Uᵀ: its rows run along
             // the output channels (64 and more), which the `gemm` crate takes as the length of
