@@ -2,7 +2,8 @@
 //! convolution before it, the activation after applied as the convolution writes) against the
 //! direct one, on whole networks: the logits agree within float rounding, and the folds and
 //! Winograd layers are really taken; the activations applied that way give the same bits as
-//! their own pass.
+//! their own pass, and so do the BatchNorms and activations a direct pass applies as its
+//! convolutions write.
 
 mod common;
 
@@ -89,5 +90,37 @@ fn an_activation_applied_by_its_convolution_gives_the_bits_of_its_own_pass() {
             common::bits(trace.output().unwrap())
         };
         assert_eq!(logits(&[]), logits(&norms), "{spec}");
+    }
+}
+
+#[test]
+fn a_direct_pass_that_chains_batch_norms_gives_the_bits_of_one_keeping_every_layer() {
+    // (model, convolutions read by a BatchNorm alone): resnet18's 20, vgg16_bn's 13, the demo's
+    // 49 (stem, head, and each block's expansion, depthwise and projection).
+    for (spec, chained) in [
+        ("random:resnet18", 20),
+        ("random:vgg16_bn", 13),
+        ("demo", 49),
+    ] {
+        let model = Model::load(spec, &LoadOptions::default(), &common::device()).unwrap();
+        assert_eq!(model.graph.chained_batch_norms(), chained, "{spec}");
+        let x = convlens_models::weights::synthetic::synthetic_tensor(
+            "input",
+            &[2, 3, 96, 96],
+            2,
+            &common::device(),
+        )
+        .unwrap();
+        // Nothing kept: every chain runs as its convolution; every node kept: none does.
+        let lean = model
+            .graph
+            .forward_by(&x, Some(&[]), Convolutions::Direct)
+            .unwrap();
+        let full = model.graph.forward(&x, None).unwrap();
+        assert_eq!(
+            common::bits(lean.output().unwrap()),
+            common::bits(full.output().unwrap()),
+            "{spec}"
+        );
     }
 }

@@ -51,19 +51,20 @@ pub struct Graph {
     parameters: Vec<(String, Vec<usize>)>,
     /// The input sizes the graph runs at (`None`: any), and what to do about another size.
     input_sizes: Option<(Vec<Option<usize>>, String)>,
-    /// For each convolution read only by a BatchNorm: the two folded into one convolution (see
+    /// For each convolution read only by a BatchNorm: the chain it starts; made on first use.
+    chains: OnceLock<Vec<Option<Chain>>>,
+    /// For each such convolution: it and its BatchNorm folded into one convolution (see
     /// [`Graph::forward_by`]); made on first use.
-    folds: OnceLock<Vec<Option<Fold>>>,
+    folds: OnceLock<Vec<Option<Conv2d>>>,
 }
 
-/// A convolution and the BatchNorm that alone reads it, as one convolution; with the
-/// activation that alone reads the BatchNorm, when the CPU paths can apply it as they write.
-#[derive(Debug)]
-struct Fold {
+/// A convolution read by a BatchNorm alone, and the activation that alone reads the
+/// BatchNorm when the CPU paths can apply it as they write ([`FusedActivation`]): the layers a
+/// pass may run as one ([`Graph::forward_by`]).
+#[derive(Debug, Clone, Copy)]
+struct Chain {
     /// The BatchNorm's node.
     norm: NodeId,
-    /// The convolution computing the BatchNorm's output.
-    conv: Conv2d,
     /// The activation's node and the activation.
     activation: Option<(NodeId, Activation)>,
 }
@@ -144,6 +145,7 @@ impl Graph {
             by_name,
             parameters: vec![],
             input_sizes: None,
+            chains: OnceLock::new(),
             folds: OnceLock::new(),
         })
     }
@@ -197,6 +199,7 @@ impl Graph {
             by_name: self.by_name.clone(),
             parameters: self.parameters.clone(),
             input_sizes: self.input_sizes.clone(),
+            chains: OnceLock::new(),
             folds: OnceLock::new(),
         })
     }
@@ -247,18 +250,24 @@ impl Graph {
     /// How many of those folded convolutions also apply the activation after the BatchNorm
     /// (when the pass keeps neither the BatchNorm's output nor the convolution's).
     pub fn fused_activations(&self) -> usize {
-        self.folds()
+        self.chains()
             .iter()
-            .flatten()
-            .filter(|f| f.activation.is_some())
+            .zip(self.folds())
+            .filter(|(chain, fold)| fold.is_some() && chain.is_some_and(|c| c.activation.is_some()))
             .count()
     }
 
-    /// For each node: when it is a convolution read by one node only, a BatchNorm, the two
-    /// folded into one convolution, and the activation that alone reads the BatchNorm when it
-    /// is one the CPU paths apply as they write ([`FusedActivation`]).
-    fn folds(&self) -> &[Option<Fold>] {
-        self.folds.get_or_init(|| {
+    /// How many convolutions a direct pass runs with the BatchNorm after them (and the
+    /// activation after that, where there is one the CPU paths apply) as they write their
+    /// output, when the pass keeps neither the convolution's output nor the BatchNorm's.
+    pub fn chained_batch_norms(&self) -> usize {
+        self.chains().iter().flatten().count()
+    }
+
+    /// For each node: when it is a convolution read by one node only, a BatchNorm, the chain
+    /// it starts.
+    fn chains(&self) -> &[Option<Chain>] {
+        self.chains.get_or_init(|| {
             let mut readers = vec![0usize; self.nodes.len()];
             for node in &self.nodes {
                 for &i in &node.inputs {
@@ -268,11 +277,11 @@ impl Graph {
             let last_use = self.last_uses();
             (0..self.nodes.len())
                 .map(|id| {
-                    let Op::Conv2d(conv) = &self.nodes[id].op else {
+                    let Op::Conv2d(_) = &self.nodes[id].op else {
                         return None;
                     };
                     let norm = last_use[id];
-                    let Op::BatchNorm2d(bn) = &self.nodes.get(norm)?.op else {
+                    let Op::BatchNorm2d(_) = &self.nodes.get(norm)?.op else {
                         return None;
                     };
                     if readers[id] != 1 || norm <= id {
@@ -289,11 +298,25 @@ impl Graph {
                         }
                         _ => None,
                     };
-                    fold(conv, bn).ok().map(|conv| Fold {
-                        norm,
-                        conv,
-                        activation,
-                    })
+                    Some(Chain { norm, activation })
+                })
+                .collect()
+        })
+    }
+
+    /// For each node that starts a chain: its convolution and BatchNorm folded into one
+    /// convolution (`None` where they do not fold).
+    fn folds(&self) -> &[Option<Conv2d>] {
+        self.folds.get_or_init(|| {
+            self.chains()
+                .iter()
+                .enumerate()
+                .map(|(id, chain)| {
+                    let chain = chain.as_ref()?;
+                    match (&self.nodes[id].op, &self.nodes.get(chain.norm)?.op) {
+                        (Op::Conv2d(conv), Op::BatchNorm2d(bn)) => fold(conv, bn).ok(),
+                        _ => None,
+                    }
                 })
                 .collect()
         })
@@ -435,6 +458,7 @@ impl Graph {
             }
         }
         wanted[through] = true;
+        let chains = self.chains();
         let folds = match convolutions {
             Convolutions::Fastest => Some(self.folds()),
             Convolutions::Direct => None,
@@ -442,15 +466,24 @@ impl Graph {
         let mut outputs: Vec<Option<Tensor>> = vec![None; n];
         let mut shape_only = vec![false; n];
         let mut zeros: Vec<Tensor> = Vec::new();
-        // Nodes whose output a fold gave (or made needless: a BatchNorm whose activation was
-        // applied by the folded convolution).
+        // Nodes whose output a chain gave (or made needless: a BatchNorm whose activation the
+        // convolution applied too).
         let mut given = vec![false; n];
         outputs[0] = Some(x.clone());
         for id in 1..=through {
             let node = &self.nodes[id];
             if !given[id] {
-                match folds.and_then(|f| f[id].as_ref()).filter(|_| !wanted[id]) {
-                    Some(fold) => {
+                let chain = chains[id]
+                    .as_ref()
+                    .filter(|c| !wanted[id] && c.norm <= through);
+                match (chain, &node.op) {
+                    (Some(chain), Op::Conv2d(conv)) => {
+                        let Op::BatchNorm2d(bn) = &self.nodes[chain.norm].op else {
+                            return Err(in_layer(
+                                &node.name,
+                                candle_core::Error::Msg("a chain without its BatchNorm".into()),
+                            ));
+                        };
                         let inputs = self.inputs_of(node, &outputs)?;
                         let [x] = inputs.as_slice() else {
                             return Err(in_layer(
@@ -460,21 +493,41 @@ impl Graph {
                         };
                         // The activation too, when no one asks for the BatchNorm's output and
                         // the pass reaches the activation.
-                        let activation = fold
+                        let activation = chain
                             .activation
                             .as_ref()
-                            .filter(|(act, _)| !wanted[fold.norm] && *act <= through);
-                        let (at, y) = match activation {
-                            Some((act, activation)) => {
-                                given[fold.norm] = true;
-                                (*act, fold.conv.forward_then(x, convolutions, activation))
-                            }
-                            None => (fold.norm, fold.conv.forward_by(x, convolutions)),
+                            .filter(|(act, _)| !wanted[chain.norm] && *act <= through);
+                        // The fastest passes fold the BatchNorm into the kernel; the direct
+                        // ones (and a pair that does not fold) apply its map as they write.
+                        let y = match folds.and_then(|f| f[id].as_ref()) {
+                            Some(folded) => folded.forward_then(
+                                x,
+                                convolutions,
+                                None,
+                                activation.map(|(_, a)| a),
+                            ),
+                            None => conv.forward_then(
+                                x,
+                                convolutions,
+                                Some(bn),
+                                activation.map(|(_, a)| a),
+                            ),
                         };
+                        let y = y.map_err(|e| in_layer(&node.name, e))?;
+                        let at = activation.map_or(chain.norm, |(act, _)| *act);
+                        // A pass for a gradient keeps the shapes of the outputs it skipped.
+                        for skipped in [id, chain.norm].into_iter().filter(|&s| s != at) {
+                            given[skipped] = true;
+                            if shapes {
+                                outputs[skipped] =
+                                    Some(zero_of(&y, &mut zeros)?.broadcast_as(y.shape())?);
+                                shape_only[skipped] = true;
+                            }
+                        }
                         given[at] = true;
-                        outputs[at] = Some(y.map_err(|e| in_layer(&node.name, e))?);
+                        outputs[at] = Some(y);
                     }
-                    None => outputs[id] = Some(self.run_node(node, &outputs, convolutions)?),
+                    _ => outputs[id] = Some(self.run_node(node, &outputs, convolutions)?),
                 }
             }
             for &i in &node.inputs {

@@ -64,6 +64,13 @@ impl BatchNorm2d {
         Ok(self.host.get_or_init(|| h))
     }
 
+    /// [`BatchNorm2d::scale_and_shift`] as f32 values, one per channel: what its CPU pass
+    /// multiplies and adds (and a convolution's [`super::epilogue::Epilogue`] with it).
+    pub fn host_scale_and_shift(&self) -> Result<(&[f32], &[f32])> {
+        let (scale, shift) = self.host()?;
+        Ok((scale, shift))
+    }
+
     /// The per-channel scale `weight / sqrt(running_var + eps)` and shift
     /// `bias − running_mean · scale`, each shaped [1, C, 1, 1]: the layer is `x · scale + shift`.
     pub fn scale_and_shift(&self) -> (&Tensor, &Tensor) {

@@ -3,16 +3,18 @@
 use std::sync::{Arc, OnceLock};
 
 use candle_core::{Result, Tensor};
+use rayon::prelude::*;
 
 use super::col2im::conv_input_gradient_by_gemm;
 use super::conv2d_cpu;
 use super::cpu_slice::with_f32;
 use super::depthwise::{depthwise_forward, depthwise_input_gradient};
 use super::depthwise_cpu;
+use super::epilogue::{ChannelAffine, Epilogue};
 use super::pointwise_cpu::FusedActivation;
 use super::strided::place_strided;
 use super::winograd_cpu::{self, WinogradKernel};
-use super::{Activation, Convolutions};
+use super::{Activation, BatchNorm2d, Convolutions};
 
 /// How a convolution or pooling window pads its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,28 +167,48 @@ impl Conv2d {
 
     /// The layer's output for `x` [N, C, H, W], summed directly.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with_pads(x, self.pads(x)?, Convolutions::Direct, None)
+        self.forward_with_pads(x, self.pads(x)?, Convolutions::Direct, Epilogue::default())
     }
 
     /// The layer's output for `x` [N, C, H, W], computed by `convolutions`.
     pub fn forward_by(&self, x: &Tensor, convolutions: Convolutions) -> Result<Tensor> {
-        self.forward_with_pads(x, self.pads(x)?, convolutions, None)
+        self.forward_with_pads(x, self.pads(x)?, convolutions, Epilogue::default())
     }
 
-    /// `activation` of [`Conv2d::forward_by`]: the same values, the activation applied by the
-    /// CPU paths as they write each image's or plane's output (no pass of its own over the
-    /// whole output), by `activation` itself after the convolution elsewhere.
+    /// `activation` of `norm` of [`Conv2d::forward_by`] (each when given): the same values,
+    /// the BatchNorm's per-channel map and the activation applied by the CPU paths as they
+    /// write each image's or plane's output ([`Epilogue`]: no pass of its own over the whole
+    /// output, the same bits as those passes), by the layers themselves after the convolution
+    /// elsewhere (another device, an activation the CPU paths do not apply).
     pub fn forward_then(
         &self,
         x: &Tensor,
         convolutions: Convolutions,
-        activation: &Activation,
+        norm: Option<&BatchNorm2d>,
+        activation: Option<&Activation>,
     ) -> Result<Tensor> {
-        match FusedActivation::of(activation) {
-            Some(fused) if self.has_cpu_path(x) => {
-                self.forward_with_pads(x, self.pads(x)?, convolutions, Some(fused))
-            }
-            _ => activation.forward(&self.forward_by(x, convolutions)?),
+        let fused = activation.map(FusedActivation::of);
+        if self.has_cpu_path(x) && !matches!(fused, Some(None)) {
+            let affine = match norm {
+                Some(bn) => {
+                    let (scale, shift) = bn.host_scale_and_shift()?;
+                    Some(ChannelAffine { scale, shift })
+                }
+                None => None,
+            };
+            let then = Epilogue {
+                affine,
+                activation: fused.flatten(),
+            };
+            return self.forward_with_pads(x, self.pads(x)?, convolutions, then);
+        }
+        let mut y = self.forward_by(x, convolutions)?;
+        if let Some(bn) = norm {
+            y = bn.forward(&y)?;
+        }
+        match activation {
+            Some(a) => a.forward(&y),
+            None => Ok(y),
         }
     }
 
@@ -204,7 +226,7 @@ impl Conv2d {
     /// its padded input): the convolution with no further padding. Incremental inference runs
     /// the layer on a window of a feature map this way.
     pub fn forward_on_padded(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with_pads(x, (0, 0, 0, 0), Convolutions::Direct, None)
+        self.forward_with_pads(x, (0, 0, 0, 0), Convolutions::Direct, Epilogue::default())
     }
 
     /// The output for `x` padded by `pads`; `then` (only where [`Conv2d::has_cpu_path`]) applied
@@ -214,7 +236,7 @@ impl Conv2d {
         x: &Tensor,
         pads: (usize, usize, usize, usize),
         convolutions: Convolutions,
-        then: Option<FusedActivation>,
+        then: Epilogue<'_>,
     ) -> Result<Tensor> {
         if self.is_depthwise() && self.has_cpu_path(x) {
             return depthwise_cpu::forward(
@@ -242,16 +264,26 @@ impl Conv2d {
                 };
                 let kernel = self.winograd_kernel()?;
                 let output = (hp - 2, wp - 2);
+                then.check(self.out_channels())?;
                 let y = with_f32(x, |xs| {
-                    winograd_cpu::correlate(
+                    // The transforms write the activation alone; a BatchNorm's map (which the
+                    // fastest passes fold into the kernel instead) goes over each image after.
+                    let activation = then.affine.is_none().then_some(then.activation).flatten();
+                    let mut y = winograd_cpu::correlate(
                         xs,
                         (n, c, h, w),
                         kernel,
                         bias.as_deref(),
                         (top, left),
                         output,
-                        then,
-                    )
+                        activation,
+                    )?;
+                    if then.affine.is_some() {
+                        let plane = output.0 * output.1;
+                        y.par_chunks_mut((self.out_channels() * plane).max(1))
+                            .for_each(|image| then.apply_image(image, plane));
+                    }
+                    Ok(y)
                 })?;
                 return Tensor::from_vec(
                     y,
@@ -270,8 +302,10 @@ impl Conv2d {
                 then,
             );
         }
-        if then.is_some() {
-            candle_core::bail!("an activation fused into a convolution off the CPU paths");
+        if !then.is_empty() {
+            candle_core::bail!(
+                "a BatchNorm or activation fused into a convolution off the CPU paths"
+            );
         }
         self.forward_by_candle_with_pads(x, pads)
     }

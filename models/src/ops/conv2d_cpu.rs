@@ -16,7 +16,7 @@ use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
 use super::cpu_slice::{is_cpu_f32, with_f32};
-use super::pointwise_cpu::FusedActivation;
+use super::epilogue::Epilogue;
 use super::scratch::Scratch;
 
 /// Whether the fast path applies to an input (or output signal) `x` and kernel `weight`.
@@ -301,7 +301,8 @@ where
 
 /// The output [N, O, oh, ow] of convolving `x` [N, C, H, W] with a kernel given as `weight_hwc`
 /// [O, kh, kw, C/groups] (the layer's weight permuted, see [`taps_major`]) plus `bias` [O],
-/// padded by `pads` = (top, bottom, left, right); then `then`, each image as it is done.
+/// padded by `pads` = (top, bottom, left, right); then `then`, each image as it is done
+/// ([`Epilogue`]).
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     x: &Tensor,
@@ -311,7 +312,7 @@ pub fn forward(
     dilation: usize,
     pads: (usize, usize, usize, usize),
     groups: usize,
-    then: Option<FusedActivation>,
+    then: Epilogue<'_>,
 ) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     let (o, kh, kw, cg) = weight_hwc.dims4()?;
@@ -325,6 +326,7 @@ pub fn forward(
     let (oh, ow) = geo.output;
     let m = oh * ow;
     let (og, kg) = (o / groups, cg * kh * kw);
+    then.check(o)?;
     let bias = match bias {
         Some(b) => {
             let b = b.flatten_all()?.to_vec1::<f32>()?;
@@ -383,9 +385,7 @@ pub fn forward(
                             parallelism,
                         )?;
                     }
-                    if let Some(activation) = then {
-                        activation.apply_in_place(yimg);
-                    }
+                    then.apply_image(yimg, m);
                     Ok(())
                 },
             )
@@ -411,7 +411,7 @@ fn forward_small_planes(
     ws: &[f32],
     bias: Option<&[f32]>,
     (n, c, o, kg): (usize, usize, usize, usize),
-    then: Option<FusedActivation>,
+    then: Epilogue<'_>,
 ) -> Result<Vec<f32>> {
     let m = geo.output.0 * geo.output.1;
     let plane = geo.input.0 * geo.input.1;
@@ -458,9 +458,7 @@ fn forward_small_planes(
                 for (i, dst) in yimg.chunks_exact_mut(m).enumerate() {
                     dst.copy_from_slice(&out[i * cols + b * m..i * cols + (b + 1) * m]);
                 }
-                if let Some(activation) = then {
-                    activation.apply_in_place(yimg);
-                }
+                then.apply_image(yimg, m);
             });
     }
     Ok(y)

@@ -5,6 +5,7 @@
 //! kernel launches on a GPU). Summing the kernel's k² taps over strided views of the padded input
 //! does the same arithmetic in k² whole-tensor operations, on any device.
 
+use super::epilogue::Epilogue;
 use candle_core::{Result, Tensor};
 
 use super::strided::{place_strided, take_strided};
@@ -26,7 +27,7 @@ pub fn depthwise_forward(
             stride,
             dilation,
             (0, 0, 0, 0),
-            None,
+            Epilogue::default(),
         )?;
         let (_, _, oh, ow) = y.dims4()?;
         if (oh, ow) != out {

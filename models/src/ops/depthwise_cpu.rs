@@ -13,7 +13,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::cpu_slice::with_f32;
-use super::pointwise_cpu::FusedActivation;
+use super::epilogue::Epilogue;
 
 /// Whether the fast path applies to `x`.
 pub fn applies(x: &Tensor) -> bool {
@@ -43,7 +43,8 @@ fn weights(weight: &Tensor) -> Result<(Vec<f32>, usize, usize, usize)> {
 
 /// A depthwise convolution of `x` [N, C, H, W] on the CPU, padded by `pads` = (top, bottom,
 /// left, right) (each plane copied into a zero-bordered buffer, see [`forward_plane`]). `bias`
-/// [C] is added last, as the candle path adds it; then `then`, each plane as it is done.
+/// [C] is added last, as the candle path adds it; then `then`, each plane as it is done
+/// ([`Epilogue`]).
 pub fn forward(
     x: &Tensor,
     weight: &Tensor,
@@ -51,13 +52,14 @@ pub fn forward(
     stride: usize,
     dilation: usize,
     pads: (usize, usize, usize, usize),
-    then: Option<FusedActivation>,
+    then: Epilogue<'_>,
 ) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     let (wts, wc, kh, kw) = weights(weight)?;
     if wc != c {
         candle_core::bail!("depthwise weight has {wc} channels for an input of {c}");
     }
+    then.check(c)?;
     let bias = match bias {
         Some(b) => {
             let b = b.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
@@ -91,9 +93,7 @@ pub fn forward(
                 let w = &wts[ch * kh * kw..(ch + 1) * kh * kw];
                 let b = bias.as_ref().map(|b| b[ch]);
                 forward_plane(&plan, pads, w, x, y, b, scratch);
-                if let Some(activation) = then {
-                    activation.apply_in_place(y);
-                }
+                then.apply_plane(y, ch);
             });
         Ok(())
     })?;
@@ -353,6 +353,7 @@ fn merge_phases(phases: &[f32], (h, w): (usize, usize), stride: usize, plane: &m
 
 #[cfg(test)]
 mod tests {
+    use crate::ops::epilogue::Epilogue;
     use crate::ops::test_compare::max_rel;
     use candle_core::{Device, Tensor};
 
@@ -388,7 +389,16 @@ mod tests {
             let out = ((hp - ek) / stride + 1, (wp - ek) / stride + 1);
             let x = Tensor::randn(0f32, 1f32, (2, c, hp, wp), &dev).unwrap();
             let w = Tensor::randn(0f32, 1f32, (c, 1, k, k), &dev).unwrap();
-            let fast = super::forward(&x, &w, None, stride, dilation, (0, 0, 0, 0), None).unwrap();
+            let fast = super::forward(
+                &x,
+                &w,
+                None,
+                stride,
+                dilation,
+                (0, 0, 0, 0),
+                Epilogue::default(),
+            )
+            .unwrap();
             let slow = depthwise_forward(&x, &w, stride, dilation, out).unwrap();
             assert_eq!(
                 max_rel(&fast, &slow),
@@ -407,7 +417,16 @@ mod tests {
             let b = Tensor::randn(0f32, 1f32, c, &dev).unwrap();
             for (what, pads) in [("padded", (2, 1, 0, 3)), ("'same'", (st, sb, sl, sr))] {
                 let (top, bottom, left, right) = pads;
-                let fast = super::forward(&x, &w, Some(&b), stride, dilation, pads, None).unwrap();
+                let fast = super::forward(
+                    &x,
+                    &w,
+                    Some(&b),
+                    stride,
+                    dilation,
+                    pads,
+                    Epilogue::default(),
+                )
+                .unwrap();
                 let padded = x
                     .pad_with_zeros(2, top, bottom)
                     .unwrap()

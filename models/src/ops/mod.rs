@@ -14,6 +14,7 @@ pub mod cpu_slice;
 pub mod depthwise;
 pub mod depthwise_cpu;
 pub mod elementwise;
+pub mod epilogue;
 pub mod fold;
 pub mod layer_norm;
 pub mod linear;
@@ -58,7 +59,10 @@ pub enum Convolutions {
     /// The direct sum (im2col and GEMM on the CPU, candle's convolution elsewhere). Passes a
     /// gradient follows run this: a ReLU's mask is decided by the sign of its pre-activation,
     /// so a pre-activation within rounding of zero would flip its mask under another order of
-    /// summation, and random-weight networks have many.
+    /// summation, and random-weight networks have many. In `Graph::forward_by`, a
+    /// convolution read only by a BatchNorm (and that by a ReLU, ReLU6 or clip) applies their
+    /// maps as it writes its output ([`epilogue`]): the same operations in the same order, so
+    /// the same bits as their own passes.
     #[default]
     Direct,
     /// Winograd F(4×4, 3×3) where it applies and pays on the CPU ([`winograd_cpu::pays`]),

@@ -91,6 +91,14 @@ fn affine_plane(y: &mut [f32], x: &[f32], s: f32, t: Option<f32>) {
     }
 }
 
+/// `y = y · s + t` in place over one plane: [`affine_plane`]'s operations, so the same bits.
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+pub(crate) fn affine_in_place(y: &mut [f32], s: f32, t: f32) {
+    for v in y.iter_mut() {
+        *v = *v * s + t;
+    }
+}
+
 /// `out = g` where `lo < x` (and `x < hi`), else 0, over one chunk.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn band_chunk(out: &mut [f32], x: &[f32], g: &[f32], lo: f32, hi: Option<f32>) {

@@ -576,7 +576,7 @@ mod tests {
 
     use super::pays;
     use crate::ops::test_compare::max_rel;
-    use crate::ops::{Conv2d, Convolutions, Padding};
+    use crate::ops::{Activation, BatchNorm2d, Conv2d, Convolutions, Padding};
 
     /// F(4×4, 3×3) rounds more than the direct sum (its transforms scale by up to 8 and 1/24):
     /// about 4e-6 of the output's magnitude at 16 channels, 1e-5 at 256 (measured).
@@ -692,6 +692,30 @@ mod tests {
         for (i, (f, d)) in fast.iter().zip(&direct).enumerate() {
             assert_eq!(*f == 0.0, *d == 0.0, "element {i}: {f} against {d}");
         }
+    }
+
+    #[test]
+    fn a_batch_norm_and_activation_applied_after_the_transforms_give_their_own_passes_bits() {
+        let dev = Device::Cpu;
+        let (c, o) = (16, 24);
+        let weight = Tensor::randn(0f32, 1f32, (o, c, 3, 3), &dev).unwrap();
+        let bias = Tensor::randn(0f32, 1f32, o, &dev).unwrap();
+        let conv = Conv2d::new(weight, Some(bias), 1, Padding::symmetric(1), 1, 1);
+        let stat = |lo: f32| Tensor::rand(lo, 2f32, o, &dev).unwrap();
+        let bn = BatchNorm2d::new(stat(0.5), stat(-1.0), stat(-1.0), stat(0.5), 1e-5).unwrap();
+        let x = Tensor::randn(0f32, 1f32, (3, c, 17, 18), &dev).unwrap();
+        let relu = Activation::Relu;
+        let fused = conv
+            .forward_then(&x, Convolutions::Fastest, Some(&bn), Some(&relu))
+            .unwrap();
+        let apart = conv.forward_by(&x, Convolutions::Fastest).unwrap();
+        let apart = relu.forward(&bn.forward(&apart).unwrap()).unwrap();
+        let bits = |t: &Tensor| -> Vec<u32> {
+            let values = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            values.iter().map(|v| v.to_bits()).collect()
+        };
+        assert_eq!(bits(&fused), bits(&apart));
+        assert!(bits(&fused).contains(&0), "some outputs rectified");
     }
 
     #[test]
