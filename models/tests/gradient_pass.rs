@@ -182,3 +182,63 @@ fn a_gradient_pass_from_a_hidden_layer_runs_only_as_far_as_that_layer() {
     let x = Tensor::randn(0f32, 1f32, (1, 3, 64, 64), &common::device()).unwrap();
     assert!(model.graph.forward_for_gradient(&x, &[]).is_err());
 }
+
+#[test]
+fn a_gradient_through_a_batch_norm_and_its_activation_in_one_step_gives_the_bits_of_two() {
+    // resnet18 (ReLU), the demo (ReLU6), vgg11_bn (ReLU before max pooling).
+    for spec in ["random:resnet18", "demo", "random:vgg11_bn"] {
+        let model = Model::load(spec, &LoadOptions::default(), &common::device()).unwrap();
+        let x = convlens_models::weights::synthetic::synthetic_tensor(
+            "input",
+            &[2, 3, 64, 64],
+            3,
+            &common::device(),
+        )
+        .unwrap();
+        let full = model.graph.forward(&x, None).unwrap();
+        let output = model.graph.output_id();
+        let out = full.output().unwrap();
+        let signal = convlens_models::weights::synthetic::synthetic_tensor(
+            "signal",
+            out.dims(),
+            4,
+            out.device(),
+        )
+        .unwrap();
+        // One step per node, each op's own backward (no BatchNorm passed on).
+        let by_layer = |to: usize| {
+            model
+                .graph
+                .backward_by(&full, output, &signal, to, &|node, i, o, g| {
+                    node.op.backward(i, o, g, BackwardRule::Gradient)
+                })
+                .unwrap()
+        };
+        let fused = |to: usize| {
+            model
+                .graph
+                .backward(&full, output, &signal, to, BackwardRule::Gradient)
+                .unwrap()
+        };
+        assert_same_bits(&format!("{spec}: at the input"), &fused(0), &by_layer(0));
+        // A signal asked for at a BatchNorm's output stops before its map is applied.
+        let nodes = model.graph.nodes();
+        let norm = (1..nodes.len())
+            .find(|&i| {
+                matches!(nodes[i].op, convlens_models::ops::Op::BatchNorm2d(_))
+                    && matches!(nodes[i + 1].op, convlens_models::ops::Op::Activation(_))
+                    && nodes[i + 1].inputs == [i]
+            })
+            .unwrap();
+        assert_same_bits(
+            &format!("{spec}: at {}", nodes[norm].name),
+            &fused(norm),
+            &by_layer(norm),
+        );
+        assert_same_bits(
+            &format!("{spec}: at {}", nodes[norm - 1].name),
+            &fused(norm - 1),
+            &by_layer(norm - 1),
+        );
+    }
+}

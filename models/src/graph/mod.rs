@@ -19,7 +19,7 @@ pub use tree::{LayerInfo, LayerTree};
 
 use crate::ops::fold::fold;
 use crate::ops::pointwise_cpu::FusedActivation;
-use crate::ops::{Activation, Conv2d, Convolutions, Op};
+use crate::ops::{Activation, BatchNorm2d, Conv2d, Convolutions, Op};
 use crate::{Error, Result};
 
 /// How similar (Jaro–Winkler, 0 to 1) a layer name must be to an unknown one to be suggested.
@@ -31,6 +31,10 @@ pub type NodeId = usize;
 /// output, the signal at each of its inputs.
 pub type BackwardStep<'a> =
     dyn Fn(&Node, &[&Tensor], &Tensor, &Tensor) -> candle_core::Result<Vec<Tensor>> + 'a;
+
+/// A [`BackwardStep`] that is also given the node's id.
+type NumberedStep<'a> =
+    dyn Fn(NodeId, &Node, &[&Tensor], &Tensor, &Tensor) -> candle_core::Result<Vec<Tensor>> + 'a;
 
 /// One step of the network: an op applied to earlier nodes' outputs.
 #[derive(Clone, Debug)]
@@ -592,6 +596,11 @@ impl Graph {
     /// Sends `signal` (shaped like `from`'s output) back to node `to` under `rule` and returns the
     /// signal there. `trace` must hold every node's output (a forward pass with `keep = None`)
     /// or be made for a gradient ([`Graph::forward_for_gradient`]).
+    ///
+    /// For the gradient, an activation that alone reads a BatchNorm (which alone reads a
+    /// convolution: a chain, see [`Graph::forward_by`]) applies the BatchNorm's backward map as
+    /// it masks the signal, and the BatchNorm's step passes it on (one pass over the signal
+    /// instead of two, the same bits), where the signal goes back beyond the BatchNorm.
     pub fn backward(
         &self,
         trace: &Trace,
@@ -600,12 +609,45 @@ impl Graph {
         to: NodeId,
         rule: BackwardRule,
     ) -> Result<Tensor> {
+        // For each activation: the BatchNorm whose map it applies; for each such BatchNorm,
+        // whether it passes the signal on.
+        let mut scales: Vec<Option<&BatchNorm2d>> = vec![None; self.nodes.len()];
+        let mut passes = vec![false; self.nodes.len()];
+        if rule == BackwardRule::Gradient {
+            for chain in self.chains().iter().flatten() {
+                let (Some((act, _)), Op::BatchNorm2d(bn)) =
+                    (chain.activation, &self.nodes[chain.norm].op)
+                else {
+                    continue;
+                };
+                if chain.norm > to && act <= from {
+                    scales[act] = Some(bn);
+                    passes[chain.norm] = true;
+                }
+            }
+        }
         self.backward_steps(
             trace,
             from,
             signal,
             to,
-            &move |node, inputs, output, grad| node.op.backward(inputs, output, grad, rule),
+            &move |id, node, inputs, output, grad| {
+                if passes[id] {
+                    return Ok(vec![grad.clone()]);
+                }
+                if let (Some(bn), Op::Activation(a)) = (scales[id], &node.op) {
+                    let (scale, _) = bn.host_scale_and_shift()?;
+                    let g = match a.gradient_scaled(output, grad, scale)? {
+                        Some(g) => g,
+                        None => {
+                            let x = inputs.first().copied().unwrap_or(output);
+                            bn.input_gradient(&a.backward(x, output, grad, rule)?)?
+                        }
+                    };
+                    return Ok(vec![g]);
+                }
+                node.op.backward(inputs, output, grad, rule)
+            },
         )
     }
 
@@ -628,7 +670,9 @@ impl Graph {
                     .into(),
             ));
         }
-        self.backward_steps(trace, from, signal, to, step)
+        self.backward_steps(trace, from, signal, to, &|_, node, inputs, output, grad| {
+            step(node, inputs, output, grad)
+        })
     }
 
     /// The backward pass of [`Graph::backward_by`], on any trace: `step` reads of a
@@ -639,7 +683,7 @@ impl Graph {
         from: NodeId,
         signal: &Tensor,
         to: NodeId,
-        step: &BackwardStep<'_>,
+        step: &NumberedStep<'_>,
     ) -> Result<Tensor> {
         if to >= from {
             return Err(Error::InvalidArgument(format!(
@@ -662,7 +706,7 @@ impl Graph {
                 .and_then(Option::as_ref)
                 .ok_or_else(|| missing_output(&node.name))?;
             let input_grads =
-                step(node, &inputs, output, &grad).map_err(|e| in_layer(&node.name, e))?;
+                step(id, node, &inputs, output, &grad).map_err(|e| in_layer(&node.name, e))?;
             for (&i, g) in node.inputs.iter().zip(input_grads) {
                 if i < to {
                     continue;

@@ -2,7 +2,7 @@
 
 use candle_core::{Result, Tensor};
 
-use super::pointwise_cpu::{self, band_gradient};
+use super::pointwise_cpu::{self, band_gradient, band_gradient_scaled};
 use crate::graph::BackwardRule;
 
 /// A pointwise activation function, with PyTorch's definition and PyTorch's derivative at the kinks.
@@ -125,6 +125,25 @@ impl Activation {
             };
         }
         self.local_gradient(x, y, grad)
+    }
+
+    /// The gradient at the input of the BatchNorm before this activation, whose per-channel
+    /// scale is `scale`: [`Activation::backward`] under [`BackwardRule::Gradient`] and the
+    /// BatchNorm's backward map in one pass on the CPU (the same bits as the two), for the
+    /// ReLU, ReLU6 and clip; `None` for other activations or off the CPU fast path.
+    pub fn gradient_scaled(
+        &self,
+        y: &Tensor,
+        grad: &Tensor,
+        scale: &[f32],
+    ) -> Result<Option<Tensor>> {
+        let band = match *self {
+            Activation::Relu => (0.0, None),
+            Activation::Relu6 => (0.0, Some(6.0)),
+            Activation::Clip { min, max } => (min as f32, Some(max as f32)),
+            _ => return Ok(None),
+        };
+        band_gradient_scaled(y, grad, band, scale)
     }
 
     /// Whether [`Activation::backward`] reads the values of the activation's input (else only

@@ -74,6 +74,67 @@ pub fn band_gradient(
     Ok(Some(Tensor::from_vec(out, x.shape(), x.device())?))
 }
 
+/// [`band_gradient`] followed by the backward map of the BatchNorm before the activation, in
+/// one pass: `(grad where lo < y (< hi), else 0) · scale[c]` for `y` and `grad` [N, C, H, W]
+/// on the CPU, the operations of the two passes in their order (the same bits), or `None`
+/// when the fast path does not apply.
+pub fn band_gradient_scaled(
+    y: &Tensor,
+    grad: &Tensor,
+    (lo, hi): (f32, Option<f32>),
+    scale: &[f32],
+) -> Result<Option<Tensor>> {
+    if !is_cpu_f32(y) || !is_cpu_f32(grad) || y.shape() != grad.shape() || y.rank() != 4 {
+        return Ok(None);
+    }
+    let (n, c, h, w) = y.dims4()?;
+    if scale.len() != c {
+        candle_core::bail!("BatchNorm of {} channels before {c}", scale.len());
+    }
+    let plane = h * w;
+    let mut out = vec![0f32; n * c * plane];
+    if plane > 0 {
+        with_f32(y, |ys| {
+            with_f32(grad, |gs| {
+                let per_task = MIN_TASK.div_ceil(plane).max(1);
+                let chunk = plane * per_task;
+                out.par_chunks_mut(chunk)
+                    .zip(ys.par_chunks(chunk).zip(gs.par_chunks(chunk)))
+                    .enumerate()
+                    .for_each(|(task, (o, (ys, gs)))| {
+                        let planes = o
+                            .chunks_mut(plane)
+                            .zip(ys.chunks(plane).zip(gs.chunks(plane)));
+                        for (k, (o, (ys, gs))) in planes.enumerate() {
+                            let s = scale[(task * per_task + k) % c];
+                            band_scaled_plane(o, ys, gs, (lo, hi), s);
+                        }
+                    });
+                Ok(())
+            })
+        })?;
+    }
+    Ok(Some(Tensor::from_vec(out, (n, c, h, w), y.device())?))
+}
+
+/// One plane of [`band_gradient_scaled`].
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn band_scaled_plane(out: &mut [f32], y: &[f32], g: &[f32], (lo, hi): (f32, Option<f32>), s: f32) {
+    let values = out.iter_mut().zip(y.iter().zip(g));
+    match hi {
+        Some(hi) => {
+            for (v, (y, g)) in values {
+                *v = (if *y > lo && *y < hi { *g } else { 0.0 }) * s;
+            }
+        }
+        None => {
+            for (v, (y, g)) in values {
+                *v = (if *y > lo { *g } else { 0.0 }) * s;
+            }
+        }
+    }
+}
+
 /// `y = x · s + t` (or `x · s`) over one plane.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn affine_plane(y: &mut [f32], x: &[f32], s: f32, t: Option<f32>) {
