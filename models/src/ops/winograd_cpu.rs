@@ -326,6 +326,32 @@ struct SharedOutput {
 // `transform_output`), and tiles never share a pixel, so no two threads touch one element.
 unsafe impl Sync for SharedOutput {}
 
+/// A tile's 6×6 input window: its image, the input row and column of its top-left cell
+/// (negative in the padding), and the rows and columns of the window that lie inside the
+/// input plane (the rest read zeros), worked out once per window rather than per cell.
+struct Window {
+    image: usize,
+    corner: (isize, isize),
+    rows: std::ops::Range<usize>,
+    columns: std::ops::Range<usize>,
+}
+
+impl Window {
+    fn new(image: usize, corner: (isize, isize), (h, w): (usize, usize)) -> Window {
+        let inside = |start: isize, len: usize| -> std::ops::Range<usize> {
+            let lo = (-start).clamp(0, SPAN as isize) as usize;
+            let hi = (len as isize - start).clamp(0, SPAN as isize) as usize;
+            lo..hi.max(lo)
+        };
+        Window {
+            image,
+            corner,
+            rows: inside(corner.0, h),
+            columns: inside(corner.1, w),
+        }
+    }
+}
+
 /// `v[point][channel][column]` for the tiles `first..first + count` (columns past `count` are
 /// zeros): Bᵀ·d·B of each tile's 6×6 input window `d`.
 #[inline(always)]
@@ -339,16 +365,17 @@ fn transform_input(
 ) {
     let (c, h, w) = layout.input;
     let (pad_top, pad_left) = layout.pad;
-    let windows: Vec<(usize, Option<usize>, usize, usize)> = (0..count)
+    let windows: Vec<Window> = (0..count)
         .map(|k| {
             let (image, oy, ox) = layout.tile(first + k);
-            // The window's top-left input pixel, when the whole window lies inside the input.
-            let inside = (oy >= pad_top
-                && ox >= pad_left
-                && oy - pad_top + SPAN <= h
-                && ox - pad_left + SPAN <= w)
-                .then(|| (oy - pad_top) * w + ox - pad_left);
-            (image, inside, oy, ox)
+            Window::new(
+                image,
+                (
+                    oy as isize - pad_top as isize,
+                    ox as isize - pad_left as isize,
+                ),
+                (h, w),
+            )
         })
         .collect();
     // One group of tiles' windows and their column transforms, `[row][column][lane]`.
@@ -358,34 +385,38 @@ fn transform_input(
     for channel in 0..c {
         for group in (0..columns).step_by(LANES) {
             for lane in 0..LANES {
-                let Some(&(image, inside, oy, ox)) = windows.get(group + lane) else {
+                let Some(window) = windows.get(group + lane) else {
                     for cell in d.iter_mut().skip(lane).step_by(LANES) {
                         *cell = 0.0;
                     }
                     continue;
                 };
+                let image = window.image;
                 let plane = &x[(image * c + channel) * h * w..(image * c + channel + 1) * h * w];
+                let (top, left) = window.corner;
                 for i in 0..SPAN {
                     let cells = d[i * row + lane..].iter_mut().step_by(LANES).take(SPAN);
-                    match inside {
-                        Some(start) => {
-                            let src = &plane[start + i * w..start + i * w + SPAN];
-                            for (cell, &value) in cells.zip(src) {
-                                *cell = value;
-                            }
+                    if !window.rows.contains(&i) {
+                        for cell in cells {
+                            *cell = 0.0;
                         }
-                        None => {
-                            let src = (oy + i)
-                                .checked_sub(pad_top)
-                                .filter(|&y| y < h)
-                                .map(|y| &plane[y * w..(y + 1) * w]);
-                            for (j, cell) in cells.enumerate() {
-                                let x = (ox + j).checked_sub(pad_left);
-                                *cell = match (src, x) {
-                                    (Some(src), Some(x)) => src.get(x).copied().unwrap_or(0.0),
-                                    _ => 0.0,
-                                };
-                            }
+                        continue;
+                    }
+                    // Inside the plane: this row's input row and the window's first column.
+                    let start = (top + i as isize) as usize * w;
+                    if window.columns == (0..SPAN) {
+                        let first = start + left as usize;
+                        for (cell, &value) in cells.zip(&plane[first..first + SPAN]) {
+                            *cell = value;
+                        }
+                    } else {
+                        let src = &plane[start..start + w];
+                        for (j, cell) in cells.enumerate() {
+                            *cell = if window.columns.contains(&j) {
+                                src[(left + j as isize) as usize]
+                            } else {
+                                0.0
+                            };
                         }
                     }
                 }
