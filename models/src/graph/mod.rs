@@ -426,10 +426,12 @@ impl Graph {
         self.forward_by(x, keep, Convolutions::Direct)
     }
 
-    /// [`Graph::forward`] with the convolutions computed by `convolutions`. By
-    /// [`Convolutions::Fastest`], a convolution read only by a BatchNorm and not kept runs as one
-    /// convolution with the BatchNorm folded in ([`crate::ops::fold`]), which gives the
-    /// BatchNorm's output and skips the convolution's.
+    /// [`Graph::forward`] with the convolutions computed by `convolutions`. A convolution read
+    /// only by a BatchNorm and not kept gives the BatchNorm's output and skips its own (and the
+    /// activation's, when a ReLU, ReLU6 or clip alone reads the BatchNorm and the BatchNorm's
+    /// output is not kept): by [`Convolutions::Fastest`] as one convolution with the BatchNorm
+    /// folded in ([`crate::ops::fold`]), by [`Convolutions::Direct`] applying the BatchNorm's
+    /// map as it writes ([`crate::ops::epilogue`], the same bits as its own pass).
     pub fn forward_by(
         &self,
         x: &Tensor,

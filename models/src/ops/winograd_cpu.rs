@@ -621,15 +621,17 @@ mod tests {
     /// about 4e-6 of the output's magnitude at 16 channels, 1e-5 at 256 (measured).
     const TOLERANCE: f32 = 3e-5;
 
+    /// Padding of a different size on each side (none on the left).
+    const ASYMMETRIC: Padding = Padding::Explicit {
+        top: 2,
+        bottom: 0,
+        left: 0,
+        right: 1,
+    };
+
     #[test]
     fn the_winograd_convolution_equals_the_candle_path() {
         let dev = Device::Cpu;
-        let asym = Padding::Explicit {
-            top: 2,
-            bottom: 0,
-            left: 0,
-            right: 1,
-        };
         // (images, in channels, out channels, padding, input rows and columns, bias); planes
         // that end in partial tiles.
         let cases = [
@@ -637,7 +639,7 @@ mod tests {
             (1, 32, 16, Padding::symmetric(1), (28, 28), false),
             (3, 16, 16, Padding::symmetric(0), (18, 15), true),
             (2, 24, 16, Padding::symmetric(2), (15, 13), false),
-            (2, 16, 20, asym, (16, 17), true),
+            (2, 16, 20, ASYMMETRIC, (16, 17), true),
             (4, 16, 16, Padding::Same, (13, 14), true),
             (1, 256, 64, Padding::symmetric(1), (24, 24), true),
             (2, 512, 32, Padding::symmetric(1), (14, 14), false),
@@ -665,19 +667,13 @@ mod tests {
     #[test]
     fn the_winograd_input_gradient_equals_the_candle_path() {
         let dev = Device::Cpu;
-        let asym = Padding::Explicit {
-            top: 2,
-            bottom: 0,
-            left: 0,
-            right: 1,
-        };
         // (images, in channels, out channels, padding, input rows and columns): the gradient
         // correlates the `out` channels of the output gradient into the `in` channels.
         let cases = [
             (2, 16, 24, Padding::symmetric(1), (17, 13)),
             (3, 16, 16, Padding::symmetric(0), (18, 15)),
             (2, 24, 16, Padding::symmetric(2), (15, 13)),
-            (2, 16, 20, asym, (16, 17)),
+            (2, 16, 20, ASYMMETRIC, (16, 17)),
             (4, 16, 16, Padding::Same, (13, 14)),
             (1, 64, 256, Padding::symmetric(1), (24, 24)),
             (2, 136, 64, Padding::symmetric(1), (20, 20)),
