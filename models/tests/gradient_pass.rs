@@ -24,6 +24,19 @@ fn input_signal(
         .unwrap()
 }
 
+/// `spec`'s model and a synthetic batch of two 64-pixel images drawn with `seed`.
+fn model_and_input(spec: &str, seed: u64) -> (Model, Tensor) {
+    let model = Model::load(spec, &LoadOptions::default(), &common::device()).unwrap();
+    let x = convlens_models::weights::synthetic::synthetic_tensor(
+        "input",
+        &[2, 3, 64, 64],
+        seed,
+        &common::device(),
+    )
+    .unwrap();
+    (model, x)
+}
+
 fn resnet18() -> Model {
     Model::load(
         "random:resnet18",
@@ -66,14 +79,7 @@ fn the_gradient_pass_gives_the_full_traces_gradient_keeping_less() {
         "random:alexnet",
         "demo",
     ] {
-        let model = Model::load(spec, &LoadOptions::default(), &common::device()).unwrap();
-        let x = convlens_models::weights::synthetic::synthetic_tensor(
-            "input",
-            &[2, 3, 64, 64],
-            0,
-            &common::device(),
-        )
-        .unwrap();
+        let (model, x) = model_and_input(spec, 0);
         let full = model.graph.forward(&x, None).unwrap();
         let lean = model
             .graph
@@ -187,14 +193,7 @@ fn a_gradient_pass_from_a_hidden_layer_runs_only_as_far_as_that_layer() {
 fn a_gradient_through_a_batch_norm_and_its_activation_in_one_step_gives_the_bits_of_two() {
     // resnet18 (ReLU), the demo (ReLU6), vgg11_bn (ReLU before max pooling).
     for spec in ["random:resnet18", "demo", "random:vgg11_bn"] {
-        let model = Model::load(spec, &LoadOptions::default(), &common::device()).unwrap();
-        let x = convlens_models::weights::synthetic::synthetic_tensor(
-            "input",
-            &[2, 3, 64, 64],
-            3,
-            &common::device(),
-        )
-        .unwrap();
+        let (model, x) = model_and_input(spec, 3);
         let full = model.graph.forward(&x, None).unwrap();
         let output = model.graph.output_id();
         let out = full.output().unwrap();
