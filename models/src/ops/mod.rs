@@ -70,8 +70,9 @@ pub enum Convolutions {
     /// convolution before it ([`fold`]). For passes whose outputs only are read (logits, codes,
     /// perturbed copies), where rounding moves the result continuously: 1e-5 of the magnitude
     /// per layer; and the input gradients of a backward pass ([`Op::backward`]), linear in the
-    /// signal (its masks were decided by the forward pass). The transformed and folded kernels are made on a layer's first such pass and
-    /// kept (Winograd's is 4× the 3×3 weight it replaces).
+    /// signal (its masks were decided by the forward pass). The transformed and folded kernels
+    /// are made on a layer's first such pass and kept (Winograd's is 4× the 3×3 weight it
+    /// replaces).
     Fastest,
 }
 
