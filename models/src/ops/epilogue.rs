@@ -29,14 +29,6 @@ pub struct Epilogue<'a> {
 }
 
 impl<'a> Epilogue<'a> {
-    /// The activation alone (nothing when `None`).
-    pub fn activation(activation: Option<FusedActivation>) -> Epilogue<'a> {
-        Epilogue {
-            affine: None,
-            activation,
-        }
-    }
-
     /// Whether it applies nothing.
     pub fn is_empty(&self) -> bool {
         self.affine.is_none() && self.activation.is_none()
