@@ -10,7 +10,7 @@ use convlens_models::maximize::color::ColorDecorrelation;
 use convlens_models::maximize::diversity::gram_similarity;
 use convlens_models::maximize::fourier::FourierImage;
 use convlens_models::maximize::regularizers::{below_percentile, GaussianBlur};
-use convlens_models::maximize::transforms::{Affine, Warp};
+use convlens_models::maximize::transforms::{Affine, TransformRobustness, Warp};
 use convlens_models::maximize::{maximize, MaximizeOptions, Objective, Preset};
 use convlens_models::progress::{CancelFlag, Silent};
 use convlens_models::{Error, LoadOptions, Model};
@@ -431,9 +431,72 @@ fn warp_equals_pad_and_grid_sample() {
         yv: a[4] as f64,
         y0: a[5] as f64,
     };
-    let warp = Warp::new(&affine, (20, 20), (34, 34), 12, 0.5, &common::device()).unwrap();
-    let out = warp.apply(&fixture("warp_input")).unwrap();
-    check("warped", &out, &fixture("warp_output"));
-    let grad = warp.backward(&fixture("warp_upstream")).unwrap();
-    check("warp gradient", &grad, &fixture("warp_grad"));
+    let device = common::device();
+    for warp in [
+        Warp::new(&affine, (20, 20), (34, 34), 12, 0.5, &device).unwrap(),
+        Warp::by_tensor_ops(&affine, (20, 20), (34, 34), 12, 0.5, &device).unwrap(),
+    ] {
+        let out = warp.apply(&fixture("warp_input")).unwrap();
+        check("warped", &out, &fixture("warp_output"));
+        let grad = warp.backward(&fixture("warp_upstream")).unwrap();
+        check("warp gradient", &grad, &fixture("warp_grad"));
+    }
+}
+
+/// The warp's CPU path (taps worked out on the host, loops over each plane) gives the bits of
+/// the tensor-op path, forward and backward, on Lucid's random transforms of a 224-px image
+/// (rotations, scales, jitters; taps in the image, in the padding and beyond it).
+#[test]
+fn the_warps_cpu_path_equals_its_tensor_ops() {
+    use rand::SeedableRng;
+    let device = candle_core::Device::Cpu;
+    let transforms = TransformRobustness::lucid();
+    let size = 224;
+    let canvas = transforms.canvas_size(size);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let x = Tensor::rand(0f32, 1f32, (2, 3, size, size), &device).unwrap();
+    let signal = Tensor::randn(0f32, 1f32, (2, 3, canvas, canvas), &device).unwrap();
+    let bits = |t: &Tensor| -> Vec<u32> {
+        t.flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    };
+    let mut rotated = 0;
+    for _ in 0..6 {
+        let affine = transforms.sample(size, &mut rng);
+        rotated += usize::from(affine.xv != 0.0);
+        let (pad, value) = (transforms.pad, transforms.pad_value);
+        let fast = Warp::new(&affine, (size, size), (canvas, canvas), pad, value, &device);
+        let reference =
+            Warp::by_tensor_ops(&affine, (size, size), (canvas, canvas), pad, value, &device);
+        let (fast, reference) = (fast.unwrap(), reference.unwrap());
+        assert_eq!(
+            bits(&fast.apply(&x).unwrap()),
+            bits(&reference.apply(&x).unwrap()),
+            "warped images, {affine:?}"
+        );
+        assert_eq!(
+            bits(&fast.backward(&signal).unwrap()),
+            bits(&reference.backward(&signal).unwrap()),
+            "signal sent back, {affine:?}"
+        );
+    }
+    assert!(rotated > 0, "no draw rotated the image");
+    let shifted = Warp::new(&Affine::shift(-20.0, 3.5), (8, 8), (6, 6), 2, 0.5, &device).unwrap();
+    let small = Tensor::rand(0f32, 1f32, (1, 2, 8, 8), &device).unwrap();
+    let reference =
+        Warp::by_tensor_ops(&Affine::shift(-20.0, 3.5), (8, 8), (6, 6), 2, 0.5, &device);
+    assert_eq!(
+        bits(&shifted.apply(&small).unwrap()),
+        bits(&reference.unwrap().apply(&small).unwrap()),
+        "a canvas beyond the padding reads 0"
+    );
+    assert!(
+        shifted.apply(&x).is_err(),
+        "a 224-px batch through an 8-px warp"
+    );
 }

@@ -19,6 +19,7 @@ pub mod presets;
 pub mod regularizers;
 pub mod step_size;
 pub mod transforms;
+mod warp_cpu;
 
 use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;

@@ -5,7 +5,8 @@
 //! of 0.9..1.1, rotate by one of −10..10°, jitter 4) compose to one affine map from the output
 //! canvas to the padded image, so a step applies them as a single bilinear resampling: for each
 //! output pixel, four source taps with weights, gathered with `index_select` and sent back with
-//! `index_add` (both candle ops, on any device). Taps in the padding read its constant 0.5; taps
+//! `index_add` (both candle ops, on any device; on the CPU the same operations as loops,
+//! `warp_cpu.rs`). Taps in the padding read its constant 0.5; taps
 //! beyond it read 0, as the zero fill of Lucid's rotation and scaling does. Lucid's jitters crop
 //! (the canvas loses `d − 1` pixels per jitter) and its scaling resizes the canvas; here the
 //! canvas keeps the cropped size and the scaling acts about its centre, so every step runs the
@@ -14,7 +15,9 @@
 use candle_core::{DType, Device, Tensor};
 use rand::Rng;
 
-use crate::Result;
+use super::warp_cpu::HostTaps;
+use crate::ops::cpu_slice::with_f32;
+use crate::{Error, Result};
 
 /// Lucid's `standard_transforms` and their parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -140,6 +143,20 @@ impl Affine {
 pub struct Warp {
     in_hw: (usize, usize),
     out_hw: (usize, usize),
+    taps: Taps,
+}
+
+/// Where a warp's taps live: tensors on the model's device (every device), or on the host for
+/// the CPU path ([`HostTaps`], the same values).
+#[derive(Debug)]
+enum Taps {
+    Device(DeviceTaps),
+    Host(HostTaps),
+}
+
+/// The taps as tensors.
+#[derive(Clone, Debug)]
+struct DeviceTaps {
     /// Source pixel of each tap, [4·N_out] (taps that read outside the image point at 0).
     indices: Tensor,
     /// Weight of each tap on its source pixel, [4, N_out] (0 outside the image).
@@ -148,10 +165,43 @@ pub struct Warp {
     constant: Tensor,
 }
 
+impl DeviceTaps {
+    /// The host taps as tensors on `device`.
+    fn of(taps: &HostTaps, device: &Device) -> Result<Self> {
+        let n = taps.constant.len();
+        Ok(DeviceTaps {
+            indices: Tensor::from_slice(&taps.indices, 4 * n, device)?,
+            weights: Tensor::from_slice(&taps.weights, (4, n), device)?,
+            constant: Tensor::from_slice(&taps.constant, n, device)?,
+        })
+    }
+}
+
 impl Warp {
     /// The warp for `affine`, reading an image of `in_hw` inside a border of `pad` pixels of
-    /// value `pad_value` (0 beyond), computed with tensor ops on `device`.
+    /// value `pad_value` (0 beyond): on the CPU its taps worked out on the host and applied by
+    /// loops ([`HostTaps`]), elsewhere by [`Warp::by_tensor_ops`].
     pub fn new(
+        affine: &Affine,
+        in_hw: (usize, usize),
+        out_hw: (usize, usize),
+        pad: usize,
+        pad_value: f64,
+        device: &Device,
+    ) -> Result<Self> {
+        if device.is_cpu() {
+            return Ok(Warp {
+                in_hw,
+                out_hw,
+                taps: Taps::Host(HostTaps::new(affine, in_hw, out_hw, pad, pad_value)),
+            });
+        }
+        Self::by_tensor_ops(affine, in_hw, out_hw, pad, pad_value, device)
+    }
+
+    /// [`Warp::new`] with the taps computed, applied and sent back by candle's tensor ops on
+    /// `device` (every device; the CPU path is tested against it).
+    pub fn by_tensor_ops(
         affine: &Affine,
         in_hw: (usize, usize),
         out_hw: (usize, usize),
@@ -218,9 +268,28 @@ impl Warp {
         Ok(Warp {
             in_hw,
             out_hw,
-            indices,
-            weights: weights.reshape((4, n))?,
-            constant,
+            taps: Taps::Device(DeviceTaps {
+                indices,
+                weights: weights.reshape((4, n))?,
+                constant,
+            }),
+        })
+    }
+
+    /// The host taps when `x` (an image batch) can take the CPU path: on the CPU, in f32.
+    fn host_taps_for(&self, x: &Tensor) -> Option<&HostTaps> {
+        match &self.taps {
+            Taps::Host(taps) if x.device().is_cpu() && x.dtype() == DType::F32 => Some(taps),
+            _ => None,
+        }
+    }
+
+    /// The taps as tensors on `x`'s device (made from the host taps for an input the CPU path
+    /// does not take).
+    fn device_taps_for(&self, x: &Tensor) -> Result<std::borrow::Cow<'_, DeviceTaps>> {
+        Ok(match &self.taps {
+            Taps::Device(taps) => std::borrow::Cow::Borrowed(taps),
+            Taps::Host(taps) => std::borrow::Cow::Owned(DeviceTaps::of(taps, x.device())?),
         })
     }
 
@@ -229,14 +298,26 @@ impl Warp {
         let (b, c, h, w) = x.dims4()?;
         let (oh, ow) = self.out_hw;
         let n = oh * ow;
+        if (h, w) != self.in_hw {
+            return Err(Error::Shape {
+                what: "the warp's input images".into(),
+                expected: format!("{:?}", self.in_hw),
+                found: format!("{:?}", (h, w)),
+            });
+        }
+        if let Some(host) = self.host_taps_for(x) {
+            let out = with_f32(x, |xs| Ok(host.apply(xs, h * w)))?;
+            return Ok(Tensor::from_vec(out, (b, c, oh, ow), x.device())?);
+        }
+        let device = self.device_taps_for(x)?;
         let taps = x
             .reshape((b, c, h * w))?
-            .index_select(&self.indices, 2)?
+            .index_select(&device.indices, 2)?
             .reshape((b, c, 4, n))?
-            .broadcast_mul(&self.weights)?
+            .broadcast_mul(&device.weights)?
             .sum(2)?;
         Ok(taps
-            .broadcast_add(&self.constant)?
+            .broadcast_add(&device.constant)?
             .reshape((b, c, oh, ow))?)
     }
 
@@ -245,13 +326,25 @@ impl Warp {
         let (b, c, oh, ow) = grad.dims4()?;
         let n = oh * ow;
         let (h, w) = self.in_hw;
+        if (oh, ow) != self.out_hw {
+            return Err(Error::Shape {
+                what: "the signal on the warp's output".into(),
+                expected: format!("{:?}", self.out_hw),
+                found: format!("{:?}", (oh, ow)),
+            });
+        }
+        if let Some(host) = self.host_taps_for(grad) {
+            let out = with_f32(grad, |g| Ok(host.backward(g, h * w)))?;
+            return Ok(Tensor::from_vec(out, (b, c, h, w), grad.device())?);
+        }
+        let device = self.device_taps_for(grad)?;
         let spread = grad
             .reshape((b, c, 1, n))?
-            .broadcast_mul(&self.weights)?
+            .broadcast_mul(&device.weights)?
             .reshape((b, c, 4 * n))?;
         let zeros = Tensor::zeros((b, c, h * w), grad.dtype(), grad.device())?;
         Ok(zeros
-            .index_add(&self.indices, &spread, 2)?
+            .index_add(&device.indices, &spread, 2)?
             .reshape((b, c, h, w))?)
     }
 }
