@@ -7,7 +7,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use image::{DynamicImage, GenericImageView, GrayImage, RgbImage};
 
-use crate::resample::resize_bilinear;
+use crate::resample::{resize_bilinear_window, Window};
 
 use crate::{Error, Result};
 
@@ -150,7 +150,7 @@ impl Preprocess {
                 self.resize,
             )
         };
-        let resized = resize_like_pillow(image, nw.max(1), nh.max(1));
+        let (nw, nh) = (nw.max(1), nh.max(1));
         let crop = self.crop.min(nw).min(nh);
         // torchvision: top = int(round((h - crop) / 2)), Python's round-half-even.
         let offset = |size: u32| -> u32 {
@@ -162,7 +162,13 @@ impl Preprocess {
                 r as u32
             }
         };
-        resized.crop_imm(offset(nw), offset(nh), crop, crop)
+        let window = Window {
+            left: offset(nw) as usize,
+            top: offset(nh) as usize,
+            width: crop as usize,
+            height: crop as usize,
+        };
+        resize_like_pillow(image, (nw, nh), window)
     }
 
     /// The normalized [C, H, W] tensor for a cropped image (grayscale by [`to_gray`] for a
@@ -201,18 +207,27 @@ impl Preprocess {
     }
 }
 
-/// Pillow's bilinear resize of `image` to `w`×`h` (RGB, or grayscale for grayscale images).
-fn resize_like_pillow(image: &DynamicImage, w: u32, h: u32) -> DynamicImage {
+/// `window` of Pillow's bilinear resize of `image` to `nw`×`nh` (RGB, or grayscale for
+/// grayscale images): the resize and the crop after it in one step, computing only the pixels
+/// kept.
+fn resize_like_pillow(image: &DynamicImage, (nw, nh): (u32, u32), window: Window) -> DynamicImage {
     let (iw, ih) = (image.width() as usize, image.height() as usize);
-    if matches!(image, DynamicImage::ImageLuma8(_)) {
-        let gray = image.to_luma8();
-        let out = resize_bilinear(gray.as_raw(), iw, ih, 1, w as usize, h as usize);
-        return GrayImage::from_raw(w, h, out)
-            .map_or_else(|| image.clone(), DynamicImage::ImageLuma8);
+    let size = (nw as usize, nh as usize);
+    let (ww, wh) = (window.width as u32, window.height as u32);
+    let resized = |pixels: &[u8], channels: usize| {
+        resize_bilinear_window(pixels, (iw, ih), channels, size, window)
+    };
+    match image {
+        DynamicImage::ImageLuma8(gray) => GrayImage::from_raw(ww, wh, resized(gray.as_raw(), 1))
+            .map_or_else(|| image.clone(), DynamicImage::ImageLuma8),
+        DynamicImage::ImageRgb8(rgb) => RgbImage::from_raw(ww, wh, resized(rgb.as_raw(), 3))
+            .map_or_else(|| image.clone(), DynamicImage::ImageRgb8),
+        other => {
+            let rgb = other.to_rgb8();
+            RgbImage::from_raw(ww, wh, resized(rgb.as_raw(), 3))
+                .map_or_else(|| image.clone(), DynamicImage::ImageRgb8)
+        }
     }
-    let rgb = image.to_rgb8();
-    let out = resize_bilinear(rgb.as_raw(), iw, ih, 3, w as usize, h as usize);
-    RgbImage::from_raw(w, h, out).map_or_else(|| image.clone(), DynamicImage::ImageRgb8)
 }
 
 /// Decodes an image file, naming the file when it cannot.
