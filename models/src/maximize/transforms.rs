@@ -298,13 +298,7 @@ impl Warp {
         let (b, c, h, w) = x.dims4()?;
         let (oh, ow) = self.out_hw;
         let n = oh * ow;
-        if (h, w) != self.in_hw {
-            return Err(Error::Shape {
-                what: "the warp's input images".into(),
-                expected: format!("{:?}", self.in_hw),
-                found: format!("{:?}", (h, w)),
-            });
-        }
+        check_plane("the warp's input images", self.in_hw, (h, w))?;
         if let Some(host) = self.host_taps_for(x) {
             let out = with_f32(x, |xs| Ok(host.apply(xs, h * w)))?;
             return Ok(Tensor::from_vec(out, (b, c, oh, ow), x.device())?);
@@ -326,13 +320,7 @@ impl Warp {
         let (b, c, oh, ow) = grad.dims4()?;
         let n = oh * ow;
         let (h, w) = self.in_hw;
-        if (oh, ow) != self.out_hw {
-            return Err(Error::Shape {
-                what: "the signal on the warp's output".into(),
-                expected: format!("{:?}", self.out_hw),
-                found: format!("{:?}", (oh, ow)),
-            });
-        }
+        check_plane("the signal on the warp's output", self.out_hw, (oh, ow))?;
         if let Some(host) = self.host_taps_for(grad) {
             let out = with_f32(grad, |g| Ok(host.backward(g, h * w)))?;
             return Ok(Tensor::from_vec(out, (b, c, h, w), grad.device())?);
@@ -347,4 +335,16 @@ impl Warp {
             .index_add(&device.indices, &spread, 2)?
             .reshape((b, c, h, w))?)
     }
+}
+
+/// A shape error naming `what` unless its planes are `found` = `expected` (rows, columns).
+fn check_plane(what: &str, expected: (usize, usize), found: (usize, usize)) -> Result<()> {
+    if found == expected {
+        return Ok(());
+    }
+    Err(Error::Shape {
+        what: what.into(),
+        expected: format!("{expected:?}"),
+        found: format!("{found:?}"),
+    })
 }
