@@ -4,9 +4,10 @@
 //! Beside the tensor-op path (every device; the reference) because candle's CPU ops make the
 //! warp a large share of a lucid step: the sum over the taps is a reduction over a middle
 //! dimension, which candle walks element by element with a division per element, and
-//! `index_add` runs on one thread (together about 22 ms of a 135 ms step at batch 4). The loops
-//! do the same float operations in the same order, so the results are the same bits (tested in
-//! `transforms.rs`).
+//! `index_add` runs on one thread (together 26–40 ms of an instrumented lucid step at batch 4,
+//! docs/PERFORMANCE.md). The loops do the same float operations in the same order, so the
+//! results are the same bits (`models/tests/maximize.rs`,
+//! `the_warps_cpu_path_equals_its_tensor_ops`).
 
 use rayon::prelude::*;
 
