@@ -24,6 +24,7 @@ pub mod registry;
 pub mod render;
 pub mod server;
 pub mod service;
+pub mod timing;
 pub mod watch;
 
 pub use config::Config;

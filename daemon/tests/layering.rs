@@ -26,6 +26,7 @@ const LAYERS: &[&[&str]] = &[
         "files",
         "logging",
         "memory",
+        "timing",
     ],
 ];
 

@@ -13,6 +13,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use candle_core::Tensor;
 use convlens_models::graph::{NodeId, Trace};
@@ -20,6 +21,7 @@ use convlens_models::{Error, Model, Result};
 
 use super::{tensor_bytes, ByteLru, VersionKey};
 use crate::files::ImageKey;
+use crate::timing::{self, Part};
 use convlens_shared::sync::lock;
 
 /// The kept outputs of one forward pass of one image.
@@ -180,7 +182,9 @@ impl ActivationCache {
         let x = input()?;
         let ids: Option<Vec<NodeId>> = keep.as_ref().map(|k| k.iter().copied().collect());
         self.forwards.fetch_add(1, Ordering::Relaxed);
+        let start = Instant::now();
         let trace = model.graph.forward(&x, ids.as_deref())?;
+        timing::record(Part::Forward, start);
         let logits = trace
             .output()
             .cloned()

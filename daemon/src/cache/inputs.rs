@@ -2,6 +2,7 @@
 //! version, kept on the device.
 
 use std::sync::Mutex;
+use std::time::Instant;
 
 use candle_core::Tensor;
 use convlens_models::input::load_input;
@@ -9,6 +10,7 @@ use convlens_models::Model;
 
 use super::{tensor_bytes, ByteLru, VersionKey};
 use crate::files::ImageKey;
+use crate::timing::{self, Part};
 
 /// Inputs by (model version, image).
 pub struct InputCache {
@@ -34,7 +36,9 @@ impl InputCache {
         if let Some(t) = convlens_shared::sync::lock(&self.entries).get(&key) {
             return Ok(t);
         }
+        let start = Instant::now();
         let t = load_input(&image.path, &model.preprocess, &model.device)?;
+        timing::record(Part::Decode, start);
         convlens_shared::sync::lock(&self.entries).insert(key, t.clone(), tensor_bytes(&t));
         Ok(t)
     }

@@ -2,6 +2,7 @@
 //! images not cached go through the network in batches.
 
 use std::path::Path;
+use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use convlens_shared::array::Array;
@@ -15,6 +16,7 @@ use super::router::Router;
 use crate::error::MethodError;
 use crate::files::ImageKey;
 use crate::jobs::Priority;
+use crate::timing::{self, Part};
 
 /// Images per forward pass.
 const BATCH: usize = 32;
@@ -67,7 +69,9 @@ pub fn predict(call: &Call, p: PredictParams) -> Result<PredictResult, MethodErr
         let single = missing.len() == 1;
         if same_shape && !single {
             service.activations.count_forward();
+            let start = Instant::now();
             let logits = model.logits(&Tensor::cat(batch, 0)?)?;
+            timing::record(Part::Forward, start);
             for (row, &i) in indices.iter().enumerate() {
                 let r = logits.narrow(0, row, 1)?;
                 service
