@@ -456,15 +456,7 @@ fn the_warps_cpu_path_equals_its_tensor_ops() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let x = Tensor::rand(0f32, 1f32, (2, 3, size, size), &device).unwrap();
     let signal = Tensor::randn(0f32, 1f32, (2, 3, canvas, canvas), &device).unwrap();
-    let bits = |t: &Tensor| -> Vec<u32> {
-        t.flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
-            .iter()
-            .map(|v| v.to_bits())
-            .collect()
-    };
+    let bits = common::bits;
     let mut rotated = 0;
     for _ in 0..6 {
         let affine = transforms.sample(size, &mut rng);

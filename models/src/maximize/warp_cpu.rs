@@ -15,7 +15,7 @@ use super::transforms::Affine;
 
 /// The taps of a warp from an `in_hw` image (inside a border of `pad` pixels of `pad_value`) to
 /// an `out_hw` canvas, on the host.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub struct HostTaps {
     /// Source pixel of tap k of output pixel i at `k·n + i` (n output pixels; taps that read
     /// outside the image point at a pixel inside it, with weight 0).
