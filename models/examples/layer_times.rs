@@ -1,7 +1,8 @@
 //! Times each node's forward step (convolutions summed directly) and backward step (the
 //! gradient) on its own, summed by op class, to see where a pass spends its time:
-//! `cargo run --release -p convlens-models --example layer_times -- SPEC BATCH [CLASS] [REPEATS]`
-//! (CLASS: only that op class, e.g. `MaxPool2d`; each median of REPEATS runs, 5 by default).
+//! `cargo run --release -p convlens-models --example layer_times -- SPEC BATCH [CLASS] [REPEATS]
+//! [fastest]` (CLASS: only that op class, e.g. `MaxPool2d`, each of its nodes listed; each median
+//! of REPEATS runs, 5 by default; `fastest`: forward steps by `Convolutions::Fastest`).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -34,6 +35,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch: usize = args.get(2).map_or(Ok(8), |s| s.parse())?;
     let only = args.get(3).filter(|c| c.as_str() != "all");
     let repeats: usize = args.get(4).map_or(Ok(5), |s| s.parse())?;
+    let convolutions = match args.get(5).map(String::as_str) {
+        Some("fastest") => Convolutions::Fastest,
+        _ => Convolutions::Direct,
+    };
     let device = Device::Cpu;
     let model = Model::load(spec, &LoadOptions::default(), &device)?;
     let x = Tensor::randn(0f32, 1f32, (batch, 3, 224, 224), &device)?;
@@ -52,13 +57,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let output = trace.get(id).ok_or("an output the full trace lacks")?;
         let signal = output.randn_like(0.0, 1.0)?;
         let forward = median_ms(repeats, &|| {
-            node.op.forward_by(&inputs, Convolutions::Direct).map(drop)
+            node.op.forward_by(&inputs, convolutions).map(drop)
         })?;
         let backward = median_ms(repeats, &|| {
             node.op
                 .backward(&inputs, output, &signal, BackwardRule::Gradient)
                 .map(drop)
         })?;
+        if only.is_some() {
+            println!(
+                "{id:4} {:?} -> {:?}: forward {forward:7.2} ms, backward {backward:7.2} ms",
+                inputs.first().map(|t| t.dims()),
+                output.dims()
+            );
+        }
         let entry = by_class.entry(class).or_default();
         entry.0 += forward;
         entry.1 += backward;

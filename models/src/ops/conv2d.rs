@@ -256,7 +256,7 @@ impl Conv2d {
             if convolutions == Convolutions::Fastest
                 && hp >= 3
                 && wp >= 3
-                && self.winograd_pays(c, (hp - 2, wp - 2))
+                && self.winograd_pays(c, n, (hp - 2, wp - 2))
             {
                 let bias = match &self.bias {
                     Some(b) => Some(b.flatten_all()?.to_vec1::<f32>()?),
@@ -389,15 +389,16 @@ impl Conv2d {
         Ok(self.weight_taps_major.get_or_init(|| w))
     }
 
-    /// Whether the Winograd CPU path pays for this layer on `channels` channels into an output
-    /// plane of `output`.
-    fn winograd_pays(&self, channels: usize, output: (usize, usize)) -> bool {
+    /// Whether the Winograd CPU path pays for this layer on `channels` channels into `images`
+    /// output planes of `output`.
+    fn winograd_pays(&self, channels: usize, images: usize, output: (usize, usize)) -> bool {
         winograd_cpu::pays(
             self.kernel_size(),
             self.stride,
             self.dilation,
             self.groups,
             (channels, self.out_channels()),
+            images,
             output,
         )
     }
@@ -455,6 +456,7 @@ impl Conv2d {
                     self.dilation,
                     self.groups,
                     (o, c),
+                    n,
                     (h, w),
                 )
             {

@@ -34,14 +34,23 @@ const LANES: usize = 8;
 /// (36 × channels × tiles each) stay in the core's cache. Timed ad hoc on 3×3 layers of 64 to
 /// 256 channels: 16 and 64 level within the noise, 128 slower at 64 channels.
 const MOST_TILES_PER_TASK: usize = 16;
-/// Fewest output tiles per image for the Winograd path: a 7×7 plane is 4 tiles, 14×14 16, 28×28
-/// 49. Timed ad hoc from 14×14 up (1.2–2.3× the direct sum). Counted per image, not per batch,
-/// so that an image's result does not depend on the batch it came in: sharded sweeps merge
-/// into the unsharded one bit for bit (`models/tests/represent.rs`). Counted per batch, 7×7
-/// layers of 512 channels would take it from batch 4 (at batch 8 2.5 against 5.8 ms directly;
-/// at batch 1 1.5 against 0.8 ms, every task reading the whole transformed kernel for a few
-/// columns), and that test fails.
+/// Fewest output tiles per image for the Winograd path at any batch: a 7×7 plane is 4 tiles,
+/// 14×14 16, 28×28 49. Timed ad hoc from 14×14 up (1.2–2.3× the direct sum).
 const FEWEST_TILES: usize = 16;
+/// Fewest output tiles per image for the Winograd path in a batch of two or more images, whose
+/// tiles share each task's read of the transformed kernel (4× the weight): resnet's 7×7 layers
+/// of 512 channels at batch 8, 2.5 against 5.8 ms directly. Alone (batch 1) every task would
+/// read the whole transformed kernel for 4 tiles (1.5 against 0.8 ms), so a lone small plane
+/// keeps the direct sum; a batch of one is its own path already (the direct sum's small planes
+/// go through one GEMM for several images only from two), and `represent::codes` runs a lone
+/// image as two copies. From two images on, which path a layer takes no longer depends on the
+/// batch, so an image's result does not either (sharded sweeps merge into the unsharded one bit
+/// for bit: `models/tests/represent.rs`; a rule counted by the batch's tiles failed it).
+const FEWEST_TILES_IN_A_BATCH: usize = 4;
+/// Fewer output channels than this and the `gemm` crate's blocking of a task's product
+/// follows the task's tile count (its small-matrix paths), which follows the batch: such
+/// layers keep the per-image rule, [`FEWEST_TILES`].
+const FEWEST_CHANNELS_IN_A_BATCH: usize = 65;
 /// Fewest input and output channels for which the transforms pay (a stem's 3 channels: no).
 const FEWEST_CHANNELS: usize = 16;
 
@@ -57,24 +66,30 @@ const G: [[f64; 3]; SPAN] = [
 ];
 
 /// Whether the Winograd path applies to a convolution (3×3, stride 1, no dilation, one group)
-/// and pays for `channels` input and `out_channels` output channels and an output plane of
-/// `output` (rows, columns).
+/// and pays for `channels` input and `out_channels` output channels and `images` output planes
+/// of `output` (rows, columns). For any two batches of at least two images the answer is the
+/// same (see [`FEWEST_TILES_IN_A_BATCH`]).
 pub fn pays(
     kernel: (usize, usize),
     stride: usize,
     dilation: usize,
     groups: usize,
     (channels, out_channels): (usize, usize),
+    images: usize,
     output: (usize, usize),
 ) -> bool {
     let tiles = output.0.div_ceil(TILE) * output.1.div_ceil(TILE);
+    let enough_tiles = tiles >= FEWEST_TILES
+        || (images >= 2
+            && tiles >= FEWEST_TILES_IN_A_BATCH
+            && out_channels >= FEWEST_CHANNELS_IN_A_BATCH);
     kernel == (3, 3)
         && stride == 1
         && dilation == 1
         && groups == 1
         && channels >= FEWEST_CHANNELS
         && out_channels >= FEWEST_CHANNELS
-        && tiles >= FEWEST_TILES
+        && enough_tiles
 }
 
 /// A 3×3 kernel in the Winograd domain: `u[point][in][out]`, one [in × out] matrix per point
@@ -643,6 +658,9 @@ mod tests {
             // More output channels than the `gemm` crate's micro-kernel rows (64) twice over,
             // and not a multiple of its vector: its packed and tail paths.
             (2, 64, 136, Padding::symmetric(1), (20, 20), true),
+            // Small planes (4 to 15 tiles) of more than 64 output channels, in a batch.
+            (2, 32, 72, Padding::symmetric(1), (7, 7), true),
+            (3, 16, 96, Padding::symmetric(1), (9, 11), false),
         ];
         for (n, c, o, padding, (h, w), bias) in cases {
             let weight = Tensor::randn(0f32, 1f32, (o, c, 3, 3), &dev).unwrap();
@@ -652,7 +670,7 @@ mod tests {
             let (top, bottom, left, right) = conv.pads(&x).unwrap();
             let output = (h + top + bottom - 2, w + left + right - 2);
             let what = format!("n={n} c={c} o={o} pad={padding:?} hw={:?}", (h, w));
-            assert!(pays((3, 3), 1, 1, 1, (c, o), output), "{what}");
+            assert!(pays((3, 3), 1, 1, 1, (c, o), n, output), "{what}");
             let fast = conv.forward_by(&x, Convolutions::Fastest).unwrap();
             let slow = conv.forward_by_candle(&x).unwrap();
             let error = max_rel(&fast, &slow);
@@ -673,6 +691,7 @@ mod tests {
             (4, 16, 16, Padding::Same, (13, 14)),
             (1, 64, 256, Padding::symmetric(1), (24, 24)),
             (2, 136, 64, Padding::symmetric(1), (20, 20)),
+            (3, 72, 32, Padding::symmetric(1), (7, 7)),
         ];
         for (n, c, o, padding, (h, w)) in cases {
             let weight = Tensor::randn(0f32, 1f32, (o, c, 3, 3), &dev).unwrap();
@@ -682,7 +701,7 @@ mod tests {
             let output = (h + top + bottom - 2, w + left + right - 2);
             let g = Tensor::randn(0f32, 1f32, (n, o, output.0, output.1), &dev).unwrap();
             let what = format!("n={n} c={c} o={o} pad={padding:?} hw={:?}", (h, w));
-            assert!(pays((3, 3), 1, 1, 1, (o, c), (h, w)), "{what}");
+            assert!(pays((3, 3), 1, 1, 1, (o, c), n, (h, w)), "{what}");
             let fast = conv
                 .input_gradient_by(&x, &g, Convolutions::Fastest)
                 .unwrap();
@@ -761,6 +780,42 @@ mod tests {
     }
 
     #[test]
+    fn a_small_planes_result_is_the_same_in_every_batch_of_two_or_more() {
+        let dev = Device::Cpu;
+        let weight = Tensor::randn(0f32, 1f32, (72, 24, 3, 3), &dev).unwrap();
+        let conv = Conv2d::new(weight, None, 1, Padding::symmetric(1), 1, 1);
+        let x = Tensor::randn(0f32, 1f32, (11, 24, 7, 7), &dev).unwrap();
+        let all = conv.forward_by(&x, Convolutions::Fastest).unwrap();
+        let g = Tensor::randn(0f32, 1f32, (11, 72, 7, 7), &dev).unwrap();
+        let all_gradient = conv
+            .input_gradient_by(&x, &g, Convolutions::Fastest)
+            .unwrap();
+        for (start, len) in [(0, 2), (3, 3), (4, 5), (9, 2)] {
+            let part = x.narrow(0, start, len).unwrap();
+            let y = conv.forward_by(&part, Convolutions::Fastest).unwrap();
+            let diff = max_rel(&y, &all.narrow(0, start, len).unwrap());
+            assert_eq!(diff, 0.0, "images {start}..{}", start + len);
+            let gx = conv
+                .input_gradient_by(
+                    &part,
+                    &g.narrow(0, start, len).unwrap(),
+                    Convolutions::Fastest,
+                )
+                .unwrap();
+            let diff = max_rel(&gx, &all_gradient.narrow(0, start, len).unwrap());
+            assert_eq!(
+                diff,
+                0.0,
+                "input gradient of images {start}..{}",
+                start + len
+            );
+        }
+        // The batch's path is Winograd's: not the direct sum's bits.
+        let direct = conv.forward_by(&x, Convolutions::Direct).unwrap();
+        assert!(max_rel(&direct, &all) > 0.0);
+    }
+
+    #[test]
     fn the_vector_builds_of_the_transforms_give_the_same_bits() {
         let (c, h, w, o) = (3, 11, 13, 5);
         let layout = super::Layout {
@@ -808,13 +863,19 @@ mod tests {
 
     #[test]
     fn small_planes_and_other_convolutions_keep_the_direct_path() {
-        assert!(!pays((3, 3), 1, 1, 1, (512, 512), (7, 7)));
-        assert!(!pays((3, 3), 2, 1, 1, (64, 64), (56, 56)));
-        assert!(!pays((3, 3), 1, 2, 1, (64, 64), (56, 56)));
-        assert!(!pays((3, 3), 1, 1, 2, (64, 64), (56, 56)));
-        assert!(!pays((1, 1), 1, 1, 1, (64, 64), (56, 56)));
-        assert!(!pays((3, 3), 1, 1, 1, (3, 64), (224, 224)));
-        assert!(pays((3, 3), 1, 1, 1, (64, 64), (14, 14)));
-        assert!(pays((3, 3), 1, 1, 1, (64, 64), (56, 56)));
+        // A small plane alone, or of at most 64 output channels, or of a single tile.
+        assert!(!pays((3, 3), 1, 1, 1, (512, 512), 1, (7, 7)));
+        assert!(!pays((3, 3), 1, 1, 1, (512, 64), 8, (7, 7)));
+        assert!(!pays((3, 3), 1, 1, 1, (512, 512), 8, (4, 4)));
+        assert!(!pays((3, 3), 2, 1, 1, (64, 64), 1, (56, 56)));
+        assert!(!pays((3, 3), 1, 2, 1, (64, 64), 1, (56, 56)));
+        assert!(!pays((3, 3), 1, 1, 2, (64, 64), 1, (56, 56)));
+        assert!(!pays((1, 1), 1, 1, 1, (64, 64), 1, (56, 56)));
+        assert!(!pays((3, 3), 1, 1, 1, (3, 64), 1, (224, 224)));
+        assert!(pays((3, 3), 1, 1, 1, (64, 64), 1, (14, 14)));
+        assert!(pays((3, 3), 1, 1, 1, (64, 64), 1, (56, 56)));
+        for images in [2, 3, 16] {
+            assert!(pays((3, 3), 1, 1, 1, (512, 512), images, (7, 7)));
+        }
     }
 }
