@@ -18,6 +18,7 @@ mod integrated_gradients;
 mod kernel_pca;
 mod layer;
 mod lrp;
+mod masked_stem;
 mod method;
 mod occlusion;
 mod perturbation_cam;

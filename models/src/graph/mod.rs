@@ -5,6 +5,7 @@ mod builder;
 mod gather_cpu;
 mod incremental;
 mod rule;
+mod stem;
 mod tree;
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use candle_core::Tensor;
 pub use builder::{ConvSpec, GraphBuilder, WeightSource};
 pub use incremental::BoxedCopies;
 pub use rule::BackwardRule;
+pub use stem::LinearStem;
 pub use tree::{LayerInfo, LayerTree};
 
 use crate::ops::fold::fold;
@@ -438,7 +440,37 @@ impl Graph {
         keep: Option<&[NodeId]>,
         convolutions: Convolutions,
     ) -> Result<Trace> {
-        self.run(x, keep, self.output_id(), convolutions, false)
+        self.check_input(x)?;
+        self.run(Start::Input(x), keep, self.output_id(), convolutions, false)
+    }
+
+    /// The network's output for a batch whose node `at` gives `output`, by the passes of
+    /// [`Graph::forward_by`] from the node after `at` on: for a cut through the graph, where no
+    /// later node reads one before `at` (else an error naming the node that does). Score-CAM's
+    /// masked copies start after their first convolution ([`Graph::linear_stem`]).
+    pub fn output_after(
+        &self,
+        at: NodeId,
+        output: &Tensor,
+        convolutions: Convolutions,
+    ) -> Result<Tensor> {
+        if at == 0 || at >= self.nodes.len() {
+            return Err(Error::InvalidArgument(format!(
+                "node {at} is not a node inside this network of {} nodes",
+                self.nodes.len()
+            )));
+        }
+        let through = self.output_id();
+        let mut trace = self.run(
+            Start::After(at, output),
+            Some(&[]),
+            through,
+            convolutions,
+            false,
+        )?;
+        trace.outputs[through]
+            .take()
+            .ok_or_else(|| missing_output(self.name(through)))
     }
 
     /// The forward pass of [`Graph::forward_by`], as far as node `through` (kept); with
@@ -446,13 +478,12 @@ impl Graph {
     /// ([`Graph::forward_for_gradient`]).
     fn run(
         &self,
-        x: &Tensor,
+        start: Start<'_>,
         keep: Option<&[NodeId]>,
         through: NodeId,
         convolutions: Convolutions,
         shapes: bool,
     ) -> Result<Trace> {
-        self.check_input(x)?;
         let n = self.nodes.len();
         let last_use = self.last_uses();
         let mut wanted = vec![keep.is_none(); n];
@@ -475,8 +506,17 @@ impl Graph {
         // Nodes whose output a chain gave (or made needless: a BatchNorm whose activation the
         // convolution applied too).
         let mut given = vec![false; n];
-        outputs[0] = Some(x.clone());
-        for id in 1..=through {
+        let first = match start {
+            Start::Input(x) => {
+                outputs[0] = Some(x.clone());
+                1
+            }
+            Start::After(at, output) => {
+                outputs[at] = Some(output.clone());
+                at + 1
+            }
+        };
+        for id in first..=through {
             let node = &self.nodes[id];
             if !given[id] {
                 let chain = chains[id]
@@ -592,7 +632,14 @@ impl Graph {
                 wanted.extend(&node.inputs);
             }
         }
-        self.run(x, Some(&wanted), through, Convolutions::Direct, true)
+        self.check_input(x)?;
+        self.run(
+            Start::Input(x),
+            Some(&wanted),
+            through,
+            Convolutions::Direct,
+            true,
+        )
     }
 
     /// Sends `signal` (shaped like `from`'s output) back to node `to` under `rule` and returns the
@@ -789,6 +836,13 @@ impl Graph {
         }
         self.nodes.get(id).map_or("?", |n| n.name.as_str())
     }
+}
+
+/// Where [`Graph::run`] starts: the network's input, or the output of a node (the pass runs
+/// the nodes after it).
+enum Start<'a> {
+    Input(&'a Tensor),
+    After(NodeId, &'a Tensor),
 }
 
 /// A scalar zero of `t`'s dtype on `t`'s device, made once per dtype into `zeros`: what a
