@@ -6,7 +6,8 @@
 //! pass per distinct channel (channels with the same activations, bit for bit, make the same
 //! mask: the dead channels of a ReLU6 head, 832 of the demo's 1280 on the cat, all zero), and
 //! Ablation-CAM none for a channel already at the ablation value everywhere (its ablated copy
-//! is the network's own activations, scored as the original).
+//! is the network's own activations, scored as the original). Score-CAM's copies also skip
+//! their first convolution where the network starts with one, by linearity (`masked_stem.rs`).
 
 use candle_core::{DType, Device, Tensor};
 
