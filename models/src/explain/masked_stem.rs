@@ -56,7 +56,7 @@ struct Basis {
 impl MaskedStem {
     /// The stem of `graph` for masked copies of `input` [1, C, H, W] by maps of `map` (rows,
     /// columns) cells, when the network starts with a linear convolution ([`Graph::linear_stem`])
-    /// and the input is an f32 tensor on the CPU; `None` otherwise.
+    /// and the input is one f32 image on the CPU; `None` otherwise.
     pub fn new(graph: &Graph, input: &Tensor, map: (usize, usize)) -> Result<Option<MaskedStem>> {
         let Some(LinearStem {
             conv,
@@ -66,10 +66,10 @@ impl MaskedStem {
         else {
             return Ok(None);
         };
-        if !matches!(input.device(), Device::Cpu) || input.dtype() != DType::F32 {
+        let (n, _, h, w) = input.dims4()?;
+        if n != 1 || !matches!(input.device(), Device::Cpu) || input.dtype() != DType::F32 {
             return Ok(None);
         }
-        let (_, _, h, w) = input.dims4()?;
         let unbiased = Conv2d::new(
             conv.weight.clone(),
             None,
@@ -84,6 +84,12 @@ impl MaskedStem {
             Some(b) => b.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
             None => vec![0.0; channels],
         };
+        if bias.len() != channels {
+            return Err(Error::InvalidArgument(format!(
+                "the first convolution has {} bias values for {channels} channels",
+                bias.len()
+            )));
+        }
         let cells = map.0 * map.1;
         let mut bases = Vec::with_capacity(cells);
         for first in (0..cells).step_by(BASES_PER_PASS) {
@@ -272,7 +278,11 @@ mod tests {
             let copies = Tensor::cat(&copies, 0).unwrap();
             let stem_of = model.graph.linear_stem().unwrap();
             // BatchNorm and activation taken in where there is one.
-            assert_eq!(stem_of.activation.is_some(), spec != "random:vgg11", "{spec}");
+            assert_eq!(
+                stem_of.activation.is_some(),
+                spec != "random:vgg11",
+                "{spec}"
+            );
             let want = conv.forward_by(&copies, Convolutions::Direct).unwrap();
             let want = match stem_of.activation {
                 Some(activation) => {
