@@ -220,21 +220,9 @@ mod tests {
 
     use super::{well_conditioned, MaskedStem};
     use crate::explain::resize::resize_bilinear;
+    use crate::ops::test_compare::max_rel;
     use crate::ops::Convolutions;
     use crate::{LoadOptions, Model};
-
-    /// Largest difference over the largest magnitude of `want`.
-    fn relative_error(got: &Tensor, want: &Tensor) -> f32 {
-        let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(got.len(), want.len());
-        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let diff = got
-            .iter()
-            .zip(&want)
-            .fold(0f32, |m, (g, w)| m.max((g - w).abs()));
-        diff / scale
-    }
 
     #[test]
     fn the_stems_outputs_equal_the_masked_copies_own_convolution() {
@@ -293,7 +281,7 @@ mod tests {
                 None => want,
             };
             let got = stem.outputs(&masks, &dev).unwrap();
-            let error = relative_error(&got, &want);
+            let error = max_rel(&got, &want);
             assert!(error < 1e-5, "{spec}: {error}");
         }
     }
