@@ -375,6 +375,33 @@ mod tests {
 
     use crate::ops::{MaxPool2d, PoolWindow};
 
+    /// The windows the tests pool with: resnet's stem pool, ceil mode, strides 1 to 4, padding
+    /// on some sides only.
+    fn windows() -> Vec<PoolWindow> {
+        vec![
+            PoolWindow::square(3, 2, 1, false),
+            PoolWindow::square(3, 2, 1, true),
+            PoolWindow::square(3, 2, 0, true),
+            PoolWindow::square(2, 2, 0, false),
+            PoolWindow::square(3, 1, 1, false),
+            PoolWindow::square(5, 3, 2, true),
+            PoolWindow::square(4, 4, 0, false),
+            PoolWindow {
+                kernel: (2, 3),
+                stride: (1, 2),
+                padding: (1, 0, 0, 1),
+                ceil_mode: true,
+                dilation: (1, 1),
+            },
+        ]
+    }
+
+    /// Normal values doubled and rounded to integers: windows share their maximum (ties).
+    fn quantized(shape: (usize, usize, usize, usize)) -> Tensor {
+        let x = Tensor::randn(0f32, 1f32, shape, &Device::Cpu).unwrap();
+        x.affine(2.0, 0.0).unwrap().round().unwrap()
+    }
+
     /// One plane's maxima window by window, as the CPU path computed them before it took a
     /// row of windows at a time: the maximum of the window's rows, then of its columns.
     fn pool_plane_by_window(plan: &super::Plan, xp: &[f32]) -> Vec<f32> {
@@ -408,25 +435,9 @@ mod tests {
     #[test]
     fn a_row_of_windows_at_a_time_equals_the_window_by_window_walk() {
         let dev = Device::Cpu;
-        let windows = [
-            PoolWindow::square(3, 2, 1, false),
-            PoolWindow::square(3, 2, 1, true),
-            PoolWindow::square(2, 2, 0, false),
-            PoolWindow::square(3, 1, 1, false),
-            PoolWindow::square(5, 3, 2, true),
-            PoolWindow::square(4, 4, 0, false),
-            PoolWindow {
-                kernel: (2, 3),
-                stride: (1, 2),
-                padding: (1, 0, 0, 1),
-                ceil_mode: true,
-                dilation: (1, 1),
-            },
-        ];
-        for window in windows {
+        for window in windows() {
             for (h, w) in [(9, 11), (12, 12), (3, 4), (31, 57)] {
-                let x = Tensor::randn(0f32, 1f32, (2, 3, h, w), &dev).unwrap();
-                let mut values = x.affine(2.0, 0.0).unwrap().round().unwrap();
+                let mut values = quantized((2, 3, h, w));
                 let mut values_vec = values.flatten_all().unwrap().to_vec1::<f32>().unwrap();
                 for (i, v) in values_vec.iter_mut().enumerate() {
                     match i % 23 {
@@ -479,24 +490,9 @@ mod tests {
     #[test]
     fn the_cpu_loops_equal_the_candle_path() {
         let dev = Device::Cpu;
-        let windows = [
-            PoolWindow::square(3, 2, 1, false),
-            PoolWindow::square(2, 2, 0, false),
-            PoolWindow::square(3, 2, 0, true),
-            PoolWindow::square(3, 1, 1, false),
-            PoolWindow {
-                kernel: (2, 3),
-                stride: (1, 2),
-                padding: (1, 0, 0, 1),
-                ceil_mode: true,
-                dilation: (1, 1),
-            },
-        ];
-        for window in windows {
-            for (n, c, h, w) in [(1, 3, 9, 11), (2, 4, 12, 12)] {
-                let x = Tensor::randn(0f32, 1f32, (n, c, h, w), &dev).unwrap();
-                // Ties: quantized values make windows share their maximum.
-                let x = x.affine(2.0, 0.0).unwrap().round().unwrap();
+        for window in windows() {
+            for shape in [(1, 3, 9, 11), (2, 4, 12, 12)] {
+                let x = quantized(shape);
                 let pool = MaxPool2d { window };
                 let fast = super::forward(&window, &x).unwrap();
                 let slow = pool.forward_by_candle(&x).unwrap();
