@@ -179,23 +179,16 @@ fn embed_shards_merge_into_the_same_codes_and_map() {
     );
     let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
     assert_eq!(read("single.npy"), read("merged.npy"), "codes");
-    // The map and classes to the bit; the top-1 probability comes from the classifier's matrix
-    // product, whose rounding can depend on the batch's size (see `run_batch`): to 1e-6.
-    let rows = |name: &str| -> Vec<Vec<String>> {
-        String::from_utf8(read(name))
+    // The map, classes and top-1 probabilities to the bit: an image's logits do not depend on
+    // its batch either.
+    assert_eq!(read("single.csv"), read("merged.csv"), "map and classes");
+    assert_eq!(
+        String::from_utf8(read("single.csv"))
             .unwrap()
             .lines()
-            .map(|l| l.split(',').map(String::from).collect())
-            .collect()
-    };
-    let (single, merged) = (rows("single.csv"), rows("merged.csv"));
-    assert_eq!(single.len(), 31);
-    for (a, b) in single.iter().zip(&merged) {
-        assert_eq!(a[..4], b[..4], "path, x, y, class");
-        if let (Ok(p), Ok(q)) = (a[4].parse::<f64>(), b[4].parse::<f64>()) {
-            assert!((p - q).abs() <= 1e-6 * p.abs(), "{a:?} {b:?}");
-        }
-    }
+            .count(),
+        31
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

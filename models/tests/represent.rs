@@ -607,8 +607,8 @@ fn grid_snapping_places_every_point_once() {
 
 /// A sharded sweep merges into the unsharded one bit for bit only if an image's summary does
 /// not depend on the other images of its batch: the same bits at batch 1, 2, 3, 7 and 32, and
-/// when the folder's images come in another grouping (two halves). (resnet18's 1000-class
-/// head gives the same logits too; a head with few classes may not: see `run_batch`.)
+/// when the folder's images come in another grouping (two halves). A lone image (batch 1, and
+/// the last image at batch 3) takes the batch's paths, Winograd's on the 8×8 and 4×4 planes.
 #[test]
 fn an_images_summary_does_not_depend_on_its_batch() {
     let m = model();

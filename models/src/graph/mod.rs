@@ -496,10 +496,7 @@ impl Graph {
         }
         wanted[through] = true;
         let chains = self.chains();
-        let folds = match convolutions {
-            Convolutions::Fastest => Some(self.folds()),
-            Convolutions::Direct => None,
-        };
+        let folds = convolutions.is_fastest().then(|| self.folds());
         let mut outputs: Vec<Option<Tensor>> = vec![None; n];
         let mut shape_only = vec![false; n];
         let mut zeros: Vec<Tensor> = Vec::new();

@@ -253,10 +253,10 @@ impl Conv2d {
             let (n, c, h, w) = x.dims4()?;
             let (top, bottom, left, right) = pads;
             let (hp, wp) = (h + top + bottom, w + left + right);
-            if convolutions == Convolutions::Fastest
+            if convolutions.is_fastest()
                 && hp >= 3
                 && wp >= 3
-                && self.winograd_pays(c, n, (hp - 2, wp - 2))
+                && self.winograd_pays(c, convolutions.batch_for_paths(n), (hp - 2, wp - 2))
             {
                 let bias = match &self.bias {
                     Some(b) => Some(b.flatten_all()?.to_vec1::<f32>()?),
@@ -441,7 +441,7 @@ impl Conv2d {
         grad: &Tensor,
         convolutions: Convolutions,
     ) -> Result<Tensor> {
-        if convolutions == Convolutions::Fastest
+        if convolutions.is_fastest()
             && !self.is_depthwise()
             && conv2d_cpu::applies(grad, &self.weight)
         {
@@ -456,7 +456,7 @@ impl Conv2d {
                     self.dilation,
                     self.groups,
                     (o, c),
-                    n,
+                    convolutions.batch_for_paths(n),
                     (h, w),
                 )
             {

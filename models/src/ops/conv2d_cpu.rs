@@ -15,6 +15,7 @@ use candle_core::{Result, Tensor};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
+use super::column_invariant_gemm::gemm_columns_into;
 use super::cpu_slice::{is_cpu_f32, with_f32};
 use super::epilogue::Epilogue;
 use super::scratch::Scratch;
@@ -337,7 +338,7 @@ pub fn forward(
         }
         None => None,
     };
-    if groups == 1 && n > 1 && m <= SMALL_PLANE {
+    if groups == 1 && m <= SMALL_PLANE {
         let y = with_f32(x, |xs| {
             with_f32(weight_hwc, |ws| {
                 forward_small_planes(&geo, xs, ws, bias.as_deref(), (n, c, o, kg), then)
@@ -397,7 +398,10 @@ pub fn forward(
 /// Output planes of at most this many pixels go through one GEMM for several images: a GEMM per
 /// image would be [O × K]·[K × m] with m = 49 (a 7×7 plane), packing the whole weight again for
 /// a few columns each time. Timed ad hoc at batch 16: 1.1–1.15× on 7×7 layers with a large K
-/// (512→512 3×3, 2048→512 1×1); level on 14×14 ones, which stay per image.
+/// (512→512 3×3, 2048→512 1×1); level on 14×14 ones, which stay per image. A lone image takes
+/// the same path (one GEMM of its own columns, as the per-image path would do), whose product
+/// gives each column the same bits for any number of columns ([`gemm_columns_into`]): an
+/// image's output does not depend on its batch.
 const SMALL_PLANE: usize = 64;
 /// Columns (images × pixels) a GEMM of several images aims for.
 const BATCH_COLUMNS: usize = 1024;
@@ -441,15 +445,7 @@ fn forward_small_planes(
                 row.fill(v);
             }
         }
-        gemm_into(
-            out,
-            ws,
-            false,
-            col,
-            (o, cols, kg),
-            bias.is_some(),
-            parallelism,
-        )?;
+        gemm_columns_into(out, ws, col, (o, cols, kg), bias.is_some(), parallelism)?;
         let out = &*out;
         ychunk
             .par_chunks_mut(o * m)
@@ -568,7 +564,7 @@ pub fn input_gradient(
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::test_compare::max_rel;
+    use crate::ops::test_compare::{bits, max_rel};
     use candle_core::{Device, Tensor};
 
     use crate::ops::{Conv2d, Padding};
@@ -664,6 +660,42 @@ mod tests {
                 hw,
                 bias,
             });
+        }
+    }
+
+    /// An image's output has the same bits alone and in any batch, on planes small enough to
+    /// share a GEMM with other images: 64 output channels or fewer with a depth over 512 (the
+    /// `gemm` crate's small products), one output pixel (a lone column), one output channel, a
+    /// depth of 2, and many channels.
+    #[test]
+    fn an_images_output_does_not_depend_on_its_batch() {
+        let dev = Device::Cpu;
+        // (c, o, kernel, stride, padding, input side)
+        let cases = [
+            (64, 64, 3, 1, 1, 7),
+            (96, 32, 3, 1, 1, 4),
+            (128, 48, 3, 2, 1, 8),
+            (600, 16, 1, 1, 0, 6),
+            (64, 72, 3, 1, 0, 3),
+            (32, 1, 3, 1, 1, 5),
+            (2, 24, 1, 1, 0, 6),
+            (256, 130, 3, 2, 1, 7),
+        ];
+        for (c, o, k, stride, pad, side) in cases {
+            let w = Tensor::randn(0f32, 1f32, (o, c, k, k), &dev).unwrap();
+            let b = Tensor::randn(0f32, 1f32, o, &dev).unwrap();
+            let conv = Conv2d::new(w, Some(b), stride, Padding::symmetric(pad), 1, 1);
+            let x = Tensor::randn(0f32, 1f32, (9, c, side, side), &dev).unwrap();
+            let all = conv.forward(&x).unwrap();
+            for (start, len) in [(0, 1), (4, 1), (8, 1), (0, 2), (3, 3), (2, 7)] {
+                let part = conv.forward(&x.narrow(0, start, len).unwrap()).unwrap();
+                assert_eq!(
+                    bits(&part),
+                    bits(&all.narrow(0, start, len).unwrap()),
+                    "c={c} o={o} k={k} s={stride} side={side}: images {start}..{}",
+                    start + len
+                );
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod adaptive_max_pool;
 pub mod avg_pool;
 pub mod batch_norm;
 pub mod col2im;
+pub mod column_invariant_gemm;
 pub mod conv2d;
 pub mod conv2d_cpu;
 pub mod cosine;
@@ -74,6 +75,31 @@ pub enum Convolutions {
     /// are made on a layer's first such pass and kept (Winograd's is 4× the 3×3 weight it
     /// replaces).
     Fastest,
+    /// [`Convolutions::Fastest`], each layer's path chosen as for a batch of two or more images
+    /// even when the batch is one image: a lone image's outputs then have the bits it has in any
+    /// batch (embed's codes, whose sharded sweeps merge into the unsharded one bit for bit). It
+    /// differs from `Fastest` only at batch 1, where a small plane takes Winograd's path as a
+    /// batch does ([`winograd_cpu::pays`]) though the direct sum would be faster alone.
+    FastestBatchInvariant,
+}
+
+impl Convolutions {
+    /// Whether the fastest paths may be taken (Winograd, BatchNorms folded into convolutions).
+    pub fn is_fastest(self) -> bool {
+        matches!(
+            self,
+            Convolutions::Fastest | Convolutions::FastestBatchInvariant
+        )
+    }
+
+    /// The batch size a layer chooses its path for, given a batch of `images`: a lone image as
+    /// two under [`Convolutions::FastestBatchInvariant`].
+    pub fn batch_for_paths(self, images: usize) -> usize {
+        match self {
+            Convolutions::FastestBatchInvariant => images.max(2),
+            Convolutions::Direct | Convolutions::Fastest => images,
+        }
+    }
 }
 
 /// Which tensors an op's backward step reads the values of ([`Op::backward_reads`]): a pass

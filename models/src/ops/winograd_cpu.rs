@@ -41,11 +41,11 @@ const FEWEST_TILES: usize = 16;
 /// tiles share each task's read of the transformed kernel (4× the weight): resnet's 7×7 layers
 /// of 512 channels at batch 8, 2.5 against 5.8 ms directly. Alone (batch 1) every task would
 /// read the whole transformed kernel for 4 tiles (1.5 against 0.8 ms), so a lone small plane
-/// keeps the direct sum; a batch of one is its own path already (the direct sum's small planes
-/// go through one GEMM for several images only from two), and `represent::codes` runs a lone
-/// image as two copies. From two images on, which path a layer takes no longer depends on the
-/// batch, so an image's result does not either (sharded sweeps merge into the unsharded one bit
-/// for bit: `models/tests/represent.rs`; a rule counted by the batch's tiles failed it).
+/// keeps the direct sum, unless the pass asks for a batch's paths
+/// ([`super::Convolutions::FastestBatchInvariant`], as `represent::codes` does). From two
+/// images on, which path a layer takes no longer depends on the batch, so an image's result
+/// does not either (sharded sweeps merge into the unsharded one bit for bit:
+/// `models/tests/represent.rs`; a rule counted by the batch's tiles failed it).
 const FEWEST_TILES_IN_A_BATCH: usize = 4;
 /// Fewer output channels than this and the `gemm` crate's blocking of a task's product
 /// follows the task's tile count (its small-matrix paths), which follows the batch: such
@@ -780,7 +780,7 @@ mod tests {
     }
 
     #[test]
-    fn a_small_planes_result_is_the_same_in_every_batch_of_two_or_more() {
+    fn a_small_planes_result_is_the_same_in_every_batch_of_two_or_more_and_alone_when_asked() {
         let dev = Device::Cpu;
         let weight = Tensor::randn(0f32, 1f32, (72, 24, 3, 3), &dev).unwrap();
         let conv = Conv2d::new(weight, None, 1, Padding::symmetric(1), 1, 1);
@@ -813,6 +813,18 @@ mod tests {
         // The batch's path is Winograd's: not the direct sum's bits.
         let direct = conv.forward_by(&x, Convolutions::Direct).unwrap();
         assert!(max_rel(&direct, &all) > 0.0);
+        // A lone image takes the batch's path when asked to, else the direct sum.
+        for i in [0, 5, 10] {
+            let one = x.narrow(0, i, 1).unwrap();
+            let invariant = conv
+                .forward_by(&one, Convolutions::FastestBatchInvariant)
+                .unwrap();
+            let diff = max_rel(&invariant, &all.narrow(0, i, 1).unwrap());
+            assert_eq!(diff, 0.0, "image {i} alone");
+            let alone = conv.forward_by(&one, Convolutions::Fastest).unwrap();
+            let direct = conv.forward_by(&one, Convolutions::Direct).unwrap();
+            assert_eq!(max_rel(&alone, &direct), 0.0, "image {i} alone, fastest");
+        }
     }
 
     #[test]

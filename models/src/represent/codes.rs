@@ -319,26 +319,21 @@ fn shape_of(model: &Model, layer_id: NodeId, t: &Tensor) -> Result<LayerShape> {
 }
 
 /// One forward pass of the batch `x`: each image's summary at `layer_id`, reduced on the device.
-/// The convolutions give an image the same bits whatever else is in its batch, so its code,
-/// maxima and their positions do not depend on the batch (a sharded sweep merges into the
-/// unsharded one exactly). A batch of one is run as two copies of the image, as a one-row
-/// matrix product takes another path (a matrix–vector product) than the rows of a larger
-/// batch. The classifier's matrix product can still round an image's logits by the batch's
-/// size when it has few classes, so its top-1 probability may differ in the last bit.
+/// The pass takes a batch's paths even for one image
+/// ([`Convolutions::FastestBatchInvariant`]), and on the CPU the convolutions and the
+/// classifier give an image the same bits whatever else is in its batch, so its code, maxima
+/// and their positions, top-1 class and probability do not depend on the batch (a sharded
+/// sweep merges into the unsharded one exactly).
 pub fn run_batch(
     model: &Model,
     layer_id: NodeId,
     x: &Tensor,
 ) -> Result<(LayerShape, Vec<ImageSummary>)> {
-    if x.dim(0)? == 1 {
-        let (shape, mut summaries) = run_batch(model, layer_id, &Tensor::cat(&[x, x], 0)?)?;
-        summaries.truncate(1);
-        return Ok((shape, summaries));
-    }
     // Codes are read, never differentiated: the fastest convolutions.
-    let trace = model
-        .graph
-        .forward_by(x, Some(&[layer_id]), Convolutions::Fastest)?;
+    let trace =
+        model
+            .graph
+            .forward_by(x, Some(&[layer_id]), Convolutions::FastestBatchInvariant)?;
     let out = layer_output(model, &trace, layer_id)?;
     let shape = shape_of(model, layer_id, out)?;
     let b = out.dim(0)?;
