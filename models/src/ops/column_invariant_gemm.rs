@@ -26,6 +26,25 @@ const SMALL_SIDE: usize = 64;
 /// The depth of the `gemm` crate's blocks in a small product.
 const SMALL_DEPTH: usize = 512;
 
+/// An error unless `dst`, `lhs` and `rhs` hold the m·n, m·k and k·n values of an [m, k] by
+/// [k, n] product (`rhs` stored either way round).
+pub(super) fn check_buffers(
+    dst: &[f32],
+    lhs: &[f32],
+    rhs: &[f32],
+    (m, n, k): (usize, usize, usize),
+) -> Result<()> {
+    if dst.len() != m * n || lhs.len() != m * k || rhs.len() != k * n {
+        candle_core::bail!(
+            "GEMM of {m}x{k} by {k}x{n} given buffers of {}, {} and {}",
+            lhs.len(),
+            rhs.len(),
+            dst.len()
+        );
+    }
+    Ok(())
+}
+
 /// `dst` [m, n] (plus `dst` when `accumulate`) = `lhs` [m, k] · `rhs` [k, n], all row-major,
 /// over the depth `range` (≤ k), in one call to the crate. The lengths were checked.
 fn product(
@@ -83,14 +102,7 @@ pub fn gemm_columns_into(
     accumulate: bool,
     parallelism: Parallelism,
 ) -> Result<()> {
-    if dst.len() != m * n || lhs.len() != m * k || rhs.len() != k * n {
-        candle_core::bail!(
-            "GEMM of {m}x{k} by {k}x{n} given buffers of {}, {} and {}",
-            lhs.len(),
-            rhs.len(),
-            dst.len()
-        );
-    }
+    check_buffers(dst, lhs, rhs, (m, n, k))?;
     if n == 1 {
         // The column twice, so that the crate's matrix–matrix path runs.
         let pair: Vec<f32> = rhs.iter().flat_map(|&v| [v, v]).collect();
@@ -139,14 +151,7 @@ pub fn gemm_rows_into(
     (m, n, k): (usize, usize, usize),
     parallelism: Parallelism,
 ) -> Result<()> {
-    if dst.len() != m * n || lhs.len() != m * k || rhs_t.len() != n * k {
-        candle_core::bail!(
-            "GEMM of {m}x{k} by the transpose of {n}x{k} given buffers of {}, {} and {}",
-            lhs.len(),
-            rhs_t.len(),
-            dst.len()
-        );
-    }
+    check_buffers(dst, lhs, rhs_t, (m, n, k))?;
     let mut lhs_t = vec![0f32; k * m];
     transpose::transpose(lhs, &mut lhs_t, k, m);
     let mut dst_t = vec![0f32; n * m];

@@ -15,7 +15,7 @@ use candle_core::{Result, Tensor};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
-use super::column_invariant_gemm::gemm_columns_into;
+use super::column_invariant_gemm::{check_buffers, gemm_columns_into};
 use super::cpu_slice::{is_cpu_f32, with_f32};
 use super::epilogue::Epilogue;
 use super::scratch::Scratch;
@@ -206,14 +206,7 @@ pub(super) fn gemm_into(
     accumulate: bool,
     parallelism: Parallelism,
 ) -> Result<()> {
-    if dst.len() != m * n || lhs.len() != m * k || rhs.len() != k * n {
-        candle_core::bail!(
-            "convolution GEMM of {m}x{k} by {k}x{n} given buffers of {}, {} and {}",
-            lhs.len(),
-            rhs.len(),
-            dst.len()
-        );
-    }
+    check_buffers(dst, lhs, rhs, (m, n, k))?;
     if m == 0 || n == 0 {
         return Ok(());
     }
