@@ -241,3 +241,36 @@ fn a_gradient_through_a_batch_norm_and_its_activation_in_one_step_gives_the_bits
         );
     }
 }
+
+/// `explain` of a method that reads only the logits and the signal at the input runs the pass a
+/// gradient follows instead of a full trace: the same explanation, to the bit, as from the full
+/// trace (what the daemon holds), and the same class.
+#[test]
+fn explain_from_the_gradient_pass_equals_explain_from_the_full_trace() {
+    use convlens_models::explain::{explain, explain_with_trace, ExplainOptions, Method};
+    use convlens_models::progress::Silent;
+    for spec in ["random:resnet18", "random:efficientnet_lite0"] {
+        let (model, x) = model_and_input(spec, 11);
+        let x = x.narrow(0, 0, 1).unwrap();
+        let full = model.graph.forward(&x, None).unwrap();
+        for method in [
+            Method::Saliency,
+            Method::GuidedBackprop,
+            Method::Deconvnet,
+            Method::InputXGradient,
+            Method::SmoothGrad,
+            Method::IntegratedGradients,
+        ] {
+            let options = ExplainOptions {
+                method,
+                samples: 4,
+                steps: 4,
+                ..Default::default()
+            };
+            let lean = explain(&model, &x, &options).unwrap();
+            let traced = explain_with_trace(&model, &x, &full, &options, &Silent).unwrap();
+            assert_eq!(lean.classes, traced.classes, "{spec} {method:?}");
+            assert_same_bits(&format!("{spec} {method:?}"), &lean.map, &traced.map);
+        }
+    }
+}

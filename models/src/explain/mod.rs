@@ -185,8 +185,42 @@ pub fn explain_with_progress(
     progress: &dyn Progress,
 ) -> Result<Explanation> {
     check_input(input)?;
+    if options.concept.is_none() && options.region.is_none() && reads_logits_only(options.method) {
+        // The pass a gradient follows keeps what the backward steps read and the logits: the
+        // same bits as the full trace's (its BatchNorms and activations applied as the
+        // convolutions write), without a pass over each of their outputs.
+        let trace = model
+            .graph
+            .forward_for_gradient(input, &[model.graph.output_id()])?;
+        if !dense_target::is_dense(&trace)? {
+            return explain_traced(model, input, &trace, options, progress);
+        }
+    }
     let trace = model.graph.forward(input, None)?;
     explain_with_trace(model, input, &trace, options, progress)
+}
+
+/// Whether `method`, for a class of a classifier, reads of its input's forward pass only the
+/// logits and the signal sent back to the input (the other passes it runs are its own): the
+/// gradient methods, Integrated Gradients, DeepLift, GradientShap and RISE. The rest read the
+/// activations of hidden layers (the CAMs, occlusion's incremental passes, LRP, FullGrad).
+fn reads_logits_only(method: Method) -> bool {
+    matches!(
+        method,
+        Method::Gradient
+            | Method::Saliency
+            | Method::InputXGradient
+            | Method::GuidedBackprop
+            | Method::Deconvnet
+            | Method::SmoothGrad
+            | Method::SmoothGradSq
+            | Method::VarGrad
+            | Method::IntegratedGradients
+            | Method::DeepLift
+            | Method::DeepLiftShap
+            | Method::GradientShap
+            | Method::Rise
+    )
 }
 
 /// [`explain_with_progress`] from a full forward trace of `input` already made (the daemon keeps
@@ -205,6 +239,18 @@ pub fn explain_with_trace(
             "explain needs the forward trace of every node; this one keeps only some".into(),
         ));
     }
+    explain_traced(model, input, trace, options, progress)
+}
+
+/// [`explain_with_trace`] from `trace`, complete or (for [`reads_logits_only`] methods of a
+/// classifier) the pass a gradient follows.
+fn explain_traced(
+    model: &Model,
+    input: &Tensor,
+    trace: &Trace,
+    options: &ExplainOptions,
+    progress: &dyn Progress,
+) -> Result<Explanation> {
     if let Some(concept) = &options.concept {
         return concept_target::explain_concept(model, input, trace, concept, options, progress);
     }

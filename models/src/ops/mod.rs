@@ -76,10 +76,10 @@ pub enum Convolutions {
     /// replaces).
     Fastest,
     /// [`Convolutions::Fastest`], each layer's path chosen as for a batch of two or more images
-    /// even when the batch is one image: a lone image's outputs then have the bits it has in any
-    /// batch (embed's codes, whose sharded sweeps merge into the unsharded one bit for bit). It
-    /// differs from `Fastest` only at batch 1, where a small plane takes Winograd's path as a
-    /// batch does ([`winograd_cpu::pays`]) though the direct sum would be faster alone.
+    /// even when the batch is one image: on the CPU a lone image's outputs then have the bits it
+    /// has in any batch (embed's codes, whose sharded sweeps merge into the unsharded one bit for
+    /// bit). It differs from `Fastest` only at batch 1, where a small plane takes Winograd's path
+    /// as a batch does ([`winograd_cpu::pays`]) though the direct sum would be faster alone.
     FastestBatchInvariant,
 }
 

@@ -323,12 +323,19 @@ fn shape_of(model: &Model, layer_id: NodeId, t: &Tensor) -> Result<LayerShape> {
 /// ([`Convolutions::FastestBatchInvariant`]), and on the CPU the convolutions and the
 /// classifier give an image the same bits whatever else is in its batch, so its code, maxima
 /// and their positions, top-1 class and probability do not depend on the batch (a sharded
-/// sweep merges into the unsharded one exactly).
+/// sweep merges into the unsharded one exactly). Off the CPU, where candle's kernels may
+/// follow the batch's size, a lone image still runs as two copies of itself, the way every
+/// device's did before.
 pub fn run_batch(
     model: &Model,
     layer_id: NodeId,
     x: &Tensor,
 ) -> Result<(LayerShape, Vec<ImageSummary>)> {
+    if x.dim(0)? == 1 && !x.device().is_cpu() {
+        let (shape, mut summaries) = run_batch(model, layer_id, &Tensor::cat(&[x, x], 0)?)?;
+        summaries.truncate(1);
+        return Ok((shape, summaries));
+    }
     // Codes are read, never differentiated: the fastest convolutions.
     let trace =
         model
