@@ -195,6 +195,8 @@ pub fn explain_with_progress(
         if !dense_target::is_dense(&trace)? {
             return explain_traced(model, input, &trace, options, progress);
         }
+        // A segmentation model's output (known only from a pass) needs the full trace: this
+        // one pass is spent, for such models only.
     }
     let trace = model.graph.forward(input, None)?;
     explain_with_trace(model, input, &trace, options, progress)

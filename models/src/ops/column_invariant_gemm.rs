@@ -19,78 +19,14 @@
 //! guarantee.
 
 use candle_core::Result;
-use gemm::{gemm, Parallelism};
+use gemm::Parallelism;
+
+use super::conv2d_cpu::{check_buffers, gemm_depth_into};
 
 /// The most rows (and columns) of a product the `gemm` crate takes as small.
 const SMALL_SIDE: usize = 64;
 /// The depth of the `gemm` crate's blocks in a small product.
 const SMALL_DEPTH: usize = 512;
-
-/// An error unless `dst`, `lhs` and `rhs` hold the m·n, m·k and k·n values of an [m, k] by
-/// [k, n] product (`rhs` stored either way round).
-pub(super) fn check_buffers(
-    dst: &[f32],
-    lhs: &[f32],
-    rhs: &[f32],
-    (m, n, k): (usize, usize, usize),
-) -> Result<()> {
-    if dst.len() != m * n || lhs.len() != m * k || rhs.len() != k * n {
-        candle_core::bail!(
-            "GEMM of {m}x{k} by {k}x{n} given buffers of {}, {} and {}",
-            lhs.len(),
-            rhs.len(),
-            dst.len()
-        );
-    }
-    Ok(())
-}
-
-/// `dst` [m, n] (plus `dst` when `accumulate`) = `lhs` [m, k] · `rhs` [k, n], all row-major,
-/// over the depth `range` (≤ k), in one call to the crate. The lengths were checked.
-fn product(
-    dst: &mut [f32],
-    lhs: &[f32],
-    rhs: &[f32],
-    (m, n, k): (usize, usize, usize),
-    range: std::ops::Range<usize>,
-    accumulate: bool,
-    parallelism: Parallelism,
-) {
-    if range.is_empty() {
-        if !accumulate {
-            dst.fill(0.0);
-        }
-        return;
-    }
-    let rows = &rhs[range.start * n..range.end * n];
-    // SAFETY: the callers checked dst [m, n], lhs [m, k] and rhs [k, n]; the lhs columns
-    // range.start..range.end of the m rows (row stride k) end at (m − 1)·k + range.end − 1 <
-    // m·k; `rows` is [range.len(), n] row-major; `dst` is borrowed mutably and does not alias
-    // the inputs.
-    unsafe {
-        gemm(
-            m,
-            n,
-            range.len(),
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.as_ptr().add(range.start),
-            1,
-            k as isize,
-            rows.as_ptr(),
-            1,
-            n as isize,
-            if accumulate { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
-}
 
 /// `dst` [m, n] = `lhs` [m, k] · `rhs` [k, n] (plus `dst` when `accumulate`), all row-major,
 /// each column of `dst` the same bits for any `n` (see the module's note).
@@ -125,15 +61,16 @@ pub fn gemm_columns_into(
     loop {
         let end = (start + depth).min(k);
         let slice_accumulates = accumulate || start > 0;
-        product(
+        gemm_depth_into(
             dst,
             lhs,
+            false,
             rhs,
             (m, n, k),
             start..end,
             slice_accumulates,
             parallelism,
-        );
+        )?;
         start = end;
         if start >= k {
             return Ok(());

@@ -15,7 +15,7 @@ use candle_core::{Result, Tensor};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
-use super::column_invariant_gemm::{check_buffers, gemm_columns_into};
+use super::column_invariant_gemm::gemm_columns_into;
 use super::cpu_slice::{is_cpu_f32, with_f32};
 use super::epilogue::Epilogue;
 use super::scratch::Scratch;
@@ -194,9 +194,27 @@ fn col2im_plane(geo: &Geometry, rows: &[f32], plane: &mut [f32]) {
     }
 }
 
+/// An error unless `dst`, `lhs` and `rhs` hold the m·n, m·k and k·n values of an [m, k] by
+/// [k, n] product (`rhs` stored either way round).
+pub(super) fn check_buffers(
+    dst: &[f32],
+    lhs: &[f32],
+    rhs: &[f32],
+    (m, n, k): (usize, usize, usize),
+) -> Result<()> {
+    if dst.len() != m * n || lhs.len() != m * k || rhs.len() != k * n {
+        candle_core::bail!(
+            "GEMM of {m}x{k} by {k}x{n} given buffers of {}, {} and {}",
+            lhs.len(),
+            rhs.len(),
+            dst.len()
+        );
+    }
+    Ok(())
+}
+
 /// `dst` [m, n] = `lhs` · `rhs` (plus `dst` when `accumulate`), row-major; `lhs` is [m, k], or
 /// stored as its transpose [k, m] when `lhs_transposed`; `rhs` is [k, n].
-#[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_into(
     dst: &mut [f32],
     lhs: &[f32],
@@ -206,31 +224,60 @@ pub(super) fn gemm_into(
     accumulate: bool,
     parallelism: Parallelism,
 ) -> Result<()> {
+    gemm_depth_into(
+        dst,
+        lhs,
+        lhs_transposed,
+        rhs,
+        (m, n, k),
+        0..k,
+        accumulate,
+        parallelism,
+    )
+}
+
+/// [`gemm_into`] over the depths `depth` (a range inside 0..k) only: `lhs`'s columns and
+/// `rhs`'s rows in that range, in one call to the `gemm` crate.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm_depth_into(
+    dst: &mut [f32],
+    lhs: &[f32],
+    lhs_transposed: bool,
+    rhs: &[f32],
+    (m, n, k): (usize, usize, usize),
+    depth: std::ops::Range<usize>,
+    accumulate: bool,
+    parallelism: Parallelism,
+) -> Result<()> {
     check_buffers(dst, lhs, rhs, (m, n, k))?;
+    if depth.start > depth.end || depth.end > k {
+        candle_core::bail!("GEMM depths {depth:?} outside a depth of {k}");
+    }
     if m == 0 || n == 0 {
         return Ok(());
     }
-    let (lhs_cs, lhs_rs) = if lhs_transposed {
-        (m as isize, 1)
+    let (lhs_cs, lhs_rs, lhs_start) = if lhs_transposed {
+        (m as isize, 1, depth.start * m)
     } else {
-        (1, k as isize)
+        (1, k as isize, depth.start)
     };
-    // SAFETY: the lengths were checked above, so every element the strides reach (row-major
-    // [m, n], [m, k] or its transpose, [k, n]) lies inside the slices; `dst` is borrowed
-    // mutably and does not alias the inputs.
+    // SAFETY: the lengths were checked above and `depth` lies inside 0..k, so every element
+    // the strides reach from the offsets (row-major [m, n], [m, k] or its transpose, [k, n],
+    // at depths in `depth`) lies inside the slices; `dst` is borrowed mutably and does not
+    // alias the inputs.
     unsafe {
         gemm(
             m,
             n,
-            k,
+            depth.len(),
             dst.as_mut_ptr(),
             1,
             n as isize,
             accumulate,
-            lhs.as_ptr(),
+            lhs.as_ptr().add(lhs_start),
             lhs_cs,
             lhs_rs,
-            rhs.as_ptr(),
+            rhs.as_ptr().add(depth.start * n),
             1,
             n as isize,
             if accumulate { 1.0 } else { 0.0 },
@@ -244,6 +291,14 @@ pub(super) fn gemm_into(
     Ok(())
 }
 
+/// Every thread of the pool inside one GEMM (none when the pool has one).
+pub(super) fn all_threads() -> Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => Parallelism::None,
+        threads => Parallelism::Rayon(threads),
+    }
+}
+
 /// A convolution weight [O, C/groups, kh, kw] permuted to [O, kh, kw, C/groups], the layout
 /// [`forward`] takes.
 pub fn taps_major(weight: &Tensor) -> Result<Tensor> {
@@ -255,10 +310,8 @@ fn plan_parallelism(images: usize) -> (bool, Parallelism) {
     let threads = rayon::current_num_threads();
     if threads > 1 && images >= threads {
         (true, Parallelism::None)
-    } else if threads > 1 {
-        (false, Parallelism::Rayon(threads))
     } else {
-        (false, Parallelism::None)
+        (false, all_threads())
     }
 }
 
@@ -417,12 +470,7 @@ fn forward_small_planes(
         return Ok(y);
     }
     let per = (BATCH_COLUMNS / m).clamp(1, n);
-    let threads = rayon::current_num_threads();
-    let parallelism = if threads > 1 {
-        Parallelism::Rayon(threads)
-    } else {
-        Parallelism::None
-    };
+    let parallelism = all_threads();
     let mut col = Scratch::of_len(kg * per * m);
     let mut out = Scratch::of_len(o * per * m);
     for (chunk, ychunk) in y.chunks_mut(per * o * m).enumerate() {

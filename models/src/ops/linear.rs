@@ -1,9 +1,9 @@
 //! `nn.Linear`: y = x Wᵀ + b.
 
 use candle_core::{Result, Tensor};
-use gemm::Parallelism;
 
 use super::column_invariant_gemm::gemm_rows_into;
+use super::conv2d_cpu::all_threads;
 use super::cpu_slice::{is_cpu_f32, with_f32};
 
 /// A fully connected layer; fields as in PyTorch's state_dict.
@@ -54,16 +54,10 @@ impl Linear {
                 x.dims()
             );
         }
-        let threads = rayon::current_num_threads();
-        let parallelism = if threads > 1 {
-            Parallelism::Rayon(threads)
-        } else {
-            Parallelism::None
-        };
         let mut y = vec![0f32; n * o];
         with_f32(x, |xs| {
             with_f32(&self.weight, |w| {
-                gemm_rows_into(&mut y, xs, w, (n, o, k), parallelism)
+                gemm_rows_into(&mut y, xs, w, (n, o, k), all_threads())
             })
         })?;
         Tensor::from_vec(y, (n, o), x.device())
