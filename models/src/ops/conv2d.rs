@@ -94,6 +94,11 @@ pub struct Conv2d {
     weight_transposed: OnceLock<Tensor>,
     /// The weight as [out_channels, kh, kw, in_channels / groups] for the CPU fast path.
     weight_taps_major: OnceLock<Tensor>,
+    /// [`Conv2d::weight_taps_major`] packed for the CPU's small planes, made on first use.
+    weight_packed: conv2d_cpu::PackedWeight,
+    /// The weight's transpose [in_channels·kh·kw, out_channels] packed for the CPU's input
+    /// gradient of small planes, made on first use.
+    weight_transposed_packed: conv2d_cpu::PackedWeight,
     /// The kernel in the Winograd domain, made on first use.
     winograd: OnceLock<Arc<WinogradKernel>>,
     /// The input gradient's kernel ([`Conv2d::backward_kernel`]) in the Winograd domain, made
@@ -121,6 +126,8 @@ impl Conv2d {
             backward_kernel: OnceLock::new(),
             weight_transposed: OnceLock::new(),
             weight_taps_major: OnceLock::new(),
+            weight_packed: OnceLock::new(),
+            weight_transposed_packed: OnceLock::new(),
             winograd: OnceLock::new(),
             winograd_backward: OnceLock::new(),
         }
@@ -294,6 +301,7 @@ impl Conv2d {
             return conv2d_cpu::forward(
                 x,
                 self.weight_taps_major()?,
+                &self.weight_packed,
                 self.bias.as_ref(),
                 self.stride,
                 self.dilation,
@@ -503,6 +511,7 @@ impl Conv2d {
             return conv2d_cpu::input_gradient(
                 grad,
                 &self.weight,
+                &self.weight_transposed_packed,
                 self.stride,
                 self.dilation,
                 self.pads(x)?,

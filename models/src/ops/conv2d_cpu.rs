@@ -18,7 +18,12 @@ use rayon::prelude::*;
 use super::column_invariant_gemm::gemm_columns_into;
 use super::cpu_slice::{is_cpu_f32, with_f32};
 use super::epilogue::Epilogue;
+use super::packed_gemm::{gemm_packed_into, OutputLayout, PackedLhs};
 use super::scratch::Scratch;
+
+/// A layer's weight packed for [`gemm_packed_into`], made the first time its small planes need
+/// it (`None` inside where the CPU cannot run the packed product).
+pub type PackedWeight = std::sync::OnceLock<Option<std::sync::Arc<PackedLhs>>>;
 
 /// Whether the fast path applies to an input (or output signal) `x` and kernel `weight`.
 pub fn applies(x: &Tensor, weight: &Tensor) -> bool {
@@ -349,11 +354,12 @@ where
 /// The output [N, O, oh, ow] of convolving `x` [N, C, H, W] with a kernel given as `weight_hwc`
 /// [O, kh, kw, C/groups] (the layer's weight permuted, see [`taps_major`]) plus `bias` [O],
 /// padded by `pads` = (top, bottom, left, right); then `then`, each image as it is done
-/// ([`Epilogue`]).
+/// ([`Epilogue`]). Small planes use `packed`, the same weight packed (filled on first use).
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     x: &Tensor,
     weight_hwc: &Tensor,
+    packed: &PackedWeight,
     bias: Option<&Tensor>,
     stride: usize,
     dilation: usize,
@@ -387,7 +393,10 @@ pub fn forward(
     if groups == 1 && m <= SMALL_PLANE {
         let y = with_f32(x, |xs| {
             with_f32(weight_hwc, |ws| {
-                forward_small_planes(&geo, xs, ws, bias.as_deref(), (n, c, o, kg), then)
+                let packed = packed
+                    .get_or_init(|| PackedLhs::new(ws, o, kg).map(std::sync::Arc::new))
+                    .as_deref();
+                forward_small_planes(&geo, xs, ws, packed, bias.as_deref(), (n, c, o, kg), then)
             })
         })?;
         return Tensor::from_vec(y, (n, o, oh, ow), x.device());
@@ -454,11 +463,13 @@ const BATCH_COLUMNS: usize = 1024;
 
 /// [`forward`] (one group) of images whose output planes are small: images in chunks, each
 /// chunk's column matrix [K, images·m] multiplied once, the result laid out as NCHW, then
-/// `then`.
+/// `then`. The product is the packed one where `packed` is given (the same weight as `ws`),
+/// else the `gemm` crate's, column-invariant.
 fn forward_small_planes(
     geo: &Geometry,
     xs: &[f32],
     ws: &[f32],
+    packed: Option<&PackedLhs>,
     bias: Option<&[f32]>,
     (n, c, o, kg): (usize, usize, usize, usize),
     then: Epilogue<'_>,
@@ -472,7 +483,7 @@ fn forward_small_planes(
     let per = (BATCH_COLUMNS / m).clamp(1, n);
     let parallelism = all_threads();
     let mut col = Scratch::of_len(kg * per * m);
-    let mut out = Scratch::of_len(o * per * m);
+    let mut out: Option<Scratch> = None;
     for (chunk, ychunk) in y.chunks_mut(per * o * m).enumerate() {
         let images = ychunk.len() / (o * m);
         let cols = images * m;
@@ -480,6 +491,19 @@ fn forward_small_planes(
         let imgs = &xs[first..first + images * c * plane];
         let col = &mut col[..kg * cols];
         im2col_images(geo, imgs, c, col);
+        if let Some(lhs) = packed {
+            let layout = OutputLayout {
+                group: m,
+                image_stride: o * m,
+                row_stride: m,
+            };
+            gemm_packed_into(ychunk, layout, lhs, col, cols, bias)?;
+            ychunk
+                .par_chunks_mut(o * m)
+                .for_each(|yimg| then.apply_image(yimg, m));
+            continue;
+        }
+        let out = out.get_or_insert_with(|| Scratch::of_len(o * per * m));
         let out = &mut out[..o * cols];
         if let Some(b) = bias {
             for (row, &v) in out.chunks_exact_mut(cols).zip(b) {
@@ -530,10 +554,13 @@ fn im2col_images(geo: &Geometry, imgs: &[f32], channels: usize, col: &mut [f32])
 }
 
 /// The gradient with respect to the input [N, C, H, W] (`input` = (H, W)) of [`forward`], given
-/// the output gradient `grad` [N, O, oh, ow].
+/// the output gradient `grad` [N, O, oh, ow]. Small planes use `packed_transposed`, the weight's
+/// transpose packed (filled on first use).
+#[allow(clippy::too_many_arguments)]
 pub fn input_gradient(
     grad: &Tensor,
     weight: &Tensor,
+    packed_transposed: &PackedWeight,
     stride: usize,
     dilation: usize,
     pads: (usize, usize, usize, usize),
@@ -560,6 +587,19 @@ pub fn input_gradient(
     let (h, w) = input;
     let m = goh * gow;
     let (og, kg) = (o / groups, cg * kh * kw);
+    if groups == 1 && m <= SMALL_PLANE {
+        let packed = with_f32(weight, |ws| {
+            Ok(packed_transposed
+                .get_or_init(|| PackedLhs::transposed(ws, kg, og).map(std::sync::Arc::new))
+                .clone())
+        })?;
+        if let Some(packed) = packed {
+            let gx = with_f32(grad, |gs| {
+                input_gradient_small_planes(&geo, gs, &packed, (n, c, o))
+            })?;
+            return Tensor::from_vec(gx, (n, c, h, w), grad.device());
+        }
+    }
     let (parallel, parallelism) = plan_parallelism(n);
     let mut gx = vec![0f32; n * c * h * w];
     with_f32(grad, |gs| {
@@ -601,6 +641,61 @@ pub fn input_gradient(
         })
     })?;
     Tensor::from_vec(gx, (n, c, h, w), grad.device())
+}
+
+/// [`input_gradient`] (one group) of images whose output planes are small, by the packed
+/// product: images in chunks, each chunk's signal [O, images·m] multiplied once by the packed
+/// transposed weight into each image's column matrix [C·kh·kw, m] (straight into the input
+/// gradient for a pointwise layer), then folded by col2im.
+fn input_gradient_small_planes(
+    geo: &Geometry,
+    gs: &[f32],
+    packed: &PackedLhs,
+    (n, c, o): (usize, usize, usize),
+) -> Result<Vec<f32>> {
+    let m = geo.output.0 * geo.output.1;
+    let plane = geo.input.0 * geo.input.1;
+    let kg = packed.rows();
+    let mut gx = vec![0f32; n * c * plane];
+    if m == 0 || o == 0 || plane == 0 {
+        return Ok(gx);
+    }
+    let per = (BATCH_COLUMNS / m).clamp(1, n);
+    let pointwise = geo.is_pointwise();
+    let mut signal = Scratch::of_len(o * per * m);
+    let mut cols = Scratch::of_len(if pointwise { 0 } else { kg * per * m });
+    for (chunk, gxchunk) in gx.chunks_mut(per * c * plane).enumerate() {
+        let images = gxchunk.len() / (c * plane);
+        let columns = images * m;
+        let signal = &mut signal[..o * columns];
+        let first = chunk * per * o * m;
+        // The chunk's signal as [O, images·m]: row i holds channel i of each image in turn.
+        signal
+            .par_chunks_mut(columns)
+            .enumerate()
+            .for_each(|(i, row)| {
+                for (b, dst) in row.chunks_exact_mut(m).enumerate() {
+                    let at = first + (b * o + i) * m;
+                    dst.copy_from_slice(&gs[at..at + m]);
+                }
+            });
+        let layout = OutputLayout {
+            group: m,
+            image_stride: kg * m,
+            row_stride: m,
+        };
+        if pointwise {
+            gemm_packed_into(gxchunk, layout, packed, signal, columns, None)?;
+            continue;
+        }
+        let cols = &mut cols[..kg * columns];
+        gemm_packed_into(cols, layout, packed, signal, columns, None)?;
+        gxchunk
+            .par_chunks_mut(plane)
+            .zip(cols.par_chunks(geo.kernel.0 * geo.kernel.1 * m))
+            .for_each(|(plane, rows)| col2im_plane(geo, rows, plane));
+    }
+    Ok(gx)
 }
 
 #[cfg(test)]
@@ -704,8 +799,8 @@ mod tests {
         }
     }
 
-    /// An image's output has the same bits alone and in any batch, on planes small enough to
-    /// share a GEMM with other images: 64 output channels or fewer with a depth over 512 (the
+    /// An image's output and input gradient have the same bits alone and in any batch, on
+    /// planes small enough to share a GEMM with other images: 64 output channels or fewer with a depth over 512 (the
     /// `gemm` crate's small products), one output pixel (a lone column), one output channel, a
     /// depth of 2, and many channels.
     #[test]
@@ -728,12 +823,24 @@ mod tests {
             let conv = Conv2d::new(w, Some(b), stride, Padding::symmetric(pad), 1, 1);
             let x = Tensor::randn(0f32, 1f32, (9, c, side, side), &dev).unwrap();
             let all = conv.forward(&x).unwrap();
+            let signal = all.randn_like(0.0, 1.0).unwrap();
+            let gradient = conv.input_gradient(&x, &signal).unwrap();
             for (start, len) in [(0, 1), (4, 1), (8, 1), (0, 2), (3, 3), (2, 7)] {
-                let part = conv.forward(&x.narrow(0, start, len).unwrap()).unwrap();
+                let images = x.narrow(0, start, len).unwrap();
+                let part = conv.forward(&images).unwrap();
                 assert_eq!(
                     bits(&part),
                     bits(&all.narrow(0, start, len).unwrap()),
                     "c={c} o={o} k={k} s={stride} side={side}: images {start}..{}",
+                    start + len
+                );
+                let part = conv
+                    .input_gradient(&images, &signal.narrow(0, start, len).unwrap())
+                    .unwrap();
+                assert_eq!(
+                    bits(&part),
+                    bits(&gradient.narrow(0, start, len).unwrap()),
+                    "c={c} o={o} k={k} s={stride} side={side}: gradient of images {start}..{}",
                     start + len
                 );
             }

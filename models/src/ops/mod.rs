@@ -22,6 +22,7 @@ pub mod linear;
 pub mod matmul;
 pub mod max_pool;
 pub mod max_pool_cpu;
+pub mod packed_gemm;
 pub mod pad;
 pub mod pointwise_cpu;
 pub mod pool;
