@@ -4,8 +4,8 @@
 //! channel of each term min–max scaled and resized to the input, all of them summed, the sum
 //! min–max scaled.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use candle_core::{Tensor, D};
 
@@ -21,11 +21,15 @@ pub(crate) fn full_gradient(ctx: &Context) -> Result<Tensor> {
     let x = ctx.input;
     let (_, _, height, width) = x.dims4()?;
     let biases = layer_biases(graph.nodes())?;
-    let terms = RefCell::new(Vec::new());
+    // A Mutex, not a RefCell: the steps run on rayon's pool and must be `Sync` (one at a time).
+    let terms = Mutex::new(Vec::new());
     let step = |node: &Node, inputs: &[&Tensor], output: &Tensor, grad: &Tensor| {
         if let Some(bias) = biases.get(&node.name) {
             let term = channels_scaled_and_summed(&grad.broadcast_mul(bias)?.abs()?)?;
-            terms.borrow_mut().push(term);
+            terms
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("FullGrad's terms poisoned".into()))?
+                .push(term);
         }
         node.op
             .backward(inputs, output, grad, BackwardRule::Gradient)
@@ -34,7 +38,10 @@ pub(crate) fn full_gradient(ctx: &Context) -> Result<Tensor> {
     let input_gradient = graph.backward_by(ctx.trace, graph.output_id(), &signal, 0, &step)?;
     let mut total = channels_scaled_and_summed(&input_gradient.mul(x)?.abs()?)?;
     // Resizing is linear: the sum of a layer's resized channels is its summed channels resized.
-    for term in terms.into_inner() {
+    let terms = terms
+        .into_inner()
+        .map_err(|_| crate::Error::InvalidArgument("FullGrad's terms poisoned".into()))?;
+    for term in terms {
         total = total.add(&resize_bilinear(&term, height, width, false)?)?;
     }
     Ok(scale_cam(&total, height, width)?)

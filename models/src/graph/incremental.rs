@@ -103,8 +103,14 @@ fn output_boxes(
 impl Graph {
     /// The network's output [N, ..] for the copies: what [`Graph::forward`] of the copies laid
     /// over the input gives, recomputing only what each copy's box changes. `trace` is a pass of
-    /// the unchanged input [1, C, H, W] that kept every node's output.
+    /// the unchanged input [1, C, H, W] that kept every node's output. Run on rayon's pool
+    /// (`in_pool`).
     pub fn forward_boxed_copies(&self, trace: &Trace, copies: BoxedCopies) -> Result<Tensor> {
+        super::in_pool::in_pool(|| self.forward_boxed_copies_here(trace, copies))
+    }
+
+    /// [`Graph::forward_boxed_copies`] on the calling thread.
+    fn forward_boxed_copies_here(&self, trace: &Trace, copies: BoxedCopies) -> Result<Tensor> {
         let n = self.nodes.len();
         if !trace.is_complete(n) {
             return Err(Error::InvalidArgument(

@@ -3,6 +3,7 @@
 
 mod builder;
 mod gather_cpu;
+mod in_pool;
 mod incremental;
 mod rule;
 mod stem;
@@ -23,6 +24,7 @@ use crate::ops::fold::fold;
 use crate::ops::pointwise_cpu::FusedActivation;
 use crate::ops::{Activation, BatchNorm2d, Conv2d, Convolutions, Op};
 use crate::{Error, Result};
+use in_pool::in_pool;
 
 /// How similar (Jaro–Winkler, 0 to 1) a layer name must be to an unknown one to be suggested.
 const SUGGEST_SIMILARITY: f64 = 0.8;
@@ -32,11 +34,12 @@ pub type NodeId = usize;
 /// One node's backward step: given the node, its inputs, its output and the signal at its
 /// output, the signal at each of its inputs.
 pub type BackwardStep<'a> =
-    dyn Fn(&Node, &[&Tensor], &Tensor, &Tensor) -> candle_core::Result<Vec<Tensor>> + 'a;
+    dyn Fn(&Node, &[&Tensor], &Tensor, &Tensor) -> candle_core::Result<Vec<Tensor>> + Sync + 'a;
 
 /// A [`BackwardStep`] that is also given the node's id.
-type NumberedStep<'a> =
-    dyn Fn(NodeId, &Node, &[&Tensor], &Tensor, &Tensor) -> candle_core::Result<Vec<Tensor>> + 'a;
+type NumberedStep<'a> = dyn Fn(NodeId, &Node, &[&Tensor], &Tensor, &Tensor) -> candle_core::Result<Vec<Tensor>>
+    + Sync
+    + 'a;
 
 /// One step of the network: an op applied to earlier nodes' outputs.
 #[derive(Clone, Debug)]
@@ -475,8 +478,20 @@ impl Graph {
 
     /// The forward pass of [`Graph::forward_by`], as far as node `through` (kept); with
     /// `shapes`, an output not kept stays as a view of one zero broadcast to its shape
-    /// ([`Graph::forward_for_gradient`]).
+    /// ([`Graph::forward_for_gradient`]). Run on rayon's pool ([`in_pool`]).
     fn run(
+        &self,
+        start: Start<'_>,
+        keep: Option<&[NodeId]>,
+        through: NodeId,
+        convolutions: Convolutions,
+        shapes: bool,
+    ) -> Result<Trace> {
+        in_pool(|| self.run_here(start, keep, through, convolutions, shapes))
+    }
+
+    /// [`Graph::run`] on the calling thread.
+    fn run_here(
         &self,
         start: Start<'_>,
         keep: Option<&[NodeId]>,
@@ -731,6 +746,18 @@ impl Graph {
         to: NodeId,
         step: &NumberedStep<'_>,
     ) -> Result<Tensor> {
+        in_pool(|| self.backward_steps_here(trace, from, signal, to, step))
+    }
+
+    /// [`Graph::backward_steps`] on the calling thread.
+    fn backward_steps_here(
+        &self,
+        trace: &Trace,
+        from: NodeId,
+        signal: &Tensor,
+        to: NodeId,
+        step: &NumberedStep<'_>,
+    ) -> Result<Tensor> {
         if to >= from {
             return Err(Error::InvalidArgument(format!(
                 "cannot send a signal from `{}` back to `{}`: it is not earlier in the network",
@@ -782,8 +809,18 @@ impl Graph {
     /// Re-runs the network from node `from` onwards with its output replaced by `replacement`
     /// (whose batch may be larger than the trace's): earlier outputs come from `trace` (a pass
     /// keeping all nodes), repeated along the batch to match. Returns the final output, by the
-    /// fastest convolutions.
+    /// fastest convolutions. Run on rayon's pool ([`in_pool`]).
     pub fn forward_from(
+        &self,
+        trace: &Trace,
+        from: NodeId,
+        replacement: &Tensor,
+    ) -> Result<Tensor> {
+        in_pool(|| self.forward_from_here(trace, from, replacement))
+    }
+
+    /// [`Graph::forward_from`] on the calling thread.
+    fn forward_from_here(
         &self,
         trace: &Trace,
         from: NodeId,
