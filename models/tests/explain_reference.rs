@@ -94,9 +94,7 @@ fn check_model(name: &str) {
         // (an AVX-512 machine flips it, an AVX2 one does not). The single-point input gradients
         // through that mask then differ by up to 2.4e-2 in the unit's receptive field; IG's 50
         // points, the CAMs (taken after it) and deconvnet (which ignores the forward mask) keep
-        // 1e-3, except IG when the small planes (8×8, 4×4) sum by the packed AVX-512 product
-        // (`ops::packed_gemm`, depth in order): 1.08e-3 there (9.8e-5 of 9.0e-2), so IG on this
-        // model takes 2e-3.
+        // 1e-3.
         let through_the_chaotic_mask = name == "vgg16_bn"
             && matches!(
                 method,
@@ -110,8 +108,6 @@ fn check_model(name: &str) {
             || through_the_chaotic_mask
         {
             3e-2
-        } else if (name, method) == ("vgg16_bn", Method::IntegratedGradients) {
-            2e-3
         } else {
             1e-3
         };

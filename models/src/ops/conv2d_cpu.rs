@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use super::column_invariant_gemm::gemm_columns_into;
 use super::cpu_slice::{is_cpu_f32, with_f32};
 use super::epilogue::Epilogue;
-use super::packed_gemm::{gemm_packed_into, OutputLayout, PackedLhs};
+use super::packed_gemm::{self, gemm_packed_into, OutputLayout, PackedLhs};
 use super::scratch::Scratch;
 
 /// A layer's weight packed for [`gemm_packed_into`], made the first time its small planes need
@@ -394,7 +394,11 @@ pub fn forward(
         let y = with_f32(x, |xs| {
             with_f32(weight_hwc, |ws| {
                 let packed = packed
-                    .get_or_init(|| PackedLhs::new(ws, o, kg).map(std::sync::Arc::new))
+                    .get_or_init(|| {
+                        packed_gemm::pays(o, kg)
+                            .then(|| PackedLhs::new(ws, o, kg).map(std::sync::Arc::new))
+                            .flatten()
+                    })
                     .as_deref();
                 forward_small_planes(&geo, xs, ws, packed, bias.as_deref(), (n, c, o, kg), then)
             })
@@ -480,7 +484,12 @@ fn forward_small_planes(
     if m == 0 || o == 0 {
         return Ok(y);
     }
-    let per = (BATCH_COLUMNS / m).clamp(1, n);
+    let columns = if packed.is_some() {
+        packed_gemm::MOST_COLUMNS
+    } else {
+        BATCH_COLUMNS
+    };
+    let per = (columns / m).clamp(1, n);
     let parallelism = all_threads();
     let mut col = Scratch::of_len(kg * per * m);
     let mut out: Option<Scratch> = None;
@@ -590,7 +599,11 @@ pub fn input_gradient(
     if groups == 1 && m <= SMALL_PLANE {
         let packed = with_f32(weight, |ws| {
             Ok(packed_transposed
-                .get_or_init(|| PackedLhs::transposed(ws, kg, og).map(std::sync::Arc::new))
+                .get_or_init(|| {
+                    packed_gemm::pays(kg, og)
+                        .then(|| PackedLhs::transposed(ws, kg, og).map(std::sync::Arc::new))
+                        .flatten()
+                })
                 .clone())
         })?;
         if let Some(packed) = packed {
@@ -660,7 +673,7 @@ fn input_gradient_small_planes(
     if m == 0 || o == 0 || plane == 0 {
         return Ok(gx);
     }
-    let per = (BATCH_COLUMNS / m).clamp(1, n);
+    let per = (packed_gemm::MOST_COLUMNS / m).clamp(1, n);
     let pointwise = geo.is_pointwise();
     let mut signal = Scratch::of_len(o * per * m);
     let mut cols = Scratch::of_len(if pointwise { 0 } else { kg * per * m });
@@ -782,6 +795,11 @@ mod tests {
             (3, 5, 6, (3, 3), 1, sym(1), 1, 1, (8, 8), false),
             (3, 6, 4, (1, 1), 1, sym(0), 1, 1, (7, 7), false),
             (5, 3, 4, (3, 3), 2, Padding::Same, 1, 1, (13, 11), true),
+            // Small planes of layers wide and deep enough for the packed product (with
+            // AVX-512): forward and input gradient, pointwise and folded by col2im.
+            (3, 64, 256, (3, 3), 1, sym(1), 1, 1, (6, 6), true),
+            (2, 300, 260, (1, 1), 1, sym(0), 1, 1, (5, 4), false),
+            (2, 288, 270, (1, 1), 2, sym(0), 1, 1, (9, 9), true),
         ];
         for (n, c, o, k, stride, padding, dilation, groups, hw, bias) in cases {
             check(&Case {
@@ -816,6 +834,9 @@ mod tests {
             (32, 1, 3, 1, 1, 5),
             (2, 24, 1, 1, 0, 6),
             (256, 130, 3, 2, 1, 7),
+            // Wide and deep enough for the packed product (with AVX-512), forward and backward.
+            (64, 256, 3, 1, 1, 4),
+            (288, 260, 1, 1, 0, 5),
         ];
         for (c, o, k, stride, pad, side) in cases {
             let w = Tensor::randn(0f32, 1f32, (o, c, k, k), &dev).unwrap();
