@@ -23,7 +23,13 @@ thread_local! {
 /// whatever its last user left (zeros only where it grew): write every element before reading
 /// it. Dropping it gives it back to the thread that drops it.
 #[derive(Debug)]
-pub struct Scratch(Vec<f32>);
+pub struct Scratch {
+    /// The whole buffer, every element initialized: a kept buffer never shrinks, so a later,
+    /// longer use does not zero again what an earlier one wrote.
+    buffer: Vec<f32>,
+    /// The floats handed out.
+    len: usize,
+}
 
 impl Scratch {
     /// A buffer of `len` floats: the smallest kept one that holds them, else the largest grown.
@@ -40,14 +46,16 @@ impl Scratch {
             .ok()
             .flatten();
         let mut buffer = taken.unwrap_or_default();
-        buffer.resize(len, 0.0);
-        Scratch(buffer)
+        if buffer.len() < len {
+            buffer.resize(len, 0.0);
+        }
+        Scratch { buffer, len }
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let buffer = std::mem::take(&mut self.0);
+        let buffer = std::mem::take(&mut self.buffer);
         // While the thread is being torn down its buffers are gone: the buffer is freed.
         let _ = KEPT.try_with(|kept| {
             let mut kept = kept.borrow_mut();
@@ -63,13 +71,13 @@ impl Deref for Scratch {
     type Target = [f32];
 
     fn deref(&self) -> &[f32] {
-        &self.0
+        &self.buffer[..self.len]
     }
 }
 
 impl DerefMut for Scratch {
     fn deref_mut(&mut self) -> &mut [f32] {
-        &mut self.0
+        &mut self.buffer[..self.len]
     }
 }
 
@@ -79,15 +87,22 @@ mod tests {
 
     #[test]
     fn a_buffer_comes_back_to_its_thread_and_is_reused() {
-        let first = Scratch::of_len(1000);
+        let mut first = Scratch::of_len(1000);
         let address = first.as_ptr();
+        first[900] = 5.0;
         drop(first);
         let again = Scratch::of_len(500);
         assert_eq!(again.as_ptr(), address, "the kept buffer is reused");
         assert_eq!(again.len(), 500);
+        drop(again);
+        // Longer again: the length asked for, and what the first use left past the shorter
+        // one's length is still there (the buffer was not zeroed anew).
+        let longer = Scratch::of_len(1000);
+        assert_eq!(longer.as_ptr(), address);
+        assert_eq!((longer.len(), longer[900]), (1000, 5.0));
         // Two at once: the second is another buffer.
         let other = Scratch::of_len(500);
-        assert_ne!(other.as_ptr(), again.as_ptr());
+        assert_ne!(other.as_ptr(), longer.as_ptr());
     }
 
     #[test]
