@@ -67,45 +67,44 @@ impl PackedLhs {
     /// `lhs` [rows, depth] packed, or `None` where the CPU has no AVX-512 (the caller keeps
     /// its other product) or the sizes do not match.
     pub fn new(lhs: &[f32], rows: usize, depth: usize) -> Option<PackedLhs> {
-        if !Self::available() || lhs.len() != rows.checked_mul(depth)? {
-            return None;
-        }
-        let mut panels = vec![0f32; rows.div_ceil(ROWS) * depth * ROWS];
-        panels
-            .par_chunks_mut((depth * ROWS).max(1))
-            .enumerate()
-            .for_each(|(p, panel)| {
-                for r in p * ROWS..((p + 1) * ROWS).min(rows) {
-                    let lane = r - p * ROWS;
-                    for (d, &v) in lhs[r * depth..(r + 1) * depth].iter().enumerate() {
-                        panel[d * ROWS + lane] = v;
-                    }
+        Self::packed(lhs, rows, depth, |p, panel| {
+            for r in p * ROWS..((p + 1) * ROWS).min(rows) {
+                let lane = r - p * ROWS;
+                for (d, &v) in lhs[r * depth..(r + 1) * depth].iter().enumerate() {
+                    panel[d * ROWS + lane] = v;
                 }
-            });
-        Some(PackedLhs {
-            panels,
-            rows,
-            depth,
+            }
         })
     }
 
     /// The transpose of `lhs_t` [depth, rows] packed (a layer's weight [O, K] as the [K, O]
     /// operand of its input gradient), or `None` as [`PackedLhs::new`].
     pub fn transposed(lhs_t: &[f32], rows: usize, depth: usize) -> Option<PackedLhs> {
-        if !Self::available() || lhs_t.len() != rows.checked_mul(depth)? {
+        Self::packed(lhs_t, rows, depth, |p, panel| {
+            let (first, count) = (p * ROWS, ROWS.min(rows - p * ROWS));
+            for (d, lanes) in panel.chunks_exact_mut(ROWS).enumerate() {
+                let start = d * rows + first;
+                lanes[..count].copy_from_slice(&lhs_t[start..start + count]);
+            }
+        })
+    }
+
+    /// The operand `values` (rows·depth of them) packed by `fill(p, panel)`, which writes
+    /// panel `p` (zeroed before); `None` as [`PackedLhs::new`].
+    fn packed(
+        values: &[f32],
+        rows: usize,
+        depth: usize,
+        fill: impl Fn(usize, &mut [f32]) + Sync,
+    ) -> Option<PackedLhs> {
+        if !Self::available() || values.len() != rows.checked_mul(depth)? {
             return None;
         }
         let mut panels = vec![0f32; rows.div_ceil(ROWS) * depth * ROWS];
         panels
             .par_chunks_mut((depth * ROWS).max(1))
             .enumerate()
-            .for_each(|(p, panel)| {
-                let (first, count) = (p * ROWS, ROWS.min(rows - p * ROWS));
-                for (d, lanes) in panel.chunks_exact_mut(ROWS).enumerate() {
-                    let start = d * rows + first;
-                    lanes[..count].copy_from_slice(&lhs_t[start..start + count]);
-                }
-            });
+            .for_each(|(p, panel)| fill(p, panel));
         Some(PackedLhs {
             panels,
             rows,
