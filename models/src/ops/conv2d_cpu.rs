@@ -818,9 +818,9 @@ mod tests {
     }
 
     /// An image's output and input gradient have the same bits alone and in any batch, on
-    /// planes small enough to share a GEMM with other images: 64 output channels or fewer with a depth over 512 (the
-    /// `gemm` crate's small products), one output pixel (a lone column), one output channel, a
-    /// depth of 2, and many channels.
+    /// planes small enough to share a GEMM with other images: 64 output channels or fewer with
+    /// a depth over 512 (the `gemm` crate's small products), one output pixel (a lone column),
+    /// one output channel, a depth of 2, many channels, and layers the packed product takes.
     #[test]
     fn an_images_output_does_not_depend_on_its_batch() {
         let dev = Device::Cpu;

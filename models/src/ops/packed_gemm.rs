@@ -154,6 +154,19 @@ impl OutputLayout {
     fn at(&self, row: usize, column: usize) -> usize {
         (column / self.group) * self.image_stride + column % self.group + row * self.row_stride
     }
+
+    /// Whether `rows` × `n` outputs (both at least 1) land at distinct offsets inside `len`:
+    /// rows of a group do not overlap (a row's stride spans the group's columns), groups do not
+    /// overlap (a group's stride spans its rows), and the last output, then the largest
+    /// offset, lies inside.
+    fn fits(&self, rows: usize, n: usize, len: usize) -> bool {
+        let columns = self.group.min(n);
+        self.group > 0
+            && (rows == 1 || self.row_stride >= columns)
+            && (n <= self.group
+                || self.image_stride >= self.group.max((rows - 1) * self.row_stride + columns))
+            && self.at(rows - 1, n - 1) < len
+    }
 }
 
 /// `dst` = `lhs` · `rhs` [depth, n] (row-major) plus `bias` [rows] per row, written where
@@ -183,7 +196,7 @@ pub fn gemm_packed_into(
     if rows == 0 || n == 0 {
         return Ok(());
     }
-    if layout.group == 0 || layout.at(rows - 1, n - 1) >= dst.len() {
+    if !layout.fits(rows, n, dst.len()) {
         candle_core::bail!(
             "packed GEMM of {rows}x{n} outputs does not fit an output of {} values laid out as {layout:?}",
             dst.len()
@@ -276,9 +289,9 @@ pub fn gemm_packed_into(
                     let lanes = &sums[(q * n + j) * ROWS..][..panel_rows];
                     for (r, &sum) in lanes.iter().enumerate() {
                         let value = sum + bias.map_or(0.0, |b| b[p * ROWS + r]);
-                        // SAFETY: the largest offset, of the last row and column, was checked
-                        // to lie inside `dst`, and `at` grows with both; each (row, column) is
-                        // written by the one task of its row panel.
+                        // SAFETY: the layout was checked to put every output at its own
+                        // offset, all inside `dst` (`OutputLayout::fits`); each (row, column)
+                        // is written by the one task of its row panel.
                         unsafe { *out.at(column + r * layout.row_stride) = value };
                     }
                 }
@@ -290,7 +303,8 @@ pub fn gemm_packed_into(
 /// The output, written by the row panels' tasks at disjoint places.
 struct SharedOutput(*mut f32);
 
-// SAFETY: each task writes only the outputs of its own rows (see `gemm_packed_into`).
+// SAFETY: each task writes only the outputs of its own rows, at offsets no other output has
+// (see `gemm_packed_into`).
 unsafe impl Sync for SharedOutput {}
 
 impl SharedOutput {
@@ -583,6 +597,20 @@ mod tests {
         .is_err());
         let mut short = vec![0f32; 7];
         assert!(gemm_packed_into(&mut short, row_major(4), &lhs, &values(12, 1), 4, None).is_err());
+        // Layouts that would write two outputs at one place: rows closer than a row's columns,
+        // groups closer than a group's rows.
+        let rows_overlap = OutputLayout {
+            group: 4,
+            image_stride: 0,
+            row_stride: 3,
+        };
+        assert!(gemm_packed_into(&mut dst, rows_overlap, &lhs, &values(12, 1), 4, None).is_err());
+        let groups_overlap = OutputLayout {
+            group: 2,
+            image_stride: 3,
+            row_stride: 2,
+        };
+        assert!(gemm_packed_into(&mut dst, groups_overlap, &lhs, &values(12, 1), 4, None).is_err());
         assert!(PackedLhs::new(&values(5, 1), 2, 3).is_none());
     }
 }
