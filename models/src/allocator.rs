@@ -51,16 +51,19 @@ pub fn hold_freed_memory() {
     system::give_large_blocks_pages_of_their_own();
 }
 
-/// Returns free memory to the system now: mimalloc's free arena memory, and the free pages of
-/// the calling thread and of rayon's threads. A thread keeps the pages it allocated until it
-/// collects them itself: other long-lived threads call [`release_thread_free_memory`].
+/// Returns free memory to the system now: mimalloc's free arena memory, and the free pages (and
+/// kept scratch buffers, `ops::scratch`) of the calling thread and of rayon's threads. A thread
+/// keeps the pages it allocated until it collects them itself: other long-lived threads call
+/// [`release_thread_free_memory`].
 pub fn release_free_memory() {
     rayon::broadcast(|_| release_thread_free_memory());
     release_thread_free_memory();
 }
 
-/// Returns the calling thread's free pages, and mimalloc's free arena memory, to the system.
+/// Returns the calling thread's free pages (its kept scratch buffers freed first), and
+/// mimalloc's free arena memory, to the system.
 pub fn release_thread_free_memory() {
+    crate::ops::scratch::free_kept();
     // SAFETY: mi_collect only walks mimalloc's own structures under their locks.
     unsafe { mi_collect(true) };
     #[cfg(feature = "system-allocator")]

@@ -53,6 +53,14 @@ impl Scratch {
     }
 }
 
+/// Frees the calling thread's kept buffers (the next use makes new ones): part of giving free
+/// memory back to the system ([`crate::allocator::release_free_memory`]), since a kept buffer
+/// is memory no one is using.
+pub fn free_kept() {
+    // While the thread is being torn down its buffers are gone already.
+    let _ = KEPT.try_with(|kept| kept.borrow_mut().clear());
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         let buffer = std::mem::take(&mut self.buffer);
@@ -103,6 +111,14 @@ mod tests {
         // Two at once: the second is another buffer.
         let other = Scratch::of_len(500);
         assert_ne!(other.as_ptr(), longer.as_ptr());
+    }
+
+    #[test]
+    fn freeing_the_kept_buffers_empties_the_threads_list() {
+        drop(Scratch::of_len(1000));
+        assert!(super::KEPT.with(|k| !k.borrow().is_empty()));
+        super::free_kept();
+        assert!(super::KEPT.with(|k| k.borrow().is_empty()));
     }
 
     #[test]
