@@ -6,13 +6,15 @@
 //!
 //! There the `gemm` crate repacks the whole weight at every call (9 MiB for a 512→512 3×3 layer)
 //! and splits a product of few columns poorly between threads: timed alone on a 2-core Xeon,
-//! its 512×49×4608 product took 1.5–1.6 ms where this one takes 1.15 ms (1.24× at 392 columns;
-//! level on one thread). Output rows go along the vectors, 32 at a time (two 16-lane
-//! registers), and [`COLUMNS`] output columns along broadcasts: 28 accumulators, the weight's 32
-//! rows read as two loads per depth step from the packed panel, each column's value broadcast
-//! from the packed right operand. Each thread takes a run of consecutive row panels and, while
-//! it sums one, fetches the next one's weights into the cache (a weight read from memory
-//! otherwise stalls the panel's first tile).
+//! its 512×49×4608 product took 1.5–1.6 ms where this one took 1.15 ms before its depth was
+//! blocked (1.3–1.4 against the crate's 2.1 in a noisier run after; at 392 columns 7.3
+//! against 7.7 ms; level on one thread). Output rows go along the vectors, 32 at a time (two
+//! 16-lane registers), and [`COLUMNS`] output columns along broadcasts: 28 accumulators, the
+//! weight's 32 rows read as two loads per depth step from the packed panel, each column's value
+//! broadcast from the packed right operand. Each thread takes a run of consecutive row panels
+//! and, while it sums one, fetches the next one's weights into the cache, so that a panel's
+//! first tile need not wait on memory for them (not timed apart from the rest: within the
+//! machine's noise).
 //!
 //! Each output is summed along the depth in blocks of [`DEPTH_BLOCK`]: a block's products in
 //! depth order from zero by one fused multiply–add per step, the blocks' sums added in order,
