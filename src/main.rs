@@ -7,8 +7,7 @@ use std::process::ExitCode;
 use clap::FromArgMatches;
 
 fn main() -> ExitCode {
-    convlens_models::candle_pool::park_idle_workers();
-    convlens_models::allocator::hold_freed_memory();
+    convlens_models::process::prepare();
     let words: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(e) = cli::typo::mistyped_subcommand(&words) {
         e.exit();

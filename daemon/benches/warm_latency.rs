@@ -328,8 +328,8 @@ fn fresh_image_shares(
 criterion_group!(benches, warm_latency);
 
 fn main() {
-    // What `convlens` does first: candle's idle workers sleep instead of spinning.
-    convlens_models::candle_pool::park_idle_workers();
+    // What `convlens` does first: candle's idle workers sleep, freed memory is held for reuse.
+    convlens_models::process::prepare();
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -239,8 +239,8 @@ fn forward_interleaved(_: &mut Criterion) {
 criterion_group!(benches, convolution_throughput, forward_interleaved, engine);
 
 fn main() {
-    // What `convlens` does first: candle's idle workers sleep instead of spinning.
-    convlens_models::candle_pool::park_idle_workers();
+    // What `convlens` does first: candle's idle workers sleep, freed memory is held for reuse.
+    convlens_models::process::prepare();
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -93,8 +93,8 @@ fn evaluate_bench(c: &mut Criterion) {
 criterion_group!(benches, evaluate_bench);
 
 fn main() {
-    // What `convlens` does first: candle's idle workers sleep instead of spinning.
-    convlens_models::candle_pool::park_idle_workers();
+    // What `convlens` does first: candle's idle workers sleep, freed memory is held for reuse.
+    convlens_models::process::prepare();
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

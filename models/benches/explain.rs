@@ -76,8 +76,8 @@ fn explain_bench(c: &mut Criterion) {
 criterion_group!(benches, explain_bench);
 
 fn main() {
-    // What `convlens` does first: candle's idle workers sleep instead of spinning.
-    convlens_models::candle_pool::park_idle_workers();
+    // What `convlens` does first: candle's idle workers sleep, freed memory is held for reuse.
+    convlens_models::process::prepare();
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

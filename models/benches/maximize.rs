@@ -64,8 +64,8 @@ fn bench(c: &mut Criterion) {
 }
 
 fn main() {
-    // What `convlens` does first: candle's idle workers sleep instead of spinning.
-    convlens_models::candle_pool::park_idle_workers();
+    // What `convlens` does first: candle's idle workers sleep, freed memory is held for reuse.
+    convlens_models::process::prepare();
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c);
     c.final_summary();

@@ -128,8 +128,8 @@ fn tsne_timings(device: &Device) {
 }
 
 fn main() {
-    // What `convlens` does first: candle's idle workers sleep instead of spinning.
-    convlens_models::candle_pool::park_idle_workers();
+    // What `convlens` does first: candle's idle workers sleep, freed memory is held for reuse.
+    convlens_models::process::prepare();
     let device = device_from_env().expect("device");
     let mut c = Criterion::default().configure_from_args();
     embed(&mut c, &device);

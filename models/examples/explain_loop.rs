@@ -9,7 +9,7 @@ use convlens_models::explain::{explain, ExplainOptions, Method};
 use convlens_models::{LoadOptions, Model};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    convlens_models::candle_pool::park_idle_workers();
+    convlens_models::process::prepare();
     let args: Vec<String> = std::env::args().collect();
     let spec = args.get(1).map_or("random:resnet18", String::as_str);
     let method: Method = args.get(2).map_or("smoothgrad", String::as_str).parse()?;

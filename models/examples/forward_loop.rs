@@ -12,7 +12,7 @@ use convlens_models::ops::Convolutions;
 use convlens_models::{LoadOptions, Model};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    convlens_models::candle_pool::park_idle_workers();
+    convlens_models::process::prepare();
     let args: Vec<String> = std::env::args().collect();
     let spec = args.get(1).map_or("random:resnet50", String::as_str);
     let batch: usize = args.get(2).map_or(Ok(8), |s| s.parse())?;

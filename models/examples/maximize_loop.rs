@@ -11,7 +11,7 @@ use convlens_models::progress::Silent;
 use convlens_models::{LoadOptions, Model};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    convlens_models::candle_pool::park_idle_workers();
+    convlens_models::process::prepare();
     let args: Vec<String> = std::env::args().collect();
     let preset: Preset = args.get(1).map_or("lucid", String::as_str).parse()?;
     let images: usize = args.get(2).map_or(Ok(4), |s| s.parse())?;

@@ -36,7 +36,7 @@ fn status_mib(key: &str) -> AnyResult<f64> {
 }
 
 fn main() -> AnyResult<()> {
-    convlens_models::candle_pool::park_idle_workers();
+    convlens_models::process::prepare();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let spec = args.first().map_or("random:resnet50", String::as_str);
     let batch: usize = args.get(1).map_or(Ok(8), |s| s.parse())?;

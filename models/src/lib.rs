@@ -20,6 +20,7 @@ pub mod maximize;
 pub mod model;
 pub mod onnx;
 pub mod ops;
+pub mod process;
 pub mod progress;
 pub mod render;
 pub mod represent;
