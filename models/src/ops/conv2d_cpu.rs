@@ -11,6 +11,8 @@
 //! runs only for f32 tensors on the CPU; every other device keeps the candle path, and the
 //! tests below check this path against it.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{Result, Tensor};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
@@ -20,6 +22,7 @@ use super::cpu_slice::{is_cpu_f32, with_f32};
 use super::epilogue::Epilogue;
 use super::packed_gemm::{self, gemm_packed_into, OutputLayout, PackedLhs};
 use super::scratch::Scratch;
+use super::unwritten::{self, input_holds, unwritten};
 
 /// A layer's weight packed for [`gemm_packed_into`], made the first time its small planes need
 /// it (`None` inside where the CPU cannot run the packed product).
@@ -207,12 +210,21 @@ pub(super) fn check_buffers(
     rhs: &[f32],
     (m, n, k): (usize, usize, usize),
 ) -> Result<()> {
-    if dst.len() != m * n || lhs.len() != m * k || rhs.len() != k * n {
+    check_lengths(dst.len(), lhs, rhs, (m, n, k))
+}
+
+/// [`check_buffers`] given the destination's length.
+fn check_lengths(
+    dst_len: usize,
+    lhs: &[f32],
+    rhs: &[f32],
+    (m, n, k): (usize, usize, usize),
+) -> Result<()> {
+    if dst_len != m * n || lhs.len() != m * k || rhs.len() != k * n {
         candle_core::bail!(
-            "GEMM of {m}x{k} by {k}x{n} given buffers of {}, {} and {}",
+            "GEMM of {m}x{k} by {k}x{n} given buffers of {}, {} and {dst_len}",
             lhs.len(),
             rhs.len(),
-            dst.len()
         );
     }
     Ok(())
@@ -255,6 +267,72 @@ pub(super) fn gemm_depth_into(
     parallelism: Parallelism,
 ) -> Result<()> {
     check_buffers(dst, lhs, rhs, (m, n, k))?;
+    // SAFETY: `dst` holds m·n floats (checked above), borrowed mutably: it does not alias the
+    // inputs, and what the product reads of it (when `accumulate`) was written.
+    unsafe {
+        product(
+            dst.as_mut_ptr(),
+            lhs,
+            lhs_transposed,
+            rhs,
+            (m, n, k),
+            depth,
+            accumulate,
+            parallelism,
+        )
+    }
+}
+
+/// [`gemm_into`] without accumulating, into `dst` as yet unwritten (see [`unwritten`]): every
+/// element written, returned as floats.
+pub(super) fn gemm_write_into<'a>(
+    dst: &'a mut [MaybeUninit<f32>],
+    lhs: &[f32],
+    lhs_transposed: bool,
+    rhs: &[f32],
+    (m, n, k): (usize, usize, usize),
+    parallelism: Parallelism,
+) -> Result<&'a mut [f32]> {
+    check_lengths(dst.len(), lhs, rhs, (m, n, k))?;
+    if k == 0 {
+        return Ok(unwritten::fill(dst, 0.0));
+    }
+    // SAFETY: `dst` holds m·n elements (checked above), borrowed mutably, and is not read (no
+    // accumulation).
+    unsafe {
+        product(
+            dst.as_mut_ptr().cast::<f32>(),
+            lhs,
+            lhs_transposed,
+            rhs,
+            (m, n, k),
+            0..k,
+            false,
+            parallelism,
+        )?;
+    }
+    // SAFETY: a product that does not accumulate writes each of the m·n elements of its
+    // destination (the `gemm` crate's contract, over a depth of at least one).
+    Ok(unsafe { unwritten::assume_written(dst) })
+}
+
+/// The product of [`gemm_depth_into`] into `dst`, m·n floats.
+///
+/// # Safety
+/// `dst` points to m·n floats that nothing else reads or writes during the call, written ones
+/// where `accumulate`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product(
+    dst: *mut f32,
+    lhs: &[f32],
+    lhs_transposed: bool,
+    rhs: &[f32],
+    (m, n, k): (usize, usize, usize),
+    depth: std::ops::Range<usize>,
+    accumulate: bool,
+    parallelism: Parallelism,
+) -> Result<()> {
+    check_lengths(m * n, lhs, rhs, (m, n, k))?;
     if depth.start > depth.end || depth.end > k {
         candle_core::bail!("GEMM depths {depth:?} outside a depth of {k}");
     }
@@ -268,14 +346,14 @@ pub(super) fn gemm_depth_into(
     };
     // SAFETY: the lengths were checked above and `depth` lies inside 0..k, so every element
     // the strides reach from the offsets (row-major [m, n], [m, k] or its transpose, [k, n],
-    // at depths in `depth`) lies inside the slices; `dst` is borrowed mutably and does not
-    // alias the inputs.
+    // at depths in `depth`) lies inside the slices and inside `dst`'s m·n floats, which the
+    // caller keeps to this call.
     unsafe {
         gemm(
             m,
             n,
             depth.len(),
-            dst.as_mut_ptr(),
+            dst,
             1,
             n as isize,
             accumulate,
@@ -322,8 +400,8 @@ fn plan_parallelism(images: usize) -> (bool, Parallelism) {
 
 /// Runs `f` on each (output chunk, input chunk) pair, in parallel when `parallel`, with a
 /// scratch buffer of `scratch` floats (kept by the thread, see [`Scratch`]).
-fn for_each_image<F>(
-    out: &mut [f32],
+fn for_each_image<T: Send, F>(
+    out: &mut [T],
     out_len: usize,
     inp: &[f32],
     in_len: usize,
@@ -331,7 +409,7 @@ fn for_each_image<F>(
     f: F,
 ) -> Result<()>
 where
-    F: Fn(&mut [f32], &mut [f32], &[f32]) -> Result<()> + Sync,
+    F: Fn(&mut [f32], &mut [T], &[f32]) -> Result<()> + Sync,
 {
     if out_len == 0 || in_len == 0 {
         return Ok(());
@@ -405,9 +483,13 @@ pub fn forward(
         })?;
         return Tensor::from_vec(y, (n, o, oh, ow), x.device());
     }
+    if o * m == 0 || c * h * w == 0 {
+        return Tensor::zeros((n, o, oh, ow), candle_core::DType::F32, x.device());
+    }
     let (parallel, parallelism) = plan_parallelism(n);
-    let mut y = vec![0f32; n * o * m];
+    let mut y = unwritten(n * o * m);
     with_f32(x, |xs| {
+        input_holds(xs, (n, c, h, w))?;
         with_f32(weight_hwc, |ws| {
             let scratch = if geo.is_pointwise() {
                 0
@@ -429,28 +511,50 @@ pub fn forward(
                         }
                         &scratch[..]
                     };
-                    if let Some(b) = &bias {
-                        for (row, &v) in yimg.chunks_exact_mut(m.max(1)).zip(b) {
-                            row.fill(v);
+                    let yimg = match &bias {
+                        Some(b) => {
+                            for (row, &v) in yimg.chunks_exact_mut(m).zip(b) {
+                                unwritten::fill(row, v);
+                            }
+                            // SAFETY: the o rows of m were each filled with their bias.
+                            let yimg = unsafe { unwritten::assume_written(yimg) };
+                            for g in 0..groups {
+                                gemm_into(
+                                    &mut yimg[g * og * m..(g + 1) * og * m],
+                                    &ws[g * og * kg..(g + 1) * og * kg],
+                                    false,
+                                    &col[g * kg * m..(g + 1) * kg * m],
+                                    (og, m, kg),
+                                    true,
+                                    parallelism,
+                                )?;
+                            }
+                            yimg
                         }
-                    }
-                    for g in 0..groups {
-                        gemm_into(
-                            &mut yimg[g * og * m..(g + 1) * og * m],
-                            &ws[g * og * kg..(g + 1) * og * kg],
-                            false,
-                            &col[g * kg * m..(g + 1) * kg * m],
-                            (og, m, kg),
-                            bias.is_some(),
-                            parallelism,
-                        )?;
-                    }
+                        None => {
+                            for g in 0..groups {
+                                gemm_write_into(
+                                    &mut yimg[g * og * m..(g + 1) * og * m],
+                                    &ws[g * og * kg..(g + 1) * og * kg],
+                                    false,
+                                    &col[g * kg * m..(g + 1) * kg * m],
+                                    (og, m, kg),
+                                    parallelism,
+                                )?;
+                            }
+                            // SAFETY: the groups' products wrote their og rows each, o in all.
+                            unsafe { unwritten::assume_written(yimg) }
+                        }
+                    };
                     then.apply_image(yimg, m);
                     Ok(())
                 },
             )
         })
     })?;
+    // SAFETY: each of the n images' o·m outputs was written above (`xs` holds n images; the
+    // call returns early on an error).
+    let y = unsafe { unwritten::written(y) };
     Tensor::from_vec(y, (n, o, oh, ow), x.device())
 }
 
@@ -613,9 +717,13 @@ pub fn input_gradient(
             return Tensor::from_vec(gx, (n, c, h, w), grad.device());
         }
     }
+    if c * h * w == 0 || o * m == 0 {
+        return Tensor::zeros((n, c, h, w), candle_core::DType::F32, grad.device());
+    }
     let (parallel, parallelism) = plan_parallelism(n);
-    let mut gx = vec![0f32; n * c * h * w];
+    let mut gx = unwritten(n * c * h * w);
     with_f32(grad, |gs| {
+        input_holds(gs, (n, o, goh, gow))?;
         with_f32(weight, |ws| {
             let pointwise = geo.is_pointwise();
             let scratch = if pointwise { 0 } else { c * kh * kw * m };
@@ -627,32 +735,41 @@ pub fn input_gradient(
                 (parallel, scratch),
                 |cols, gximg, gimg| {
                     for g in 0..groups {
-                        let dst = if pointwise {
-                            &mut gximg[g * kg * m..(g + 1) * kg * m]
-                        } else {
-                            &mut cols[g * kg * m..(g + 1) * kg * m]
-                        };
-                        gemm_into(
-                            dst,
+                        let (lhs, rhs) = (
                             &ws[g * og * kg..(g + 1) * og * kg],
-                            true,
                             &gimg[g * og * m..(g + 1) * og * m],
-                            (kg, m, og),
-                            false,
-                            parallelism,
-                        )?;
+                        );
+                        if pointwise {
+                            // A pointwise layer's columns are its input gradient (kg = C/groups
+                            // channels of m = h·w pixels a group).
+                            let dst = &mut gximg[g * kg * m..(g + 1) * kg * m];
+                            gemm_write_into(dst, lhs, true, rhs, (kg, m, og), parallelism)?;
+                        } else {
+                            let dst = &mut cols[g * kg * m..(g + 1) * kg * m];
+                            gemm_into(dst, lhs, true, rhs, (kg, m, og), false, parallelism)?;
+                        }
                     }
-                    if !pointwise && m > 0 && h * w > 0 {
+                    if !pointwise {
+                        if cols.len() != c * kh * kw * m {
+                            candle_core::bail!("col2im given {} columns' values", cols.len());
+                        }
+                        // Each plane zeroed in cache right before its taps are added in.
                         gximg
                             .par_chunks_mut(h * w)
                             .zip(cols.par_chunks(kh * kw * m))
-                            .for_each(|(plane, rows)| col2im_plane(&geo, rows, plane));
+                            .for_each(|(plane, rows)| {
+                                col2im_plane(&geo, rows, unwritten::fill(plane, 0.0))
+                            });
                     }
                     Ok(())
                 },
             )
         })
     })?;
+    // SAFETY: each of the n images' c·h·w values was written above: by the groups' products
+    // (pointwise: kg rows of m = h·w each, c in all), else by zeroing each of its c planes
+    // (`cols` holds c planes' taps, checked) before col2im; `gs` holds n images.
+    let gx = unsafe { unwritten::written(gx) };
     Tensor::from_vec(gx, (n, c, h, w), grad.device())
 }
 

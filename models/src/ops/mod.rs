@@ -32,6 +32,7 @@ pub mod resize;
 pub mod scratch;
 pub mod slice;
 pub mod strided;
+pub(crate) mod unwritten;
 pub mod winograd_cpu;
 
 use candle_core::{Result, Tensor, D};

@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use super::conv2d_cpu::gemm_into;
 use super::pointwise_cpu::FusedActivation;
 use super::scratch::Scratch;
+use super::unwritten::{unwritten, written};
 
 /// Output tile side.
 const TILE: usize = 4;
@@ -180,10 +181,11 @@ pub fn correlate(
     }
     let (th, tw) = (oh.div_ceil(TILE), ow.div_ceil(TILE));
     let tiles = n * th * tw;
-    let mut y = vec![0f32; n * o * oh * ow];
     if tiles == 0 || o == 0 {
-        return Ok(y);
+        return Ok(vec![0f32; n * o * oh * ow]);
     }
+    // Written tile by tile by the output transform, not zeroed ahead (see `unwritten`).
+    let mut y = unwritten(n * o * oh * ow);
     let threads = rayon::current_num_threads().max(1);
     let per_task = tiles
         .div_ceil(threads)
@@ -198,7 +200,7 @@ pub fn correlate(
         then,
     };
     let out = SharedOutput {
-        ptr: y.as_mut_ptr(),
+        ptr: y.as_mut_ptr().cast::<f32>(),
         len: y.len(),
     };
     let tasks = tiles.div_ceil(per_task);
@@ -234,7 +236,10 @@ pub fn correlate(
             Ok::<(), candle_core::Error>(())
         },
     )?;
-    Ok(y)
+    // SAFETY: the tasks' tiles are the n·th·tw tiles of the output, and the output transform
+    // writes each tile's pixels inside the plane (all of it: rows and columns up to TILE, fewer
+    // at the plane's edge) for every output channel, so each of the n·o·oh·ow values.
+    Ok(unsafe { written(y) })
 }
 
 /// Sets to exactly zero each pixel of `y` [N, O, oh, ow] (`out_channels`, `output`) whose
