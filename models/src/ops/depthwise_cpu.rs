@@ -10,11 +10,10 @@
 
 use candle_core::{DType, Device, Result, Tensor};
 use multiversion::multiversion;
-use rayon::prelude::*;
 
 use super::cpu_slice::with_f32;
 use super::epilogue::Epilogue;
-use super::unwritten::{self, input_holds, unwritten};
+use super::unwritten::{input_holds, written_in_parts};
 
 /// Whether the fast path applies to `x`.
 pub fn applies(x: &Tensor) -> bool {
@@ -86,24 +85,24 @@ pub fn forward(
     }
     // Each plane filled with zeros in cache right before its sums are copied in, not the whole
     // output zeroed ahead in memory (see `unwritten`).
-    let mut y = unwritten(n * c * oh * ow);
-    with_f32(x, |xs| {
+    let y = with_f32(x, |xs| {
         input_holds(xs, (n, c, h, w))?;
-        y.par_chunks_mut(oh * ow)
-            .zip(xs.par_chunks(h * w))
-            .enumerate()
-            .for_each_init(Scratch::default, |scratch, (plane, (y, x))| {
+        let input_plane = h * w;
+        let planes = written_in_parts(
+            n * c * oh * ow,
+            oh * ow,
+            Scratch::default,
+            |scratch, plane, y| {
                 let ch = plane % c;
                 let w = &wts[ch * kh * kw..(ch + 1) * kh * kw];
                 let b = bias.as_ref().map(|b| b[ch]);
-                let y = unwritten::fill(y, 0.0);
+                let x = &xs[plane * input_plane..(plane + 1) * input_plane];
                 forward_plane(&plan, pads, w, x, y, b, scratch);
                 then.apply_plane(y, ch);
-            });
-        Ok(())
+            },
+        );
+        Ok(planes)
     })?;
-    // SAFETY: the n·c planes of oh·ow were each filled above (`xs` holds n·c planes of h·w).
-    let y = unsafe { unwritten::written(y) };
     Tensor::from_vec(y, (n, c, oh, ow), x.device())
 }
 
@@ -270,20 +269,23 @@ pub fn input_gradient(
         output: (oh, ow),
     };
     let (h, wi) = input;
-    let mut gx = vec![0f32; n * c * h * wi];
     if oh * ow == 0 || h * wi == 0 {
-        return Tensor::from_vec(gx, (n, c, h, wi), grad.device());
+        return Tensor::zeros((n, c, h, wi), DType::F32, grad.device());
     }
-    with_f32(grad, |g| {
-        gx.par_chunks_mut(h * wi)
-            .zip(g.par_chunks(oh * ow))
-            .enumerate()
-            .for_each_init(Scratch::default, |scratch, (plane, (gx, g))| {
+    let gx = with_f32(grad, |g| {
+        input_holds(g, (n, c, oh, ow))?;
+        let planes = written_in_parts(
+            n * c * h * wi,
+            h * wi,
+            Scratch::default,
+            |scratch, plane, gx| {
                 let ch = plane % c;
                 let w = &w[ch * kh * kw..(ch + 1) * kh * kw];
+                let g = &g[plane * oh * ow..(plane + 1) * oh * ow];
                 backward_plane(&plan, pads, w, g, gx, scratch);
-            });
-        Ok(())
+            },
+        );
+        Ok(planes)
     })?;
     Tensor::from_vec(gx, (n, c, h, wi), grad.device())
 }

@@ -12,6 +12,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::cpu_slice::{is_cpu_f32, with_f32};
+use super::unwritten::written_in_parts;
 use super::Activation;
 
 /// Planes smaller than this are grouped so that each parallel task has some work.
@@ -31,22 +32,25 @@ pub fn channel_affine(x: &Tensor, scale: &[f32], shift: Option<&[f32]>) -> Resul
         );
     }
     let plane = h * w;
-    let mut y = vec![0f32; n * c * plane];
-    if plane > 0 {
-        with_f32(x, |xs| {
-            let per_task = MIN_TASK.div_ceil(plane).max(1);
-            y.par_chunks_mut(plane * per_task)
-                .zip(xs.par_chunks(plane * per_task))
-                .enumerate()
-                .for_each(|(task, (ys, xs))| {
-                    for (k, (yp, xp)) in ys.chunks_mut(plane).zip(xs.chunks(plane)).enumerate() {
-                        let ch = (task * per_task + k) % c;
-                        affine_plane(yp, xp, scale[ch], shift.map(|t| t[ch]));
-                    }
-                });
-            Ok(())
-        })?;
+    if plane == 0 {
+        return Ok(Some(x.zeros_like()?));
     }
+    let y = with_f32(x, |xs| {
+        let per_task = MIN_TASK.div_ceil(plane).max(1);
+        let chunk = plane * per_task;
+        Ok(written_in_parts(
+            xs.len(),
+            chunk,
+            || (),
+            |_, task, ys| {
+                let xs = &xs[task * chunk..task * chunk + ys.len()];
+                for (k, (yp, xp)) in ys.chunks_mut(plane).zip(xs.chunks(plane)).enumerate() {
+                    let ch = (task * per_task + k) % c;
+                    affine_plane(yp, xp, scale[ch], shift.map(|t| t[ch]));
+                }
+            },
+        ))
+    })?;
     Ok(Some(Tensor::from_vec(y, (n, c, h, w), x.device())?))
 }
 
@@ -62,13 +66,17 @@ pub fn band_gradient(
     if !is_cpu_f32(x) || !is_cpu_f32(grad) || x.shape() != grad.shape() {
         return Ok(None);
     }
-    let mut out = vec![0f32; x.elem_count()];
-    with_f32(x, |xs| {
+    let out = with_f32(x, |xs| {
         with_f32(grad, |gs| {
-            out.par_chunks_mut(MIN_TASK)
-                .zip(xs.par_chunks(MIN_TASK).zip(gs.par_chunks(MIN_TASK)))
-                .for_each(|(o, (xs, gs))| band_chunk(o, xs, gs, lo, hi));
-            Ok(())
+            Ok(written_in_parts(
+                xs.len(),
+                MIN_TASK,
+                || (),
+                |_, k, o| {
+                    let at = k * MIN_TASK..k * MIN_TASK + o.len();
+                    band_chunk(o, &xs[at.clone()], &gs[at], lo, hi)
+                },
+            ))
         })
     })?;
     Ok(Some(Tensor::from_vec(out, x.shape(), x.device())?))
@@ -92,28 +100,31 @@ pub fn band_gradient_scaled(
         candle_core::bail!("BatchNorm of {} channels before {c}", scale.len());
     }
     let plane = h * w;
-    let mut out = vec![0f32; n * c * plane];
-    if plane > 0 {
-        with_f32(y, |ys| {
-            with_f32(grad, |gs| {
-                let per_task = MIN_TASK.div_ceil(plane).max(1);
-                let chunk = plane * per_task;
-                out.par_chunks_mut(chunk)
-                    .zip(ys.par_chunks(chunk).zip(gs.par_chunks(chunk)))
-                    .enumerate()
-                    .for_each(|(task, (o, (ys, gs)))| {
-                        let planes = o
-                            .chunks_mut(plane)
-                            .zip(ys.chunks(plane).zip(gs.chunks(plane)));
-                        for (k, (o, (ys, gs))) in planes.enumerate() {
-                            let s = scale[(task * per_task + k) % c];
-                            band_scaled_plane(o, ys, gs, (lo, hi), s);
-                        }
-                    });
-                Ok(())
-            })
-        })?;
+    if plane == 0 {
+        return Ok(Some(y.zeros_like()?));
     }
+    let out = with_f32(y, |ys| {
+        with_f32(grad, |gs| {
+            let per_task = MIN_TASK.div_ceil(plane).max(1);
+            let chunk = plane * per_task;
+            Ok(written_in_parts(
+                ys.len(),
+                chunk,
+                || (),
+                |_, task, o| {
+                    let at = task * chunk..task * chunk + o.len();
+                    let (ys, gs) = (&ys[at.clone()], &gs[at]);
+                    let planes = o
+                        .chunks_mut(plane)
+                        .zip(ys.chunks(plane).zip(gs.chunks(plane)));
+                    for (k, (o, (ys, gs))) in planes.enumerate() {
+                        let s = scale[(task * per_task + k) % c];
+                        band_scaled_plane(o, ys, gs, (lo, hi), s);
+                    }
+                },
+            ))
+        })
+    })?;
     Ok(Some(Tensor::from_vec(out, (n, c, h, w), y.device())?))
 }
 
@@ -361,12 +372,13 @@ fn map(x: &Tensor, chunk: impl Fn(&mut [f32], &[f32]) + Sync) -> Result<Option<T
     if !is_cpu_f32(x) {
         return Ok(None);
     }
-    let mut y = vec![0f32; x.elem_count()];
-    with_f32(x, |xs| {
-        y.par_chunks_mut(MIN_TASK)
-            .zip(xs.par_chunks(MIN_TASK))
-            .for_each(|(ys, xs)| chunk(ys, xs));
-        Ok(())
+    let y = with_f32(x, |xs| {
+        Ok(written_in_parts(
+            xs.len(),
+            MIN_TASK,
+            || (),
+            |_, k, ys| chunk(ys, &xs[k * MIN_TASK..k * MIN_TASK + ys.len()]),
+        ))
     })?;
     Ok(Some(Tensor::from_vec(y, x.shape(), x.device())?))
 }

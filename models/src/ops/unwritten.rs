@@ -7,6 +7,8 @@
 
 use std::mem::MaybeUninit;
 
+use rayon::prelude::*;
+
 /// A buffer of `len` floats, none written yet.
 pub(crate) fn unwritten(len: usize) -> Box<[MaybeUninit<f32>]> {
     Box::new_uninit_slice(len)
@@ -35,6 +37,29 @@ pub(crate) unsafe fn assume_written(part: &mut [MaybeUninit<f32>]) -> &mut [f32]
 pub(crate) unsafe fn written(buffer: Box<[MaybeUninit<f32>]>) -> Vec<f32> {
     // SAFETY: the caller wrote each element.
     unsafe { buffer.assume_init() }.into_vec()
+}
+
+/// `len` floats written part by part in parallel: `write(state, index, part)` is given each
+/// part of `part_len` floats in turn (the last one shorter), filled with zeros in cache just
+/// before, and a `state` made by `init` (one per task, as rayon's `for_each_init`). Every part
+/// is visited, so every float is written.
+pub(crate) fn written_in_parts<S>(
+    len: usize,
+    part_len: usize,
+    init: impl Fn() -> S + Sync + Send,
+    write: impl Fn(&mut S, usize, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
+    let mut buffer = unwritten(len);
+    if len > 0 {
+        buffer
+            .par_chunks_mut(part_len.max(1))
+            .enumerate()
+            .for_each_init(init, |state, (index, part)| {
+                write(state, index, fill(part, 0.0))
+            });
+    }
+    // SAFETY: the parts cover the buffer, and each was filled before `write` got it.
+    unsafe { written(buffer) }
 }
 
 /// An error unless `values` holds the n·c·h·w values of a batch shaped `dims`: a kernel that
@@ -69,6 +94,24 @@ mod tests {
             floats,
             [1.5, 1.5, 1.5, 1.5, 3.0, -2.0, -2.0, -2.0, -2.0, -2.0]
         );
+    }
+
+    #[test]
+    fn each_part_is_written_in_its_place() {
+        let floats = written_in_parts(
+            10,
+            4,
+            || 0usize,
+            |calls, index, part| {
+                *calls += 1;
+                assert!(part.iter().all(|&v| v == 0.0));
+                for (k, v) in part.iter_mut().enumerate() {
+                    *v = (index * 4 + k) as f32;
+                }
+            },
+        );
+        assert_eq!(floats, (0..10).map(|v| v as f32).collect::<Vec<_>>());
+        assert!(written_in_parts(0, 4, || (), |_, _, _| unreachable!()).is_empty());
     }
 
     #[test]
