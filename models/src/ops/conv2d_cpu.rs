@@ -266,12 +266,12 @@ pub(super) fn gemm_depth_into(
     accumulate: bool,
     parallelism: Parallelism,
 ) -> Result<()> {
-    check_buffers(dst, lhs, rhs, (m, n, k))?;
-    // SAFETY: `dst` holds m·n floats (checked above), borrowed mutably: it does not alias the
+    // SAFETY: `dst`'s length is `product`'s to check; borrowed mutably, it does not alias the
     // inputs, and what the product reads of it (when `accumulate`) was written.
     unsafe {
         product(
             dst.as_mut_ptr(),
+            dst.len(),
             lhs,
             lhs_transposed,
             rhs,
@@ -293,15 +293,16 @@ pub(super) fn gemm_write_into<'a>(
     (m, n, k): (usize, usize, usize),
     parallelism: Parallelism,
 ) -> Result<&'a mut [f32]> {
-    check_lengths(dst.len(), lhs, rhs, (m, n, k))?;
     if k == 0 {
+        check_lengths(dst.len(), lhs, rhs, (m, n, k))?;
         return Ok(unwritten::fill(dst, 0.0));
     }
-    // SAFETY: `dst` holds m·n elements (checked above), borrowed mutably, and is not read (no
+    // SAFETY: `dst`'s length is `product`'s to check; borrowed mutably, it is not read (no
     // accumulation).
     unsafe {
         product(
             dst.as_mut_ptr().cast::<f32>(),
+            dst.len(),
             lhs,
             lhs_transposed,
             rhs,
@@ -311,19 +312,22 @@ pub(super) fn gemm_write_into<'a>(
             parallelism,
         )?;
     }
-    // SAFETY: a product that does not accumulate writes each of the m·n elements of its
-    // destination (the `gemm` crate's contract, over a depth of at least one).
+    // SAFETY: the product checked that `dst` holds m·n elements, and one that does not
+    // accumulate writes each of them (the `gemm` crate's contract, over a depth of at least
+    // one).
     Ok(unsafe { unwritten::assume_written(dst) })
 }
 
-/// The product of [`gemm_depth_into`] into `dst`, m·n floats.
+/// The product of [`gemm_depth_into`] into `dst`, after checking the buffers' lengths (an
+/// error unless `dst_len` is m·n).
 ///
 /// # Safety
-/// `dst` points to m·n floats that nothing else reads or writes during the call, written ones
-/// where `accumulate`.
+/// `dst` points to `dst_len` floats that nothing else reads or writes during the call, written
+/// ones where `accumulate`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn product(
     dst: *mut f32,
+    dst_len: usize,
     lhs: &[f32],
     lhs_transposed: bool,
     rhs: &[f32],
@@ -332,7 +336,7 @@ unsafe fn product(
     accumulate: bool,
     parallelism: Parallelism,
 ) -> Result<()> {
-    check_lengths(m * n, lhs, rhs, (m, n, k))?;
+    check_lengths(dst_len, lhs, rhs, (m, n, k))?;
     if depth.start > depth.end || depth.end > k {
         candle_core::bail!("GEMM depths {depth:?} outside a depth of {k}");
     }
@@ -832,8 +836,50 @@ fn input_gradient_small_planes(
 mod tests {
     use crate::ops::test_compare::{bits, max_rel};
     use candle_core::{Device, Tensor};
+    use gemm::Parallelism;
 
+    use crate::ops::unwritten::unwritten;
     use crate::ops::{Conv2d, Padding};
+
+    /// A product written into an unwritten buffer equals the one into a zeroed buffer, a
+    /// destination of the wrong length is refused, and a depth of 0 writes zeros.
+    #[test]
+    fn a_product_into_an_unwritten_buffer_writes_every_output() {
+        let (m, n, k) = (5, 7, 3);
+        let lhs: Vec<f32> = (0..m * k).map(|v| v as f32 * 0.5 - 3.0).collect();
+        let rhs: Vec<f32> = (0..k * n).map(|v| 1.0 - v as f32 * 0.25).collect();
+        let mut zeroed = vec![0f32; m * n];
+        super::gemm_into(
+            &mut zeroed,
+            &lhs,
+            false,
+            &rhs,
+            (m, n, k),
+            false,
+            Parallelism::None,
+        )
+        .unwrap();
+        let mut buffer = unwritten(m * n);
+        let written =
+            super::gemm_write_into(&mut buffer, &lhs, false, &rhs, (m, n, k), Parallelism::None)
+                .unwrap();
+        assert_eq!(written, &zeroed[..]);
+        let mut short = unwritten(m * n - 1);
+        let product = (m, n, k);
+        assert!(
+            super::gemm_write_into(&mut short, &lhs, false, &rhs, product, Parallelism::None)
+                .is_err()
+        );
+        assert!(
+            super::gemm_write_into(&mut short, &[], false, &[], (m, n, 0), Parallelism::None)
+                .is_err()
+        );
+        let mut empty = unwritten(m * n);
+        let zeros =
+            super::gemm_write_into(&mut empty, &[], false, &[], (m, n, 0), Parallelism::None)
+                .unwrap();
+        assert!(zeros.iter().all(|&v| v == 0.0));
+    }
 
     struct Case {
         n: usize,
